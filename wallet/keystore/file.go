@@ -1,0 +1,195 @@
+package keystore
+
+import (
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/99designs/keyring"
+
+	"golang.org/x/crypto/scrypt"
+)
+
+// ScryptLogN is the scrypt cost (log2 N) used when a file keyring is
+// created. Tests lower it; it is recorded beside the keyring, so a keyring
+// keeps the cost it was made with.
+var ScryptLogN = 17
+
+const (
+	kdfFile     = "medwallet-kdf.json"
+	sentinelKey = "medwallet-passphrase-check"
+	minLogN     = 10
+	maxLogN     = 22
+)
+
+type kdfParams struct {
+	Version int    `json:"version"`
+	Alg     string `json:"alg"`
+	LogN    int    `json:"log_n"`
+	R       int    `json:"r"`
+	P       int    `json:"p"`
+	Salt    string `json:"salt"`
+}
+
+// fileKDF turns the user's passphrase into the file backend's password with
+// scrypt, so a stolen keyring directory costs an attacker far more than the
+// backend's own 8,192 PBKDF2 rounds.
+type fileKDF struct {
+	dir        string
+	passphrase func(prompt string) (string, error)
+}
+
+func (k *fileKDF) password(prompt string) (string, error) {
+	if k.passphrase == nil {
+		return "", ErrNoPassphrase
+	}
+	params, err := k.params()
+	if err != nil {
+		return "", err
+	}
+	pass, err := k.passphrase(prompt)
+	if err != nil {
+		return "", err
+	}
+	if pass == "" {
+		return "", fmt.Errorf("%w: it is empty", ErrNoPassphrase)
+	}
+	salt, err := base64.StdEncoding.DecodeString(params.Salt)
+	if err != nil {
+		return "", fmt.Errorf("%w: %s has a bad salt", ErrDamaged, kdfFile)
+	}
+	key, err := scrypt.Key([]byte(pass), salt, 1<<params.LogN, params.R, params.P, 32)
+	if err != nil {
+		return "", fmt.Errorf("keyring: %w", err)
+	}
+	return hex.EncodeToString(key), nil
+}
+
+// params reads the KDF parameters, creating them for a new keyring.
+func (k *fileKDF) params() (kdfParams, error) {
+	path := filepath.Join(k.dir, kdfFile)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return k.create(path)
+	}
+	if err != nil {
+		return kdfParams{}, fmt.Errorf("keyring: %w", err)
+	}
+	var p kdfParams
+	if err := json.Unmarshal(b, &p); err != nil || p.Version != 1 || p.Alg != "scrypt" ||
+		p.LogN < minLogN || p.LogN > maxLogN || p.R != 8 || p.P != 1 {
+		return kdfParams{}, fmt.Errorf("%w: %s is not a valid scrypt parameter file", ErrDamaged, path)
+	}
+	return p, nil
+}
+
+func (k *fileKDF) create(path string) (kdfParams, error) {
+	salt := make([]byte, 16)
+	randRead(salt)
+	p := kdfParams{Version: 1, Alg: "scrypt", LogN: ScryptLogN, R: 8, P: 1, Salt: base64.StdEncoding.EncodeToString(salt)}
+	b, _ := json.Marshal(p)
+	if err := os.MkdirAll(k.dir, 0o700); err != nil {
+		return kdfParams{}, fmt.Errorf("keyring: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return k.params() // another process made it first
+	}
+	if err != nil {
+		return kdfParams{}, fmt.Errorf("keyring: %w", err)
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return kdfParams{}, fmt.Errorf("keyring: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return kdfParams{}, fmt.Errorf("keyring: %w", err)
+	}
+	return p, f.Close()
+}
+
+// checkedStore verifies the file backend's passphrase against a sentinel
+// item before the first read or write, because the backend itself would
+// encrypt new items under a mistyped passphrase without a word.
+type checkedStore struct {
+	inner    *ringStore
+	mu       sync.Mutex
+	verified bool
+}
+
+func (c *checkedStore) check() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.verified {
+		return nil
+	}
+	_, err := c.inner.ring.Get(sentinelKey)
+	switch {
+	case err == nil:
+	case isNotFound(err):
+		// A new keyring, or one made before the sentinel: prove the
+		// passphrase on an existing item if there is one, then add it.
+		keys, kerr := c.inner.ring.Keys()
+		if kerr != nil {
+			return mapErr(kerr)
+		}
+		for _, key := range keys {
+			if key == kdfFile {
+				continue
+			}
+			if _, err := c.inner.ring.Get(key); err != nil {
+				return passErr(err)
+			}
+			break
+		}
+		if err := c.inner.Set(sentinelKey, []byte("medwallet")); err != nil {
+			return err
+		}
+	default:
+		return passErr(err)
+	}
+	c.verified = true
+	return nil
+}
+
+func passErr(err error) error {
+	if errors.Is(err, ErrNoPassphrase) || errors.Is(err, ErrDamaged) {
+		return err
+	}
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return mapErr(err)
+	}
+	// jose reports a failed decryption with assorted messages; all of them
+	// mean the derived key does not open the item.
+	return ErrBadPassphrase
+}
+
+func isNotFound(err error) bool { return errors.Is(err, keyring.ErrKeyNotFound) }
+
+func (c *checkedStore) Get(key string) ([]byte, error) {
+	if err := c.check(); err != nil {
+		return nil, err
+	}
+	return c.inner.Get(key)
+}
+
+func (c *checkedStore) Set(key string, secret []byte) error {
+	if err := c.check(); err != nil {
+		return err
+	}
+	return c.inner.Set(key, secret)
+}
+
+func (c *checkedStore) Remove(key string) error {
+	if err := c.check(); err != nil {
+		return err
+	}
+	return c.inner.Remove(key)
+}
