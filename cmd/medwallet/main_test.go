@@ -1,0 +1,123 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/medwallet/medwallet/wallet"
+	"github.com/medwallet/medwallet/wallet/keystore"
+)
+
+func TestMain(m *testing.M) {
+	// Cheap key derivation for tests; the costs are recorded with each
+	// keyring and export, so nothing else changes.
+	keystore.ScryptLogN = 10
+	wallet.ExportWorkFactor = 10
+	testscript.Main(m, map[string]func(){
+		"medwallet": func() { os.Exit(run(os.Args[1:])) },
+	})
+}
+
+func TestScripts(t *testing.T) {
+	data := sharedData(t)
+	testscript.Run(t, testscript.Params{
+		Dir:                 "testdata",
+		RequireExplicitExec: true,
+		Setup: func(env *testscript.Env) error {
+			env.Setenv("HOME", env.WorkDir)
+			env.Setenv("MEDWALLET_HOME", filepath.Join(env.WorkDir, "home"))
+			env.Setenv("MEDWALLET_KEYRING_BACKEND", "file")
+			env.Setenv("MEDWALLET_PASSPHRASE", "keyring pass")
+			env.Setenv("SHARED_DATA", data)
+			return nil
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"exits":    cmdExits,
+			"flipchar": cmdFlipChar,
+		},
+	})
+}
+
+// cmdExits runs a program and checks its exit code: exits CODE PROG ARGS...
+func cmdExits(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: exits CODE PROG [ARGS...]")
+	}
+	want, err := strconv.Atoi(args[0])
+	if err != nil {
+		ts.Fatalf("exits: bad code %q", args[0])
+	}
+	err = ts.Exec(args[1], args[2:]...)
+	got := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		got = ee.ExitCode()
+	} else if err != nil {
+		ts.Fatalf("exits: %v", err)
+	}
+	if got != want {
+		ts.Fatalf("exit code %d, want %d", got, want)
+	}
+}
+
+// cmdFlipChar replaces the byte at OFFSET (negative: from the end, before
+// any trailing newline) of FILE by another base64url character.
+func cmdFlipChar(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: flipchar FILE OFFSET")
+	}
+	path := ts.MkAbs(args[0])
+	b, err := os.ReadFile(path)
+	ts.Check(err)
+	for len(b) > 0 && b[len(b)-1] == '\n' {
+		b = b[:len(b)-1]
+	}
+	off, err := strconv.Atoi(args[1])
+	ts.Check(err)
+	if off < 0 {
+		off += len(b)
+	}
+	if off < 0 || off >= len(b) {
+		ts.Fatalf("flipchar: offset %d outside %d bytes", off, len(b))
+	}
+	if b[off] == 'A' {
+		b[off] = 'B'
+	} else {
+		b[off] = 'A'
+	}
+	ts.Check(os.WriteFile(path, append(b, '\n'), 0o600))
+}
+
+// sharedData finds ../shared/data beside the repository
+// ($MEDWALLET_SHARED_DATA overrides).
+func sharedData(t testing.TB) string {
+	if d := os.Getenv("MEDWALLET_SHARED_DATA"); d != "" {
+		return d
+	}
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			break
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("cannot find the repository root (go.mod)")
+		}
+		dir = parent
+	}
+	data := filepath.Join(dir, "..", "shared", "data")
+	if _, err := os.Stat(filepath.Join(data, "SOURCES.md")); err != nil {
+		t.Fatal(fmt.Sprintf("the shared test data is missing at %s: clone the project with shared/ beside it", data))
+	}
+	return data
+}

@@ -1,0 +1,183 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/medwallet/medwallet/wallet"
+	"github.com/medwallet/medwallet/wallet/keystore"
+)
+
+// globalOptions holds the flags every command shares and the streams it
+// writes to.
+type globalOptions struct {
+	home           string
+	json           bool
+	keyringBackend string
+	passphraseFile string
+
+	stdin          io.Reader
+	stdout, stderr io.Writer
+}
+
+func newGlobals(stdin io.Reader, stdout, stderr io.Writer) *globalOptions {
+	return &globalOptions{stdin: stdin, stdout: stdout, stderr: stderr}
+}
+
+// commands is the registry of top-level commands: each command file adds
+// its constructor in an init function, so that files stay independent.
+var commands []func(g *globalOptions) *cobra.Command
+
+func register(f func(g *globalOptions) *cobra.Command) { commands = append(commands, f) }
+
+func newRootCommand(g *globalOptions) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "medwallet",
+		Short: "A patient-held wallet for medical records",
+		Long: `medwallet keeps a patient's medical records under the patient's control.
+
+Keys live in the OS keyring. Records are encrypted with age, erasure-coded
+and stored as shares on peers; consent grants and revocations are signed by
+the patient, spread on a tamper-evident ledger and enforced by every peer.
+
+Every command that prints takes --json for scripts; exit codes are listed in
+docs/cli.md (0 ok, 1 error, 2 usage, 3 not found, 4 denied, 5 verification failed).`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			return g.resolve()
+		},
+	}
+	root.SetIn(g.stdin)
+	root.SetOut(g.stdout)
+	root.SetErr(g.stderr)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.home, "home", "", "wallet directory (default $MEDWALLET_HOME, else $XDG_DATA_HOME/medwallet)")
+	pf.BoolVar(&g.json, "json", false, "print machine-readable JSON on stdout")
+	pf.StringVar(&g.keyringBackend, "keyring-backend", "", "keyring backend: "+strings.Join(keystore.Backends, ", ")+" (default $MEDWALLET_KEYRING_BACKEND, else the one chosen at init, else auto)")
+	pf.StringVar(&g.passphraseFile, "passphrase-file", "", "read the file keyring's passphrase from this file (else $MEDWALLET_PASSPHRASE, else a terminal prompt)")
+	root.CompletionOptions.HiddenDefaultCmd = true
+
+	cmds := make([]*cobra.Command, 0, len(commands))
+	for _, f := range commands {
+		cmds = append(cmds, f(g))
+	}
+	sort.Slice(cmds, func(i, j int) bool { return cmds[i].Name() < cmds[j].Name() })
+	for _, c := range cmds {
+		markUsage(c)
+		root.AddCommand(c)
+	}
+	return root
+}
+
+// markUsage makes argument-count errors of c and its children usage errors.
+func markUsage(c *cobra.Command) {
+	if c.Args != nil {
+		args := c.Args
+		c.Args = func(cmd *cobra.Command, a []string) error {
+			if err := args(cmd, a); err != nil {
+				return usageError{err}
+			}
+			return nil
+		}
+	}
+	for _, sub := range c.Commands() {
+		markUsage(sub)
+	}
+}
+
+// resolve fills defaults from the environment once flags are parsed.
+func (g *globalOptions) resolve() error {
+	if g.home == "" {
+		g.home = os.Getenv("MEDWALLET_HOME")
+	}
+	if g.home == "" {
+		base := os.Getenv("XDG_DATA_HOME")
+		if base == "" {
+			h, err := os.UserHomeDir()
+			if err != nil {
+				return usageError{errors.New("cannot find a home directory: set --home or $MEDWALLET_HOME")}
+			}
+			base = filepath.Join(h, ".local", "share")
+		}
+		g.home = filepath.Join(base, "medwallet")
+	}
+	if abs, err := filepath.Abs(g.home); err == nil {
+		g.home = abs
+	}
+	if g.keyringBackend == "" {
+		g.keyringBackend = os.Getenv("MEDWALLET_KEYRING_BACKEND")
+	}
+	if err := keystore.ValidateBackend(g.keyringBackend); err != nil {
+		return usageError{err}
+	}
+	return nil
+}
+
+// config is the wallet configuration the global flags describe.
+func (g *globalOptions) config() wallet.Config {
+	return wallet.Config{
+		Home: g.home,
+		Keyring: keystore.Config{
+			Backend:    g.keyringBackend,
+			Passphrase: g.keyringPassphrase,
+		},
+	}
+}
+
+// openWallet opens the wallet in --home.
+func (g *globalOptions) openWallet() (*wallet.Wallet, error) {
+	return wallet.Open(g.config())
+}
+
+// keyringPassphrase supplies the file backend's passphrase: --passphrase-file,
+// then $MEDWALLET_PASSPHRASE, then a prompt when stdin is a terminal.
+func (g *globalOptions) keyringPassphrase(prompt string) (string, error) {
+	if g.passphraseFile != "" {
+		b, err := os.ReadFile(g.passphraseFile)
+		if err != nil {
+			return "", fmt.Errorf("reading --passphrase-file: %w", err)
+		}
+		return strings.TrimRight(string(b), "\r\n"), nil
+	}
+	if p, ok := os.LookupEnv("MEDWALLET_PASSPHRASE"); ok {
+		return p, nil
+	}
+	return g.prompt("keyring passphrase", "set $MEDWALLET_PASSPHRASE or pass --passphrase-file FILE", false)
+}
+
+// prompt reads a secret from the terminal; it never prompts when stdin is
+// not a terminal, and returns an error naming the alternative instead.
+func (g *globalOptions) prompt(what, alternative string, confirm bool) (string, error) {
+	f, ok := g.stdin.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return "", wallet.WithHint(fmt.Errorf("a %s is needed and stdin is not a terminal", what), alternative)
+	}
+	fmt.Fprintf(g.stderr, "Enter %s: ", what)
+	p, err := term.ReadPassword(int(f.Fd()))
+	fmt.Fprintln(g.stderr)
+	if err != nil {
+		return "", err
+	}
+	if confirm {
+		fmt.Fprintf(g.stderr, "Confirm %s: ", what)
+		p2, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(g.stderr)
+		if err != nil {
+			return "", err
+		}
+		if string(p2) != string(p) {
+			return "", fmt.Errorf("the two %ss differ", what)
+		}
+	}
+	return string(p), nil
+}

@@ -1,0 +1,156 @@
+package wallet
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/medwallet/medwallet/consent"
+)
+
+const contactsFile = "contacts.json"
+
+// Contact is an entry of the address book: a local name for a verified card.
+type Contact struct {
+	Name  string       `json:"name"`
+	Card  consent.Card `json:"card"`
+	Added time.Time    `json:"added"`
+}
+
+type contactsJSON struct {
+	Version  int           `json:"version"`
+	Contacts []contactJSON `json:"contacts"`
+}
+
+type contactJSON struct {
+	Name  string    `json:"name"`
+	Card  string    `json:"card"`
+	Added time.Time `json:"added"`
+}
+
+// Contacts returns the address book sorted by name. Every card is verified
+// again on load, so a hand-edited file cannot slip in a forged one.
+func (w *Wallet) Contacts() ([]Contact, error) {
+	b, err := os.ReadFile(filepath.Join(w.cfg.Home, contactsFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var cj contactsJSON
+	if err := json.Unmarshal(b, &cj); err != nil || cj.Version != 1 {
+		return nil, fmt.Errorf("%s is damaged: %w", contactsFile, ErrInvalid)
+	}
+	out := make([]Contact, 0, len(cj.Contacts))
+	for _, c := range cj.Contacts {
+		card, err := consent.ParseCard(c.Card)
+		if err != nil {
+			return nil, fmt.Errorf("%s: contact %q: %w", contactsFile, c.Name, err)
+		}
+		out = append(out, Contact{Name: c.Name, Card: card, Added: c.Added})
+	}
+	return out, nil
+}
+
+func (w *Wallet) saveContacts(cs []Contact) error {
+	slices.SortFunc(cs, func(a, b Contact) int { return strings.Compare(a.Name, b.Name) })
+	cj := contactsJSON{Version: 1, Contacts: make([]contactJSON, 0, len(cs))}
+	for _, c := range cs {
+		cj.Contacts = append(cj.Contacts, contactJSON{Name: c.Name, Card: c.Card.String(), Added: c.Added.UTC()})
+	}
+	b, _ := json.MarshalIndent(cj, "", "  ")
+	return writeFileAtomic(filepath.Join(w.cfg.Home, contactsFile), append(b, '\n'))
+}
+
+// AddContact verifies card and saves it under name. A name or an ID that is
+// already in the address book is refused rather than replaced.
+func (w *Wallet) AddContact(name, card string) (Contact, error) {
+	if err := consent.ValidateName(name); err != nil {
+		return Contact{}, fmt.Errorf("contact name: %w: %w", ErrInvalid, err)
+	}
+	c, err := consent.ParseCard(card)
+	if err != nil {
+		return Contact{}, WithHint(fmt.Errorf("%w: %w", ErrInvalid, err),
+			"ask the contact for the line printed by 'medwallet whoami --card' and paste it whole, in quotes")
+	}
+	if c.ID == w.ID() {
+		return Contact{}, fmt.Errorf("that is your own card: %w", ErrInvalid)
+	}
+	cs, err := w.Contacts()
+	if err != nil {
+		return Contact{}, err
+	}
+	for _, old := range cs {
+		if old.Name == name {
+			return Contact{}, WithHint(fmt.Errorf("contact %q: %w", name, ErrExists),
+				fmt.Sprintf("remove it first with 'medwallet contact rm %s', or choose another name", quoteArg(name)))
+		}
+		if old.Card.ID == c.ID {
+			return Contact{}, fmt.Errorf("this card is already saved as contact %q: %w", old.Name, ErrExists)
+		}
+	}
+	nc := Contact{Name: name, Card: c, Added: w.Now().UTC().Truncate(time.Second)}
+	if err := w.saveContacts(append(cs, nc)); err != nil {
+		return Contact{}, err
+	}
+	return nc, nil
+}
+
+// RemoveContact deletes the contact called name.
+func (w *Wallet) RemoveContact(name string) error {
+	cs, err := w.Contacts()
+	if err != nil {
+		return err
+	}
+	i := slices.IndexFunc(cs, func(c Contact) bool { return c.Name == name })
+	if i < 0 {
+		return WithHint(fmt.Errorf("contact %q: %w", name, ErrNotFound), "list contacts with 'medwallet contact ls'")
+	}
+	return w.saveContacts(slices.Delete(cs, i, i+1))
+}
+
+// Resolve finds a contact by name or by ID.
+func (w *Wallet) Resolve(nameOrID string) (Contact, error) {
+	cs, err := w.Contacts()
+	if err != nil {
+		return Contact{}, err
+	}
+	for _, c := range cs {
+		if c.Name == nameOrID || string(c.Card.ID) == nameOrID {
+			return c, nil
+		}
+	}
+	return Contact{}, WithHint(fmt.Errorf("no contact %q: %w", nameOrID, ErrNotFound),
+		"add their card first with 'medwallet contact add NAME CARD'")
+}
+
+// NameOf returns the display name for id: the contact's name, the wallet's
+// own name, or "" when id is unknown.
+func (w *Wallet) NameOf(id consent.ID) string {
+	if id == w.ID() {
+		return w.card.Name
+	}
+	cs, err := w.Contacts()
+	if err != nil {
+		return ""
+	}
+	for _, c := range cs {
+		if c.Card.ID == id {
+			return c.Name
+		}
+	}
+	return ""
+}
+
+func quoteArg(s string) string {
+	if strings.ContainsAny(s, " \t'\"\\$`") {
+		return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+	}
+	return s
+}

@@ -1,0 +1,110 @@
+package wallet
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"filippo.io/age"
+	"filippo.io/age/armor"
+
+	"github.com/medwallet/medwallet/consent"
+)
+
+// ExportWorkFactor is the scrypt work factor (log2 N) of key exports. Tests lower it.
+var ExportWorkFactor = 18
+
+// maxExportSize bounds what ImportKey reads; real exports are about 1 KiB.
+const maxExportSize = 64 << 10
+
+// exportJSON is the plaintext inside an exported key file.
+type exportJSON struct {
+	Format string `json:"format"`
+	Card   string `json:"card"`
+	secretJSON
+}
+
+const exportFormat = "medwallet-key-export-v1"
+
+// ExportKey writes the identity (secrets and card) to out as an armored age
+// file encrypted with passphrase. The caller creates out (exclusively, 0600).
+func (w *Wallet) ExportKey(out io.Writer, passphrase string) error {
+	if passphrase == "" {
+		return fmt.Errorf("the export passphrase is empty: %w", ErrInvalid)
+	}
+	id, err := w.Identity()
+	if err != nil {
+		return err
+	}
+	var sj secretJSON
+	_ = json.Unmarshal(encodeIdentity(id), &sj)
+	plain, _ := json.Marshal(exportJSON{Format: exportFormat, Card: w.card.String(), secretJSON: sj})
+	r, err := age.NewScryptRecipient(passphrase)
+	if err != nil {
+		return err
+	}
+	r.SetWorkFactor(ExportWorkFactor)
+	aw := armor.NewWriter(out)
+	ew, err := age.Encrypt(aw, r)
+	if err != nil {
+		return err
+	}
+	if _, err := ew.Write(plain); err != nil {
+		return err
+	}
+	if err := ew.Close(); err != nil {
+		return err
+	}
+	return aw.Close()
+}
+
+// ErrBadExport reports a key file that cannot be opened: wrong passphrase,
+// truncated, or not a medwallet key export.
+var ErrBadExport = errors.New("cannot open the key file")
+
+// ImportKey restores an exported identity into cfg.Home, which must not hold
+// a wallet yet. Nothing is written unless the file decrypts and verifies.
+func ImportKey(cfg Config, data []byte, passphrase string) (*Wallet, error) {
+	if len(data) > maxExportSize {
+		return nil, fmt.Errorf("%w: it is larger than any key export", ErrBadExport)
+	}
+	if !bytes.HasPrefix(bytes.TrimLeft(data, " \t\r\n"), []byte(armor.Header)) {
+		return nil, fmt.Errorf("%w: it is not an armored age file (%s)", ErrBadExport, ErrInvalid)
+	}
+	sid, err := age.NewScryptIdentity(passphrase)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadExport, err)
+	}
+	r, err := age.Decrypt(armor.NewReader(bytes.NewReader(data)), sid)
+	if err != nil {
+		var nm *age.NoIdentityMatchError
+		if errors.As(err, &nm) {
+			return nil, WithHint(fmt.Errorf("%w: wrong passphrase (%w)", ErrBadExport, ErrVerify),
+				"use the passphrase given to 'medwallet key export'")
+		}
+		return nil, fmt.Errorf("%w: damaged or truncated (%w)", ErrBadExport, ErrInvalid)
+	}
+	plain, err := io.ReadAll(io.LimitReader(r, maxExportSize))
+	if err != nil {
+		return nil, fmt.Errorf("%w: damaged or truncated (%w)", ErrBadExport, ErrInvalid)
+	}
+	var ej exportJSON
+	if err := json.Unmarshal(plain, &ej); err != nil || ej.Format != exportFormat {
+		return nil, fmt.Errorf("%w: not a medwallet key export (%w)", ErrBadExport, ErrInvalid)
+	}
+	card, err := consent.ParseCard(ej.Card)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadExport, err)
+	}
+	sec, _ := json.Marshal(ej.secretJSON)
+	id, err := decodeIdentity(sec)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadExport, err)
+	}
+	if err := id.matches(card); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadExport, err)
+	}
+	return create(cfg, card, id)
+}

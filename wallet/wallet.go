@@ -1,0 +1,287 @@
+// Package wallet is the user's side of medwallet: the identity held in the
+// OS keyring, the address book, the local state under the home directory,
+// and the use cases the CLI and the TUI share (add a record, grant, revoke,
+// import, audit, restore). Commands stay thin; the logic lives here.
+//
+// Only public state is written under the home directory (the signed
+// identity card, contacts, encrypted manifests, the ledger); secrets live in
+// the keyring and in memory.
+package wallet
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"filippo.io/age"
+
+	"github.com/medwallet/medwallet/consent"
+	"github.com/medwallet/medwallet/wallet/keystore"
+)
+
+const (
+	stateFile    = "wallet.json"
+	stateVersion = 1
+	secretPrefix = "identity/"
+)
+
+// Config says where a wallet lives and how to reach its keyring.
+type Config struct {
+	// Home is the wallet's directory.
+	Home string
+	// Keyring configures the OS keyring. An empty Backend means the backend
+	// recorded when the wallet was made (or "auto" for a new wallet); an
+	// empty FileDir means Home/keyring.
+	Keyring keystore.Config
+	// Keystore, when set, is used instead of opening Keyring (tests).
+	Keystore keystore.Keystore
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+}
+
+func (c Config) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
+}
+
+// state is the public wallet.json.
+type state struct {
+	Version        int    `json:"version"`
+	Card           string `json:"card"`
+	KeyringBackend string `json:"keyring_backend"`
+}
+
+// Identity is the secret half of a wallet.
+type Identity struct {
+	Signing ed25519.PrivateKey
+	Age     *age.X25519Identity
+}
+
+// Wallet is an opened wallet. Secrets are read from the keyring only when a
+// use case first needs them.
+type Wallet struct {
+	cfg     Config
+	card    consent.Card
+	backend string
+
+	mu  sync.Mutex
+	ks  keystore.Keystore
+	sec *Identity
+}
+
+// ErrNoWallet reports a home directory without a wallet.
+var ErrNoWallet = fmt.Errorf("no wallet here: %w", ErrNotFound)
+
+// Init creates a new identity in cfg.Home: it refuses to replace an existing
+// wallet, stores the secrets in the keyring and writes only public state.
+func Init(cfg Config, name, role string) (*Wallet, error) {
+	if err := consent.ValidateName(name); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if err := consent.ValidateRole(role); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	ageID, err := age.GenerateX25519Identity()
+	if err != nil {
+		return nil, err
+	}
+	card, err := consent.NewCard(priv, ageID.Recipient().String(), name, role, cfg.now())
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	return create(cfg, card, &Identity{Signing: priv, Age: ageID})
+}
+
+// create stores id in the keyring and writes wallet.json for card.
+func create(cfg Config, card consent.Card, id *Identity) (*Wallet, error) {
+	path := filepath.Join(cfg.Home, stateFile)
+	if _, err := os.Stat(path); err == nil {
+		return nil, WithHint(fmt.Errorf("a wallet already exists in %s: %w", cfg.Home, ErrExists),
+			"choose another directory with --home or $MEDWALLET_HOME")
+	}
+	if err := os.MkdirAll(cfg.Home, 0o700); err != nil {
+		return nil, fmt.Errorf("creating the wallet directory: %w", err)
+	}
+	if err := os.Chmod(cfg.Home, 0o700); err != nil {
+		return nil, err
+	}
+	w := &Wallet{cfg: cfg, card: card}
+	ks, err := w.keystore()
+	if err != nil {
+		return nil, err
+	}
+	key := secretPrefix + string(card.ID)
+	if err := ks.Set(key, encodeIdentity(id)); err != nil {
+		return nil, fmt.Errorf("storing the identity in the keyring: %w", err)
+	}
+	st, _ := json.MarshalIndent(state{Version: stateVersion, Card: card.String(), KeyringBackend: w.backend}, "", "  ")
+	if err := createFileExclusive(path, append(st, '\n')); err != nil {
+		_ = ks.Remove(key)
+		if errors.Is(err, ErrExists) {
+			return nil, fmt.Errorf("a wallet already exists in %s: %w", cfg.Home, ErrExists)
+		}
+		return nil, err
+	}
+	w.sec = id
+	return w, nil
+}
+
+// Open opens the wallet in cfg.Home without touching the keyring.
+func Open(cfg Config) (*Wallet, error) {
+	b, err := os.ReadFile(filepath.Join(cfg.Home, stateFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, WithHint(fmt.Errorf("%w: %s", ErrNoWallet, cfg.Home),
+			"create one with 'medwallet init --name NAME', restore one with 'medwallet key import FILE', or point --home at it")
+	}
+	if err != nil {
+		return nil, err
+	}
+	var st state
+	if err := json.Unmarshal(b, &st); err != nil {
+		return nil, fmt.Errorf("%s is damaged: %w", stateFile, ErrInvalid)
+	}
+	if st.Version != stateVersion {
+		return nil, fmt.Errorf("%s has unknown version %d: %w", stateFile, st.Version, ErrInvalid)
+	}
+	card, err := consent.ParseCard(st.Card)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", stateFile, err)
+	}
+	return &Wallet{cfg: cfg, card: card, backend: st.KeyringBackend}, nil
+}
+
+// Home is the wallet's directory.
+func (w *Wallet) Home() string { return w.cfg.Home }
+
+// Card is the wallet's signed identity card.
+func (w *Wallet) Card() consent.Card { return w.card }
+
+// ID is the wallet's actor ID.
+func (w *Wallet) ID() consent.ID { return w.card.ID }
+
+// KeyringBackend names the keyring backend that holds the secrets.
+func (w *Wallet) KeyringBackend() string {
+	if w.backend == "" {
+		return "custom"
+	}
+	return w.backend
+}
+
+// Now is the wallet's clock.
+func (w *Wallet) Now() time.Time { return w.cfg.now() }
+
+func (w *Wallet) keystore() (keystore.Keystore, error) {
+	if w.ks != nil {
+		return w.ks, nil
+	}
+	if w.cfg.Keystore != nil {
+		w.ks = w.cfg.Keystore
+		return w.ks, nil
+	}
+	kc := w.cfg.Keyring
+	if kc.Backend == "" || kc.Backend == "auto" {
+		if w.backend != "" {
+			kc.Backend = w.backend
+		}
+	}
+	if kc.FileDir == "" {
+		kc.FileDir = filepath.Join(w.cfg.Home, "keyring")
+	}
+	ks, name, err := keystore.Open(kc)
+	if err != nil {
+		return nil, WithHint(err, "choose a backend with --keyring-backend or $MEDWALLET_KEYRING_BACKEND (file works everywhere)")
+	}
+	w.ks, w.backend = ks, name
+	return ks, nil
+}
+
+// Identity returns the wallet's secrets, reading them from the keyring the
+// first time.
+func (w *Wallet) Identity() (*Identity, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.sec != nil {
+		return w.sec, nil
+	}
+	ks, err := w.keystore()
+	if err != nil {
+		return nil, err
+	}
+	b, err := ks.Get(secretPrefix + string(w.card.ID))
+	if errors.Is(err, keystore.ErrNotFound) {
+		return nil, WithHint(fmt.Errorf("the %s keyring holds no key for this wallet: %w", w.KeyringBackend(), ErrNotFound),
+			"restore it with 'medwallet key import FILE', or select the keyring that holds it with --keyring-backend")
+	}
+	if errors.Is(err, keystore.ErrNoPassphrase) {
+		return nil, WithHint(err, "set $MEDWALLET_PASSPHRASE or pass --passphrase-file FILE")
+	}
+	if err != nil {
+		return nil, err
+	}
+	id, err := decodeIdentity(b)
+	if err != nil {
+		return nil, err
+	}
+	if err := id.matches(w.card); err != nil {
+		return nil, err
+	}
+	w.sec = id
+	return id, nil
+}
+
+// secretJSON is the keyring item (and, inside age, the key export).
+type secretJSON struct {
+	Version     int    `json:"version"`
+	Ed25519Seed string `json:"ed25519_seed"`
+	AgeIdentity string `json:"age_identity"`
+}
+
+func encodeIdentity(id *Identity) []byte {
+	b, _ := json.Marshal(secretJSON{
+		Version:     1,
+		Ed25519Seed: base64.StdEncoding.EncodeToString(id.Signing.Seed()),
+		AgeIdentity: id.Age.String(),
+	})
+	return b
+}
+
+func decodeIdentity(b []byte) (*Identity, error) {
+	var s secretJSON
+	if err := json.Unmarshal(b, &s); err != nil || s.Version != 1 {
+		return nil, fmt.Errorf("the keyring item for this wallet is damaged: %w", ErrInvalid)
+	}
+	seed, err := base64.StdEncoding.DecodeString(s.Ed25519Seed)
+	if err != nil || len(seed) != ed25519.SeedSize {
+		return nil, fmt.Errorf("the keyring item for this wallet is damaged: %w", ErrInvalid)
+	}
+	a, err := age.ParseX25519Identity(s.AgeIdentity)
+	if err != nil {
+		return nil, fmt.Errorf("the keyring item for this wallet is damaged: %w", ErrInvalid)
+	}
+	return &Identity{Signing: ed25519.NewKeyFromSeed(seed), Age: a}, nil
+}
+
+// matches checks that the secrets belong to card.
+func (id *Identity) matches(card consent.Card) error {
+	got, err := consent.IDFromPublicKey(id.Signing.Public().(ed25519.PublicKey))
+	if err != nil || got != card.ID {
+		return fmt.Errorf("the signing key does not belong to this identity card: %w", ErrVerify)
+	}
+	if id.Age.Recipient().String() != card.AgeRecipient {
+		return fmt.Errorf("the age key does not belong to this identity card: %w", ErrVerify)
+	}
+	return nil
+}
