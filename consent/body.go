@@ -1,0 +1,308 @@
+package consent
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+)
+
+// IdentityBody announces the author's age recipient and role on the ledger.
+// It deliberately carries no display name: names stay in contacts and in
+// cards exchanged out of band, never on the replicated ledger.
+type IdentityBody struct {
+	AgeRecipient string `cbor:"1,keyasint" json:"age_recipient"`
+	Role         string `cbor:"2,keyasint" json:"role"`
+}
+
+// AnchorBody anchors a record's encrypted manifest in the owner's feed.
+// Manifest is the SHA-256 of the encrypted manifest bytes, never of
+// plaintext.
+type AnchorBody struct {
+	Record   string `cbor:"1,keyasint" json:"record"`
+	Manifest Hash   `cbor:"2,keyasint" json:"manifest"`
+}
+
+// WrappedKey is one record key, age-encrypted to the grantee. Consent never
+// looks inside: the wallet wraps and unwraps.
+type WrappedKey struct {
+	Record string `cbor:"1,keyasint" json:"record"`
+	Key    []byte `cbor:"2,keyasint" json:"key"`
+}
+
+// Grant is the body of a grant entry: the author (the records' owner)
+// consents to Grantee reading Records (or all records) under Scopes for
+// Purpose between NotBefore and Expires. The grant's ID is the hash of the
+// entry that carries it.
+type Grant struct {
+	Grantee   ID           `cbor:"1,keyasint" json:"grantee"`
+	Records   []string     `cbor:"2,keyasint,omitempty" json:"records,omitempty"`
+	All       bool         `cbor:"3,keyasint,omitempty" json:"all,omitempty"`
+	Scopes    []string     `cbor:"4,keyasint" json:"scopes"`  // canonical SMART v2 scopes
+	Purpose   string       `cbor:"5,keyasint" json:"purpose"` // HL7 v3 PurposeOfUse code
+	NotBefore int64        `cbor:"6,keyasint" json:"not_before"`
+	Expires   int64        `cbor:"7,keyasint,omitempty" json:"expires,omitempty"` // 0: no expiry
+	Keys      []WrappedKey `cbor:"8,keyasint,omitempty" json:"-"`
+}
+
+// RevokeBody withdraws the grant whose entry hash is Grant. Only the
+// grant's author can revoke it; a revoke by anyone else has no effect.
+type RevokeBody struct {
+	Grant Hash `cbor:"1,keyasint" json:"grant"`
+}
+
+// AccessBody records a decision made by the entry's author (the decider)
+// on a requester's signed request, which it carries verbatim.
+//
+// OwnerHead is the head of the record owner's feed that the decider held
+// when it decided; an auditor re-runs Decide on that prefix of the owner's
+// feed plus the decider's own feed before this entry (see AuditLedger).
+type AccessBody struct {
+	Request   []byte `cbor:"1,keyasint" json:"-"` // canonical encoding of the signed Request
+	Allow     bool   `cbor:"2,keyasint,omitempty" json:"allow"`
+	Reason    Reason `cbor:"3,keyasint" json:"reason"`
+	Grant     Hash   `cbor:"4,keyasint,omitempty" json:"grant,omitempty"`
+	OwnerHead Head   `cbor:"5,keyasint" json:"owner_head"`
+}
+
+// Limits on grant bodies.
+const (
+	MaxGrantRecords = 1024
+	MaxGrantScopes  = 64
+	MaxRecordIDLen  = 128
+)
+
+// ValidateRecordID checks a record ID: 1 to 128 characters from
+// [A-Za-z0-9._:-]. Record IDs are random; "all" is reserved.
+func ValidateRecordID(s string) error {
+	if s == "" || len(s) > MaxRecordIDLen {
+		return fmt.Errorf("record ID must be 1 to %d characters", MaxRecordIDLen)
+	}
+	if strings.EqualFold(s, "all") {
+		return fmt.Errorf("record ID %q is reserved", s)
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == ':' || r == '-') {
+			return fmt.Errorf("record ID %q contains %q", s, r)
+		}
+	}
+	return nil
+}
+
+// Validate checks a grant body as an entry author would before signing it.
+func (g *Grant) Validate() error {
+	if _, err := cachedPublicKey(g.Grantee); err != nil {
+		return malformed("grantee: %v", err)
+	}
+	switch {
+	case g.All && len(g.Records) > 0:
+		return malformed("grant names records and all records")
+	case !g.All && len(g.Records) == 0:
+		return malformed("grant names no record")
+	case len(g.Records) > MaxGrantRecords:
+		return malformed("grant names more than %d records", MaxGrantRecords)
+	}
+	recs := make(map[string]bool, len(g.Records))
+	for i, r := range g.Records {
+		if err := ValidateRecordID(r); err != nil {
+			return malformed("%v", err)
+		}
+		if i > 0 && g.Records[i-1] >= r {
+			return malformed("grant records are not sorted and unique")
+		}
+		recs[r] = true
+	}
+	if len(g.Scopes) == 0 || len(g.Scopes) > MaxGrantScopes {
+		return malformed("grant needs 1 to %d scopes", MaxGrantScopes)
+	}
+	for i, s := range g.Scopes {
+		sc, err := ParseScope(s)
+		if err != nil {
+			return malformed("%v", err)
+		}
+		if sc.String() != s {
+			return malformed("scope %q is not in canonical form %q", s, sc.String())
+		}
+		if i > 0 && g.Scopes[i-1] >= s {
+			return malformed("grant scopes are not sorted and unique")
+		}
+	}
+	if _, err := LookupPurpose(g.Purpose); err != nil {
+		return malformed("%v", err)
+	}
+	if g.NotBefore <= 0 {
+		return malformed("grant has no start time")
+	}
+	if g.Expires != 0 && g.Expires <= g.NotBefore {
+		return malformed("grant expires before it starts")
+	}
+	seen := make(map[string]bool, len(g.Keys))
+	for _, k := range g.Keys {
+		if !g.All && !recs[k.Record] {
+			return malformed("wrapped key for a record the grant does not name")
+		}
+		if err := ValidateRecordID(k.Record); err != nil {
+			return malformed("%v", err)
+		}
+		if seen[k.Record] {
+			return malformed("two wrapped keys for one record")
+		}
+		seen[k.Record] = true
+		if len(k.Key) == 0 || len(k.Key) > 4096 {
+			return malformed("wrapped key has a bad size")
+		}
+	}
+	return nil
+}
+
+// Covers reports whether the grant names record.
+func (g *Grant) Covers(record string) bool {
+	if g.All {
+		return true
+	}
+	for _, r := range g.Records {
+		if r == record {
+			return true
+		}
+	}
+	return false
+}
+
+func decodeBody(k Kind, b []byte) (any, error) {
+	switch k {
+	case KindIdentity:
+		var v IdentityBody
+		if err := Unmarshal(b, &v); err != nil {
+			return nil, malformed("identity body: %v", err)
+		}
+		if !strings.HasPrefix(v.AgeRecipient, "age1") || len(v.AgeRecipient) > 4096 {
+			return nil, malformed("identity body: age recipient is malformed")
+		}
+		if err := ValidateRole(v.Role); err != nil {
+			return nil, malformed("identity body: %v", err)
+		}
+		return &v, nil
+	case KindAnchor:
+		var v AnchorBody
+		if err := Unmarshal(b, &v); err != nil {
+			return nil, malformed("anchor body: %v", err)
+		}
+		if err := ValidateRecordID(v.Record); err != nil {
+			return nil, malformed("anchor body: %v", err)
+		}
+		if v.Manifest.IsZero() {
+			return nil, malformed("anchor body: manifest hash is missing")
+		}
+		return &v, nil
+	case KindGrant:
+		var v Grant
+		if err := Unmarshal(b, &v); err != nil {
+			return nil, malformed("grant body: %v", err)
+		}
+		if err := v.Validate(); err != nil {
+			return nil, fmt.Errorf("grant body: %w", err)
+		}
+		return &v, nil
+	case KindRevoke:
+		var v RevokeBody
+		if err := Unmarshal(b, &v); err != nil {
+			return nil, malformed("revoke body: %v", err)
+		}
+		if v.Grant.IsZero() {
+			return nil, malformed("revoke body: grant is missing")
+		}
+		return &v, nil
+	case KindAccess:
+		var v AccessBody
+		if err := Unmarshal(b, &v); err != nil {
+			return nil, malformed("access body: %v", err)
+		}
+		if _, err := DecodeRequest(v.Request); err != nil {
+			return nil, fmt.Errorf("access body: %w", err)
+		}
+		if _, ok := reasonSet[v.Reason]; !ok {
+			return nil, malformed("access body: unknown reason %q", v.Reason)
+		}
+		if v.Allow != (v.Reason == ReasonGranted) {
+			return nil, malformed("access body: decision and reason disagree")
+		}
+		if v.Allow && v.Grant.IsZero() {
+			return nil, malformed("access body: an allow names no grant")
+		}
+		return &v, nil
+	case KindEquivocation:
+		var v EquivocationProof
+		if err := Unmarshal(b, &v); err != nil {
+			return nil, malformed("equivocation body: %v", err)
+		}
+		if err := VerifyEquivocation(&v); err != nil {
+			return nil, err
+		}
+		return &v, nil
+	}
+	return nil, fmt.Errorf("%w %d", ErrUnknownKind, k)
+}
+
+// EquivocationProof holds two different, validly signed encodings of
+// entries with the same author and seq, in bytewise order. It is the body
+// of an equivocation entry and stands on its own: VerifyEquivocation needs
+// nothing else.
+type EquivocationProof struct {
+	A []byte `cbor:"1,keyasint"`
+	B []byte `cbor:"2,keyasint"`
+
+	a, b *Entry
+}
+
+// NewEquivocationProof builds the proof that x and y equivocate.
+func NewEquivocationProof(x, y *Entry) (*EquivocationProof, error) {
+	a, b := x.Encode(), y.Encode()
+	if bytes.Compare(a, b) > 0 {
+		a, b = b, a
+	}
+	p := &EquivocationProof{A: a, B: b}
+	if err := VerifyEquivocation(p); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// VerifyEquivocation checks a proof: two distinct canonical entries, in
+// bytewise order, by one author with one seq, both validly signed.
+func VerifyEquivocation(p *EquivocationProof) error {
+	bad := func(why string) error { return fmt.Errorf("%w: equivocation proof %s", ErrMalformed, why) }
+	if bytes.Compare(p.A, p.B) >= 0 {
+		return bad("entries are equal or out of order")
+	}
+	a, err := DecodeEntry(p.A)
+	if err != nil {
+		return bad("entry A does not decode")
+	}
+	b, err := DecodeEntry(p.B)
+	if err != nil {
+		return bad("entry B does not decode")
+	}
+	if a.Author != b.Author || a.Seq != b.Seq {
+		return bad("entries differ in author or seq")
+	}
+	if a.verifySig() != nil || b.verifySig() != nil {
+		return bad("entry signature does not verify")
+	}
+	p.a, p.b = a, b
+	return nil
+}
+
+// Author is the equivocating author (valid after VerifyEquivocation).
+func (p *EquivocationProof) Author() ID {
+	if p.a == nil {
+		return ""
+	}
+	return p.a.Author
+}
+
+// Seq is the seq at which the author equivocated.
+func (p *EquivocationProof) Seq() uint64 {
+	if p.a == nil {
+		return 0
+	}
+	return p.a.Seq
+}

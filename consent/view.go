@@ -1,0 +1,349 @@
+package consent
+
+import (
+	"errors"
+	"sort"
+)
+
+// GrantInfo is a grant accepted into a view: its ID (the entry hash), its
+// author (the records' owner), when it was signed, and its body.
+type GrantInfo struct {
+	ID     Hash   `json:"id"`
+	Author ID     `json:"author"`
+	Seq    uint64 `json:"seq"`
+	Time   int64  `json:"time"`
+	Grant
+
+	parsed []Scope
+}
+
+type authorSeq struct {
+	author ID
+	seq    uint64
+}
+
+type grantKey struct {
+	owner, grantee ID
+	record         string // "" for all-records grants
+}
+
+type ownerRecord struct {
+	owner  ID
+	record string // "" for all-records grants
+}
+
+type ownerGrantee struct{ owner, grantee ID }
+
+type nonceKey struct {
+	requester ID
+	nonce     string
+}
+
+type feed struct {
+	entries []*Entry
+	hashes  []Hash
+}
+
+func (f *feed) head() Head {
+	if len(f.entries) == 0 {
+		return Head{}
+	}
+	e := f.entries[len(f.entries)-1]
+	return Head{Seq: e.Seq, Hash: f.hashes[len(f.hashes)-1], Time: e.Time}
+}
+
+// View is the ledger state a replica derives from the entries it holds:
+// feeds, grants, revocations, request nonces and equivocating authors, with
+// the indexes Decide needs. Entries may be ingested in any order; an entry
+// whose predecessor is missing waits until the gap is filled. Two views
+// that ingested the same set of entries give the same decisions.
+//
+// A View is not safe for concurrent use.
+type View struct {
+	feeds   map[ID]*feed
+	pending map[authorSeq][]*Entry
+	nPend   int
+	seen    map[authorSeq]Hash // first validly signed entry per slot, accepted or pending
+	byHash  map[Hash]*Entry    // validly signed entries, accepted or pending
+
+	grants     map[Hash]*GrantInfo
+	byKey      map[grantKey][]*GrantInfo // sorted by ID
+	byOwnerRec map[ownerRecord]int
+	byOwnerTo  map[ownerGrantee]int
+	revokedBy  map[Hash]map[ID]bool
+	nonces     map[nonceKey]struct{}
+	proofs     map[ID]*EquivocationProof
+	identities map[ID]*IdentityBody
+	anchors    map[string]*AnchorBody // record -> latest anchor
+}
+
+// NewView returns an empty view.
+func NewView() *View {
+	return &View{
+		feeds:      make(map[ID]*feed),
+		pending:    make(map[authorSeq][]*Entry),
+		seen:       make(map[authorSeq]Hash),
+		byHash:     make(map[Hash]*Entry),
+		grants:     make(map[Hash]*GrantInfo),
+		byKey:      make(map[grantKey][]*GrantInfo),
+		byOwnerRec: make(map[ownerRecord]int),
+		byOwnerTo:  make(map[ownerGrantee]int),
+		revokedBy:  make(map[Hash]map[ID]bool),
+		nonces:     make(map[nonceKey]struct{}),
+		proofs:     make(map[ID]*EquivocationProof),
+		identities: make(map[ID]*IdentityBody),
+		anchors:    make(map[string]*AnchorBody),
+	}
+}
+
+// Ingest verifies e and adds it to the view. It returns the entries that
+// joined a feed as a result, in order: none if e waits for a missing
+// predecessor or was already known, several if e filled a gap.
+//
+// An invalid entry (malformed, bad signature) is refused with an error and
+// changes nothing. An entry that conflicts with a known entry of the same
+// author and seq is evidence of equivocation: the view records the proof,
+// treats the author as untrusted from then on, and returns an
+// *EquivocationError carrying the proof.
+func (v *View) Ingest(e *Entry) ([]*Entry, error) {
+	if err := VerifyEntry(e); err != nil {
+		return nil, err
+	}
+	return v.ingestVerified(e, e.Hash())
+}
+
+func (v *View) ingestVerified(e *Entry, h Hash) ([]*Entry, error) {
+	slot := authorSeq{e.Author, e.Seq}
+	if old, ok := v.seen[slot]; ok {
+		if old == h {
+			return nil, nil
+		}
+		v.noteNonce(e)
+		p, err := NewEquivocationProof(v.byHash[old], e)
+		if err != nil {
+			return nil, err
+		}
+		v.addProof(p)
+		return nil, &EquivocationError{Proof: p}
+	}
+	v.seen[slot] = h
+	v.byHash[h] = e
+	v.noteNonce(e)
+
+	f := v.feeds[e.Author]
+	if f == nil {
+		f = &feed{}
+		v.feeds[e.Author] = f
+	}
+	head := f.head()
+	if e.Seq != head.Seq+1 || e.Prev != head.Hash || e.Time < head.Time {
+		// Wait for the predecessor. An entry that can never fit stays here:
+		// its slot is taken, so a conflicting entry shows as equivocation.
+		v.pending[slot] = append(v.pending[slot], e)
+		v.nPend++
+		return nil, nil
+	}
+	var accepted []*Entry
+	for e != nil {
+		v.accept(f, e, h)
+		accepted = append(accepted, e)
+		e = nil
+		next := authorSeq{slot.author, f.head().Seq + 1}
+		for i, p := range v.pending[next] {
+			hd := f.head()
+			if p.Prev == hd.Hash && p.Time >= hd.Time {
+				e, h = p, v.seen[next]
+				v.pending[next] = append(v.pending[next][:i], v.pending[next][i+1:]...)
+				if len(v.pending[next]) == 0 {
+					delete(v.pending, next)
+				}
+				v.nPend--
+				break
+			}
+		}
+	}
+	return accepted, nil
+}
+
+func (v *View) noteNonce(e *Entry) {
+	if e.Kind != KindAccess {
+		return
+	}
+	b, err := decodeBody(e.Kind, e.Body)
+	if err != nil {
+		return
+	}
+	r, err := DecodeRequest(b.(*AccessBody).Request)
+	if err != nil {
+		return
+	}
+	v.nonces[nonceKey{r.Requester, string(r.Nonce)}] = struct{}{}
+}
+
+func (v *View) addProof(p *EquivocationProof) {
+	a := p.Author()
+	if old, ok := v.proofs[a]; ok {
+		// Keep one proof per author, chosen independently of arrival order.
+		if string(old.A)+string(old.B) <= string(p.A)+string(p.B) {
+			return
+		}
+	}
+	v.proofs[a] = p
+}
+
+func (v *View) accept(f *feed, e *Entry, h Hash) {
+	f.entries = append(f.entries, e)
+	f.hashes = append(f.hashes, h)
+	body, err := decodeBody(e.Kind, e.Body)
+	if err != nil {
+		// Verified before; cannot happen.
+		return
+	}
+	switch b := body.(type) {
+	case *IdentityBody:
+		v.identities[e.Author] = b
+	case *AnchorBody:
+		v.anchors[b.Record] = b
+	case *Grant:
+		gi := &GrantInfo{ID: h, Author: e.Author, Seq: e.Seq, Time: e.Time, Grant: *b}
+		for _, s := range b.Scopes {
+			if sc, err := ParseScope(s); err == nil {
+				gi.parsed = append(gi.parsed, sc)
+			}
+		}
+		v.grants[h] = gi
+		v.byOwnerTo[ownerGrantee{e.Author, b.Grantee}]++
+		if b.All {
+			v.index(grantKey{e.Author, b.Grantee, ""}, gi)
+			v.byOwnerRec[ownerRecord{e.Author, ""}]++
+		}
+		for _, r := range b.Records {
+			v.index(grantKey{e.Author, b.Grantee, r}, gi)
+			v.byOwnerRec[ownerRecord{e.Author, r}]++
+		}
+	case *RevokeBody:
+		m := v.revokedBy[b.Grant]
+		if m == nil {
+			m = make(map[ID]bool, 1)
+			v.revokedBy[b.Grant] = m
+		}
+		m[e.Author] = true
+	case *EquivocationProof:
+		v.addProof(b)
+	}
+}
+
+func (v *View) index(k grantKey, gi *GrantInfo) {
+	s := v.byKey[k]
+	i := sort.Search(len(s), func(i int) bool { return string(s[i].ID[:]) >= string(gi.ID[:]) })
+	s = append(s, nil)
+	copy(s[i+1:], s[i:])
+	s[i] = gi
+	v.byKey[k] = s
+}
+
+// Head returns the head of author's feed as far as it is contiguous.
+func (v *View) Head(author ID) Head {
+	if f := v.feeds[author]; f != nil {
+		return f.head()
+	}
+	return Head{}
+}
+
+// Feed returns the accepted entries of author's feed, in order. The slice
+// must not be modified.
+func (v *View) Feed(author ID) []*Entry {
+	if f := v.feeds[author]; f != nil {
+		return f.entries
+	}
+	return nil
+}
+
+// Authors returns the authors with at least one accepted entry, sorted.
+func (v *View) Authors() []ID {
+	out := make([]ID, 0, len(v.feeds))
+	for a, f := range v.feeds {
+		if len(f.entries) > 0 {
+			out = append(out, a)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+// Entry returns an accepted or pending entry by hash.
+func (v *View) Entry(h Hash) (*Entry, bool) {
+	e, ok := v.byHash[h]
+	return e, ok
+}
+
+// Pending is the number of entries waiting for a missing predecessor.
+func (v *View) Pending() int { return v.nPend }
+
+// Grant returns an accepted grant by ID.
+func (v *View) Grant(id Hash) (*GrantInfo, bool) {
+	g, ok := v.grants[id]
+	return g, ok
+}
+
+// Grants returns every accepted grant, oldest first (by time, then ID).
+func (v *View) Grants() []*GrantInfo {
+	out := make([]*GrantInfo, 0, len(v.grants))
+	for _, g := range v.grants {
+		out = append(out, g)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.Time != b.Time {
+			return a.Time < b.Time
+		}
+		return string(a.ID[:]) < string(b.ID[:])
+	})
+	return out
+}
+
+// Revoked reports whether grant id has been revoked by its author.
+func (v *View) Revoked(id Hash) bool {
+	g, ok := v.grants[id]
+	return ok && v.revokedBy[id][g.Author]
+}
+
+// Equivocating reports whether author is known to have equivocated.
+func (v *View) Equivocating(author ID) bool {
+	_, ok := v.proofs[author]
+	return ok
+}
+
+// Proofs returns one equivocation proof per equivocating author, by author.
+func (v *View) Proofs() []*EquivocationProof {
+	out := make([]*EquivocationProof, 0, len(v.proofs))
+	for _, p := range v.proofs {
+		out = append(out, p)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Author() < out[j].Author() })
+	return out
+}
+
+// Identity returns the identity body announced in author's feed, if any.
+func (v *View) Identity(author ID) (*IdentityBody, bool) {
+	b, ok := v.identities[author]
+	return b, ok
+}
+
+// NonceSeen reports whether an access entry already carried a request by
+// requester with this nonce.
+func (v *View) NonceSeen(requester ID, nonce []byte) bool {
+	_, ok := v.nonces[nonceKey{requester, string(nonce)}]
+	return ok
+}
+
+// IngestAll ingests entries in order and returns the first error that is
+// not an equivocation (equivocations are recorded in the view).
+func (v *View) IngestAll(entries []*Entry) error {
+	for _, e := range entries {
+		if _, err := v.Ingest(e); err != nil && !errors.Is(err, ErrEquivocation) {
+			return err
+		}
+	}
+	return nil
+}
