@@ -71,7 +71,7 @@ func ImportKey(cfg Config, data []byte, passphrase string) (*Wallet, error) {
 		return nil, fmt.Errorf("%w: it is larger than any key export", ErrBadExport)
 	}
 	if !bytes.HasPrefix(bytes.TrimLeft(data, " \t\r\n"), []byte(armor.Header)) {
-		return nil, fmt.Errorf("%w: it is not an armored age file (%s)", ErrBadExport, ErrInvalid)
+		return nil, fmt.Errorf("%w: it is not an armored age file (%w)", ErrBadExport, ErrInvalid)
 	}
 	sid, err := age.NewScryptIdentity(passphrase)
 	if err != nil {
