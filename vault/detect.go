@@ -28,7 +28,7 @@ const (
 // counts stop and FHIRInfo.Partial is set.
 const (
 	SniffSize     = 64 << 10
-	FHIRScanLimit = 64 << 20
+	FHIRScanLimit = 64 << 20 // default of fhirScanLimit
 	maxTypes      = 256
 )
 
@@ -159,7 +159,7 @@ func (d *detector) feed(p []byte) {
 	if d.jstop || len(p) == 0 {
 		return
 	}
-	if room := FHIRScanLimit - d.jfed; int64(len(p)) > room {
+	if room := fhirScanLimit - d.jfed; int64(len(p)) > room {
 		p = p[:room]
 	}
 	n, err := d.jw.Write(p)
@@ -168,7 +168,7 @@ func (d *detector) feed(p []byte) {
 		d.jstop = true
 		return
 	}
-	if d.jfed >= FHIRScanLimit {
+	if d.jfed >= fhirScanLimit {
 		d.jstop = true
 		d.jw.CloseWithError(errScanLimit)
 	}
@@ -555,3 +555,6 @@ func (m Metadata) sanitized() Metadata {
 	}
 	return m
 }
+
+// fhirScanLimit is FHIRScanLimit, lowered by tests.
+var fhirScanLimit int64 = FHIRScanLimit
