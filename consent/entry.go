@@ -177,9 +177,10 @@ func (e *Entry) Hash() Hash { return HashBytes(e.Encode()) }
 // Head returns the head of a feed whose last entry is e.
 func (e *Entry) Head() Head { return Head{Seq: e.Seq, Hash: e.Hash(), Time: e.Time} }
 
-// signedMessage is the byte string the author signs: the context string,
-// then the canonical encoding of the entry without its signature (key 7).
-func (e *Entry) signedMessage() []byte {
+// SignedMessage returns the bytes the author signs: the context string
+// "medwallet ledger entry v1\n", then the canonical encoding of the entry
+// without its signature (key 7).
+func (e *Entry) SignedMessage() []byte {
 	c := *e
 	c.Sig = nil
 	b, err := Marshal(&c)
@@ -205,7 +206,7 @@ func NewEntry(s Signer, head Head, t time.Time, kind Kind, body any) (*Entry, er
 	if err := e.checkFields(); err != nil {
 		return nil, err
 	}
-	sig, err := s.Sign(e.signedMessage())
+	sig, err := s.Sign(e.SignedMessage())
 	if err != nil {
 		return nil, fmt.Errorf("sign ledger entry: %w", err)
 	}
@@ -263,7 +264,7 @@ func VerifyEntry(e *Entry) error {
 }
 
 func (e *Entry) verifySig() error {
-	if !verifySig(e.Author, e.signedMessage(), e.Sig) {
+	if !verifySig(e.Author, e.SignedMessage(), e.Sig) {
 		return &EntryError{Author: e.Author, Seq: e.Seq, Err: ErrBadSignature}
 	}
 	return nil

@@ -35,7 +35,7 @@ func SignRequest(s Signer, r Request) (*Request, error) {
 	if err := r.checkFields(); err != nil {
 		return nil, err
 	}
-	sig, err := s.Sign(r.signedMessage())
+	sig, err := s.Sign(r.SignedMessage())
 	if err != nil {
 		return nil, fmt.Errorf("sign request: %w", err)
 	}
@@ -43,7 +43,10 @@ func SignRequest(s Signer, r Request) (*Request, error) {
 	return &r, nil
 }
 
-func (r *Request) signedMessage() []byte {
+// SignedMessage returns the bytes the requester signs: the context string
+// "medwallet access request v1\n", then the canonical encoding of the
+// request without its signature (key 8).
+func (r *Request) SignedMessage() []byte {
 	c := *r
 	c.Sig = nil
 	b, err := Marshal(&c)
@@ -108,7 +111,7 @@ func VerifyRequest(r *Request) error {
 	if err := r.checkFields(); err != nil {
 		return err
 	}
-	if !verifySig(r.Requester, r.signedMessage(), r.Sig) {
+	if !verifySig(r.Requester, r.SignedMessage(), r.Sig) {
 		return fmt.Errorf("request: %w", ErrBadSignature)
 	}
 	return nil

@@ -1,0 +1,266 @@
+package consent
+
+import (
+	"bytes"
+	"errors"
+	"sort"
+	"time"
+)
+
+// Finding kinds reported by AuditLedger. Violation, Invalid, Chain and
+// Equivocation make an audit fail; Mismatch is informational.
+const (
+	FindingInvalid      = "invalid-entry" // an entry that does not verify on its own
+	FindingChain        = "chain"         // a feed that does not verify (gap, wrong prev, order, author)
+	FindingEquivocation = "equivocation"  // two entries with one author and seq
+	FindingViolation    = "violation"     // an access allowed that no valid grant allowed
+	FindingMismatch     = "mismatch"      // a logged decision that differs from Decide otherwise
+)
+
+// Finding is one problem found by an audit. Detail is built from errors
+// and IDs only: no record contents, no key material.
+type Finding struct {
+	Kind   string `json:"kind"`
+	Author ID     `json:"author,omitempty"`
+	Seq    uint64 `json:"seq,omitempty"`
+	Entry  *Hash  `json:"entry,omitempty"`
+	Logged Reason `json:"logged,omitempty"`  // decision reason in the access entry
+	Reason Reason `json:"decided,omitempty"` // reason Decide gives on re-run
+	Grant  *Hash  `json:"grant,omitempty"`   // grant the access entry relied on
+	Detail string `json:"detail"`
+}
+
+// AuditReport sums up an audit of a set of entries.
+type AuditReport struct {
+	Entries      int       `json:"entries"`
+	Feeds        int       `json:"feeds"`
+	Grants       int       `json:"grants"`
+	Revocations  int       `json:"revocations"`
+	Accesses     int       `json:"accesses"`
+	Allowed      int       `json:"allowed"`
+	Denied       int       `json:"denied"`
+	Equivocators []ID      `json:"equivocators"`
+	Findings     []Finding `json:"findings"`
+}
+
+// OK reports whether the audit found nothing that fails it.
+func (r *AuditReport) OK() bool {
+	for _, f := range r.Findings {
+		if f.Kind != FindingMismatch {
+			return false
+		}
+	}
+	return true
+}
+
+// AuditLedger verifies a set of entries from scratch, the way an outsider
+// would: every signature, every feed's chain, every equivocation, and every
+// access entry. For an access entry A written by decider D, logging a
+// request R by owner O, the policy is re-run as of A:
+//
+//	Decide(view of {O's feed up to A.OwnerHead} ∪ {D's feed before A}, R, A.Time)
+//
+// O's feed prefix holds every grant and revocation the decider could rely
+// on (only O's grants count for O's records); D's own earlier entries hold
+// the nonces it had logged and the equivocation proofs it had recorded. An
+// allow that this re-run denies is a violation; an OwnerHead that is not in
+// O's feed makes an allow a violation too.
+func AuditLedger(entries []*Entry) *AuditReport {
+	rep := &AuditReport{Entries: len(entries), Equivocators: []ID{}, Findings: []Finding{}}
+	add := func(f Finding) { rep.Findings = append(rep.Findings, f) }
+
+	byAuthor := make(map[ID][]*Entry)
+	for _, e := range entries {
+		if err := VerifyEntry(e); err != nil {
+			h := e.Hash()
+			add(Finding{Kind: FindingInvalid, Author: e.Author, Seq: e.Seq, Entry: &h, Detail: err.Error()})
+			continue
+		}
+		byAuthor[e.Author] = append(byAuthor[e.Author], e)
+	}
+	authors := make([]ID, 0, len(byAuthor))
+	for a := range byAuthor {
+		authors = append(authors, a)
+	}
+	sort.Slice(authors, func(i, j int) bool { return authors[i] < authors[j] })
+	rep.Feeds = len(authors)
+
+	full := NewView()
+	for _, a := range authors {
+		es := byAuthor[a]
+		sort.SliceStable(es, func(i, j int) bool {
+			if es[i].Seq != es[j].Seq {
+				return es[i].Seq < es[j].Seq
+			}
+			return bytes.Compare(es[i].Encode(), es[j].Encode()) < 0
+		})
+		if _, err := VerifyFeed(a, dedupe(es)); err != nil {
+			kind := FindingChain
+			var eq *EquivocationError
+			if errors.As(err, &eq) {
+				kind = FindingEquivocation
+			}
+			add(Finding{Kind: kind, Author: a, Detail: err.Error()})
+		}
+		for _, e := range es {
+			full.ingestVerified(e, e.Hash())
+		}
+	}
+	for _, p := range full.Proofs() {
+		rep.Equivocators = append(rep.Equivocators, p.Author())
+	}
+	rep.Grants = len(full.grants)
+	for _, a := range full.Authors() {
+		for _, e := range full.Feed(a) {
+			switch e.Kind {
+			case KindRevoke:
+				rep.Revocations++
+			case KindAccess:
+				auditAccess(full, e, rep)
+			}
+		}
+	}
+	return rep
+}
+
+func dedupe(es []*Entry) []*Entry {
+	out := es[:0:0]
+	for i, e := range es {
+		if i > 0 && e.Seq == es[i-1].Seq && bytes.Equal(e.Encode(), es[i-1].Encode()) {
+			continue
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+func auditAccess(full *View, e *Entry, rep *AuditReport) {
+	rep.Accesses++
+	body, _ := e.DecodedBody()
+	ab := body.(*AccessBody)
+	if ab.Allow {
+		rep.Allowed++
+	} else {
+		rep.Denied++
+	}
+	h := full.seen[authorSeq{e.Author, e.Seq}]
+	f := Finding{Author: e.Author, Seq: e.Seq, Entry: &h, Logged: ab.Reason}
+	if !ab.Grant.IsZero() {
+		g := ab.Grant
+		f.Grant = &g
+	}
+	req, err := DecodeRequest(ab.Request)
+	if err != nil {
+		// Checked when the entry was decoded.
+		return
+	}
+	d, err := DecideAsOf(full, e, req)
+	if err != nil {
+		if ab.Allow {
+			f.Kind, f.Detail = FindingViolation, err.Error()
+			rep.Findings = append(rep.Findings, f)
+		}
+		return
+	}
+	f.Reason = d.Reason
+	switch {
+	case ab.Allow && !d.Allow:
+		f.Kind, f.Detail = FindingViolation, "access allowed but no valid grant allowed it: "+string(d.Reason)
+	case ab.Allow && d.Grant != ab.Grant:
+		f.Kind, f.Detail = FindingMismatch, "access allowed under another grant than the policy picks"
+	case !ab.Allow && d.Allow:
+		f.Kind, f.Detail = FindingMismatch, "access denied although the policy allows it"
+	case !ab.Allow && d.Reason != ab.Reason:
+		f.Kind, f.Detail = FindingMismatch, "access denied for another reason than the policy gives"
+	default:
+		return
+	}
+	rep.Findings = append(rep.Findings, f)
+}
+
+// ErrUnknownHead reports an access entry whose owner head is not part of
+// the owner's feed.
+var ErrUnknownHead = errors.New("owner head in access entry is not in the owner's feed")
+
+// DecideAsOf re-runs Decide for access entry e (carrying req) on the view
+// as of e, built from full (see AuditLedger).
+func DecideAsOf(full *View, e *Entry, req *Request) (Decision, error) {
+	body, err := e.DecodedBody()
+	if err != nil {
+		return Decision{}, err
+	}
+	ab, ok := body.(*AccessBody)
+	if !ok {
+		return Decision{}, malformed("not an access entry")
+	}
+	owner := full.Feed(req.Owner)
+	oh := ab.OwnerHead
+	if oh.Seq > uint64(len(owner)) || oh.Seq > 0 && full.feeds[req.Owner].hashes[oh.Seq-1] != oh.Hash || oh.Seq == 0 && !oh.Hash.IsZero() {
+		return Decision{}, ErrUnknownHead
+	}
+	asOf := NewView()
+	mine := full.Feed(e.Author)[:e.Seq-1]
+	if e.Author == req.Owner {
+		if int(oh.Seq) > len(mine) {
+			return Decision{}, ErrUnknownHead
+		}
+	} else {
+		for i, o := range owner[:oh.Seq] {
+			asOf.ingestVerified(o, full.feeds[req.Owner].hashes[i])
+		}
+	}
+	for i, m := range mine {
+		asOf.ingestVerified(m, full.feeds[e.Author].hashes[i])
+	}
+	return Decide(asOf, req, TimeOf(e.Time)), nil
+}
+
+// Disclosure is one line of the accounting of disclosures (45 CFR 164.528):
+// an allowed access to one of the owner's records.
+type Disclosure struct {
+	Time      int64  `json:"time"`      // when the decider allowed it (Unix seconds)
+	Recipient ID     `json:"recipient"` // the requester
+	Record    string `json:"record"`
+	Scope     string `json:"scope"`
+	Purpose   string `json:"purpose"`
+	Decider   ID     `json:"decider"`
+	Grant     Hash   `json:"grant"`
+	Entry     Hash   `json:"entry"` // the access entry
+}
+
+// Disclosures lists the allowed accesses to owner's records logged in the
+// view at or after since, oldest first.
+func Disclosures(v *View, owner ID, since time.Time) []Disclosure {
+	out := []Disclosure{}
+	for _, a := range v.Authors() {
+		f := v.feeds[a]
+		for i, e := range f.entries {
+			if e.Kind != KindAccess || e.Time < since.Unix() {
+				continue
+			}
+			body, err := e.DecodedBody()
+			if err != nil {
+				continue
+			}
+			ab := body.(*AccessBody)
+			if !ab.Allow {
+				continue
+			}
+			r, err := DecodeRequest(ab.Request)
+			if err != nil || r.Owner != owner {
+				continue
+			}
+			out = append(out, Disclosure{
+				Time: e.Time, Recipient: r.Requester, Record: r.Record, Scope: r.Scope,
+				Purpose: r.Purpose, Decider: e.Author, Grant: ab.Grant, Entry: f.hashes[i],
+			})
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].Time != out[j].Time {
+			return out[i].Time < out[j].Time
+		}
+		return string(out[i].Entry[:]) < string(out[j].Entry[:])
+	})
+	return out
+}

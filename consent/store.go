@@ -1,0 +1,118 @@
+package consent
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+)
+
+// Store errors.
+var (
+	ErrNotFound = errors.New("not found")
+	// ErrConflict reports a Put of an entry whose author and seq already
+	// hold a different entry: stores are append-only.
+	ErrConflict = errors.New("a different entry is stored at this author and seq")
+	ErrClosed   = errors.New("store is closed")
+)
+
+// Store keeps accepted ledger entries. It does not verify them (View and
+// Ledger do); it only refuses to overwrite. Implementations: MemStore here,
+// boltstore.Store on disk. storetest.Run is the conformance suite.
+type Store interface {
+	// Put stores e under (e.Author, e.Seq). Storing the same entry again is
+	// a no-op; a different entry at the same place is ErrConflict.
+	Put(e *Entry) error
+	// Get returns the entry at (author, seq), or ErrNotFound.
+	Get(author ID, seq uint64) (*Entry, error)
+	// Scan calls fn for every entry, ordered by author then seq, and stops
+	// at the first error fn returns.
+	Scan(fn func(*Entry) error) error
+	// Close releases the store.
+	Close() error
+}
+
+// MemStore is a Store in memory, for tests and for auditing exported files.
+type MemStore struct {
+	mu     sync.Mutex
+	m      map[authorSeq][]byte
+	closed bool
+}
+
+// NewMemStore returns an empty MemStore.
+func NewMemStore() *MemStore { return &MemStore{m: make(map[authorSeq][]byte)} }
+
+// Put implements Store.
+func (s *MemStore) Put(e *Entry) error {
+	b := e.Encode()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	k := authorSeq{e.Author, e.Seq}
+	if old, ok := s.m[k]; ok {
+		if bytes.Equal(old, b) {
+			return nil
+		}
+		return fmt.Errorf("put %s#%d: %w", e.Author.Short(), e.Seq, ErrConflict)
+	}
+	s.m[k] = b
+	return nil
+}
+
+// Get implements Store.
+func (s *MemStore) Get(author ID, seq uint64) (*Entry, error) {
+	s.mu.Lock()
+	b, ok := s.m[authorSeq{author, seq}]
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return nil, ErrClosed
+	}
+	if !ok {
+		return nil, fmt.Errorf("get %s#%d: %w", author.Short(), seq, ErrNotFound)
+	}
+	return DecodeEntry(b)
+}
+
+// Scan implements Store.
+func (s *MemStore) Scan(fn func(*Entry) error) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	keys := make([]authorSeq, 0, len(s.m))
+	for k := range s.m {
+		keys = append(keys, k)
+	}
+	vals := make(map[authorSeq][]byte, len(keys))
+	for _, k := range keys {
+		vals[k] = s.m[k]
+	}
+	s.mu.Unlock()
+	sort.Slice(keys, func(i, j int) bool {
+		a, b := keys[i], keys[j]
+		return a.author < b.author || a.author == b.author && a.seq < b.seq
+	})
+	for _, k := range keys {
+		e, err := DecodeEntry(vals[k])
+		if err != nil {
+			return err
+		}
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Close implements Store.
+func (s *MemStore) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	return nil
+}

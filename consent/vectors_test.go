@@ -1,0 +1,157 @@
+package consent_test
+
+import (
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/medwallet/medwallet/consent"
+	"github.com/medwallet/medwallet/consent/internal/vectors"
+)
+
+func loadVectors(t *testing.T, name string) vectors.VectorFile {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", "vectors", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f vectors.VectorFile
+	if err := json.Unmarshal(b, &f); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Cases) == 0 {
+		t.Fatalf("%s has no cases", name)
+	}
+	return f
+}
+
+func TestVectorKeys(t *testing.T) {
+	for _, k := range loadVectors(t, "feeds.json").Keys {
+		s, err := consent.NewKeySigner(vectors.TestKey(k.Name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.ID() != k.ID || hex.EncodeToString(vectors.TestKey(k.Name).Seed()) != k.Seed {
+			t.Errorf("key %s: derived key does not match the vector file", k.Name)
+		}
+	}
+}
+
+func TestFeedVectors(t *testing.T) {
+	for _, c := range loadVectors(t, "feeds.json").Cases {
+		t.Run(c.Name, func(t *testing.T) {
+			var entries []*consent.Entry
+			var err error
+			for _, h := range c.Entries {
+				b, herr := hex.DecodeString(h)
+				if herr != nil {
+					t.Fatal(herr)
+				}
+				var e *consent.Entry
+				e, err = consent.DecodeEntry(b)
+				if err != nil {
+					break
+				}
+				if !bytes.Equal(e.Encode(), b) {
+					t.Fatal("re-encoding differs")
+				}
+				entries = append(entries, e)
+			}
+			var head consent.Head
+			if err == nil {
+				head, err = consent.VerifyFeed(c.Feed, entries)
+			}
+			if c.Valid {
+				if err != nil {
+					t.Fatalf("valid feed refused: %v", err)
+				}
+				if head.Seq != c.Head.Seq || head.Hash != c.Head.Hash {
+					t.Fatalf("head = %d %s, want %d %s", head.Seq, head.Hash, c.Head.Seq, c.Head.Hash)
+				}
+				// A replica accepting entry by entry reaches the same head.
+				var h consent.Head
+				for _, e := range entries {
+					if err := consent.CheckNext(c.Feed, h, e); err != nil {
+						t.Fatalf("CheckNext: %v", err)
+					}
+					h = e.Head()
+				}
+				if h.Hash != head.Hash {
+					t.Fatal("CheckNext head differs")
+				}
+				return
+			}
+			want := vectors.VectorErrors[c.Error]
+			if want == nil {
+				t.Fatalf("unknown error name %q", c.Error)
+			}
+			if !errors.Is(err, want) {
+				t.Fatalf("err = %v, want %v", err, want)
+			}
+			var eq *consent.EquivocationError
+			if errors.As(err, &eq) {
+				if err := consent.VerifyEquivocation(eq.Proof); err != nil {
+					t.Fatalf("proof from error does not verify: %v", err)
+				}
+				if eq.Proof.Author() != c.Feed {
+					t.Fatal("proof accuses the wrong author")
+				}
+			}
+		})
+	}
+}
+
+func TestRequestVectors(t *testing.T) {
+	for _, c := range loadVectors(t, "requests.json").Cases {
+		t.Run(c.Name, func(t *testing.T) {
+			b, err := hex.DecodeString(c.Request)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := consent.DecodeRequest(b)
+			if err == nil {
+				err = consent.VerifyRequest(r)
+			}
+			if c.Valid {
+				if err != nil {
+					t.Fatalf("valid request refused: %v", err)
+				}
+				return
+			}
+			if want := vectors.VectorErrors[c.Error]; !errors.Is(err, want) {
+				t.Fatalf("err = %v, want %v", err, want)
+			}
+		})
+	}
+}
+
+// TestVectorsUpToDate regenerates the vectors and compares them with the
+// checked-in files, so that a format change cannot go unnoticed.
+func TestVectorsUpToDate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the generator")
+	}
+	dir := t.TempDir()
+	cmd := exec.Command("go", "run", "./internal/gentestvectors", "-out", dir)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("generator: %v\n%s", err, out)
+	}
+	for _, name := range []string{"feeds.json", "requests.json"} {
+		got, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := os.ReadFile(filepath.Join("testdata", "vectors", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s is stale: run go run ./consent/internal/gentestvectors -out consent/testdata/vectors", name)
+		}
+	}
+}
