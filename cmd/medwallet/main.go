@@ -12,6 +12,9 @@ import (
 	"syscall"
 )
 
+// version is set at release time (goreleaser ldflags).
+var version = "dev"
+
 func main() {
 	os.Exit(run(os.Args[1:]))
 }

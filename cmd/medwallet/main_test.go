@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -117,7 +116,7 @@ func sharedData(t testing.TB) string {
 	}
 	data := filepath.Join(dir, "..", "shared", "data")
 	if _, err := os.Stat(filepath.Join(data, "SOURCES.md")); err != nil {
-		t.Fatal(fmt.Sprintf("the shared test data is missing at %s: clone the project with shared/ beside it", data))
+		t.Fatalf("the shared test data is missing at %s: clone the project with shared/ beside it", data)
 	}
 	return data
 }

@@ -50,6 +50,7 @@ the patient, spread on a tamper-evident ledger and enforced by every peer.
 
 Every command that prints takes --json for scripts; exit codes are listed in
 docs/cli.md (0 ok, 1 error, 2 usage, 3 not found, 4 denied, 5 verification failed).`,
+		Version:       version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
