@@ -116,7 +116,8 @@ type detector struct {
 func newDetector() *detector { return &detector{prefix: make([]byte, 0, SniffSize)} }
 
 func (d *detector) Write(p []byte) (int, error) {
-	d.size += int64(len(p))
+	total := len(p)
+	d.size += int64(total)
 	if !d.decided {
 		n := min(len(p), SniffSize-len(d.prefix))
 		d.prefix = append(d.prefix, p[:n]...)
@@ -125,14 +126,14 @@ func (d *detector) Write(p []byte) (int, error) {
 		}
 		d.decide()
 		if d.isJSON {
-			d.feed(d.prefix)
+			d.feed(bytes.TrimPrefix(d.prefix, []byte(bom)))
 		}
 		p = p[n:]
 	}
 	if d.isJSON {
 		d.feed(p)
 	}
-	return len(p), nil
+	return total, nil
 }
 
 func (d *detector) decide() {
@@ -179,7 +180,7 @@ func (d *detector) finish() Metadata {
 	if !d.decided {
 		d.decide()
 		if d.isJSON {
-			d.feed(d.prefix)
+			d.feed(bytes.TrimPrefix(d.prefix, []byte(bom)))
 		}
 	}
 	m := Metadata{Format: FormatBinary, MediaType: "application/octet-stream", Size: d.size}
@@ -210,9 +211,11 @@ func (d *detector) finish() Metadata {
 	return m
 }
 
+const bom = "\xef\xbb\xbf"
+
 // firstByte returns the first non-space byte after an optional UTF-8 BOM.
 func firstByte(p []byte) byte {
-	p = bytes.TrimPrefix(p, []byte("\xef\xbb\xbf"))
+	p = bytes.TrimPrefix(p, []byte(bom))
 	p = bytes.TrimLeft(p, " \t\r\n")
 	if len(p) == 0 {
 		return 0

@@ -49,6 +49,9 @@ func Seal(ctx context.Context, r io.Reader, store ShareStore, opts SealOptions) 
 	if err != nil {
 		return nil, err
 	}
+	if store == nil {
+		return nil, errors.New("vault: seal: no share store")
+	}
 	if len(opts.Owner) != ed25519.PublicKeySize {
 		return nil, fmt.Errorf("vault: seal: owner public key must be %d bytes", ed25519.PublicKeySize)
 	}
