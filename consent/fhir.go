@@ -107,7 +107,7 @@ func GrantFHIR(g *GrantInfo, revoked bool, now time.Time, granteeName string) ([
 		Status:       status,
 		Scope:        fhirConcept{Coding: []fhirCoding{{System: "http://terminology.hl7.org/CodeSystem/consentscope", Code: "patient-privacy", Display: "Privacy Consent"}}},
 		Category:     []fhirConcept{{Coding: []fhirCoding{{System: "http://loinc.org", Code: "59284-0", Display: "Patient Consent"}}}},
-		Patient:      fhirReference{Type: "Patient", Identifier: &fhirIdentifier{System: IDSystem, Value: string(g.Author)}},
+		Patient:      fhirReference{Reference: "Patient/" + string(g.Author), Identifier: &fhirIdentifier{System: IDSystem, Value: string(g.Author)}},
 		DateTime:     fhirTime(g.Time),
 		PolicyRule:   fhirConcept{Coding: []fhirCoding{{System: "http://terminology.hl7.org/CodeSystem/v3-ActCode", Code: "OPTIN", Display: "opt-in"}}},
 		Provision: fhirProvision{
