@@ -34,13 +34,13 @@ func fixedManifest(t testing.TB) *vault.Manifest {
 		t.Fatal(err)
 	}
 	m := &vault.Manifest{
-		Version:  vault.ManifestVersion,
-		Owner:    pub,
-		Created:  time.Unix(1_800_000_000, 0).UTC(),
-		Key:      key,
-		K:        2,
-		N:        3,
-		Metadata: vault.Metadata{Format: vault.FormatFHIR, MediaType: "application/fhir+json", Size: 10, Label: "lab", FHIR: &vault.FHIRInfo{ResourceType: "Bundle", Resources: map[string]int{"Observation": 2, "Patient": 1}, Patient: "Patient/1"}},
+		Version:    vault.ManifestVersion,
+		Owner:      pub,
+		Created:    time.Unix(1_800_000_000, 0).UTC(),
+		Key:        key,
+		K:          2,
+		N:          3,
+		Metadata:   vault.Metadata{Format: vault.FormatFHIR, MediaType: "application/fhir+json", Size: 10, Label: "lab", FHIR: &vault.FHIRInfo{ResourceType: "Bundle", Resources: map[string]int{"Observation": 2, "Patient": 1}, Patient: "Patient/1"}},
 		StripeSize: 4096, CipherSize: 5000,
 		Shares: make([]vault.ShareRef, 3),
 	}
@@ -127,13 +127,7 @@ func TestManifestEnvelopeBitFlips(t *testing.T) {
 
 func signBody(t *testing.T, priv ed25519.PrivateKey, body []byte) []byte {
 	t.Helper()
-	em, _ := cbor.CoreDetEncOptions().EncMode()
-	msg := append([]byte(vault.SignatureContext), body...)
-	env, err := em.Marshal(map[string][]byte{"body": body, "sig": ed25519.Sign(priv, msg)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return env
+	return signedEnvelope(priv, body)
 }
 
 func TestManifestRefusals(t *testing.T) {

@@ -1,0 +1,351 @@
+package wallet
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"filippo.io/age"
+
+	"github.com/medwallet/medwallet/vault"
+	"github.com/medwallet/medwallet/vault/dirstore"
+)
+
+// Records live under the home directory as:
+//
+//	records/<record ID>.age   the age-encrypted, owner-signed manifest
+//	shares/ab/abcd...         the local share store (vault/dirstore)
+//
+// Nothing else is kept: the file names are random record IDs, so the
+// directory listing is the index and holds no PHI; the metadata and the
+// label are inside the encrypted manifests.
+const (
+	recordsDir      = "records"
+	sharesDir       = "shares"
+	manifestExt     = ".age"
+	minRecordPrefix = 4
+)
+
+// RecordInfo describes one record: what `record ls` and `record add` show.
+type RecordInfo struct {
+	ID           string
+	Created      time.Time
+	Metadata     vault.Metadata
+	K, N         int
+	CipherSize   int64
+	ManifestHash vault.Hash // SHA-256 of the encrypted manifest file
+	Shares       []vault.ShareID
+}
+
+func recordInfo(m *vault.Manifest) RecordInfo {
+	info := RecordInfo{
+		ID: m.RecordID.String(), Created: m.Created, Metadata: m.Metadata,
+		K: m.K, N: m.N, CipherSize: m.CipherSize, ManifestHash: m.Hash(),
+	}
+	for _, s := range m.Shares {
+		info.Shares = append(info.Shares, s.ID)
+	}
+	return info
+}
+
+// RecordOptions are shared by the record use cases.
+type RecordOptions struct {
+	// Store holds the shares; nil means the local directory store at
+	// HOME/shares. Issue 5 plugs the peers in here.
+	Store vault.ShareStore
+	// Progress, if set, receives plaintext byte counts.
+	Progress vault.Progress
+}
+
+// AddRecordOptions configure AddRecord.
+type AddRecordOptions struct {
+	RecordOptions
+	Label string
+	// K and N are the erasure-coding parameters; zero means the defaults
+	// (any 3 of 5 shares rebuild the record).
+	K, N int
+}
+
+func (w *Wallet) shareStore(o RecordOptions) (vault.ShareStore, error) {
+	if o.Store != nil {
+		return o.Store, nil
+	}
+	s, err := dirstore.Open(filepath.Join(w.cfg.Home, sharesDir))
+	if err != nil {
+		return nil, fmt.Errorf("opening the share store: %w", err)
+	}
+	return s, nil
+}
+
+func (w *Wallet) recordsPath() string { return filepath.Join(w.cfg.Home, recordsDir) }
+
+// AddRecord seals the record read from r: encrypts it to a fresh key,
+// erasure-codes it into the share store, and saves the signed manifest
+// encrypted to the wallet's own age key. Nothing is saved if it fails.
+func (w *Wallet) AddRecord(ctx context.Context, r io.Reader, opts AddRecordOptions) (RecordInfo, error) {
+	id, err := w.Identity()
+	if err != nil {
+		return RecordInfo{}, err
+	}
+	store, err := w.shareStore(opts.RecordOptions)
+	if err != nil {
+		return RecordInfo{}, err
+	}
+	if err := os.MkdirAll(w.recordsPath(), 0o700); err != nil {
+		return RecordInfo{}, err
+	}
+	m, err := vault.Seal(ctx, r, store, vault.SealOptions{
+		Params:   vault.Params{K: opts.K, N: opts.N},
+		Owner:    id.Signing.Public().(ed25519.PublicKey),
+		Label:    opts.Label,
+		Progress: opts.Progress,
+		Now:      w.cfg.now,
+	})
+	if errors.Is(err, vault.ErrBadParams) {
+		return RecordInfo{}, WithHint(fmt.Errorf("%w: %w", ErrInvalid, err), "use 1 <= --k < --n <= 255, for example --k 3 --n 5")
+	}
+	if err != nil {
+		return RecordInfo{}, err
+	}
+	enc, err := m.Encrypt(id.Signing, id.Age.Recipient())
+	if err == nil {
+		err = createFileExclusive(w.manifestPath(m.RecordID.String()), enc)
+	}
+	if err != nil {
+		_ = vault.DeleteShares(context.WithoutCancel(ctx), m, store)
+		return RecordInfo{}, fmt.Errorf("saving the manifest: %w", err)
+	}
+	syncDir(w.recordsPath())
+	return recordInfo(m), nil
+}
+
+func (w *Wallet) manifestPath(id string) string {
+	return filepath.Join(w.recordsPath(), id+manifestExt)
+}
+
+// recordIDs lists the IDs of the saved manifests, sorted.
+func (w *Wallet) recordIDs() ([]string, error) {
+	ents, err := os.ReadDir(w.recordsPath())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, e := range ents {
+		name, ok := strings.CutSuffix(e.Name(), manifestExt)
+		if !ok || e.IsDir() {
+			continue
+		}
+		if _, err := vault.ParseRecordID(name); err == nil {
+			ids = append(ids, name)
+		}
+	}
+	sort.Strings(ids)
+	return ids, nil
+}
+
+// resolveRecord turns a record ID or a unique prefix of one (at least 4
+// hex characters) into a full ID.
+func (w *Wallet) resolveRecord(ref string) (string, error) {
+	ref = strings.ToLower(strings.TrimSpace(ref))
+	if len(ref) < minRecordPrefix {
+		return "", WithHint(fmt.Errorf("record %q: %w: give at least %d characters of the ID", ref, ErrInvalid, minRecordPrefix),
+			"list the records with 'medwallet record ls'")
+	}
+	if strings.Trim(ref, "0123456789abcdef") != "" || len(ref) > 32 {
+		return "", WithHint(fmt.Errorf("record %q: %w: not a record ID", ref, ErrInvalid), "list the records with 'medwallet record ls'")
+	}
+	ids, err := w.recordIDs()
+	if err != nil {
+		return "", err
+	}
+	var match []string
+	for _, id := range ids {
+		if strings.HasPrefix(id, ref) {
+			match = append(match, id)
+		}
+	}
+	switch len(match) {
+	case 0:
+		return "", WithHint(fmt.Errorf("record %q: %w", ref, ErrNotFound), "list the records with 'medwallet record ls'")
+	case 1:
+		return match[0], nil
+	default:
+		return "", WithHint(fmt.Errorf("record %q: %w: %d records start with it", ref, ErrInvalid, len(match)), "give more characters of the ID")
+	}
+}
+
+// manifest loads, decrypts and verifies the manifest of a record.
+func (w *Wallet) manifest(ref string) (*vault.Manifest, error) {
+	rid, err := w.resolveRecord(ref)
+	if err != nil {
+		return nil, err
+	}
+	return w.loadManifest(rid)
+}
+
+func (w *Wallet) loadManifest(rid string) (*vault.Manifest, error) {
+	id, err := w.Identity()
+	if err != nil {
+		return nil, err
+	}
+	enc, err := os.ReadFile(w.manifestPath(rid))
+	if err != nil {
+		return nil, err
+	}
+	m, err := vault.DecryptManifest(enc, id.Signing.Public().(ed25519.PublicKey), id.Age)
+	if err != nil {
+		return nil, fmt.Errorf("record %s: manifest: %w: %w", rid, ErrVerify, err)
+	}
+	if m.RecordID.String() != rid {
+		return nil, fmt.Errorf("record %s: manifest holds another record ID: %w", rid, ErrVerify)
+	}
+	return m, nil
+}
+
+// ListRecords decrypts every manifest and returns the records, oldest
+// first. A manifest that fails to decrypt or verify is an error: the
+// wallet never lists what it cannot vouch for.
+func (w *Wallet) ListRecords(ctx context.Context) ([]RecordInfo, error) {
+	ids, err := w.recordIDs()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]RecordInfo, 0, len(ids))
+	for _, rid := range ids {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		m, err := w.loadManifest(rid)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, recordInfo(m))
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Created.Before(out[j].Created) })
+	return out, nil
+}
+
+// Record returns the description of one record.
+func (w *Wallet) Record(ctx context.Context, ref string) (RecordInfo, error) {
+	m, err := w.manifest(ref)
+	if err != nil {
+		return RecordInfo{}, err
+	}
+	return recordInfo(m), nil
+}
+
+// RecordKey returns the per-record age key, e.g. to wrap it for a grantee.
+func (w *Wallet) RecordKey(ctx context.Context, id string) (*age.X25519Identity, error) {
+	m, err := w.manifest(id)
+	if err != nil {
+		return nil, err
+	}
+	return m.Identity()
+}
+
+// GetRecord rebuilds a record from its shares and writes the plaintext to
+// out. Every block is checked before use; missing or damaged shares are
+// skipped as long as K good ones remain. On error, out may hold a correct
+// but incomplete prefix: callers writing a file should write to a
+// temporary file and rename it on success.
+func (w *Wallet) GetRecord(ctx context.Context, ref string, out io.Writer, opts RecordOptions) (RecordInfo, error) {
+	m, err := w.manifest(ref)
+	if err != nil {
+		return RecordInfo{}, err
+	}
+	store, err := w.shareStore(opts)
+	if err != nil {
+		return RecordInfo{}, err
+	}
+	if err := vault.Open(ctx, m, store, out, vault.OpenOptions{Progress: opts.Progress}); err != nil {
+		if errors.Is(err, vault.ErrNotEnoughShares) {
+			return RecordInfo{}, WithHint(fmt.Errorf("record %s: %w", m.RecordID, err),
+				"run 'medwallet record verify "+m.RecordID.String()[:8]+"' to see the state of every share")
+		}
+		return RecordInfo{}, fmt.Errorf("record %s: %w", m.RecordID, err)
+	}
+	return recordInfo(m), nil
+}
+
+// Record health summaries.
+const (
+	HealthOK       = "ok"       // every share is healthy
+	HealthDegraded = "degraded" // some shares are damaged, at least K are fine
+	HealthLost     = "lost"     // fewer than K shares are fine
+)
+
+// RecordHealth is the result of VerifyRecord.
+type RecordHealth struct {
+	Record  RecordInfo
+	Status  string
+	Healthy int
+	Shares  []vault.ShareHealth
+}
+
+// ErrRecordLost reports a record with fewer than K healthy shares.
+var ErrRecordLost = errors.New("record cannot be rebuilt")
+
+// VerifyRecord reads every share of a record in full and checks it against
+// the manifest. It returns an error wrapping ErrVerify (and ErrRecordLost)
+// only when fewer than K shares are healthy; damaged but recoverable
+// records report HealthDegraded with a nil error.
+func (w *Wallet) VerifyRecord(ctx context.Context, ref string, opts RecordOptions) (RecordHealth, error) {
+	m, err := w.manifest(ref)
+	if err != nil {
+		return RecordHealth{}, err
+	}
+	store, err := w.shareStore(opts)
+	if err != nil {
+		return RecordHealth{}, err
+	}
+	h := RecordHealth{Record: recordInfo(m), Shares: vault.Verify(ctx, m, store)}
+	if err := ctx.Err(); err != nil {
+		return h, err
+	}
+	for _, s := range h.Shares {
+		if s.Status == vault.StatusOK {
+			h.Healthy++
+		}
+	}
+	switch {
+	case h.Healthy == m.N:
+		h.Status = HealthOK
+	case h.Healthy >= m.K:
+		h.Status = HealthDegraded
+	default:
+		h.Status = HealthLost
+		return h, fmt.Errorf("record %s: %w: %d of %d shares healthy, %d needed: %w", m.RecordID, ErrRecordLost, h.Healthy, m.N, m.K, ErrVerify)
+	}
+	return h, nil
+}
+
+// RemoveRecord deletes a record's shares from the store, then its manifest.
+func (w *Wallet) RemoveRecord(ctx context.Context, ref string, opts RecordOptions) (string, error) {
+	m, err := w.manifest(ref)
+	if err != nil {
+		return "", err
+	}
+	store, err := w.shareStore(opts)
+	if err != nil {
+		return "", err
+	}
+	if err := vault.DeleteShares(ctx, m, store); err != nil {
+		return "", err
+	}
+	rid := m.RecordID.String()
+	if err := os.Remove(w.manifestPath(rid)); err != nil {
+		return "", err
+	}
+	syncDir(w.recordsPath())
+	return rid, nil
+}
