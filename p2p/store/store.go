@@ -367,4 +367,4 @@ func (o ownerStore) Get(ctx context.Context, id vault.ShareID) (io.ReadCloser, e
 	return o.s.Get(ctx, id)
 }
 func (o ownerStore) Has(ctx context.Context, id vault.ShareID) (bool, error) { return o.s.Has(ctx, id) }
-func (o ownerStore) Delete(ctx context.Context, id vault.ShareID) error     { return o.s.Delete(ctx, id) }
+func (o ownerStore) Delete(ctx context.Context, id vault.ShareID) error      { return o.s.Delete(ctx, id) }

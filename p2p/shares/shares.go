@@ -1,0 +1,290 @@
+// Package shares is the libp2p protocol that stores and serves encrypted
+// record shares on peers.
+//
+// Every stream carries one operation: a request frame, then for a put the
+// share bytes up to the end of the stream, for a get a response frame then
+// the share bytes. A put is made by the owner (the stream's authenticated
+// remote peer). A get carries the requester's signed consent.Request; the
+// peer runs consent.Decide on its own ledger view, appends an access entry
+// with the decision and the request to its own feed, and only then sends
+// a byte (log before release). Deletes are the owner's alone.
+package shares
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/medwallet/medwallet/consent"
+	"github.com/medwallet/medwallet/p2p/store"
+	"github.com/medwallet/medwallet/p2p/wire"
+	"github.com/medwallet/medwallet/vault"
+)
+
+// ID is the protocol ID.
+const ID protocol.ID = "/medwallet/shares/1.0.0"
+
+const (
+	maxFrame      = 64 << 10
+	headerTimeout = 10 * time.Second
+	idleTimeout   = 30 * time.Second
+)
+
+// Operations.
+const (
+	OpPut    = "put"
+	OpGet    = "get"
+	OpHas    = "has"
+	OpDelete = "delete"
+)
+
+type request struct {
+	Op     string `cbor:"1,keyasint"`
+	Record string `cbor:"2,keyasint,omitempty"`
+	Share  []byte `cbor:"3,keyasint,omitempty"`
+	Access []byte `cbor:"4,keyasint,omitempty"` // encoded signed consent.Request
+}
+
+type response struct {
+	OK     bool           `cbor:"1,keyasint,omitempty"`
+	Error  string         `cbor:"2,keyasint,omitempty"`
+	Code   string         `cbor:"3,keyasint,omitempty"` // not-found, denied, bad-request, owner, internal
+	Share  []byte         `cbor:"4,keyasint,omitempty"`
+	Size   int64          `cbor:"5,keyasint,omitempty"`
+	Has    bool           `cbor:"6,keyasint,omitempty"`
+	Reason consent.Reason `cbor:"7,keyasint,omitempty"`
+	Entry  []byte         `cbor:"8,keyasint,omitempty"` // hash of the access entry
+}
+
+// Errors a client sees.
+var (
+	ErrDenied     = errors.New("access denied")
+	ErrNotFound   = vault.ErrNotFound
+	ErrRemote     = errors.New("peer refused")
+	ErrBadRequest = errors.New("bad request")
+)
+
+// DeniedError carries the consent reason of a refused get.
+type DeniedError struct {
+	Peer   peer.ID
+	Reason consent.Reason
+}
+
+func (e *DeniedError) Error() string {
+	return fmt.Sprintf("%v by peer %s: %s", ErrDenied, e.Peer.ShortString(), e.Reason)
+}
+func (e *DeniedError) Unwrap() error { return ErrDenied }
+
+// Service serves the protocol on a peer.
+type Service struct {
+	h       host.Host
+	st      *store.Store
+	ledger  *consent.Ledger
+	signer  consent.Signer
+	publish func(*consent.Entry)
+	now     func() time.Time
+	log     *slog.Logger
+	sem     chan struct{}
+
+	decideMu sync.Mutex
+}
+
+// Option configures a Service.
+type Option func(*Service)
+
+// WithPublish is called with every access entry after it is appended
+// (the peer daemon gossips it).
+func WithPublish(f func(*consent.Entry)) Option { return func(s *Service) { s.publish = f } }
+
+// WithClock replaces time.Now (tests).
+func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = now } }
+
+// WithLogger sets the logger; it never receives record contents or PHI.
+func WithLogger(l *slog.Logger) Option { return func(s *Service) { s.log = l } }
+
+// WithConcurrency bounds the transfers served at once (default 16).
+func WithConcurrency(n int) Option { return func(s *Service) { s.sem = make(chan struct{}, n) } }
+
+// NewService registers the protocol handler on h.
+func NewService(h host.Host, st *store.Store, l *consent.Ledger, signer consent.Signer, opts ...Option) *Service {
+	s := &Service{h: h, st: st, ledger: l, signer: signer, publish: func(*consent.Entry) {}, now: time.Now,
+		log: slog.New(slog.DiscardHandler), sem: make(chan struct{}, 16)}
+	for _, o := range opts {
+		o(s)
+	}
+	h.SetStreamHandler(ID, s.handle)
+	return s
+}
+
+// Close removes the handler.
+func (s *Service) Close() { s.h.RemoveStreamHandler(ID) }
+
+func (s *Service) handle(st network.Stream) {
+	select {
+	case s.sem <- struct{}{}:
+		defer func() { <-s.sem }()
+	default:
+		_ = wire.Write(st, response{Error: "busy", Code: "busy"})
+		st.Reset()
+		return
+	}
+	if err := s.serve(st); err != nil {
+		s.log.Debug("shares stream failed", "peer", st.Conn().RemotePeer().ShortString(), "err", err)
+		st.Reset()
+		return
+	}
+	st.Close()
+}
+
+func (s *Service) serve(st network.Stream) error {
+	_ = st.SetReadDeadline(time.Now().Add(headerTimeout))
+	br := bufio.NewReader(st)
+	var req request
+	if err := wire.Read(br, maxFrame, &req); err != nil {
+		return err
+	}
+	remote := consent.ID(st.Conn().RemotePeer().String())
+	w := &wire.IdleWriter{S: st, Idle: idleTimeout}
+	reply := func(r response) error { return wire.Write(w, r) }
+	switch req.Op {
+	case OpPut:
+		if err := consent.ValidateRecordID(req.Record); err != nil {
+			return reply(response{Error: "bad record ID", Code: "bad-request"})
+		}
+		id, err := s.st.PutShare(context.Background(), remote, req.Record, &wire.IdleReader{S: st, R: br, Idle: idleTimeout})
+		if errors.Is(err, store.ErrOwner) {
+			return reply(response{Error: "share belongs to another owner", Code: "owner"})
+		}
+		if err != nil {
+			return err
+		}
+		s.log.Info("share stored", "owner", remote.Short(), "share", id.String()[:12])
+		return reply(response{OK: true, Share: id[:]})
+	case OpHas:
+		id, err := shareID(req.Share)
+		if err != nil {
+			return reply(response{Error: err.Error(), Code: "bad-request"})
+		}
+		ok, err := s.st.Has(context.Background(), id)
+		if err != nil {
+			return err
+		}
+		return reply(response{OK: true, Has: ok})
+	case OpDelete:
+		id, err := shareID(req.Share)
+		if err != nil {
+			return reply(response{Error: err.Error(), Code: "bad-request"})
+		}
+		m, err := s.st.Meta(id)
+		if errors.Is(err, store.ErrNotFound) {
+			return reply(response{OK: true})
+		}
+		if err != nil {
+			return err
+		}
+		if m.Owner != remote {
+			return reply(response{Error: "only the owner may delete a share", Code: "owner"})
+		}
+		if err := s.st.Delete(context.Background(), id); err != nil {
+			return err
+		}
+		s.log.Info("share deleted", "owner", remote.Short(), "share", id.String()[:12])
+		return reply(response{OK: true})
+	case OpGet:
+		return s.serveGet(st, w, remote, req)
+	}
+	return reply(response{Error: "unknown operation", Code: "bad-request"})
+}
+
+// decide runs the policy and logs the decision on this peer's feed. It is
+// serialised so that two concurrent requests with one nonce cannot both
+// pass the replay check before either is logged.
+func (s *Service) decide(ar *consent.Request) (*consent.Entry, consent.Decision, error) {
+	s.decideMu.Lock()
+	defer s.decideMu.Unlock()
+	now := s.now()
+	var d consent.Decision
+	var head consent.Head
+	s.ledger.View(func(v *consent.View) {
+		d = consent.Decide(v, ar, now)
+		head = v.Head(ar.Owner)
+	})
+	// Log before release: the decision is on this peer's feed before a byte leaves.
+	e, err := s.ledger.Append(s.signer, now, consent.KindAccess, &consent.AccessBody{
+		Request: ar.Encode(), Allow: d.Allow, Reason: d.Reason, Grant: d.Grant, OwnerHead: head,
+	})
+	if err != nil {
+		return nil, d, fmt.Errorf("logging the access: %w", err)
+	}
+	return e, d, nil
+}
+
+func shareID(b []byte) (vault.ShareID, error) {
+	var id vault.ShareID
+	if len(b) != len(id) {
+		return id, errors.New("bad share ID")
+	}
+	copy(id[:], b)
+	return id, nil
+}
+
+func (s *Service) serveGet(st network.Stream, w io.Writer, remote consent.ID, req request) error {
+	reply := func(r response) error { return wire.Write(w, r) }
+	id, err := shareID(req.Share)
+	if err != nil {
+		return reply(response{Error: err.Error(), Code: "bad-request"})
+	}
+	ar, err := consent.DecodeRequest(req.Access)
+	if err != nil {
+		return reply(response{Error: "bad access request", Code: "bad-request"})
+	}
+	m, err := s.st.Meta(id)
+	if errors.Is(err, store.ErrNotFound) {
+		return reply(response{Error: "share not found", Code: "not-found"})
+	}
+	if err != nil {
+		return err
+	}
+	// The request must name this share's owner and record, and come from
+	// the party that signed it (the connection authenticates the remote).
+	if ar.Owner != m.Owner || ar.Record != m.Record || ar.Requester != remote {
+		return reply(response{Error: "request does not match this share or this connection", Code: "bad-request"})
+	}
+	e, d, err := s.decide(ar)
+	if err != nil {
+		return err
+	}
+	s.publish(e)
+	eh := e.Hash()
+	s.log.Info("access decided", "requester", ar.Requester.Short(), "owner", ar.Owner.Short(),
+		"allow", d.Allow, "reason", string(d.Reason), "entry", eh.String()[:12])
+	if !d.Allow {
+		return reply(response{Error: "denied", Code: "denied", Reason: d.Reason, Entry: eh[:]})
+	}
+	rc, err := s.st.Get(context.Background(), id)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	if err := reply(response{OK: true, Size: m.Size, Reason: d.Reason, Entry: eh[:]}); err != nil {
+		return err
+	}
+	n, err := io.Copy(w, rc)
+	if err != nil {
+		return err
+	}
+	if n != m.Size {
+		return fmt.Errorf("share %s: stored size %d, read %d", id, m.Size, n)
+	}
+	return nil
+}
