@@ -123,7 +123,9 @@ func TestGrantValidate(t *testing.T) {
 		"no start":        func(g *Grant) { g.NotBefore = 0 },
 		"ends first":      func(g *Grant) { g.Expires = 1 },
 		"key for other":   func(g *Grant) { g.Keys = []WrappedKey{{Record: "c", Key: []byte("k")}} },
-		"two keys":        func(g *Grant) { g.Keys = []WrappedKey{{Record: "a", Key: []byte("k")}, {Record: "a", Key: []byte("k")}} },
+		"two keys": func(g *Grant) {
+			g.Keys = []WrappedKey{{Record: "a", Key: []byte("k")}, {Record: "a", Key: []byte("k")}}
+		},
 	} {
 		g := ok
 		g.Records = append([]string(nil), ok.Records...)

@@ -84,7 +84,7 @@ func main() {
 		Record: "rec-7f3a9c2e1b4d", Manifest: consent.HashBytes([]byte("encrypted manifest bytes"))})
 	grant := &consent.Grant{
 		Grantee: bob.s.ID(), Records: []string{"rec-7f3a9c2e1b4d"},
-		Scopes:  []string{"patient/Observation.rs?category=laboratory"}, Purpose: "TREAT",
+		Scopes: []string{"patient/Observation.rs?category=laboratory"}, Purpose: "TREAT",
 		NotBefore: base.Unix(), Expires: base.Add(30 * 24 * time.Hour).Unix(),
 		Keys: []consent.WrappedKey{{Record: "rec-7f3a9c2e1b4d", Key: []byte("age-encryption.org/v1 opaque wrapped key")}},
 	}
