@@ -158,7 +158,7 @@ func (s *Service) serve(st network.Stream) error {
 	reply := func(r response) error { return wire.Write(w, r) }
 	switch req.Op {
 	case OpPut:
-		if err := consent.ValidateRecordID(req.Record); err != nil {
+		if _, err := vault.ParseRecordID(req.Record); err != nil {
 			return reply(response{Error: "bad record ID", Code: "bad-request"})
 		}
 		id, err := s.st.PutShare(context.Background(), remote, req.Record, &wire.IdleReader{S: st, R: br, Idle: idleTimeout})

@@ -1,0 +1,197 @@
+// Package manifests is the libp2p protocol that replicates encrypted record
+// manifests on peers, so that a patient who restores only the identity can
+// rebuild the wallet, and a grantee can find the shares of a record.
+//
+// A manifest envelope is age-encrypted and signed by the owner (see the
+// vault package); the peer stores it as opaque bytes under (owner, record,
+// recipient). Only the owner (the stream's authenticated remote peer) puts
+// and deletes; a list returns the copies addressed to the asking peer, or
+// every copy when the owner asks.
+package manifests
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/medwallet/medwallet/consent"
+	"github.com/medwallet/medwallet/p2p/store"
+	"github.com/medwallet/medwallet/p2p/wire"
+	"github.com/medwallet/medwallet/vault"
+)
+
+// ID is the protocol ID.
+const ID protocol.ID = "/medwallet/manifests/1.0.0"
+
+const (
+	maxRequest  = store.MaxManifest + 4096
+	maxResponse = 64 << 20
+	timeout     = 30 * time.Second
+)
+
+// ErrRemote reports a refusal by the peer.
+var ErrRemote = errors.New("peer refused")
+
+type request struct {
+	Op        string     `cbor:"1,keyasint"`
+	Owner     consent.ID `cbor:"2,keyasint,omitempty"`
+	Record    string     `cbor:"3,keyasint,omitempty"`
+	Recipient consent.ID `cbor:"4,keyasint,omitempty"`
+	Envelope  []byte     `cbor:"5,keyasint,omitempty"`
+}
+
+// Copy is one manifest envelope as listed.
+type Copy struct {
+	Record    string     `cbor:"1,keyasint"`
+	Recipient consent.ID `cbor:"2,keyasint"`
+	Envelope  []byte     `cbor:"3,keyasint"`
+}
+
+type response struct {
+	OK     bool   `cbor:"1,keyasint,omitempty"`
+	Error  string `cbor:"2,keyasint,omitempty"`
+	Copies []Copy `cbor:"3,keyasint,omitempty"`
+}
+
+// Service serves the protocol on a peer.
+type Service struct {
+	h   host.Host
+	st  *store.Store
+	log *slog.Logger
+}
+
+// NewService registers the handler on h.
+func NewService(h host.Host, st *store.Store, log *slog.Logger) *Service {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Service{h: h, st: st, log: log}
+	h.SetStreamHandler(ID, s.handle)
+	return s
+}
+
+// Close removes the handler.
+func (s *Service) Close() { s.h.RemoveStreamHandler(ID) }
+
+func (s *Service) handle(st network.Stream) {
+	_ = st.SetDeadline(time.Now().Add(timeout))
+	var req request
+	if err := wire.Read(bufio.NewReader(st), maxRequest, &req); err != nil {
+		st.Reset()
+		return
+	}
+	resp := s.serve(consent.ID(st.Conn().RemotePeer().String()), req)
+	if err := wire.Write(st, resp); err != nil {
+		st.Reset()
+		return
+	}
+	st.Close()
+}
+
+func (s *Service) serve(remote consent.ID, req request) response {
+	fail := func(msg string) response { return response{Error: msg} }
+	if req.Record != "" {
+		if _, err := vault.ParseRecordID(req.Record); err != nil {
+			return fail("bad record ID")
+		}
+	}
+	switch req.Op {
+	case "put":
+		if req.Record == "" {
+			return fail("no record")
+		}
+		if _, err := consent.ParseID(string(req.Recipient)); err != nil {
+			return fail("bad recipient")
+		}
+		if err := s.st.PutManifest(remote, req.Record, req.Recipient, req.Envelope); err != nil {
+			return fail(err.Error())
+		}
+		s.log.Info("manifest stored", "owner", remote.Short(), "recipient", req.Recipient.Short())
+		return response{OK: true}
+	case "list":
+		if _, err := consent.ParseID(string(req.Owner)); err != nil {
+			return fail("bad owner")
+		}
+		recipient := remote
+		if req.Owner == remote {
+			recipient = "" // the owner sees every copy of its manifests
+		}
+		cs, err := s.st.Manifests(req.Owner, req.Record, recipient)
+		if err != nil {
+			return fail("internal error")
+		}
+		out := make([]Copy, 0, len(cs))
+		size := 0
+		for _, c := range cs {
+			size += len(c.Envelope)
+			if size > maxResponse-4096 {
+				break
+			}
+			out = append(out, Copy{Record: c.Record, Recipient: c.Recipient, Envelope: c.Envelope})
+		}
+		return response{OK: true, Copies: out}
+	case "delete":
+		if req.Record == "" {
+			return fail("no record")
+		}
+		if err := s.st.DeleteManifests(remote, req.Record); err != nil {
+			return fail("internal error")
+		}
+		return response{OK: true}
+	}
+	return fail("unknown operation")
+}
+
+func call(ctx context.Context, h host.Host, p peer.ID, req request) (response, error) {
+	st, err := h.NewStream(ctx, p, ID)
+	if err != nil {
+		return response{}, err
+	}
+	dl := time.Now().Add(timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(dl) {
+		dl = d
+	}
+	_ = st.SetDeadline(dl)
+	if err := wire.Write(st, req); err != nil {
+		st.Reset()
+		return response{}, err
+	}
+	_ = st.CloseWrite()
+	var resp response
+	if err := wire.Read(bufio.NewReader(st), maxResponse, &resp); err != nil {
+		st.Reset()
+		return response{}, err
+	}
+	st.Close()
+	if !resp.OK {
+		return resp, fmt.Errorf("peer %s: %w: %s", p.ShortString(), ErrRemote, resp.Error)
+	}
+	return resp, nil
+}
+
+// Put stores envelope as the copy of the host's record manifest for recipient.
+func Put(ctx context.Context, h host.Host, p peer.ID, record string, recipient consent.ID, envelope []byte) error {
+	_, err := call(ctx, h, p, request{Op: "put", Record: record, Recipient: recipient, Envelope: envelope})
+	return err
+}
+
+// List returns owner's manifest copies readable by the host (all copies if
+// the host is the owner), for one record or all ("").
+func List(ctx context.Context, h host.Host, p peer.ID, owner consent.ID, record string) ([]Copy, error) {
+	resp, err := call(ctx, h, p, request{Op: "list", Owner: owner, Record: record})
+	return resp.Copies, err
+}
+
+// Delete removes every copy of the host's record manifest.
+func Delete(ctx context.Context, h host.Host, p peer.ID, record string) error {
+	_, err := call(ctx, h, p, request{Op: "delete", Record: record})
+	return err
+}
