@@ -1,0 +1,439 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/medwallet/medwallet/vault"
+	"github.com/medwallet/medwallet/wallet"
+)
+
+func init() { register(newRecordCommand) }
+
+func newRecordCommand(g *globalOptions) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "record",
+		Short: "Add, list, get, verify and remove medical records",
+		Long: `Records are encrypted on this machine with a fresh key each, cut into n
+erasure-coded shares of which any k rebuild the record, and stored by
+content address. The record key and the metadata (format, FHIR resource
+types, label) live only in a manifest signed by you and encrypted to you.
+
+A record is named by its ID or any unique prefix of at least 4 characters.`,
+		Args: cobra.NoArgs,
+	}
+	cmd.AddCommand(newRecordAddCommand(g), newRecordLsCommand(g), newRecordGetCommand(g),
+		newRecordVerifyCommand(g), newRecordRmCommand(g))
+	return cmd
+}
+
+// recordJSON is the --json shape of a record (record add, record ls).
+type recordJSON struct {
+	ID            string           `json:"id"`
+	Label         string           `json:"label"`
+	Format        string           `json:"format"`
+	MediaType     string           `json:"media_type"`
+	Size          int64            `json:"size"`
+	Created       time.Time        `json:"created"`
+	K             int              `json:"k"`
+	N             int              `json:"n"`
+	ManifestHash  string           `json:"manifest_hash"`
+	ResourceTypes []string         `json:"resource_types"`
+	FHIR          *vault.FHIRInfo  `json:"fhir,omitempty"`
+	CDA           *vault.CDAInfo   `json:"cda,omitempty"`
+	DICOM         *vault.DICOMInfo `json:"dicom,omitempty"`
+	PDF           *vault.PDFInfo   `json:"pdf,omitempty"`
+}
+
+func newRecordJSON(r wallet.RecordInfo) recordJSON {
+	md := r.Metadata
+	types := md.ResourceTypes()
+	if types == nil {
+		types = []string{}
+	}
+	return recordJSON{
+		ID: r.ID, Label: md.Label, Format: md.Format, MediaType: md.MediaType, Size: md.Size,
+		Created: r.Created, K: r.K, N: r.N, ManifestHash: r.ManifestHash.String(), ResourceTypes: types,
+		FHIR: md.FHIR, CDA: md.CDA, DICOM: md.DICOM, PDF: md.PDF,
+	}
+}
+
+// recordAddOptions are the flags of record add.
+type recordAddOptions struct {
+	label string
+	k, n  int
+}
+
+func newRecordAddCommand(g *globalOptions) *cobra.Command {
+	var o recordAddOptions
+	cmd := &cobra.Command{
+		Use:   "add FILE",
+		Short: "Encrypt, erasure-code and store a record; print its ID",
+		Long: `Encrypt FILE (or stdin with "-") to a fresh record key, cut it into n
+shares of which any k rebuild it, store the shares and save the manifest.
+The format is detected from the content: FHIR R4 JSON (Bundle or resource),
+C-CDA XML, DICOM, PDF, else binary. The record ID is printed on stdout.`,
+		Example: `  medwallet record add visit.json --label "2026 check-up"
+  medwallet record add scan.dcm --k 4 --n 6
+  cat summary.xml | medwallet record add - --json`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error { return runRecordAdd(cmd.Context(), args[0], o, g) },
+	}
+	cmd.Flags().StringVar(&o.label, "label", "", "a label for the record (kept encrypted)")
+	cmd.Flags().IntVar(&o.k, "k", vault.DefaultK, "shares needed to rebuild the record")
+	cmd.Flags().IntVar(&o.n, "n", vault.DefaultN, "shares made")
+	return cmd
+}
+
+func runRecordAdd(ctx context.Context, file string, o recordAddOptions, g *globalOptions) error {
+	if o.k < 1 || o.n <= o.k || o.n > vault.MaxShares {
+		return wallet.WithHint(fmt.Errorf("--k %d --n %d: %w: need 1 <= k < n <= %d", o.k, o.n, wallet.ErrInvalid, vault.MaxShares),
+			"for example --k 3 --n 5: any 3 of 5 shares rebuild the record")
+	}
+	w, err := g.openWallet()
+	if err != nil {
+		return err
+	}
+	var in io.Reader = g.stdin
+	size := int64(-1)
+	if file != "-" {
+		f, err := os.Open(file)
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("%q: %w", file, wallet.ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		st, err := f.Stat()
+		if err != nil {
+			return err
+		}
+		if !st.Mode().IsRegular() {
+			return fmt.Errorf("%q is not a regular file: %w", file, wallet.ErrInvalid)
+		}
+		in, size = f, st.Size()
+	}
+	bar := g.progress("adding", size)
+	info, err := w.AddRecord(ctx, in, wallet.AddRecordOptions{
+		RecordOptions: wallet.RecordOptions{Progress: bar.progress()},
+		Label:         o.label, K: o.k, N: o.n,
+	})
+	bar.done()
+	if err != nil {
+		return err
+	}
+	g.note("medwallet: added %s record %s (%s, any %d of %d shares rebuild it)",
+		info.Metadata.Format, info.ID, humanSize(info.Metadata.Size), info.K, info.N)
+	return g.emit(newRecordJSON(info), func(out io.Writer) { fmt.Fprintln(out, info.ID) })
+}
+
+func newRecordLsCommand(g *globalOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:     "ls",
+		Short:   "List records with their metadata",
+		Example: "  medwallet record ls\n  medwallet record ls --json | jq '.[].resource_types'",
+		Args:    cobra.NoArgs,
+		RunE:    func(cmd *cobra.Command, _ []string) error { return runRecordLs(cmd.Context(), g) },
+	}
+}
+
+func runRecordLs(ctx context.Context, g *globalOptions) error {
+	w, err := g.openWallet()
+	if err != nil {
+		return err
+	}
+	recs, err := w.ListRecords(ctx)
+	if err != nil {
+		return err
+	}
+	out := make([]recordJSON, 0, len(recs))
+	for _, r := range recs {
+		out = append(out, newRecordJSON(r))
+	}
+	return g.emit(out, func(o io.Writer) {
+		if len(out) == 0 {
+			g.note("medwallet: no records yet; add one with 'medwallet record add FILE'")
+			return
+		}
+		tw := tabwriter.NewWriter(o, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tCREATED\tFORMAT\tSIZE\tSHARES\tLABEL\tCONTENT")
+		for _, r := range out {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d/%d\t%s\t%s\n", r.ID[:12], r.Created.Format("2006-01-02"), r.Format,
+				humanSize(r.Size), r.K, r.N, r.Label, recordContent(r))
+		}
+		tw.Flush()
+	})
+}
+
+// recordContent summarises what a record holds, for the human table.
+func recordContent(r recordJSON) string {
+	switch {
+	case r.FHIR != nil:
+		return strings.Join(r.ResourceTypes, ",")
+	case r.CDA != nil:
+		return r.CDA.DocumentType
+	case r.DICOM != nil && r.DICOM.Modality != "":
+		return "modality " + r.DICOM.Modality
+	case r.PDF != nil && r.PDF.Version != "":
+		return "PDF " + r.PDF.Version
+	}
+	return ""
+}
+
+type recordGetOptions struct{ out string }
+
+func newRecordGetCommand(g *globalOptions) *cobra.Command {
+	var o recordGetOptions
+	cmd := &cobra.Command{
+		Use:   "get ID [--out FILE|-]",
+		Short: "Rebuild a record from its shares and decrypt it",
+		Long: `Rebuild the record from any k good shares, checking every block against the
+signed manifest, and write the plaintext to FILE (created 0600, never
+overwritten, complete or not at all) or to stdout with "-" (the default,
+refused when stdout is a terminal).`,
+		Example: `  medwallet record get 3fa1 --out visit.json
+  medwallet record get 3fa1c0de > visit.json`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error { return runRecordGet(cmd.Context(), args[0], o, g) },
+	}
+	cmd.Flags().StringVar(&o.out, "out", "-", `file to create, or "-" for stdout`)
+	return cmd
+}
+
+// recordGetJSON is the --json shape of record get --out FILE.
+type recordGetJSON struct {
+	ID   string `json:"id"`
+	File string `json:"file"`
+	Size int64  `json:"size"`
+}
+
+func runRecordGet(ctx context.Context, ref string, o recordGetOptions, g *globalOptions) error {
+	w, err := g.openWallet()
+	if err != nil {
+		return err
+	}
+	if o.out == "-" {
+		if g.json {
+			return usageError{errors.New("--json needs --out FILE: stdout would mix the record and the JSON")}
+		}
+		if f, ok := g.stdout.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+			return wallet.WithHint(fmt.Errorf("refusing to write a medical record to the terminal: %w", wallet.ErrInvalid),
+				"pass --out FILE or redirect stdout")
+		}
+		info, err := w.Record(ctx, ref)
+		if err != nil {
+			return err
+		}
+		bar := g.progress("getting", info.Metadata.Size)
+		_, err = w.GetRecord(ctx, info.ID, g.stdout, wallet.RecordOptions{Progress: bar.progress()})
+		bar.done()
+		return err
+	}
+	if _, err := os.Lstat(o.out); err == nil {
+		return wallet.WithHint(fmt.Errorf("%q: %w", o.out, wallet.ErrExists), "choose a new file name; record get never overwrites")
+	}
+	info, err := w.Record(ctx, ref)
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(o.out), ".medwallet-get-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // after a successful link this removes only the temporary name
+	bar := g.progress("getting", info.Metadata.Size)
+	_, err = w.GetRecord(ctx, info.ID, tmp, wallet.RecordOptions{Progress: bar.progress()})
+	bar.done()
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	// Link, not rename: it fails if the file appeared meanwhile.
+	if err := os.Link(tmp.Name(), o.out); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("%q: %w", o.out, wallet.ErrExists)
+		}
+		return err
+	}
+	g.note("medwallet: wrote record %s to %s (%s); it is not encrypted", info.ID, o.out, humanSize(info.Metadata.Size))
+	return g.emit(recordGetJSON{ID: info.ID, File: o.out, Size: info.Metadata.Size}, func(out io.Writer) { fmt.Fprintln(out, o.out) })
+}
+
+func newRecordVerifyCommand(g *globalOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:   "verify ID",
+		Short: "Check every share of a record and report its health",
+		Long: `Read every share of the record in full and check its header, every block
+hash, its length and its content address against the signed manifest.
+Exit code 0 when the record can be rebuilt (status "ok", or "degraded" when
+some shares are damaged but at least k are fine), 5 when it cannot ("lost").`,
+		Example: "  medwallet record verify 3fa1\n  medwallet record verify 3fa1 --json",
+		Args:    cobra.ExactArgs(1),
+		RunE:    func(cmd *cobra.Command, args []string) error { return runRecordVerify(cmd.Context(), args[0], g) },
+	}
+}
+
+// shareHealthJSON is one share in the --json shape of record verify.
+type shareHealthJSON struct {
+	Index     int    `json:"index"`
+	ID        string `json:"id"`
+	Status    string `json:"status"`
+	BadBlocks int64  `json:"bad_blocks"`
+	Detail    string `json:"detail,omitempty"`
+}
+
+// recordVerifyJSON is the --json shape of record verify.
+type recordVerifyJSON struct {
+	ID      string            `json:"id"`
+	Status  string            `json:"status"`
+	Healthy int               `json:"healthy"`
+	K       int               `json:"k"`
+	N       int               `json:"n"`
+	Shares  []shareHealthJSON `json:"shares"`
+}
+
+func runRecordVerify(ctx context.Context, ref string, g *globalOptions) error {
+	w, err := g.openWallet()
+	if err != nil {
+		return err
+	}
+	h, err := w.VerifyRecord(ctx, ref, wallet.RecordOptions{})
+	if h.Status == "" {
+		return err
+	}
+	out := recordVerifyJSON{ID: h.Record.ID, Status: h.Status, Healthy: h.Healthy, K: h.Record.K, N: h.Record.N}
+	for _, s := range h.Shares {
+		out.Shares = append(out.Shares, shareHealthJSON{Index: s.Index, ID: s.ID.String(), Status: string(s.Status), BadBlocks: s.BadBlocks, Detail: s.Detail})
+	}
+	human := func(o io.Writer) {
+		tw := tabwriter.NewWriter(o, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "SHARE\tSTATUS\tID\tDETAIL")
+		for _, s := range out.Shares {
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", s.Index, s.Status, s.ID[:16], s.Detail)
+		}
+		tw.Flush()
+		fmt.Fprintf(o, "record %s: %s, %d of %d shares healthy, %d needed\n", out.ID, out.Status, out.Healthy, out.N, out.K)
+	}
+	if err != nil {
+		// Lost: the table still helps a human; a script gets the error object.
+		if !g.json {
+			human(g.stdout)
+		}
+		return wallet.WithHint(err, "restore the missing shares from a backup or a peer; nothing can rebuild the record from fewer than k")
+	}
+	if h.Status == wallet.HealthDegraded {
+		g.note("medwallet: record %s is damaged but can still be rebuilt: %d of %d shares healthy, %d needed", out.ID, out.Healthy, out.N, out.K)
+	}
+	return g.emit(out, human)
+}
+
+func newRecordRmCommand(g *globalOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:     "rm ID",
+		Short:   "Delete a record's shares and manifest",
+		Example: "  medwallet record rm 3fa1",
+		Args:    cobra.ExactArgs(1),
+		RunE:    func(cmd *cobra.Command, args []string) error { return runRecordRm(cmd.Context(), args[0], g) },
+	}
+}
+
+func runRecordRm(ctx context.Context, ref string, g *globalOptions) error {
+	w, err := g.openWallet()
+	if err != nil {
+		return err
+	}
+	id, err := w.RemoveRecord(ctx, ref, wallet.RecordOptions{})
+	if err != nil {
+		return err
+	}
+	return g.emit(removedJSON{Removed: id}, func(out io.Writer) { fmt.Fprintf(out, "removed %s\n", id) })
+}
+
+// progressMin is the size from which add and get draw a progress bar.
+const progressMin = 8 << 20
+
+// progressBar draws "verb  12.0 MiB / 1.0 GiB  1%" on stderr, at most ten
+// times a second. A nil *progressBar is valid and draws nothing.
+type progressBar struct {
+	w     io.Writer
+	verb  string
+	total int64
+	n     int64
+	last  time.Time
+}
+
+// progress returns a bar on stderr when stderr is a terminal, --json is off
+// and the size is large or unknown (-1); else nil.
+func (g *globalOptions) progress(verb string, total int64) *progressBar {
+	f, ok := g.stderr.(*os.File)
+	if g.json || !ok || !term.IsTerminal(int(f.Fd())) || (total >= 0 && total < progressMin) {
+		return nil
+	}
+	return &progressBar{w: g.stderr, verb: verb, total: total}
+}
+
+// progress returns p as a vault.Progress, or nil when there is no bar.
+func (p *progressBar) progress() vault.Progress {
+	if p == nil {
+		return nil
+	}
+	return p
+}
+
+// Add implements vault.Progress.
+func (p *progressBar) Add(n int64) {
+	if p == nil {
+		return
+	}
+	p.n += n
+	if now := time.Now(); now.Sub(p.last) >= 100*time.Millisecond {
+		p.last = now
+		p.draw()
+	}
+}
+
+func (p *progressBar) draw() {
+	if p.total > 0 {
+		fmt.Fprintf(p.w, "\r%s  %s / %s  %3d%%\x1b[K", p.verb, humanSize(p.n), humanSize(p.total), p.n*100/p.total)
+		return
+	}
+	fmt.Fprintf(p.w, "\r%s  %s\x1b[K", p.verb, humanSize(p.n))
+}
+
+func (p *progressBar) done() {
+	if p == nil {
+		return
+	}
+	p.draw()
+	fmt.Fprintln(p.w)
+}
+
+// humanSize formats a byte count with binary units.
+func humanSize(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
