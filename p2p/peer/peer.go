@@ -1,0 +1,291 @@
+// Package peer is the medwallet peer daemon: a long-running libp2p host
+// that stores encrypted shares and manifests in bbolt, keeps a verified copy
+// of the consent ledger, gossips and syncs it, decides every share request
+// with consent.Decide and logs each decision on its own feed.
+//
+// Discovery: a bootstrap list (re-dialled when connections drop), mDNS on
+// the local network, and a Kademlia DHT under the /medwallet prefix where
+// peers advertise themselves and find one another.
+package peer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	dht "github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
+	drouting "github.com/libp2p/go-libp2p/p2p/discovery/routing"
+	dutil "github.com/libp2p/go-libp2p/p2p/discovery/util"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/medwallet/medwallet/consent"
+	"github.com/medwallet/medwallet/consent/boltstore"
+	"github.com/medwallet/medwallet/p2p/ledgersync"
+	"github.com/medwallet/medwallet/p2p/manifests"
+	"github.com/medwallet/medwallet/p2p/node"
+	"github.com/medwallet/medwallet/p2p/shares"
+	"github.com/medwallet/medwallet/p2p/store"
+)
+
+// Files under a peer's data directory.
+const (
+	KeyFile    = "peer.key"
+	SharesFile = "shares.db"
+	LedgerFile = "ledger.db"
+)
+
+// rendezvous is the DHT namespace peers advertise under. It names the
+// software, never a patient or a record.
+const rendezvous = "/medwallet/peers/1"
+
+// Config configures a peer.
+type Config struct {
+	// DataDir holds the key and the databases.
+	DataDir string
+	// Listen are multiaddrs to listen on (node.DefaultListen if empty).
+	Listen []string
+	// Bootstrap are full multiaddrs (with /p2p/ID) of peers to stay connected to.
+	Bootstrap []string
+	// MDNS enables discovery on the local network.
+	MDNS bool
+	// DHT enables the Kademlia DHT.
+	DHT bool
+	// SyncInterval is the anti-entropy period (ledgersync's default if zero).
+	SyncInterval time.Duration
+	// Logger receives structured logs; it never sees PHI. Nil discards.
+	Logger *slog.Logger
+}
+
+// Peer is a running peer.
+type Peer struct {
+	Host   host.Host
+	Store  *store.Store
+	Ledger *consent.Ledger
+	Sync   *ledgersync.Service
+
+	signer    *consent.KeySigner
+	shares    *shares.Service
+	manifests *manifests.Service
+	dht       *dht.IpfsDHT
+	mdns      interface{ Close() error }
+	log       *slog.Logger
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// ParseAddrs parses full peer multiaddrs (with /p2p/ID).
+func ParseAddrs(addrs []string) ([]lpeer.AddrInfo, error) {
+	var out []lpeer.AddrInfo
+	for _, s := range addrs {
+		m, err := ma.NewMultiaddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("bad multiaddr %q: %w", s, err)
+		}
+		ai, err := lpeer.AddrInfoFromP2pAddr(m)
+		if err != nil {
+			return nil, fmt.Errorf("multiaddr %q has no /p2p/ID: %w", s, err)
+		}
+		out = append(out, *ai)
+	}
+	return out, nil
+}
+
+// Start opens the stores, starts the host and every service.
+func Start(ctx context.Context, cfg Config) (_ *Peer, err error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	boot, err := ParseAddrs(cfg.Bootstrap)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, err
+	}
+	key, err := node.LoadOrCreateKey(filepath.Join(cfg.DataDir, KeyFile))
+	if err != nil {
+		return nil, err
+	}
+	signer, err := consent.NewKeySigner(key)
+	if err != nil {
+		return nil, err
+	}
+	p := &Peer{signer: signer, log: log}
+	defer func() {
+		if err != nil {
+			p.Close()
+		}
+	}()
+	if p.Store, err = store.Open(filepath.Join(cfg.DataDir, SharesFile)); err != nil {
+		return nil, err
+	}
+	ls, err := boltstore.Open(filepath.Join(cfg.DataDir, LedgerFile))
+	if err != nil {
+		return nil, err
+	}
+	if p.Ledger, err = consent.OpenLedger(ls); err != nil {
+		ls.Close()
+		return nil, err
+	}
+	listen := cfg.Listen
+	if len(listen) == 0 {
+		listen = node.DefaultListen
+	}
+	if p.Host, err = node.New(key, node.Options{Listen: listen, UserAgent: "medwallet-peer"}); err != nil {
+		return nil, err
+	}
+	var sctx context.Context
+	sctx, p.cancel = context.WithCancel(context.Background())
+	var opts []ledgersync.Option
+	opts = append(opts, ledgersync.WithLogger(log))
+	if cfg.SyncInterval > 0 {
+		opts = append(opts, ledgersync.WithSyncInterval(cfg.SyncInterval))
+	}
+	if p.Sync, err = ledgersync.New(sctx, p.Host, p.Ledger, opts...); err != nil {
+		return nil, err
+	}
+	p.shares = shares.NewService(p.Host, p.Store, p.Ledger, signer, shares.WithLogger(log),
+		shares.WithPublish(func(e *consent.Entry) {
+			pctx, cancel := context.WithTimeout(sctx, 5*time.Second)
+			defer cancel()
+			if err := p.Sync.Publish(pctx, e); err != nil {
+				log.Debug("gossip of an access entry failed; sync will carry it", "err", err)
+			}
+		}))
+	p.manifests = manifests.NewService(p.Host, p.Store, log)
+
+	if cfg.DHT {
+		if p.dht, err = dht.New(p.Host, dht.Mode(dht.ModeServer), dht.ProtocolPrefix("/medwallet"), dht.BootstrapPeers(boot...)); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.MDNS {
+		m := mdns.NewMdnsService(p.Host, "medwallet", notifee{p})
+		if err := m.Start(); err != nil {
+			log.Warn("mDNS discovery is off", "err", err)
+		} else {
+			p.mdns = m
+		}
+	}
+	p.wg.Add(1)
+	go p.maintain(sctx, boot)
+	log.Info("peer started", "id", p.Host.ID().String(), "addrs", fmt.Sprint(p.Addrs()))
+	return p, nil
+}
+
+type notifee struct{ p *Peer }
+
+func (n notifee) HandlePeerFound(ai lpeer.AddrInfo) {
+	if ai.ID == n.p.Host.ID() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := n.p.Host.Connect(ctx, ai); err == nil {
+		n.p.log.Debug("found a peer on the LAN", "peer", ai.ID.ShortString())
+	}
+}
+
+// maintain keeps bootstrap connections up and, with the DHT, advertises
+// this peer and connects to others found under the rendezvous.
+func (p *Peer) maintain(ctx context.Context, boot []lpeer.AddrInfo) {
+	defer p.wg.Done()
+	var disc *drouting.RoutingDiscovery
+	if p.dht != nil {
+		_ = p.dht.Bootstrap(ctx)
+		disc = drouting.NewRoutingDiscovery(p.dht)
+	}
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, ai := range boot {
+			if ai.ID == p.Host.ID() || p.Host.Network().Connectedness(ai.ID) == network.Connected {
+				continue
+			}
+			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			if err := p.Host.Connect(cctx, ai); err != nil {
+				p.log.Debug("bootstrap peer unreachable", "peer", ai.ID.ShortString())
+			}
+			cancel()
+		}
+		if disc != nil && len(p.Host.Network().Peers()) > 0 {
+			dutil.Advertise(ctx, disc, rendezvous)
+			fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			if ch, err := disc.FindPeers(fctx, rendezvous); err == nil {
+				for ai := range ch {
+					if ai.ID != p.Host.ID() && len(ai.Addrs) > 0 && p.Host.Network().Connectedness(ai.ID) != network.Connected {
+						_ = p.Host.Connect(fctx, ai)
+					}
+				}
+			}
+			cancel()
+		}
+		t.Reset(5 * time.Second)
+	}
+}
+
+// ID is the peer's ID.
+func (p *Peer) ID() consent.ID { return p.signer.ID() }
+
+// Addrs returns the peer's full multiaddrs, loopback first.
+func (p *Peer) Addrs() []string {
+	var out []string
+	for _, a := range p.Host.Addrs() {
+		out = append(out, a.String()+"/p2p/"+p.Host.ID().String())
+	}
+	return out
+}
+
+// Close stops every service and closes the stores; it is safe to call twice.
+func (p *Peer) Close() error {
+	p.closeOnce.Do(func() {
+		var errs []error
+		if p.mdns != nil {
+			errs = append(errs, p.mdns.Close())
+		}
+		if p.cancel != nil {
+			p.cancel()
+		}
+		p.wg.Wait()
+		if p.shares != nil {
+			p.shares.Close()
+		}
+		if p.manifests != nil {
+			p.manifests.Close()
+		}
+		if p.Sync != nil {
+			errs = append(errs, p.Sync.Close())
+		}
+		if p.dht != nil {
+			errs = append(errs, p.dht.Close())
+		}
+		if p.Host != nil {
+			errs = append(errs, p.Host.Close())
+		}
+		if p.Ledger != nil {
+			errs = append(errs, p.Ledger.Close())
+		}
+		if p.Store != nil {
+			errs = append(errs, p.Store.Close())
+		}
+		p.closeErr = errors.Join(errs...)
+	})
+	return p.closeErr
+}
