@@ -74,7 +74,7 @@ type View struct {
 	nonces     map[nonceKey]struct{}
 	proofs     map[ID]*EquivocationProof
 	identities map[ID]*IdentityBody
-	anchors    map[string]*AnchorBody // record -> latest anchor
+	anchors    map[ownerRecord]*AnchorBody // latest anchor per (author, record)
 }
 
 // NewView returns an empty view.
@@ -92,7 +92,7 @@ func NewView() *View {
 		nonces:     make(map[nonceKey]struct{}),
 		proofs:     make(map[ID]*EquivocationProof),
 		identities: make(map[ID]*IdentityBody),
-		anchors:    make(map[string]*AnchorBody),
+		anchors:    make(map[ownerRecord]*AnchorBody),
 	}
 }
 
@@ -203,7 +203,7 @@ func (v *View) accept(f *feed, e *Entry, h Hash) {
 	case *IdentityBody:
 		v.identities[e.Author] = b
 	case *AnchorBody:
-		v.anchors[b.Record] = b
+		v.anchors[ownerRecord{e.Author, b.Record}] = b
 	case *Grant:
 		gi := &GrantInfo{ID: h, Author: e.Author, Seq: e.Seq, Time: e.Time, Grant: *b}
 		for _, s := range b.Scopes {
@@ -327,6 +327,12 @@ func (v *View) Proofs() []*EquivocationProof {
 // Identity returns the identity body announced in author's feed, if any.
 func (v *View) Identity(author ID) (*IdentityBody, bool) {
 	b, ok := v.identities[author]
+	return b, ok
+}
+
+// Anchor returns the latest anchor of record in owner's feed.
+func (v *View) Anchor(owner ID, record string) (*AnchorBody, bool) {
+	b, ok := v.anchors[ownerRecord{owner, record}]
 	return b, ok
 }
 
