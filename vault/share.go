@@ -93,14 +93,6 @@ func (l layout) blockLen(s int64) int64 {
 	return (l.dataLen(s) + int64(l.k) - 1) / int64(l.k)
 }
 
-// shareLen is the exact size of every share of the record.
-func (l layout) shareLen() int64 {
-	if l.stripes == 0 {
-		return ShareHeaderSize
-	}
-	return ShareHeaderSize + (l.stripes-1)*l.block + l.blockLen(l.stripes-1)
-}
-
 // shareHeader returns the 32-byte header of share index of a record.
 func shareHeader(id RecordID, index, k, n int, block int64) []byte {
 	h := make([]byte, ShareHeaderSize)
