@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -251,6 +252,21 @@ func (p *Peer) Addrs() []string {
 		out = append(out, a.String()+"/p2p/"+p.Host.ID().String())
 	}
 	return out
+}
+
+// TCPAddr returns the peer's first TCP multiaddr (with /p2p/ID), or its
+// first address of any kind.
+func (p *Peer) TCPAddr() string {
+	all := p.Addrs()
+	for _, a := range all {
+		if strings.Contains(a, "/tcp/") {
+			return a
+		}
+	}
+	if len(all) > 0 {
+		return all[0]
+	}
+	return ""
 }
 
 // Close stops every service and closes the stores; it is safe to call twice.

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/medwallet/medwallet/p2p/peer"
+)
+
+func init() { register(newPeerCommand) }
+
+type peerOptions struct {
+	listen    []string
+	data      string
+	bootstrap []string
+	mdns      bool
+	dht       bool
+	addrFile  string
+	logLevel  string
+}
+
+func newPeerCommand(g *globalOptions) *cobra.Command {
+	var o peerOptions
+	cmd := &cobra.Command{
+		Use:   "peer [--listen MULTIADDR...] [--data DIR] [--bootstrap MULTIADDR...]",
+		Short: "Run a peer: store encrypted shares, keep the ledger, enforce consent",
+		Long: `Run a long-lived medwallet peer. It stores encrypted shares and manifests in
+bbolt under --data, keeps and gossips the consent ledger, decides every
+share request with the patient's consent and logs each decision on the
+ledger before it sends a byte. It prints its multiaddrs on stdout, logs
+(without PHI) on stderr, and stops cleanly on SIGINT or SIGTERM; a restart
+on the same --data keeps its identity and everything it stored.`,
+		Example: `  medwallet peer --data /var/lib/medwallet-peer --listen /ip4/0.0.0.0/tcp/4001 --listen /ip4/0.0.0.0/udp/4001/quic-v1
+  medwallet peer --data ./p2 --bootstrap /ip4/10.0.0.5/tcp/4001/p2p/12D3KooW...`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runPeer(cmd, o, g) },
+	}
+	f := cmd.Flags()
+	f.StringArrayVar(&o.listen, "listen", nil, "multiaddr to listen on (repeatable; default all interfaces, TCP and QUIC, random ports)")
+	f.StringVar(&o.data, "data", "", "data directory (default HOME/peer)")
+	f.StringArrayVar(&o.bootstrap, "bootstrap", nil, "multiaddr with /p2p/ID of a peer to stay connected to (repeatable)")
+	f.BoolVar(&o.mdns, "mdns", true, "discover peers on the local network with mDNS")
+	f.BoolVar(&o.dht, "dht", true, "run the Kademlia DHT to find peers in larger networks")
+	f.StringVar(&o.addrFile, "addr-file", "", "also write the multiaddrs to this file once listening")
+	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	return cmd
+}
+
+// peerJSON is the --json shape of a started peer.
+type peerJSON struct {
+	ID    string   `json:"id"`
+	Addrs []string `json:"addrs"`
+	Data  string   `json:"data"`
+}
+
+func runPeer(cmd *cobra.Command, o peerOptions, g *globalOptions) error {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+		return usageError{fmt.Errorf("bad --log-level %q", o.logLevel)}
+	}
+	if o.data == "" {
+		o.data = filepath.Join(g.home, "peer")
+	}
+	log := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: level}))
+	p, err := peer.Start(cmd.Context(), peer.Config{
+		DataDir: o.data, Listen: o.listen, Bootstrap: o.bootstrap, MDNS: o.mdns, DHT: o.dht, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	addrs := p.Addrs()
+	if o.addrFile != "" {
+		if err := writeLines(o.addrFile, addrs); err != nil {
+			return err
+		}
+	}
+	if err := g.emit(peerJSON{ID: string(p.ID()), Addrs: addrs, Data: o.data}, func(out io.Writer) {
+		for _, a := range addrs {
+			fmt.Fprintln(out, a)
+		}
+	}); err != nil {
+		return err
+	}
+	<-cmd.Context().Done()
+	log.Info("shutting down")
+	return p.Close()
+}
+
+// writeLines writes lines to path atomically.
+func writeLines(path string, lines []string) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	for _, l := range lines {
+		fmt.Fprintln(f, l)
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}

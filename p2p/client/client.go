@@ -1,0 +1,456 @@
+// Package client is medwallet's light client: the CLI dials the peers in
+// its configuration for one command and closes, with the user's own
+// identity key, so every stream it opens is authenticated as the user.
+//
+// It places a record's shares on distinct peers by rendezvous hashing,
+// fetches shares with a freshly signed consent request per share, pushes
+// ledger entries until a peer holds them, pulls feeds, and replicates
+// encrypted manifests.
+package client
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
+
+	"github.com/medwallet/medwallet/consent"
+	"github.com/medwallet/medwallet/p2p/ledgersync"
+	"github.com/medwallet/medwallet/p2p/manifests"
+	p2ppeer "github.com/medwallet/medwallet/p2p/peer"
+	"github.com/medwallet/medwallet/p2p/node"
+	"github.com/medwallet/medwallet/p2p/shares"
+	"github.com/medwallet/medwallet/vault"
+)
+
+// ErrNoPeers reports that too few peers could be reached.
+var ErrNoPeers = errors.New("not enough reachable peers")
+
+// DialTimeout bounds connecting to each configured peer.
+var DialTimeout = 5 * time.Second
+
+// Client is a connected light client.
+type Client struct {
+	h      host.Host
+	signer consent.Signer
+	all    []peer.AddrInfo
+	up     []peer.ID
+	errs   map[peer.ID]error
+}
+
+// Dial connects to the configured peers (full multiaddrs) in parallel and
+// keeps those that answer.
+func Dial(ctx context.Context, key ed25519.PrivateKey, peers []string) (*Client, error) {
+	ais, err := p2ppeer.ParseAddrs(peers)
+	if err != nil {
+		return nil, err
+	}
+	signer, err := consent.NewKeySigner(key)
+	if err != nil {
+		return nil, err
+	}
+	h, err := node.New(key, node.Options{UserAgent: "medwallet"})
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{h: h, signer: signer, errs: map[peer.ID]error{}}
+	// Several addresses of one peer collapse into one AddrInfo.
+	byID := map[peer.ID]*peer.AddrInfo{}
+	for _, ai := range ais {
+		if old, ok := byID[ai.ID]; ok {
+			old.Addrs = append(old.Addrs, ai.Addrs...)
+			continue
+		}
+		a := ai
+		byID[ai.ID] = &a
+		c.all = append(c.all, a)
+	}
+	for i := range c.all {
+		c.all[i] = *byID[c.all[i].ID]
+	}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, ai := range c.all {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			dctx, cancel := context.WithTimeout(ctx, DialTimeout)
+			defer cancel()
+			err := h.Connect(dctx, ai)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				c.errs[ai.ID] = err
+				return
+			}
+			c.up = append(c.up, ai.ID)
+		}()
+	}
+	wg.Wait()
+	slices.SortFunc(c.up, func(a, b peer.ID) int { return stringsCompare(string(a), string(b)) })
+	return c, nil
+}
+
+func stringsCompare(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// Close closes the client's host.
+func (c *Client) Close() error { return c.h.Close() }
+
+// Host is the client's libp2p host.
+func (c *Client) Host() host.Host { return c.h }
+
+// Reachable lists the peers that answered, sorted.
+func (c *Client) Reachable() []peer.ID { return slices.Clone(c.up) }
+
+// Configured is the number of distinct configured peers.
+func (c *Client) Configured() int { return len(c.all) }
+
+// Require fails with ErrNoPeers unless at least n peers are reachable.
+func (c *Client) Require(n int) error {
+	if len(c.up) >= n {
+		return nil
+	}
+	return fmt.Errorf("%w: %d of %d configured peers answered, %d needed", ErrNoPeers, len(c.up), len(c.all), n)
+}
+
+// rank orders the reachable peers by rendezvous hashing on key: the same
+// key gives every client the same order, and a peer leaving moves only the
+// shares it held.
+func (c *Client) rank(key string) []peer.ID {
+	type scored struct {
+		id    peer.ID
+		score [32]byte
+	}
+	s := make([]scored, 0, len(c.up))
+	for _, p := range c.up {
+		s = append(s, scored{p, sha256.Sum256([]byte(key + "\x00" + string(p)))})
+	}
+	sort.Slice(s, func(i, j int) bool { return string(s[i].score[:]) > string(s[j].score[:]) })
+	out := make([]peer.ID, len(s))
+	for i, x := range s {
+		out[i] = x.id
+	}
+	return out
+}
+
+// RecordStore is a vault.ShareStore for one of the user's records: each Put
+// goes to the next peer, in rendezvous order, that holds no share of the
+// record yet, so the shares land on distinct peers; a peer that fails a put
+// is skipped for the next.
+func (c *Client) RecordStore(record string) vault.ShareStore {
+	return &recordStore{c: c, record: record, order: c.rank(record), used: map[peer.ID]bool{}}
+}
+
+type recordStore struct {
+	c      *Client
+	record string
+	mu     sync.Mutex
+	order  []peer.ID
+	used   map[peer.ID]bool
+}
+
+func (s *recordStore) next() (peer.ID, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range s.order {
+		if !s.used[p] {
+			s.used[p] = true
+			return p, true
+		}
+	}
+	return "", false
+}
+
+// Put streams r to one peer. A put that fails cannot be retried elsewhere
+// without buffering the share, so it fails; Seal then fails the record and
+// nothing is kept.
+func (s *recordStore) Put(ctx context.Context, r io.Reader) (vault.ShareID, error) {
+	p, ok := s.next()
+	if !ok {
+		return vault.ShareID{}, fmt.Errorf("%w: more shares than distinct peers", ErrNoPeers)
+	}
+	return shares.Put(ctx, s.c.h, p, s.record, r)
+}
+
+func (s *recordStore) Get(ctx context.Context, id vault.ShareID) (io.ReadCloser, error) {
+	return nil, errors.New("client: use Client.Getter to read shares")
+}
+
+// Has reports whether any reachable peer holds the share.
+func (s *recordStore) Has(ctx context.Context, id vault.ShareID) (bool, error) {
+	return len(s.c.Holders(ctx, id)) > 0, nil
+}
+
+// Delete removes the share from every reachable peer that holds it.
+func (s *recordStore) Delete(ctx context.Context, id vault.ShareID) error {
+	var errs []error
+	for _, p := range s.c.Holders(ctx, id) {
+		if err := shares.Delete(ctx, s.c.h, p, id); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Holders asks every reachable peer, in parallel, whether it holds id.
+func (c *Client) Holders(ctx context.Context, id vault.ShareID) []peer.ID {
+	var mu sync.Mutex
+	var out []peer.ID
+	var wg sync.WaitGroup
+	for _, p := range c.up {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			if ok, err := shares.Has(hctx, c.h, p, id); err == nil && ok {
+				mu.Lock()
+				out = append(out, p)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	slices.Sort(out)
+	return out
+}
+
+// Access describes the requests a Getter signs.
+type Access struct {
+	Owner   consent.ID
+	Record  string
+	Scope   string
+	Purpose string
+}
+
+// Getter returns a vault.ShareGetter that fetches each share from a peer
+// holding it, with a fresh signed request per attempt. Denials are
+// collected in Denials.
+func (c *Client) Getter(a Access) *Getter { return &Getter{c: c, a: a} }
+
+// Getter fetches shares under consent.
+type Getter struct {
+	c  *Client
+	a  Access
+	mu sync.Mutex
+	// Denials are the consent refusals met so far.
+	Denials []*shares.DeniedError
+}
+
+// Get implements vault.ShareGetter.
+func (g *Getter) Get(ctx context.Context, id vault.ShareID) (io.ReadCloser, error) {
+	holders := g.c.Holders(ctx, id)
+	if len(holders) == 0 {
+		return nil, fmt.Errorf("share %s: %w on any reachable peer", id.String()[:12], vault.ErrNotFound)
+	}
+	var errs []error
+	for _, p := range holders {
+		req, err := g.c.SignRequest(g.a)
+		if err != nil {
+			return nil, err
+		}
+		rc, err := shares.Get(ctx, g.c.h, p, id, req)
+		if err == nil {
+			return rc, nil
+		}
+		var de *shares.DeniedError
+		if errors.As(err, &de) {
+			g.mu.Lock()
+			g.Denials = append(g.Denials, de)
+			g.mu.Unlock()
+		}
+		errs = append(errs, err)
+	}
+	return nil, errors.Join(errs...)
+}
+
+// SignRequest signs an access request with a fresh nonce.
+func (c *Client) SignRequest(a Access) (*consent.Request, error) {
+	nonce := make([]byte, 16)
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, err
+	}
+	return consent.SignRequest(c.signer, consent.Request{
+		Owner: a.Owner, Record: a.Record, Scope: a.Scope, Purpose: a.Purpose,
+		Time: time.Now().Unix(), Nonce: nonce,
+	})
+}
+
+// Push sends entries to reachable peers until one accepts every entry (or
+// already had it), then returns that peer. The peer gossips them on.
+func (c *Client) Push(ctx context.Context, entries []*consent.Entry) (peer.ID, error) {
+	if err := c.Require(1); err != nil {
+		return "", err
+	}
+	var errs []error
+	for _, p := range c.up {
+		acks, err := ledgersync.Push(ctx, c.h, p, entries)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		ok := len(acks) == len(entries)
+		for _, a := range acks {
+			if a.Status != ledgersync.AckAccepted && a.Status != ledgersync.AckDuplicate {
+				ok = false
+				errs = append(errs, fmt.Errorf("peer %s: entry %s: %s %s", p.ShortString(), a.Hash.String()[:12], a.Status, a.Reason))
+			}
+		}
+		if ok {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("no peer took the entries: %w", errors.Join(errs...))
+}
+
+// Pull fetches, from every reachable peer, the entries beyond have and
+// returns them all (duplicates included; the caller's ledger drops them).
+func (c *Client) Pull(ctx context.Context, have map[consent.ID]uint64) ([]*consent.Entry, error) {
+	if err := c.Require(1); err != nil {
+		return nil, err
+	}
+	var mu sync.Mutex
+	var out []*consent.Entry
+	var errs []error
+	var wg sync.WaitGroup
+	for _, p := range c.up {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			es, err := ledgersync.Pull(ctx, c.h, p, have)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+				return
+			}
+			out = append(out, es...)
+		}()
+	}
+	wg.Wait()
+	if len(out) == 0 && len(errs) == len(c.up) {
+		return nil, errors.Join(errs...)
+	}
+	return out, nil
+}
+
+// PutManifest stores a manifest copy on up to replicas peers, the record's
+// first in rendezvous order, and succeeds if at least one took it.
+func (c *Client) PutManifest(ctx context.Context, record string, recipient consent.ID, envelope []byte, replicas int) (int, error) {
+	order := c.rank("manifest\x00" + record)
+	if replicas < len(order) {
+		order = order[:replicas]
+	}
+	n := 0
+	var errs []error
+	for _, p := range order {
+		if err := manifests.Put(ctx, c.h, p, record, recipient, envelope); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		n++
+	}
+	if n == 0 {
+		return 0, fmt.Errorf("no peer stored the manifest: %w", errors.Join(errs...))
+	}
+	return n, nil
+}
+
+// ListManifests gathers owner's manifest copies readable by the user from
+// every reachable peer, one per (record, recipient).
+func (c *Client) ListManifests(ctx context.Context, owner consent.ID, record string) ([]manifests.Copy, error) {
+	seen := map[string]bool{}
+	var out []manifests.Copy
+	var errs []error
+	for _, p := range c.up {
+		cs, err := manifests.List(ctx, c.h, p, owner, record)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, cp := range cs {
+			k := cp.Record + "\x00" + string(cp.Recipient) + "\x00" + string(cp.Envelope)
+			if !seen[k] {
+				seen[k] = true
+				out = append(out, cp)
+			}
+		}
+	}
+	if len(errs) == len(c.up) && len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return out, nil
+}
+
+// DeleteManifests removes the user's manifest copies of record from every reachable peer.
+func (c *Client) DeleteManifests(ctx context.Context, record string) error {
+	var errs []error
+	for _, p := range c.up {
+		if err := manifests.Delete(ctx, c.h, p, record); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// PeerHealth is what `medwallet peers` shows.
+type PeerHealth struct {
+	ID        string        `json:"id"`
+	Addrs     []string      `json:"addrs"`
+	Reachable bool          `json:"reachable"`
+	RTT       time.Duration `json:"rtt_ns,omitempty"`
+	Agent     string        `json:"agent,omitempty"`
+	Error     string        `json:"error,omitempty"`
+}
+
+// Health pings every configured peer.
+func (c *Client) Health(ctx context.Context) []PeerHealth {
+	out := make([]PeerHealth, len(c.all))
+	var wg sync.WaitGroup
+	for i, ai := range c.all {
+		out[i] = PeerHealth{ID: ai.ID.String()}
+		for _, a := range ai.Addrs {
+			out[i].Addrs = append(out[i].Addrs, a.String())
+		}
+		if err := c.errs[ai.ID]; err != nil {
+			out[i].Error = "unreachable"
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			res := <-ping.Ping(pctx, c.h, ai.ID)
+			if res.Error != nil {
+				out[i].Error = "no answer to ping"
+				return
+			}
+			out[i].Reachable, out[i].RTT = true, res.RTT
+			if v, err := c.h.Peerstore().Get(ai.ID, "AgentVersion"); err == nil {
+				out[i].Agent, _ = v.(string)
+			}
+		}()
+	}
+	wg.Wait()
+	return out
+}

@@ -1,0 +1,128 @@
+// Package devnet runs a whole medwallet network on loopback in one
+// process, so that one machine can try everything: N peers, each with its
+// own data directory, bootstrapped to one another, and a network file that
+// light clients (the CLI) read to find them.
+package devnet
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/medwallet/medwallet/p2p/node"
+	"github.com/medwallet/medwallet/p2p/peer"
+)
+
+// NetworkFile is the name of the file that lists a network's peers.
+const NetworkFile = "network.json"
+
+// Network is the JSON file the CLI reads to find peers.
+type Network struct {
+	Version int      `json:"version"`
+	Peers   []string `json:"peers"`
+}
+
+// ReadNetwork reads a network file.
+func ReadNetwork(path string) (Network, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Network{}, err
+	}
+	var n Network
+	if err := json.Unmarshal(b, &n); err != nil || n.Version != 1 {
+		return Network{}, fmt.Errorf("%s is not a medwallet network file", path)
+	}
+	if _, err := peer.ParseAddrs(n.Peers); err != nil {
+		return Network{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return n, nil
+}
+
+// WriteNetwork writes a network file (mode 0600).
+func WriteNetwork(path string, n Network) error {
+	n.Version = 1
+	b, _ := json.MarshalIndent(n, "", "  ")
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// Devnet is a running local network.
+type Devnet struct {
+	Dir   string
+	Peers []*peer.Peer
+}
+
+// Options configure a devnet.
+type Options struct {
+	Peers        int
+	Dir          string
+	Logger       *slog.Logger
+	SyncInterval time.Duration
+}
+
+// Start starts the peers; each bootstraps to every peer started before it.
+// Peer i keeps its data in Dir/peer-i, so a devnet restarted on the same
+// directory comes back with its data.
+func Start(ctx context.Context, o Options) (*Devnet, error) {
+	if o.Peers < 1 || o.Peers > 64 {
+		return nil, fmt.Errorf("a devnet has 1 to 64 peers, not %d", o.Peers)
+	}
+	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
+		return nil, err
+	}
+	d := &Devnet{Dir: o.Dir}
+	var boot []string
+	for i := range o.Peers {
+		log := o.Logger
+		if log != nil {
+			log = log.With("peer", i)
+		}
+		p, err := peer.Start(ctx, peer.Config{
+			DataDir:      filepath.Join(o.Dir, fmt.Sprintf("peer-%d", i)),
+			Listen:       node.LoopbackListen,
+			Bootstrap:    boot,
+			SyncInterval: o.SyncInterval,
+			Logger:       log,
+		})
+		if err != nil {
+			d.Close()
+			return nil, fmt.Errorf("starting peer %d: %w", i, err)
+		}
+		d.Peers = append(d.Peers, p)
+		boot = append(boot, p.TCPAddr())
+	}
+	if err := WriteNetwork(d.NetworkPath(), Network{Peers: d.Addrs()}); err != nil {
+		d.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// Addrs lists one TCP multiaddr per peer.
+func (d *Devnet) Addrs() []string {
+	var out []string
+	for _, p := range d.Peers {
+		out = append(out, p.TCPAddr())
+	}
+	return out
+}
+
+// NetworkPath is the devnet's network file.
+func (d *Devnet) NetworkPath() string { return filepath.Join(d.Dir, NetworkFile) }
+
+// Close stops every peer.
+func (d *Devnet) Close() error {
+	var errs []error
+	for _, p := range d.Peers {
+		errs = append(errs, p.Close())
+	}
+	return errors.Join(errs...)
+}
