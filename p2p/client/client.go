@@ -28,8 +28,8 @@ import (
 	"github.com/medwallet/medwallet/consent"
 	"github.com/medwallet/medwallet/p2p/ledgersync"
 	"github.com/medwallet/medwallet/p2p/manifests"
-	p2ppeer "github.com/medwallet/medwallet/p2p/peer"
 	"github.com/medwallet/medwallet/p2p/node"
+	p2ppeer "github.com/medwallet/medwallet/p2p/peer"
 	"github.com/medwallet/medwallet/p2p/shares"
 	"github.com/medwallet/medwallet/vault"
 )
