@@ -77,10 +77,7 @@ func Open(ctx context.Context, m *Manifest, src ShareGetter, w io.Writer, opts O
 		if err != nil {
 			return err
 		}
-		if opts.Progress != nil {
-			w = &progressWriter{w: w, p: opts.Progress}
-		}
-		_, err = io.Copy(w, dr)
+		_, err = io.Copy(&outWriter{w: w, p: opts.Progress}, dr)
 		return err
 	}()
 	pr.CloseWithError(errDecryptStopped)
@@ -104,15 +101,17 @@ type writeError struct{ err error }
 
 func (e *writeError) Error() string { return e.err.Error() }
 
-type progressWriter struct {
+// outWriter reports progress and marks the destination's errors, so that
+// they are not mistaken for a bad ciphertext.
+type outWriter struct {
 	w io.Writer
 	p Progress
 }
 
-func (pw *progressWriter) Write(b []byte) (int, error) {
-	n, err := pw.w.Write(b)
-	if n > 0 {
-		pw.p.Add(int64(n))
+func (ow *outWriter) Write(b []byte) (int, error) {
+	n, err := ow.w.Write(b)
+	if n > 0 && ow.p != nil {
+		ow.p.Add(int64(n))
 	}
 	if err != nil {
 		err = &writeError{err}
