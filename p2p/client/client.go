@@ -9,6 +9,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -152,28 +153,32 @@ func (c *Client) rank(key string) []peer.ID {
 	return out
 }
 
-// RecordStore is a vault.ShareStore for one of the user's records: each Put
-// goes to the next peer, in rendezvous order, that holds no share of the
-// record yet, so the shares land on distinct peers; a peer that fails a put
-// is skipped for the next.
-func (c *Client) RecordStore(record string) vault.ShareStore {
-	return &recordStore{c: c, record: record, order: c.rank(record), used: map[peer.ID]bool{}}
+// ShareStore is a vault.ShareStore over the reachable peers for the
+// user's records. A Put reads the share header to learn the record, then
+// streams the share to the next peer, in the record's rendezvous order,
+// that holds no share of that record yet, so a record's shares land on
+// distinct peers.
+func (c *Client) ShareStore() vault.ShareStore {
+	return &recordStore{c: c, used: map[string]map[peer.ID]bool{}}
 }
 
 type recordStore struct {
-	c      *Client
-	record string
-	mu     sync.Mutex
-	order  []peer.ID
-	used   map[peer.ID]bool
+	c    *Client
+	mu   sync.Mutex
+	used map[string]map[peer.ID]bool
 }
 
-func (s *recordStore) next() (peer.ID, bool) {
+func (s *recordStore) next(record string) (peer.ID, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, p := range s.order {
-		if !s.used[p] {
-			s.used[p] = true
+	used := s.used[record]
+	if used == nil {
+		used = map[peer.ID]bool{}
+		s.used[record] = used
+	}
+	for _, p := range s.c.rank(record) {
+		if !used[p] {
+			used[p] = true
 			return p, true
 		}
 	}
@@ -182,13 +187,21 @@ func (s *recordStore) next() (peer.ID, bool) {
 
 // Put streams r to one peer. A put that fails cannot be retried elsewhere
 // without buffering the share, so it fails; Seal then fails the record and
-// nothing is kept.
+// removes what it stored.
 func (s *recordStore) Put(ctx context.Context, r io.Reader) (vault.ShareID, error) {
-	p, ok := s.next()
+	hdr := make([]byte, vault.ShareHeaderSize)
+	if _, err := io.ReadFull(r, hdr); err != nil {
+		return vault.ShareID{}, fmt.Errorf("reading the share header: %w", err)
+	}
+	rid, err := vault.ShareRecord(hdr)
+	if err != nil {
+		return vault.ShareID{}, err
+	}
+	p, ok := s.next(rid.String())
 	if !ok {
 		return vault.ShareID{}, fmt.Errorf("%w: more shares than distinct peers", ErrNoPeers)
 	}
-	return shares.Put(ctx, s.c.h, p, s.record, r)
+	return shares.Put(ctx, s.c.h, p, rid.String(), io.MultiReader(bytes.NewReader(hdr), r))
 }
 
 func (s *recordStore) Get(ctx context.Context, id vault.ShareID) (io.ReadCloser, error) {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/medwallet/medwallet/p2p/node"
 	"github.com/medwallet/medwallet/p2p/shares"
+	"github.com/medwallet/medwallet/vault"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -54,8 +55,14 @@ func TestBootstrapRestartAndClose(t *testing.T) {
 	if err := client.Connect(ctx, a.Host.Peerstore().PeerInfo(a.Host.ID())); err != nil {
 		t.Fatal(err)
 	}
-	data := bytes.Repeat([]byte("ciphertext"), 100000)
-	id, err := shares.Put(ctx, client, a.Host.ID(), "00112233445566778899aabbccddeeff", bytes.NewReader(data))
+	rec := "00112233445566778899aabbccddeeff"
+	rid, _ := vault.ParseRecordID(rec)
+	data := make([]byte, vault.ShareHeaderSize)
+	copy(data, "MWSH")
+	data[4] = 1
+	copy(data[12:28], rid[:])
+	data = append(data, bytes.Repeat([]byte("ciphertext"), 100000)...)
+	id, err := shares.Put(ctx, client, a.Host.ID(), rec, bytes.NewReader(data))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -161,6 +161,14 @@ func (s *Service) serve(st network.Stream) error {
 		if _, err := vault.ParseRecordID(req.Record); err != nil {
 			return reply(response{Error: "bad record ID", Code: "bad-request"})
 		}
+		// The share's own header must name the record it is put for.
+		hdr, err := br.Peek(vault.ShareHeaderSize)
+		if err != nil {
+			return err
+		}
+		if rid, err := vault.ShareRecord(hdr); err != nil || rid.String() != req.Record {
+			return reply(response{Error: "the share header does not name this record", Code: "bad-request"})
+		}
 		id, err := s.st.PutShare(context.Background(), remote, req.Record, &wire.IdleReader{S: st, R: br, Idle: idleTimeout})
 		if errors.Is(err, store.ErrOwner) {
 			return reply(response{Error: "share belongs to another owner", Code: "owner"})

@@ -113,6 +113,20 @@ func (f *fixture) request(t *testing.T, by *actor, scope, purpose string) *conse
 	return r
 }
 
+// fakeShare is payload behind a valid share header for record.
+func fakeShare(t *testing.T, record string, payload []byte) []byte {
+	t.Helper()
+	rid, err := vault.ParseRecordID(record)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdr := make([]byte, vault.ShareHeaderSize)
+	copy(hdr, "MWSH")
+	hdr[4], hdr[5], hdr[6], hdr[7] = 1, 0, 3, 5
+	copy(hdr[12:28], rid[:])
+	return append(hdr, payload...)
+}
+
 func readAll(t *testing.T, rc io.ReadCloser) []byte {
 	t.Helper()
 	defer rc.Close()
@@ -144,8 +158,9 @@ func (f *fixture) lastAccess(t *testing.T) *consent.AccessBody {
 func TestPutGetGrantRevoke(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	data := make([]byte, 3<<20+5)
-	rand.Read(data)
+	payload := make([]byte, 3<<20+5)
+	rand.Read(payload)
+	data := fakeShare(t, f.record, payload)
 	id, err := Put(ctx, f.patient.h, f.peer.h.ID(), f.record, bytes.NewReader(data))
 	if err != nil {
 		t.Fatal(err)
@@ -257,9 +272,24 @@ func TestPutGetGrantRevoke(t *testing.T) {
 	}
 }
 
-func TestBadRecordID(t *testing.T) {
+func TestBadPuts(t *testing.T) {
 	f := newFixture(t)
-	if _, err := Put(context.Background(), f.patient.h, f.peer.h.ID(), "../etc", bytes.NewReader([]byte("x"))); !errors.Is(err, ErrBadRequest) {
-		t.Fatalf("got %v", err)
+	other := "ffeeddccbbaa99887766554433221100"
+	for name, tc := range map[string]struct {
+		record string
+		data   []byte
+	}{
+		"bad record ID":            {"../etc", fakeShare(t, f.record, []byte("x"))},
+		"not a share":              {f.record, bytes.Repeat([]byte("x"), 100)},
+		"header of another record": {f.record, fakeShare(t, other, []byte("x"))},
+	} {
+		if _, err := Put(context.Background(), f.patient.h, f.peer.h.ID(), tc.record, bytes.NewReader(tc.data)); !errors.Is(err, ErrBadRequest) {
+			t.Errorf("%s: got %v, want ErrBadRequest", name, err)
+		}
+	}
+	n := 0
+	f.st.Shares(func(vault.ShareID, store.ShareMeta) error { n++; return nil })
+	if n != 0 {
+		t.Fatalf("%d shares stored by bad puts", n)
 	}
 }
