@@ -1,0 +1,186 @@
+package wallet
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/medwallet/medwallet/consent"
+	"github.com/medwallet/medwallet/consent/boltstore"
+)
+
+// AuditLedger audits the local ledger from its raw entries, the way an
+// outsider would (see consent.AuditLedger). A ledger that cannot even be
+// decoded is reported as an ErrVerify error.
+func (w *Wallet) AuditLedger(ctx context.Context) (*consent.AuditReport, error) {
+	if _, err := os.Stat(w.ledgerPath()); errors.Is(err, os.ErrNotExist) {
+		return consent.AuditLedger(nil), nil
+	}
+	s, err := boltstore.Open(w.ledgerPath())
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	var es []*consent.Entry
+	if err := s.Scan(func(e *consent.Entry) error { es = append(es, e); return nil }); err != nil {
+		return nil, fmt.Errorf("reading the local ledger: %w: %w", ErrVerify, err)
+	}
+	return consent.AuditLedger(es), nil
+}
+
+// AuditExport audits an exported ledger file. It needs no wallet: an
+// auditor runs it on any machine.
+func AuditExport(r io.Reader) (*consent.AuditReport, error) {
+	es, err := consent.ReadExport(r)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrVerify, err)
+	}
+	return consent.AuditLedger(es), nil
+}
+
+// AuditFailure turns a failed report into an ErrVerify error that names
+// the counts and the first finding; nil when the report is clean.
+func AuditFailure(rep *consent.AuditReport) error {
+	if rep.OK() {
+		return nil
+	}
+	counts := map[string]int{}
+	var first *consent.Finding
+	for i, f := range rep.Findings {
+		if f.Kind == consent.FindingMismatch {
+			continue
+		}
+		counts[f.Kind]++
+		if first == nil {
+			first = &rep.Findings[i]
+		}
+	}
+	var parts []string
+	for _, k := range []string{consent.FindingViolation, consent.FindingInvalid, consent.FindingChain, consent.FindingEquivocation} {
+		if n := counts[k]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n, k))
+		}
+	}
+	where := ""
+	if first.Author != "" {
+		where = fmt.Sprintf(" in %s", first.Author.Short())
+		if first.Seq != 0 {
+			where += fmt.Sprintf("#%d", first.Seq)
+		}
+	}
+	return WithHint(fmt.Errorf("audit failed: %s; first%s: %s: %w", strings.Join(parts, ", "), where, first.Detail, ErrVerify),
+		"see every finding with 'medwallet audit verify' (without --json)")
+}
+
+// Disclosure is one line of the accounting of disclosures (45 CFR 164.528):
+// when, to whom, what, and why.
+type Disclosure struct {
+	consent.Disclosure
+	RecipientName  string
+	DeciderName    string
+	PurposeDisplay string
+	// Description says what was disclosed: record ID and scope, never
+	// record contents.
+	Description string
+}
+
+// Disclosures lists the allowed accesses to the wallet's records logged in
+// the local ledger at or after since (zero: all), oldest first.
+func (w *Wallet) Disclosures(ctx context.Context, since time.Time) ([]Disclosure, error) {
+	l, _, err := w.openLedger(false)
+	if err != nil {
+		return nil, err
+	}
+	defer l.Close()
+	var ds []consent.Disclosure
+	l.View(func(v *consent.View) { ds = consent.Disclosures(v, w.ID(), since) })
+	out := make([]Disclosure, 0, len(ds))
+	for _, d := range ds {
+		p, _ := consent.LookupPurpose(d.Purpose)
+		out = append(out, Disclosure{
+			Disclosure: d, RecipientName: w.NameOf(d.Recipient), DeciderName: w.NameOf(d.Decider),
+			PurposeDisplay: p.Display, Description: fmt.Sprintf("record %s, scope %s", d.Record, d.Scope),
+		})
+	}
+	return out, nil
+}
+
+// DisclosuresFHIR renders disclosures as a FHIR R4 Bundle of AuditEvents.
+func (w *Wallet) DisclosuresFHIR(ds []Disclosure) ([]byte, error) {
+	raw := make([]consent.Disclosure, len(ds))
+	for i, d := range ds {
+		raw[i] = d.Disclosure
+	}
+	return consent.DisclosuresFHIR(raw, w.NameOf, w.Now())
+}
+
+// ParseSince parses the --since value: a date (2026-01-31, from the start
+// of that day, UTC) or an RFC 3339 time.
+func ParseSince(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if t, err := time.Parse("2006-01-02", s); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, WithHint(fmt.Errorf("date %q: %w", s, ErrInvalid), "use --since 2026-01-31 or --since 2026-01-31T09:00:00Z")
+}
+
+// NewRequest signs a request, as this wallet, for a record of owner.
+func (w *Wallet) NewRequest(owner consent.ID, record, scope, purpose string) (*consent.Request, error) {
+	id, err := w.Identity()
+	if err != nil {
+		return nil, err
+	}
+	s, err := consent.NewKeySigner(id.Signing)
+	if err != nil {
+		return nil, err
+	}
+	nonce := make([]byte, 16)
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, err
+	}
+	r, err := consent.SignRequest(s, consent.Request{Owner: owner, Record: record, Scope: scope, Purpose: purpose,
+		Time: w.Now().Unix(), Nonce: nonce})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	return r, nil
+}
+
+// DecideAccess runs the consent policy on the local ledger for req and logs
+// the decision, allow or deny, as an access entry in the wallet's own feed
+// before returning it: the wallet acting as the deciding peer (the
+// patient's own always-on box). A deny is returned as an ErrDenied error
+// along with the decision.
+func (w *Wallet) DecideAccess(ctx context.Context, req *consent.Request) (consent.Decision, error) {
+	l, s, err := w.openLedger(true)
+	if err != nil {
+		return consent.Decision{}, err
+	}
+	defer l.Close()
+	now := w.Now()
+	var d consent.Decision
+	var head consent.Head
+	l.View(func(v *consent.View) {
+		d = consent.Decide(v, req, now)
+		head = v.Head(req.Owner)
+	})
+	if _, err := l.Append(s, now, consent.KindAccess, &consent.AccessBody{
+		Request: req.Encode(), Allow: d.Allow, Reason: d.Reason, Grant: d.Grant, OwnerHead: head,
+	}); err != nil {
+		return d, fmt.Errorf("logging the decision: %w", err)
+	}
+	if !d.Allow {
+		return d, fmt.Errorf("access to record %s: %s: %w", req.Record, d.Reason, ErrDenied)
+	}
+	return d, nil
+}

@@ -1,0 +1,389 @@
+package wallet
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"filippo.io/age"
+
+	"github.com/medwallet/medwallet/consent"
+)
+
+// GrantOptions describe a new grant.
+type GrantOptions struct {
+	// To is a contact name or an ID. For an ID that is not a contact, the
+	// grantee's age recipient is taken from its identity entry in the
+	// ledger.
+	To string
+	// Records are record IDs or unique prefixes; All grants every record
+	// (the keys of the records present now are wrapped).
+	Records []string
+	All     bool
+	// Scopes are SMART scopes (v2, or v1 which is normalised).
+	Scopes []string
+	// Purpose is an HL7 v3 PurposeOfUse code such as TREAT or HPAYMT.
+	Purpose string
+	// Expires is "" (never), a duration in hours, days or weeks ("12h",
+	// "30d", "2w"), a date ("2026-12-31": valid through that day, UTC) or
+	// an RFC 3339 time.
+	Expires string
+}
+
+// Grant statuses.
+const (
+	GrantActive      = "active"
+	GrantRevoked     = "revoked"
+	GrantExpired     = "expired"
+	GrantNotYetValid = "not-yet-valid"
+)
+
+// GrantInfo describes a grant in the local ledger.
+type GrantInfo struct {
+	ID          consent.Hash
+	Author      consent.ID
+	AuthorName  string
+	Grantee     consent.ID
+	GranteeName string
+	Records     []string // empty when All
+	All         bool
+	Scopes      []string
+	Purpose     consent.Purpose
+	Created     time.Time
+	NotBefore   time.Time
+	Expires     time.Time // zero: no expiry
+	Status      string
+	WrappedKeys int
+	// Given is true for grants the wallet made, false for grants made to it.
+	Given bool
+}
+
+// MinGrantPrefix is the shortest grant ID prefix accepted on the command line.
+const MinGrantPrefix = 8
+
+// Grant signs a grant into the wallet's feed: it resolves the grantee,
+// validates scopes and purpose, anchors the granted records, and wraps
+// each record key with age to the grantee.
+func (w *Wallet) Grant(ctx context.Context, opts GrantOptions) (GrantInfo, error) {
+	now := w.Now()
+	scopes, err := consent.NormalizeScopes(opts.Scopes)
+	if err != nil {
+		return GrantInfo{}, WithHint(fmt.Errorf("%w: %w", ErrInvalid, err),
+			"write scopes like --scope patient/Observation.rs or --scope 'patient/Observation.rs?category=laboratory'")
+	}
+	if len(scopes) == 0 {
+		return GrantInfo{}, WithHint(fmt.Errorf("no scope given: %w", ErrInvalid), "add --scope patient/Observation.rs (or patient/*.rs for every type)")
+	}
+	if _, err := consent.LookupPurpose(opts.Purpose); err != nil {
+		return GrantInfo{}, WithHint(fmt.Errorf("%w: %w", ErrInvalid, err), "use an HL7 v3 PurposeOfUse code, e.g. --purpose TREAT")
+	}
+	expires, err := ParseExpiry(opts.Expires, now)
+	if err != nil {
+		return GrantInfo{}, err
+	}
+	if opts.All == (len(opts.Records) > 0) {
+		return GrantInfo{}, WithHint(fmt.Errorf("name the records to grant, or all of them: %w", ErrInvalid), "pass --record ID (repeatable) or --all")
+	}
+	grantee, recipient, err := w.resolveGrantee(opts.To)
+	if err != nil {
+		return GrantInfo{}, err
+	}
+	var infos []RecordInfo
+	if opts.All {
+		if infos, err = w.ListRecords(ctx); err != nil {
+			return GrantInfo{}, err
+		}
+	} else {
+		seen := map[string]bool{}
+		for _, ref := range opts.Records {
+			info, err := w.Record(ctx, ref)
+			if err != nil {
+				return GrantInfo{}, err
+			}
+			if !seen[info.ID] {
+				seen[info.ID] = true
+				infos = append(infos, info)
+			}
+		}
+	}
+	sort.Slice(infos, func(i, j int) bool { return infos[i].ID < infos[j].ID })
+	g := consent.Grant{Grantee: grantee, All: opts.All, Scopes: scopes, Purpose: opts.Purpose, NotBefore: now.Unix()}
+	if !expires.IsZero() {
+		g.Expires = expires.Unix()
+	}
+	for _, info := range infos {
+		if !opts.All {
+			g.Records = append(g.Records, info.ID)
+		}
+		key, err := w.RecordKey(ctx, info.ID)
+		if err != nil {
+			return GrantInfo{}, err
+		}
+		wrapped, err := wrapKey(key, recipient)
+		if err != nil {
+			return GrantInfo{}, fmt.Errorf("wrapping the key of record %s: %w", info.ID, err)
+		}
+		g.Keys = append(g.Keys, consent.WrappedKey{Record: info.ID, Key: wrapped})
+	}
+	if err := g.Validate(); err != nil {
+		return GrantInfo{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+
+	l, s, err := w.openLedger(true)
+	if err != nil {
+		return GrantInfo{}, err
+	}
+	defer l.Close()
+	for _, info := range infos {
+		if _, err := w.anchor(l, s, info); err != nil {
+			return GrantInfo{}, err
+		}
+	}
+	e, err := l.Append(s, now, consent.KindGrant, &g)
+	if err != nil {
+		return GrantInfo{}, fmt.Errorf("writing the grant: %w", err)
+	}
+	var out GrantInfo
+	l.View(func(v *consent.View) {
+		gi, _ := v.Grant(e.Hash())
+		out = w.grantInfo(v, gi, now)
+	})
+	return out, nil
+}
+
+// wrapKey encrypts the record key (its AGE-SECRET-KEY string) to recipient.
+func wrapKey(key *age.X25519Identity, recipient *age.X25519Recipient) ([]byte, error) {
+	var buf bytes.Buffer
+	wc, err := age.Encrypt(&buf, recipient)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := wc.Write([]byte(key.String())); err != nil {
+		return nil, err
+	}
+	if err := wc.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// resolveGrantee finds the grantee's ID and age recipient: from the
+// contacts, else from the grantee's identity entry in the ledger.
+func (w *Wallet) resolveGrantee(to string) (consent.ID, *age.X25519Recipient, error) {
+	if strings.TrimSpace(to) == "" {
+		return "", nil, WithHint(fmt.Errorf("no grantee: %w", ErrInvalid), "pass --to CONTACT or --to ID")
+	}
+	var id consent.ID
+	var recipient string
+	c, err := w.Resolve(to)
+	switch {
+	case err == nil:
+		id, recipient = c.Card.ID, c.Card.AgeRecipient
+	case errors.Is(err, ErrNotFound):
+		pid, perr := consent.ParseID(to)
+		if perr != nil {
+			return "", nil, err
+		}
+		id = pid
+		if id == w.ID() {
+			return "", nil, fmt.Errorf("a grant to yourself: %w", ErrInvalid)
+		}
+		l, _, lerr := w.openLedger(false)
+		if lerr != nil {
+			return "", nil, lerr
+		}
+		l.View(func(v *consent.View) {
+			if b, ok := v.Identity(pid); ok {
+				recipient = b.AgeRecipient
+			}
+		})
+		l.Close()
+		if recipient == "" {
+			return "", nil, WithHint(fmt.Errorf("no contact and no identity entry for %s: %w", pid.Short(), ErrNotFound),
+				"add their card first with 'medwallet contact add NAME CARD'")
+		}
+	default:
+		return "", nil, err
+	}
+	if id == w.ID() {
+		return "", nil, fmt.Errorf("a grant to yourself: %w", ErrInvalid)
+	}
+	r, err := age.ParseX25519Recipient(recipient)
+	if err != nil {
+		return "", nil, fmt.Errorf("the grantee's age recipient is not an X25519 recipient: %w", ErrInvalid)
+	}
+	return id, r, nil
+}
+
+var durationRE = regexp.MustCompile(`^([0-9]{1,5})([hdw])$`)
+
+// ParseExpiry turns the --expires value into a time (zero for ""): a
+// duration from now in hours, days or weeks ("12h", "30d", "2w"), a date
+// ("2026-12-31", valid through the end of that day, UTC) or an RFC 3339
+// time. It must lie in the future.
+func ParseExpiry(s string, now time.Time) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return time.Time{}, nil
+	}
+	var t time.Time
+	if m := durationRE.FindStringSubmatch(s); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		unit := map[string]time.Duration{"h": time.Hour, "d": 24 * time.Hour, "w": 7 * 24 * time.Hour}[m[2]]
+		t = now.Add(time.Duration(n) * unit)
+	} else if d, err := time.Parse("2006-01-02", s); err == nil {
+		t = d.AddDate(0, 0, 1)
+	} else if d, err := time.Parse(time.RFC3339, s); err == nil {
+		t = d
+	} else {
+		return time.Time{}, WithHint(fmt.Errorf("expiry %q is not a duration, a date or a time: %w", s, ErrInvalid),
+			"use --expires 30d, 12h, 2w, 2026-12-31 or 2026-12-31T17:00:00Z")
+	}
+	if !t.After(now) {
+		return time.Time{}, WithHint(fmt.Errorf("expiry %q is in the past: %w", s, ErrInvalid), "give a later date, or a duration such as --expires 30d")
+	}
+	return t.UTC().Truncate(time.Second), nil
+}
+
+func (w *Wallet) grantInfo(v *consent.View, g *consent.GrantInfo, now time.Time) GrantInfo {
+	p, _ := consent.LookupPurpose(g.Purpose)
+	gi := GrantInfo{
+		ID: g.ID, Author: g.Author, AuthorName: w.NameOf(g.Author), Grantee: g.Grantee, GranteeName: w.NameOf(g.Grantee),
+		Records: g.Records, All: g.All, Scopes: g.Scopes, Purpose: p,
+		Created: consent.TimeOf(g.Time), NotBefore: consent.TimeOf(g.NotBefore),
+		WrappedKeys: len(g.Keys), Given: g.Author == w.ID(),
+	}
+	if g.Expires != 0 {
+		gi.Expires = consent.TimeOf(g.Expires)
+	}
+	switch {
+	case v.Revoked(g.ID):
+		gi.Status = GrantRevoked
+	case g.Expires != 0 && now.Unix() >= g.Expires:
+		gi.Status = GrantExpired
+	case now.Unix() < g.NotBefore:
+		gi.Status = GrantNotYetValid
+	default:
+		gi.Status = GrantActive
+	}
+	return gi
+}
+
+// Grants lists the grants the wallet made and the grants made to it that
+// the local ledger holds, oldest first.
+func (w *Wallet) Grants(ctx context.Context) ([]GrantInfo, error) {
+	l, _, err := w.openLedger(false)
+	if err != nil {
+		return nil, err
+	}
+	defer l.Close()
+	now := w.Now()
+	out := []GrantInfo{}
+	l.View(func(v *consent.View) {
+		for _, g := range v.Grants() {
+			if g.Author == w.ID() || g.Grantee == w.ID() {
+				out = append(out, w.grantInfo(v, g, now))
+			}
+		}
+	})
+	return out, nil
+}
+
+// findGrant resolves a grant ID or unique prefix (at least MinGrantPrefix
+// hex digits) among the grants in v.
+func findGrant(v *consent.View, ref string) (*consent.GrantInfo, error) {
+	ref = strings.ToLower(strings.TrimSpace(ref))
+	hint := "list grants with 'medwallet grants'"
+	if len(ref) < MinGrantPrefix || len(ref) > 64 || strings.Trim(ref, "0123456789abcdef") != "" {
+		return nil, WithHint(fmt.Errorf("grant %q: %w: want %d to 64 hex digits of a grant ID", ref, ErrInvalid, MinGrantPrefix), hint)
+	}
+	var match []*consent.GrantInfo
+	for _, g := range v.Grants() {
+		if strings.HasPrefix(g.ID.String(), ref) {
+			match = append(match, g)
+		}
+	}
+	switch len(match) {
+	case 0:
+		return nil, WithHint(fmt.Errorf("grant %q: %w", ref, ErrNotFound), hint)
+	case 1:
+		return match[0], nil
+	}
+	return nil, WithHint(fmt.Errorf("grant %q: %w: %d grants start with it", ref, ErrInvalid, len(match)), "give more digits of the ID")
+}
+
+// GrantShow describes one grant (ID or unique prefix).
+func (w *Wallet) GrantShow(ctx context.Context, ref string) (GrantInfo, error) {
+	l, _, err := w.openLedger(false)
+	if err != nil {
+		return GrantInfo{}, err
+	}
+	defer l.Close()
+	var out GrantInfo
+	l.View(func(v *consent.View) {
+		var g *consent.GrantInfo
+		if g, err = findGrant(v, ref); err == nil {
+			out = w.grantInfo(v, g, w.Now())
+		}
+	})
+	return out, err
+}
+
+// GrantFHIR renders one grant as a FHIR R4 Consent resource.
+func (w *Wallet) GrantFHIR(ctx context.Context, ref string) ([]byte, error) {
+	l, _, err := w.openLedger(false)
+	if err != nil {
+		return nil, err
+	}
+	defer l.Close()
+	var out []byte
+	l.View(func(v *consent.View) {
+		var g *consent.GrantInfo
+		if g, err = findGrant(v, ref); err == nil {
+			out, err = consent.GrantFHIR(g, v.Revoked(g.ID), w.Now(), w.NameOf(g.Grantee))
+		}
+	})
+	return out, err
+}
+
+// Revoke signs the revocation of one of the wallet's grants. Peers stop
+// serving at once; what the grantee already imported cannot be recalled.
+func (w *Wallet) Revoke(ctx context.Context, ref string) (GrantInfo, error) {
+	l, s, err := w.openLedger(true)
+	if err != nil {
+		return GrantInfo{}, err
+	}
+	defer l.Close()
+	var g *consent.GrantInfo
+	var revoked bool
+	l.View(func(v *consent.View) {
+		if g, err = findGrant(v, ref); err == nil {
+			revoked = v.Revoked(g.ID)
+		}
+	})
+	if err != nil {
+		return GrantInfo{}, err
+	}
+	if g.Author != w.ID() {
+		who := w.NameOf(g.Author)
+		if who == "" {
+			who = g.Author.Short()
+		}
+		return GrantInfo{}, fmt.Errorf("grant %s was made by %s; only its author can revoke it: %w", g.ID.String()[:12], who, ErrDenied)
+	}
+	if revoked {
+		return GrantInfo{}, fmt.Errorf("grant %s is already revoked: %w", g.ID.String()[:12], ErrExists)
+	}
+	if _, err := l.Append(s, w.Now(), consent.KindRevoke, &consent.RevokeBody{Grant: g.ID}); err != nil {
+		return GrantInfo{}, fmt.Errorf("writing the revocation: %w", err)
+	}
+	var out GrantInfo
+	l.View(func(v *consent.View) { out = w.grantInfo(v, g, w.Now()) })
+	return out, nil
+}

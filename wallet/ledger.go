@@ -1,0 +1,179 @@
+package wallet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/medwallet/medwallet/consent"
+	"github.com/medwallet/medwallet/consent/boltstore"
+)
+
+// The consent ledger lives in HOME/ledger.db (consent/boltstore): the
+// wallet's own feed (identity, record anchors, grants, revocations) and the
+// entries of other feeds it has received. Every entry is verified again
+// each time the ledger is opened.
+const ledgerFile = "ledger.db"
+
+func (w *Wallet) ledgerPath() string { return filepath.Join(w.cfg.Home, ledgerFile) }
+
+// openLedger opens the local ledger. When forWriting, it also makes sure the
+// wallet's own feed starts with its identity entry (written on first use),
+// and returns the signer for further entries.
+func (w *Wallet) openLedger(forWriting bool) (*consent.Ledger, consent.Signer, error) {
+	if !forWriting {
+		if _, err := os.Stat(w.ledgerPath()); errors.Is(err, os.ErrNotExist) {
+			l, err := consent.OpenLedger(consent.NewMemStore())
+			return l, nil, err
+		}
+	}
+	var signer consent.Signer
+	if forWriting {
+		id, err := w.Identity()
+		if err != nil {
+			return nil, nil, err
+		}
+		if signer, err = consent.NewKeySigner(id.Signing); err != nil {
+			return nil, nil, err
+		}
+	}
+	s, err := boltstore.Open(w.ledgerPath())
+	if err != nil {
+		return nil, nil, err
+	}
+	l, err := consent.OpenLedger(s)
+	if err != nil {
+		s.Close()
+		return nil, nil, WithHint(fmt.Errorf("the local ledger does not verify: %w: %w", ErrVerify, err),
+			"run 'medwallet audit verify' for details; restore "+ledgerFile+" from a backup or a peer")
+	}
+	if forWriting {
+		var head consent.Head
+		l.View(func(v *consent.View) { head = v.Head(w.ID()) })
+		if head.Seq == 0 {
+			_, err := l.Append(signer, w.Now(), consent.KindIdentity,
+				&consent.IdentityBody{AgeRecipient: w.card.AgeRecipient, Role: w.card.Role})
+			if err != nil {
+				l.Close()
+				return nil, nil, fmt.Errorf("writing the identity entry: %w", err)
+			}
+		}
+	}
+	return l, signer, nil
+}
+
+// AnchorRecord appends an anchor of the record's encrypted manifest to the
+// wallet's feed, unless the feed already anchors that manifest. It returns
+// whether it wrote an entry.
+func (w *Wallet) AnchorRecord(ctx context.Context, ref string) (bool, error) {
+	info, err := w.Record(ctx, ref)
+	if err != nil {
+		return false, err
+	}
+	l, s, err := w.openLedger(true)
+	if err != nil {
+		return false, err
+	}
+	defer l.Close()
+	return w.anchor(l, s, info)
+}
+
+func (w *Wallet) anchor(l *consent.Ledger, s consent.Signer, info RecordInfo) (bool, error) {
+	h := consent.Hash(info.ManifestHash)
+	var done bool
+	l.View(func(v *consent.View) {
+		a, ok := v.Anchor(w.ID(), info.ID)
+		done = ok && a.Manifest == h
+	})
+	if done {
+		return false, nil
+	}
+	if _, err := l.Append(s, w.Now(), consent.KindAnchor, &consent.AnchorBody{Record: info.ID, Manifest: h}); err != nil {
+		return false, fmt.Errorf("anchoring record %s: %w", info.ID, err)
+	}
+	return true, nil
+}
+
+// LedgerEntries returns every entry of the local ledger, by author then seq.
+func (w *Wallet) LedgerEntries() ([]*consent.Entry, error) {
+	l, _, err := w.openLedger(false)
+	if err != nil {
+		return nil, err
+	}
+	defer l.Close()
+	return l.Entries(), nil
+}
+
+// ExportLedger writes the whole local ledger as a self-contained file that
+// 'medwallet audit verify FILE' checks on any machine. It returns the number
+// of entries written.
+func (w *Wallet) ExportLedger(out io.Writer) (int, error) {
+	es, err := w.LedgerEntries()
+	if err != nil {
+		return 0, err
+	}
+	if err := consent.WriteExport(out, es); err != nil {
+		return 0, err
+	}
+	return len(es), nil
+}
+
+// ImportResult counts what ImportLedger did with the entries of a file.
+type ImportResult struct {
+	Entries       int // entries in the file
+	Added         int // entries that joined a feed
+	Known         int // entries already in the ledger
+	Pending       int // entries whose predecessor is missing (not kept)
+	Rejected      int // entries that do not verify (not kept)
+	Equivocations int // equivocations found, each logged as a proof entry
+}
+
+// ImportLedger verifies the entries of an exported ledger file and adds
+// them to the local ledger: how grants made to this wallet arrive when no
+// peer carries them. An equivocation it uncovers is logged in the wallet's
+// own feed as a proof entry.
+func (w *Wallet) ImportLedger(r io.Reader) (ImportResult, error) {
+	es, err := consent.ReadExport(r)
+	if err != nil {
+		return ImportResult{}, fmt.Errorf("%w: %w", ErrVerify, err)
+	}
+	l, s, err := w.openLedger(true)
+	if err != nil {
+		return ImportResult{}, err
+	}
+	defer l.Close()
+	res := ImportResult{Entries: len(es)}
+	known := map[consent.Hash]bool{}
+	for _, e := range l.Entries() {
+		known[e.Hash()] = true
+	}
+	for _, e := range es {
+		if known[e.Hash()] {
+			res.Known++
+			continue
+		}
+		acc, err := l.Ingest(e)
+		var eq *consent.EquivocationError
+		switch {
+		case errors.As(err, &eq):
+			res.Equivocations++
+			if _, err := l.Append(s, w.Now(), consent.KindEquivocation, eq.Proof); err != nil {
+				return res, fmt.Errorf("logging an equivocation proof: %w", err)
+			}
+		case err != nil && (errors.Is(err, consent.ErrMalformed) || errors.Is(err, consent.ErrBadSignature) ||
+			errors.Is(err, consent.ErrUnknownKind)):
+			res.Rejected++
+		case err != nil:
+			return res, err
+		}
+		for _, a := range acc {
+			known[a.Hash()] = true
+		}
+		res.Added += len(acc)
+	}
+	l.View(func(v *consent.View) { res.Pending = v.Pending() })
+	return res, nil
+}
