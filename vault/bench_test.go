@@ -3,6 +3,7 @@ package vault_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"testing"
@@ -132,4 +133,21 @@ func BenchmarkOpen(b *testing.B) {
 			})
 		}
 	}
+}
+
+// BenchmarkBlockHash compares the two candidate block hashes on 1 MiB.
+func BenchmarkBlockHash(b *testing.B) {
+	buf := randomData(b, 1<<20)
+	b.Run("blake3", func(b *testing.B) {
+		b.SetBytes(int64(len(buf)))
+		for b.Loop() {
+			blake3Sum(buf)
+		}
+	})
+	b.Run("sha256", func(b *testing.B) {
+		b.SetBytes(int64(len(buf)))
+		for b.Loop() {
+			sha256.Sum256(buf)
+		}
+	})
 }

@@ -5,10 +5,12 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
 	"sync/atomic"
 	"testing"
 
 	"github.com/medwallet/medwallet/vault"
+	"github.com/medwallet/medwallet/vault/dirstore"
 	"github.com/medwallet/medwallet/vault/memstore"
 )
 
@@ -148,3 +150,45 @@ func TestProgressAndCancelOpen(t *testing.T) {
 type errWriter struct{ err error }
 
 func (e errWriter) Write([]byte) (int, error) { return 0, e.err }
+
+// TestLateShareSeek damages data shares mid-record in a directory store,
+// whose files can seek: Open must bring in the parity shares at that
+// stripe, skipping their earlier blocks.
+func TestLateShareSeek(t *testing.T) {
+	store, err := dirstore.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := newOwner(t)
+	plain := randomData(t, 20*4096)
+	m := seal(t, o, store, plain, vault.Params{K: 3, N: 5, StripeSize: 4096})
+	block := m.StripeSize / 3
+	for _, tc := range []struct {
+		name  string
+		share int
+		edit  func(b []byte) []byte
+	}{
+		{"flip in stripe 10", 1, func(b []byte) []byte { b[vault.ShareHeaderSize+10*int(block)+5] ^= 1; return b }},
+		{"cut in stripe 12", 2, func(b []byte) []byte { return b[:vault.ShareHeaderSize+12*int(block)+7] }},
+	} {
+		path := store.Path(m.Shares[tc.share].ID)
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, tc.edit(b), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		got, err := open(t, m, store)
+		if err != nil || !bytes.Equal(got, plain) {
+			t.Fatalf("%s: err=%v", tc.name, err)
+		}
+	}
+	// Parity share 3 cut short too: three damaged shares, one left over.
+	path := store.Path(m.Shares[3].ID)
+	b, _ := os.ReadFile(path)
+	os.WriteFile(path, b[:vault.ShareHeaderSize+15*int(block)], 0o600)
+	if _, err := open(t, m, store); !errors.Is(err, vault.ErrNotEnoughShares) {
+		t.Fatalf("three damaged shares: %v", err)
+	}
+}

@@ -178,7 +178,14 @@ func (sr *shareReader) close() {
 func (sr *shareReader) readBlock(m *Manifest, l layout, s int64, dst []byte) {
 	if sr.next < s {
 		skip := (s - sr.next) * l.block
-		if _, err := io.CopyN(io.Discard, sr.rc, skip); err != nil {
+		var err error
+		if sk, ok := sr.rc.(io.Seeker); ok {
+			// A seek past the end is caught by the read below.
+			_, err = sk.Seek(skip, io.SeekCurrent)
+		} else {
+			_, err = io.CopyN(io.Discard, sr.rc, skip)
+		}
+		if err != nil {
 			sr.fail(truncated(err, fmt.Sprintf("stripe %d", sr.next)))
 			return
 		}
