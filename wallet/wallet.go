@@ -42,6 +42,9 @@ type Config struct {
 	Keyring keystore.Config
 	// Keystore, when set, is used instead of opening Keyring (tests).
 	Keystore keystore.Keystore
+	// Network is the network file listing the peers to use; "" means
+	// Home/network.json. Without one, records stay in the local store.
+	Network string
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
 }

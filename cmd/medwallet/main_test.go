@@ -1,15 +1,21 @@
 package main
 
 import (
+	"bytes"
 	"errors"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
+	bolt "go.etcd.io/bbolt"
 
+	"github.com/medwallet/medwallet/p2p/devnet"
 	"github.com/medwallet/medwallet/wallet"
 	"github.com/medwallet/medwallet/wallet/keystore"
 )
@@ -38,8 +44,12 @@ func TestScripts(t *testing.T) {
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"exits":    cmdExits,
-			"flipchar": cmdFlipChar,
+			"exits":        cmdExits,
+			"flipchar":     cmdFlipChar,
+			"waitfile":     cmdWaitFile,
+			"mknet":        cmdMkNet,
+			"corruptshare": cmdCorruptShare,
+			"nogrep":       cmdNoGrep,
 		},
 	})
 }
@@ -92,6 +102,99 @@ func cmdFlipChar(ts *testscript.TestScript, neg bool, args []string) {
 		b[off] = 'A'
 	}
 	ts.Check(os.WriteFile(path, append(b, '\n'), 0o600))
+}
+
+// cmdWaitFile waits until FILE exists and is not empty (a background
+// peer writes its addresses there once it listens): waitfile FILE
+func cmdWaitFile(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: waitfile FILE")
+	}
+	path := ts.MkAbs(args[0])
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if fi, err := os.Stat(path); err == nil && fi.Size() > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("waitfile: %s did not appear", args[0])
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// cmdMkNet writes a network file from peers' address files, taking each
+// file's first TCP address: mknet OUT ADDRFILE...
+func cmdMkNet(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: mknet OUT ADDRFILE...")
+	}
+	var n devnet.Network
+	for _, f := range args[1:] {
+		b, err := os.ReadFile(ts.MkAbs(f))
+		ts.Check(err)
+		for _, line := range strings.Fields(string(b)) {
+			if strings.Contains(line, "/tcp/") {
+				n.Peers = append(n.Peers, line)
+				break
+			}
+		}
+	}
+	ts.Check(devnet.WriteNetwork(ts.MkAbs(args[0]), n))
+}
+
+// cmdCorruptShare flips one byte in the first stored chunk of a stopped
+// peer's share database: corruptshare DBFILE
+func cmdCorruptShare(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: corruptshare DBFILE")
+	}
+	db, err := bolt.Open(ts.MkAbs(args[0]), 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	ts.Check(err)
+	defer db.Close()
+	ts.Check(db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte("chunks"))
+		if b == nil {
+			return errors.New("no chunks bucket")
+		}
+		k, v := b.Cursor().First()
+		if k == nil {
+			return errors.New("the peer holds no share")
+		}
+		c := append([]byte(nil), v...)
+		c[len(c)/2] ^= 0x40
+		return b.Put(k, c)
+	}))
+}
+
+// cmdNoGrep fails if any file under the directories contains the marker:
+// nogrep MARKER DIR...
+func cmdNoGrep(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: nogrep MARKER DIR...")
+	}
+	marker := []byte(args[0])
+	files := 0
+	for _, dir := range args[1:] {
+		ts.Check(filepath.WalkDir(ts.MkAbs(dir), func(path string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			files++
+			if bytes.Contains(b, marker) {
+				ts.Fatalf("%s contains %q", path, marker)
+			}
+			return nil
+		}))
+	}
+	if files == 0 {
+		ts.Fatalf("nogrep: no file under %v", args[1:])
+	}
+	ts.Logf("nogrep: %d files checked", files)
 }
 
 // sharedData finds ../shared/data beside the repository

@@ -23,6 +23,7 @@ type globalOptions struct {
 	json           bool
 	keyringBackend string
 	passphraseFile string
+	network        string
 
 	stdin          io.Reader
 	stdout, stderr io.Writer
@@ -66,6 +67,7 @@ docs/cli.md (0 ok, 1 error, 2 usage, 3 not found, 4 denied, 5 verification faile
 	pf.BoolVar(&g.json, "json", false, "print machine-readable JSON on stdout")
 	pf.StringVar(&g.keyringBackend, "keyring-backend", "", "keyring backend: "+strings.Join(keystore.Backends, ", ")+" (default $MEDWALLET_KEYRING_BACKEND, else the one chosen at init, else auto)")
 	pf.StringVar(&g.passphraseFile, "passphrase-file", "", "read the file keyring's passphrase from this file (else $MEDWALLET_PASSPHRASE, else a terminal prompt)")
+	pf.StringVar(&g.network, "network", "", "network file listing the peers (default $MEDWALLET_NETWORK, else HOME/network.json)")
 	root.CompletionOptions.HiddenDefaultCmd = true
 
 	cmds := make([]*cobra.Command, 0, len(commands))
@@ -118,6 +120,9 @@ func (g *globalOptions) resolve() error {
 	if g.keyringBackend == "" {
 		g.keyringBackend = os.Getenv("MEDWALLET_KEYRING_BACKEND")
 	}
+	if g.network == "" {
+		g.network = os.Getenv("MEDWALLET_NETWORK")
+	}
 	if err := keystore.ValidateBackend(g.keyringBackend); err != nil {
 		return usageError{err}
 	}
@@ -127,7 +132,8 @@ func (g *globalOptions) resolve() error {
 // config is the wallet configuration the global flags describe.
 func (g *globalOptions) config() wallet.Config {
 	return wallet.Config{
-		Home: g.home,
+		Home:    g.home,
+		Network: g.network,
 		Keyring: keystore.Config{
 			Backend:    g.keyringBackend,
 			Passphrase: g.keyringPassphrase,
