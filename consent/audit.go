@@ -247,8 +247,8 @@ func Disclosures(v *View, owner ID, since time.Time) []Disclosure {
 				continue
 			}
 			r, err := DecodeRequest(ab.Request)
-			if err != nil || r.Owner != owner {
-				continue
+			if err != nil || r.Owner != owner || r.Requester == owner {
+				continue // the owner's own reads are accesses, not disclosures
 			}
 			out = append(out, Disclosure{
 				Time: e.Time, Recipient: r.Requester, Record: r.Record, Scope: r.Scope,

@@ -8,9 +8,10 @@ import (
 // part of the wire format (access entries) and of the CLI's JSON.
 type Reason string
 
-// Reasons. Granted is the only reason of an allow.
+// Reasons. Granted and Owner are the only reasons of an allow.
 const (
 	ReasonGranted      Reason = "granted"
+	ReasonOwner        Reason = "owner"               // the owner reads its own record (still logged, never a disclosure)
 	ReasonNoGrant      Reason = "no-grant"            // the owner granted nothing on this record to anyone
 	ReasonWrongGrantee Reason = "wrong-grantee"       // the owner granted this record, but to someone else
 	ReasonRecord       Reason = "record"              // the owner granted the requester other records only
@@ -25,7 +26,7 @@ const (
 )
 
 var reasonSet = map[Reason]struct{}{
-	ReasonGranted: {}, ReasonNoGrant: {}, ReasonWrongGrantee: {}, ReasonRecord: {},
+	ReasonGranted: {}, ReasonOwner: {}, ReasonNoGrant: {}, ReasonWrongGrantee: {}, ReasonRecord: {},
 	ReasonRevoked: {}, ReasonNotYetValid: {}, ReasonExpired: {}, ReasonScope: {},
 	ReasonPurpose: {}, ReasonBadSignature: {}, ReasonEquivocating: {}, ReasonReplay: {},
 }
@@ -55,7 +56,9 @@ func deny(r Reason) Decision { return Decision{Reason: r} }
 //  3. neither the owner nor the requester has equivocated
 //     (equivocating-author);
 //  4. the requested scope and purpose parse (scope, purpose);
-//  5. among the owner's grants: some name the requester (else
+//  5. a request by the owner itself is allowed (owner): patients read
+//     their own records through the same peers, logged like any access;
+//  6. among the owner's grants: some name the requester (else
 //     wrong-grantee if the record was granted to someone else, or
 //     no-grant), some of those cover the record (record), some of those
 //     are not revoked (revoked), some of those are valid at now
@@ -87,6 +90,9 @@ func decide(v *View, r *Request, now time.Time) Decision {
 	}
 	if _, ok := purposeIndex[r.Purpose]; !ok {
 		return deny(ReasonPurpose)
+	}
+	if r.Requester == r.Owner {
+		return Decision{Allow: true, Reason: ReasonOwner}
 	}
 	if v.byOwnerTo[ownerGrantee{r.Owner, r.Requester}] == 0 {
 		if v.byOwnerRec[ownerRecord{r.Owner, r.Record}] > 0 || v.byOwnerRec[ownerRecord{r.Owner, ""}] > 0 {

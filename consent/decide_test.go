@@ -57,6 +57,9 @@ func TestDecideTable(t *testing.T) {
 		{"granted at window edge", newRequest(t, bob, alice.ID(), "rec-1", lab, "TREAT", t0.Add(-window)), ReasonGranted, g1},
 		{"granted despite revoke by non-author", newRequest(t, bob, alice.ID(), "rec-rev2", lab, "TREAT", t0), ReasonGranted, gRev2},
 		{"granted all records", newRequest(t, erin, alice.ID(), "anything", "patient/Condition.s", "COVERAGE", t0), ReasonGranted, gAll},
+		{"owner reads own record", newRequest(t, alice, alice.ID(), "rec-anything", "patient/*.rs", "PATRQT", t0), ReasonOwner, Hash{}},
+		{"owner with an invalid scope", newRequest(t, alice, alice.ID(), "rec-1", "patient/Obs.rs", "PATRQT", t0), ReasonScope, Hash{}},
+		{"owner replaying", newRequest(t, alice, alice.ID(), "rec-1", lab, "PATRQT", t0.Add(-window-time.Second)), ReasonReplay, Hash{}},
 		{"no-grant", newRequest(t, bob, dave.ID(), "rec-nobody", lab, "TREAT", t0), ReasonNoGrant, Hash{}},
 		{"wrong-grantee via all-records grant", newRequest(t, dave, alice.ID(), "rec-nobody", lab, "TREAT", t0), ReasonWrongGrantee, Hash{}},
 		{"no-grant other owner's grant", newRequest(t, dave, carol.ID(), "rec-1", lab, "TREAT", t0), ReasonNoGrant, Hash{}},
@@ -86,7 +89,7 @@ func TestDecideTable(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			d := Decide(w.view, c.req, t0)
-			if d.Reason != c.reason || d.Allow != (c.reason == ReasonGranted) || d.Grant != c.grant {
+			if d.Reason != c.reason || d.Allow != (c.reason == ReasonGranted || c.reason == ReasonOwner) || d.Grant != c.grant {
 				t.Fatalf("Decide = %+v, want reason %s grant %s", d, c.reason, c.grant)
 			}
 			seen[d.Reason] = true
