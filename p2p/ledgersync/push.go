@@ -1,0 +1,191 @@
+package ledgersync
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/medwallet/medwallet/consent"
+)
+
+// AckStatus is what a peer did with one pushed entry.
+type AckStatus uint8
+
+// Ack statuses. Numbers are part of the wire format.
+const (
+	AckAccepted  AckStatus = 1 // joined its feed; gossiped to the network
+	AckDuplicate AckStatus = 2 // the peer already held it
+	AckPending   AckStatus = 3 // held until its predecessor arrives: push the feed from the peer's head
+	AckRejected  AckStatus = 4 // refused; Reason says why
+)
+
+func (a AckStatus) String() string {
+	switch a {
+	case AckAccepted:
+		return "accepted"
+	case AckDuplicate:
+		return "duplicate"
+	case AckPending:
+		return "pending"
+	case AckRejected:
+		return "rejected"
+	}
+	return fmt.Sprintf("ack(%d)", uint8(a))
+}
+
+// Ack answers one pushed entry. Hash is the SHA-256 of the bytes pushed
+// (the entry hash when they decode).
+type Ack struct {
+	Hash   consent.Hash `json:"hash"`
+	Status AckStatus    `json:"status"`
+	Reason string       `json:"reason,omitempty"` // for rejections; never holds entry bodies
+}
+
+// handlePush serves PushID: entry frames in, one ack frame out per entry,
+// until the client closes its side.
+func (s *Service) handlePush(str network.Stream) {
+	if !s.enter() {
+		str.Reset()
+		return
+	}
+	defer s.wg.Done()
+	if !tryAcquire(s.pushSem) {
+		str.Reset()
+		return
+	}
+	defer release(s.pushSem)
+	if err := str.Scope().SetService(serviceName); err != nil {
+		str.Reset()
+		return
+	}
+	stop := context.AfterFunc(s.ctx, func() { str.Reset() })
+	defer stop()
+
+	r := bufio.NewReader(str)
+	for range maxPushLen {
+		_ = str.SetDeadline(time.Now().Add(s.cfg.timeout))
+		b, rel, err := readFrame(r, str, s.cfg.maxMsgSize)
+		if errors.Is(err, io.EOF) {
+			str.Close()
+			return
+		}
+		if err != nil {
+			s.log.Debug("push refused", "peer", shortPeer(str.Conn().RemotePeer()), "err", err)
+			s.n.rejected.Add(1)
+			str.Reset()
+			return
+		}
+		ack := s.pushOne(b)
+		rel()
+		if err := writeMsg(str, wireAck{Hash: ack.Hash, Status: uint8(ack.Status), Reason: ack.Reason}); err != nil {
+			str.Reset()
+			return
+		}
+	}
+	str.Reset()
+}
+
+func (s *Service) pushOne(b []byte) Ack {
+	ack := Ack{Hash: consent.HashBytes(b)}
+	e, err := s.decode(b)
+	if err != nil {
+		s.n.rejected.Add(1)
+		ack.Status, ack.Reason = AckRejected, clip(err.Error())
+		return ack
+	}
+	res := s.accept(e)
+	switch res.out {
+	case outAccepted:
+		ack.Status = AckAccepted
+		s.republish(res.acc)
+	case outDuplicate:
+		ack.Status = AckDuplicate
+	case outPending:
+		ack.Status = AckPending
+	default:
+		ack.Status, ack.Reason = AckRejected, clip(res.reason())
+		if res.out == outInternal {
+			s.republish(res.acc)
+		}
+	}
+	s.log.Debug("pushed", "entry", entryName(e), "ack", ack.Status)
+	return ack
+}
+
+func clip(s string) string {
+	if len(s) > maxReasonLen {
+		return s[:maxReasonLen]
+	}
+	return s
+}
+
+// Push sends entries to p over PushID and returns one Ack per entry, in
+// order. p verifies and ingests each and gossips those it accepted. Push a
+// feed's entries in seq order, starting after p's head (see Pull).
+func Push(ctx context.Context, h host.Host, p peer.ID, entries []*consent.Entry) (acks []Ack, err error) {
+	if len(entries) > maxPushLen {
+		return nil, fmt.Errorf("ledgersync: push: %d entries, at most %d per push", len(entries), maxPushLen)
+	}
+	str, err := h.NewStream(ctx, p, PushID)
+	if err != nil {
+		return nil, fmt.Errorf("ledgersync: push to %s: %w", shortPeer(p), err)
+	}
+	stop := context.AfterFunc(ctx, func() { str.Reset() })
+	defer stop()
+	if d, ok := ctx.Deadline(); ok {
+		_ = str.SetDeadline(d)
+	} else {
+		_ = str.SetDeadline(time.Now().Add(DefaultStreamTimeout + time.Duration(len(entries))*time.Second))
+	}
+
+	// Write while reading acks, so a long push does not wait on flow
+	// control in both directions.
+	werr := make(chan error, 1)
+	go func() {
+		for _, e := range entries {
+			if err := writeFrame(str, e.Encode()); err != nil {
+				werr <- err
+				return
+			}
+		}
+		werr <- str.CloseWrite()
+	}()
+	defer func() {
+		if err != nil {
+			str.Reset()
+			<-werr
+			err = fmt.Errorf("ledgersync: push to %s: %w", shortPeer(p), err)
+			return
+		}
+		if err = <-werr; err != nil {
+			str.Reset()
+			err = fmt.Errorf("ledgersync: push to %s: %w", shortPeer(p), err)
+			return
+		}
+		str.Close()
+	}()
+
+	r := bufio.NewReader(str)
+	acks = make([]Ack, 0, len(entries))
+	for _, e := range entries {
+		var wa wireAck
+		if err := readMsg(r, str, maxAckFrame, &wa); err != nil {
+			if ctx.Err() != nil {
+				err = ctx.Err()
+			}
+			return acks, err
+		}
+		if wa.Hash != e.Hash() {
+			return acks, fmt.Errorf("ack for %s names another entry", entryName(e))
+		}
+		acks = append(acks, Ack{Hash: wa.Hash, Status: AckStatus(wa.Status), Reason: wa.Reason})
+	}
+	return acks, nil
+}

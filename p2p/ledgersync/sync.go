@@ -1,0 +1,340 @@
+package ledgersync
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/medwallet/medwallet/consent"
+)
+
+// maxBatchFrame bounds one batch frame: the soft budget plus one entry that
+// may pass it, plus CBOR headers.
+const maxBatchFrame = batchBytes + consent.MaxEntrySize + frameOverhead
+
+// errSkipFeed, from a sink, stops fetching the current feed.
+var errSkipFeed = errors.New("skip feed")
+
+// maxSyncRequests bounds the requests on one sync stream.
+const maxSyncRequests = 1 << 20
+
+// handleSync serves SyncID: any number of heads and fetch requests, each
+// answered by one frame, each under its own deadline.
+func (s *Service) handleSync(str network.Stream) {
+	if !s.enter() {
+		str.Reset()
+		return
+	}
+	defer s.wg.Done()
+	if !tryAcquire(s.syncSem) {
+		str.Reset()
+		return
+	}
+	defer release(s.syncSem)
+	if err := str.Scope().SetService(serviceName); err != nil {
+		str.Reset()
+		return
+	}
+	stop := context.AfterFunc(s.ctx, func() { str.Reset() })
+	defer stop()
+
+	r := bufio.NewReader(str)
+	for range maxSyncRequests {
+		_ = str.SetDeadline(time.Now().Add(s.cfg.timeout))
+		var req syncRequest
+		err := readMsg(r, str, maxRequestFrame, &req)
+		if errors.Is(err, io.EOF) {
+			str.Close()
+			return
+		}
+		if err != nil {
+			s.log.Debug("sync request refused", "peer", shortPeer(str.Conn().RemotePeer()), "err", err)
+			str.Reset()
+			return
+		}
+		switch req.Op {
+		case opHeads:
+			err = writeMsg(str, s.headsAfter(req.After))
+		case opFetch:
+			var b batch
+			b, err = s.fetch(req.Author, req.From, req.Limit)
+			if err == nil {
+				err = writeMsg(str, b)
+			}
+		default:
+			err = fmt.Errorf("unknown sync op %d", req.Op)
+		}
+		if err != nil {
+			s.log.Debug("sync stream failed", "peer", shortPeer(str.Conn().RemotePeer()), "err", err)
+			str.Reset()
+			return
+		}
+	}
+	str.Reset()
+}
+
+// headsAfter returns the page of heads of authors sorted after `after`.
+func (s *Service) headsAfter(after consent.ID) headsPage {
+	var page headsPage
+	s.l.View(func(v *consent.View) {
+		authors := v.Authors()
+		i := sort.Search(len(authors), func(i int) bool { return authors[i] > after })
+		for ; i < len(authors); i++ {
+			if len(page.Heads) == headsPageSize {
+				page.More = true
+				break
+			}
+			h := v.Head(authors[i])
+			page.Heads = append(page.Heads, feedHead{Author: authors[i], Seq: h.Seq, Hash: h.Hash})
+		}
+	})
+	if page.Heads == nil {
+		page.Heads = []feedHead{}
+	}
+	return page
+}
+
+// fetch returns consecutive entries of author's feed from seq `from`.
+func (s *Service) fetch(author consent.ID, from uint64, limit uint32) (batch, error) {
+	if from == 0 {
+		return batch{}, errors.New("fetch from seq 0")
+	}
+	n := min(int(limit), maxBatchLen)
+	var es []*consent.Entry
+	s.l.View(func(v *consent.View) {
+		f := v.Feed(author)
+		if from > uint64(len(f)) {
+			return
+		}
+		f = f[from-1:]
+		es = append(es, f[:min(n, len(f))]...)
+	})
+	b := batch{Entries: [][]byte{}}
+	size := 0
+	for _, e := range es {
+		enc := e.Encode()
+		if len(b.Entries) > 0 && size+len(enc) > batchBytes {
+			break
+		}
+		size += len(enc)
+		b.Entries = append(b.Entries, enc)
+	}
+	return b, nil
+}
+
+// SyncWith pulls from p every entry of every feed that p holds beyond this
+// peer's heads, and ingests them. It also fetches the entry behind any head
+// of p that conflicts with a held entry, so that equivocation is recorded.
+// It returns the number of entries that joined a feed.
+func (s *Service) SyncWith(ctx context.Context, p peer.ID) (int, error) {
+	if !s.enter() {
+		return 0, ErrClosed
+	}
+	defer s.wg.Done()
+	return s.syncWith(ctx, p)
+}
+
+func (s *Service) syncWith(ctx context.Context, p peer.ID) (int, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(s.ctx, cancel)
+	defer stop()
+
+	n := 0
+	start := func(fh feedHead) (uint64, bool) {
+		var from uint64
+		var ok bool
+		s.l.View(func(v *consent.View) {
+			local := v.Head(fh.Author)
+			switch {
+			case fh.Seq > local.Seq:
+				// Fetch from our own head, not after it: if p's feed forked
+				// from ours, its entry there differs and the equivocation is
+				// recorded, instead of every later entry failing to link.
+				from, ok = max(local.Seq, 1), true
+			case fh.Seq > 0 && v.Feed(fh.Author)[fh.Seq-1].Hash() != fh.Hash:
+				from, ok = fh.Seq, true
+			}
+		})
+		return from, ok
+	}
+	sink := func(e *consent.Entry) error {
+		res := s.accept(e)
+		n += len(res.acc)
+		s.n.synced.Add(uint64(len(res.acc)))
+		switch res.out {
+		case outConflict, outBadChain:
+			// The author forked (recorded as evidence when both entries
+			// are at hand): nothing more of this feed from p fits here.
+			return errSkipFeed
+		case outInvalid:
+			return fmt.Errorf("peer sent %s: %s", entryName(e), res.reason())
+		case outInternal:
+			return res.err
+		}
+		return nil
+	}
+	err := pull(ctx, s.h, p, s.cfg.timeout, start, sink)
+	if err != nil {
+		s.n.syncErrors.Add(1)
+		return n, fmt.Errorf("ledgersync: sync with %s: %w", shortPeer(p), err)
+	}
+	s.n.syncs.Add(1)
+	return n, nil
+}
+
+// Pull fetches from p, over SyncID, the entries of every feed p holds
+// beyond have[author] (the seq the caller holds; a missing author means
+// none, so a nil map fetches everything). Entries are verified, each
+// feed's are in order and chained, and the first of each feed follows the
+// caller's seq. It is for light clients that run no Service.
+func Pull(ctx context.Context, h host.Host, p peer.ID, have map[consent.ID]uint64) ([]*consent.Entry, error) {
+	var out []*consent.Entry
+	start := func(fh feedHead) (uint64, bool) {
+		seq := have[fh.Author]
+		return seq + 1, fh.Seq > seq
+	}
+	sink := func(e *consent.Entry) error {
+		out = append(out, e)
+		return nil
+	}
+	if err := pull(ctx, h, p, DefaultStreamTimeout, start, sink); err != nil {
+		return out, fmt.Errorf("ledgersync: pull from %s: %w", shortPeer(p), err)
+	}
+	return out, nil
+}
+
+// pull runs the client side of SyncID: page through p's heads; for each
+// head that start wants, fetch from the seq it says up to the head, in
+// batches, verifying every entry before handing it to sink.
+func pull(ctx context.Context, h host.Host, p peer.ID, timeout time.Duration,
+	start func(feedHead) (uint64, bool), sink func(*consent.Entry) error) (err error) {
+	str, err := h.NewStream(ctx, p, SyncID)
+	if err != nil {
+		return err
+	}
+	stop := context.AfterFunc(ctx, func() { str.Reset() })
+	defer stop()
+	defer func() {
+		if err != nil {
+			str.Reset()
+			if ctx.Err() != nil {
+				err = fmt.Errorf("%w (%w)", ctx.Err(), err)
+			}
+		} else {
+			str.Close()
+		}
+	}()
+	deadline := func() {
+		d := time.Now().Add(timeout)
+		if cd, ok := ctx.Deadline(); ok && cd.Before(d) {
+			d = cd
+		}
+		_ = str.SetDeadline(d)
+	}
+	r := bufio.NewReader(str)
+	var after consent.ID
+	seen := 0
+	for {
+		deadline()
+		if err := writeMsg(str, syncRequest{Op: opHeads, After: after}); err != nil {
+			return err
+		}
+		var page headsPage
+		if err := readMsg(r, str, maxHeadsFrame, &page); err != nil {
+			return fmt.Errorf("heads: %w", err)
+		}
+		if len(page.Heads) > headsPageSize {
+			return fmt.Errorf("heads: %d in one page", len(page.Heads))
+		}
+		seen += len(page.Heads)
+		if seen > maxAuthors {
+			return fmt.Errorf("heads: more than %d feeds", maxAuthors)
+		}
+		for _, fh := range page.Heads {
+			if fh.Author <= after {
+				return errors.New("heads: not sorted")
+			}
+			after = fh.Author
+			from, ok := start(fh)
+			if !ok || from == 0 || from > fh.Seq {
+				continue
+			}
+			if err := fetchFeed(str, r, deadline, fh, from, sink); err != nil {
+				return err
+			}
+		}
+		if !page.More {
+			return nil
+		}
+		if len(page.Heads) == 0 {
+			return errors.New("heads: empty page with more to come")
+		}
+	}
+}
+
+// fetchFeed fetches fh.Author's entries from seq `from` to fh.Seq.
+func fetchFeed(str network.Stream, r *bufio.Reader, deadline func(), fh feedHead, from uint64, sink func(*consent.Entry) error) error {
+	next := from
+	var prev consent.Hash
+	for next <= fh.Seq {
+		limit := uint32(min(fh.Seq-next+1, maxBatchLen))
+		deadline()
+		if err := writeMsg(str, syncRequest{Op: opFetch, Author: fh.Author, From: next, Limit: limit}); err != nil {
+			return err
+		}
+		var b batch
+		if err := readMsg(r, str, maxBatchFrame, &b); err != nil {
+			return fmt.Errorf("fetch %s#%d: %w", fh.Author.Short(), next, err)
+		}
+		if len(b.Entries) == 0 {
+			return nil // the peer has less than it announced: nothing more here
+		}
+		if len(b.Entries) > int(limit) {
+			return fmt.Errorf("fetch %s#%d: %d entries for %d asked", fh.Author.Short(), next, len(b.Entries), limit)
+		}
+		for _, enc := range b.Entries {
+			e, err := consent.DecodeEntry(enc)
+			if err != nil {
+				return fmt.Errorf("fetch %s#%d: %w", fh.Author.Short(), next, err)
+			}
+			if err := consent.VerifyEntry(e); err != nil {
+				return fmt.Errorf("fetch %s#%d: %w", fh.Author.Short(), next, err)
+			}
+			if e.Author != fh.Author || e.Seq != next {
+				return fmt.Errorf("fetch %s#%d: got %s", fh.Author.Short(), next, entryName(e))
+			}
+			if next > from && e.Prev != prev {
+				return fmt.Errorf("fetch %s#%d: %w", fh.Author.Short(), next, consent.ErrWrongPrev)
+			}
+			prev = consent.HashBytes(enc)
+			if err := sink(e); err != nil {
+				if errors.Is(err, errSkipFeed) {
+					return nil
+				}
+				return err
+			}
+			next++
+		}
+	}
+	return nil
+}
+
+func tryAcquire(sem chan struct{}) bool {
+	select {
+	case sem <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+func release(sem chan struct{}) { <-sem }
