@@ -1,0 +1,196 @@
+package client
+
+import (
+	"context"
+	"crypto/ed25519"
+	"io"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"filippo.io/age"
+
+	"github.com/medwallet/medwallet/consent"
+	"github.com/medwallet/medwallet/p2p/devnet"
+	"github.com/medwallet/medwallet/vault"
+)
+
+const benchSize = 256 << 20
+
+// prng is a fast deterministic byte stream (incompressible enough for age).
+type prng struct {
+	r    *rand.ChaCha8
+	left int64
+}
+
+func newPRNG(n int64) *prng {
+	var seed [32]byte
+	return &prng{r: rand.NewChaCha8(seed), left: n}
+}
+
+func (p *prng) Read(b []byte) (int, error) {
+	if p.left <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(b)) > p.left {
+		b = b[:p.left]
+	}
+	n, _ := p.r.Read(b)
+	p.left -= int64(n)
+	return n, nil
+}
+
+func benchDevnet(b *testing.B, n int) *devnet.Devnet {
+	d, err := devnet.Start(context.Background(), devnet.Options{Peers: n, Dir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { d.Close() })
+	return d
+}
+
+// BenchmarkPlainAge is the yardstick: age encryption of the same bytes to nowhere.
+func BenchmarkPlainAge(b *testing.B) {
+	id, _ := age.GenerateX25519Identity()
+	b.SetBytes(benchSize)
+	for b.Loop() {
+		w, err := age.Encrypt(io.Discard, id.Recipient())
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.Copy(w, newPRNG(benchSize)); err != nil {
+			b.Fatal(err)
+		}
+		w.Close()
+	}
+}
+
+// BenchmarkNetworkAddImport seals 256 MiB onto 6 loopback peers at k=4,n=6
+// (add) and reads it back as a grantee through consent (import).
+func BenchmarkNetworkAddImport(b *testing.B) {
+	ctx := context.Background()
+	d := benchDevnet(b, 6)
+	_, pk, _ := ed25519.GenerateKey(nil)
+	_, ck, _ := ed25519.GenerateKey(nil)
+	patient, err := Dial(ctx, pk, d.Addrs())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer patient.Close()
+	clinician, err := Dial(ctx, ck, d.Addrs())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer clinician.Close()
+	ps, _ := consent.NewKeySigner(pk)
+	cs, _ := consent.NewKeySigner(ck)
+	var m *vault.Manifest
+	b.Run("add", func(b *testing.B) {
+		b.SetBytes(benchSize)
+		for b.Loop() {
+			m, err = vault.Seal(ctx, newPRNG(benchSize), patient.ShareStore(), vault.SealOptions{
+				Params: vault.Params{K: 4, N: 6}, Owner: pk.Public().(ed25519.PublicKey)})
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	rec := m.RecordID.String()
+	gl, _ := consent.OpenLedger(consent.NewMemStore())
+	g, _ := gl.Append(ps, time.Now(), consent.KindGrant, &consent.Grant{Grantee: cs.ID(), Records: []string{rec},
+		Scopes: []string{"patient/*.rs"}, Purpose: "TREAT", NotBefore: time.Now().Add(-time.Minute).Unix()})
+	if _, err := patient.Push(ctx, []*consent.Entry{g}); err != nil {
+		b.Fatal(err)
+	}
+	waitAll(b, d, func(v *consent.View) bool { _, ok := v.Grant(g.Hash()); return ok })
+	b.Run("import", func(b *testing.B) {
+		b.SetBytes(benchSize)
+		for b.Loop() {
+			access := Access{Owner: ps.ID(), Record: rec, Scope: "patient/*.rs", Purpose: "TREAT"}
+			if err := vault.Open(ctx, m, clinician.Getter(access), io.Discard, vault.OpenOptions{}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+func waitAll(b *testing.B, d *devnet.Devnet, cond func(v *consent.View) bool) {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		all := true
+		for _, p := range d.Peers {
+			ok := false
+			p.Ledger.View(func(v *consent.View) { ok = cond(v) })
+			all = all && ok
+		}
+		if all {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Fatal("entry did not reach every peer")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// BenchmarkRevocationReach measures, over 50 trials on 20 loopback peers,
+// the time from Push of a revocation returning to the last peer accepting
+// it (from then on that peer denies: Decide is a function of its view).
+func BenchmarkRevocationReach(b *testing.B) {
+	ctx := context.Background()
+	d := benchDevnet(b, 20)
+	_, pk, _ := ed25519.GenerateKey(nil)
+	patient, err := Dial(ctx, pk, d.Addrs())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer patient.Close()
+	ps, _ := consent.NewKeySigner(pk)
+	_, ck, _ := ed25519.GenerateKey(nil)
+	cs, _ := consent.NewKeySigner(ck)
+	gl, _ := consent.OpenLedger(consent.NewMemStore())
+
+	var mu sync.Mutex
+	accepted := map[consent.Hash][]time.Time{}
+	for _, p := range d.Peers {
+		cancel := p.Sync.OnAccepted(func(e *consent.Entry) {
+			if e.Kind == consent.KindRevoke {
+				mu.Lock()
+				accepted[e.Hash()] = append(accepted[e.Hash()], time.Now())
+				mu.Unlock()
+			}
+		})
+		defer cancel()
+	}
+	const trials = 50
+	var reach []time.Duration
+	for b.Loop() {
+		reach = reach[:0]
+		for range trials {
+			g, _ := gl.Append(ps, time.Now(), consent.KindGrant, &consent.Grant{Grantee: cs.ID(),
+				Records: []string{"00112233445566778899aabbccddeeff"}, Scopes: []string{"patient/*.rs"},
+				Purpose: "TREAT", NotBefore: time.Now().Add(-time.Minute).Unix()})
+			if _, err := patient.Push(ctx, []*consent.Entry{g}); err != nil {
+				b.Fatal(err)
+			}
+			waitAll(b, d, func(v *consent.View) bool { _, ok := v.Grant(g.Hash()); return ok })
+			r, _ := gl.Append(ps, time.Now(), consent.KindRevoke, &consent.RevokeBody{Grant: g.Hash()})
+			if _, err := patient.Push(ctx, []*consent.Entry{r}); err != nil {
+				b.Fatal(err)
+			}
+			returned := time.Now()
+			waitAll(b, d, func(v *consent.View) bool { return v.Revoked(g.Hash()) })
+			mu.Lock()
+			ts := accepted[r.Hash()]
+			mu.Unlock()
+			last := slices.MaxFunc(ts, func(a, b time.Time) int { return a.Compare(b) })
+			reach = append(reach, max(0, last.Sub(returned)))
+		}
+	}
+	slices.Sort(reach)
+	b.ReportMetric(float64(reach[len(reach)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(reach[len(reach)*99/100].Microseconds())/1000, "p99-ms")
+	b.ReportMetric(float64(reach[len(reach)-1].Microseconds())/1000, "max-ms")
+}
