@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 
 	"github.com/99designs/keyring"
@@ -16,9 +17,10 @@ import (
 )
 
 // ScryptLogN is the scrypt cost (log2 N) used when a file keyring is
-// created. Tests lower it; it is recorded beside the keyring, so a keyring
+// created: N=2^16, r=8 takes 64 MiB and about 0.2 s here, and runs once per
+// process. Tests lower it; it is recorded beside the keyring, so a keyring
 // keeps the cost it was made with.
-var ScryptLogN = 17
+var ScryptLogN = 16
 
 const (
 	kdfFile     = "medwallet-kdf.json"
@@ -42,9 +44,17 @@ type kdfParams struct {
 type fileKDF struct {
 	dir        string
 	passphrase func(prompt string) (string, error)
+
+	mu      sync.Mutex
+	derived string // cached: the backend may ask again for every item
 }
 
 func (k *fileKDF) password(prompt string) (string, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.derived != "" {
+		return k.derived, nil
+	}
 	if k.passphrase == nil {
 		return "", ErrNoPassphrase
 	}
@@ -67,7 +77,11 @@ func (k *fileKDF) password(prompt string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("keyring: %w", err)
 	}
-	return hex.EncodeToString(key), nil
+	k.derived = hex.EncodeToString(key)
+	// Give scrypt's working memory back at once: a command that then
+	// streams a large record should not carry it.
+	debug.FreeOSMemory()
+	return k.derived, nil
 }
 
 // params reads the KDF parameters, creating them for a new keyring.
