@@ -1,0 +1,270 @@
+package main
+
+import (
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/medwallet/medwallet/consent"
+	"github.com/medwallet/medwallet/wallet"
+)
+
+func init() { register(newAuditCommand) }
+
+func newAuditCommand(g *globalOptions) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "audit",
+		Short: "Verify the consent ledger and account for disclosures",
+		Args:  cobra.NoArgs,
+	}
+	cmd.AddCommand(newAuditVerifyCommand(g), newAuditDisclosuresCommand(g))
+	return cmd
+}
+
+func newAuditVerifyCommand(g *globalOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:   "verify [FILE]",
+		Short: "Verify every signature, chain and access decision in a ledger",
+		Long: `Verify the local ledger, or a file written by 'medwallet ledger export'
+(no wallet needed: an auditor runs this on any machine). Every entry's
+signature, every feed's chain, every equivocation, and every logged access
+are checked: the consent policy is re-run on each access as of the moment
+it was decided, and an access that no valid grant allowed is a violation.
+
+Exit code 0 when everything verifies, 5 on any violation, invalid entry,
+broken chain or equivocation.`,
+		Example: "  medwallet audit verify\n  medwallet audit verify alice-ledger.mwl --json",
+		Args:    cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			file := ""
+			if len(args) == 1 {
+				file = args[0]
+			}
+			return runAuditVerify(cmd.Context(), file, g)
+		},
+	}
+}
+
+// findingJSON is one finding in the --json shape of audit verify.
+type findingJSON struct {
+	Kind    string `json:"kind"`
+	Author  string `json:"author,omitempty"`
+	Seq     uint64 `json:"seq,omitempty"`
+	Entry   string `json:"entry,omitempty"`
+	Logged  string `json:"logged,omitempty"`
+	Decided string `json:"decided,omitempty"`
+	Grant   string `json:"grant,omitempty"`
+	Detail  string `json:"detail"`
+}
+
+// auditJSON is the --json shape of audit verify.
+type auditJSON struct {
+	Source       string        `json:"source"`
+	OK           bool          `json:"ok"`
+	Entries      int           `json:"entries"`
+	Feeds        int           `json:"feeds"`
+	Grants       int           `json:"grants"`
+	Revocations  int           `json:"revocations"`
+	Accesses     int           `json:"accesses"`
+	Allowed      int           `json:"allowed"`
+	Denied       int           `json:"denied"`
+	Equivocators []string      `json:"equivocators"`
+	Findings     []findingJSON `json:"findings"`
+}
+
+func newAuditJSON(source string, r *consent.AuditReport) auditJSON {
+	j := auditJSON{Source: source, OK: r.OK(), Entries: r.Entries, Feeds: r.Feeds, Grants: r.Grants,
+		Revocations: r.Revocations, Accesses: r.Accesses, Allowed: r.Allowed, Denied: r.Denied,
+		Equivocators: []string{}, Findings: []findingJSON{}}
+	for _, id := range r.Equivocators {
+		j.Equivocators = append(j.Equivocators, string(id))
+	}
+	for _, f := range r.Findings {
+		fj := findingJSON{Kind: f.Kind, Author: string(f.Author), Seq: f.Seq, Logged: string(f.Logged), Decided: string(f.Reason), Detail: f.Detail}
+		if f.Entry != nil {
+			fj.Entry = f.Entry.String()
+		}
+		if f.Grant != nil {
+			fj.Grant = f.Grant.String()
+		}
+		j.Findings = append(j.Findings, fj)
+	}
+	return j
+}
+
+func runAuditVerify(ctx context.Context, file string, g *globalOptions) error {
+	var rep *consent.AuditReport
+	source := "local"
+	if file != "" {
+		source = file
+		f, err := os.Open(file)
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("ledger file %q: %w", file, wallet.ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if rep, err = wallet.AuditExport(f); err != nil {
+			return err
+		}
+	} else {
+		w, err := g.openWallet()
+		if err != nil {
+			return err
+		}
+		if rep, err = w.AuditLedger(ctx); err != nil {
+			return err
+		}
+	}
+	j := newAuditJSON(source, rep)
+	human := func(out io.Writer) {
+		if len(j.Findings) > 0 {
+			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "FINDING\tENTRY\tLOGGED\tDECIDED\tDETAIL")
+			for _, f := range j.Findings {
+				at := "-"
+				if f.Author != "" {
+					at = consent.ID(f.Author).Short()
+					if f.Seq != 0 {
+						at += fmt.Sprintf("#%d", f.Seq)
+					}
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", f.Kind, at, dash(f.Logged), dash(f.Decided), f.Detail)
+			}
+			tw.Flush()
+		}
+		verdict := "ok"
+		if !j.OK {
+			verdict = "FAILED"
+		}
+		fmt.Fprintf(out, "%s: %s: %d entries in %d feeds, %d grants, %d revocations, %d accesses (%d allowed, %d denied), %d equivocating authors\n",
+			source, verdict, j.Entries, j.Feeds, j.Grants, j.Revocations, j.Accesses, j.Allowed, j.Denied, len(j.Equivocators))
+	}
+	if err := wallet.AuditFailure(rep); err != nil {
+		// The table helps a human; a script gets the error object.
+		if !g.json {
+			human(g.stdout)
+		}
+		return err
+	}
+	return g.emit(j, human)
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// disclosuresOptions are the flags of audit disclosures.
+type disclosuresOptions struct {
+	since  string
+	format string
+}
+
+func newAuditDisclosuresCommand(g *globalOptions) *cobra.Command {
+	var opts disclosuresOptions
+	cmd := &cobra.Command{
+		Use:   "disclosures [--since DATE] [--format table|json|csv|fhir]",
+		Short: "Print the accounting of disclosures of your records",
+		Long: `Print every allowed access to your records logged in the local ledger, in
+the form HIPAA's accounting of disclosures (45 CFR 164.528) asks for: the
+date, the recipient (the contact's name, else the ID), a description of
+what was disclosed (record ID and scope; never record contents) and the
+purpose. --format fhir prints a FHIR R4 Bundle of AuditEvent resources.`,
+		Example: `  medwallet audit disclosures
+  medwallet audit disclosures --since 2026-01-01 --format csv > disclosures.csv
+  medwallet audit disclosures --format fhir > auditevents.json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runAuditDisclosures(cmd.Context(), opts, g) },
+	}
+	cmd.Flags().StringVar(&opts.since, "since", "", "only disclosures on or after this date (2026-01-31) or time (RFC 3339)")
+	cmd.Flags().StringVar(&opts.format, "format", "table", "output format: table, json, csv or fhir")
+	return cmd
+}
+
+// disclosureJSON is the --json shape of one disclosure.
+type disclosureJSON struct {
+	Date           time.Time `json:"date"`
+	Recipient      string    `json:"recipient"`
+	RecipientName  string    `json:"recipient_name"`
+	Description    string    `json:"description"`
+	Record         string    `json:"record"`
+	Scope          string    `json:"scope"`
+	Purpose        string    `json:"purpose"`
+	PurposeDisplay string    `json:"purpose_display"`
+	Decider        string    `json:"decider"`
+	DeciderName    string    `json:"decider_name"`
+	Grant          string    `json:"grant"`
+	Entry          string    `json:"entry"`
+}
+
+func runAuditDisclosures(ctx context.Context, opts disclosuresOptions, g *globalOptions) error {
+	format := opts.format
+	if g.json {
+		format = "json"
+	}
+	switch format {
+	case "table", "json", "csv", "fhir":
+	default:
+		return usageError{fmt.Errorf("unknown --format %q: want table, json, csv or fhir", opts.format)}
+	}
+	since, err := wallet.ParseSince(opts.since)
+	if err != nil {
+		return err
+	}
+	w, err := g.openWallet()
+	if err != nil {
+		return err
+	}
+	ds, err := w.Disclosures(ctx, since)
+	if err != nil {
+		return err
+	}
+	out := make([]disclosureJSON, 0, len(ds))
+	for _, d := range ds {
+		out = append(out, disclosureJSON{
+			Date: consent.TimeOf(d.Time), Recipient: string(d.Recipient), RecipientName: d.RecipientName,
+			Description: d.Description, Record: d.Record, Scope: d.Scope, Purpose: d.Purpose, PurposeDisplay: d.PurposeDisplay,
+			Decider: string(d.Decider), DeciderName: d.DeciderName, Grant: d.Grant.String(), Entry: d.Entry.String(),
+		})
+	}
+	switch format {
+	case "json":
+		return writeJSON(g.stdout, out)
+	case "fhir":
+		b, err := w.DisclosuresFHIR(ds)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(g.stdout, "%s\n", b)
+		return err
+	case "csv":
+		cw := csv.NewWriter(g.stdout)
+		cw.Write([]string{"date", "recipient_name", "recipient", "description", "purpose", "purpose_display", "decider", "grant", "entry"})
+		for _, d := range out {
+			cw.Write([]string{d.Date.Format(time.RFC3339), d.RecipientName, d.Recipient, d.Description, d.Purpose, d.PurposeDisplay, d.Decider, d.Grant, d.Entry})
+		}
+		cw.Flush()
+		return cw.Error()
+	}
+	if len(out) == 0 {
+		g.note("medwallet: no disclosures logged%s", map[bool]string{true: " since " + opts.since, false: ""}[opts.since != ""])
+		return nil
+	}
+	tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "DATE\tRECIPIENT\tDESCRIPTION\tPURPOSE")
+	for _, d := range out {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s (%s)\n", d.Date.Format(time.RFC3339), who(d.RecipientName, d.Recipient), d.Description, d.Purpose, d.PurposeDisplay)
+	}
+	return tw.Flush()
+}

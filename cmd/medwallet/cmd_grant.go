@@ -1,0 +1,217 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/medwallet/medwallet/wallet"
+)
+
+func init() { register(newGrantCommand) }
+
+// grantOptions are the flags of grant.
+type grantOptions struct {
+	to      string
+	records []string
+	all     bool
+	scopes  []string
+	purpose string
+	expires string
+}
+
+func newGrantCommand(g *globalOptions) *cobra.Command {
+	var opts grantOptions
+	cmd := &cobra.Command{
+		Use:   "grant --to CONTACT|ID (--record ID... | --all) --scope SCOPE... --purpose CODE [--expires 30d|DATE]",
+		Short: "Grant a contact access to records, and print the grant ID",
+		Long: `Sign a consent grant into your ledger feed: the grantee may read the
+named records (or all of them) within the SMART scopes, for the purpose of
+use, from now until the expiry. Each record key is wrapped with age to the
+grantee, so only they can open what peers release under the grant.
+
+Scopes are SMART App Launch scopes, v2 (patient/Observation.rs,
+patient/*.rs, 'patient/Observation.rs?category=laboratory') or v1
+(patient/Observation.read, normalised to .rs). Purposes are HL7 v3
+PurposeOfUse codes: TREAT, ETREAT, HPAYMT, HOPERAT, HRESCH, PATRQT,
+PUBHLTH, HMARKT, HDIRECT and their specialisations.
+
+--expires takes a duration (12h, 30d, 2w), a date (2026-12-31, valid
+through that day, UTC) or an RFC 3339 time; without it the grant lasts
+until revoked.`,
+		Example: `  medwallet grant --to "Dr Bob" --record 3fa1 --scope patient/Observation.rs --purpose TREAT --expires 30d
+  medwallet grant --to Insurer --all --scope 'patient/Claim.rs' --purpose HPAYMT --expires 2026-12-31
+  medwallet grant show 9c2e41d0
+  medwallet grant show 9c2e41d0 --format fhir`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runGrant(cmd.Context(), opts, g) },
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.to, "to", "", "grantee: a contact name or an ID")
+	f.StringArrayVar(&opts.records, "record", nil, "record ID or unique prefix (repeatable)")
+	f.BoolVar(&opts.all, "all", false, "grant every record (the keys of the records present now are wrapped)")
+	f.StringArrayVar(&opts.scopes, "scope", nil, "SMART scope such as patient/Observation.rs (repeatable)")
+	f.StringVar(&opts.purpose, "purpose", "", "HL7 v3 PurposeOfUse code such as TREAT or HPAYMT")
+	f.StringVar(&opts.expires, "expires", "", "expiry: 12h, 30d, 2w, 2026-12-31 or an RFC 3339 time (default: none)")
+	cmd.MarkFlagRequired("to")
+	cmd.MarkFlagRequired("scope")
+	cmd.MarkFlagRequired("purpose")
+	cmd.MarkFlagsMutuallyExclusive("record", "all")
+	cmd.AddCommand(newGrantShowCommand(g))
+	return cmd
+}
+
+// grantJSON is the --json shape of a grant (grant, grant show, grants, revoke).
+type grantJSON struct {
+	ID             string     `json:"id"`
+	Direction      string     `json:"direction"` // given or received
+	Status         string     `json:"status"`    // active, revoked, expired, not-yet-valid
+	Author         string     `json:"author"`
+	AuthorName     string     `json:"author_name"`
+	Grantee        string     `json:"grantee"`
+	GranteeName    string     `json:"grantee_name"`
+	AllRecords     bool       `json:"all_records"`
+	Records        []string   `json:"records"`
+	Scopes         []string   `json:"scopes"`
+	Purpose        string     `json:"purpose"`
+	PurposeDisplay string     `json:"purpose_display"`
+	Created        time.Time  `json:"created"`
+	NotBefore      time.Time  `json:"not_before"`
+	Expires        *time.Time `json:"expires"`
+	WrappedKeys    int        `json:"wrapped_keys"`
+}
+
+func newGrantJSON(gi wallet.GrantInfo) grantJSON {
+	j := grantJSON{
+		ID: gi.ID.String(), Direction: "received", Status: gi.Status, Author: string(gi.Author), AuthorName: gi.AuthorName,
+		Grantee: string(gi.Grantee), GranteeName: gi.GranteeName, AllRecords: gi.All, Records: gi.Records,
+		Scopes: gi.Scopes, Purpose: gi.Purpose.Code, PurposeDisplay: gi.Purpose.Display,
+		Created: gi.Created, NotBefore: gi.NotBefore, WrappedKeys: gi.WrappedKeys,
+	}
+	if gi.Given {
+		j.Direction = "given"
+	}
+	if j.Records == nil {
+		j.Records = []string{}
+	}
+	if !gi.Expires.IsZero() {
+		e := gi.Expires
+		j.Expires = &e
+	}
+	return j
+}
+
+func runGrant(ctx context.Context, opts grantOptions, g *globalOptions) error {
+	if !opts.all && len(opts.records) == 0 {
+		return usageError{errors.New("name the records with --record ID (repeatable), or grant them all with --all")}
+	}
+	w, err := g.openWallet()
+	if err != nil {
+		return err
+	}
+	gi, err := w.Grant(ctx, wallet.GrantOptions{To: opts.to, Records: opts.records, All: opts.all,
+		Scopes: opts.scopes, Purpose: opts.purpose, Expires: opts.expires})
+	if err != nil {
+		return err
+	}
+	g.note("medwallet: granted %s %s for %s (%s), %s", who(gi.GranteeName, gi.Grantee.Short()), recordsText(gi),
+		gi.Purpose.Code, gi.Purpose.Display, untilText(gi))
+	return g.emit(newGrantJSON(gi), func(out io.Writer) { fmt.Fprintln(out, gi.ID) })
+}
+
+func who(name, fallback string) string {
+	if name != "" {
+		return name
+	}
+	return fallback
+}
+
+func recordsText(gi wallet.GrantInfo) string {
+	if gi.All {
+		return "all records, scopes " + strings.Join(gi.Scopes, " ")
+	}
+	return fmt.Sprintf("%d record(s), scopes %s", len(gi.Records), strings.Join(gi.Scopes, " "))
+}
+
+func untilText(gi wallet.GrantInfo) string {
+	if gi.Expires.IsZero() {
+		return "until revoked"
+	}
+	return "until " + gi.Expires.Format(time.RFC3339)
+}
+
+// grantShowOptions are the flags of grant show.
+type grantShowOptions struct {
+	format string
+}
+
+func newGrantShowCommand(g *globalOptions) *cobra.Command {
+	var opts grantShowOptions
+	cmd := &cobra.Command{
+		Use:   "show GRANT_ID",
+		Short: "Show one grant, as text, JSON or a FHIR R4 Consent resource",
+		Long: `Show a grant named by its ID or a unique prefix of at least 8 hex digits.
+--format fhir prints a FHIR R4 Consent resource (status active or inactive,
+scope patient-privacy, category LOINC 59284-0, provision with the period,
+the grantee as actor, the purpose, the resource types and the records).`,
+		Example: "  medwallet grant show 9c2e41d0\n  medwallet grant show 9c2e41d0 --format fhir > consent.json",
+		Args:    cobra.ExactArgs(1),
+		RunE:    func(cmd *cobra.Command, args []string) error { return runGrantShow(cmd.Context(), args[0], opts, g) },
+	}
+	cmd.Flags().StringVar(&opts.format, "format", "text", "output format: text, json or fhir")
+	return cmd
+}
+
+func runGrantShow(ctx context.Context, ref string, opts grantShowOptions, g *globalOptions) error {
+	switch opts.format {
+	case "text", "json", "fhir":
+	default:
+		return usageError{fmt.Errorf("unknown --format %q: want text, json or fhir", opts.format)}
+	}
+	w, err := g.openWallet()
+	if err != nil {
+		return err
+	}
+	if opts.format == "fhir" {
+		b, err := w.GrantFHIR(ctx, ref)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(g.stdout, "%s\n", b)
+		return err
+	}
+	gi, err := w.GrantShow(ctx, ref)
+	if err != nil {
+		return err
+	}
+	j := newGrantJSON(gi)
+	if opts.format == "json" {
+		return writeJSON(g.stdout, j)
+	}
+	return g.emit(j, func(out io.Writer) {
+		records := strings.Join(j.Records, " ")
+		if j.AllRecords {
+			records = "all"
+		}
+		expires := "never"
+		if j.Expires != nil {
+			expires = j.Expires.Format(time.RFC3339)
+		}
+		fmt.Fprintf(out, "grant:      %s\n", j.ID)
+		fmt.Fprintf(out, "status:     %s\n", j.Status)
+		fmt.Fprintf(out, "from:       %s (%s)\n", who(j.AuthorName, "-"), j.Author)
+		fmt.Fprintf(out, "to:         %s (%s)\n", who(j.GranteeName, "-"), j.Grantee)
+		fmt.Fprintf(out, "records:    %s\n", records)
+		fmt.Fprintf(out, "scopes:     %s\n", strings.Join(j.Scopes, " "))
+		fmt.Fprintf(out, "purpose:    %s (%s)\n", j.Purpose, j.PurposeDisplay)
+		fmt.Fprintf(out, "signed:     %s\n", j.Created.Format(time.RFC3339))
+		fmt.Fprintf(out, "valid from: %s\n", j.NotBefore.Format(time.RFC3339))
+		fmt.Fprintf(out, "expires:    %s\n", expires)
+		fmt.Fprintf(out, "keys:       %d wrapped for the grantee\n", j.WrappedKeys)
+	})
+}

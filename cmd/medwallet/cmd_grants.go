@@ -1,0 +1,66 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+)
+
+func init() { register(newGrantsCommand) }
+
+func newGrantsCommand(g *globalOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:   "grants",
+		Short: "List the grants you made and the grants made to you",
+		Long: `List every grant in the local ledger that you made (direction "given") or
+that names you as grantee ("received"), oldest first, with its status:
+active, revoked, expired or not-yet-valid.`,
+		Example: "  medwallet grants\n  medwallet grants --json",
+		Args:    cobra.NoArgs,
+		RunE:    func(cmd *cobra.Command, _ []string) error { return runGrants(cmd.Context(), g) },
+	}
+}
+
+func runGrants(ctx context.Context, g *globalOptions) error {
+	w, err := g.openWallet()
+	if err != nil {
+		return err
+	}
+	gs, err := w.Grants(ctx)
+	if err != nil {
+		return err
+	}
+	out := make([]grantJSON, 0, len(gs))
+	for _, gi := range gs {
+		out = append(out, newGrantJSON(gi))
+	}
+	return g.emit(out, func(o io.Writer) {
+		if len(out) == 0 {
+			g.note("medwallet: no grants yet; make one with 'medwallet grant --to CONTACT --record ID --scope SCOPE --purpose CODE'")
+			return
+		}
+		tw := tabwriter.NewWriter(o, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tDIRECTION\tSTATUS\tWITH\tPURPOSE\tSCOPES\tRECORDS\tEXPIRES")
+		for _, j := range out {
+			with := who(j.GranteeName, j.Grantee)
+			if j.Direction == "received" {
+				with = who(j.AuthorName, j.Author)
+			}
+			records := fmt.Sprint(len(j.Records))
+			if j.AllRecords {
+				records = "all"
+			}
+			expires := "never"
+			if j.Expires != nil {
+				expires = j.Expires.Format("2006-01-02T15:04Z07:00")
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.ID[:12], j.Direction, j.Status, with, j.Purpose,
+				strings.Join(j.Scopes, ","), records, expires)
+		}
+		tw.Flush()
+	})
+}

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/medwallet/medwallet/wallet"
+)
+
+func init() { register(newLedgerCommand) }
+
+func newLedgerCommand(g *globalOptions) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "ledger",
+		Short: "Export and import the consent ledger",
+		Args:  cobra.NoArgs,
+	}
+	cmd.AddCommand(newLedgerExportCommand(g), newLedgerImportCommand(g))
+	return cmd
+}
+
+// ledgerExportOptions are the flags of ledger export.
+type ledgerExportOptions struct {
+	force bool
+}
+
+func newLedgerExportCommand(g *globalOptions) *cobra.Command {
+	var opts ledgerExportOptions
+	cmd := &cobra.Command{
+		Use:   "export FILE",
+		Short: "Write the whole ledger to a self-contained file for an auditor",
+		Long: `Write every entry of the local ledger (every feed, identity entries
+included) to FILE. An auditor checks it on any machine, without a wallet,
+with 'medwallet audit verify FILE'. The file holds IDs, hashes, scopes and
+signatures only: no names and no record contents.`,
+		Example: "  medwallet ledger export alice-ledger.mwl\n  medwallet audit verify alice-ledger.mwl",
+		Args:    cobra.ExactArgs(1),
+		RunE:    func(cmd *cobra.Command, args []string) error { return runLedgerExport(args[0], opts, g) },
+	}
+	cmd.Flags().BoolVar(&opts.force, "force", false, "overwrite FILE if it exists")
+	return cmd
+}
+
+// ledgerExportJSON is the --json shape of ledger export.
+type ledgerExportJSON struct {
+	File    string `json:"file"`
+	Entries int    `json:"entries"`
+}
+
+func runLedgerExport(file string, opts ledgerExportOptions, g *globalOptions) (err error) {
+	w, err := g.openWallet()
+	if err != nil {
+		return err
+	}
+	flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL
+	if opts.force {
+		flags = os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+	}
+	f, err := os.OpenFile(file, flags, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return wallet.WithHint(fmt.Errorf("%q: %w", file, wallet.ErrExists), "choose another file name, or pass --force to overwrite it")
+	}
+	if err != nil {
+		return err
+	}
+	n, err := w.ExportLedger(f)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(file)
+		return err
+	}
+	return g.emit(ledgerExportJSON{File: file, Entries: n}, func(out io.Writer) {
+		fmt.Fprintf(out, "wrote %d entries to %s\n", n, file)
+	})
+}
+
+func newLedgerImportCommand(g *globalOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:   "import FILE",
+		Short: "Add the entries of an exported ledger file to the local ledger",
+		Long: `Verify the entries of a file written by 'medwallet ledger export' and add
+them to the local ledger: how a grant made to you arrives when no peer
+carries it. Entries that do not verify are skipped and counted; an
+equivocation found is logged in your feed as a proof.`,
+		Example: "  medwallet ledger import alice-ledger.mwl\n  medwallet grants",
+		Args:    cobra.ExactArgs(1),
+		RunE:    func(cmd *cobra.Command, args []string) error { return runLedgerImport(args[0], g) },
+	}
+}
+
+// ledgerImportJSON is the --json shape of ledger import.
+type ledgerImportJSON struct {
+	File          string `json:"file"`
+	Entries       int    `json:"entries"`
+	Added         int    `json:"added"`
+	Known         int    `json:"known"`
+	Pending       int    `json:"pending"`
+	Rejected      int    `json:"rejected"`
+	Equivocations int    `json:"equivocations"`
+}
+
+func runLedgerImport(file string, g *globalOptions) error {
+	w, err := g.openWallet()
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(file)
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("ledger file %q: %w", file, wallet.ErrNotFound)
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	r, err := w.ImportLedger(f)
+	if err != nil {
+		return err
+	}
+	if r.Rejected > 0 || r.Equivocations > 0 {
+		g.note("medwallet: %d entries did not verify and were skipped; %d equivocations logged", r.Rejected, r.Equivocations)
+	}
+	return g.emit(ledgerImportJSON{File: file, Entries: r.Entries, Added: r.Added, Known: r.Known, Pending: r.Pending,
+		Rejected: r.Rejected, Equivocations: r.Equivocations}, func(out io.Writer) {
+		fmt.Fprintf(out, "imported %s: %d entries, %d added, %d already known, %d waiting for missing entries, %d rejected\n",
+			file, r.Entries, r.Added, r.Known, r.Pending, r.Rejected)
+	})
+}
