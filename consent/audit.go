@@ -94,7 +94,7 @@ func AuditLedger(entries []*Entry) *AuditReport {
 			}
 			return bytes.Compare(es[i].Encode(), es[j].Encode()) < 0
 		})
-		if _, err := VerifyFeed(a, dedupe(es)); err != nil {
+		if _, err := verifyFeed(a, dedupe(es), false); err != nil {
 			kind := FindingChain
 			var eq *EquivocationError
 			if errors.As(err, &eq) {
@@ -111,16 +111,46 @@ func AuditLedger(entries []*Entry) *AuditReport {
 	}
 	rep.Grants = len(full.grants)
 	for _, a := range full.Authors() {
+		// One as-of view per owner, extended entry by entry while the
+		// decider's feed is walked in order: linear in the usual case.
+		cache := map[ID]*asOfView{}
 		for _, e := range full.Feed(a) {
 			switch e.Kind {
 			case KindRevoke:
 				rep.Revocations++
 			case KindAccess:
-				auditAccess(full, e, rep)
+				auditAccess(full, e, rep, cache)
 			}
 		}
 	}
 	return rep
+}
+
+// asOfView is the view of {owner's feed[:owner]} ∪ {decider's feed[:decider]}.
+type asOfView struct {
+	v                *View
+	owner, decider   ID
+	nOwner, nDecider int
+}
+
+// extend grows the view to the given prefix lengths, or reports false if
+// that would mean shrinking it.
+func (a *asOfView) extend(full *View, nOwner, nDecider int) bool {
+	if nOwner < a.nOwner || nDecider < a.nDecider {
+		return false
+	}
+	if a.owner != a.decider {
+		of := full.feeds[a.owner]
+		for i := a.nOwner; i < nOwner; i++ {
+			a.v.ingestVerified(of.entries[i], of.hashes[i])
+		}
+	}
+	df := full.feeds[a.decider]
+	for i := a.nDecider; i < nDecider; i++ {
+		a.v.ingestVerified(df.entries[i], df.hashes[i])
+	}
+	a.nOwner, a.nDecider = nOwner, nDecider
+	return true
 }
 
 func dedupe(es []*Entry) []*Entry {
@@ -134,7 +164,7 @@ func dedupe(es []*Entry) []*Entry {
 	return out
 }
 
-func auditAccess(full *View, e *Entry, rep *AuditReport) {
+func auditAccess(full *View, e *Entry, rep *AuditReport, cache map[ID]*asOfView) {
 	rep.Accesses++
 	body, _ := e.DecodedBody()
 	ab := body.(*AccessBody)
@@ -154,7 +184,7 @@ func auditAccess(full *View, e *Entry, rep *AuditReport) {
 		// Checked when the entry was decoded.
 		return
 	}
-	d, err := DecideAsOf(full, e, req)
+	d, err := decideAsOf(full, e, req, cache)
 	if err != nil {
 		if ab.Allow {
 			f.Kind, f.Detail = FindingViolation, err.Error()
@@ -185,6 +215,10 @@ var ErrUnknownHead = errors.New("owner head in access entry is not in the owner'
 // DecideAsOf re-runs Decide for access entry e (carrying req) on the view
 // as of e, built from full (see AuditLedger).
 func DecideAsOf(full *View, e *Entry, req *Request) (Decision, error) {
+	return decideAsOf(full, e, req, nil)
+}
+
+func decideAsOf(full *View, e *Entry, req *Request, cache map[ID]*asOfView) (Decision, error) {
 	body, err := e.DecodedBody()
 	if err != nil {
 		return Decision{}, err
@@ -198,21 +232,22 @@ func DecideAsOf(full *View, e *Entry, req *Request) (Decision, error) {
 	if oh.Seq > uint64(len(owner)) || oh.Seq > 0 && full.feeds[req.Owner].hashes[oh.Seq-1] != oh.Hash || oh.Seq == 0 && !oh.Hash.IsZero() {
 		return Decision{}, ErrUnknownHead
 	}
-	asOf := NewView()
-	mine := full.Feed(e.Author)[:e.Seq-1]
+	nOwner := int(oh.Seq)
 	if e.Author == req.Owner {
-		if int(oh.Seq) > len(mine) {
+		if oh.Seq > e.Seq-1 {
 			return Decision{}, ErrUnknownHead
 		}
-	} else {
-		for i, o := range owner[:oh.Seq] {
-			asOf.ingestVerified(o, full.feeds[req.Owner].hashes[i])
+		nOwner = 0
+	}
+	a := cache[req.Owner]
+	if a == nil || !a.extend(full, nOwner, int(e.Seq-1)) {
+		a = &asOfView{v: NewView(), owner: req.Owner, decider: e.Author}
+		a.extend(full, nOwner, int(e.Seq-1))
+		if cache != nil {
+			cache[req.Owner] = a
 		}
 	}
-	for i, m := range mine {
-		asOf.ingestVerified(m, full.feeds[e.Author].hashes[i])
-	}
-	return Decide(asOf, req, TimeOf(e.Time)), nil
+	return Decide(a.v, req, TimeOf(e.Time)), nil
 }
 
 // Disclosure is one line of the accounting of disclosures (45 CFR 164.528):

@@ -143,3 +143,25 @@ func BenchmarkDecide(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkAuditLedger audits a ledger of 200 grants and 2,000 logged
+// accesses by one peer (each access re-decided as of its entry).
+func BenchmarkAuditLedger(b *testing.B) {
+	alice, bob, dave := testSigner(b, "alice"), testSigner(b, "bob"), testSigner(b, "dave")
+	w := newWorld(b)
+	for i := range 200 {
+		w.grant(alice, Grant{Grantee: bob.ID(), Records: []string{fmt.Sprintf("rec-%d", i)}, Scopes: []string{"patient/Observation.rs"}})
+	}
+	for i := range 2000 {
+		r := newRequest(b, bob, alice.ID(), fmt.Sprintf("rec-%d", i%400), "patient/Observation.rs", "TREAT", t0)
+		d := Decide(w.view, r, t0)
+		w.add(dave, t0, KindAccess, &AccessBody{Request: r.Encode(), Allow: d.Allow, Reason: d.Reason, Grant: d.Grant, OwnerHead: w.view.Head(alice.ID())})
+	}
+	for b.Loop() {
+		rep := AuditLedger(w.entries)
+		if !rep.OK() || rep.Accesses != 2000 || rep.Allowed != 1000 {
+			b.Fatalf("%+v", rep)
+		}
+	}
+	b.ReportMetric(float64(b.N*len(w.entries))/b.Elapsed().Seconds(), "entries/s")
+}

@@ -309,6 +309,12 @@ func checkLink(head Head, e *Entry) error {
 // same seq yield an *EquivocationError carrying the proof. It returns the
 // feed's head.
 func VerifyFeed(author ID, entries []*Entry) (Head, error) {
+	return verifyFeed(author, entries, true)
+}
+
+// verifyFeed is VerifyFeed; with checkSigs false it trusts that every entry
+// already passed VerifyEntry.
+func verifyFeed(author ID, entries []*Entry, checkSigs bool) (Head, error) {
 	// Look for equivocation and misordering first: they explain a chain
 	// failure better than the chain failure does.
 	bySeq := make(map[uint64]*Entry, len(entries))
@@ -318,8 +324,10 @@ func VerifyFeed(author ID, entries []*Entry) (Head, error) {
 		if e.Author != author {
 			return Head{}, &AuthorError{Feed: author, Author: e.Author, Seq: e.Seq}
 		}
-		if err := VerifyEntry(e); err != nil {
-			return Head{}, err
+		if checkSigs {
+			if err := VerifyEntry(e); err != nil {
+				return Head{}, err
+			}
 		}
 		if o, ok := bySeq[e.Seq]; ok {
 			if o.Hash() == e.Hash() {
