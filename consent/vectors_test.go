@@ -155,3 +155,20 @@ func TestVectorsUpToDate(t *testing.T) {
 		}
 	}
 }
+
+// TestVectorsIndependentCheck runs testdata/vectors/verify.py, a checker
+// written in Python from docs/format.md alone, when python3 and its
+// cryptography package are installed.
+func TestVectorsIndependentCheck(t *testing.T) {
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("python3 not installed")
+	}
+	if err := exec.Command(py, "-c", "import cryptography").Run(); err != nil {
+		t.Skip("python3 cryptography package not installed")
+	}
+	out, err := exec.Command(py, filepath.Join("testdata", "vectors", "verify.py")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("verify.py: %v\n%s", err, out)
+	}
+}
