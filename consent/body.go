@@ -222,11 +222,14 @@ func decodeBody(k Kind, b []byte) (any, error) {
 		if _, ok := reasonSet[v.Reason]; !ok {
 			return nil, malformed("access body: unknown reason %q", v.Reason)
 		}
-		if v.Allow != (v.Reason == ReasonGranted) {
+		if v.Allow != (v.Reason == ReasonGranted || v.Reason == ReasonOwner) {
 			return nil, malformed("access body: decision and reason disagree")
 		}
-		if v.Allow && v.Grant.IsZero() {
+		if v.Reason == ReasonGranted && v.Grant.IsZero() {
 			return nil, malformed("access body: an allow names no grant")
+		}
+		if v.Reason == ReasonOwner && !v.Grant.IsZero() {
+			return nil, malformed("access body: an owner's access names a grant")
 		}
 		return &v, nil
 	case KindEquivocation:
