@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -180,8 +182,12 @@ func rogue(t *testing.T) (*pubsub.Topic, peer.ID, func(*node)) {
 	h := newHost(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	ps, err := pubsub.NewGossipSub(ctx, h, pubsub.WithNoAuthor(),
-		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign), pubsub.WithMessageIdFn(msgID))
+	opts := []pubsub.Option{pubsub.WithNoAuthor(),
+		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign), pubsub.WithMessageIdFn(msgID)}
+	if os.Getenv("LEDGERSYNC_DEBUG") != "" {
+		opts = append(opts, pubsub.WithLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", "rogue")))
+	}
+	ps, err := pubsub.NewGossipSub(ctx, h, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,22 +208,33 @@ func TestGossipRefusesBadEntries(t *testing.T) {
 	topic, _, join := rogue(t)
 	join(n)
 	alice := testSigner(t, "alice")
-	feed := makeFeed(t, alice, 1)
-	forged := *feed[0]
+	feed := makeFeed(t, alice, 2)
+	forged := *feed[1]
 	forged.Sig = slices.Clone(forged.Sig)
 	forged.Sig[5] ^= 0x80
 	unknown := signRaw(t, alice, &consent.Entry{Seq: 1, Time: t0.Unix(), Kind: 42, Body: []byte{0xa0}})
 
 	ctx := ctxT(t, wait)
-	for _, data := range [][]byte{[]byte("garbage"), forged.Encode(), unknown.Encode(), feed[0].Encode()} {
+	publish := func(data []byte) {
+		t.Helper()
 		if err := topic.Publish(ctx, data, pubsub.WithReadiness(pubsub.MinTopicSize(1))); err != nil {
 			t.Fatal(err)
 		}
 	}
+	// MinTopicSize counts a peer whose subscription arrived before our own
+	// stream to it opened, and a message sent then is lost: wait until n
+	// has grafted the rogue, which it does only after hearing from it.
+	eventually(t, wait, "n grafts the rogue", func() bool { return n.s.meshSize() == 1 })
+	// A valid entry first, so the rogue's path to n is known to work.
+	publish(feed[0].Encode())
+	eventually(t, wait, "first valid entry arrives", func() bool { return n.has(feed[0]) })
+	for _, data := range [][]byte{[]byte("garbage"), forged.Encode(), unknown.Encode(), feed[1].Encode()} {
+		publish(data)
+	}
 	eventually(t, wait, func() string {
-		return fmt.Sprintf("valid entry arrives (%v) and bad ones are rejected: %+v", n.has(feed[0]), n.s.Stats())
+		return fmt.Sprintf("valid entry arrives (%v) and bad ones are rejected: %+v", n.has(feed[1]), n.s.Stats())
 	}, func() bool {
-		return n.has(feed[0]) && n.s.Stats().Rejected == 3
+		return n.has(feed[1]) && n.s.Stats().Rejected == 3
 	})
 	if n.holdsHash(forged.Hash()) || n.holdsHash(unknown.Hash()) {
 		t.Error("a refused entry was ingested")

@@ -1,0 +1,73 @@
+// Package ledgersync spreads consent ledger entries between peers and to
+// and from light clients. It has three parts, each with its own wire
+// format, versioned by its protocol name:
+//
+// # Gossip: topic "/medwallet/ledger/1"
+//
+// One gossipsub topic for every feed; the name carries no ID, since which
+// feeds a peer follows is itself health information. A message's data is
+// exactly one entry in its canonical encoding (consent.Entry.Encode), at
+// most WithMaxMessageSize bytes (default consent.MaxEntrySize, 1 MiB).
+//
+// Messages are not signed by gossipsub (StrictNoSign, no author, no
+// seqno): each entry is already signed by its author, so an envelope
+// signature would add cost and would name the peer that first published
+// the entry (the peer a patient's client talked to), which is metadata we
+// do not want on the wire. The message ID is the SHA-256 of the data,
+// which is the entry's hash: the same entry published by two peers is one
+// message and duplicates are dropped before validation.
+//
+// The topic validator decodes strictly and verifies the signature, then
+// ingests into the ledger:
+//
+//	reject  malformed or non-canonical, unknown kind, bad signature, too
+//	        large, or the next seq of a feed but not linked to the head
+//	        held here (wrong previous hash, time going backwards)
+//	ignore  already held (not forwarded again, so replays do not flood);
+//	        predecessor missing: the ledger holds it pending, and a pull
+//	        sync from the peer that sent it follows; equivocation: a
+//	        different entry holds this author and seq, the ledger records
+//	        the proof, the entry is not forwarded
+//	accept  the entry joined its feed; entries it released from pending
+//	        are then gossiped by this peer too
+//
+// Gossip alone loses messages (a message published before the mesh forms,
+// or forwarded just before a peer joined the mesh, never reaches it), so
+// pull sync runs on every new connection, on every new mesh link, on gaps
+// and periodically.
+//
+// # Pull sync: protocol "/medwallet/ledger-sync/1.0.0"
+//
+// Every message on the stream is a frame: a uvarint length, then that many
+// bytes of deterministic CBOR (as consent encodes, strictly decoded). The
+// client sends requests, each answered by one frame, until it closes:
+//
+//	request {1: op, 2: after, 3: author, 4: from, 5: limit}   <= 4 KiB
+//	op 1, heads: the server answers {1: [{1: author, 2: seq, 3: hash}...],
+//	  2: more} with the heads of up to 1024 feeds whose authors sort after
+//	  `after` (the empty string for the first page)           <= 256 KiB
+//	op 2, fetch: the server answers {1: [entry encoding...]}, consecutive
+//	  entries of author's feed from seq `from`, at most min(limit, 256)
+//	  entries and 2 MiB unless the first entry alone is larger; empty if it
+//	  has none                                                <= 3.1 MiB
+//
+// The client checks that every entry decodes, verifies, has the author and
+// seq asked for and links to the previous one; it stops at the head seq it
+// was told. To catch forks, a peer behind on a feed fetches from its own
+// head (not after it), and one that is ahead or level checks the other
+// side's head hash: a conflicting entry is ingested, which records the
+// equivocation. Each request and answer has its own deadline
+// (WithStreamTimeout); an oversized or undecodable frame resets the stream.
+//
+// # Push: protocol "/medwallet/ledger-push/1.0.0"
+//
+// For clients outside the mesh (the CLI dials a peer for one command). The
+// client sends frames holding one entry encoding each (at most the peer's
+// maximum message size, at most 4096 per stream) and closes its side; the
+// peer answers each with {1: hash of the bytes, 2: status, 3: reason}:
+// 1 accepted (and gossiped), 2 already held, 3 pending (predecessor
+// missing), 4 rejected with a reason of at most 256 bytes.
+//
+// Light clients use the package functions Push and Pull; peers run a
+// Service.
+package ledgersync
