@@ -168,6 +168,14 @@ func TestDecideAnyOrder(t *testing.T) {
 				records[rng.IntN(len(records))], scopes[rng.IntN(len(scopes))], purposes[rng.IntN(len(purposes))], t0))
 		}
 
+		// An honest decider never shows a violation in the audit, whatever
+		// else happened (the as-of view holds no more than it knew).
+		for _, f := range AuditLedger(w.entries).Findings {
+			if f.Kind == FindingViolation {
+				t.Fatalf("round %d: honest decision reported as a violation: %+v", round, f)
+			}
+		}
+
 		var want []Decision
 		for p := range 8 {
 			v := NewView()
