@@ -18,6 +18,7 @@ import (
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	pb "github.com/libp2p/go-libp2p-pubsub/pb"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"go.uber.org/goleak"
 
@@ -546,4 +547,38 @@ func TestCloseLeavesNothing(t *testing.T) {
 		}
 	}()
 	goleak.VerifyNone(t, opt)
+}
+
+func TestInboundStreamsPerPeerAreBounded(t *testing.T) {
+	n := newNode(t)
+	client := newHost(t)
+	connect(t, client, n.h)
+	ctx := ctxT(t, wait)
+	var held []network.Stream
+	for range maxInboundPerPeer {
+		str, err := client.NewStream(ctx, n.h.ID(), SyncID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Half a uvarint: the handler starts and waits for the rest.
+		if _, err := str.Write([]byte{0x80}); err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, str)
+	}
+	eventually(t, wait, "handlers hold their slots", func() bool {
+		n.s.syncLim.mu.Lock()
+		defer n.s.syncLim.mu.Unlock()
+		return n.s.syncLim.perPeer[client.ID()] == maxInboundPerPeer
+	})
+	if _, err := Pull(ctx, client, n.h.ID(), nil); err == nil {
+		t.Error("a third concurrent sync stream was served")
+	}
+	for _, str := range held {
+		str.Reset()
+	}
+	eventually(t, wait, "slots released", func() bool {
+		_, err := Pull(ctx, client, n.h.ID(), nil)
+		return err == nil
+	})
 }

@@ -56,11 +56,12 @@ func (s *Service) handlePush(str network.Stream) {
 		return
 	}
 	defer s.wg.Done()
-	if !tryAcquire(s.pushSem) {
+	remote := str.Conn().RemotePeer()
+	if !s.pushLim.acquire(remote) {
 		str.Reset()
 		return
 	}
-	defer release(s.pushSem)
+	defer s.pushLim.release(remote)
 	if err := str.Scope().SetService(serviceName); err != nil {
 		str.Reset()
 		return

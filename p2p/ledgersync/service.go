@@ -41,11 +41,13 @@ const (
 	// outboundQueue is gossipsub's per-peer queue: the default (32) drops
 	// messages in bursts (see DEPENDENCIES.md).
 	outboundQueue = 4096
-	// maxInbound bounds concurrent inbound streams per protocol.
-	maxInbound  = 16
-	syncWorkers = 2
-	syncQueue   = 64
-	pubQueue    = 1024
+	// maxInbound and maxInboundPerPeer bound concurrent inbound streams
+	// of each protocol.
+	maxInbound        = 16
+	maxInboundPerPeer = 2
+	syncWorkers       = 2
+	syncQueue         = 64
+	pubQueue          = 1024
 )
 
 type config struct {
@@ -161,7 +163,7 @@ type Service struct {
 	meshMu sync.Mutex
 	mesh   map[peer.ID]bool // the topic's mesh, as meshTracer sees it
 
-	syncSem, pushSem chan struct{}
+	syncLim, pushLim limiter
 	n                counters
 }
 
@@ -193,8 +195,6 @@ func New(ctx context.Context, h host.Host, l *consent.Ledger, opts ...Option) (*
 		queued:   make(map[peer.ID]bool),
 		mesh:     make(map[peer.ID]bool),
 		pubQ:     make(chan *consent.Entry, pubQueue),
-		syncSem:  make(chan struct{}, maxInbound),
-		pushSem:  make(chan struct{}, maxInbound),
 	}
 	if err := s.start(); err != nil {
 		s.closed = true

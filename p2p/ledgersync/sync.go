@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -34,11 +35,12 @@ func (s *Service) handleSync(str network.Stream) {
 		return
 	}
 	defer s.wg.Done()
-	if !tryAcquire(s.syncSem) {
+	remote := str.Conn().RemotePeer()
+	if !s.syncLim.acquire(remote) {
 		str.Reset()
 		return
 	}
-	defer release(s.syncSem)
+	defer s.syncLim.release(remote)
 	if err := str.Scope().SetService(serviceName); err != nil {
 		str.Reset()
 		return
@@ -328,13 +330,33 @@ func fetchFeed(str network.Stream, r *bufio.Reader, deadline func(), fh feedHead
 	return nil
 }
 
-func tryAcquire(sem chan struct{}) bool {
-	select {
-	case sem <- struct{}{}:
-		return true
-	default:
-		return false
-	}
+// limiter bounds concurrent inbound streams of one protocol, in all and
+// per peer, so that one peer cannot take every slot.
+type limiter struct {
+	mu      sync.Mutex
+	total   int
+	perPeer map[peer.ID]int
 }
 
-func release(sem chan struct{}) { <-sem }
+func (l *limiter) acquire(p peer.ID) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.total >= maxInbound || l.perPeer[p] >= maxInboundPerPeer {
+		return false
+	}
+	if l.perPeer == nil {
+		l.perPeer = make(map[peer.ID]int)
+	}
+	l.total++
+	l.perPeer[p]++
+	return true
+}
+
+func (l *limiter) release(p peer.ID) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.total--
+	if l.perPeer[p]--; l.perPeer[p] == 0 {
+		delete(l.perPeer, p)
+	}
+}
