@@ -3,6 +3,7 @@ package consent
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"sort"
 	"time"
 )
@@ -12,7 +13,7 @@ import (
 const (
 	FindingInvalid      = "invalid-entry" // an entry that does not verify on its own
 	FindingChain        = "chain"         // a feed that does not verify (gap, wrong prev, order, author)
-	FindingEquivocation = "equivocation"  // two entries with one author and seq
+	FindingEquivocation = "equivocation"  // two entries with one author and seq, or a proof of them
 	FindingViolation    = "violation"     // an access allowed that no valid grant allowed
 	FindingMismatch     = "mismatch"      // a logged decision that differs from Decide otherwise
 )
@@ -106,8 +107,20 @@ func AuditLedger(entries []*Entry) *AuditReport {
 			full.ingestVerified(e, e.Hash())
 		}
 	}
+	reported := map[ID]bool{}
+	for _, f := range rep.Findings {
+		if f.Kind == FindingEquivocation {
+			reported[f.Author] = true
+		}
+	}
 	for _, p := range full.Proofs() {
 		rep.Equivocators = append(rep.Equivocators, p.Author())
+		if !reported[p.Author()] {
+			// Proven by a proof entry in some feed rather than by two
+			// entries among those audited.
+			add(Finding{Kind: FindingEquivocation, Author: p.Author(), Seq: p.Seq(),
+				Detail: fmt.Sprintf("author %s: %v at seq %d (proof logged on the ledger)", p.Author().Short(), ErrEquivocation, p.Seq())})
+		}
 	}
 	rep.Grants = len(full.grants)
 	for _, a := range full.Authors() {

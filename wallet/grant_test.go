@@ -253,3 +253,59 @@ func TestParseExpiry(t *testing.T) {
 		}
 	}
 }
+
+func TestImportFindsEquivocation(t *testing.T) {
+	ctx := context.Background()
+	cw := newConsentWallets(t)
+	alice, bob := cw.alice, cw.bob
+	if _, err := alice.AnchorRecord(ctx, cw.record.ID); err != nil {
+		t.Fatal(err)
+	}
+	es, err := alice.LedgerEntries()
+	if err != nil || len(es) != 2 {
+		t.Fatalf("%d entries, %v", len(es), err)
+	}
+	// Alice signs a second, different entry 2 (as a restored, out-of-date
+	// copy of her wallet would).
+	id, _ := alice.Identity()
+	s, _ := consent.NewKeySigner(id.Signing)
+	fork, err := consent.NewEntry(s, es[0].Head(), cw.now, consent.KindAnchor,
+		&consent.AnchorBody{Record: cw.record.ID, Manifest: consent.HashBytes([]byte("another manifest"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := consent.WriteExport(&buf, append(es, fork)); err != nil {
+		t.Fatal(err)
+	}
+	res, err := bob.ImportLedger(bytes.NewReader(buf.Bytes()))
+	if err != nil || res.Added != 2 || res.Equivocations != 1 {
+		t.Fatalf("import: %+v %v", res, err)
+	}
+	// Bob logged the proof in his own feed: identity + proof.
+	mine := 0
+	all, _ := bob.LedgerEntries()
+	for _, e := range all {
+		if e.Author == bob.ID() {
+			mine++
+			if e.Kind != consent.KindIdentity && e.Kind != consent.KindEquivocation {
+				t.Fatalf("unexpected %s entry in bob's feed", e.Kind)
+			}
+		}
+	}
+	if mine != 2 {
+		t.Fatalf("bob's feed has %d entries, want identity and proof", mine)
+	}
+	// The proof travels: an auditor of bob's export sees alice equivocate.
+	var out bytes.Buffer
+	if _, err := bob.ExportLedger(&out); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := AuditExport(&out)
+	if err != nil || len(rep.Equivocators) != 1 || rep.Equivocators[0] != alice.ID() {
+		t.Fatalf("audit: %+v %v", rep, err)
+	}
+	if err := AuditFailure(rep); !errors.Is(err, ErrVerify) || !strings.Contains(err.Error(), "1 equivocation") {
+		t.Fatalf("audit failure: %v", err)
+	}
+}
