@@ -15,7 +15,6 @@ import (
 	"filippo.io/age"
 
 	"github.com/medwallet/medwallet/vault"
-	"github.com/medwallet/medwallet/vault/dirstore"
 )
 
 // Records live under the home directory as:
@@ -57,9 +56,11 @@ func recordInfo(m *vault.Manifest) RecordInfo {
 
 // RecordOptions are shared by the record use cases.
 type RecordOptions struct {
-	// Store holds the shares; nil means the local directory store at
-	// HOME/shares. Issue 5 plugs the peers in here.
+	// Store holds the shares; nil means the peers of the wallet's network
+	// file when there is one, else the local directory store at HOME/shares.
 	Store vault.ShareStore
+	// Local keeps the shares in HOME/shares even when a network is configured.
+	Local bool
 	// Progress, if set, receives plaintext byte counts.
 	Progress vault.Progress
 }
@@ -73,17 +74,6 @@ type AddRecordOptions struct {
 	K, N int
 }
 
-func (w *Wallet) shareStore(o RecordOptions) (vault.ShareStore, error) {
-	if o.Store != nil {
-		return o.Store, nil
-	}
-	s, err := dirstore.Open(filepath.Join(w.cfg.Home, sharesDir))
-	if err != nil {
-		return nil, fmt.Errorf("opening the share store: %w", err)
-	}
-	return s, nil
-}
-
 func (w *Wallet) recordsPath() string { return filepath.Join(w.cfg.Home, recordsDir) }
 
 // AddRecord seals the record read from r: encrypts it to a fresh key,
@@ -94,15 +84,22 @@ func (w *Wallet) AddRecord(ctx context.Context, r io.Reader, opts AddRecordOptio
 	if err != nil {
 		return RecordInfo{}, err
 	}
-	store, err := w.shareStore(opts.RecordOptions)
+	store, c, err := w.storeFor(ctx, opts.RecordOptions, nil)
 	if err != nil {
 		return RecordInfo{}, err
+	}
+	k, n := opts.K, opts.N
+	if c != nil {
+		defer c.Close()
+		if k, n, err = adaptN(c, k, n); err != nil {
+			return RecordInfo{}, err
+		}
 	}
 	if err := os.MkdirAll(w.recordsPath(), 0o700); err != nil {
 		return RecordInfo{}, err
 	}
 	m, err := vault.Seal(ctx, r, store, vault.SealOptions{
-		Params:   vault.Params{K: opts.K, N: opts.N},
+		Params:   vault.Params{K: k, N: n},
 		Owner:    id.Signing.Public().(ed25519.PublicKey),
 		Label:    opts.Label,
 		Progress: opts.Progress,
@@ -123,6 +120,11 @@ func (w *Wallet) AddRecord(ctx context.Context, r io.Reader, opts AddRecordOptio
 		return RecordInfo{}, fmt.Errorf("saving the manifest: %w", err)
 	}
 	syncDir(w.recordsPath())
+	if c != nil {
+		if err := w.publishRecord(ctx, c, m.RecordID.String(), enc); err != nil {
+			return recordInfo(m), fmt.Errorf("record %s is stored on peers but not yet published: %w", m.RecordID, err)
+		}
+	}
 	return recordInfo(m), nil
 }
 
@@ -263,9 +265,12 @@ func (w *Wallet) GetRecord(ctx context.Context, ref string, out io.Writer, opts 
 	if err != nil {
 		return RecordInfo{}, err
 	}
-	store, err := w.shareStore(opts)
+	store, c, err := w.storeFor(ctx, opts, m)
 	if err != nil {
 		return RecordInfo{}, err
+	}
+	if c != nil {
+		defer c.Close()
 	}
 	if err := vault.Open(ctx, m, store, out, vault.OpenOptions{Progress: opts.Progress}); err != nil {
 		if errors.Is(err, vault.ErrNotEnoughShares) {
@@ -304,9 +309,12 @@ func (w *Wallet) VerifyRecord(ctx context.Context, ref string, opts RecordOption
 	if err != nil {
 		return RecordHealth{}, err
 	}
-	store, err := w.shareStore(opts)
+	store, c, err := w.storeFor(ctx, opts, m)
 	if err != nil {
 		return RecordHealth{}, err
+	}
+	if c != nil {
+		defer c.Close()
 	}
 	h := RecordHealth{Record: recordInfo(m), Shares: vault.Verify(ctx, m, store)}
 	if err := ctx.Err(); err != nil {
@@ -335,14 +343,22 @@ func (w *Wallet) RemoveRecord(ctx context.Context, ref string, opts RecordOption
 	if err != nil {
 		return "", err
 	}
-	store, err := w.shareStore(opts)
+	store, c, err := w.storeFor(ctx, opts, m)
 	if err != nil {
 		return "", err
+	}
+	if c != nil {
+		defer c.Close()
 	}
 	if err := vault.DeleteShares(ctx, m, store); err != nil {
 		return "", err
 	}
 	rid := m.RecordID.String()
+	if c != nil {
+		if err := c.DeleteManifests(ctx, rid); err != nil {
+			return "", err
+		}
+	}
 	if err := os.Remove(w.manifestPath(rid)); err != nil {
 		return "", err
 	}

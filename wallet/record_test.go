@@ -130,7 +130,7 @@ func TestRecordLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, _ := w.shareStore(RecordOptions{})
+	store, _, _ := w.storeFor(context.Background(), RecordOptions{}, nil)
 	var ct bytes.Buffer
 	if err := vault.Reassemble(ctx, m, store, &ct); err != nil {
 		t.Fatal(err)

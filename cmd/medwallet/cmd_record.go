@@ -29,9 +29,14 @@ erasure-coded shares of which any k rebuild the record, and stored by
 content address. The record key and the metadata (format, FHIR resource
 types, label) live only in a manifest signed by you and encrypted to you.
 
+With a network file ($MEDWALLET_NETWORK, --network, or HOME/network.json)
+the shares go to distinct peers and every read goes through the peers'
+consent check and is logged on the ledger; --local keeps them in HOME/shares.
+
 A record is named by its ID or any unique prefix of at least 4 characters.`,
 		Args: cobra.NoArgs,
 	}
+	cmd.PersistentFlags().BoolVar(&g.localShares, "local", false, "keep shares in HOME/shares even when a network is configured")
 	cmd.AddCommand(newRecordAddCommand(g), newRecordLsCommand(g), newRecordGetCommand(g),
 		newRecordVerifyCommand(g), newRecordRmCommand(g))
 	return cmd
@@ -126,7 +131,7 @@ func runRecordAdd(ctx context.Context, file string, o recordAddOptions, g *globa
 	}
 	bar := g.progress("adding", size)
 	info, err := w.AddRecord(ctx, in, wallet.AddRecordOptions{
-		RecordOptions: wallet.RecordOptions{Progress: bar.progress()},
+		RecordOptions: wallet.RecordOptions{Progress: bar.progress(), Local: g.localShares},
 		Label:         o.label, K: o.k, N: o.n,
 	})
 	bar.done()
@@ -236,7 +241,7 @@ func runRecordGet(ctx context.Context, ref string, o recordGetOptions, g *global
 			return err
 		}
 		bar := g.progress("getting", info.Metadata.Size)
-		_, err = w.GetRecord(ctx, info.ID, g.stdout, wallet.RecordOptions{Progress: bar.progress()})
+		_, err = w.GetRecord(ctx, info.ID, g.stdout, wallet.RecordOptions{Progress: bar.progress(), Local: g.localShares})
 		bar.done()
 		return err
 	}
@@ -253,7 +258,7 @@ func runRecordGet(ctx context.Context, ref string, o recordGetOptions, g *global
 	}
 	defer os.Remove(tmp.Name()) // after a successful link this removes only the temporary name
 	bar := g.progress("getting", info.Metadata.Size)
-	_, err = w.GetRecord(ctx, info.ID, tmp, wallet.RecordOptions{Progress: bar.progress()})
+	_, err = w.GetRecord(ctx, info.ID, tmp, wallet.RecordOptions{Progress: bar.progress(), Local: g.localShares})
 	bar.done()
 	if err == nil {
 		err = tmp.Sync()
@@ -313,7 +318,7 @@ func runRecordVerify(ctx context.Context, ref string, g *globalOptions) error {
 	if err != nil {
 		return err
 	}
-	h, err := w.VerifyRecord(ctx, ref, wallet.RecordOptions{})
+	h, err := w.VerifyRecord(ctx, ref, wallet.RecordOptions{Local: g.localShares})
 	if h.Status == "" {
 		return err
 	}
@@ -358,7 +363,7 @@ func runRecordRm(ctx context.Context, ref string, g *globalOptions) error {
 	if err != nil {
 		return err
 	}
-	id, err := w.RemoveRecord(ctx, ref, wallet.RecordOptions{})
+	id, err := w.RemoveRecord(ctx, ref, wallet.RecordOptions{Local: g.localShares})
 	if err != nil {
 		return err
 	}

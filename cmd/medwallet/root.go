@@ -24,6 +24,7 @@ type globalOptions struct {
 	keyringBackend string
 	passphraseFile string
 	network        string
+	localShares    bool // record --local
 
 	stdin          io.Reader
 	stdout, stderr io.Writer

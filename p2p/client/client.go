@@ -163,9 +163,16 @@ func (c *Client) ShareStore() vault.ShareStore {
 }
 
 type recordStore struct {
-	c    *Client
-	mu   sync.Mutex
-	used map[string]map[peer.ID]bool
+	c      *Client
+	access *Access
+	mu     sync.Mutex
+	used   map[string]map[peer.ID]bool
+}
+
+// RecordStore is ShareStore for one record whose Get reads through consent
+// with access (for the owner: Owner and Requester are the same).
+func (c *Client) RecordStore(access Access) vault.ShareStore {
+	return &recordStore{c: c, access: &access, used: map[string]map[peer.ID]bool{}}
 }
 
 func (s *recordStore) next(record string) (peer.ID, bool) {
@@ -204,8 +211,12 @@ func (s *recordStore) Put(ctx context.Context, r io.Reader) (vault.ShareID, erro
 	return shares.Put(ctx, s.c.h, p, rid.String(), io.MultiReader(bytes.NewReader(hdr), r))
 }
 
+// Get reads a share through consent with the store's access, if it has one.
 func (s *recordStore) Get(ctx context.Context, id vault.ShareID) (io.ReadCloser, error) {
-	return nil, errors.New("client: use Client.Getter to read shares")
+	if s.access == nil {
+		return nil, errors.New("client: this store cannot read shares: use Client.RecordStore or Client.Getter")
+	}
+	return s.c.Getter(*s.access).Get(ctx, id)
 }
 
 // Has reports whether any reachable peer holds the share.

@@ -83,7 +83,7 @@ func Start(ctx context.Context, o Options) (*Devnet, error) {
 	for i := range o.Peers {
 		log := o.Logger
 		if log != nil {
-			log = log.With("peer", i)
+			log = log.With("node", i)
 		}
 		p, err := peer.Start(ctx, peer.Config{
 			DataDir:      filepath.Join(o.Dir, fmt.Sprintf("peer-%d", i)),

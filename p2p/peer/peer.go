@@ -78,6 +78,7 @@ type Peer struct {
 	manifests *manifests.Service
 	dht       *dht.IpfsDHT
 	mdns      interface{ Close() error }
+	outbox    chan *consent.Entry
 	log       *slog.Logger
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
@@ -157,12 +158,18 @@ func Start(ctx context.Context, cfg Config) (_ *Peer, err error) {
 	if p.Sync, err = ledgersync.New(sctx, p.Host, p.Ledger, opts...); err != nil {
 		return nil, err
 	}
+	// Access entries are on this peer's ledger before any byte is served;
+	// gossiping them happens in the background so that a slow mesh never
+	// holds up a transfer (anti-entropy sync carries what gossip drops).
+	p.outbox = make(chan *consent.Entry, 4096)
+	p.wg.Add(1)
+	go p.gossipOut(sctx)
 	p.shares = shares.NewService(p.Host, p.Store, p.Ledger, signer, shares.WithLogger(log),
 		shares.WithPublish(func(e *consent.Entry) {
-			pctx, cancel := context.WithTimeout(sctx, 5*time.Second)
-			defer cancel()
-			if err := p.Sync.Publish(pctx, e); err != nil {
-				log.Debug("gossip of an access entry failed; sync will carry it", "err", err)
+			select {
+			case p.outbox <- e:
+			default:
+				log.Warn("gossip queue full; sync will carry the access entry")
 			}
 		}))
 	p.manifests = manifests.NewService(p.Host, p.Store, log)
@@ -184,6 +191,22 @@ func Start(ctx context.Context, cfg Config) (_ *Peer, err error) {
 	go p.maintain(sctx, boot)
 	log.Info("peer started", "id", p.Host.ID().String(), "addrs", fmt.Sprint(p.Addrs()))
 	return p, nil
+}
+
+func (p *Peer) gossipOut(ctx context.Context) {
+	defer p.wg.Done()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case e := <-p.outbox:
+			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			if err := p.Sync.Publish(pctx, e); err != nil {
+				p.log.Debug("gossip of an access entry failed; sync will carry it", "err", err)
+			}
+			cancel()
+		}
+	}
 }
 
 type notifee struct{ p *Peer }

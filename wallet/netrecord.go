@@ -1,0 +1,96 @@
+package wallet
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+
+	"github.com/medwallet/medwallet/consent"
+	"github.com/medwallet/medwallet/p2p/client"
+	"github.com/medwallet/medwallet/vault"
+	"github.com/medwallet/medwallet/vault/dirstore"
+)
+
+// The scope and purpose of the owner's own reads: a patient request for
+// every resource type.
+const (
+	ownerScope   = "patient/*.rs"
+	ownerPurpose = "PATRQT"
+)
+
+// ManifestReplicas is how many peers keep a copy of each manifest.
+const ManifestReplicas = 3
+
+// storeFor picks where a record's shares live: an explicit store, the peers
+// of the network file (unless Local), or the local directory store. With
+// the network it also returns the connected client, which the caller
+// closes. m may be nil when the record does not exist yet.
+func (w *Wallet) storeFor(ctx context.Context, o RecordOptions, m *vault.Manifest) (vault.ShareStore, *client.Client, error) {
+	if o.Store != nil {
+		return o.Store, nil, nil
+	}
+	if !o.Local && w.HasNetwork() {
+		c, err := w.Dial(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		a := client.Access{Owner: w.ID(), Scope: ownerScope, Purpose: ownerPurpose}
+		if m != nil {
+			a.Record = m.RecordID.String()
+		}
+		return c.RecordStore(a), c, nil
+	}
+	s, err := dirstore.Open(filepath.Join(w.cfg.Home, sharesDir))
+	if err != nil {
+		return nil, nil, fmt.Errorf("opening the share store: %w", err)
+	}
+	return s, nil, nil
+}
+
+// adaptN fits the coding parameters to the reachable peers: n shrinks to
+// the number of distinct peers, and an add fails when fewer than k+1 answer.
+func adaptN(c *client.Client, k, n int) (int, int, error) {
+	if k == 0 {
+		k = vault.DefaultK
+	}
+	if n == 0 {
+		n = vault.DefaultN
+	}
+	up := len(c.Reachable())
+	if up < k+1 {
+		return 0, 0, WithHint(fmt.Errorf("%w: %d of %d peers answer, and k=%d needs at least %d distinct peers",
+			client.ErrNoPeers, up, c.Configured(), k, k+1), "start more peers, or lower --k")
+	}
+	return k, min(n, up), nil
+}
+
+// publishRecord replicates the encrypted manifest on peers, anchors it on
+// the wallet's feed and pushes the feed.
+func (w *Wallet) publishRecord(ctx context.Context, c *client.Client, rid string, enc []byte) error {
+	if _, err := c.PutManifest(ctx, rid, w.ID(), enc, ManifestReplicas); err != nil {
+		return err
+	}
+	if _, err := w.AnchorRecord(ctx, rid); err != nil {
+		return err
+	}
+	return w.Publish(ctx, c)
+}
+
+// Publish pushes the wallet's own feed to the network; peers keep what
+// they lack, so this also repairs a feed that was only partly published.
+func (w *Wallet) Publish(ctx context.Context, c *client.Client) error {
+	l, _, err := w.openLedger(false)
+	if err != nil {
+		return err
+	}
+	var feed []*consent.Entry
+	l.View(func(v *consent.View) { feed = v.Feed(w.ID()) })
+	l.Close()
+	if len(feed) == 0 {
+		return nil
+	}
+	if _, err := c.Push(ctx, feed); err != nil {
+		return WithHint(fmt.Errorf("publishing to the network: %w", err), "retry with 'medwallet sync'")
+	}
+	return nil
+}
