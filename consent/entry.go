@@ -158,7 +158,7 @@ func malformed(format string, args ...any) error {
 type Head struct {
 	Seq  uint64 `cbor:"1,keyasint" json:"seq"`
 	Hash Hash   `cbor:"2,keyasint" json:"hash"`
-	Time int64  `cbor:"3,keyasint,omitempty" json:"-"`
+	Time int64  `cbor:"-" json:"-"` // not on the wire: only used locally to keep time monotonic
 }
 
 // Encode returns the canonical encoding of e.
