@@ -582,3 +582,68 @@ func TestInboundStreamsPerPeerAreBounded(t *testing.T) {
 		return err == nil
 	})
 }
+
+// TestGossipOutOfOrderConverges sends a feed backwards by gossip: the peer
+// holds the later entries pending, pulls the missing ones, and passes all
+// of them on to a peer behind it.
+func TestGossipOutOfOrderConverges(t *testing.T) {
+	n, m := newNode(t), newNode(t)
+	connect(t, n.h, m.h)
+	settle(t, m, 1)
+	topic, _, join := rogue(t)
+	join(n)
+	eventually(t, wait, "n grafts the rogue", func() bool { return n.s.meshSize() == 2 })
+	alice := testSigner(t, "alice")
+	feed := makeFeed(t, alice, 5)
+	ctx := ctxT(t, wait)
+	for i := len(feed) - 1; i >= 0; i-- {
+		if err := topic.Publish(ctx, feed[i].Encode(), pubsub.WithReadiness(pubsub.MinTopicSize(1))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, nd := range []*node{n, m} {
+		eventually(t, wait, "feed converges", func() bool { return nd.head(alice.ID()).Seq == 5 })
+		eventually(t, wait, "hooks in feed order", func() bool { return nd.seenCount() == 5 })
+		for i, e := range nd.seen {
+			if e.Seq != uint64(i+1) {
+				t.Errorf("hook %d saw seq %d", i, e.Seq)
+			}
+		}
+	}
+}
+
+func TestPullInParts(t *testing.T) {
+	n := newNode(t)
+	alice := testSigner(t, "alice")
+	feed := appendN(t, n.l, alice, 10)
+	client := newHost(t)
+	connect(t, client, n.h)
+	defer func(old int) { pullLimit = old }(pullLimit)
+	pullLimit = 4 * (len(feed[1].Body) + len(feed[1].Sig) + 128)
+
+	l := newLedger(t)
+	for rounds := 1; ; rounds++ {
+		have := map[consent.ID]uint64{}
+		l.View(func(v *consent.View) { have[alice.ID()] = v.Head(alice.ID()).Seq })
+		got, err := Pull(ctxT(t, wait), client, n.h.ID(), have)
+		if err != nil && !errors.Is(err, ErrPullLimit) {
+			t.Fatal(err)
+		}
+		for _, e := range got {
+			if _, err := l.Ingest(e); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err == nil {
+			break
+		}
+		if len(got) == 0 || rounds > 10 {
+			t.Fatalf("round %d: no progress", rounds)
+		}
+	}
+	var head consent.Head
+	l.View(func(v *consent.View) { head = v.Head(alice.ID()) })
+	if head.Seq != 10 {
+		t.Errorf("pulled up to seq %d", head.Seq)
+	}
+}

@@ -21,6 +21,17 @@ import (
 // may pass it, plus CBOR headers.
 const maxBatchFrame = batchBytes + consent.MaxEntrySize + frameOverhead
 
+// MaxPullBytes bounds the entries one Pull returns (about: bodies and
+// signatures plus a fixed allowance per entry).
+const MaxPullBytes = 256 << 20
+
+// pullLimit is MaxPullBytes, lowered by tests.
+var pullLimit = MaxPullBytes
+
+// ErrPullLimit is returned by Pull, with the entries so far, when more
+// than MaxPullBytes were on offer.
+var ErrPullLimit = errors.New("ledgersync: pull limit reached; ingest and pull again")
+
 // errSkipFeed, from a sink, stops fetching the current feed.
 var errSkipFeed = errors.New("skip feed")
 
@@ -198,17 +209,28 @@ func (s *Service) syncWith(ctx context.Context, p peer.ID) (int, error) {
 // none, so a nil map fetches everything). Entries are verified, each
 // feed's are in order and chained, and the first of each feed follows the
 // caller's seq. It is for light clients that run no Service.
+//
+// One Pull returns at most MaxPullBytes of entries: past that it returns
+// what it has with ErrPullLimit, and the caller ingests them and pulls
+// again from its new heads.
 func Pull(ctx context.Context, h host.Host, p peer.ID, have map[consent.ID]uint64) ([]*consent.Entry, error) {
 	var out []*consent.Entry
 	start := func(fh feedHead) (uint64, bool) {
 		seq := have[fh.Author]
 		return seq + 1, fh.Seq > seq
 	}
+	size := 0
 	sink := func(e *consent.Entry) error {
+		if size += len(e.Body) + len(e.Sig) + 128; size > pullLimit {
+			return ErrPullLimit
+		}
 		out = append(out, e)
 		return nil
 	}
 	if err := pull(ctx, h, p, DefaultStreamTimeout, start, sink); err != nil {
+		if errors.Is(err, ErrPullLimit) {
+			return out, ErrPullLimit
+		}
 		return out, fmt.Errorf("ledgersync: pull from %s: %w", shortPeer(p), err)
 	}
 	return out, nil
