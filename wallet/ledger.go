@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/medwallet/medwallet/consent"
 	"github.com/medwallet/medwallet/consent/boltstore"
@@ -54,7 +55,11 @@ func (w *Wallet) openLedger(forWriting bool) (*consent.Ledger, consent.Signer, e
 		var head consent.Head
 		l.View(func(v *consent.View) { head = v.Head(w.ID()) })
 		if head.Seq == 0 {
-			_, err := l.Append(signer, w.Now(), consent.KindIdentity,
+			// The first entry is a function of the card alone (its time is
+			// the card's creation time and Ed25519 is deterministic), so a
+			// wallet restored from a key backup writes the very same entry
+			// 1 rather than an equivocating one.
+			_, err := l.Append(signer, time.Unix(w.card.Created, 0), consent.KindIdentity,
 				&consent.IdentityBody{AgeRecipient: w.card.AgeRecipient, Role: w.card.Role})
 			if err != nil {
 				l.Close()
