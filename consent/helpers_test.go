@@ -3,7 +3,6 @@ package consent
 import (
 	"crypto/ed25519"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -74,5 +73,3 @@ func newRequest(tb testing.TB, s Signer, owner ID, record, scope, purpose string
 	}
 	return r
 }
-
-func isErr(err, target error) bool { return errors.Is(err, target) }

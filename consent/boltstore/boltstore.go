@@ -15,6 +15,7 @@ import (
 
 	"github.com/medwallet/medwallet/consent"
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 var (
@@ -35,7 +36,7 @@ var _ consent.Store = (*Store)(nil)
 func Open(path string) (*Store, error) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, bolterrors.ErrTimeout) {
 			return nil, fmt.Errorf("open ledger %s: another medwallet process holds it", path)
 		}
 		return nil, fmt.Errorf("open ledger %s: %w", path, err)
