@@ -60,11 +60,12 @@ func (f *feed) head() Head {
 //
 // A View is not safe for concurrent use.
 type View struct {
-	feeds   map[ID]*feed
-	pending map[authorSeq][]*Entry
-	nPend   int
-	seen    map[authorSeq]Hash // first validly signed entry per slot, accepted or pending
-	byHash  map[Hash]*Entry    // validly signed entries, accepted or pending
+	feeds     map[ID]*feed
+	pending   map[authorSeq][]*Entry
+	nPend     int
+	pendingBy map[ID]int
+	seen      map[authorSeq]Hash // first validly signed entry per slot, accepted or pending
+	byHash    map[Hash]*Entry    // validly signed entries, accepted or pending
 
 	grants     map[Hash]*GrantInfo
 	byKey      map[grantKey][]*GrantInfo // sorted by ID
@@ -77,11 +78,21 @@ type View struct {
 	anchors    map[ownerRecord]*AnchorBody // latest anchor per (author, record)
 }
 
+// MaxPendingPerAuthor bounds the entries of one author a view holds while
+// they wait for a missing predecessor, so that a single key cannot fill a
+// replica's memory. Beyond it, Ingest refuses with ErrTooManyPending.
+const MaxPendingPerAuthor = 4096
+
+// ErrTooManyPending reports an entry refused because its author already
+// has MaxPendingPerAuthor entries waiting for a predecessor.
+var ErrTooManyPending = errors.New("too many entries waiting for a missing predecessor")
+
 // NewView returns an empty view.
 func NewView() *View {
 	return &View{
 		feeds:      make(map[ID]*feed),
 		pending:    make(map[authorSeq][]*Entry),
+		pendingBy:  make(map[ID]int),
 		seen:       make(map[authorSeq]Hash),
 		byHash:     make(map[Hash]*Entry),
 		grants:     make(map[Hash]*GrantInfo),
@@ -126,21 +137,27 @@ func (v *View) ingestVerified(e *Entry, h Hash) ([]*Entry, error) {
 		v.addProof(p)
 		return nil, &EquivocationError{Proof: p}
 	}
-	v.seen[slot] = h
-	v.byHash[h] = e
-	v.noteNonce(e)
-
 	f := v.feeds[e.Author]
 	if f == nil {
 		f = &feed{}
 		v.feeds[e.Author] = f
 	}
 	head := f.head()
-	if e.Seq != head.Seq+1 || e.Prev != head.Hash || e.Time < head.Time {
+	fits := e.Seq == head.Seq+1 && e.Prev == head.Hash && e.Time >= head.Time
+	if !fits && v.pendingBy[e.Author] >= MaxPendingPerAuthor {
+		// Refused, not held: nothing changes, and the entry can be
+		// offered again once the gap has filled.
+		return nil, &EntryError{Author: e.Author, Seq: e.Seq, Err: ErrTooManyPending}
+	}
+	v.seen[slot] = h
+	v.byHash[h] = e
+	v.noteNonce(e)
+	if !fits {
 		// Wait for the predecessor. An entry that can never fit stays here:
 		// its slot is taken, so a conflicting entry shows as equivocation.
 		v.pending[slot] = append(v.pending[slot], e)
 		v.nPend++
+		v.pendingBy[e.Author]++
 		return nil, nil
 	}
 	var accepted []*Entry
@@ -158,6 +175,7 @@ func (v *View) ingestVerified(e *Entry, h Hash) ([]*Entry, error) {
 					delete(v.pending, next)
 				}
 				v.nPend--
+				v.pendingBy[slot.author]--
 				break
 			}
 		}

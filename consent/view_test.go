@@ -135,3 +135,34 @@ func TestGrantValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestViewBoundsPending(t *testing.T) {
+	alice := testSigner(t, "alice")
+	var es []*Entry
+	var head Head
+	for i := range MaxPendingPerAuthor + 2 {
+		e, err := NewEntry(alice, head, t0, KindAnchor, &AnchorBody{Record: "rec-1", Manifest: HashBytes([]byte{byte(i), byte(i >> 8)})})
+		if err != nil {
+			t.Fatal(err)
+		}
+		es = append(es, e)
+		head = e.Head()
+	}
+	v := NewView()
+	for _, e := range es[1 : MaxPendingPerAuthor+1] {
+		if _, err := v.Ingest(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	last := es[MaxPendingPerAuthor+1]
+	if _, err := v.Ingest(last); !errors.Is(err, ErrTooManyPending) {
+		t.Fatalf("err = %v, want ErrTooManyPending", err)
+	}
+	if acc, err := v.Ingest(es[0]); err != nil || len(acc) != MaxPendingPerAuthor+1 {
+		t.Fatalf("gap filled: %d accepted, %v", len(acc), err)
+	}
+	// The refused entry was not remembered: offered again, it joins.
+	if acc, err := v.Ingest(last); err != nil || len(acc) != 1 || v.Pending() != 0 {
+		t.Fatalf("offered again: %d accepted, %v", len(acc), err)
+	}
+}

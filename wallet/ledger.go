@@ -169,7 +169,7 @@ func (w *Wallet) ImportLedger(r io.Reader) (ImportResult, error) {
 				return res, fmt.Errorf("logging an equivocation proof: %w", err)
 			}
 		case err != nil && (errors.Is(err, consent.ErrMalformed) || errors.Is(err, consent.ErrBadSignature) ||
-			errors.Is(err, consent.ErrUnknownKind)):
+			errors.Is(err, consent.ErrUnknownKind) || errors.Is(err, consent.ErrTooManyPending)):
 			res.Rejected++
 		case err != nil:
 			return res, err
