@@ -69,42 +69,54 @@ const MinGrantPrefix = 8
 
 // Grant signs a grant into the wallet's feed: it resolves the grantee,
 // validates scopes and purpose, anchors the granted records, and wraps
-// each record key with age to the grantee.
+// each record key with age to the grantee. With a network, it also stores
+// a copy of each record's manifest encrypted to the grantee on peers and
+// returns once a peer holds the grant.
 func (w *Wallet) Grant(ctx context.Context, opts GrantOptions) (GrantInfo, error) {
+	gi, recipient, infos, err := w.grantLocal(ctx, opts)
+	if err != nil || !w.HasNetwork() {
+		return gi, err
+	}
+	if err := w.publishGrant(ctx, gi.Grantee, recipient, infos); err != nil {
+		return gi, fmt.Errorf("grant %s is signed but not yet on the network: %w", gi.ID.String()[:12], err)
+	}
+	return gi, nil
+}
+
+func (w *Wallet) grantLocal(ctx context.Context, opts GrantOptions) (_ GrantInfo, recipient *age.X25519Recipient, infos []RecordInfo, err error) {
 	now := w.Now()
 	scopes, err := consent.NormalizeScopes(opts.Scopes)
 	if err != nil {
-		return GrantInfo{}, WithHint(fmt.Errorf("%w: %w", ErrInvalid, err),
+		return GrantInfo{}, nil, nil, WithHint(fmt.Errorf("%w: %w", ErrInvalid, err),
 			"write scopes like --scope patient/Observation.rs or --scope 'patient/Observation.rs?category=laboratory'")
 	}
 	if len(scopes) == 0 {
-		return GrantInfo{}, WithHint(fmt.Errorf("no scope given: %w", ErrInvalid), "add --scope patient/Observation.rs (or patient/*.rs for every type)")
+		return GrantInfo{}, nil, nil, WithHint(fmt.Errorf("no scope given: %w", ErrInvalid), "add --scope patient/Observation.rs (or patient/*.rs for every type)")
 	}
 	if _, err := consent.LookupPurpose(opts.Purpose); err != nil {
-		return GrantInfo{}, WithHint(fmt.Errorf("%w: %w", ErrInvalid, err), "use an HL7 v3 PurposeOfUse code, e.g. --purpose TREAT")
+		return GrantInfo{}, nil, nil, WithHint(fmt.Errorf("%w: %w", ErrInvalid, err), "use an HL7 v3 PurposeOfUse code, e.g. --purpose TREAT")
 	}
 	expires, err := ParseExpiry(opts.Expires, now)
 	if err != nil {
-		return GrantInfo{}, err
+		return GrantInfo{}, nil, nil, err
 	}
 	if opts.All == (len(opts.Records) > 0) {
-		return GrantInfo{}, WithHint(fmt.Errorf("name the records to grant, or all of them: %w", ErrInvalid), "pass --record ID (repeatable) or --all")
+		return GrantInfo{}, nil, nil, WithHint(fmt.Errorf("name the records to grant, or all of them: %w", ErrInvalid), "pass --record ID (repeatable) or --all")
 	}
 	grantee, recipient, err := w.resolveGrantee(opts.To)
 	if err != nil {
-		return GrantInfo{}, err
+		return GrantInfo{}, nil, nil, err
 	}
-	var infos []RecordInfo
 	if opts.All {
 		if infos, err = w.ListRecords(ctx); err != nil {
-			return GrantInfo{}, err
+			return GrantInfo{}, nil, nil, err
 		}
 	} else {
 		seen := map[string]bool{}
 		for _, ref := range opts.Records {
 			info, err := w.Record(ctx, ref)
 			if err != nil {
-				return GrantInfo{}, err
+				return GrantInfo{}, nil, nil, err
 			}
 			if !seen[info.ID] {
 				seen[info.ID] = true
@@ -123,38 +135,38 @@ func (w *Wallet) Grant(ctx context.Context, opts GrantOptions) (GrantInfo, error
 		}
 		key, err := w.RecordKey(ctx, info.ID)
 		if err != nil {
-			return GrantInfo{}, err
+			return GrantInfo{}, nil, nil, err
 		}
 		wrapped, err := wrapKey(key, recipient)
 		if err != nil {
-			return GrantInfo{}, fmt.Errorf("wrapping the key of record %s: %w", info.ID, err)
+			return GrantInfo{}, nil, nil, fmt.Errorf("wrapping the key of record %s: %w", info.ID, err)
 		}
 		g.Keys = append(g.Keys, consent.WrappedKey{Record: info.ID, Key: wrapped})
 	}
 	if err := g.Validate(); err != nil {
-		return GrantInfo{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+		return GrantInfo{}, nil, nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 
 	l, s, err := w.openLedger(true)
 	if err != nil {
-		return GrantInfo{}, err
+		return GrantInfo{}, nil, nil, err
 	}
 	defer l.Close()
 	for _, info := range infos {
 		if _, err := w.anchor(l, s, info); err != nil {
-			return GrantInfo{}, err
+			return GrantInfo{}, nil, nil, err
 		}
 	}
 	e, err := l.Append(s, now, consent.KindGrant, &g)
 	if err != nil {
-		return GrantInfo{}, fmt.Errorf("writing the grant: %w", err)
+		return GrantInfo{}, nil, nil, fmt.Errorf("writing the grant: %w", err)
 	}
 	var out GrantInfo
 	l.View(func(v *consent.View) {
 		gi, _ := v.Grant(e.Hash())
 		out = w.grantInfo(v, gi, now)
 	})
-	return out, nil
+	return out, recipient, infos, nil
 }
 
 // wrapKey encrypts the record key (its AGE-SECRET-KEY string) to recipient.
@@ -354,7 +366,19 @@ func (w *Wallet) GrantFHIR(ctx context.Context, ref string) ([]byte, error) {
 
 // Revoke signs the revocation of one of the wallet's grants. Peers stop
 // serving at once; what the grantee already imported cannot be recalled.
+// With a network, it returns once a peer holds the revocation.
 func (w *Wallet) Revoke(ctx context.Context, ref string) (GrantInfo, error) {
+	gi, err := w.revokeLocal(ref)
+	if err != nil || !w.HasNetwork() {
+		return gi, err
+	}
+	if err := w.publishFeed(ctx); err != nil {
+		return gi, fmt.Errorf("the revocation is signed but not yet on the network: %w", err)
+	}
+	return gi, nil
+}
+
+func (w *Wallet) revokeLocal(ref string) (GrantInfo, error) {
 	l, s, err := w.openLedger(true)
 	if err != nil {
 		return GrantInfo{}, err

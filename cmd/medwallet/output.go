@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/medwallet/medwallet/consent"
 	"github.com/medwallet/medwallet/wallet"
 	"github.com/medwallet/medwallet/wallet/keystore"
 )
@@ -118,3 +119,13 @@ func writeJSON(w io.Writer, v any) error {
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
 }
+
+// writeJSONLine writes v as one line of JSON (for streams such as log --watch).
+func writeJSONLine(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}
+
+// idOf turns an ID string back into an ID for display.
+func idOf(s string) consent.ID { return consent.ID(s) }

@@ -1,0 +1,136 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/medwallet/medwallet/wallet"
+)
+
+func init() { register(newLogCommand) }
+
+type logOptions struct {
+	watch    bool
+	interval time.Duration
+}
+
+func newLogCommand(g *globalOptions) *cobra.Command {
+	var o logOptions
+	cmd := &cobra.Command{
+		Use:   "log [--watch]",
+		Short: "Show every access to your records, allowed or denied",
+		Long: `Pull the ledger from the network and list every decision peers logged on a
+request for one of your records: when, which peer decided, who asked, for
+what purpose, and whether it was allowed. With --watch, keep pulling and
+print new accesses as they happen (JSON lines under --json) until
+interrupted.`,
+		Example: "  medwallet log\n  medwallet log --watch --json",
+		Args:    cobra.NoArgs,
+		RunE:    func(cmd *cobra.Command, _ []string) error { return runLog(cmd.Context(), o, g) },
+	}
+	cmd.Flags().BoolVar(&o.watch, "watch", false, "keep watching for new accesses")
+	cmd.Flags().DurationVar(&o.interval, "interval", time.Second, "how often --watch pulls")
+	return cmd
+}
+
+// accessJSON is the --json shape of one access.
+type accessJSON struct {
+	Entry         string    `json:"entry"`
+	Time          time.Time `json:"time"`
+	Decider       string    `json:"decider"`
+	Requester     string    `json:"requester"`
+	RequesterName string    `json:"requester_name,omitempty"`
+	Record        string    `json:"record"`
+	Scope         string    `json:"scope"`
+	Purpose       string    `json:"purpose"`
+	Allowed       bool      `json:"allowed"`
+	Reason        string    `json:"reason"`
+	Grant         string    `json:"grant,omitempty"`
+}
+
+func newAccessJSON(a wallet.AccessInfo) accessJSON {
+	j := accessJSON{Entry: a.Entry.String(), Time: a.Time, Decider: string(a.Decider), Requester: string(a.Requester),
+		RequesterName: a.RequesterName, Record: a.Record, Scope: a.Scope, Purpose: a.Purpose, Allowed: a.Allow,
+		Reason: string(a.Reason)}
+	if !a.Grant.IsZero() {
+		j.Grant = a.Grant.String()
+	}
+	return j
+}
+
+func printAccess(w io.Writer, a accessJSON) {
+	verdict := "ALLOWED"
+	if !a.Allowed {
+		verdict = "DENIED "
+	}
+	fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.Time.Format(time.RFC3339), verdict, who(a.RequesterName, a.Requester),
+		a.Purpose, a.Reason, a.Record[:min(12, len(a.Record))], idOf(a.Decider).Short())
+}
+
+func runLog(ctx context.Context, o logOptions, g *globalOptions) error {
+	w, err := g.openWallet()
+	if err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	first := true
+	for {
+		if w.HasNetwork() {
+			if _, err := w.PullLedger(ctx); err != nil && (!o.watch || first) {
+				return err
+			}
+		}
+		as, err := w.AccessLog(ctx)
+		if err != nil {
+			return err
+		}
+		var fresh []accessJSON
+		for _, a := range as {
+			if k := a.Entry.String(); !seen[k] {
+				seen[k] = true
+				fresh = append(fresh, newAccessJSON(a))
+			}
+		}
+		switch {
+		case !o.watch:
+			return g.emit(fresh, func(out io.Writer) {
+				if len(fresh) == 0 {
+					g.note("medwallet: no access to your records yet")
+					return
+				}
+				tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "TIME\tDECISION\tREQUESTER\tPURPOSE\tREASON\tRECORD\tPEER")
+				for _, a := range fresh {
+					printAccess(tw, a)
+				}
+				tw.Flush()
+			})
+		case g.json:
+			for _, a := range fresh {
+				if err := writeJSONLine(g.stdout, a); err != nil {
+					return err
+				}
+			}
+		default:
+			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+			if first {
+				fmt.Fprintln(tw, "TIME\tDECISION\tREQUESTER\tPURPOSE\tREASON\tRECORD\tPEER")
+			}
+			for _, a := range fresh {
+				printAccess(tw, a)
+			}
+			tw.Flush()
+		}
+		first = false
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(o.interval):
+		}
+	}
+}
