@@ -73,6 +73,9 @@ const MinGrantPrefix = 8
 // a copy of each record's manifest encrypted to the grantee on peers and
 // returns once a peer holds the grant.
 func (w *Wallet) Grant(ctx context.Context, opts GrantOptions) (GrantInfo, error) {
+	if err := w.catchUp(ctx); err != nil {
+		return GrantInfo{}, err
+	}
 	gi, recipient, infos, err := w.grantLocal(ctx, opts)
 	if err != nil || !w.HasNetwork() {
 		return gi, err
@@ -368,6 +371,9 @@ func (w *Wallet) GrantFHIR(ctx context.Context, ref string) ([]byte, error) {
 // serving at once; what the grantee already imported cannot be recalled.
 // With a network, it returns once a peer holds the revocation.
 func (w *Wallet) Revoke(ctx context.Context, ref string) (GrantInfo, error) {
+	if err := w.catchUp(ctx); err != nil {
+		return GrantInfo{}, err
+	}
 	gi, err := w.revokeLocal(ref)
 	if err != nil || !w.HasNetwork() {
 		return gi, err

@@ -88,6 +88,17 @@ func (w *Wallet) pull(ctx context.Context, c *client.Client) (int, error) {
 	return n, nil
 }
 
+// catchUp pulls the ledger before the wallet signs anything new, when it
+// has a network: a wallet restored from a key backup must continue its
+// feed where the network has it, never fork it (an equivocation).
+func (w *Wallet) catchUp(ctx context.Context) error {
+	if !w.HasNetwork() {
+		return nil
+	}
+	_, err := w.PullLedger(ctx)
+	return err
+}
+
 // PullLedger brings the local ledger up to date with the network.
 func (w *Wallet) PullLedger(ctx context.Context) (int, error) {
 	c, err := w.Dial(ctx)
@@ -156,6 +167,11 @@ func (w *Wallet) Import(ctx context.Context, o ImportOptions) ([]ImportedRecord,
 	}
 	defer c.Close()
 	if _, err := w.pull(ctx, c); err != nil {
+		return nil, err
+	}
+	// Our identity entry (age recipient and role, no name) goes to the
+	// network, so that others can address grants to our ID.
+	if err := w.Publish(ctx, c); err != nil {
 		return nil, err
 	}
 	grants, err := w.importGrants(o)

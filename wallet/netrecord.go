@@ -70,6 +70,11 @@ func (w *Wallet) publishRecord(ctx context.Context, c *client.Client, rid string
 	if _, err := c.PutManifest(ctx, rid, w.ID(), enc, ManifestReplicas); err != nil {
 		return err
 	}
+	// Catch up with our own feed first: a wallet restored on a new machine
+	// must not sign a second entry at a seq the network already holds.
+	if _, err := w.pull(ctx, c); err != nil {
+		return err
+	}
 	if _, err := w.AnchorRecord(ctx, rid); err != nil {
 		return err
 	}
