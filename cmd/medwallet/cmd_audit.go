@@ -149,11 +149,12 @@ func runAuditVerify(ctx context.Context, file string, g *globalOptions) error {
 			source, verdict, j.Entries, j.Feeds, j.Grants, j.Revocations, j.Accesses, j.Allowed, j.Denied, len(j.Equivocators))
 	}
 	if err := wallet.AuditFailure(rep); err != nil {
-		// The table helps a human; a script gets the error object.
+		// A human gets the table and the error; a script gets the whole
+		// report, with "ok": false, and the exit code.
 		if !g.json {
 			human(g.stdout)
 		}
-		return err
+		return resultError{result: j, error: err}
 	}
 	return g.emit(j, human)
 }

@@ -48,13 +48,23 @@ func exitCode(err error) int {
 // isCobraUsage recognises the few usage errors cobra makes without a type.
 func isCobraUsage(err error) bool {
 	msg := err.Error()
-	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand flag", "required flag", "invalid argument", "flag needs an argument", "if any flags in the group"} {
+	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand flag", "required flag", "invalid argument", "flag needs an argument", "if any flags in the group", "at least one of the flags in the group"} {
 		if strings.HasPrefix(msg, p) {
 			return true
 		}
 	}
 	return false
 }
+
+// resultError is a failure whose full result a script should still see:
+// under --json, finish prints result instead of the error object (the exit
+// code still says it failed). audit verify uses it for a failed report.
+type resultError struct {
+	result any
+	error
+}
+
+func (e resultError) Unwrap() error { return e.error }
 
 // errorJSON is printed on stdout under --json when a command fails.
 type errorJSON struct {
@@ -78,6 +88,11 @@ func (g *globalOptions) finish(err error) int {
 		hint = he.Hint
 	} else if code == exitUsage {
 		hint = "see 'medwallet --help' or 'medwallet COMMAND --help'"
+	}
+	var re resultError
+	if g.json && errors.As(err, &re) {
+		writeJSON(g.stdout, re.result)
+		return code
 	}
 	if g.json {
 		var ej errorJSON
