@@ -319,31 +319,47 @@ func (c *Client) SignRequest(a Access) (*consent.Request, error) {
 	})
 }
 
-// Push sends entries to reachable peers until one accepts every entry (or
-// already had it), then returns that peer. The peer gossips them on.
-func (c *Client) Push(ctx context.Context, entries []*consent.Entry) (peer.ID, error) {
+// Push sends entries to every reachable peer in parallel and succeeds if
+// at least one accepted every entry (or already had it); it returns the
+// peers that did. Pushing to all, not one, keeps a grant or a revocation
+// moving even where the peers' gossip mesh is split; gossip and sync carry
+// it to the rest.
+func (c *Client) Push(ctx context.Context, entries []*consent.Entry) ([]peer.ID, error) {
 	if err := c.Require(1); err != nil {
-		return "", err
+		return nil, err
 	}
+	var mu sync.Mutex
+	var ok []peer.ID
 	var errs []error
+	var wg sync.WaitGroup
 	for _, p := range c.up {
-		acks, err := ledgersync.Push(ctx, c.h, p, entries)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		ok := len(acks) == len(entries)
-		for _, a := range acks {
-			if a.Status != ledgersync.AckAccepted && a.Status != ledgersync.AckDuplicate {
-				ok = false
-				errs = append(errs, fmt.Errorf("peer %s: entry %s: %s %s", p.ShortString(), a.Hash.String()[:12], a.Status, a.Reason))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			acks, err := ledgersync.Push(ctx, c.h, p, entries)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+				return
 			}
-		}
-		if ok {
-			return p, nil
-		}
+			good := len(acks) == len(entries)
+			for _, a := range acks {
+				if a.Status != ledgersync.AckAccepted && a.Status != ledgersync.AckDuplicate {
+					good = false
+					errs = append(errs, fmt.Errorf("peer %s: entry %s: %s %s", p.ShortString(), a.Hash.String()[:12], a.Status, a.Reason))
+				}
+			}
+			if good {
+				ok = append(ok, p)
+			}
+		}()
 	}
-	return "", fmt.Errorf("no peer took the entries: %w", errors.Join(errs...))
+	wg.Wait()
+	if len(ok) == 0 {
+		return nil, fmt.Errorf("no peer took the entries: %w", errors.Join(errs...))
+	}
+	return ok, nil
 }
 
 // Pull fetches, from every reachable peer, the entries beyond have and
