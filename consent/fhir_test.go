@@ -3,6 +3,7 @@ package consent
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/medwallet/medwallet/internal/testutil"
 	"os"
 	"path/filepath"
 	"sort"
@@ -10,31 +11,6 @@ import (
 	"testing"
 	"time"
 )
-
-// sharedData finds ../shared/data beside the repository root (the
-// directory holding go.mod).
-func sharedData(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the test's directory")
-		}
-		dir = parent
-	}
-	p := filepath.Join(dir, "..", "shared", "data")
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("shared test data not found at %s: clone shared/ beside the repository (see shared/data/SOURCES.md)", p)
-	}
-	return p
-}
 
 // shape flattens JSON into path -> JSON type, arrays written as [].
 func shape(v any, path string, out map[string]string) {
@@ -90,7 +66,7 @@ func values(v any, path string) []string {
 }
 
 func TestGrantFHIRMatchesOfficialConsentShape(t *testing.T) {
-	dir := filepath.Join(sharedData(t), "fhir-r4", "consent")
+	dir := filepath.Join(testutil.SharedData(t), "fhir-r4", "consent")
 	files, err := filepath.Glob(filepath.Join(dir, "Consent-*.json"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no Consent examples in %s", dir)

@@ -5,39 +5,12 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"filippo.io/age"
 	"github.com/medwallet/medwallet/vault"
 	"github.com/medwallet/medwallet/vault/memstore"
 )
-
-// sharedData returns <repo root>/../shared/data, where CI puts the real
-// medical test files. It fails the test if they are missing.
-func sharedData(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("cannot find go.mod above the test directory")
-		}
-		dir = parent
-	}
-	data := filepath.Join(dir, "..", "shared", "data")
-	if _, err := os.Stat(filepath.Join(data, "SOURCES.md")); err != nil {
-		t.Fatalf("shared test data missing: expected it at %s (clone the shared/ folder beside the repository): %v", data, err)
-	}
-	return data
-}
 
 type owner struct {
 	pub  ed25519.PublicKey

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"github.com/medwallet/medwallet/internal/testutil"
 	"os"
 	"path/filepath"
 	"testing"
@@ -198,7 +199,7 @@ func TestManifestRefusals(t *testing.T) {
 // TestReedSolomonVectors checks the erasure code against known answers
 // from an independent implementation.
 func TestReedSolomonVectors(t *testing.T) {
-	raw, err := os.ReadFile(filepath.Join(sharedData(t), "crypto/reed-solomon/rs-vectors.json"))
+	raw, err := os.ReadFile(filepath.Join(testutil.SharedData(t), "crypto/reed-solomon/rs-vectors.json"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/medwallet/medwallet/internal/testutil"
 	"math/bits"
 	"os"
 	"os/exec"
@@ -108,7 +109,7 @@ func formatFor(rel string) string {
 // its metadata, and opens it again byte for byte, through the directory
 // store, with small stripes so that large files span many stripes.
 func TestRoundTripSharedData(t *testing.T) {
-	data := sharedData(t)
+	data := testutil.SharedData(t)
 	store, err := dirstore.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -336,7 +337,7 @@ func TestAgeInterop(t *testing.T) {
 	if err != nil {
 		t.Fatal("the age CLI is required for this test (Debian package age, /usr/bin/age): ", err)
 	}
-	plain, err := os.ReadFile(filepath.Join(sharedData(t), "fhir-r4/synthea/Kermit_Trantow_f1a650a5-737e-4fd7-828e-03c3348b9524.json"))
+	plain, err := os.ReadFile(filepath.Join(testutil.SharedData(t), "fhir-r4/synthea/Kermit_Trantow_f1a650a5-737e-4fd7-828e-03c3348b9524.json"))
 	if err != nil {
 		t.Fatal(err)
 	}

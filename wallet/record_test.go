@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/medwallet/medwallet/internal/testutil"
 	"io"
 	"io/fs"
 	"os"
@@ -17,30 +18,6 @@ import (
 	"github.com/medwallet/medwallet/vault/memstore"
 )
 
-// sharedTestData returns <repo root>/../shared/data or fails the test.
-func sharedTestData(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("cannot find go.mod above the test directory")
-		}
-		dir = parent
-	}
-	data := filepath.Join(dir, "..", "shared", "data")
-	if _, err := os.Stat(filepath.Join(data, "SOURCES.md")); err != nil {
-		t.Fatalf("shared test data missing at %s: clone the shared/ folder beside the repository", data)
-	}
-	return data
-}
-
 func newRecordWallet(t *testing.T) *Wallet {
 	t.Helper()
 	w, err := Init(memConfig(t), "Alice", "patient")
@@ -52,7 +29,7 @@ func newRecordWallet(t *testing.T) *Wallet {
 
 func TestRecordLifecycle(t *testing.T) {
 	ctx := context.Background()
-	data := sharedTestData(t)
+	data := testutil.SharedData(t)
 	w := newRecordWallet(t)
 	bundle, err := os.ReadFile(filepath.Join(data, "fhir-r4/synthea/Kermit_Trantow_f1a650a5-737e-4fd7-828e-03c3348b9524.json"))
 	if err != nil {

@@ -8,6 +8,8 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+
+	"github.com/medwallet/medwallet/wallet"
 )
 
 func init() { register(newGrantsCommand) }
@@ -34,13 +36,18 @@ func runGrants(ctx context.Context, g *globalOptions) error {
 	if err != nil {
 		return err
 	}
+	return emitGrants(g, gs, "medwallet: no grants yet; make one with 'medwallet grant --to CONTACT --record ID --scope SCOPE --purpose CODE'")
+}
+
+// emitGrants prints grants as JSON or as the table that grants and inbox share.
+func emitGrants(g *globalOptions, gs []wallet.GrantInfo, empty string) error {
 	out := make([]grantJSON, 0, len(gs))
 	for _, gi := range gs {
 		out = append(out, newGrantJSON(gi))
 	}
 	return g.emit(out, func(o io.Writer) {
 		if len(out) == 0 {
-			g.note("medwallet: no grants yet; make one with 'medwallet grant --to CONTACT --record ID --scope SCOPE --purpose CODE'")
+			g.note("%s", empty)
 			return
 		}
 		tw := tabwriter.NewWriter(o, 0, 4, 2, ' ', 0)

@@ -2,10 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"io"
-	"strings"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 )
@@ -34,25 +30,5 @@ func runInbox(ctx context.Context, g *globalOptions) error {
 	if err != nil {
 		return err
 	}
-	out := make([]grantJSON, 0, len(gs))
-	for _, gi := range gs {
-		out = append(out, newGrantJSON(gi))
-	}
-	return g.emit(out, func(o io.Writer) {
-		if len(out) == 0 {
-			g.note("medwallet: no grants made to you yet")
-			return
-		}
-		tw := tabwriter.NewWriter(o, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tSTATUS\tFROM\tPURPOSE\tSCOPES\tRECORDS")
-		for _, j := range out {
-			records := fmt.Sprint(len(j.Records))
-			if j.AllRecords {
-				records = "all"
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", j.ID[:12], j.Status, who(j.AuthorName, j.Author), j.Purpose,
-				strings.Join(j.Scopes, ","), records)
-		}
-		tw.Flush()
-	})
+	return emitGrants(g, gs, "medwallet: no grants made to you yet")
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"github.com/medwallet/medwallet/internal/testutil"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -31,7 +32,7 @@ func TestMain(m *testing.M) {
 }
 
 func TestScripts(t *testing.T) {
-	data := sharedData(t)
+	data := testutil.SharedData(t)
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata",
 		RequireExplicitExec: true,
@@ -195,31 +196,4 @@ func cmdNoGrep(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("nogrep: no file under %v", args[1:])
 	}
 	ts.Logf("nogrep: %d files checked", files)
-}
-
-// sharedData finds ../shared/data beside the repository
-// ($MEDWALLET_SHARED_DATA overrides).
-func sharedData(t testing.TB) string {
-	if d := os.Getenv("MEDWALLET_SHARED_DATA"); d != "" {
-		return d
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("cannot find the repository root (go.mod)")
-		}
-		dir = parent
-	}
-	data := filepath.Join(dir, "..", "shared", "data")
-	if _, err := os.Stat(filepath.Join(data, "SOURCES.md")); err != nil {
-		t.Fatalf("the shared test data is missing at %s: clone the project with shared/ beside it", data)
-	}
-	return data
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
+	"github.com/medwallet/medwallet/internal/testutil"
 	"testing"
 	"time"
 
@@ -45,18 +46,6 @@ func startDevnet(t *testing.T, n int) *devnet.Devnet {
 	}
 	t.Cleanup(func() { d.Close() })
 	return d
-}
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting: %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func TestSealGrantFetchAcrossPeers(t *testing.T) {
@@ -100,7 +89,7 @@ func TestSealGrantFetchAcrossPeers(t *testing.T) {
 	if _, err := patient.c.Push(ctx, []*consent.Entry{g}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "the grant reaches every peer", func() bool {
+	testutil.Eventually(t, 10*time.Second, "the grant reaches every peer", func() bool {
 		for _, p := range d.Peers {
 			found := false
 			p.Ledger.View(func(v *consent.View) { _, found = v.Grant(g.Hash()) })
@@ -180,7 +169,7 @@ func TestRevocationStopsEveryPeer(t *testing.T) {
 	if _, err := patient.c.Push(ctx, []*consent.Entry{g, r}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "the revocation reaches every peer", func() bool {
+	testutil.Eventually(t, 10*time.Second, "the revocation reaches every peer", func() bool {
 		for _, p := range d.Peers {
 			revoked := false
 			p.Ledger.View(func(v *consent.View) { revoked = v.Revoked(g.Hash()) })

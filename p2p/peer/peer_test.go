@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"github.com/medwallet/medwallet/internal/testutil"
 	"io"
 	"testing"
 	"time"
@@ -18,18 +19,6 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting: %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func TestBootstrapRestartAndClose(t *testing.T) {
 	ctx := context.Background()
 	dirA, dirB := t.TempDir(), t.TempDir()
@@ -41,7 +30,7 @@ func TestBootstrapRestartAndClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "b connects to its bootstrap peer", func() bool {
+	testutil.Eventually(t, 10*time.Second, "b connects to its bootstrap peer", func() bool {
 		return b.Host.Network().Connectedness(a.Host.ID()) == network.Connected
 	})
 
