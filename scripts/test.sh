@@ -13,7 +13,12 @@ fi
 
 # On a machine set up by .ci/run every real backend must run, never skip.
 export MEDWALLET_REQUIRE_BACKENDS="${MEDWALLET_REQUIRE_BACKENDS-secret-service,keyctl,pass,file}"
-exec dbus-run-session -- bash -c '
+# gnome-keyring gets a fresh data directory each run, so its "login"
+# collection is created (and unlocked) with our throw-away password rather
+# than meeting one left on the machine with another.
+keyrings=$(mktemp -d)
+trap 'rm -rf "$keyrings"' EXIT
+XDG_DATA_HOME="$keyrings" dbus-run-session -- bash -c '
   printf %s medwallet-test | gnome-keyring-daemon --unlock --components=secrets >/dev/null
   exec go test -race -count=1 ./... "$@"
 ' bash "$@" 2> >(grep -v "Failed to set fd limit" >&2)
