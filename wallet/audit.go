@@ -87,7 +87,17 @@ type Disclosure struct {
 	// Description says what was disclosed: record ID and scope, never
 	// record contents.
 	Description string
+	// Decisions counts the peers' allow decisions this disclosure is made
+	// of: one import fetches k shares from k peers, each logging its own
+	// decision, and that is one disclosure. Entries lists them all.
+	Decisions int
+	Entries   []consent.Hash
 }
+
+// disclosureWindow groups allow decisions for one recipient, record,
+// scope, purpose and grant that fall this close together into one
+// disclosure.
+const disclosureWindow = 10 * time.Minute
 
 // Disclosures lists the allowed accesses to the wallet's records logged in
 // the local ledger at or after since (zero: all), oldest first.
@@ -100,12 +110,26 @@ func (w *Wallet) Disclosures(ctx context.Context, since time.Time) ([]Disclosure
 	var ds []consent.Disclosure
 	l.View(func(v *consent.View) { ds = consent.Disclosures(v, w.ID(), since) })
 	out := make([]Disclosure, 0, len(ds))
+	open := map[string]int{} // group key -> index in out
 	for _, d := range ds {
+		key := fmt.Sprint(d.Recipient, "\x00", d.Record, "\x00", d.Scope, "\x00", d.Purpose, "\x00", d.Grant)
+		if i, ok := open[key]; ok && d.Time-out[i].Time <= int64(disclosureWindow/time.Second) {
+			out[i].Decisions++
+			out[i].Entries = append(out[i].Entries, d.Entry)
+			continue
+		}
 		p, _ := consent.LookupPurpose(d.Purpose)
+		open[key] = len(out)
 		out = append(out, Disclosure{
 			Disclosure: d, RecipientName: w.NameOf(d.Recipient), DeciderName: w.NameOf(d.Decider),
-			PurposeDisplay: p.Display, Description: fmt.Sprintf("record %s, scope %s", d.Record, d.Scope),
+			PurposeDisplay: p.Display, Decisions: 1, Entries: []consent.Hash{d.Entry},
 		})
+	}
+	for i := range out {
+		out[i].Description = fmt.Sprintf("record %s, scope %s", out[i].Record, out[i].Scope)
+		if out[i].Decisions > 1 {
+			out[i].Description += fmt.Sprintf(" (%d shares, each released by a peer's logged decision)", out[i].Decisions)
+		}
 	}
 	return out, nil
 }

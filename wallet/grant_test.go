@@ -309,3 +309,40 @@ func TestImportFindsEquivocation(t *testing.T) {
 		t.Fatalf("audit failure: %v", err)
 	}
 }
+
+// One import fetches k shares, each allowed and logged by a peer: the
+// accounting shows one disclosure made of k decisions, and a later fetch
+// is a new disclosure.
+func TestDisclosuresGroupShareFetches(t *testing.T) {
+	ctx := context.Background()
+	cw := newConsentWallets(t)
+	alice, bob := cw.alice, cw.bob
+	if _, err := alice.Grant(ctx, GrantOptions{To: "Bob", Records: []string{cw.record.ID},
+		Scopes: []string{"patient/*.rs"}, Purpose: "TREAT"}); err != nil {
+		t.Fatal(err)
+	}
+	fetch := func(n int) {
+		for range n {
+			req, err := bob.NewRequest(alice.ID(), cw.record.ID, "patient/*.rs", "TREAT")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := alice.DecideAccess(ctx, req); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	fetch(3)
+	cw.now = cw.now.Add(time.Hour)
+	fetch(2)
+	ds, err := alice.Disclosures(ctx, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ds) != 2 || ds[0].Decisions != 3 || len(ds[0].Entries) != 3 || ds[1].Decisions != 2 {
+		t.Fatalf("disclosures = %+v, want two, of 3 and 2 decisions", ds)
+	}
+	if !strings.Contains(ds[0].Description, "(3 shares") {
+		t.Fatalf("description %q does not say how many shares", ds[0].Description)
+	}
+}

@@ -207,6 +207,7 @@ type disclosureJSON struct {
 	DeciderName    string    `json:"decider_name"`
 	Grant          string    `json:"grant"`
 	Entry          string    `json:"entry"`
+	Decisions      int       `json:"decisions"`
 }
 
 func runAuditDisclosures(ctx context.Context, opts disclosuresOptions, g *globalOptions) error {
@@ -237,6 +238,7 @@ func runAuditDisclosures(ctx context.Context, opts disclosuresOptions, g *global
 			Date: consent.TimeOf(d.Time), Recipient: string(d.Recipient), RecipientName: d.RecipientName,
 			Description: d.Description, Record: d.Record, Scope: d.Scope, Purpose: d.Purpose, PurposeDisplay: d.PurposeDisplay,
 			Decider: string(d.Decider), DeciderName: d.DeciderName, Grant: d.Grant.String(), Entry: d.Entry.String(),
+			Decisions: d.Decisions,
 		})
 	}
 	switch format {

@@ -293,3 +293,25 @@ func TestBadPuts(t *testing.T) {
 		t.Fatalf("%d shares stored by bad puts", n)
 	}
 }
+
+// A grant that has run out is refused by the peer, and the refusal logged.
+func TestExpiredGrantDenied(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	id, err := Put(ctx, f.patient.h, f.peer.h.ID(), f.record, bytes.NewReader(fakeShare(t, f.record, []byte("ciphertext"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	g := f.patientAppends(t, consent.KindGrant, &consent.Grant{Grantee: f.clinician.id, Records: []string{f.record},
+		Scopes: []string{"patient/*.rs"}, Purpose: "TREAT",
+		NotBefore: now.Add(-48 * time.Hour).Unix(), Expires: now.Add(-time.Hour).Unix()})
+	_, err = Get(ctx, f.clinician.h, f.peer.h.ID(), id, f.request(t, f.clinician, "patient/*.rs", "TREAT"))
+	var de *DeniedError
+	if !errors.As(err, &de) || de.Reason != consent.ReasonExpired {
+		t.Fatalf("expired grant: %v, want an expired denial", err)
+	}
+	if a := f.lastAccess(t); a.Allow || a.Reason != consent.ReasonExpired || a.Grant != g.Hash() {
+		t.Fatalf("logged %+v, want an expired denial naming the grant", a)
+	}
+}
