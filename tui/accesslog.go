@@ -108,7 +108,7 @@ func (m *accessLogModel) view() string {
 		b.WriteString("No access to your records yet. New accesses appear here as they happen.")
 		return b.String()
 	}
-	fmt.Fprintf(&b, "    %-16s  %-9s  %-12s  %-8s  %-8s  %s\n", "TIME", "DECISION", "REQUESTER", "PURPOSE", "RECORD", "REASON")
+	fmt.Fprintf(&b, "      %-16s  %-9s  %-15s  %-8s  %-8s  %s\n", "TIME", "DECISION", "REQUESTER", "PURPOSE", "RECORD", "REASON")
 	// Newest first.
 	n := len(m.items)
 	from, to := window(m.cur, n, c.bodyHeight()-2)
@@ -125,16 +125,22 @@ func (m *accessLogModel) view() string {
 		case emergencyPurposes[a.Purpose]:
 			verdict, loud = "EMERGENCY", true
 		}
-		line := fmt.Sprintf("%-16s  %-9s  %-12s  %-8s  %-8s  %s", dateText(a.Time), verdict, shortID(who(a.RequesterName, a.Requester.Short()), 12),
+		line := fmt.Sprintf("%-16s  %-9s  %s  %-8s  %-8s  %s", dateText(a.Time), verdict, cell(who(a.RequesterName, a.Requester.Short()), 15),
 			a.Purpose, shortID(a.Record, 8), a.Reason)
 		switch {
 		case i == m.cur:
-			b.WriteString(mark + c.row(true, line) + "\n")
+			line = c.row(true, line)
 		case loud:
-			b.WriteString(mark + c.st.denied.Render("! "+line) + "\n")
+			line = c.st.denied.Render("  " + line)
 		default:
-			b.WriteString(mark + "  " + line + "\n")
+			line = "  " + line
 		}
+		if loud {
+			mark += c.st.denied.Render("! ")
+		} else {
+			mark += "  "
+		}
+		b.WriteString(mark + line + "\n")
 	}
 	b.WriteString(c.st.dim.Render("live: pulled every " + c.opts.Poll.String() + "; * new since opened, ! denied or emergency"))
 	return b.String()

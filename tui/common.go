@@ -137,6 +137,18 @@ func dateText(t time.Time) string {
 	return t.UTC().Format("2006-01-02 15:04")
 }
 
+// cell cuts s to n display cells and pads it to n.
+func cell(s string, n int) string {
+	if lipgloss.Width(s) > n {
+		r := []rune(s)
+		for lipgloss.Width(string(r)) > n-1 {
+			r = r[:len(r)-1]
+		}
+		s = string(r) + "…"
+	}
+	return padCell(s, n)
+}
+
 // padCell pads s with spaces to n display cells (%-Ns counts bytes).
 func padCell(s string, n int) string {
 	if w := lipgloss.Width(s); w < n {

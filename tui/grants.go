@@ -210,7 +210,7 @@ func (m *grantsModel) view() string {
 		if !g.Given {
 			dir, other = "from", who(g.AuthorName, g.Author.Short())
 		}
-		line := fmt.Sprintf("%-10s  %-4s  %-12s  %-13s  %-8s  %-10s  %s", shortID(g.ID.String(), 10), dir, shortID(other, 12), g.Status,
+		line := fmt.Sprintf("%-10s  %-4s  %s  %-13s  %-8s  %-10s  %s", shortID(g.ID.String(), 10), dir, cell(other, 12), g.Status,
 			g.Purpose.Code, dayText(g.Expires), recordCount(g))
 		b.WriteString(c.row(i == m.cur, line) + "\n")
 	}

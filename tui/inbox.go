@@ -92,7 +92,7 @@ func (m *inboxModel) view() string {
 	from, to := window(m.cur, len(m.grants), c.bodyHeight()-2)
 	for i := from; i < to; i++ {
 		g := m.grants[i]
-		line := fmt.Sprintf("%-10s  %-12s  %-13s  %-8s  %-10s  %s", shortID(g.ID.String(), 10), shortID(who(g.AuthorName, g.Author.Short()), 12),
+		line := fmt.Sprintf("%-10s  %s  %-13s  %-8s  %-10s  %s", shortID(g.ID.String(), 10), cell(who(g.AuthorName, g.Author.Short()), 12),
 			g.Status, g.Purpose.Code, dayText(g.Expires), recordCount(g))
 		b.WriteString(c.row(i == m.cur, line) + "\n")
 	}

@@ -136,7 +136,7 @@ func (m *peopleModel) view() string {
 	from, to := window(m.cur, len(m.people), c.bodyHeight()-1)
 	for i := from; i < to; i++ {
 		p := m.people[i]
-		line := fmt.Sprintf("%-16s  %-18s  %-10s  %s  %s", p.Name, p.Card.Name, p.Card.Role, padCell(p.Card.ID.Short(), 15), p.Added.UTC().Format("2006-01-02"))
+		line := fmt.Sprintf("%s  %s  %-10s  %s  %s", cell(p.Name, 16), cell(p.Card.Name, 18), p.Card.Role, padCell(p.Card.ID.Short(), 15), p.Added.UTC().Format("2006-01-02"))
 		b.WriteString(c.row(i == m.cur, line) + "\n")
 	}
 	return b.String()

@@ -275,10 +275,19 @@ func TestStaleIdleTickIgnored(t *testing.T) {
 	}
 }
 
-// waitFor waits for s in the program's output.
-func waitFor(t *testing.T, tm *teatest.TestModel, s string) {
+// waitFor waits until the output read from now on holds every one of ss.
+// Output read by one call is gone for the next, so strings drawn in the
+// same frame are waited for together.
+func waitFor(t *testing.T, tm *teatest.TestModel, ss ...string) {
 	t.Helper()
-	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte(s)) },
+	teatest.WaitFor(t, tm.Output(), func(b []byte) bool {
+		for _, s := range ss {
+			if !bytes.Contains(b, []byte(s)) {
+				return false
+			}
+		}
+		return true
+	},
 		teatest.WithDuration(10*time.Second), teatest.WithCheckInterval(10*time.Millisecond))
 }
 
@@ -338,4 +347,116 @@ func TestIdleLockAndUnlock(t *testing.T) {
 	if m.Locked() || m.c.w == nil {
 		t.Error("not unlocked at the end")
 	}
+}
+
+// A decision logged while the access log is open appears on the next pull,
+// marked new; a denied one stands out.
+func TestAccessLogIsLive(t *testing.T) {
+	f := newFixture(t)
+	m := New(f.alice, Options{Idle: time.Hour, Poll: 50 * time.Millisecond, Unlock: f.unlock, Renderer: plainRenderer()})
+	tm := teatest.NewTestModel(t, m, teatest.WithInitialTermSize(80, 24))
+	tm.Send(runes("4"))
+	waitFor(t, tm, "No access to your records yet")
+	bob, err := wallet.Init(wallet.Config{Home: t.TempDir(), Keystore: keystore.NewMemory()}, "Mallory", "clinician")
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := bob.NewRequest(f.alice.ID(), f.rec.ID, "patient/Observation.rs", "HMARKT")
+	if err != nil {
+		t.Fatal(err)
+	}
+	decider, err := wallet.Open(f.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := decider.DecideAccess(context.Background(), req); err == nil {
+		t.Fatal("a request without a grant was allowed")
+	}
+	waitFor(t, tm, "* ! > ")
+	tm.Send(runes("q"))
+	fm := tm.FinalModel(t, teatest.WithFinalTimeout(5*time.Second)).(*Model)
+	v := fm.View()
+	if !strings.Contains(v, "DENIED") || !strings.Contains(v, "HMARKT") {
+		t.Errorf("the denied access is not shown:\n%s", v)
+	}
+}
+
+func TestAddRecordAndContactByKeys(t *testing.T) {
+	f := newFixture(t)
+	file := t.TempDir() + "/big.bin"
+	if err := os.WriteFile(file, bytes.Repeat([]byte("medwallet "), 300_000), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	carol, err := wallet.Init(wallet.Config{Home: t.TempDir(), Keystore: keystore.NewMemory()}, "Carol", "clinician")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tm := teatest.NewTestModel(t, f.model(time.Hour), teatest.WithInitialTermSize(80, 24))
+	waitFor(t, tm, "labs 2026")
+	tm.Send(runes("a"))
+	tm.Type(file)
+	tm.Send(keyMsgTab)
+	tm.Type("big one")
+	tm.Send(keyMsgEnter)
+	waitFor(t, tm, "added binary record", "big one")
+	tm.Send(runes("2"))
+	waitFor(t, tm, "Dr Bob")
+	tm.Send(runes("a"))
+	tm.Type("Carol")
+	tm.Send(keyMsgTab)
+	tm.Send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune(carol.Card().String()), Paste: true})
+	tm.Send(keyMsgEnter)
+	waitFor(t, tm, "added Carol (clinician")
+	tm.Send(runes("q"))
+	tm.WaitFinished(t, teatest.WithFinalTimeout(5*time.Second))
+	recs, err := f.alice.ListRecords(context.Background())
+	if err != nil || len(recs) != 2 {
+		t.Fatalf("records after the add: %+v, %v", recs, err)
+	}
+	added := recs[0]
+	if added.ID == f.rec.ID {
+		added = recs[1]
+	}
+	if added.Metadata.Label != "big one" || added.Metadata.Size != 3_000_000 {
+		t.Errorf("added record: %+v", added)
+	}
+	cs, err := f.alice.Contacts()
+	if err != nil || len(cs) != 2 {
+		t.Fatalf("contacts after the add: %+v, %v", cs, err)
+	}
+}
+
+// No screen shows a record's contents or a secret.
+func TestViewsHoldNoContents(t *testing.T) {
+	f := newFixture(t)
+	m := f.model(time.Hour)
+	m.Update(tea.WindowSizeMsg{Width: 200, Height: 60})
+	recs, err := f.alice.ListRecords(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Update(loaded{0, recordsMsg{recs: recs}})
+	id, err := f.alice.Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	secrets := []string{`"status":"final"`, "Observation\",\"id\"", id.Age.String()}
+	for tab := range tabNames {
+		for _, ks := range [][]tea.KeyMsg{{runes(string(rune('1' + tab)))}, {keyMsgEnter}} {
+			v := keys(m, ks...).View()
+			for _, s := range secrets {
+				if strings.Contains(v, s) {
+					t.Errorf("tab %d shows %q", tab+1, s)
+				}
+			}
+		}
+	}
+}
+
+func TestViewAddProgress(t *testing.T) {
+	m := filled(t)
+	run := &addRun{total: 1000}
+	run.Add(400)
+	m.screens[0].(*recordsModel).running = run
+	golden.RequireEqual(t, []byte(m.View()))
 }
