@@ -199,6 +199,13 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			return m, cmd
 		}
 		cmds := []tea.Cmd{m.idleTick()}
+		if mm, ok := msg.(tea.MouseMsg); ok {
+			k, ok := m.mouse(mm)
+			if !ok {
+				return m, cmds[0]
+			}
+			msg = k
+		}
 		if k, ok := msg.(tea.KeyMsg); ok {
 			if cmd, done := m.globalKey(k); done {
 				return m, tea.Batch(append(cmds, cmd)...)
@@ -219,6 +226,39 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		cmds = append(cmds, cmd)
 	}
 	return m, tea.Batch(cmds...)
+}
+
+// mouse turns the wheel into up and down keys and a click on the tab bar
+// into the screen's digit; other mouse events only count as activity.
+func (m *Model) mouse(mm tea.MouseMsg) (tea.KeyMsg, bool) {
+	switch {
+	case mm.Button == tea.MouseButtonWheelUp:
+		return tea.KeyMsg{Type: tea.KeyUp}, true
+	case mm.Button == tea.MouseButtonWheelDown:
+		return tea.KeyMsg{Type: tea.KeyDown}, true
+	case mm.Action == tea.MouseActionPress && mm.Button == tea.MouseButtonLeft && mm.Y == 0 && !m.screens[m.tab].capturing():
+		x := 0
+		for i, t := range m.tabs() {
+			x += lipgloss.Width(t)
+			if mm.X < x {
+				return tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune{rune('1' + i)}}, true
+			}
+		}
+	}
+	return tea.KeyMsg{}, false
+}
+
+func (m *Model) tabs() []string {
+	tabs := make([]string, len(tabNames))
+	for i, n := range tabNames {
+		label := fmt.Sprintf("%d %s", i+1, n)
+		if i == m.tab {
+			tabs[i] = m.c.st.activeTab.Render("[" + label + "]")
+		} else {
+			tabs[i] = m.c.st.tab.Render(" " + label + " ")
+		}
+	}
+	return tabs
 }
 
 // globalKey handles the keys that work on every screen.
@@ -257,16 +297,7 @@ func (m *Model) View() string {
 		b.WriteString("\n\n")
 		b.WriteString(m.lock.view())
 	} else {
-		tabs := make([]string, len(tabNames))
-		for i, n := range tabNames {
-			label := fmt.Sprintf("%d %s", i+1, n)
-			if i == m.tab {
-				tabs[i] = c.st.activeTab.Render("[" + label + "]")
-			} else {
-				tabs[i] = c.st.tab.Render(" " + label + " ")
-			}
-		}
-		b.WriteString(lipgloss.JoinHorizontal(lipgloss.Top, tabs...))
+		b.WriteString(lipgloss.JoinHorizontal(lipgloss.Top, m.tabs()...))
 		b.WriteString("\n")
 		b.WriteString(lipgloss.NewStyle().Height(c.bodyHeight()).MaxHeight(c.bodyHeight()).Render(m.screens[m.tab].view()))
 	}

@@ -460,3 +460,16 @@ func TestViewAddProgress(t *testing.T) {
 	m.screens[0].(*recordsModel).running = run
 	golden.RequireEqual(t, []byte(m.View()))
 }
+
+func TestMouse(t *testing.T) {
+	m := filled(t)
+	m.Update(tea.MouseMsg{X: 20, Y: 0, Action: tea.MouseActionPress, Button: tea.MouseButtonLeft}) // "2 People"
+	if m.tab != 1 {
+		t.Fatalf("click on the tab bar: tab %d", m.tab+1)
+	}
+	keys(m, runes("1"))
+	m.Update(tea.MouseMsg{Button: tea.MouseButtonWheelDown, Action: tea.MouseActionPress})
+	if cur := m.screens[0].(*recordsModel).cur; cur != 1 {
+		t.Errorf("wheel down: cursor %d", cur)
+	}
+}

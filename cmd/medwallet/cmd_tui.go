@@ -23,6 +23,7 @@ type tuiOptions struct {
 	idle      time.Duration
 	poll      time.Duration
 	importDir string
+	mouse     bool
 }
 
 func newTUICommand(g *globalOptions) *cobra.Command {
@@ -46,6 +47,7 @@ $MEDWALLET_PASSPHRASE and --passphrase-file serve only the first unlock).`,
 	cmd.Flags().DurationVar(&o.idle, "idle", tui.DefaultIdle, "lock after this long without a key press")
 	cmd.Flags().DurationVar(&o.poll, "poll", 2*time.Second, "how often the access log pulls the ledger")
 	cmd.Flags().StringVar(&o.importDir, "import-dir", ".", "directory the inbox imports records into")
+	cmd.Flags().BoolVar(&o.mouse, "mouse", false, "use the mouse: wheel to move, click a screen's tab (the terminal's own selection is then off)")
 	return cmd
 }
 
@@ -94,7 +96,11 @@ func runTUI(ctx context.Context, o tuiOptions, g *globalOptions) error {
 	r := lipgloss.NewRenderer(out)
 	lipgloss.SetDefaultRenderer(r)
 	m := tui.New(w, tui.Options{Idle: o.idle, Poll: o.poll, Unlock: unlock, ImportDir: o.importDir, Renderer: r})
-	p := tea.NewProgram(m, tea.WithContext(ctx), tea.WithInput(in), tea.WithOutput(out), tea.WithAltScreen())
+	popts := []tea.ProgramOption{tea.WithContext(ctx), tea.WithInput(in), tea.WithOutput(out), tea.WithAltScreen()}
+	if o.mouse {
+		popts = append(popts, tea.WithMouseCellMotion())
+	}
+	p := tea.NewProgram(m, popts...)
 	_, err = p.Run()
 	if errors.Is(err, tea.ErrProgramKilled) && ctx.Err() != nil {
 		return nil
