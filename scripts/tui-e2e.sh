@@ -3,7 +3,8 @@
 # clinician who exchanged cards, one record; then the TUI runs in tmux, a
 # grant is made by keystrokes (tmux send-keys), the screen is read with
 # tmux capture-pane, and the CLI checks that the grant exists, on the
-# patient's side (medwallet grants --json) and in the clinician's inbox.
+# patient's side (medwallet grants --json) and in the clinician's inbox;
+# then the clinician's TUI imports the record from its inbox.
 # Needs tmux. Everything lives in a temporary directory and a private tmux
 # server, both removed on exit.
 set -euo pipefail
@@ -27,10 +28,12 @@ trap cleanup EXIT
 step() { printf 'tui-e2e: %s\n' "$*" >&2; }
 fail() {
   echo "tui-e2e: FAIL: $*" >&2
-  if tm has-session -t tui 2>/dev/null; then
-    echo "--- screen ---" >&2
-    tm capture-pane -p -t tui >&2 || true
-  fi
+  for s in tui patient; do
+    if tm has-session -t "$s" 2>/dev/null; then
+      echo "--- screen of $s ---" >&2
+      tm capture-pane -p -t "$s" >&2 || true
+    fi
+  done
   echo "--- devnet stderr ---" >&2
   tail -20 "$tmp/devnet.err" >&2 || true
   exit 1
@@ -44,7 +47,8 @@ until_ok() {
     sleep 0.1
   done
 }
-screen() { tm capture-pane -p -t tui; }
+target=tui # the tmux session screen and on_screen read
+screen() { tm capture-pane -p -t "$target"; }
 on_screen() { screen | grep -qF -- "$1"; }
 
 step "build"
@@ -106,4 +110,29 @@ for want in '"status": *"active"' '"grantee_name": *"Bob"' "\"records\": *\\[ *\
 done
 bob inbox --json >"$tmp/inbox.json"
 grep -q "\"id\": *\"$grant" "$tmp/inbox.json" || { cat "$tmp/inbox.json" >&2; fail "grant $grant not in the clinician's inbox"; }
-echo "tui-e2e: ok: grant $grant made in the TUI is listed by 'medwallet grants --json' and in the clinician's inbox"
+
+step "the patient watches the access log while the clinician imports from the TUI's inbox"
+tm kill-session -t tui
+tm new-session -d -s patient -x 100 -y 30 \
+  "env MEDWALLET_HOME='$tmp/alice' '$mw' tui --idle 10m --poll 200ms; echo \"tui exited: \$?\"; sleep 60"
+target=patient
+until_ok 30 "the patient's TUI" on_screen "e2e labs"
+tm send-keys -t patient 4
+until_ok 30 "the empty access log" on_screen "No access to your records yet"
+target=tui
+mkdir "$tmp/bob-in"
+tm new-session -d -s tui -x 100 -y 30 \
+  "env MEDWALLET_HOME='$tmp/bob' '$mw' tui --idle 10m --import-dir '$tmp/bob-in'; echo \"tui exited: \$?\"; sleep 60"
+until_ok 30 "the clinician's records screen" on_screen "No records yet"
+tm send-keys -t tui 5
+until_ok 30 "the grant in the inbox" on_screen "${grant:0:10}"
+tm send-keys -t tui i
+until_ok 60 "the import" on_screen "imported 1 record(s)"
+tm send-keys -t tui q
+until_ok 10 "the TUI to quit" gone
+cmp "$tmp/labs.json" "$tmp/bob-in/$record".* || fail "the imported record differs from the original"
+target=patient
+live() { screen | grep -E '^\* .*allowed +Bob +TREAT' >/dev/null; }
+until_ok 30 "the clinician's accesses in the patient's live log" live
+[ -z "${TUI_E2E_SHOW:-}" ] || screen >&2 # TUI_E2E_SHOW=1 prints the patient's last screen
+echo "tui-e2e: ok: grant $grant made in the TUI is listed by 'medwallet grants --json'; the clinician imported its record from the TUI's inbox; the patient's TUI showed the accesses live"
