@@ -314,8 +314,20 @@ func (m *Model) View() string {
 	return lipgloss.NewStyle().MaxWidth(c.width).MaxHeight(c.height).Render(b.String())
 }
 
+// keyMap is the help line's bindings: the screen's own, then the global
+// ones. It implements help.KeyMap.
+type keyMap []key.Binding
+
+// ShortHelp implements help.KeyMap.
+func (k keyMap) ShortHelp() []key.Binding { return k }
+
+// FullHelp implements help.KeyMap.
+func (k keyMap) FullHelp() [][]key.Binding { return [][]key.Binding{k} }
+
+var _ help.KeyMap = keyMap(nil)
+
 func (m *Model) helpLine() string {
-	var ks []key.Binding
+	var ks keyMap
 	if m.lock != nil {
 		ks = m.lock.keys()
 	} else {
@@ -324,7 +336,7 @@ func (m *Model) helpLine() string {
 			ks = append(ks, keyTabs, keyLock, keyQuit)
 		}
 	}
-	return m.help.ShortHelpView(ks)
+	return m.help.View(ks)
 }
 
 // errorText is an error for the status line, with the hint if any.
