@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	dht "github.com/libp2p/go-libp2p-kad-dht"
@@ -62,6 +63,10 @@ type Config struct {
 	DHT bool
 	// SyncInterval is the anti-entropy period (ledgersync's default if zero).
 	SyncInterval time.Duration
+	// CatchUpTimeout bounds how long a starting peer refuses to serve
+	// shares while it tries to sync the ledger with its bootstrap peers
+	// (default 15 s). A peer without bootstrap peers serves at once.
+	CatchUpTimeout time.Duration
 	// Logger receives structured logs; it never sees PHI. Nil discards.
 	Logger *slog.Logger
 }
@@ -79,6 +84,7 @@ type Peer struct {
 	dht       *dht.IpfsDHT
 	mdns      interface{ Close() error }
 	outbox    chan *consent.Entry
+	ready     atomic.Bool
 	log       *slog.Logger
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
@@ -165,6 +171,12 @@ func Start(ctx context.Context, cfg Config) (_ *Peer, err error) {
 	p.wg.Add(1)
 	go p.gossipOut(sctx)
 	p.shares = shares.NewService(p.Host, p.Store, p.Ledger, signer, shares.WithLogger(log),
+		shares.WithGate(func() error {
+			if !p.ready.Load() {
+				return errCatchingUp
+			}
+			return nil
+		}),
 		shares.WithPublish(func(e *consent.Entry) {
 			select {
 			case p.outbox <- e:
@@ -187,8 +199,15 @@ func Start(ctx context.Context, cfg Config) (_ *Peer, err error) {
 			p.mdns = m
 		}
 	}
+	if len(boot) == 0 {
+		p.ready.Store(true)
+	}
+	catchUp := cfg.CatchUpTimeout
+	if catchUp == 0 {
+		catchUp = 15 * time.Second
+	}
 	p.wg.Add(1)
-	go p.maintain(sctx, boot)
+	go p.maintain(sctx, boot, catchUp)
 	log.Info("peer started", "id", p.Host.ID().String(), "addrs", fmt.Sprint(p.Addrs()))
 	return p, nil
 }
@@ -222,10 +241,40 @@ func (n notifee) HandlePeerFound(ai lpeer.AddrInfo) {
 	}
 }
 
-// maintain keeps bootstrap connections up and, with the DHT, advertises
-// this peer and connects to others found under the rendezvous.
-func (p *Peer) maintain(ctx context.Context, boot []lpeer.AddrInfo) {
+var errCatchingUp = errors.New("the peer is catching up with the ledger; ask another peer")
+
+// catchUp syncs the ledger with the connected bootstrap peers; the peer
+// serves shares once one sync succeeded, or once the deadline passed (a
+// peer cannot wait forever for a network that is down).
+func (p *Peer) catchUp(ctx context.Context, boot []lpeer.AddrInfo, deadline time.Time) {
+	if p.ready.Load() {
+		return
+	}
+	for _, ai := range boot {
+		if p.Host.Network().Connectedness(ai.ID) != network.Connected {
+			continue
+		}
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		n, err := p.Sync.SyncWith(sctx, ai.ID)
+		cancel()
+		if err == nil {
+			p.log.Info("caught up with the ledger; serving shares", "from", ai.ID.ShortString(), "entries", n)
+			p.ready.Store(true)
+			return
+		}
+	}
+	if time.Now().After(deadline) {
+		p.log.Warn("no bootstrap peer to catch up with; serving shares on the ledger as stored")
+		p.ready.Store(true)
+	}
+}
+
+// maintain keeps bootstrap connections up, catches up with the ledger
+// after a start and, with the DHT, advertises this peer and connects to
+// others found under the rendezvous.
+func (p *Peer) maintain(ctx context.Context, boot []lpeer.AddrInfo, catchUp time.Duration) {
 	defer p.wg.Done()
+	deadline := time.Now().Add(catchUp)
 	var disc *drouting.RoutingDiscovery
 	if p.dht != nil {
 		_ = p.dht.Bootstrap(ctx)
@@ -249,6 +298,7 @@ func (p *Peer) maintain(ctx context.Context, boot []lpeer.AddrInfo) {
 			}
 			cancel()
 		}
+		p.catchUp(ctx, boot, deadline)
 		if disc != nil && len(p.Host.Network().Peers()) > 0 {
 			dutil.Advertise(ctx, disc, rendezvous)
 			fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -261,7 +311,11 @@ func (p *Peer) maintain(ctx context.Context, boot []lpeer.AddrInfo) {
 			}
 			cancel()
 		}
-		t.Reset(5 * time.Second)
+		if p.ready.Load() {
+			t.Reset(5 * time.Second)
+		} else {
+			t.Reset(250 * time.Millisecond)
+		}
 	}
 }
 

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"errors"
+	"github.com/medwallet/medwallet/consent"
 	"github.com/medwallet/medwallet/internal/testutil"
 	"io"
+	"strings"
 	"testing"
 	"time"
 
@@ -88,5 +91,61 @@ func TestBadBootstrap(t *testing.T) {
 	_, err := Start(context.Background(), Config{DataDir: t.TempDir(), Listen: node.LoopbackListen, Bootstrap: []string{"/ip4/127.0.0.1/tcp/1"}})
 	if err == nil {
 		t.Fatal("a bootstrap address without /p2p/ID was accepted")
+	}
+}
+
+// A starting peer serves no share until it has synced the ledger with a
+// bootstrap peer, so a peer that was offline never decides on a stale view
+// (for example one that misses a revocation made meanwhile).
+func TestCatchUpBeforeServing(t *testing.T) {
+	ctx := context.Background()
+	a, err := Start(ctx, Config{DataDir: t.TempDir(), Listen: node.LoopbackListen})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	// b's only bootstrap peer is down: it refuses gets until its deadline.
+	_, deadKey, _ := ed25519.GenerateKey(nil)
+	dead, _ := consent.IDFromPublicKey(deadKey.Public().(ed25519.PublicKey))
+	b, err := Start(ctx, Config{DataDir: t.TempDir(), Listen: node.LoopbackListen,
+		Bootstrap: []string{"/ip4/127.0.0.1/tcp/1/p2p/" + string(dead)}, CatchUpTimeout: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	// c's bootstrap peer is a: it catches up, then serves.
+	c, err := Start(ctx, Config{DataDir: t.TempDir(), Listen: node.LoopbackListen, Bootstrap: []string{a.TCPAddr()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+
+	_, ck, _ := ed25519.GenerateKey(nil)
+	client, err := node.New(ck, node.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	signer, _ := consent.NewKeySigner(ck)
+	get := func(p *Peer) error {
+		if err := client.Connect(ctx, p.Host.Peerstore().PeerInfo(p.Host.ID())); err != nil {
+			return err
+		}
+		req, err := consent.SignRequest(signer, consent.Request{Owner: signer.ID(), Record: "00112233445566778899aabbccddeeff",
+			Scope: "patient/*.rs", Purpose: "PATRQT", Time: time.Now().Unix(), Nonce: []byte("0123456789abcdef")})
+		if err != nil {
+			return err
+		}
+		_, err = shares.Get(ctx, client, p.Host.ID(), vault.ShareID{1}, req)
+		return err
+	}
+	if err := get(b); !errors.Is(err, shares.ErrRemote) || !strings.Contains(err.Error(), "catching up") {
+		t.Fatalf("a peer that could not catch up served: %v", err)
+	}
+	testutil.Eventually(t, 10*time.Second, "c catches up and serves", func() bool {
+		return errors.Is(get(c), shares.ErrNotFound)
+	})
+	if err := get(a); !errors.Is(err, shares.ErrNotFound) {
+		t.Fatalf("a peer without bootstrap peers should serve at once: %v", err)
 	}
 }

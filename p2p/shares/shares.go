@@ -97,6 +97,7 @@ type Service struct {
 	sem     chan struct{}
 
 	decideMu sync.Mutex
+	gate     func() error
 }
 
 // Option configures a Service.
@@ -111,6 +112,12 @@ func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = 
 
 // WithLogger sets the logger; it never receives record contents or PHI.
 func WithLogger(l *slog.Logger) Option { return func(s *Service) { s.log = l } }
+
+// WithGate is asked before every get; a non-nil error refuses the get with
+// code "busy" (the peer daemon refuses until it has caught up with the
+// ledger after a start, so a peer that was offline never serves on a stale
+// view of consent).
+func WithGate(f func() error) Option { return func(s *Service) { s.gate = f } }
 
 // WithConcurrency bounds the transfers served at once (default 16).
 func WithConcurrency(n int) Option { return func(s *Service) { s.sem = make(chan struct{}, n) } }
@@ -209,6 +216,11 @@ func (s *Service) serve(st network.Stream) error {
 		s.log.Info("share deleted", "owner", remote.Short(), "share", id.String()[:12])
 		return reply(response{OK: true})
 	case OpGet:
+		if s.gate != nil {
+			if err := s.gate(); err != nil {
+				return reply(response{Error: err.Error(), Code: "busy"})
+			}
+		}
 		return s.serveGet(st, w, remote, req)
 	}
 	return reply(response{Error: "unknown operation", Code: "bad-request"})
