@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/medwallet/medwallet/internal/units"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -224,7 +225,7 @@ func (m *recordsModel) view() string {
 	for i := from; i < to; i++ {
 		r := m.recs[i]
 		line := fmt.Sprintf("%-12s  %-10s  %-7s  %9s  %-6s  %s", shortID(r.ID, 12), r.Created.UTC().Format("2006-01-02"),
-			r.Metadata.Format, humanSize(r.Metadata.Size), fmt.Sprintf("%d/%d", r.K, r.N), r.Metadata.Label)
+			r.Metadata.Format, units.Size(r.Metadata.Size), fmt.Sprintf("%d/%d", r.K, r.N), r.Metadata.Label)
 		b.WriteString(c.row(i == m.cur, line) + "\n")
 	}
 	return b.String()
@@ -237,24 +238,11 @@ func (m *recordsModel) detailView(r wallet.RecordInfo) string {
 	b.WriteString(m.c.st.title.Render("Record "+r.ID) + "\n\n")
 	fmt.Fprintf(&b, "label:      %s\n", orDash(md.Label))
 	fmt.Fprintf(&b, "format:     %s (%s)\n", md.Format, orDash(md.MediaType))
-	fmt.Fprintf(&b, "size:       %s\n", humanSize(md.Size))
+	fmt.Fprintf(&b, "size:       %s\n", units.Size(md.Size))
 	fmt.Fprintf(&b, "created:    %s\n", dateText(r.Created))
 	fmt.Fprintf(&b, "shares:     any %d of %d rebuild it\n", r.K, r.N)
 	fmt.Fprintf(&b, "resources:  %s\n", orDash(types))
 	fmt.Fprintf(&b, "manifest:   %s\n", r.ManifestHash.String())
 	b.WriteString("\n" + m.c.st.dim.Render("Contents stay encrypted; use 'medwallet record get' to open the record."))
 	return b.String()
-}
-
-func humanSize(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for x := n / unit; x >= unit; x /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/medwallet/medwallet/internal/units"
 	"io"
 	"os"
 	"path/filepath"
@@ -139,7 +140,7 @@ func runRecordAdd(ctx context.Context, file string, o recordAddOptions, g *globa
 		return err
 	}
 	g.note("medwallet: added %s record %s (%s, any %d of %d shares rebuild it)",
-		info.Metadata.Format, info.ID, humanSize(info.Metadata.Size), info.K, info.N)
+		info.Metadata.Format, info.ID, units.Size(info.Metadata.Size), info.K, info.N)
 	return g.emit(newRecordJSON(info), func(out io.Writer) { fmt.Fprintln(out, info.ID) })
 }
 
@@ -175,7 +176,7 @@ func runRecordLs(ctx context.Context, g *globalOptions) error {
 		fmt.Fprintln(tw, "ID\tCREATED\tFORMAT\tSIZE\tSHARES\tLABEL\tCONTENT")
 		for _, r := range out {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d/%d\t%s\t%s\n", r.ID[:12], r.Created.Format("2006-01-02"), r.Format,
-				humanSize(r.Size), r.K, r.N, r.Label, recordContent(r))
+				units.Size(r.Size), r.K, r.N, r.Label, recordContent(r))
 		}
 		tw.Flush()
 	})
@@ -276,7 +277,7 @@ func runRecordGet(ctx context.Context, ref string, o recordGetOptions, g *global
 		}
 		return err
 	}
-	g.note("medwallet: wrote record %s to %s (%s); it is not encrypted", info.ID, o.out, humanSize(info.Metadata.Size))
+	g.note("medwallet: wrote record %s to %s (%s); it is not encrypted", info.ID, o.out, units.Size(info.Metadata.Size))
 	return g.emit(recordGetJSON{ID: info.ID, File: o.out, Size: info.Metadata.Size}, func(out io.Writer) { fmt.Fprintln(out, o.out) })
 }
 
@@ -415,10 +416,10 @@ func (p *progressBar) Add(n int64) {
 
 func (p *progressBar) draw() {
 	if p.total > 0 {
-		fmt.Fprintf(p.w, "\r%s  %s / %s  %3d%%\x1b[K", p.verb, humanSize(p.n), humanSize(p.total), p.n*100/p.total)
+		fmt.Fprintf(p.w, "\r%s  %s / %s  %3d%%\x1b[K", p.verb, units.Size(p.n), units.Size(p.total), p.n*100/p.total)
 		return
 	}
-	fmt.Fprintf(p.w, "\r%s  %s\x1b[K", p.verb, humanSize(p.n))
+	fmt.Fprintf(p.w, "\r%s  %s\x1b[K", p.verb, units.Size(p.n))
 }
 
 func (p *progressBar) done() {
@@ -427,18 +428,4 @@ func (p *progressBar) done() {
 	}
 	p.draw()
 	fmt.Fprintln(p.w)
-}
-
-// humanSize formats a byte count with binary units.
-func humanSize(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
