@@ -30,6 +30,10 @@ type SealOptions struct {
 	Progress Progress
 	// Now, if set, replaces time.Now for the manifest's creation time.
 	Now func() time.Time
+	// RecordID, if not zero, is the record's ID (a key rotation keeps the
+	// ID so that grants naming the record still name it); zero means a
+	// fresh random ID.
+	RecordID RecordID
 }
 
 // MaxLabelSize bounds the user label of a record, in bytes.
@@ -62,9 +66,11 @@ func Seal(ctx context.Context, r io.Reader, store ShareStore, opts SealOptions) 
 	if opts.Now != nil {
 		now = opts.Now
 	}
-	var rid RecordID
-	if _, err := rand.Read(rid[:]); err != nil {
-		return nil, err
+	rid := opts.RecordID
+	if rid == (RecordID{}) {
+		if _, err := rand.Read(rid[:]); err != nil {
+			return nil, err
+		}
 	}
 	key, err := age.GenerateX25519Identity()
 	if err != nil {
