@@ -1,0 +1,37 @@
+package fhirscope
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"testing"
+)
+
+// BenchmarkFilter runs the insurer's and an "all" selection on the largest
+// Synthea bundle.
+func BenchmarkFilter(b *testing.B) {
+	var src []byte
+	for _, f := range syntheaFiles(b) {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(data) > len(src) {
+			src = data
+		}
+	}
+	for _, bc := range []struct {
+		name string
+		sel  Selection
+	}{{"insurer", mustSel(b, insurerScopes, nil)}, {"all", Selection{All: true}}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.SetBytes(int64(len(src)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := Filter(bytes.NewReader(src), io.Discard, bc.sel); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,129 @@
+package fhirscope
+
+import (
+	"encoding/json"
+	"unicode"
+	"unicode/utf8"
+)
+
+// checkKeys fails when an object anywhere in the valid JSON data has two
+// member names that are equal or differ only in case. encoding/json keeps
+// the last of duplicate names and matches names case-insensitively, while
+// other FHIR parsers may keep the first or match exactly; with such input
+// the labels fhirscope reads could differ from those the grantee's
+// software reads (a second "meta" hiding the first's security labels).
+// FHIR JSON never has such names, so they are refused.
+func checkKeys(data []byte) error {
+	type frame struct {
+		obj  bool
+		keys []string
+		set  map[string]struct{}
+	}
+	var stack []frame
+	push := func(obj bool) {
+		if len(stack) < cap(stack) {
+			stack = stack[:len(stack)+1]
+			f := &stack[len(stack)-1]
+			f.obj, f.keys, f.set = obj, f.keys[:0], nil
+			return
+		}
+		stack = append(stack, frame{obj: obj})
+	}
+	var buf []byte
+	for i := 0; i < len(data); {
+		switch data[i] {
+		case '{':
+			push(true)
+			i++
+		case '[':
+			push(false)
+			i++
+		case '}', ']':
+			if len(stack) > 0 {
+				stack = stack[:len(stack)-1]
+			}
+			i++
+		case '"':
+			j, esc := i+1, false
+			for j < len(data) && data[j] != '"' {
+				if data[j] == '\\' {
+					esc = true
+					j++
+				}
+				j++
+			}
+			if j >= len(data) {
+				return errMalformed
+			}
+			s := data[i : j+1]
+			i = j + 1
+			k := i
+			for k < len(data) && isSpace(data[k]) {
+				k++
+			}
+			if k >= len(data) || data[k] != ':' || len(stack) == 0 || !stack[len(stack)-1].obj {
+				continue
+			}
+			name := s[1 : len(s)-1]
+			if esc {
+				var u string
+				if json.Unmarshal(s, &u) != nil {
+					return errMalformed
+				}
+				name = []byte(u)
+			}
+			buf = fold(buf[:0], name)
+			f := &stack[len(stack)-1]
+			if f.set != nil {
+				if _, dup := f.set[string(buf)]; dup {
+					return errDupKey
+				}
+				f.set[string(buf)] = struct{}{}
+				continue
+			}
+			for _, k := range f.keys {
+				if k == string(buf) {
+					return errDupKey
+				}
+			}
+			f.keys = append(f.keys, string(buf))
+			if len(f.keys) > 16 {
+				f.set = make(map[string]struct{}, 2*len(f.keys))
+				for _, k := range f.keys {
+					f.set[k] = struct{}{}
+				}
+			}
+		default:
+			i++
+		}
+	}
+	return nil
+}
+
+// fold appends to dst a case-folded form of s such that fold(x) ==
+// fold(y) exactly when bytes.EqualFold(x, y), the rule encoding/json
+// matches member names by: every rune becomes the smallest rune of its
+// simple folding orbit.
+func fold(dst, s []byte) []byte {
+	for len(s) > 0 {
+		c := s[0]
+		if c < utf8.RuneSelf {
+			if 'a' <= c && c <= 'z' {
+				c -= 'a' - 'A'
+			}
+			dst = append(dst, c)
+			s = s[1:]
+			continue
+		}
+		r, n := utf8.DecodeRune(s)
+		s = s[n:]
+		m := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			if f < m {
+				m = f
+			}
+		}
+		dst = utf8.AppendRune(dst, m)
+	}
+	return dst
+}
