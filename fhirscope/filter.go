@@ -186,6 +186,7 @@ type Report struct {
 	Excluded []Exclusion    // covered resources kept out for their sensitive categories
 	// Dangling counts references from kept resources to resources not in
 	// the output, by target type ("" when the target's type is unknown).
+	// Conditional references (Type?identifier=...) count as dangling.
 	Dangling map[string]int
 }
 
@@ -403,6 +404,8 @@ func Filter(r io.Reader, w io.Writer, sel Selection) (Report, error) {
 			t, ok := typeOf[ref]
 			if !ok && rel != "" {
 				t = rel[:strings.IndexByte(rel, '/')]
+			} else if q := strings.IndexByte(ref, '?'); !ok && q > 0 && r4Types[ref[:q]] {
+				t = ref[:q] // a conditional reference, Type?search
 			}
 			rep.Dangling[t]++
 		})

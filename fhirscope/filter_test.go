@@ -158,6 +158,9 @@ func TestInsurerSynthea(t *testing.T) {
 			if rep.Dangling["Patient"] == 0 {
 				t.Errorf("no dangling Patient reference reported: %v", rep.Dangling)
 			}
+			if rep.Dangling[""] != 0 {
+				t.Errorf("references of unknown type: %v", rep.Dangling)
+			}
 			if rep.Dangling["Claim"] != 0 {
 				t.Errorf("EOB -> Claim references reported dangling though Claims are kept: %v", rep.Dangling)
 			}
