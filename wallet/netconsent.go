@@ -256,6 +256,11 @@ func (w *Wallet) importRecord(ctx context.Context, c *client.Client, id *Identit
 		return ImportedRecord{}, fmt.Errorf("record %s: the wrapped key does not open: %w", wk.Record, ErrVerify)
 	}
 	m, err := w.grantedManifest(ctx, c, g.Author, ownerPub, wk.Record, id.Age)
+	if errors.Is(err, ErrNotFound) && w.grantRevoked(g.ID) {
+		// A rotation after the revocation removed our manifest copy: the
+		// peers would refuse us anyway, so say why.
+		return ImportedRecord{}, fmt.Errorf("record %s: %w: revoked (and the record was re-keyed)", wk.Record, ErrDenied)
+	}
 	if err != nil {
 		return ImportedRecord{}, err
 	}
@@ -289,6 +294,18 @@ func (w *Wallet) importRecord(ctx context.Context, c *client.Client, id *Identit
 	}
 	return ImportedRecord{Grant: g.ID, Owner: g.Author, Record: wk.Record, File: name,
 		Size: m.Metadata.Size, Format: m.Metadata.Format}, nil
+}
+
+// grantRevoked reports whether the local ledger holds a revocation of g.
+func (w *Wallet) grantRevoked(g consent.Hash) bool {
+	l, _, err := w.openLedger(false)
+	if err != nil {
+		return false
+	}
+	defer l.Close()
+	revoked := false
+	l.View(func(v *consent.View) { revoked = v.Revoked(g) })
+	return revoked
 }
 
 // grantedManifest finds and checks the copy of a record's manifest that
