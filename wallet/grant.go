@@ -30,6 +30,11 @@ type GrantOptions struct {
 	Scopes []string
 	// Purpose is an HL7 v3 PurposeOfUse code such as TREAT or HPAYMT.
 	Purpose string
+	// AllowSensitive names the sensitive categories (substance-use,
+	// psychotherapy, hiv, genetic, reproductive, restricted) the grant may
+	// carry; resources labelled with any other are kept out. The names stay
+	// in this wallet: they never reach the ledger.
+	AllowSensitive []string
 	// Expires is "" (never), a duration in hours, days or weeks ("12h",
 	// "30d", "2w"), a date ("2026-12-31": valid through that day, UTC) or
 	// an RFC 3339 time.
@@ -62,6 +67,10 @@ type GrantInfo struct {
 	WrappedKeys int
 	// Given is true for grants the wallet made, false for grants made to it.
 	Given bool
+	// Derived and Excluded report, for a grant just made, the
+	// minimum-necessary copies made for it and the records left out.
+	Derived  []DerivedRecord
+	Excluded []ExcludedRecord
 }
 
 // MinGrantPrefix is the shortest grant ID prefix accepted on the command line.
@@ -127,6 +136,18 @@ func (w *Wallet) grantLocal(ctx context.Context, opts GrantOptions) (_ GrantInfo
 			}
 		}
 	}
+	// Minimum necessary: grant only what the scopes and the named
+	// sensitive categories allow, deriving filtered copies where needed.
+	infos, derived, excluded, whole, err := w.minimumNecessary(ctx, infos, scopes, opts.AllowSensitive, opts.To)
+	if err != nil {
+		return GrantInfo{}, nil, nil, err
+	}
+	if opts.All && !whole {
+		// Some records had to be filtered or left out, so "all records"
+		// (which would also cover records added later, unfiltered) becomes
+		// the explicit list.
+		opts.All = false
+	}
 	sort.Slice(infos, func(i, j int) bool { return infos[i].ID < infos[j].ID })
 	g := consent.Grant{Grantee: grantee, All: opts.All, Scopes: scopes, Purpose: opts.Purpose, NotBefore: now.Unix()}
 	if !expires.IsZero() {
@@ -169,6 +190,7 @@ func (w *Wallet) grantLocal(ctx context.Context, opts GrantOptions) (_ GrantInfo
 		gi, _ := v.Grant(e.Hash())
 		out = w.grantInfo(v, gi, now)
 	})
+	out.Derived, out.Excluded = derived, excluded
 	return out, recipient, infos, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"time"
 
@@ -23,6 +24,7 @@ type grantOptions struct {
 	scopes  []string
 	purpose string
 	expires string
+	allow   []string
 }
 
 func newGrantCommand(g *globalOptions) *cobra.Command {
@@ -43,7 +45,17 @@ PUBHLTH, HMARKT, HDIRECT and their specialisations.
 
 --expires takes a duration (12h, 30d, 2w), a date (2026-12-31, valid
 through that day, UTC) or an RFC 3339 time; without it the grant lasts
-until revoked.`,
+until revoked.
+
+Minimum necessary: when the scopes cover only part of a FHIR record, the
+wallet makes a derived record holding only the allowed resources (a valid
+Bundle, under its own key, listed by 'record ls') and the grant names that
+instead, so the grantee never receives bytes outside its scope. Resources
+labelled with a sensitive category (substance-use / 42 CFR Part 2,
+psychotherapy, hiv, genetic, reproductive, restricted) are kept out unless
+--allow-sensitive names the category. The command says what it derived and
+what it left out. An --all grant that needed any of this becomes a grant of
+the explicit list.`,
 		Example: `  medwallet grant --to "Dr Bob" --record 3fa1 --scope patient/Observation.rs --purpose TREAT --expires 30d
   medwallet grant --to Insurer --all --scope 'patient/Claim.rs' --purpose HPAYMT --expires 2026-12-31
   medwallet grant show 9c2e41d0
@@ -58,6 +70,7 @@ until revoked.`,
 	f.StringArrayVar(&opts.scopes, "scope", nil, "SMART scope such as patient/Observation.rs (repeatable)")
 	f.StringVar(&opts.purpose, "purpose", "", "HL7 v3 PurposeOfUse code such as TREAT or HPAYMT")
 	f.StringVar(&opts.expires, "expires", "", "expiry: 12h, 30d, 2w, 2026-12-31 or an RFC 3339 time (default: none)")
+	f.StringArrayVar(&opts.allow, "allow-sensitive", nil, "sensitive category the grant may carry: substance-use, psychotherapy, hiv, genetic, reproductive, restricted (repeatable)")
 	cmd.MarkFlagRequired("to")
 	cmd.MarkFlagRequired("scope")
 	cmd.MarkFlagRequired("purpose")
@@ -84,6 +97,30 @@ type grantJSON struct {
 	NotBefore      time.Time  `json:"not_before"`
 	Expires        *time.Time `json:"expires"`
 	WrappedKeys    int        `json:"wrapped_keys"`
+	// Derived and Excluded appear when the grant was just made.
+	Derived  []derivedJSON  `json:"derived,omitempty"`
+	Excluded []excludedJSON `json:"excluded,omitempty"`
+}
+
+// derivedJSON reports a minimum-necessary copy made for a grant.
+type derivedJSON struct {
+	Source   string          `json:"source"`
+	Derived  string          `json:"derived"`
+	Kept     map[string]int  `json:"kept"`
+	Dropped  map[string]int  `json:"dropped"`
+	Excluded []exclusionJSON `json:"excluded_resources,omitempty"`
+}
+
+type exclusionJSON struct {
+	Type       string   `json:"type"`
+	Categories []string `json:"categories"`
+}
+
+// excludedJSON reports a record left out of a grant.
+type excludedJSON struct {
+	Record     string   `json:"record"`
+	Categories []string `json:"categories,omitempty"`
+	Reason     string   `json:"reason"`
 }
 
 func newGrantJSON(gi wallet.GrantInfo) grantJSON {
@@ -115,13 +152,58 @@ func runGrant(ctx context.Context, opts grantOptions, g *globalOptions) error {
 		return err
 	}
 	gi, err := w.Grant(ctx, wallet.GrantOptions{To: opts.to, Records: opts.records, All: opts.all,
-		Scopes: opts.scopes, Purpose: opts.purpose, Expires: opts.expires})
+		Scopes: opts.scopes, Purpose: opts.purpose, Expires: opts.expires, AllowSensitive: opts.allow})
 	if err != nil {
 		return err
 	}
+	for _, d := range gi.Derived {
+		g.note("medwallet: minimum necessary: record %s is granted as derived record %s with %s (left out: %s)",
+			d.Source[:12], d.Derived[:12], countsText(d.Kept), countsText(d.Dropped))
+		for _, e := range d.Excluded {
+			g.note("medwallet: excluded a %s resource for its sensitive categories: %s", e.Type, strings.Join(e.Categories, ", "))
+		}
+	}
+	for _, e := range gi.Excluded {
+		g.note("medwallet: record %s is left out of the grant: %s%s", e.Record[:12], e.Reason, catsText(e.Categories))
+	}
 	g.note("medwallet: granted %s %s for %s (%s), %s", who(gi.GranteeName, gi.Grantee.Short()), recordsText(gi),
 		gi.Purpose.Code, gi.Purpose.Display, untilText(gi))
-	return g.emit(newGrantJSON(gi), func(out io.Writer) { fmt.Fprintln(out, gi.ID) })
+	j := newGrantJSON(gi)
+	for _, d := range gi.Derived {
+		dj := derivedJSON{Source: d.Source, Derived: d.Derived, Kept: d.Kept, Dropped: d.Dropped}
+		for _, e := range d.Excluded {
+			dj.Excluded = append(dj.Excluded, exclusionJSON{Type: e.Type, Categories: e.Categories})
+		}
+		j.Derived = append(j.Derived, dj)
+	}
+	for _, e := range gi.Excluded {
+		j.Excluded = append(j.Excluded, excludedJSON{Record: e.Record, Categories: e.Categories, Reason: e.Reason})
+	}
+	return g.emit(j, func(out io.Writer) { fmt.Fprintln(out, gi.ID) })
+}
+
+// countsText renders resource counts by type, sorted: "Claim:18, ExplanationOfBenefit:12".
+func countsText(m map[string]int) string {
+	if len(m) == 0 {
+		return "nothing"
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s:%d", k, m[k]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func catsText(cs []string) string {
+	if len(cs) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(cs, ", ") + ")"
 }
 
 func who(name, fallback string) string {
