@@ -15,6 +15,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -181,7 +183,13 @@ func Run(ctx context.Context, opts Options) (err error) {
 	}
 	var recs []wallet.RecordInfo
 	originals := map[string][]byte{}
-	for label, b := range samples {
+	labels := make([]string, 0, len(samples))
+	for label := range samples {
+		labels = append(labels, label)
+	}
+	sort.Strings(labels)
+	for _, label := range labels {
+		b := samples[label]
 		info, err := alice.AddRecord(ctx, bytes.NewReader(b), wallet.AddRecordOptions{Label: label})
 		if err != nil {
 			return err
@@ -196,19 +204,30 @@ func Run(ctx context.Context, opts Options) (err error) {
 	}
 	r.ok("no peer's disk holds a byte of plaintext (searched every peer's data directory)")
 
-	r.step("Alice grants Dr Bob both records for treatment, Ivy one for payment")
+	// Ivy's payment grant goes to the record that holds claims.
+	billed := recs[0]
+	for _, rec := range recs {
+		if slices.Contains(rec.Metadata.ResourceTypes(), "Claim") {
+			billed = rec
+		}
+	}
+
+	r.step("Alice grants Dr Bob both records for treatment, Ivy the claims for payment")
 	gBob, err := alice.Grant(ctx, wallet.GrantOptions{To: "Dr Bob", Records: []string{recs[0].ID, recs[1%len(recs)].ID},
 		Scopes: []string{"patient/*.rs"}, Purpose: "TREAT", Expires: "30d"})
 	if err != nil {
 		return err
 	}
 	r.say("grant %s: Dr Bob, patient/*.rs, TREAT, 30 days", gBob.ID.String()[:12])
-	gIvy, err := alice.Grant(ctx, wallet.GrantOptions{To: "Ivy", Records: []string{recs[0].ID},
+	gIvy, err := alice.Grant(ctx, wallet.GrantOptions{To: "Ivy", Records: []string{billed.ID},
 		Scopes: []string{"patient/Claim.rs", "patient/Coverage.rs", "patient/ExplanationOfBenefit.rs"}, Purpose: "HPAYMT", Expires: "7d"})
 	if err != nil {
 		return err
 	}
 	r.say("grant %s: Ivy, Claim/Coverage/ExplanationOfBenefit, HPAYMT, 7 days", gIvy.ID.String()[:12])
+	for _, d := range gIvy.Derived {
+		r.say("minimum necessary: Ivy's grant names derived record %s, holding only %v of record %s", d.Derived[:12], d.Kept, d.Source[:12])
+	}
 	r.ok("both grants are signed, on Alice's feed, and held by the network")
 
 	r.step("Dr Bob finds the grant in his inbox and imports the records")
@@ -235,10 +254,20 @@ func Run(ctx context.Context, opts Options) (err error) {
 	}
 
 	r.step("Ivy imports only what her payment grant names; Dr Bob's grant is not hers")
-	if _, err := ivy.Import(ctx, wallet.ImportOptions{Grant: gIvy.ID.String(), OutDir: filepath.Join(r.dir, "ivy-imported")}); err != nil {
+	ivyRecs, err := ivy.Import(ctx, wallet.ImportOptions{Grant: gIvy.ID.String(), OutDir: filepath.Join(r.dir, "ivy-imported")})
+	if err != nil {
 		return err
 	}
-	r.ok("Ivy imported the record of her grant")
+	for _, im := range ivyRecs {
+		b, err := os.ReadFile(im.File)
+		if err != nil {
+			return err
+		}
+		if bytes.Contains(b, []byte(`"resourceType": "Condition"`)) || bytes.Contains(b, []byte(`"resourceType":"Condition"`)) {
+			return r.fail("Ivy received a Condition, outside her payment scopes")
+		}
+	}
+	r.ok("Ivy imported the claims copy (%d record): no diagnosis, no lab result left the patient's wallet for her", len(ivyRecs))
 	if _, err := ivy.Import(ctx, wallet.ImportOptions{Grant: gBob.ID.String(), OutDir: filepath.Join(r.dir, "ivy-x")}); !errors.Is(err, wallet.ErrDenied) {
 		return r.fail("Ivy using Dr Bob's grant: got %v, want a denial", err)
 	}
