@@ -51,24 +51,10 @@ type Ack struct {
 // handlePush serves PushID: entry frames in, one ack frame out per entry,
 // until the client closes its side.
 func (s *Service) handlePush(str network.Stream) {
-	if !s.enter() {
-		str.Reset()
-		return
-	}
-	defer s.wg.Done()
-	remote := str.Conn().RemotePeer()
-	if !s.pushLim.acquire(remote) {
-		str.Reset()
-		return
-	}
-	defer s.pushLim.release(remote)
-	if err := str.Scope().SetService(serviceName); err != nil {
-		str.Reset()
-		return
-	}
-	stop := context.AfterFunc(s.ctx, func() { str.Reset() })
-	defer stop()
+	s.guard(str, &s.pushLim, s.servePush)
+}
 
+func (s *Service) servePush(str network.Stream) {
 	r := bufio.NewReader(str)
 	for range maxPushLen {
 		_ = str.SetDeadline(time.Now().Add(s.cfg.timeout))

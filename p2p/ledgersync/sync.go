@@ -41,24 +41,35 @@ const maxSyncRequests = 1 << 20
 // handleSync serves SyncID: any number of heads and fetch requests, each
 // answered by one frame, each under its own deadline.
 func (s *Service) handleSync(str network.Stream) {
+	s.guard(str, &s.syncLim, s.serveSync)
+}
+
+// guard runs serve on an inbound stream within the service's lifetime and
+// the per-peer stream limit lim, accounted to the service's resource scope,
+// and resets the stream when the service closes. A stream over the limit,
+// or arriving after Close, is reset at once.
+func (s *Service) guard(str network.Stream, lim *limiter, serve func(network.Stream)) {
 	if !s.enter() {
 		str.Reset()
 		return
 	}
 	defer s.wg.Done()
 	remote := str.Conn().RemotePeer()
-	if !s.syncLim.acquire(remote) {
+	if !lim.acquire(remote) {
 		str.Reset()
 		return
 	}
-	defer s.syncLim.release(remote)
+	defer lim.release(remote)
 	if err := str.Scope().SetService(serviceName); err != nil {
 		str.Reset()
 		return
 	}
 	stop := context.AfterFunc(s.ctx, func() { str.Reset() })
 	defer stop()
+	serve(str)
+}
 
+func (s *Service) serveSync(str network.Stream) {
 	r := bufio.NewReader(str)
 	for range maxSyncRequests {
 		_ = str.SetDeadline(time.Now().Add(s.cfg.timeout))
