@@ -6,6 +6,7 @@ package tui
 
 import (
 	"context"
+	"github.com/charmbracelet/bubbles/textinput"
 	"strings"
 	"sync"
 	"time"
@@ -185,4 +186,15 @@ func moveCursor(msg tea.KeyMsg, cur, n int) int {
 		return clamp(cur+1, n)
 	}
 	return cur
+}
+
+// focusOne focuses the form field at index i and blurs the others.
+func focusOne(i int, fields ...*textinput.Model) {
+	for j, f := range fields {
+		if j == i {
+			f.Focus()
+		} else {
+			f.Blur()
+		}
+	}
 }

@@ -109,15 +109,7 @@ func (m *peopleModel) key(msg tea.KeyMsg) (screen, tea.Cmd) {
 	return m, nil
 }
 
-func (m *peopleModel) focusFields() {
-	if m.focus == 0 {
-		m.name.Focus()
-		m.card.Blur()
-	} else {
-		m.card.Focus()
-		m.name.Blur()
-	}
-}
+func (m *peopleModel) focusFields() { focusOne(m.focus, &m.name, &m.card) }
 
 func (m *peopleModel) view() string {
 	c := m.c

@@ -156,15 +156,7 @@ func (m *recordsModel) key(msg tea.KeyMsg) (screen, tea.Cmd) {
 	return m, nil
 }
 
-func (m *recordsModel) focusFields() {
-	if m.focus == 0 {
-		m.path.Focus()
-		m.label.Blur()
-	} else {
-		m.label.Focus()
-		m.path.Blur()
-	}
-}
+func (m *recordsModel) focusFields() { focusOne(m.focus, &m.path, &m.label) }
 
 // start opens the file and adds it with wallet.AddRecord, as 'record add' does.
 func (m *recordsModel) start() tea.Cmd {

@@ -235,25 +235,32 @@ func (s *recordStore) Delete(ctx context.Context, id vault.ShareID) error {
 	return errors.Join(errs...)
 }
 
-// Holders asks every reachable peer, in parallel, whether it holds id.
-func (c *Client) Holders(ctx context.Context, id vault.ShareID) []peer.ID {
-	var mu sync.Mutex
-	var out []peer.ID
+// eachPeer runs fn for every reachable peer concurrently and waits for all.
+func (c *Client) eachPeer(fn func(p peer.ID)) {
 	var wg sync.WaitGroup
 	for _, p := range c.up {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			defer cancel()
-			if ok, err := shares.Has(hctx, c.h, p, id); err == nil && ok {
-				mu.Lock()
-				out = append(out, p)
-				mu.Unlock()
-			}
+			fn(p)
 		}()
 	}
 	wg.Wait()
+}
+
+// Holders asks every reachable peer, in parallel, whether it holds id.
+func (c *Client) Holders(ctx context.Context, id vault.ShareID) []peer.ID {
+	var mu sync.Mutex
+	var out []peer.ID
+	c.eachPeer(func(p peer.ID) {
+		hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if ok, err := shares.Has(hctx, c.h, p, id); err == nil && ok {
+			mu.Lock()
+			out = append(out, p)
+			mu.Unlock()
+		}
+	})
 	slices.Sort(out)
 	return out
 }
@@ -331,31 +338,25 @@ func (c *Client) Push(ctx context.Context, entries []*consent.Entry) ([]peer.ID,
 	var mu sync.Mutex
 	var ok []peer.ID
 	var errs []error
-	var wg sync.WaitGroup
-	for _, p := range c.up {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			acks, err := ledgersync.Push(ctx, c.h, p, entries)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				errs = append(errs, err)
-				return
+	c.eachPeer(func(p peer.ID) {
+		acks, err := ledgersync.Push(ctx, c.h, p, entries)
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			errs = append(errs, err)
+			return
+		}
+		good := len(acks) == len(entries)
+		for _, a := range acks {
+			if a.Status != ledgersync.AckAccepted && a.Status != ledgersync.AckDuplicate {
+				good = false
+				errs = append(errs, fmt.Errorf("peer %s: entry %s: %s %s", p.ShortString(), a.Hash.String()[:12], a.Status, a.Reason))
 			}
-			good := len(acks) == len(entries)
-			for _, a := range acks {
-				if a.Status != ledgersync.AckAccepted && a.Status != ledgersync.AckDuplicate {
-					good = false
-					errs = append(errs, fmt.Errorf("peer %s: entry %s: %s %s", p.ShortString(), a.Hash.String()[:12], a.Status, a.Reason))
-				}
-			}
-			if good {
-				ok = append(ok, p)
-			}
-		}()
-	}
-	wg.Wait()
+		}
+		if good {
+			ok = append(ok, p)
+		}
+	})
 	if len(ok) == 0 {
 		return nil, fmt.Errorf("no peer took the entries: %w", errors.Join(errs...))
 	}
@@ -371,22 +372,16 @@ func (c *Client) Pull(ctx context.Context, have map[consent.ID]uint64) ([]*conse
 	var mu sync.Mutex
 	var out []*consent.Entry
 	var errs []error
-	var wg sync.WaitGroup
-	for _, p := range c.up {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			es, err := ledgersync.Pull(ctx, c.h, p, have)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				errs = append(errs, err)
-				return
-			}
-			out = append(out, es...)
-		}()
-	}
-	wg.Wait()
+	c.eachPeer(func(p peer.ID) {
+		es, err := ledgersync.Pull(ctx, c.h, p, have)
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			errs = append(errs, err)
+			return
+		}
+		out = append(out, es...)
+	})
 	if len(out) == 0 && len(errs) == len(c.up) {
 		return nil, errors.Join(errs...)
 	}
