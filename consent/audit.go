@@ -59,13 +59,16 @@ func (r *AuditReport) OK() bool {
 // access entry. For an access entry A written by decider D, logging a
 // request R by owner O, the policy is re-run as of A:
 //
-//	Decide(view of {O's feed up to A.OwnerHead} ∪ {D's feed before A}, R, A.Time)
+//	Decide(view of {O's feed up to A.OwnerHead} ∪ {D's feed before A}
+//	       ∪ {R's requester's feed up to A.RequesterHead, if named}
+//	       ∪ {the issuer's feed up to A.IssuerHead, if named}, R, A.Time)
 //
 // O's feed prefix holds every grant and revocation the decider could rely
 // on (only O's grants count for O's records); D's own earlier entries hold
-// the nonces it had logged and the equivocation proofs it had recorded. An
-// allow that this re-run denies is a violation; an OwnerHead that is not in
-// O's feed makes an allow a violation too.
+// the nonces it had logged and the equivocation proofs it had recorded;
+// the requester's feed holds its break-glass entries and the issuer's its
+// credentials and their revocations. An allow that this re-run denies is a
+// violation; a head that is not in its feed makes an allow a violation too.
 func AuditLedger(entries []*Entry) *AuditReport {
 	rep := &AuditReport{Entries: len(entries), Equivocators: []ID{}, Findings: []Finding{}}
 	add := func(f Finding) { rep.Findings = append(rep.Findings, f) }
@@ -139,30 +142,30 @@ func AuditLedger(entries []*Entry) *AuditReport {
 	return rep
 }
 
-// asOfView is the view of {owner's feed[:owner]} ∪ {decider's feed[:decider]}.
+// asOfView is the union of prefixes of some feeds: n[author] entries of
+// each.
 type asOfView struct {
-	v                *View
-	owner, decider   ID
-	nOwner, nDecider int
+	v *View
+	n map[ID]int
 }
 
 // extend grows the view to the given prefix lengths, or reports false if
 // that would mean shrinking it.
-func (a *asOfView) extend(full *View, nOwner, nDecider int) bool {
-	if nOwner < a.nOwner || nDecider < a.nDecider {
-		return false
-	}
-	if a.owner != a.decider {
-		of := full.feeds[a.owner]
-		for i := a.nOwner; i < nOwner; i++ {
-			a.v.ingestVerified(of.entries[i], of.hashes[i])
+func (a *asOfView) extend(full *View, want map[ID]int) bool {
+	for id, n := range want {
+		if n < a.n[id] {
+			return false
 		}
 	}
-	df := full.feeds[a.decider]
-	for i := a.nDecider; i < nDecider; i++ {
-		a.v.ingestVerified(df.entries[i], df.hashes[i])
+	for id, n := range want {
+		f := full.feeds[id]
+		for i := a.n[id]; i < n; i++ {
+			a.v.ingestVerified(f.entries[i], f.hashes[i])
+		}
+		if n > a.n[id] {
+			a.n[id] = n
+		}
 	}
-	a.nOwner, a.nDecider = nOwner, nDecider
 	return true
 }
 
@@ -209,6 +212,10 @@ func auditAccess(full *View, e *Entry, rep *AuditReport, cache map[ID]*asOfView)
 	switch {
 	case ab.Allow && !d.Allow:
 		f.Kind, f.Detail = FindingViolation, "access allowed but no valid grant allowed it: "+string(d.Reason)
+	case ab.Allow && d.Reason != ab.Reason:
+		f.Kind, f.Detail = FindingViolation, "access allowed for another reason than the policy gives: "+string(d.Reason)
+	case ab.Allow && ab.Until > d.Until:
+		f.Kind, f.Detail = FindingViolation, "emergency access logged with a longer time box than the policy gives"
 	case ab.Allow && d.Grant != ab.Grant:
 		f.Kind, f.Detail = FindingMismatch, "access allowed under another grant than the policy picks"
 	case !ab.Allow && d.Allow:
@@ -240,22 +247,49 @@ func decideAsOf(full *View, e *Entry, req *Request, cache map[ID]*asOfView) (Dec
 	if !ok {
 		return Decision{}, malformed("not an access entry")
 	}
-	owner := full.Feed(req.Owner)
-	oh := ab.OwnerHead
-	if oh.Seq > uint64(len(owner)) || oh.Seq > 0 && full.feeds[req.Owner].hashes[oh.Seq-1] != oh.Hash || oh.Seq == 0 && !oh.Hash.IsZero() {
-		return Decision{}, ErrUnknownHead
-	}
-	nOwner := int(oh.Seq)
-	if e.Author == req.Owner {
-		if oh.Seq > e.Seq-1 {
-			return Decision{}, ErrUnknownHead
+	// The prefix of each feed the decider relied on: the owner's up to
+	// the head it names, the decider's before e, and, when named, the
+	// requester's and the credential issuer's.
+	want := map[ID]int{e.Author: int(e.Seq - 1)}
+	prefix := func(author ID, h Head) error {
+		f := full.feeds[author]
+		if h.Seq == 0 {
+			if !h.Hash.IsZero() {
+				return ErrUnknownHead
+			}
+			return nil
 		}
-		nOwner = 0
+		if f == nil || h.Seq > uint64(len(f.entries)) || f.hashes[h.Seq-1] != h.Hash {
+			return ErrUnknownHead
+		}
+		if author == e.Author {
+			if h.Seq > e.Seq-1 {
+				return ErrUnknownHead
+			}
+			return nil
+		}
+		if int(h.Seq) > want[author] {
+			want[author] = int(h.Seq)
+		}
+		return nil
+	}
+	if err := prefix(req.Owner, ab.OwnerHead); err != nil {
+		return Decision{}, err
+	}
+	if ab.RequesterHead != nil {
+		if err := prefix(req.Requester, *ab.RequesterHead); err != nil {
+			return Decision{}, err
+		}
+	}
+	if ab.IssuerHead != nil {
+		if err := prefix(ab.Issuer, *ab.IssuerHead); err != nil {
+			return Decision{}, err
+		}
 	}
 	a := cache[req.Owner]
-	if a == nil || !a.extend(full, nOwner, int(e.Seq-1)) {
-		a = &asOfView{v: NewView(), owner: req.Owner, decider: e.Author}
-		a.extend(full, nOwner, int(e.Seq-1))
+	if a == nil || !a.extend(full, want) {
+		a = &asOfView{v: NewView(), n: map[ID]int{}}
+		a.extend(full, want)
 		if cache != nil {
 			cache[req.Owner] = a
 		}

@@ -33,6 +33,13 @@ type WrappedKey struct {
 // consents to Grantee reading Records (or all records) under Scopes for
 // Purpose between NotBefore and Expires. The grant's ID is the hash of the
 // entry that carries it.
+//
+// A role grant names Issuer and Role too: then Grantee is the issuer's
+// RoleID for that role (see CredentialBody), and the grant reaches anyone
+// holding a valid, unrevoked credential from Issuer for Role with that
+// RoleID. A role grant with a TimeBox is an emergency (break-glass) grant:
+// a request under it must name the requester's break-glass entry, and is
+// allowed only within TimeBox seconds of the requester's first one.
 type Grant struct {
 	Grantee   ID           `cbor:"1,keyasint" json:"grantee"`
 	Records   []string     `cbor:"2,keyasint,omitempty" json:"records,omitempty"`
@@ -42,10 +49,20 @@ type Grant struct {
 	NotBefore int64        `cbor:"6,keyasint" json:"not_before"`
 	Expires   int64        `cbor:"7,keyasint,omitempty" json:"expires,omitempty"` // 0: no expiry
 	Keys      []WrappedKey `cbor:"8,keyasint,omitempty" json:"-"`
+	Issuer    ID           `cbor:"9,keyasint,omitempty" json:"issuer,omitempty"`
+	Role      string       `cbor:"10,keyasint,omitempty" json:"role,omitempty"`
+	TimeBox   int64        `cbor:"11,keyasint,omitempty" json:"time_box,omitempty"` // seconds
 }
 
-// RevokeBody withdraws the grant whose entry hash is Grant. Only the
-// grant's author can revoke it; a revoke by anyone else has no effect.
+// IsRole reports whether g is a role grant.
+func (g *Grant) IsRole() bool { return g.Role != "" }
+
+// IsEmergency reports whether g is an emergency (break-glass) grant.
+func (g *Grant) IsEmergency() bool { return g.TimeBox > 0 }
+
+// RevokeBody withdraws the grant or credential whose entry hash is Grant.
+// Only the author of that entry (the grantor, or the credential's issuer)
+// can revoke it; a revoke by anyone else has no effect.
 type RevokeBody struct {
 	Grant Hash `cbor:"1,keyasint" json:"grant"`
 }
@@ -62,6 +79,22 @@ type AccessBody struct {
 	Reason    Reason `cbor:"3,keyasint" json:"reason"`
 	Grant     Hash   `cbor:"4,keyasint,omitempty" json:"grant,omitempty"`
 	OwnerHead Head   `cbor:"5,keyasint" json:"owner_head"`
+	// For a request naming a break-glass entry: the head of the
+	// requester's feed the decider held.
+	RequesterHead *Head `cbor:"6,keyasint,omitempty" json:"requester_head,omitempty"`
+	// For a decision on a role grant: the credential issuer, the head of
+	// its feed the decider held, and the credential relied on (allow).
+	Issuer     ID    `cbor:"7,keyasint,omitempty" json:"issuer,omitempty"`
+	IssuerHead *Head `cbor:"8,keyasint,omitempty" json:"issuer_head,omitempty"`
+	Credential Hash  `cbor:"9,keyasint,omitzero" json:"credential,omitzero"`
+	// Until is the end of the time box of an emergency allow (Unix seconds).
+	Until int64 `cbor:"10,keyasint,omitempty" json:"until,omitempty"`
+}
+
+// ParsedIssuer checks the access body's issuer ID.
+func (a *AccessBody) ParsedIssuer() error {
+	_, err := cachedPublicKey(a.Issuer)
+	return err
 }
 
 // Limits on grant bodies.
@@ -92,6 +125,23 @@ func ValidateRecordID(s string) error {
 func (g *Grant) Validate() error {
 	if _, err := cachedPublicKey(g.Grantee); err != nil {
 		return malformed("grantee: %v", err)
+	}
+	if (g.Issuer == "") != (g.Role == "") {
+		return malformed("a role grant names both an issuer and a role")
+	}
+	if g.IsRole() {
+		if _, err := cachedPublicKey(g.Issuer); err != nil {
+			return malformed("issuer: %v", err)
+		}
+		if err := ValidateCredentialRole(g.Role); err != nil {
+			return malformed("%v", err)
+		}
+	}
+	if g.TimeBox < 0 || g.TimeBox > MaxTimeBox {
+		return malformed("time box must be 1 second to %d hours", MaxTimeBox/3600)
+	}
+	if g.IsEmergency() && (!g.IsRole() || !PurposeCovers(PurposeEmergency, g.Purpose)) {
+		return malformed("an emergency grant must be a role grant for emergency treatment (%s)", PurposeEmergency)
 	}
 	switch {
 	case g.All && len(g.Records) > 0:
@@ -222,14 +272,50 @@ func decodeBody(k Kind, b []byte) (any, error) {
 		if _, ok := reasonSet[v.Reason]; !ok {
 			return nil, malformed("access body: unknown reason %q", v.Reason)
 		}
-		if v.Allow != (v.Reason == ReasonGranted || v.Reason == ReasonOwner) {
+		if v.Allow != (v.Reason == ReasonGranted || v.Reason == ReasonOwner || v.Reason == ReasonEmergency) {
 			return nil, malformed("access body: decision and reason disagree")
 		}
-		if v.Reason == ReasonGranted && v.Grant.IsZero() {
+		if (v.Reason == ReasonGranted || v.Reason == ReasonEmergency) && v.Grant.IsZero() {
 			return nil, malformed("access body: an allow names no grant")
+		}
+		if (v.Reason == ReasonEmergency) != (v.Until != 0) || v.Until < 0 {
+			return nil, malformed("access body: only an emergency allow has a time box")
+		}
+		if (v.Issuer == "") != (v.IssuerHead == nil) || v.Issuer != "" && v.ParsedIssuer() != nil {
+			return nil, malformed("access body: issuer and issuer head disagree")
+		}
+		if !v.Credential.IsZero() && (!v.Allow || v.Issuer == "") {
+			return nil, malformed("access body: a credential without an allow by an issuer")
 		}
 		if v.Reason == ReasonOwner && !v.Grant.IsZero() {
 			return nil, malformed("access body: an owner's access names a grant")
+		}
+		return &v, nil
+	case KindCredential:
+		var v CredentialBody
+		if err := Unmarshal(b, &v); err != nil {
+			return nil, malformed("credential body: %v", err)
+		}
+		if err := v.Validate(); err != nil {
+			return nil, fmt.Errorf("credential body: %w", err)
+		}
+		return &v, nil
+	case KindBreakGlass:
+		var v BreakGlassBody
+		if err := Unmarshal(b, &v); err != nil {
+			return nil, malformed("break-glass body: %v", err)
+		}
+		if err := v.Validate(); err != nil {
+			return nil, fmt.Errorf("break-glass body: %w", err)
+		}
+		return &v, nil
+	case KindReview:
+		var v ReviewBody
+		if err := Unmarshal(b, &v); err != nil {
+			return nil, malformed("review body: %v", err)
+		}
+		if err := v.Validate(); err != nil {
+			return nil, fmt.Errorf("review body: %w", err)
 		}
 		return &v, nil
 	case KindEquivocation:

@@ -8,9 +8,10 @@ import (
 // part of the wire format (access entries) and of the CLI's JSON.
 type Reason string
 
-// Reasons. Granted and Owner are the only reasons of an allow.
+// Reasons. Granted, Owner and Emergency are the only reasons of an allow.
 const (
 	ReasonGranted      Reason = "granted"
+	ReasonEmergency    Reason = "emergency"           // allowed by an emergency grant, within its time box
 	ReasonOwner        Reason = "owner"               // the owner reads its own record (still logged, never a disclosure)
 	ReasonNoGrant      Reason = "no-grant"            // the owner granted nothing on this record to anyone
 	ReasonWrongGrantee Reason = "wrong-grantee"       // the owner granted this record, but to someone else
@@ -23,12 +24,20 @@ const (
 	ReasonBadSignature Reason = "bad-signature"       // the request's signature does not verify
 	ReasonEquivocating Reason = "equivocating-author" // the owner or requester equivocated
 	ReasonReplay       Reason = "replay"              // nonce already used, or request time outside the window
+
+	ReasonNoCredential      Reason = "no-credential"      // the record is granted to a role the requester holds no credential for
+	ReasonCredentialRevoked Reason = "credential-revoked" // every matching credential was revoked by its issuer
+	ReasonCredentialExpired Reason = "credential-expired" // no matching credential is within its validity period
+	ReasonNoBreakGlass      Reason = "no-break-glass"     // an emergency grant, but no valid break-glass entry named
+	ReasonTimeBox           Reason = "time-box"           // an emergency grant, past its time box
 )
 
 var reasonSet = map[Reason]struct{}{
 	ReasonGranted: {}, ReasonOwner: {}, ReasonNoGrant: {}, ReasonWrongGrantee: {}, ReasonRecord: {},
 	ReasonRevoked: {}, ReasonNotYetValid: {}, ReasonExpired: {}, ReasonScope: {},
 	ReasonPurpose: {}, ReasonBadSignature: {}, ReasonEquivocating: {}, ReasonReplay: {},
+	ReasonEmergency: {}, ReasonNoCredential: {}, ReasonCredentialRevoked: {}, ReasonCredentialExpired: {},
+	ReasonNoBreakGlass: {}, ReasonTimeBox: {},
 }
 
 // FreshnessWindow is how far a request's time may lie from the decision
@@ -37,11 +46,17 @@ const FreshnessWindow = 5 * time.Minute
 
 // Decision is the outcome of Decide. Grant is the grant the decision relied
 // on: for an allow, the grant that allows; for a deny after grants were
-// considered, the grant that came closest (zero if none).
+// considered, the grant that came closest (zero if none). For a role
+// grant, Issuer is its credential issuer and Credential (on an allow) the
+// requester's credential relied on; for an emergency allow, Until is the
+// end of the time box.
 type Decision struct {
-	Allow  bool   `json:"allow"`
-	Reason Reason `json:"reason"`
-	Grant  Hash   `json:"grant"`
+	Allow      bool   `json:"allow"`
+	Reason     Reason `json:"reason"`
+	Grant      Hash   `json:"grant"`
+	Issuer     ID     `json:"issuer,omitempty"`
+	Credential Hash   `json:"credential,omitzero"`
+	Until      int64  `json:"until,omitempty"`
 }
 
 func deny(r Reason) Decision { return Decision{Reason: r} }
@@ -58,15 +73,25 @@ func deny(r Reason) Decision { return Decision{Reason: r} }
 //  4. the requested scope and purpose parse (scope, purpose);
 //  5. a request by the owner itself is allowed (owner): patients read
 //     their own records through the same peers, logged like any access;
-//  6. among the owner's grants: some name the requester (else
-//     wrong-grantee if the record was granted to someone else, or
-//     no-grant), some of those cover the record (record), some of those
-//     are not revoked (revoked), some of those are valid at now
-//     (not-yet-valid, or expired), some of those cover the scope (scope)
-//     and some of those the purpose (purpose).
+//  6. among the owner's grants: some name the requester, or a role the
+//     requester holds a credential for from the grant's issuer (else
+//     no-credential if the record is granted to a role, wrong-grantee if
+//     it was granted to someone else, or no-grant); some of those cover
+//     the record (record); some of those are not revoked (revoked); for
+//     role grants, the requester has a matching credential its issuer has
+//     not revoked (credential-revoked) and that is valid at now
+//     (credential-expired); some are valid at now (not-yet-valid, or
+//     expired), cover the scope (scope) and the purpose (purpose);
+//     emergency grants need the request to name the requester's
+//     break-glass entry for that owner and grant, not dated more than
+//     FreshnessWindow ahead of now (no-break-glass), and now before the
+//     end of the time box, which starts at the requester's first
+//     break-glass entry for the grant (time-box).
 //
-// When several grants survive, the one with the smallest ID is used.
-// Only grants authored by the request's Owner count.
+// When several grants survive, an ordinary grant is preferred to an
+// emergency one, then the one with the smallest ID is used. Only grants
+// authored by the request's Owner count, and only credentials authored by
+// the role grant's issuer.
 func Decide(v *View, r *Request, now time.Time) Decision {
 	if VerifyRequest(r) != nil {
 		return deny(ReasonBadSignature)
@@ -94,14 +119,51 @@ func decide(v *View, r *Request, now time.Time) Decision {
 	if r.Requester == r.Owner {
 		return Decision{Allow: true, Reason: ReasonOwner}
 	}
-	if v.byOwnerTo[ownerGrantee{r.Owner, r.Requester}] == 0 {
-		if v.byOwnerRec[ownerRecord{r.Owner, r.Record}] > 0 || v.byOwnerRec[ownerRecord{r.Owner, ""}] > 0 {
+	// Candidates: grants to the requester, and role grants to a role the
+	// requester holds a credential for (in any state, so that a deny can
+	// say why) from the grant's issuer.
+	creds := v.credsBySubject[r.Requester]
+	reach := v.byOwnerTo[ownerGrantee{r.Owner, r.Requester}] > 0
+	for _, c := range creds {
+		if v.byOwnerTo[ownerGrantee{r.Owner, c.RoleID}] > 0 {
+			reach = true
+		}
+	}
+	if !reach {
+		switch {
+		case v.roleOwnerRec[ownerRecord{r.Owner, r.Record}] > 0 || v.roleOwnerRec[ownerRecord{r.Owner, ""}] > 0:
+			return deny(ReasonNoCredential)
+		case v.byOwnerRec[ownerRecord{r.Owner, r.Record}] > 0 || v.byOwnerRec[ownerRecord{r.Owner, ""}] > 0:
 			return deny(ReasonWrongGrantee)
 		}
 		return deny(ReasonNoGrant)
 	}
 	cands := mergeByID(v.byKey[grantKey{r.Owner, r.Requester, r.Record}], v.byKey[grantKey{r.Owner, r.Requester, ""}])
+	matching := func(g *GrantInfo) []*CredentialInfo {
+		var out []*CredentialInfo
+		for _, c := range creds {
+			if c.Issuer == g.Issuer && c.Role == g.Role && c.RoleID == g.Grantee {
+				out = append(out, c)
+			}
+		}
+		return out
+	}
+	for _, c := range creds {
+		for _, k := range []grantKey{{r.Owner, c.RoleID, r.Record}, {r.Owner, c.RoleID, ""}} {
+			var role []*GrantInfo
+			for _, g := range v.byKey[k] {
+				if g.IsRole() && g.Issuer == c.Issuer && g.Role == c.Role {
+					role = append(role, g)
+				}
+			}
+			cands = mergeByID(cands, role)
+		}
+	}
 	if len(cands) == 0 {
+		if v.byOwnerTo[ownerGrantee{r.Owner, r.Requester}] == 0 &&
+			(v.roleOwnerRec[ownerRecord{r.Owner, r.Record}] > 0 || v.roleOwnerRec[ownerRecord{r.Owner, ""}] > 0) {
+			return deny(ReasonNoCredential) // credentials for other roles or issuers only
+		}
 		return deny(ReasonRecord)
 	}
 	// Each stage keeps the grants that pass it; the first stage that
@@ -116,19 +178,50 @@ func decide(v *View, r *Request, now time.Time) Decision {
 		}
 		return out
 	}
+	denied := func(reason Reason, g *GrantInfo) Decision {
+		return Decision{Reason: reason, Grant: g.ID, Issuer: g.Issuer}
+	}
 	next := stage(func(g *GrantInfo) bool { return !v.revokedBy[g.ID][g.Author] })
 	if len(next) == 0 {
-		return Decision{Reason: ReasonRevoked, Grant: cands[0].ID}
+		return denied(ReasonRevoked, cands[0])
+	}
+	cands = next
+	next = stage(func(g *GrantInfo) bool {
+		if !g.IsRole() {
+			return true
+		}
+		for _, c := range matching(g) {
+			if !v.revokedBy[c.ID][c.Issuer] {
+				return true
+			}
+		}
+		return false
+	})
+	if len(next) == 0 {
+		return denied(ReasonCredentialRevoked, cands[0])
+	}
+	cands = next
+	valid := func(g *GrantInfo) *CredentialInfo {
+		for _, c := range matching(g) {
+			if !v.revokedBy[c.ID][c.Issuer] && c.ValidAt(t) {
+				return c
+			}
+		}
+		return nil
+	}
+	next = stage(func(g *GrantInfo) bool { return !g.IsRole() || valid(g) != nil })
+	if len(next) == 0 {
+		return denied(ReasonCredentialExpired, cands[0])
 	}
 	cands = next
 	next = stage(func(g *GrantInfo) bool { return g.NotBefore <= t && (g.Expires == 0 || t < g.Expires) })
 	if len(next) == 0 {
 		for _, g := range cands {
 			if g.NotBefore > t {
-				return Decision{Reason: ReasonNotYetValid, Grant: g.ID}
+				return denied(ReasonNotYetValid, g)
 			}
 		}
-		return Decision{Reason: ReasonExpired, Grant: cands[0].ID}
+		return denied(ReasonExpired, cands[0])
 	}
 	cands = next
 	next = stage(func(g *GrantInfo) bool {
@@ -140,14 +233,52 @@ func decide(v *View, r *Request, now time.Time) Decision {
 		return false
 	})
 	if len(next) == 0 {
-		return Decision{Reason: ReasonScope, Grant: cands[0].ID}
+		return denied(ReasonScope, cands[0])
 	}
 	cands = next
 	next = stage(func(g *GrantInfo) bool { return PurposeCovers(g.Purpose, r.Purpose) })
 	if len(next) == 0 {
-		return Decision{Reason: ReasonPurpose, Grant: cands[0].ID}
+		return denied(ReasonPurpose, cands[0])
 	}
-	return Decision{Allow: true, Reason: ReasonGranted, Grant: next[0].ID}
+	cands = next
+	// Emergency grants need the requester's break-glass entry for this
+	// owner and grant, not dated ahead of now, and the time box, counted
+	// from the requester's first break-glass entry for the grant, open.
+	next = stage(func(g *GrantInfo) bool {
+		if !g.IsEmergency() {
+			return true
+		}
+		b, ok := v.breakGlass[r.BreakGlass]
+		return ok && b.Author == r.Requester && b.Owner == r.Owner && b.Grant == g.ID && b.Time <= t+w
+	})
+	if len(next) == 0 {
+		return denied(ReasonNoBreakGlass, cands[0])
+	}
+	cands = next
+	until := func(g *GrantInfo) int64 {
+		first := v.firstBG[requesterGrant{r.Requester, g.ID}]
+		return first.Time + g.TimeBox
+	}
+	next = stage(func(g *GrantInfo) bool { return !g.IsEmergency() || t < until(g) })
+	if len(next) == 0 {
+		return denied(ReasonTimeBox, cands[0])
+	}
+	// Prefer an ordinary grant over an emergency one.
+	g := next[0]
+	for _, c := range next {
+		if !c.IsEmergency() {
+			g = c
+			break
+		}
+	}
+	d := Decision{Allow: true, Reason: ReasonGranted, Grant: g.ID, Issuer: g.Issuer}
+	if g.IsRole() {
+		d.Credential = valid(g).ID
+	}
+	if g.IsEmergency() {
+		d.Reason, d.Until = ReasonEmergency, until(g)
+	}
+	return d
 }
 
 // mergeByID merges two slices sorted by ID, dropping duplicates.

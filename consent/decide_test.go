@@ -44,53 +44,50 @@ func TestDecideTable(t *testing.T) {
 	tampered.Record = "rec-rev2"
 	window := FreshnessWindow
 
-	cases := []struct {
-		name   string
-		req    *Request
-		reason Reason
-		grant  Hash
-	}{
-		{"granted", newRequest(t, bob, alice.ID(), "rec-1", lab, "TREAT", t0), ReasonGranted, g1},
-		{"granted narrower perms", newRequest(t, bob, alice.ID(), "rec-1", "patient/Observation.r?category=laboratory", "TREAT", t0), ReasonGranted, g1},
-		{"granted v1 scope normalised", newRequest(t, erin, alice.ID(), "rec-9", "patient/Observation.read", "HPAYMT", t0), ReasonGranted, gAll},
-		{"granted purpose specialisation", newRequest(t, bob, alice.ID(), "rec-1", lab, "ETREAT", t0), ReasonGranted, g1},
-		{"granted at window edge", newRequest(t, bob, alice.ID(), "rec-1", lab, "TREAT", t0.Add(-window)), ReasonGranted, g1},
-		{"granted despite revoke by non-author", newRequest(t, bob, alice.ID(), "rec-rev2", lab, "TREAT", t0), ReasonGranted, gRev2},
-		{"granted all records", newRequest(t, erin, alice.ID(), "anything", "patient/Condition.s", "COVERAGE", t0), ReasonGranted, gAll},
-		{"owner reads own record", newRequest(t, alice, alice.ID(), "rec-anything", "patient/*.rs", "PATRQT", t0), ReasonOwner, Hash{}},
-		{"owner with an invalid scope", newRequest(t, alice, alice.ID(), "rec-1", "patient/Obs.rs", "PATRQT", t0), ReasonScope, Hash{}},
-		{"owner replaying", newRequest(t, alice, alice.ID(), "rec-1", lab, "PATRQT", t0.Add(-window-time.Second)), ReasonReplay, Hash{}},
-		{"no-grant", newRequest(t, bob, dave.ID(), "rec-nobody", lab, "TREAT", t0), ReasonNoGrant, Hash{}},
-		{"wrong-grantee via all-records grant", newRequest(t, dave, alice.ID(), "rec-nobody", lab, "TREAT", t0), ReasonWrongGrantee, Hash{}},
-		{"no-grant other owner's grant", newRequest(t, dave, carol.ID(), "rec-1", lab, "TREAT", t0), ReasonNoGrant, Hash{}},
-		{"wrong-grantee", newRequest(t, carol, alice.ID(), "rec-1", lab, "TREAT", t0), ReasonWrongGrantee, Hash{}},
-		{"record", newRequest(t, bob, alice.ID(), "rec-2", lab, "TREAT", t0), ReasonRecord, Hash{}},
-		{"record granted by non-owner", newRequest(t, bob, alice.ID(), "rec-c", lab, "TREAT", t0), ReasonRecord, Hash{}},
-		{"expired", newRequest(t, bob, alice.ID(), "rec-exp", lab, "TREAT", t0), ReasonExpired, gExp},
-		{"not-yet-valid", newRequest(t, bob, alice.ID(), "rec-fut", lab, "TREAT", t0), ReasonNotYetValid, gFut},
-		{"revoked", newRequest(t, bob, alice.ID(), "rec-rev", lab, "TREAT", t0), ReasonRevoked, gRev},
-		{"scope other type", newRequest(t, bob, alice.ID(), "rec-1", "patient/Condition.rs", "TREAT", t0), ReasonScope, g1},
-		{"scope missing category", newRequest(t, bob, alice.ID(), "rec-1", "patient/Observation.rs", "TREAT", t0), ReasonScope, g1},
-		{"scope more perms", newRequest(t, bob, alice.ID(), "rec-1", "patient/Observation.crs?category=laboratory", "TREAT", t0), ReasonScope, g1},
-		{"scope other context", newRequest(t, bob, alice.ID(), "rec-1", "user/Observation.rs?category=laboratory", "TREAT", t0), ReasonScope, g1},
-		{"scope invalid", newRequest(t, bob, alice.ID(), "rec-1", "patient/Obs.rs", "TREAT", t0), ReasonScope, Hash{}},
-		{"purpose", newRequest(t, bob, alice.ID(), "rec-1", lab, "HPAYMT", t0), ReasonPurpose, g1},
-		{"purpose broader than granted", newRequest(t, erin, alice.ID(), "rec-1", "patient/Observation.rs", "TREAT", t0), ReasonPurpose, gAll},
-		{"purpose unknown", newRequest(t, bob, alice.ID(), "rec-1", lab, "NOPE", t0), ReasonPurpose, Hash{}},
-		{"bad-signature", tampered, ReasonBadSignature, Hash{}},
-		{"equivocating-author owner", newRequest(t, bob, mallory.ID(), "rec-m", lab, "TREAT", t0), ReasonEquivocating, Hash{}},
-		{"equivocating-author requester", newRequest(t, mallory, alice.ID(), "rec-1", lab, "TREAT", t0), ReasonEquivocating, Hash{}},
-		{"replay nonce", used, ReasonReplay, Hash{}},
-		{"replay too old", newRequest(t, bob, alice.ID(), "rec-1", lab, "TREAT", t0.Add(-window-time.Second)), ReasonReplay, Hash{}},
-		{"replay from the future", newRequest(t, bob, alice.ID(), "rec-1", lab, "TREAT", t0.Add(window+time.Second)), ReasonReplay, Hash{}},
+	cases := []decideCase{
+		{"granted", newRequest(t, bob, alice.ID(), "rec-1", lab, "TREAT", t0), ReasonGranted, g1, Hash{}, 0},
+		{"granted narrower perms", newRequest(t, bob, alice.ID(), "rec-1", "patient/Observation.r?category=laboratory", "TREAT", t0), ReasonGranted, g1, Hash{}, 0},
+		{"granted v1 scope normalised", newRequest(t, erin, alice.ID(), "rec-9", "patient/Observation.read", "HPAYMT", t0), ReasonGranted, gAll, Hash{}, 0},
+		{"granted purpose specialisation", newRequest(t, bob, alice.ID(), "rec-1", lab, "ETREAT", t0), ReasonGranted, g1, Hash{}, 0},
+		{"granted at window edge", newRequest(t, bob, alice.ID(), "rec-1", lab, "TREAT", t0.Add(-window)), ReasonGranted, g1, Hash{}, 0},
+		{"granted despite revoke by non-author", newRequest(t, bob, alice.ID(), "rec-rev2", lab, "TREAT", t0), ReasonGranted, gRev2, Hash{}, 0},
+		{"granted all records", newRequest(t, erin, alice.ID(), "anything", "patient/Condition.s", "COVERAGE", t0), ReasonGranted, gAll, Hash{}, 0},
+		{"owner reads own record", newRequest(t, alice, alice.ID(), "rec-anything", "patient/*.rs", "PATRQT", t0), ReasonOwner, Hash{}, Hash{}, 0},
+		{"owner with an invalid scope", newRequest(t, alice, alice.ID(), "rec-1", "patient/Obs.rs", "PATRQT", t0), ReasonScope, Hash{}, Hash{}, 0},
+		{"owner replaying", newRequest(t, alice, alice.ID(), "rec-1", lab, "PATRQT", t0.Add(-window-time.Second)), ReasonReplay, Hash{}, Hash{}, 0},
+		{"no-grant", newRequest(t, bob, dave.ID(), "rec-nobody", lab, "TREAT", t0), ReasonNoGrant, Hash{}, Hash{}, 0},
+		{"wrong-grantee via all-records grant", newRequest(t, dave, alice.ID(), "rec-nobody", lab, "TREAT", t0), ReasonWrongGrantee, Hash{}, Hash{}, 0},
+		{"no-grant other owner's grant", newRequest(t, dave, carol.ID(), "rec-1", lab, "TREAT", t0), ReasonNoGrant, Hash{}, Hash{}, 0},
+		{"wrong-grantee", newRequest(t, carol, alice.ID(), "rec-1", lab, "TREAT", t0), ReasonWrongGrantee, Hash{}, Hash{}, 0},
+		{"record", newRequest(t, bob, alice.ID(), "rec-2", lab, "TREAT", t0), ReasonRecord, Hash{}, Hash{}, 0},
+		{"record granted by non-owner", newRequest(t, bob, alice.ID(), "rec-c", lab, "TREAT", t0), ReasonRecord, Hash{}, Hash{}, 0},
+		{"expired", newRequest(t, bob, alice.ID(), "rec-exp", lab, "TREAT", t0), ReasonExpired, gExp, Hash{}, 0},
+		{"not-yet-valid", newRequest(t, bob, alice.ID(), "rec-fut", lab, "TREAT", t0), ReasonNotYetValid, gFut, Hash{}, 0},
+		{"revoked", newRequest(t, bob, alice.ID(), "rec-rev", lab, "TREAT", t0), ReasonRevoked, gRev, Hash{}, 0},
+		{"scope other type", newRequest(t, bob, alice.ID(), "rec-1", "patient/Condition.rs", "TREAT", t0), ReasonScope, g1, Hash{}, 0},
+		{"scope missing category", newRequest(t, bob, alice.ID(), "rec-1", "patient/Observation.rs", "TREAT", t0), ReasonScope, g1, Hash{}, 0},
+		{"scope more perms", newRequest(t, bob, alice.ID(), "rec-1", "patient/Observation.crs?category=laboratory", "TREAT", t0), ReasonScope, g1, Hash{}, 0},
+		{"scope other context", newRequest(t, bob, alice.ID(), "rec-1", "user/Observation.rs?category=laboratory", "TREAT", t0), ReasonScope, g1, Hash{}, 0},
+		{"scope invalid", newRequest(t, bob, alice.ID(), "rec-1", "patient/Obs.rs", "TREAT", t0), ReasonScope, Hash{}, Hash{}, 0},
+		{"purpose", newRequest(t, bob, alice.ID(), "rec-1", lab, "HPAYMT", t0), ReasonPurpose, g1, Hash{}, 0},
+		{"purpose broader than granted", newRequest(t, erin, alice.ID(), "rec-1", "patient/Observation.rs", "TREAT", t0), ReasonPurpose, gAll, Hash{}, 0},
+		{"purpose unknown", newRequest(t, bob, alice.ID(), "rec-1", lab, "NOPE", t0), ReasonPurpose, Hash{}, Hash{}, 0},
+		{"bad-signature", tampered, ReasonBadSignature, Hash{}, Hash{}, 0},
+		{"equivocating-author owner", newRequest(t, bob, mallory.ID(), "rec-m", lab, "TREAT", t0), ReasonEquivocating, Hash{}, Hash{}, 0},
+		{"equivocating-author requester", newRequest(t, mallory, alice.ID(), "rec-1", lab, "TREAT", t0), ReasonEquivocating, Hash{}, Hash{}, 0},
+		{"replay nonce", used, ReasonReplay, Hash{}, Hash{}, 0},
+		{"replay too old", newRequest(t, bob, alice.ID(), "rec-1", lab, "TREAT", t0.Add(-window-time.Second)), ReasonReplay, Hash{}, Hash{}, 0},
+		{"replay from the future", newRequest(t, bob, alice.ID(), "rec-1", lab, "TREAT", t0.Add(window+time.Second)), ReasonReplay, Hash{}, Hash{}, 0},
 	}
 	_ = gMal
+	cases = append(cases, roleCases(t, w, alice)...)
 	seen := map[Reason]bool{}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			d := Decide(w.view, c.req, t0)
-			if d.Reason != c.reason || d.Allow != (c.reason == ReasonGranted || c.reason == ReasonOwner) || d.Grant != c.grant {
-				t.Fatalf("Decide = %+v, want reason %s grant %s", d, c.reason, c.grant)
+			allow := c.reason == ReasonGranted || c.reason == ReasonOwner || c.reason == ReasonEmergency
+			if d.Reason != c.reason || d.Allow != allow || d.Grant != c.grant || d.Credential != c.credential || d.Until != c.until {
+				t.Fatalf("Decide = %+v, want reason %s grant %s credential %s until %d", d, c.reason, c.grant, c.credential, c.until)
 			}
 			seen[d.Reason] = true
 		})

@@ -19,6 +19,9 @@ const (
 	KindRevoke       Kind = 4 // RevokeBody: withdraws one of the author's grants
 	KindAccess       Kind = 5 // AccessBody: a decision on a signed request
 	KindEquivocation Kind = 6 // EquivocationProof: two entries with one author and seq
+	KindCredential   Kind = 7 // CredentialBody: the author vouches for a subject's role
+	KindBreakGlass   Kind = 8 // BreakGlassBody: the author declares an emergency access
+	KindReview       Kind = 9 // ReviewBody: the owner reviews an emergency access
 )
 
 var kindNames = map[Kind]string{
@@ -28,6 +31,9 @@ var kindNames = map[Kind]string{
 	KindRevoke:       "revoke",
 	KindAccess:       "access",
 	KindEquivocation: "equivocation",
+	KindCredential:   "credential",
+	KindBreakGlass:   "break-glass",
+	KindReview:       "review",
 }
 
 func (k Kind) String() string {
@@ -271,7 +277,8 @@ func (e *Entry) verifySig() error {
 }
 
 // DecodedBody returns e's body decoded into its kind's type: *IdentityBody,
-// *AnchorBody, *Grant, *RevokeBody, *AccessBody or *EquivocationProof.
+// *AnchorBody, *Grant, *RevokeBody, *AccessBody, *EquivocationProof,
+// *CredentialBody, *BreakGlassBody or *ReviewBody.
 func (e *Entry) DecodedBody() (any, error) { return decodeBody(e.Kind, e.Body) }
 
 // CheckNext verifies that e is a valid, validly signed entry that extends a

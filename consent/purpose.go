@@ -7,6 +7,10 @@ import (
 	"strings"
 )
 
+// PurposeEmergency is the purpose of emergency (break-glass) grants and
+// requests.
+const PurposeEmergency = "ETREAT"
+
 // PurposeSystem is the code system of purposes of use.
 const PurposeSystem = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
 

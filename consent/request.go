@@ -26,6 +26,9 @@ type Request struct {
 	Time      int64  `cbor:"6,keyasint" json:"time"` // Unix seconds
 	Nonce     []byte `cbor:"7,keyasint" json:"nonce"`
 	Sig       []byte `cbor:"8,keyasint,omitempty" json:"-"`
+	// BreakGlass names the requester's break-glass entry, for a request
+	// under an emergency grant.
+	BreakGlass Hash `cbor:"9,keyasint,omitzero" json:"break_glass,omitzero"`
 }
 
 // SignRequest fills in the requester and signs r.

@@ -76,6 +76,13 @@ type View struct {
 	proofs     map[ID]*EquivocationProof
 	identities map[ID]*IdentityBody
 	anchors    map[ownerRecord]*AnchorBody // latest anchor per (author, record)
+
+	creds          map[Hash]*CredentialInfo
+	credsBySubject map[ID][]*CredentialInfo // sorted by ID
+	roleOwnerRec   map[ownerRecord]int      // role grants per (owner, record)
+	breakGlass     map[Hash]*BreakGlassInfo
+	firstBG        map[requesterGrant]*BreakGlassInfo
+	reviews        map[authorHash]*ReviewInfo
 }
 
 // MaxPendingPerAuthor bounds the entries of one author a view holds while
@@ -104,6 +111,13 @@ func NewView() *View {
 		proofs:     make(map[ID]*EquivocationProof),
 		identities: make(map[ID]*IdentityBody),
 		anchors:    make(map[ownerRecord]*AnchorBody),
+
+		creds:          make(map[Hash]*CredentialInfo),
+		credsBySubject: make(map[ID][]*CredentialInfo),
+		roleOwnerRec:   make(map[ownerRecord]int),
+		breakGlass:     make(map[Hash]*BreakGlassInfo),
+		firstBG:        make(map[requesterGrant]*BreakGlassInfo),
+		reviews:        make(map[authorHash]*ReviewInfo),
 	}
 }
 
@@ -231,13 +245,16 @@ func (v *View) accept(f *feed, e *Entry, h Hash) {
 		}
 		v.grants[h] = gi
 		v.byOwnerTo[ownerGrantee{e.Author, b.Grantee}]++
+		recs := b.Records
 		if b.All {
-			v.index(grantKey{e.Author, b.Grantee, ""}, gi)
-			v.byOwnerRec[ownerRecord{e.Author, ""}]++
+			recs = []string{""}
 		}
-		for _, r := range b.Records {
+		for _, r := range recs {
 			v.index(grantKey{e.Author, b.Grantee, r}, gi)
 			v.byOwnerRec[ownerRecord{e.Author, r}]++
+			if b.IsRole() {
+				v.roleOwnerRec[ownerRecord{e.Author, r}]++
+			}
 		}
 	case *RevokeBody:
 		m := v.revokedBy[b.Grant]
@@ -248,6 +265,12 @@ func (v *View) accept(f *feed, e *Entry, h Hash) {
 		m[e.Author] = true
 	case *EquivocationProof:
 		v.addProof(b)
+	case *CredentialBody:
+		v.acceptCredential(e, h, b)
+	case *BreakGlassBody:
+		v.acceptBreakGlass(e, h, b)
+	case *ReviewBody:
+		v.acceptReview(e, h, b)
 	}
 }
 

@@ -234,15 +234,24 @@ func (s *Service) decide(ar *consent.Request) (*consent.Entry, consent.Decision,
 	defer s.decideMu.Unlock()
 	now := s.now()
 	var d consent.Decision
-	var head consent.Head
+	var body consent.AccessBody
 	s.ledger.View(func(v *consent.View) {
 		d = consent.Decide(v, ar, now)
-		head = v.Head(ar.Owner)
+		body = consent.AccessBody{Request: ar.Encode(), Allow: d.Allow, Reason: d.Reason, Grant: d.Grant,
+			OwnerHead: v.Head(ar.Owner), Issuer: d.Issuer, Credential: d.Credential, Until: d.Until}
+		// The feeds beyond the owner's that the decision read, so that an
+		// auditor can re-run it on the same prefixes.
+		if !ar.BreakGlass.IsZero() {
+			h := v.Head(ar.Requester)
+			body.RequesterHead = &h
+		}
+		if d.Issuer != "" {
+			h := v.Head(d.Issuer)
+			body.IssuerHead = &h
+		}
 	})
 	// Log before release: the decision is on this peer's feed before a byte leaves.
-	e, err := s.ledger.Append(s.signer, now, consent.KindAccess, &consent.AccessBody{
-		Request: ar.Encode(), Allow: d.Allow, Reason: d.Reason, Grant: d.Grant, OwnerHead: head,
-	})
+	e, err := s.ledger.Append(s.signer, now, consent.KindAccess, &body)
 	if err != nil {
 		return nil, d, fmt.Errorf("logging the access: %w", err)
 	}
@@ -287,7 +296,7 @@ func (s *Service) serveGet(st network.Stream, w io.Writer, remote consent.ID, re
 	s.publish(e)
 	eh := e.Hash()
 	s.log.Info("access decided", "requester", ar.Requester.Short(), "owner", ar.Owner.Short(),
-		"allow", d.Allow, "reason", string(d.Reason), "entry", eh.String()[:12])
+		"allow", d.Allow, "reason", string(d.Reason), "entry", eh.String()[:12], "emergency", d.Reason == consent.ReasonEmergency)
 	if !d.Allow {
 		return reply(response{Error: "denied", Code: "denied", Reason: d.Reason, Entry: eh[:]})
 	}
@@ -306,5 +315,6 @@ func (s *Service) serveGet(st network.Stream, w io.Writer, remote consent.ID, re
 	if n != m.Size {
 		return fmt.Errorf("share %s: stored size %d, read %d", id, m.Size, n)
 	}
+	s.log.Info("share sent", "share", id.String()[:12], "entry", eh.String()[:12])
 	return nil
 }
