@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"sort"
+	"strings"
 )
 
 // CredentialBody is the body of a credential entry: its author, the
@@ -25,6 +26,9 @@ type CredentialBody struct {
 	NotBefore int64  `cbor:"4,keyasint" json:"not_before"`
 	Expires   int64  `cbor:"5,keyasint,omitempty" json:"expires,omitempty"` // 0: no expiry
 	Details   []byte `cbor:"6,keyasint" json:"-"`
+	// RoleRecipient is the age recipient of the role's key: the owner
+	// wraps record keys in a role grant to it.
+	RoleRecipient string `cbor:"7,keyasint" json:"role_recipient"`
 }
 
 // BreakGlassBody is the body of a break-glass entry: its author, a
@@ -94,6 +98,9 @@ func (c *CredentialBody) Validate() error {
 	}
 	if c.Expires != 0 && c.Expires <= c.NotBefore {
 		return malformed("credential expires before it starts")
+	}
+	if !strings.HasPrefix(c.RoleRecipient, "age1") || len(c.RoleRecipient) > 4096 {
+		return malformed("credential role recipient is malformed")
 	}
 	if len(c.Details) == 0 || len(c.Details) > MaxDetailsSize {
 		return malformed("credential details have a bad size")

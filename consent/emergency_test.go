@@ -33,7 +33,7 @@ func roleCases(t *testing.T, w *world, alice *KeySigner) []decideCase {
 	frank, gina, hank := testSigner(t, "frank"), testSigner(t, "gina"), testSigner(t, "hank")
 	ivan, kate, lena, joe := testSigner(t, "ivan"), testSigner(t, "kate"), testSigner(t, "lena"), testSigner(t, "joe")
 	cred := func(issuer Signer, subject ID, role string, roleID ID, nb, exp time.Time) Hash {
-		c := &CredentialBody{Subject: subject, Role: role, RoleID: roleID, NotBefore: nb.Unix(), Details: []byte("ciphertext")}
+		c := &CredentialBody{Subject: subject, Role: role, RoleID: roleID, NotBefore: nb.Unix(), Details: []byte("ciphertext"), RoleRecipient: "age1role"}
 		if !exp.IsZero() {
 			c.Expires = exp.Unix()
 		}
