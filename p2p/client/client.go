@@ -271,6 +271,9 @@ type Access struct {
 	Record  string
 	Scope   string
 	Purpose string
+	// BreakGlass names the requester's break-glass entry, for requests
+	// under an emergency grant.
+	BreakGlass consent.Hash
 }
 
 // Getter returns a vault.ShareGetter that fetches each share from a peer
@@ -322,7 +325,7 @@ func (c *Client) SignRequest(a Access) (*consent.Request, error) {
 	}
 	return consent.SignRequest(c.signer, consent.Request{
 		Owner: a.Owner, Record: a.Record, Scope: a.Scope, Purpose: a.Purpose,
-		Time: time.Now().Unix(), Nonce: nonce,
+		Time: time.Now().Unix(), Nonce: nonce, BreakGlass: a.BreakGlass,
 	})
 }
 
@@ -413,11 +416,17 @@ func (c *Client) PutManifest(ctx context.Context, record string, recipient conse
 // ListManifests gathers owner's manifest copies readable by the user from
 // every reachable peer, one per (record, recipient).
 func (c *Client) ListManifests(ctx context.Context, owner consent.ID, record string) ([]manifests.Copy, error) {
+	return c.ListManifestsFor(ctx, owner, record, "")
+}
+
+// ListManifestsFor gathers owner's manifest copies addressed to recipient
+// (a role ID, say) from every reachable peer.
+func (c *Client) ListManifestsFor(ctx context.Context, owner consent.ID, record string, recipient consent.ID) ([]manifests.Copy, error) {
 	seen := map[string]bool{}
 	var out []manifests.Copy
 	var errs []error
 	for _, p := range c.up {
-		cs, err := manifests.List(ctx, c.h, p, owner, record)
+		cs, err := manifests.ListFor(ctx, c.h, p, owner, record, recipient)
 		if err != nil {
 			errs = append(errs, err)
 			continue

@@ -6,7 +6,11 @@
 // vault package); the peer stores it as opaque bytes under (owner, record,
 // recipient). Only the owner (the stream's authenticated remote peer) puts
 // and deletes; a list returns the copies addressed to the asking peer, or
-// every copy when the owner asks.
+// every copy when the owner asks, or the copies addressed to a recipient
+// the request names: a role grant's copies are addressed to the role's
+// pseudonymous ID and read by every holder of the role's key. Copies are
+// encrypted and signed, and who holds a grant is on the ledger anyway, so
+// naming a recipient reveals nothing more.
 package manifests
 
 import (
@@ -121,7 +125,13 @@ func (s *Service) serve(remote consent.ID, req request) response {
 			return fail("bad owner")
 		}
 		recipient := remote
-		if req.Owner == remote {
+		switch {
+		case req.Recipient != "":
+			if _, err := consent.ParseID(string(req.Recipient)); err != nil {
+				return fail("bad recipient")
+			}
+			recipient = req.Recipient
+		case req.Owner == remote:
 			recipient = "" // the owner sees every copy of its manifests
 		}
 		cs, err := s.st.Manifests(req.Owner, req.Record, recipient)
@@ -186,7 +196,13 @@ func Put(ctx context.Context, h host.Host, p peer.ID, record string, recipient c
 // List returns owner's manifest copies readable by the host (all copies if
 // the host is the owner), for one record or all ("").
 func List(ctx context.Context, h host.Host, p peer.ID, owner consent.ID, record string) ([]Copy, error) {
-	resp, err := call(ctx, h, p, request{Op: "list", Owner: owner, Record: record})
+	return ListFor(ctx, h, p, owner, record, "")
+}
+
+// ListFor returns owner's manifest copies addressed to recipient ("" as in
+// List), for one record or all ("").
+func ListFor(ctx context.Context, h host.Host, p peer.ID, owner consent.ID, record string, recipient consent.ID) ([]Copy, error) {
+	resp, err := call(ctx, h, p, request{Op: "list", Owner: owner, Record: record, Recipient: recipient})
 	return resp.Copies, err
 }
 

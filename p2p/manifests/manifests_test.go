@@ -82,6 +82,14 @@ func TestReplicateListDelete(t *testing.T) {
 	if got, _ := List(ctx, bob, ph.ID(), aliceID, ""); len(got) != 1 || string(got[0].Envelope) != "r1-bob" {
 		t.Fatalf("bob's copy: %+v", got)
 	}
+	// A copy addressed to a recipient that is not the asker (a role ID)
+	// is listed when the request names it, and only that copy.
+	if got, err := ListFor(ctx, eve, ph.ID(), aliceID, "", bobID); err != nil || len(got) != 1 || string(got[0].Envelope) != "r1-bob" {
+		t.Fatalf("copies for a named recipient: %+v, %v", got, err)
+	}
+	if _, err := ListFor(ctx, eve, ph.ID(), aliceID, "", "not-an-id"); !errors.Is(err, ErrRemote) {
+		t.Fatalf("bad recipient: %v", err)
+	}
 	// Nobody can write into another's name: a put is always under the caller's own ID.
 	if err := Put(ctx, eve, ph.ID(), r1, bobID, []byte("forged")); err != nil {
 		t.Fatal(err)
