@@ -39,6 +39,14 @@ type GrantOptions struct {
 	// "30d", "2w"), a date ("2026-12-31": valid through that day, UTC) or
 	// an RFC 3339 time.
 	Expires string
+	// Role and Issuer, instead of To, make a role grant: to anyone holding
+	// a credential for Role from Issuer (a contact name or an ID). Record
+	// keys are wrapped to the issuer's role key.
+	Role, Issuer string
+	// TimeBox, for a role grant for emergency treatment (ETREAT), makes it
+	// an emergency (break-glass) grant: each clinician's access ends
+	// TimeBox after its first break-glass entry.
+	TimeBox time.Duration
 }
 
 // Grant statuses.
@@ -65,6 +73,12 @@ type GrantInfo struct {
 	Expires     time.Time // zero: no expiry
 	Status      string
 	WrappedKeys int
+	// Role grants: the role and its credential issuer; TimeBox > 0 marks
+	// an emergency (break-glass) grant.
+	Role       string
+	Issuer     consent.ID
+	IssuerName string
+	TimeBox    time.Duration
 	// Given is true for grants the wallet made, false for grants made to it.
 	Given bool
 	// Derived and Excluded report, for a grant just made, the
@@ -115,7 +129,7 @@ func (w *Wallet) grantLocal(ctx context.Context, opts GrantOptions) (_ GrantInfo
 	if opts.All == (len(opts.Records) > 0) {
 		return GrantInfo{}, nil, nil, WithHint(fmt.Errorf("name the records to grant, or all of them: %w", ErrInvalid), "pass --record ID (repeatable) or --all")
 	}
-	grantee, recipient, err := w.resolveGrantee(opts.To)
+	grantee, recipient, issuer, who, err := w.resolveGrantTarget(opts)
 	if err != nil {
 		return GrantInfo{}, nil, nil, err
 	}
@@ -138,7 +152,7 @@ func (w *Wallet) grantLocal(ctx context.Context, opts GrantOptions) (_ GrantInfo
 	}
 	// Minimum necessary: grant only what the scopes and the named
 	// sensitive categories allow, deriving filtered copies where needed.
-	infos, derived, excluded, whole, err := w.minimumNecessary(ctx, infos, scopes, opts.AllowSensitive, opts.To)
+	infos, derived, excluded, whole, err := w.minimumNecessary(ctx, infos, scopes, opts.AllowSensitive, who)
 	if err != nil {
 		return GrantInfo{}, nil, nil, err
 	}
@@ -149,7 +163,8 @@ func (w *Wallet) grantLocal(ctx context.Context, opts GrantOptions) (_ GrantInfo
 		opts.All = false
 	}
 	sort.Slice(infos, func(i, j int) bool { return infos[i].ID < infos[j].ID })
-	g := consent.Grant{Grantee: grantee, All: opts.All, Scopes: scopes, Purpose: opts.Purpose, NotBefore: now.Unix()}
+	g := consent.Grant{Grantee: grantee, All: opts.All, Scopes: scopes, Purpose: opts.Purpose, NotBefore: now.Unix(),
+		Issuer: issuer, Role: opts.Role, TimeBox: int64(opts.TimeBox / time.Second)}
 	if !expires.IsZero() {
 		g.Expires = expires.Unix()
 	}
@@ -208,6 +223,39 @@ func wrapKey(key *age.X25519Identity, recipient *age.X25519Recipient) ([]byte, e
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// resolveGrantTarget finds whom a grant reaches: a grantee, or a role
+// under an issuer (then the grantee is the role ID). who names it for
+// labels.
+func (w *Wallet) resolveGrantTarget(opts GrantOptions) (grantee consent.ID, recipient *age.X25519Recipient, issuer consent.ID, who string, err error) {
+	if opts.Role == "" {
+		if opts.Issuer != "" || opts.TimeBox != 0 {
+			return "", nil, "", "", WithHint(fmt.Errorf("an issuer or a time box without a role: %w", ErrInvalid), "add --role ROLE")
+		}
+		grantee, recipient, err = w.resolveGrantee(opts.To)
+		return grantee, recipient, "", opts.To, err
+	}
+	if opts.To != "" {
+		return "", nil, "", "", WithHint(fmt.Errorf("a grant names a grantee or a role, not both: %w", ErrInvalid), "drop --to, or drop --role and --issuer")
+	}
+	if err := consent.ValidateCredentialRole(opts.Role); err != nil {
+		return "", nil, "", "", fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if strings.TrimSpace(opts.Issuer) == "" {
+		return "", nil, "", "", WithHint(fmt.Errorf("a role grant needs the credential issuer: %w", ErrInvalid), "pass --issuer CONTACT")
+	}
+	if issuer, err = w.resolveID(opts.Issuer); err != nil {
+		return "", nil, "", "", err
+	}
+	if opts.TimeBox < 0 || opts.TimeBox > consent.MaxTimeBox*time.Second || opts.TimeBox > 0 && opts.TimeBox < time.Minute {
+		return "", nil, "", "", WithHint(fmt.Errorf("time box %s is out of range: %w", opts.TimeBox, ErrInvalid), "give 1m to 168h, e.g. --max 4h")
+	}
+	if opts.TimeBox > 0 && !consent.PurposeCovers(consent.PurposeEmergency, opts.Purpose) {
+		return "", nil, "", "", fmt.Errorf("an emergency grant is for purpose %s: %w", consent.PurposeEmergency, ErrInvalid)
+	}
+	grantee, recipient, err = w.roleRecipient(issuer, opts.Role)
+	return grantee, recipient, issuer, opts.Role + " credentialed by " + opts.Issuer, err
 }
 
 // resolveGrantee finds the grantee's ID and age recipient: from the
@@ -295,6 +343,7 @@ func (w *Wallet) grantInfo(v *consent.View, g *consent.GrantInfo, now time.Time)
 		Records: g.Records, All: g.All, Scopes: g.Scopes, Purpose: p,
 		Created: consent.TimeOf(g.Time), NotBefore: consent.TimeOf(g.NotBefore),
 		WrappedKeys: len(g.Keys), Given: g.Author == w.ID(),
+		Role: g.Role, Issuer: g.Issuer, IssuerName: w.NameOf(g.Issuer), TimeBox: time.Duration(g.TimeBox) * time.Second,
 	}
 	if g.Expires != 0 {
 		gi.Expires = consent.TimeOf(g.Expires)
@@ -324,7 +373,7 @@ func (w *Wallet) Grants(ctx context.Context) ([]GrantInfo, error) {
 	out := []GrantInfo{}
 	l.View(func(v *consent.View) {
 		for _, g := range v.Grants() {
-			if g.Author == w.ID() || g.Grantee == w.ID() {
+			if g.Author == w.ID() || w.reaches(v, g) {
 				out = append(out, w.grantInfo(v, g, now))
 			}
 		}

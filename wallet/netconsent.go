@@ -149,6 +149,8 @@ type ImportedRecord struct {
 	File   string
 	Size   int64
 	Format string
+	// BreakGlass is the break-glass entry of an emergency import.
+	BreakGlass consent.Hash
 }
 
 // Import fetches the records of grants made to this wallet: for each
@@ -190,8 +192,21 @@ func (w *Wallet) Import(ctx context.Context, o ImportOptions) ([]ImportedRecord,
 	}
 	var out []ImportedRecord
 	for _, g := range grants {
+		op := opener{recipient: w.ID(), key: id.Age}
+		if g.IsRole() {
+			l, _, err := w.openLedger(false)
+			if err != nil {
+				return out, err
+			}
+			l.View(func(v *consent.View) {
+				if k, _ := w.heldRoleKey(v, g, id.Age); k != nil {
+					op = opener{recipient: g.Grantee, key: k}
+				}
+			})
+			l.Close()
+		}
 		for _, wk := range g.Keys {
-			rec, err := w.importRecord(ctx, c, id, g, wk, o)
+			rec, err := w.importRecord(ctx, c, op, g, wk, o)
 			if err != nil {
 				return out, err
 			}
@@ -221,8 +236,13 @@ func (w *Wallet) importGrants(o ImportOptions) ([]*consent.GrantInfo, error) {
 				ferr = err
 				return
 			}
-			if g.Grantee != w.ID() {
+			if !w.reaches(v, g) {
 				ferr = fmt.Errorf("grant %s is not made to you: %w", g.ID.String()[:12], ErrDenied)
+				return
+			}
+			if g.IsEmergency() {
+				ferr = WithHint(fmt.Errorf("grant %s is an emergency grant: %w", g.ID.String()[:12], ErrDenied),
+					"in an emergency, run 'medwallet import --emergency --patient ID --reason TEXT'")
 				return
 			}
 			out = append(out, g)
@@ -234,7 +254,7 @@ func (w *Wallet) importGrants(o ImportOptions) ([]*consent.GrantInfo, error) {
 			return
 		}
 		for _, g := range v.Grants() {
-			if g.Author == from.Card.ID && g.Grantee == w.ID() && !v.Revoked(g.ID) &&
+			if g.Author == from.Card.ID && w.reaches(v, g) && !g.IsEmergency() && !v.Revoked(g.ID) &&
 				g.NotBefore <= now && (g.Expires == 0 || now < g.Expires) {
 				out = append(out, g)
 			}
@@ -246,16 +266,42 @@ func (w *Wallet) importGrants(o ImportOptions) ([]*consent.GrantInfo, error) {
 	return out, ferr
 }
 
-func (w *Wallet) importRecord(ctx context.Context, c *client.Client, id *Identity, g *consent.GrantInfo, wk consent.WrappedKey, o ImportOptions) (ImportedRecord, error) {
+// opener is how this wallet opens a grant's keys and manifest copies: as
+// itself, or through a role key; with a break-glass entry for an
+// emergency grant.
+type opener struct {
+	recipient  consent.ID // the grant's grantee: this wallet, or a role ID
+	key        age.Identity
+	breakGlass consent.Hash
+}
+
+// reaches reports whether grant g is made to this wallet, directly or to a
+// role it holds a credential for (in any state: peers judge validity).
+func (w *Wallet) reaches(v *consent.View, g *consent.GrantInfo) bool {
+	if g.Grantee == w.ID() {
+		return true
+	}
+	if !g.IsRole() {
+		return false
+	}
+	for _, c := range v.CredentialsOf(w.ID()) {
+		if c.Issuer == g.Issuer && c.Role == g.Role && c.RoleID == g.Grantee {
+			return true
+		}
+	}
+	return false
+}
+
+func (w *Wallet) importRecord(ctx context.Context, c *client.Client, op opener, g *consent.GrantInfo, wk consent.WrappedKey, o ImportOptions) (ImportedRecord, error) {
 	ownerPub, err := g.Author.PublicKey()
 	if err != nil {
 		return ImportedRecord{}, err
 	}
-	key, err := unwrapKey(wk.Key, id.Age)
+	key, err := unwrapKey(wk.Key, op.key)
 	if err != nil {
 		return ImportedRecord{}, fmt.Errorf("record %s: the wrapped key does not open: %w", wk.Record, ErrVerify)
 	}
-	m, err := w.grantedManifest(ctx, c, g.Author, ownerPub, wk.Record, id.Age)
+	m, err := w.grantedManifest(ctx, c, g.Author, ownerPub, wk.Record, op)
 	if errors.Is(err, ErrNotFound) && w.grantRevoked(g.ID) {
 		// A rotation after the revocation removed our manifest copy: the
 		// peers would refuse us anyway, so say why.
@@ -267,7 +313,7 @@ func (w *Wallet) importRecord(ctx context.Context, c *client.Client, id *Identit
 	if m.Key != key.String() {
 		return ImportedRecord{}, fmt.Errorf("record %s: the manifest's key differs from the one in the grant: %w", wk.Record, ErrVerify)
 	}
-	access := client.Access{Owner: g.Author, Record: wk.Record, Scope: g.Scopes[0], Purpose: g.Purpose}
+	access := client.Access{Owner: g.Author, Record: wk.Record, Scope: g.Scopes[0], Purpose: g.Purpose, BreakGlass: op.breakGlass}
 	getter := c.Getter(access)
 	name := filepath.Join(o.OutDir, wk.Record+extension(m.Metadata))
 	f, err := os.CreateTemp(o.OutDir, ".import-*")
@@ -293,7 +339,7 @@ func (w *Wallet) importRecord(ctx context.Context, c *client.Client, id *Identit
 		return ImportedRecord{}, err
 	}
 	return ImportedRecord{Grant: g.ID, Owner: g.Author, Record: wk.Record, File: name,
-		Size: m.Metadata.Size, Format: m.Metadata.Format}, nil
+		Size: m.Metadata.Size, Format: m.Metadata.Format, BreakGlass: op.breakGlass}, nil
 }
 
 // grantRevoked reports whether the local ledger holds a revocation of g.
@@ -310,17 +356,21 @@ func (w *Wallet) grantRevoked(g consent.Hash) bool {
 
 // grantedManifest finds and checks the copy of a record's manifest that
 // its owner encrypted to this wallet.
-func (w *Wallet) grantedManifest(ctx context.Context, c *client.Client, owner consent.ID, ownerPub ed25519.PublicKey, record string, me age.Identity) (*vault.Manifest, error) {
-	copies, err := c.ListManifests(ctx, owner, record)
+func (w *Wallet) grantedManifest(ctx context.Context, c *client.Client, owner consent.ID, ownerPub ed25519.PublicKey, record string, op opener) (*vault.Manifest, error) {
+	var role consent.ID
+	if op.recipient != w.ID() {
+		role = op.recipient
+	}
+	copies, err := c.ListManifestsFor(ctx, owner, record, role)
 	if err != nil {
 		return nil, err
 	}
 	var lastErr error = fmt.Errorf("record %s: no peer holds its manifest for you: %w", record, ErrNotFound)
 	for _, cp := range copies {
-		if cp.Recipient != w.ID() {
+		if cp.Recipient != op.recipient {
 			continue
 		}
-		m, err := vault.DecryptManifest(cp.Envelope, ownerPub, me)
+		m, err := vault.DecryptManifest(cp.Envelope, ownerPub, op.key)
 		if err != nil {
 			lastErr = fmt.Errorf("record %s: a manifest copy does not verify: %w: %w", record, ErrVerify, err)
 			continue

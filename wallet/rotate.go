@@ -86,6 +86,11 @@ func (w *Wallet) Rotate(ctx context.Context, grantRef string) (RotateResult, err
 	}
 	for _, og := range others {
 		opts := GrantOptions{To: string(og.Grantee), All: og.All, Scopes: og.Scopes, Purpose: og.Purpose.Code}
+		if og.Role != "" {
+			// A role grant is re-issued to the role (its key is the
+			// issuer's current role key), with its time box.
+			opts.To, opts.Role, opts.Issuer, opts.TimeBox = "", og.Role, string(og.Issuer), og.TimeBox
+		}
 		if !og.Expires.IsZero() {
 			opts.Expires = og.Expires.UTC().Format(time.RFC3339)
 		}
