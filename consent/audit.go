@@ -40,6 +40,7 @@ type AuditReport struct {
 	Accesses     int       `json:"accesses"`
 	Allowed      int       `json:"allowed"`
 	Denied       int       `json:"denied"`
+	Emergency    int       `json:"emergency"` // allowed accesses with reason emergency (break-glass)
 	Equivocators []ID      `json:"equivocators"`
 	Findings     []Finding `json:"findings"`
 }
@@ -127,9 +128,10 @@ func AuditLedger(entries []*Entry) *AuditReport {
 	}
 	rep.Grants = len(full.grants)
 	for _, a := range full.Authors() {
-		// One as-of view per owner, extended entry by entry while the
-		// decider's feed is walked in order: linear in the usual case.
-		cache := map[ID]*asOfView{}
+		// One as-of view per owner (and set of other feeds named), extended
+		// entry by entry while the decider's feed is walked in order:
+		// linear in the usual case.
+		cache := map[string]*asOfView{}
 		for _, e := range full.Feed(a) {
 			switch e.Kind {
 			case KindRevoke:
@@ -150,10 +152,13 @@ type asOfView struct {
 }
 
 // extend grows the view to the given prefix lengths, or reports false if
-// that would mean shrinking it.
+// that would mean shrinking it. A feed the view holds entries of but want
+// does not name counts as a prefix of length 0: an access entry that names
+// no issuer head must not be judged on an issuer's feed that an earlier
+// access entry named.
 func (a *asOfView) extend(full *View, want map[ID]int) bool {
-	for id, n := range want {
-		if n < a.n[id] {
+	for id, n := range a.n {
+		if want[id] < n {
 			return false
 		}
 	}
@@ -180,12 +185,15 @@ func dedupe(es []*Entry) []*Entry {
 	return out
 }
 
-func auditAccess(full *View, e *Entry, rep *AuditReport, cache map[ID]*asOfView) {
+func auditAccess(full *View, e *Entry, rep *AuditReport, cache map[string]*asOfView) {
 	rep.Accesses++
 	body, _ := e.DecodedBody()
 	ab := body.(*AccessBody)
 	if ab.Allow {
 		rep.Allowed++
+		if ab.Reason == ReasonEmergency {
+			rep.Emergency++
+		}
 	} else {
 		rep.Denied++
 	}
@@ -228,9 +236,10 @@ func auditAccess(full *View, e *Entry, rep *AuditReport, cache map[ID]*asOfView)
 	rep.Findings = append(rep.Findings, f)
 }
 
-// ErrUnknownHead reports an access entry whose owner head is not part of
-// the owner's feed.
-var ErrUnknownHead = errors.New("owner head in access entry is not in the owner's feed")
+// ErrUnknownHead reports an access entry naming a head (of the owner's,
+// the requester's or the issuer's feed) that is not part of that feed. The
+// error returned wraps it with the head's role ("owner head: ...").
+var ErrUnknownHead = errors.New("head in access entry is not in its feed")
 
 // DecideAsOf re-runs Decide for access entry e (carrying req) on the view
 // as of e, built from full (see AuditLedger).
@@ -238,7 +247,7 @@ func DecideAsOf(full *View, e *Entry, req *Request) (Decision, error) {
 	return decideAsOf(full, e, req, nil)
 }
 
-func decideAsOf(full *View, e *Entry, req *Request, cache map[ID]*asOfView) (Decision, error) {
+func decideAsOf(full *View, e *Entry, req *Request, cache map[string]*asOfView) (Decision, error) {
 	body, err := e.DecodedBody()
 	if err != nil {
 		return Decision{}, err
@@ -251,20 +260,20 @@ func decideAsOf(full *View, e *Entry, req *Request, cache map[ID]*asOfView) (Dec
 	// the head it names, the decider's before e, and, when named, the
 	// requester's and the credential issuer's.
 	want := map[ID]int{e.Author: int(e.Seq - 1)}
-	prefix := func(author ID, h Head) error {
+	prefix := func(role string, author ID, h Head) error {
 		f := full.feeds[author]
 		if h.Seq == 0 {
 			if !h.Hash.IsZero() {
-				return ErrUnknownHead
+				return fmt.Errorf("%s head: %w", role, ErrUnknownHead)
 			}
 			return nil
 		}
 		if f == nil || h.Seq > uint64(len(f.entries)) || f.hashes[h.Seq-1] != h.Hash {
-			return ErrUnknownHead
+			return fmt.Errorf("%s head: %w", role, ErrUnknownHead)
 		}
 		if author == e.Author {
 			if h.Seq > e.Seq-1 {
-				return ErrUnknownHead
+				return fmt.Errorf("%s head: %w", role, ErrUnknownHead)
 			}
 			return nil
 		}
@@ -273,41 +282,55 @@ func decideAsOf(full *View, e *Entry, req *Request, cache map[ID]*asOfView) (Dec
 		}
 		return nil
 	}
-	if err := prefix(req.Owner, ab.OwnerHead); err != nil {
+	if err := prefix("owner", req.Owner, ab.OwnerHead); err != nil {
 		return Decision{}, err
 	}
 	if ab.RequesterHead != nil {
-		if err := prefix(req.Requester, *ab.RequesterHead); err != nil {
+		if err := prefix("requester", req.Requester, *ab.RequesterHead); err != nil {
 			return Decision{}, err
 		}
 	}
 	if ab.IssuerHead != nil {
-		if err := prefix(ab.Issuer, *ab.IssuerHead); err != nil {
+		if err := prefix("issuer", ab.Issuer, *ab.IssuerHead); err != nil {
 			return Decision{}, err
 		}
 	}
-	a := cache[req.Owner]
+	// Access entries that name the same feeds share a cached view.
+	key := string(req.Owner)
+	if ab.RequesterHead != nil {
+		key += "|r:" + string(req.Requester)
+	}
+	if ab.IssuerHead != nil {
+		key += "|i:" + string(ab.Issuer)
+	}
+	a := cache[key]
 	if a == nil || !a.extend(full, want) {
 		a = &asOfView{v: NewView(), n: map[ID]int{}}
 		a.extend(full, want)
 		if cache != nil {
-			cache[req.Owner] = a
+			cache[key] = a
 		}
 	}
 	return Decide(a.v, req, TimeOf(e.Time)), nil
 }
 
 // Disclosure is one line of the accounting of disclosures (45 CFR 164.528):
-// an allowed access to one of the owner's records.
+// an allowed access to one of the owner's records. Emergency marks an
+// access allowed by an emergency (break-glass) grant; BreakGlass is the
+// break-glass entry the request named and Credential the requester's
+// credential the decider relied on (for a role grant).
 type Disclosure struct {
-	Time      int64  `json:"time"`      // when the decider allowed it (Unix seconds)
-	Recipient ID     `json:"recipient"` // the requester
-	Record    string `json:"record"`
-	Scope     string `json:"scope"`
-	Purpose   string `json:"purpose"`
-	Decider   ID     `json:"decider"`
-	Grant     Hash   `json:"grant"`
-	Entry     Hash   `json:"entry"` // the access entry
+	Time       int64  `json:"time"`      // when the decider allowed it (Unix seconds)
+	Recipient  ID     `json:"recipient"` // the requester
+	Record     string `json:"record"`
+	Scope      string `json:"scope"`
+	Purpose    string `json:"purpose"`
+	Decider    ID     `json:"decider"`
+	Grant      Hash   `json:"grant"`
+	Entry      Hash   `json:"entry"` // the access entry
+	Emergency  bool   `json:"emergency,omitempty"`
+	BreakGlass Hash   `json:"break_glass,omitzero"`
+	Credential Hash   `json:"credential,omitzero"`
 }
 
 // Disclosures lists the allowed accesses to owner's records logged in the
@@ -335,6 +358,7 @@ func Disclosures(v *View, owner ID, since time.Time) []Disclosure {
 			out = append(out, Disclosure{
 				Time: e.Time, Recipient: r.Requester, Record: r.Record, Scope: r.Scope,
 				Purpose: r.Purpose, Decider: e.Author, Grant: ab.Grant, Entry: f.hashes[i],
+				Emergency: ab.Reason == ReasonEmergency, BreakGlass: r.BreakGlass, Credential: ab.Credential,
 			})
 		}
 	}
@@ -344,5 +368,82 @@ func Disclosures(v *View, owner ID, since time.Time) []Disclosure {
 		}
 		return string(out[i].Entry[:]) < string(out[j].Entry[:])
 	})
+	return out
+}
+
+// EmergencyAccess sums up one break-glass entry naming an owner, for the
+// owner's review: who broke the glass, when, on which emergency grant,
+// until when the time box runs, what the peers allowed and denied under
+// it, and the owner's review if any.
+type EmergencyAccess struct {
+	BreakGlass Hash  `json:"break_glass"` // the break-glass entry
+	Requester  ID    `json:"requester"`   // its author
+	Grant      Hash  `json:"grant"`       // the emergency grant it invokes
+	Time       int64 `json:"time"`        // the break-glass entry's time (Unix seconds)
+	// Until is the end of the time box: the requester's first break-glass
+	// time for the grant plus the grant's time box; 0 if the view holds no
+	// emergency grant of the owner's with that ID.
+	Until       int64  `json:"until"`
+	Accesses    int    `json:"accesses"`     // allowed access entries whose request names it
+	Denied      int    `json:"denied"`       // denied access entries whose request names it
+	FirstAccess int64  `json:"first_access"` // time of the first allowed one; 0 if none
+	Review      string `json:"review"`       // "", ReviewOK or ReviewDispute: the owner's latest review
+	ReviewEntry Hash   `json:"review_entry,omitzero"`
+}
+
+// EmergencyAccesses lists the break-glass entries in v that name owner,
+// oldest first, each with the access entries whose request names it and
+// the owner's review. It is pure: the wallet decides which are unreviewed.
+func EmergencyAccesses(v *View, owner ID) []EmergencyAccess {
+	out := []EmergencyAccess{}
+	index := map[Hash]int{}
+	for _, b := range v.BreakGlasses() {
+		if b.Owner != owner {
+			continue
+		}
+		ea := EmergencyAccess{BreakGlass: b.ID, Requester: b.Author, Grant: b.Grant, Time: b.Time}
+		if g, ok := v.Grant(b.Grant); ok && g.Author == owner && g.IsEmergency() {
+			if first, ok := v.FirstBreakGlass(b.Author, b.Grant); ok {
+				ea.Until = first.Time + g.TimeBox
+			}
+		}
+		if r, ok := v.Review(b.ID); ok {
+			ea.Review, ea.ReviewEntry = r.Outcome, r.ID
+		}
+		index[b.ID] = len(out)
+		out = append(out, ea)
+	}
+	if len(out) == 0 {
+		return out
+	}
+	for _, a := range v.Authors() {
+		for _, e := range v.feeds[a].entries {
+			if e.Kind != KindAccess {
+				continue
+			}
+			body, err := e.DecodedBody()
+			if err != nil {
+				continue
+			}
+			ab := body.(*AccessBody)
+			r, err := DecodeRequest(ab.Request)
+			if err != nil || r.BreakGlass.IsZero() {
+				continue
+			}
+			i, ok := index[r.BreakGlass]
+			if !ok {
+				continue
+			}
+			ea := &out[i]
+			if !ab.Allow {
+				ea.Denied++
+				continue
+			}
+			ea.Accesses++
+			if ea.FirstAccess == 0 || e.Time < ea.FirstAccess {
+				ea.FirstAccess = e.Time
+			}
+		}
+	}
 	return out
 }
