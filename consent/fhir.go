@@ -165,10 +165,15 @@ type fhirAuditEvent struct {
 }
 
 type fhirAuditAgent struct {
-	Type      fhirConcept   `json:"type"`
-	Who       fhirReference `json:"who"`
-	Requestor bool          `json:"requestor"`
+	Type         fhirConcept   `json:"type"`
+	Who          fhirReference `json:"who"`
+	Requestor    bool          `json:"requestor"`
+	PurposeOfUse []fhirConcept `json:"purposeOfUse,omitempty"`
 }
+
+// PurposeBreakGlass is the HL7 v3 PurposeOfUse code of an emergency
+// override ("break the glass"), a specialisation of ETREAT.
+const PurposeBreakGlass = "BTG"
 
 type fhirAuditSource struct {
 	Observer fhirReference `json:"observer"`
@@ -199,6 +204,17 @@ type fhirBundleEntry struct {
 // outcome 0 (success), purposeOfEvent from the request, the recipient as
 // the requesting agent, the deciding peer as the source's observer, and the
 // record as the entity. name resolves IDs to display names ("" for none).
+//
+// An emergency (break-glass) disclosure keeps the request's purpose
+// (ETREAT) as purposeOfEvent and adds, on the requesting agent,
+// purposeOfUse with the request's purpose and the v3-ActReason code BTG
+// ("break the glass"). This follows the FHIR R4 AuditEvent model, where
+// purposeOfEvent is the reason of the event and agent.purposeOfUse the
+// purposes the agent asserted (as in the IHE Basic Audit Log Patterns,
+// BALP 1.1, whose access-token patterns copy the asserted PurposeOfUse
+// into agent.purposeOfUse), and the FHIR break-glass AuditEvent example
+// (example-breakglass-start), which codes the emergency as v3-ActReason
+// ETREAT. BTG is the PurposeOfUse code HL7 defines for the override itself.
 func DisclosuresFHIR(ds []Disclosure, name func(ID) string, now time.Time) ([]byte, error) {
 	b := fhirBundle{ResourceType: "Bundle", Type: "collection", Timestamp: now.UTC().Format(time.RFC3339), Total: len(ds), Entry: []fhirBundleEntry{}}
 	for _, d := range ds {
@@ -212,9 +228,10 @@ func DisclosuresFHIR(ds []Disclosure, name func(ID) string, now time.Time) ([]by
 			Outcome:        "0",
 			PurposeOfEvent: []fhirConcept{{Coding: []fhirCoding{purposeCoding(d.Purpose)}}},
 			Agent: []fhirAuditAgent{{
-				Type:      fhirConcept{Coding: []fhirCoding{{System: "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", Code: "IRCP", Display: "information recipient"}}},
-				Who:       *idRef(d.Recipient, name(d.Recipient)),
-				Requestor: true,
+				Type:         fhirConcept{Coding: []fhirCoding{{System: "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", Code: "IRCP", Display: "information recipient"}}},
+				Who:          *idRef(d.Recipient, name(d.Recipient)),
+				Requestor:    true,
+				PurposeOfUse: emergencyPurposes(d),
 			}},
 			Source: fhirAuditSource{
 				Observer: *idRef(d.Decider, name(d.Decider)),
@@ -229,4 +246,17 @@ func DisclosuresFHIR(ds []Disclosure, name func(ID) string, now time.Time) ([]by
 		b.Entry = append(b.Entry, fhirBundleEntry{FullURL: "urn:medwallet:entry:" + d.Entry.String(), Resource: ev})
 	}
 	return json.MarshalIndent(b, "", "  ")
+}
+
+// emergencyPurposes is the requesting agent's purposeOfUse for an
+// emergency disclosure (see DisclosuresFHIR), nil otherwise.
+func emergencyPurposes(d Disclosure) []fhirConcept {
+	if !d.Emergency {
+		return nil
+	}
+	out := []fhirConcept{{Coding: []fhirCoding{purposeCoding(d.Purpose)}}}
+	if d.Purpose != PurposeBreakGlass {
+		out = append(out, fhirConcept{Coding: []fhirCoding{purposeCoding(PurposeBreakGlass)}})
+	}
+	return out
 }
