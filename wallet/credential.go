@@ -197,23 +197,31 @@ func (w *Wallet) IssueCredential(ctx context.Context, o CredentialOptions) (Cred
 	return out, nil
 }
 
-// appendAndPublish signs one entry on the wallet's feed, calls fn with the
-// view that holds it, then, with a network, pushes the feed. An error
-// after the entry is signed says it is not yet on the network.
-func (w *Wallet) appendAndPublish(ctx context.Context, kind consent.Kind, body any, fn func(*consent.View, *consent.Entry)) error {
+// appendEntry signs one entry on the wallet's feed and calls fn with the
+// view that holds it.
+func (w *Wallet) appendEntry(kind consent.Kind, body any, fn func(*consent.View, *consent.Entry)) (*consent.Entry, error) {
 	l, s, err := w.openLedger(true)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	defer l.Close()
 	e, err := l.Append(s, w.Now(), kind, body)
 	if err != nil {
-		l.Close()
-		return fmt.Errorf("writing the %s entry: %w", kind, err)
+		return nil, fmt.Errorf("writing the %s entry: %w", kind, err)
 	}
 	if fn != nil {
 		l.View(func(v *consent.View) { fn(v, e) })
 	}
-	l.Close()
+	return e, nil
+}
+
+// appendAndPublish is appendEntry, then, with a network, a push of the
+// feed. An error after the entry is signed says it is not yet on the
+// network.
+func (w *Wallet) appendAndPublish(ctx context.Context, kind consent.Kind, body any, fn func(*consent.View, *consent.Entry)) error {
+	if _, err := w.appendEntry(kind, body, fn); err != nil {
+		return err
+	}
 	if !w.HasNetwork() {
 		return nil
 	}

@@ -139,6 +139,10 @@ type ImportOptions struct {
 	OutDir string
 	// Progress receives plaintext byte counts.
 	Progress vault.Progress
+	// Emergency, instead of Grant or From, imports Patient's records under
+	// their emergency policy, declaring Reason on the ledger first.
+	Emergency       bool
+	Patient, Reason string
 }
 
 // ImportedRecord is one record written by Import.
@@ -160,7 +164,12 @@ type ImportedRecord struct {
 // verifies every block and decrypts into OutDir. Files are never
 // overwritten.
 func (w *Wallet) Import(ctx context.Context, o ImportOptions) ([]ImportedRecord, error) {
-	if (o.Grant == "") == (o.From == "") {
+	switch {
+	case o.Emergency && (o.Grant != "" || o.From != ""):
+		return nil, WithHint(fmt.Errorf("an emergency import names a patient, not a grant or a contact: %w", ErrInvalid), "pass --patient ID --reason TEXT")
+	case !o.Emergency && (o.Patient != "" || o.Reason != ""):
+		return nil, WithHint(fmt.Errorf("--patient and --reason go with --emergency: %w", ErrInvalid), "add --emergency, or name a grant")
+	case !o.Emergency && (o.Grant == "") == (o.From == ""):
 		return nil, WithHint(fmt.Errorf("name a grant or a contact: %w", ErrInvalid), "pass GRANT_ID or --from CONTACT")
 	}
 	c, err := w.Dial(ctx)
@@ -175,6 +184,9 @@ func (w *Wallet) Import(ctx context.Context, o ImportOptions) ([]ImportedRecord,
 	// network, so that others can address grants to our ID.
 	if err := w.Publish(ctx, c); err != nil {
 		return nil, err
+	}
+	if o.Emergency {
+		return w.importEmergency(ctx, c, o)
 	}
 	grants, err := w.importGrants(o)
 	if err != nil {
@@ -424,7 +436,16 @@ type AccessInfo struct {
 	Allow         bool
 	Reason        consent.Reason
 	Grant         consent.Hash
+	// Emergency accesses: the break-glass entry the request named, its
+	// stated reason (decrypted) and, for an allow, the end of the time box.
+	BreakGlass      consent.Hash
+	EmergencyReason string
+	Until           time.Time
 }
+
+// Emergency reports whether the access was made under an emergency
+// (break-glass) declaration.
+func (a AccessInfo) Emergency() bool { return !a.BreakGlass.IsZero() }
 
 // AccessLog lists every logged decision on requests for this wallet's
 // records, oldest first, from the local ledger (pull first to see the
@@ -435,6 +456,25 @@ func (w *Wallet) AccessLog(ctx context.Context) ([]AccessInfo, error) {
 		return nil, err
 	}
 	defer l.Close()
+	var me age.Identity
+	if id, err := w.Identity(); err == nil {
+		me = id.Age
+	}
+	opened := map[consent.Hash]string{}
+	// reasons decrypts a break-glass reason once per entry.
+	reasons := func(v *consent.View, h consent.Hash) string {
+		if s, ok := opened[h]; ok {
+			return s
+		}
+		s := ""
+		if b, ok := v.BreakGlass(h); ok && me != nil {
+			if p, err := decryptWith(b.Reason, me, consent.MaxReasonSize); err == nil {
+				s = string(p)
+			}
+		}
+		opened[h] = s
+		return s
+	}
 	var out []AccessInfo
 	l.View(func(v *consent.View) {
 		for _, a := range v.Authors() {
@@ -451,9 +491,16 @@ func (w *Wallet) AccessLog(ctx context.Context) ([]AccessInfo, error) {
 				if err != nil || r.Owner != w.ID() {
 					continue
 				}
-				out = append(out, AccessInfo{Entry: e.Hash(), Time: consent.TimeOf(e.Time), Decider: e.Author,
+				ai := AccessInfo{Entry: e.Hash(), Time: consent.TimeOf(e.Time), Decider: e.Author,
 					Requester: r.Requester, RequesterName: w.NameOf(r.Requester), Record: r.Record, Scope: r.Scope,
-					Purpose: r.Purpose, Allow: ab.Allow, Reason: ab.Reason, Grant: ab.Grant})
+					Purpose: r.Purpose, Allow: ab.Allow, Reason: ab.Reason, Grant: ab.Grant, BreakGlass: r.BreakGlass}
+				if ab.Until != 0 {
+					ai.Until = consent.TimeOf(ab.Until)
+				}
+				if !r.BreakGlass.IsZero() {
+					ai.EmergencyReason = reasons(v, r.BreakGlass)
+				}
+				out = append(out, ai)
 			}
 		}
 	})
