@@ -106,6 +106,124 @@ func TestFeedVectors(t *testing.T) {
 	}
 }
 
+// bodyKinds maps kind names to the Go type DecodedBody returns.
+var bodyKinds = map[string]func(any) bool{
+	"identity":     func(b any) bool { _, ok := b.(*consent.IdentityBody); return ok },
+	"anchor":       func(b any) bool { _, ok := b.(*consent.AnchorBody); return ok },
+	"grant":        func(b any) bool { _, ok := b.(*consent.Grant); return ok },
+	"revoke":       func(b any) bool { _, ok := b.(*consent.RevokeBody); return ok },
+	"access":       func(b any) bool { _, ok := b.(*consent.AccessBody); return ok },
+	"equivocation": func(b any) bool { _, ok := b.(*consent.EquivocationProof); return ok },
+	"credential":   func(b any) bool { _, ok := b.(*consent.CredentialBody); return ok },
+	"break-glass":  func(b any) bool { _, ok := b.(*consent.BreakGlassBody); return ok },
+	"review":       func(b any) bool { _, ok := b.(*consent.ReviewBody); return ok },
+}
+
+func decodeCase(t *testing.T, c vectors.VectorCase) []*consent.Entry {
+	t.Helper()
+	var out []*consent.Entry
+	for _, h := range c.Entries {
+		b, err := hex.DecodeString(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := consent.DecodeEntry(b)
+		if err != nil {
+			t.Fatalf("%s: %v", c.Name, err)
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// TestFeedVectorKinds: every entry of a valid feed has the kind the vector
+// names and decodes into that kind's body type, and the valid vectors
+// cover every kind.
+func TestFeedVectorKinds(t *testing.T) {
+	seen := map[string]bool{}
+	for _, c := range loadVectors(t, "feeds.json").Cases {
+		if !c.Valid {
+			continue
+		}
+		es := decodeCase(t, c)
+		if len(c.Kinds) != len(es) {
+			t.Fatalf("%s: %d kinds for %d entries", c.Name, len(c.Kinds), len(es))
+		}
+		for i, e := range es {
+			if e.Kind.String() != c.Kinds[i] {
+				t.Errorf("%s entry %d: kind %s, vector says %s", c.Name, i+1, e.Kind, c.Kinds[i])
+			}
+			body, err := e.DecodedBody()
+			if err != nil {
+				t.Fatalf("%s entry %d: %v", c.Name, i+1, err)
+			}
+			if is := bodyKinds[c.Kinds[i]]; is == nil || !is(body) {
+				t.Errorf("%s entry %d: body %T for kind %s", c.Name, i+1, body, c.Kinds[i])
+			}
+			seen[c.Kinds[i]] = true
+		}
+	}
+	for k := range bodyKinds {
+		if !seen[k] {
+			t.Errorf("no valid vector holds a %s entry", k)
+		}
+	}
+}
+
+// TestEmergencyVectors: the credential, break-glass and emergency feeds
+// audit clean together, and the emergency access in them is what Decide
+// gives as of that entry.
+func TestEmergencyVectors(t *testing.T) {
+	cases := map[string]vectors.VectorCase{}
+	for _, c := range loadVectors(t, "feeds.json").Cases {
+		cases[c.Name] = c
+	}
+	var entries []*consent.Entry
+	for _, name := range []string{"valid-credential", "valid-break-glass", "valid-emergency"} {
+		c, ok := cases[name]
+		if !ok {
+			t.Fatalf("no %s vector", name)
+		}
+		entries = append(entries, decodeCase(t, c)...)
+	}
+	rep := consent.AuditLedger(entries)
+	if !rep.OK() || len(rep.Findings) != 0 || rep.Emergency != 1 || rep.Allowed != 2 || rep.Feeds != 3 {
+		t.Fatalf("audit = %+v", rep)
+	}
+	v := consent.NewView()
+	for _, e := range entries {
+		if _, err := v.Ingest(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var access *consent.Entry
+	for _, e := range entries {
+		if e.Kind == consent.KindAccess {
+			access = e // the last one: the emergency allow
+		}
+	}
+	body, _ := access.DecodedBody()
+	ab := body.(*consent.AccessBody)
+	req, err := consent.DecodeRequest(ab.Request)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := consent.DecideAsOf(v, access, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !d.Allow || d.Reason != consent.ReasonEmergency || d.Grant != ab.Grant || d.Credential != ab.Credential || d.Until != ab.Until {
+		t.Fatalf("DecideAsOf = %+v, logged %+v", d, ab)
+	}
+	bg, ok := v.BreakGlass(req.BreakGlass)
+	if !ok || bg.Author != req.Requester {
+		t.Fatal("the request's break-glass entry is not the requester's")
+	}
+	if r, ok := v.Review(req.BreakGlass); !ok || r.Outcome != consent.ReviewOK {
+		t.Fatalf("review = %+v", r)
+	}
+}
+
 func TestRequestVectors(t *testing.T) {
 	for _, c := range loadVectors(t, "requests.json").Cases {
 		t.Run(c.Name, func(t *testing.T) {

@@ -131,12 +131,51 @@ func main() {
 	}
 	nonCanon := append(append(append([]byte(nil), enc[:i+1]...), 0x18, 0x01), enc[i+2:]...)
 
+	// Emergency access. Mercy (an issuer) credentials frank as an
+	// emergency physician; alice, after the entries above, grants that
+	// role an emergency grant with a 4-hour time box; frank breaks the
+	// glass; alice's feed logs the emergency allow of frank's request
+	// naming it (with the requester's and issuer's heads), then her review.
+	mercy, frank := newActor("mercy"), newActor("frank")
+	erRole := newActor("mercy emergency-physician role")
+	const role = "emergency-physician"
+	m1 := entry(mercy, consent.Head{}, 0, consent.KindIdentity, &consent.IdentityBody{
+		AgeRecipient: "age1ln4ghscmm9u2wfwnjlgh4qzr9rnh6v8xy6mqvjgwj7u0gh6gqs3qu2jvd6", Role: "issuer"})
+	m2 := entry(mercy, m1.Head(), 1, consent.KindCredential, &consent.CredentialBody{
+		Subject: frank.s.ID(), Role: role, RoleID: erRole.s.ID(), NotBefore: base.Unix(),
+		Expires: base.Add(365 * 24 * time.Hour).Unix(), Details: []byte("age-encryption.org/v1 opaque credential details"),
+		RoleRecipient: "age1role5g2v9h0jz3l4rpt0pxy9ltzc0ss8f6lqa3k7rj0ez4hgsrqs9w2ye8t"})
+	f1 := entry(frank, consent.Head{}, 0, consent.KindIdentity, &consent.IdentityBody{
+		AgeRecipient: "age1frk2x4y2yd0l3hw6m7t5q4qv8j5ncrkx0wz3wh6h5uzqf6d8sm0q7qj4xv", Role: "clinician"})
+	emGrant := &consent.Grant{
+		Grantee: erRole.s.ID(), Issuer: mercy.s.ID(), Role: role, Records: []string{"rec-7f3a9c2e1b4d"},
+		Scopes: []string{"patient/*.rs"}, Purpose: consent.PurposeEmergency, NotBefore: base.Unix(), TimeBox: 4 * 3600,
+		Keys: []consent.WrappedKey{{Record: "rec-7f3a9c2e1b4d", Key: []byte("age-encryption.org/v1 opaque key wrapped to the role")}},
+	}
+	e6 := entry(alice, e5.Head(), 5, consent.KindGrant, emGrant)
+	f2 := entry(frank, f1.Head(), 6, consent.KindBreakGlass, &consent.BreakGlassBody{
+		Owner: alice.s.ID(), Grant: e6.Hash(), Reason: []byte("age-encryption.org/v1 opaque reason")})
+	bgReq, err := consent.SignRequest(frank.s, consent.Request{
+		Owner: alice.s.ID(), Record: "rec-7f3a9c2e1b4d", Scope: "patient/*.rs", Purpose: consent.PurposeEmergency,
+		Time: base.Add(7 * time.Minute).Unix(), Nonce: []byte("fedcba9876543210"), BreakGlass: f2.Hash(),
+	})
+	check(err)
+	frankHead, mercyHead := f2.Head(), m2.Head()
+	e7 := entry(alice, e6.Head(), 7, consent.KindAccess, &consent.AccessBody{
+		Request: bgReq.Encode(), Allow: true, Reason: consent.ReasonEmergency, Grant: e6.Hash(), OwnerHead: e6.Head(),
+		RequesterHead: &frankHead, Issuer: mercy.s.ID(), IssuerHead: &mercyHead, Credential: m2.Hash(),
+		Until: f2.Time + emGrant.TimeBox})
+	e8 := entry(alice, e7.Head(), 8, consent.KindReview, &consent.ReviewBody{Access: f2.Hash(), Outcome: consent.ReviewOK})
+
 	feedHead := e5.Head()
 	feeds := vectors.VectorFile{
 		Description: "Ledger feeds. Each case lists encoded entries (hex) in the order a verifier receives them, claiming to be feed `feed`. Valid cases must verify to `head`; invalid ones must be refused with `error`.",
-		Keys:        []vectors.VectorKey{alice.key(), bob.key(), carol.key()},
+		Keys:        []vectors.VectorKey{alice.key(), bob.key(), carol.key(), mercy.key(), frank.key(), erRole.key()},
 		Cases: []vectors.VectorCase{
 			{Name: "valid-feed", Description: "identity, anchor, grant, access, revoke", Feed: alice.s.ID(), Entries: hexes(e1, e2, e3, e4, e5), Valid: true, Head: &feedHead},
+			{Name: "valid-credential", Description: "mercy (an issuer) credentials frank as an emergency physician", Feed: mercy.s.ID(), Entries: hexes(m1, m2), Valid: true, Head: ptr(m2.Head())},
+			{Name: "valid-break-glass", Description: "frank breaks the glass on alice's emergency grant (valid-emergency entry 6)", Feed: frank.s.ID(), Entries: hexes(f1, f2), Valid: true, Head: ptr(f2.Head())},
+			{Name: "valid-emergency", Description: "valid-feed, then an emergency role grant, the emergency allow of frank's request naming his break-glass entry (with the requester's and issuer's heads), and alice's review of it", Feed: alice.s.ID(), Entries: hexes(e1, e2, e3, e4, e5, e6, e7, e8), Valid: true, Head: ptr(e8.Head())},
 			{Name: "valid-first-entry", Description: "a feed of one identity entry", Feed: alice.s.ID(), Entries: hexes(e1), Valid: true, Head: ptr(e1.Head())},
 			{Name: "valid-equivocation-proof", Description: "carol's feed carries a proof that alice equivocated at seq 3", Feed: carol.s.ID(), Entries: hexes(c1, c2), Valid: true, Head: ptr(c2.Head())},
 			{Name: "flipped-bit-signature", Description: "bit 0 of signature byte 10 of entry 3 flipped", Feed: alice.s.ID(), Entries: hexes(e1, e2, &flipSig, e4, e5), Error: "bad-signature"},
@@ -155,6 +194,23 @@ func main() {
 		},
 	}
 
+	// Valid cases list the kind of each entry, so that a checker can
+	// confirm it decodes every body into its kind's type.
+	for i, c := range feeds.Cases {
+		if !c.Valid {
+			continue
+		}
+		for _, h := range c.Entries {
+			b, err := hex.DecodeString(h)
+			check(err)
+			e, err := consent.DecodeEntry(b)
+			check(err)
+			_, err = e.DecodedBody()
+			check(err)
+			feeds.Cases[i].Kinds = append(feeds.Cases[i].Kinds, e.Kind.String())
+		}
+	}
+
 	flipReq := *req
 	flipReq.Time ^= 1
 	forged := *req
@@ -164,9 +220,10 @@ func main() {
 	shortNonce.Sig = ed25519.Sign(bob.priv, shortNonce.SignedMessage())
 	requests := vectors.VectorFile{
 		Description: "Access requests (hex). Valid ones decode and verify; invalid ones must be refused with `error`.",
-		Keys:        []vectors.VectorKey{alice.key(), bob.key(), carol.key()},
+		Keys:        []vectors.VectorKey{alice.key(), bob.key(), carol.key(), mercy.key(), frank.key(), erRole.key()},
 		Cases: []vectors.VectorCase{
 			{Name: "valid-request", Description: "bob asks for alice's record", Request: hex.EncodeToString(req.Encode()), Valid: true},
+			{Name: "valid-break-glass-request", Description: "frank asks for alice's record under her emergency grant, naming his break-glass entry (key 9)", Request: hex.EncodeToString(bgReq.Encode()), Valid: true},
 			{Name: "flipped-bit-time", Description: "low bit of the time flipped", Request: hex.EncodeToString(flipReq.Encode()), Error: "bad-signature"},
 			{Name: "wrong-signer", Description: "bob's request signed by carol", Request: hex.EncodeToString(forged.Encode()), Error: "bad-signature"},
 			{Name: "short-nonce", Description: "a 5-byte nonce", Request: hex.EncodeToString(shortNonce.Encode()), Error: "malformed"},

@@ -26,7 +26,9 @@ type VectorKey struct {
 
 // VectorCase is one test vector. Feed is the author whose feed Entries
 // claim to be (empty for request cases). Error is empty for valid cases,
-// else one of the names in VectorErrors.
+// else one of the names in VectorErrors. Kinds names the kind of each
+// entry of a valid feed case ("identity", ..., "credential",
+// "break-glass", "review").
 type VectorCase struct {
 	Name        string        `json:"name"`
 	Description string        `json:"description"`
@@ -36,6 +38,7 @@ type VectorCase struct {
 	Valid       bool          `json:"valid"`
 	Error       string        `json:"error,omitempty"`
 	Head        *consent.Head `json:"head,omitempty"` // head of a valid feed
+	Kinds       []string      `json:"kinds,omitempty"`
 }
 
 // VectorErrors maps the error names used in test vectors to the errors

@@ -20,7 +20,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 ENTRY_CTX = b"medwallet ledger entry v1\n"
 REQUEST_CTX = b"medwallet access request v1\n"
-KINDS = {1, 2, 3, 4, 5, 6}
+KINDS = {1, 2, 3, 4, 5, 6, 7, 8, 9}
+# Body keys of the kinds added with emergency access: (required, optional).
+BODY_KEYS = {
+    7: ({1, 2, 3, 4, 6, 7}, {5}),  # credential
+    8: ({1, 2, 3}, set()),  # break-glass
+    9: ({1, 2}, {3}),  # review
+}
 
 
 class Bad(Exception):
@@ -143,6 +149,14 @@ def check_entry(b):
     body = decode_canonical(e[6])
     if not isinstance(body, dict):
         raise Bad("malformed", "body")
+    if e[5] in BODY_KEYS:
+        required, optional = BODY_KEYS[e[5]]
+        if not required <= set(body) <= required | optional:
+            raise Bad("malformed", "body keys")
+        if e[5] == 8 and len(body[2]) != 32:
+            raise Bad("malformed", "break-glass grant hash")
+        if e[5] == 9 and (len(body[1]) != 32 or body[2] not in ("ok", "dispute")):
+            raise Bad("malformed", "review")
     unsigned = {k: v for k, v in e.items() if k != 7}
     verify_sig(pub, ENTRY_CTX + encode(unsigned), e.get(7, b""))
     return e, hashlib.sha256(b).digest()
@@ -176,8 +190,11 @@ def check_feed(author, hexes):
 
 def check_request(b):
     r = decode_canonical(b)
-    if set(r) != set(range(1, 9)) or not 16 <= len(r[7]) <= 64:
+    # key 9 (the break-glass entry's hash) is optional
+    if not set(range(1, 9)) <= set(r) <= set(range(1, 10)) or not 16 <= len(r[7]) <= 64:
         raise Bad("malformed", "request fields")
+    if 9 in r and len(r[9]) != 32:
+        raise Bad("malformed", "break-glass hash")
     public_key(r[2])
     unsigned = {k: v for k, v in r.items() if k != 8}
     verify_sig(public_key(r[1]), REQUEST_CTX + encode(unsigned), r[8])
