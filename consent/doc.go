@@ -1,6 +1,7 @@
 // Package consent is medwallet's consent ledger: signed, chained entries in
 // one feed per author; grants, revocations and logged accesses; the policy
-// every peer runs (Decide); and the audit an outsider can run offline.
+// every peer runs (Decide); credentials, role grants and emergency
+// (break-glass) access; and the audit an outsider can run offline.
 //
 // The package is pure: no network, and disk only behind the Store
 // interface (boltstore on disk, MemStore in memory).
@@ -19,7 +20,8 @@
 //	2 seq     uint   1 for the author's first entry, then +1
 //	3 prev    bytes  32: SHA-256 of the author's entry seq-1; zeros for seq 1
 //	4 time    uint   Unix seconds; never earlier than prev's time
-//	5 kind    uint   1 identity, 2 anchor, 3 grant, 4 revoke, 5 access, 6 equivocation
+//	5 kind    uint   1 identity, 2 anchor, 3 grant, 4 revoke, 5 access, 6 equivocation,
+//	                 7 credential, 8 break-glass, 9 review
 //	6 body    bytes  the canonical CBOR encoding of the kind's body
 //	7 sig     bytes  64: Ed25519 signature
 //
@@ -35,18 +37,36 @@
 //	anchor        AnchorBody        1 record ID, 2 SHA-256 of the encrypted manifest
 //	grant         Grant             1 grantee, 2 records (sorted, unique) or 3 all=true,
 //	                                4 canonical SMART v2 scopes (sorted, unique), 5 purpose code,
-//	                                6 not-before, 7 expires (absent: none), 8 age-wrapped record keys
-//	revoke        RevokeBody        1 hash of the grant entry (only its author can revoke it)
+//	                                6 not-before, 7 expires (absent: none), 8 age-wrapped record keys,
+//	                                9 issuer and 10 role (a role grant: both or neither; grantee is
+//	                                then the issuer's role ID), 11 time box in seconds (an emergency
+//	                                grant: a role grant for ETREAT; absent: none; at most 7 days)
+//	revoke        RevokeBody        1 hash of the grant or credential entry (only its author, the
+//	                                grantor or the credential's issuer, can revoke it)
 //	access        AccessBody        1 the requester's signed Request (its encoding, verbatim),
 //	                                2 allow (absent: deny), 3 reason, 4 grant relied on,
-//	                                5 head {1 seq, 2 hash} of the owner's feed the decider held
+//	                                5 head {1 seq, 2 hash} of the owner's feed the decider held,
+//	                                6 head of the requester's feed (when the request names a
+//	                                break-glass entry), 7 credential issuer and 8 head of its feed
+//	                                (a decision on a role grant: both or neither), 9 hash of the
+//	                                credential relied on (an allow by a role grant), 10 end of the
+//	                                time box, Unix seconds (present exactly on an emergency allow)
 //	equivocation  EquivocationProof 1, 2: two entry encodings in bytewise order, same author
 //	                                and seq, both validly signed
+//	credential    CredentialBody    1 subject ID, 2 role (2 to 48 of [a-z0-9-], starting with a
+//	                                letter), 3 role ID (the issuer's pseudonymous ID for the role),
+//	                                4 not-before, 5 expires (absent: none), 6 details (age
+//	                                ciphertext to subject and issuer), 7 the role key's age recipient
+//	break-glass   BreakGlassBody    1 owner ID, 2 hash of the owner's emergency grant, 3 reason
+//	                                (age ciphertext to owner and author)
+//	review        ReviewBody        1 hash of the break-glass entry reviewed, 2 outcome ("ok" or
+//	                                "dispute"), 3 note (age ciphertext to the owner; optional)
 //
 // A request is a map: 1 requester, 2 owner, 3 record ID, 4 scope, 5 purpose,
 // 6 time (Unix seconds), 7 nonce (16 to 64 bytes), 8 signature by the
 // requester over "medwallet access request v1\n" followed by the encoding
-// without key 8.
+// without key 8, and, for a request under an emergency grant, 9 the hash
+// of the requester's break-glass entry (32 bytes; absent otherwise).
 //
 // An exported ledger file is "medwallet ledger v1\n", the number of entries
 // as a CBOR unsigned integer, then each entry's encoding as a CBOR byte
@@ -76,10 +96,22 @@
 // by any access entry in the view, or if its time lies more than
 // FreshnessWindow (5 minutes) before or after now.
 //
+// A role grant reaches whoever holds a credential from the grant's issuer
+// for its role and role ID, not revoked by that issuer and valid at now.
+// An emergency grant also needs the request to name the requester's own
+// break-glass entry for that owner and grant, and allows only until its
+// time box, counted from the requester's first break-glass entry for the
+// grant, runs out; the allow's reason is "emergency". Only the owner's
+// reviews of a break-glass entry count, and the latest wins.
+//
 // # Audit
 //
 // AuditLedger re-checks everything from the entries alone and re-runs
 // Decide on every access entry as of that entry: on the owner's feed up to
 // the head the access entry names, plus the decider's own earlier entries,
-// at the access entry's time.
+// plus the requester's and the issuer's feeds up to the heads it names (a
+// feed whose head it does not name is left out), at the access entry's
+// time. An allow the re-run denies, gives another reason for, or gives a
+// shorter time box than logged is a violation. EmergencyAccesses sums up
+// the break-glass entries naming an owner for the owner's review.
 package consent
