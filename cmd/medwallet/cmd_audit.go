@@ -37,6 +37,8 @@ func newAuditVerifyCommand(g *globalOptions) *cobra.Command {
 signature, every feed's chain, every equivocation, and every logged access
 are checked: the consent policy is re-run on each access as of the moment
 it was decided, and an access that no valid grant allowed is a violation.
+On your own ledger it also lists the emergency (break-glass) accesses to
+your records that you have not reviewed yet ('medwallet review').
 
 Exit code 0 when everything verifies, 5 on any violation, invalid entry,
 broken chain or equivocation.`,
@@ -77,12 +79,15 @@ type auditJSON struct {
 	Denied       int           `json:"denied"`
 	Equivocators []string      `json:"equivocators"`
 	Findings     []findingJSON `json:"findings"`
+	// Unreviewed lists, for the wallet's own ledger, the emergency
+	// accesses to its records that it has not reviewed yet.
+	Unreviewed []emergencyJSON `json:"unreviewed_emergency_accesses"`
 }
 
 func newAuditJSON(source string, r *consent.AuditReport) auditJSON {
 	j := auditJSON{Source: source, OK: r.OK(), Entries: r.Entries, Feeds: r.Feeds, Grants: r.Grants,
 		Revocations: r.Revocations, Accesses: r.Accesses, Allowed: r.Allowed, Denied: r.Denied,
-		Equivocators: []string{}, Findings: []findingJSON{}}
+		Equivocators: []string{}, Findings: []findingJSON{}, Unreviewed: []emergencyJSON{}}
 	for _, id := range r.Equivocators {
 		j.Equivocators = append(j.Equivocators, string(id))
 	}
@@ -115,7 +120,9 @@ func runAuditVerify(ctx context.Context, file string, g *globalOptions) error {
 		if rep, err = wallet.AuditExport(f); err != nil {
 			return err
 		}
-	} else {
+	}
+	var unreviewed []wallet.EmergencyAccess
+	if file == "" {
 		w, err := g.openWallet()
 		if err != nil {
 			return err
@@ -123,8 +130,14 @@ func runAuditVerify(ctx context.Context, file string, g *globalOptions) error {
 		if rep, err = w.AuditLedger(ctx); err != nil {
 			return err
 		}
+		eas, err := w.EmergencyAccesses(ctx)
+		if err != nil {
+			return err
+		}
+		unreviewed = wallet.Unreviewed(eas)
 	}
 	j := newAuditJSON(source, rep)
+	j.Unreviewed = emergenciesJSON(unreviewed)
 	human := func(out io.Writer) {
 		if len(j.Findings) > 0 {
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
@@ -147,6 +160,11 @@ func runAuditVerify(ctx context.Context, file string, g *globalOptions) error {
 		}
 		fmt.Fprintf(out, "%s: %s: %d entries in %d feeds, %d grants, %d revocations, %d accesses (%d allowed, %d denied), %d equivocating authors\n",
 			source, verdict, j.Entries, j.Feeds, j.Grants, j.Revocations, j.Accesses, j.Allowed, j.Denied, len(j.Equivocators))
+		if len(j.Unreviewed) > 0 {
+			fmt.Fprintf(out, "%d emergency access(es) to your records not yet reviewed:\n", len(j.Unreviewed))
+			printEmergencies(out, j.Unreviewed)
+			g.note("medwallet: review each with 'medwallet review ID --ok' or '--dispute'")
+		}
 	}
 	if err := wallet.AuditFailure(rep); err != nil {
 		// A human gets the table and the error; a script gets the whole

@@ -25,12 +25,14 @@ type grantOptions struct {
 	purpose string
 	expires string
 	allow   []string
+	role    string
+	issuer  string
 }
 
 func newGrantCommand(g *globalOptions) *cobra.Command {
 	var opts grantOptions
 	cmd := &cobra.Command{
-		Use:   "grant --to CONTACT|ID (--record ID... | --all) --scope SCOPE... --purpose CODE [--expires 30d|DATE]",
+		Use:   "grant (--to CONTACT|ID | --role ROLE --issuer CONTACT) (--record ID... | --all) --scope SCOPE... --purpose CODE [--expires 30d|DATE]",
 		Short: "Grant a contact access to records, and print the grant ID",
 		Long: `Sign a consent grant into your ledger feed: the grantee may read the
 named records (or all of them) within the SMART scopes, for the purpose of
@@ -55,9 +57,17 @@ labelled with a sensitive category (substance-use / 42 CFR Part 2,
 psychotherapy, hiv, genetic, reproductive, restricted) are kept out unless
 --allow-sensitive names the category. The command says what it derived and
 what it left out. An --all grant that needed any of this becomes a grant of
-the explicit list.`,
+the explicit list.
+
+A role grant (--role and --issuer instead of --to) reaches anyone holding a
+valid credential for the role from that issuer ("any physician credentialed
+by Mercy Hospital"); the keys are wrapped to the issuer's role key, which
+each credential hands to its holder, and peers check the credential (its
+issuer, validity and revocation) before releasing anything. For emergency
+access, see 'medwallet emergency enable'.`,
 		Example: `  medwallet grant --to "Dr Bob" --record 3fa1 --scope patient/Observation.rs --purpose TREAT --expires 30d
   medwallet grant --to Insurer --all --scope 'patient/Claim.rs' --purpose HPAYMT --expires 2026-12-31
+  medwallet grant --role physician --issuer Mercy --all --scope 'patient/*.rs' --purpose TREAT
   medwallet grant show 9c2e41d0
   medwallet grant show 9c2e41d0 --format fhir`,
 		Args: cobra.NoArgs,
@@ -71,7 +81,10 @@ the explicit list.`,
 	f.StringVar(&opts.purpose, "purpose", "", "HL7 v3 PurposeOfUse code such as TREAT or HPAYMT")
 	f.StringVar(&opts.expires, "expires", "", "expiry: 12h, 30d, 2w, 2026-12-31 or an RFC 3339 time (default: none)")
 	f.StringArrayVar(&opts.allow, "allow-sensitive", nil, "sensitive category the grant may carry: substance-use, psychotherapy, hiv, genetic, reproductive, restricted (repeatable)")
-	cmd.MarkFlagRequired("to")
+	f.StringVar(&opts.role, "role", "", "instead of --to: a credential role such as physician")
+	f.StringVar(&opts.issuer, "issuer", "", "with --role: the credential issuer (contact name or ID)")
+	cmd.MarkFlagsMutuallyExclusive("to", "role")
+	cmd.MarkFlagsRequiredTogether("role", "issuer")
 	cmd.MarkFlagRequired("scope")
 	cmd.MarkFlagRequired("purpose")
 	cmd.MarkFlagsMutuallyExclusive("record", "all")
@@ -97,6 +110,12 @@ type grantJSON struct {
 	NotBefore      time.Time  `json:"not_before"`
 	Expires        *time.Time `json:"expires"`
 	WrappedKeys    int        `json:"wrapped_keys"`
+	// Role grants: the role, its credential issuer, and for an emergency
+	// grant its time box in seconds.
+	Role       string `json:"role,omitempty"`
+	Issuer     string `json:"issuer,omitempty"`
+	IssuerName string `json:"issuer_name,omitempty"`
+	TimeBox    int64  `json:"time_box,omitempty"`
 	// Derived and Excluded appear when the grant was just made.
 	Derived  []derivedJSON  `json:"derived,omitempty"`
 	Excluded []excludedJSON `json:"excluded,omitempty"`
@@ -129,6 +148,7 @@ func newGrantJSON(gi wallet.GrantInfo) grantJSON {
 		Grantee: string(gi.Grantee), GranteeName: gi.GranteeName, AllRecords: gi.All, Records: gi.Records,
 		Scopes: gi.Scopes, Purpose: gi.Purpose.Code, PurposeDisplay: gi.Purpose.Display,
 		Created: gi.Created, NotBefore: gi.NotBefore, WrappedKeys: gi.WrappedKeys,
+		Role: gi.Role, Issuer: string(gi.Issuer), IssuerName: gi.IssuerName, TimeBox: int64(gi.TimeBox / time.Second),
 	}
 	if gi.Given {
 		j.Direction = "given"
@@ -147,15 +167,24 @@ func runGrant(ctx context.Context, opts grantOptions, g *globalOptions) error {
 	if !opts.all && len(opts.records) == 0 {
 		return usageError{errors.New("name the records with --record ID (repeatable), or grant them all with --all")}
 	}
+	if opts.to == "" && opts.role == "" {
+		return usageError{errors.New("name the grantee with --to CONTACT, or a role with --role ROLE --issuer CONTACT")}
+	}
 	w, err := g.openWallet()
 	if err != nil {
 		return err
 	}
 	gi, err := w.Grant(ctx, wallet.GrantOptions{To: opts.to, Records: opts.records, All: opts.all,
-		Scopes: opts.scopes, Purpose: opts.purpose, Expires: opts.expires, AllowSensitive: opts.allow})
+		Scopes: opts.scopes, Purpose: opts.purpose, Expires: opts.expires, AllowSensitive: opts.allow,
+		Role: opts.role, Issuer: opts.issuer})
 	if err != nil {
 		return err
 	}
+	return reportGrant(g, gi)
+}
+
+// reportGrant says what a new grant holds and prints it.
+func reportGrant(g *globalOptions, gi wallet.GrantInfo) error {
 	for _, d := range gi.Derived {
 		g.note("medwallet: minimum necessary: record %s is granted as derived record %s with %s (left out: %s)",
 			d.Source[:12], d.Derived[:12], countsText(d.Kept), countsText(d.Dropped))
@@ -166,7 +195,7 @@ func runGrant(ctx context.Context, opts grantOptions, g *globalOptions) error {
 	for _, e := range gi.Excluded {
 		g.note("medwallet: record %s is left out of the grant: %s%s", e.Record[:12], e.Reason, catsText(e.Categories))
 	}
-	g.note("medwallet: granted %s %s for %s (%s), %s", who(gi.GranteeName, gi.Grantee.Short()), recordsText(gi),
+	g.note("medwallet: granted %s %s for %s (%s), %s", granteeText(gi), recordsText(gi),
 		gi.Purpose.Code, gi.Purpose.Display, untilText(gi))
 	j := newGrantJSON(gi)
 	for _, d := range gi.Derived {
@@ -180,6 +209,14 @@ func runGrant(ctx context.Context, opts grantOptions, g *globalOptions) error {
 		j.Excluded = append(j.Excluded, excludedJSON{Record: e.Record, Categories: e.Categories, Reason: e.Reason})
 	}
 	return g.emit(j, func(out io.Writer) { fmt.Fprintln(out, gi.ID) })
+}
+
+// granteeText names whom a grant reaches.
+func granteeText(gi wallet.GrantInfo) string {
+	if gi.Role == "" {
+		return who(gi.GranteeName, gi.Grantee.Short())
+	}
+	return "any " + gi.Role + " credentialed by " + who(gi.IssuerName, gi.Issuer.Short())
 }
 
 // countsText renders resource counts by type, sorted: "Claim:18, ExplanationOfBenefit:12".

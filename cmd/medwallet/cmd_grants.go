@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -54,6 +55,12 @@ func emitGrants(g *globalOptions, gs []wallet.GrantInfo, empty string) error {
 		fmt.Fprintln(tw, "ID\tDIRECTION\tSTATUS\tWITH\tPURPOSE\tSCOPES\tRECORDS\tEXPIRES")
 		for _, j := range out {
 			with := who(j.GranteeName, j.Grantee)
+			if j.Role != "" {
+				with = "any " + j.Role + " of " + who(j.IssuerName, j.Issuer)
+				if j.TimeBox > 0 {
+					with += fmt.Sprintf(" (emergency, %s time box)", time.Duration(j.TimeBox)*time.Second)
+				}
+			}
 			if j.Direction == "received" {
 				with = who(j.AuthorName, j.Author)
 			}

@@ -12,23 +12,35 @@ import (
 func init() { register(newImportCommand) }
 
 type importOptions struct {
-	from string
-	out  string
+	from      string
+	out       string
+	emergency bool
+	patient   string
+	reason    string
 }
 
 func newImportCommand(g *globalOptions) *cobra.Command {
 	var o importOptions
 	cmd := &cobra.Command{
-		Use:   "import GRANT_ID | --from CONTACT",
+		Use:   "import GRANT_ID | --from CONTACT | --emergency --patient ID --reason TEXT",
 		Short: "Fetch, verify and decrypt the records of a grant made to you",
 		Long: `Fetch the records a grant covers: for each record, the manifest copy the
 patient encrypted to you (its signature and key are checked against the
 grant), then at least k shares through every peer's consent check (each
 request is signed by you and logged on the ledger), verified block by block
 and decrypted into --out. Files are named RECORD_ID.EXT and never
-overwritten. A denial exits with code 4.`,
+overwritten. A denial exits with code 4.
+
+With --emergency (break-glass), a clinician credentialed for the role that
+the patient's emergency policy trusts declares the emergency on the ledger
+(the reason is encrypted to the patient and to you), then imports the
+records the policy covers. Every peer checks the policy, your credential
+(issuer, validity, revocation) and the time box, and logs its decision on
+the ledger before it releases a share; the patient sees the access at once
+and reviews it afterwards.`,
 		Example: `  medwallet import 3f2a9c1b --out ./alice
-  medwallet import --from Alice --out ./alice --json`,
+  medwallet import --from Alice --out ./alice --json
+  medwallet import --emergency --patient 12D3KooW... --reason "unconscious after a car crash" --out ./er`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			grant := ""
@@ -40,6 +52,9 @@ overwritten. A denial exits with code 4.`,
 	}
 	cmd.Flags().StringVar(&o.from, "from", "", "import every active grant from this contact")
 	cmd.Flags().StringVar(&o.out, "out", ".", "directory for the records")
+	cmd.Flags().BoolVar(&o.emergency, "emergency", false, "break-glass: import under the patient's emergency policy")
+	cmd.Flags().StringVar(&o.patient, "patient", "", "with --emergency: the patient's ID or contact name")
+	cmd.Flags().StringVar(&o.reason, "reason", "", "with --emergency: why (encrypted to the patient, logged on the ledger)")
 	return cmd
 }
 
@@ -51,26 +66,43 @@ type importJSON struct {
 	File   string `json:"file"`
 	Size   int64  `json:"size"`
 	Format string `json:"format"`
+	// BreakGlass is the emergency access ID (the break-glass entry).
+	BreakGlass string `json:"break_glass,omitempty"`
 }
 
 func runImport(cmd *cobra.Command, grant string, o importOptions, g *globalOptions) error {
-	if (grant == "") == (o.from == "") {
+	switch {
+	case o.emergency && (grant != "" || o.from != ""):
+		return usageError{fmt.Errorf("--emergency takes --patient and --reason, not a GRANT_ID or --from")}
+	case o.emergency && (o.patient == "" || o.reason == ""):
+		return usageError{fmt.Errorf("--emergency needs --patient ID and --reason TEXT")}
+	case !o.emergency && (o.patient != "" || o.reason != ""):
+		return usageError{fmt.Errorf("--patient and --reason go with --emergency")}
+	case !o.emergency && (grant == "") == (o.from == ""):
 		return usageError{fmt.Errorf("give a GRANT_ID or --from CONTACT, not both")}
 	}
 	w, err := g.openWallet()
 	if err != nil {
 		return err
 	}
-	recs, err := w.Import(cmd.Context(), wallet.ImportOptions{Grant: grant, From: o.from, OutDir: o.out})
+	recs, err := w.Import(cmd.Context(), wallet.ImportOptions{Grant: grant, From: o.from, OutDir: o.out,
+		Emergency: o.emergency, Patient: o.patient, Reason: o.reason})
 	out := make([]importJSON, 0, len(recs))
 	for _, r := range recs {
-		out = append(out, importJSON{Grant: r.Grant.String(), Owner: string(r.Owner), Record: r.Record, File: r.File, Size: r.Size, Format: r.Format})
+		j := importJSON{Grant: r.Grant.String(), Owner: string(r.Owner), Record: r.Record, File: r.File, Size: r.Size, Format: r.Format}
+		if !r.BreakGlass.IsZero() {
+			j.BreakGlass = r.BreakGlass.String()
+		}
+		out = append(out, j)
 	}
 	if err != nil {
 		for _, r := range out {
 			g.note("medwallet: imported %s before the error", r.File)
 		}
 		return err
+	}
+	if o.emergency && len(out) > 0 {
+		g.note("medwallet: emergency access %s is on the ledger; the patient sees it now and will review it", out[0].BreakGlass[:12])
 	}
 	g.note("medwallet: imported %d record(s); they are decrypted on this disk now", len(out))
 	return g.emit(out, func(w io.Writer) {

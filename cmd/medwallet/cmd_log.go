@@ -51,6 +51,12 @@ type accessJSON struct {
 	Allowed       bool      `json:"allowed"`
 	Reason        string    `json:"reason"`
 	Grant         string    `json:"grant,omitempty"`
+	// Emergency accesses: the emergency access ID (break-glass entry), the
+	// clinician's stated reason and, for an allow, the end of the time box.
+	Emergency       bool       `json:"emergency"`
+	BreakGlass      string     `json:"break_glass,omitempty"`
+	EmergencyReason string     `json:"emergency_reason,omitempty"`
+	Until           *time.Time `json:"until,omitempty"`
 }
 
 func newAccessJSON(a wallet.AccessInfo) accessJSON {
@@ -60,6 +66,13 @@ func newAccessJSON(a wallet.AccessInfo) accessJSON {
 	if !a.Grant.IsZero() {
 		j.Grant = a.Grant.String()
 	}
+	if a.Emergency() {
+		j.Emergency, j.BreakGlass, j.EmergencyReason = true, a.BreakGlass.String(), a.EmergencyReason
+	}
+	if !a.Until.IsZero() {
+		u := a.Until
+		j.Until = &u
+	}
 	return j
 }
 
@@ -68,8 +81,15 @@ func printAccess(w io.Writer, a accessJSON) {
 	if !a.Allowed {
 		verdict = "DENIED "
 	}
+	reason := a.Reason
+	if a.Emergency {
+		// Break-glass: marked, with the emergency access ID to review and
+		// the clinician's stated reason.
+		verdict = "EMERGENCY " + verdict
+		reason = fmt.Sprintf("%s [emergency %s: %q]", a.Reason, a.BreakGlass[:12], a.EmergencyReason)
+	}
 	fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.Time.Format(time.RFC3339), verdict, who(a.RequesterName, a.Requester),
-		a.Purpose, a.Reason, a.Record[:min(12, len(a.Record))], idOf(a.Decider).Short())
+		a.Purpose, reason, a.Record[:min(12, len(a.Record))], idOf(a.Decider).Short())
 }
 
 func runLog(ctx context.Context, o logOptions, g *globalOptions) error {

@@ -67,7 +67,7 @@ func runRevoke(ctx context.Context, ref string, rotate bool, g *globalOptions) e
 	}
 	if !rotate {
 		g.note("medwallet: peers stop serving under this grant once they receive the revocation; what %s already imported cannot be recalled",
-			who(gi.GranteeName, gi.Grantee.Short()))
+			granteeText(gi))
 		return g.emit(newGrantJSON(gi), func(out io.Writer) { fmt.Fprintf(out, "revoked %s\n", gi.ID) })
 	}
 	res, rerr := w.Rotate(ctx, ref)
@@ -94,7 +94,7 @@ func runRevoke(ctx context.Context, ref string, rotate bool, g *globalOptions) e
 		return rerr
 	}
 	g.note("medwallet: the revoked party's saved key material opens none of the new shares; what %s already imported cannot be recalled",
-		who(gi.GranteeName, gi.Grantee.Short()))
+		granteeText(gi))
 	for _, s := range res.Stale {
 		g.note("medwallet: grant %s to %s is still active but holds only old keys: revoke it too", s.ID.String()[:12], who(s.GranteeName, s.Grantee.Short()))
 	}
