@@ -21,7 +21,7 @@ type emWorld struct {
 
 const emRole = "emergency-physician"
 
-func newEmWorld(t *testing.T) *emWorld {
+func newEmWorld(t testing.TB) *emWorld {
 	t.Helper()
 	w := &emWorld{world: newWorld(t), alice: testSigner(t, "alice"), mercy: testSigner(t, "mercy"),
 		frank: testSigner(t, "frank"), kate: testSigner(t, "kate"), dave: testSigner(t, "dave"),
