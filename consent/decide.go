@@ -124,9 +124,13 @@ func decide(v *View, r *Request, now time.Time) Decision {
 	// say why) from the grant's issuer.
 	creds := v.credsBySubject[r.Requester]
 	reach := v.byOwnerTo[ownerGrantee{r.Owner, r.Requester}] > 0
+	var via ID // the issuer of the first credential that reaches a role grant
 	for _, c := range creds {
 		if v.byOwnerTo[ownerGrantee{r.Owner, c.RoleID}] > 0 {
 			reach = true
+			if via == "" {
+				via = c.Issuer
+			}
 		}
 	}
 	if !reach {
@@ -163,6 +167,11 @@ func decide(v *View, r *Request, now time.Time) Decision {
 		if v.byOwnerTo[ownerGrantee{r.Owner, r.Requester}] == 0 &&
 			(v.roleOwnerRec[ownerRecord{r.Owner, r.Record}] > 0 || v.roleOwnerRec[ownerRecord{r.Owner, ""}] > 0) {
 			return deny(ReasonNoCredential) // credentials for other roles or issuers only
+		}
+		if v.byOwnerTo[ownerGrantee{r.Owner, r.Requester}] == 0 {
+			// Only a credential made the owner's grants reach the
+			// requester: name its issuer, so the audit reads that feed.
+			return Decision{Reason: ReasonRecord, Issuer: via}
 		}
 		return deny(ReasonRecord)
 	}

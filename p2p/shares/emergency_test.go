@@ -390,6 +390,12 @@ func TestEmergencyAccessDenied(t *testing.T) {
 					t.Errorf("logged grant %s, issuer %s, issuer head %+v; want the emergency grant, its issuer and the issuer's head",
 						a.Grant, a.Issuer, a.IssuerHead)
 				}
+			} else if tc.want == consent.ReasonRecord {
+				// Only frank's credential made the grant reach him: the
+				// denial names its issuer (and head), not a grant.
+				if !a.Grant.IsZero() || a.Issuer != f.issuer.ID() || a.IssuerHead == nil {
+					t.Errorf("logged grant %s, issuer %q, issuer head %+v; want the issuer only", a.Grant, a.Issuer, a.IssuerHead)
+				}
 			} else if !a.Grant.IsZero() || a.Issuer != "" || a.IssuerHead != nil {
 				t.Errorf("logged grant %s, issuer %q, issuer head %+v; want none", a.Grant, a.Issuer, a.IssuerHead)
 			}
@@ -404,13 +410,9 @@ func TestEmergencyAccessDenied(t *testing.T) {
 			t.Errorf("logged %+v, want only denials", l)
 		}
 	}
-	// The record denial relied on frank's credential (it is what makes
-	// the patient's role grant reach him at all) but names no issuer head,
-	// so the audit re-runs it without the issuer's feed and gets no-grant.
-	// Informational only; every other denial re-runs to its logged reason.
-	f.auditOK(t, 0, 0, 9, func(fd consent.Finding) bool {
-		return fd.Logged == consent.ReasonRecord && fd.Reason == consent.ReasonNoGrant
-	})
+	// Every denial re-runs to its logged reason, the record denial too:
+	// it relied on frank's credential and names its issuer's head.
+	f.auditOK(t, 0, 0, 9, func(consent.Finding) bool { return false })
 }
 
 // Log before release: every share the peer sends follows the logged allow

@@ -236,6 +236,12 @@ func (s *Service) decide(ar *consent.Request) (*consent.Entry, consent.Decision,
 	var d consent.Decision
 	var body consent.AccessBody
 	s.ledger.View(func(v *consent.View) {
+		// Decide at the time the access entry will carry: never before
+		// this peer's previous entry, even if the clock stepped back, so
+		// that an auditor re-running the decision gets the same answer.
+		if h := v.Head(s.signer.ID()); now.Unix() < h.Time {
+			now = time.Unix(h.Time, 0)
+		}
 		d = consent.Decide(v, ar, now)
 		body = consent.AccessBody{Request: ar.Encode(), Allow: d.Allow, Reason: d.Reason, Grant: d.Grant,
 			OwnerHead: v.Head(ar.Owner), Issuer: d.Issuer, Credential: d.Credential, Until: d.Until}
