@@ -122,11 +122,11 @@ func (m *accessLogModel) view() string {
 		switch {
 		case !a.Allow:
 			verdict = "DENIED"
-		case emergencyPurposes[a.Purpose]:
+		case a.Emergency() || emergencyPurposes[a.Purpose]:
 			verdict, loud = "EMERGENCY", true
 		}
 		line := fmt.Sprintf("%-16s  %-9s  %s  %-8s  %-8s  %s", dateText(a.Time), verdict, cell(who(a.RequesterName, a.Requester.Short()), 15),
-			a.Purpose, shortID(a.Record, 8), a.Reason)
+			a.Purpose, shortID(a.Record, 8), reasonText(a))
 		switch {
 		case i == m.cur:
 			line = c.row(true, line)
@@ -144,4 +144,13 @@ func (m *accessLogModel) view() string {
 	}
 	b.WriteString(c.st.dim.Render("live: pulled every " + c.opts.Poll.String() + "; * new since opened, ! denied or emergency"))
 	return b.String()
+}
+
+// reasonText is the decision's reason, with the clinician's stated reason
+// for a break-glass access.
+func reasonText(a wallet.AccessInfo) string {
+	if a.Emergency() && a.EmergencyReason != "" {
+		return fmt.Sprintf("%s: %q", a.Reason, a.EmergencyReason)
+	}
+	return string(a.Reason)
 }

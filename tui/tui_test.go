@@ -113,7 +113,7 @@ var (
 	accesses = []wallet.AccessInfo{
 		{Entry: consent.Hash{1}, Time: t0, Requester: bobID, RequesterName: "Bob", Record: recs[0].ID, Purpose: "TREAT", Allow: true, Reason: "granted"},
 		{Entry: consent.Hash{2}, Time: t0.Add(time.Minute), Requester: bobID, RequesterName: "Bob", Record: recs[1].ID, Purpose: "HMARKT", Allow: false, Reason: "no-grant"},
-		{Entry: consent.Hash{3}, Time: t0.Add(2 * time.Minute), Requester: bobID, RequesterName: "Bob", Record: recs[0].ID, Purpose: "ETREAT", Allow: true, Reason: "granted"},
+		{Entry: consent.Hash{3}, Time: t0.Add(2 * time.Minute), Requester: bobID, RequesterName: "Bob", Record: recs[0].ID, Purpose: "ETREAT", Allow: true, Reason: "emergency", BreakGlass: consent.Hash{9}, EmergencyReason: "unconscious"},
 	}
 )
 
