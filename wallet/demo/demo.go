@@ -273,6 +273,67 @@ func Run(ctx context.Context, opts Options) (err error) {
 	}
 	r.ok("Ivy cannot use Dr Bob's grant")
 
+	r.step("Emergency: Mercy Hospital credentials Dr Erin; Alice's break-glass policy lets her in")
+	mercy, err := wallet.Init(r.cfg("mercy"), "Mercy Hospital", "issuer")
+	if err != nil {
+		return err
+	}
+	erin, err := wallet.Init(r.cfg("erin"), "Dr Erin Diaz", "clinician")
+	if err != nil {
+		return err
+	}
+	if _, err := mercy.AddContact("Dr Erin", erin.Card().String()); err != nil {
+		return err
+	}
+	if _, err := alice.AddContact("Mercy", mercy.Card().String()); err != nil {
+		return err
+	}
+	cred, err := mercy.IssueCredential(ctx, wallet.CredentialOptions{To: "Dr Erin", Role: wallet.DefaultEmergencyRole,
+		Org: "Mercy Hospital", Licence: "ER-2231", Expires: "52w"})
+	if err != nil {
+		return err
+	}
+	r.say("credential %s: Dr Erin is an %s (organisation and licence encrypted to her and Mercy)", cred.ID.String()[:12], cred.Role)
+	policy, err := alice.EnableEmergency(ctx, wallet.EmergencyOptions{Issuer: "Mercy", Records: []string{recs[0].ID}, Max: 4 * time.Hour})
+	if err != nil {
+		return err
+	}
+	r.say("policy %s: any %s credentialed by Mercy, record %s, 4 h time box", policy.ID.String()[:12], policy.Role, recs[0].ID[:12])
+	reason := "unconscious after a road accident, allergies unknown"
+	er, err := erin.Import(ctx, wallet.ImportOptions{Emergency: true, Patient: string(alice.ID()), Reason: reason,
+		OutDir: filepath.Join(r.dir, "erin-imported")})
+	if err != nil {
+		return err
+	}
+	if len(er) != 1 {
+		return r.fail("Dr Erin imported %d records, want the policy's one", len(er))
+	}
+	if got, err := os.ReadFile(er[0].File); err != nil || !bytes.Equal(got, originals[er[0].Record]) {
+		return r.fail("Dr Erin's emergency copy differs from the original (%v)", err)
+	}
+	r.ok("Dr Erin declared the emergency on the ledger, then imported record %s byte-identical", er[0].Record[:12])
+	if _, err := ivy.Import(ctx, wallet.ImportOptions{Emergency: true, Patient: string(alice.ID()), Reason: "curious",
+		OutDir: filepath.Join(r.dir, "ivy-er")}); !errors.Is(err, wallet.ErrDenied) {
+		return r.fail("Ivy breaking the glass without a credential: got %v, want a denial", err)
+	}
+	r.ok("Ivy, holding no credential, cannot break the glass")
+	if _, err := alice.PullLedger(ctx); err != nil {
+		return err
+	}
+	eas, err := alice.EmergencyAccesses(ctx)
+	if err != nil {
+		return err
+	}
+	if len(eas) != 1 || eas[0].Reason != reason || eas[0].Review != "" {
+		return r.fail("Alice sees %d emergency accesses, want Dr Erin's, unreviewed, with its reason", len(eas))
+	}
+	r.ok("Alice sees it at once: %q, %d share(s) released, time box until %s", eas[0].Reason, eas[0].Accesses,
+		time.Unix(eas[0].Until, 0).UTC().Format(time.Kitchen))
+	if _, err := alice.Review(ctx, eas[0].BreakGlass.String(), "ok", "I was in the ER that day"); err != nil {
+		return err
+	}
+	r.ok("Alice reviews it: justified")
+
 	r.step("Alice revokes Dr Bob's grant; every peer stops serving him")
 	start := time.Now()
 	if _, err := alice.Revoke(ctx, gBob.ID.String()); err != nil {
