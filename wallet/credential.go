@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 	"unicode"
 
@@ -331,24 +330,8 @@ func (w *Wallet) Credentials(ctx context.Context) ([]CredentialInfo, error) {
 
 // findCredential resolves a credential ID or unique prefix.
 func findCredential(v *consent.View, ref string) (*consent.CredentialInfo, error) {
-	ref = strings.ToLower(strings.TrimSpace(ref))
-	hint := "list credentials with 'medwallet credential ls'"
-	if len(ref) < MinGrantPrefix || len(ref) > 64 || strings.Trim(ref, "0123456789abcdef") != "" {
-		return nil, WithHint(fmt.Errorf("credential %q: %w: want %d to 64 hex digits of a credential ID", ref, ErrInvalid, MinGrantPrefix), hint)
-	}
-	var match []*consent.CredentialInfo
-	for _, c := range v.Credentials() {
-		if strings.HasPrefix(c.ID.String(), ref) {
-			match = append(match, c)
-		}
-	}
-	switch len(match) {
-	case 0:
-		return nil, WithHint(fmt.Errorf("credential %q: %w", ref, ErrNotFound), hint)
-	case 1:
-		return match[0], nil
-	}
-	return nil, WithHint(fmt.Errorf("credential %q: %w: %d credentials start with it", ref, ErrInvalid, len(match)), "give more digits of the ID")
+	return findByPrefix(v.Credentials(), func(c *consent.CredentialInfo) consent.Hash { return c.ID }, ref, "credential",
+		"list credentials with 'medwallet credential ls'")
 }
 
 // RevokeCredential withdraws a credential this wallet issued. Peers stop

@@ -184,19 +184,7 @@ func (w *Wallet) importEmergency(ctx context.Context, c *client.Client, o Import
 	if err := os.MkdirAll(o.OutDir, 0o700); err != nil {
 		return nil, err
 	}
-	op := opener{recipient: g.Grantee, key: roleKey, breakGlass: bg.Hash()}
-	var out []ImportedRecord
-	for _, wk := range g.Keys {
-		rec, err := w.importRecord(ctx, c, op, g, wk, o)
-		if err != nil {
-			return out, err
-		}
-		out = append(out, rec)
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("the emergency policy names no record: %w", ErrNotFound)
-	}
-	return out, nil
+	return w.importKeys(ctx, c, opener{recipient: g.Grantee, key: roleKey, breakGlass: bg.Hash()}, g, o, nil)
 }
 
 // EmergencyAccess is one emergency access to this wallet's records (a
@@ -269,28 +257,16 @@ func (w *Wallet) Review(ctx context.Context, ref, outcome, note string) (Emergen
 	if err != nil {
 		return EmergencyAccess{}, err
 	}
-	ref = strings.ToLower(strings.TrimSpace(ref))
-	hint := "list emergency accesses with 'medwallet audit verify' or 'medwallet log'"
-	if len(ref) < MinGrantPrefix || len(ref) > 64 || strings.Trim(ref, "0123456789abcdef") != "" {
-		return EmergencyAccess{}, WithHint(fmt.Errorf("access %q: %w: want %d to 64 hex digits of an emergency access ID", ref, ErrInvalid, MinGrantPrefix), hint)
-	}
-	var match []EmergencyAccess
-	for _, ea := range eas {
-		if strings.HasPrefix(ea.BreakGlass.String(), ref) {
-			match = append(match, ea)
-		}
-	}
-	switch {
-	case len(match) == 0:
-		return EmergencyAccess{}, WithHint(fmt.Errorf("no emergency access to your records with ID %q: %w", ref, ErrNotFound), hint)
-	case len(match) > 1:
-		return EmergencyAccess{}, WithHint(fmt.Errorf("access %q: %w: %d accesses start with it", ref, ErrInvalid, len(match)), "give more digits of the ID")
+	ea, err := findByPrefix(eas, func(ea EmergencyAccess) consent.Hash { return ea.BreakGlass }, ref,
+		"emergency access to your records", "list emergency accesses with 'medwallet audit verify' or 'medwallet emergency ls'")
+	if err != nil {
+		return EmergencyAccess{}, err
 	}
 	id, err := w.Identity()
 	if err != nil {
 		return EmergencyAccess{}, err
 	}
-	body := &consent.ReviewBody{Access: match[0].BreakGlass, Outcome: outcome}
+	body := &consent.ReviewBody{Access: ea.BreakGlass, Outcome: outcome}
 	if note != "" {
 		if body.Note, err = encryptTo([]byte(note), id.Age.Recipient()); err != nil {
 			return EmergencyAccess{}, err
@@ -299,7 +275,6 @@ func (w *Wallet) Review(ctx context.Context, ref, outcome, note string) (Emergen
 	if err := w.appendAndPublish(ctx, consent.KindReview, body, nil); err != nil {
 		return EmergencyAccess{}, fmt.Errorf("the review: %w", err)
 	}
-	out := match[0]
-	out.Review, out.Note = outcome, note
-	return out, nil
+	ea.Review, ea.Note = outcome, note
+	return ea, nil
 }

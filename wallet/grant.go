@@ -384,24 +384,31 @@ func (w *Wallet) Grants(ctx context.Context) ([]GrantInfo, error) {
 // findGrant resolves a grant ID or unique prefix (at least MinGrantPrefix
 // hex digits) among the grants in v.
 func findGrant(v *consent.View, ref string) (*consent.GrantInfo, error) {
+	return findByPrefix(v.Grants(), func(g *consent.GrantInfo) consent.Hash { return g.ID }, ref, "grant",
+		"list grants with 'medwallet grants'")
+}
+
+// findByPrefix resolves an entry ID or unique prefix (at least
+// MinGrantPrefix hex digits) among items; what names the kind in errors.
+func findByPrefix[T any](items []T, id func(T) consent.Hash, ref, what, hint string) (T, error) {
+	var zero T
 	ref = strings.ToLower(strings.TrimSpace(ref))
-	hint := "list grants with 'medwallet grants'"
 	if len(ref) < MinGrantPrefix || len(ref) > 64 || strings.Trim(ref, "0123456789abcdef") != "" {
-		return nil, WithHint(fmt.Errorf("grant %q: %w: want %d to 64 hex digits of a grant ID", ref, ErrInvalid, MinGrantPrefix), hint)
+		return zero, WithHint(fmt.Errorf("%s %q: %w: want %d to 64 hex digits of its ID", what, ref, ErrInvalid, MinGrantPrefix), hint)
 	}
-	var match []*consent.GrantInfo
-	for _, g := range v.Grants() {
-		if strings.HasPrefix(g.ID.String(), ref) {
-			match = append(match, g)
+	var match []T
+	for _, it := range items {
+		if strings.HasPrefix(id(it).String(), ref) {
+			match = append(match, it)
 		}
 	}
 	switch len(match) {
 	case 0:
-		return nil, WithHint(fmt.Errorf("grant %q: %w", ref, ErrNotFound), hint)
+		return zero, WithHint(fmt.Errorf("%s %q: %w", what, ref, ErrNotFound), hint)
 	case 1:
 		return match[0], nil
 	}
-	return nil, WithHint(fmt.Errorf("grant %q: %w: %d grants start with it", ref, ErrInvalid, len(match)), "give more digits of the ID")
+	return zero, WithHint(fmt.Errorf("%s %q: %w: %d start with it", what, ref, ErrInvalid, len(match)), "give more digits of the ID")
 }
 
 // GrantShow describes one grant (ID or unique prefix).

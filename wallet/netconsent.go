@@ -217,16 +217,27 @@ func (w *Wallet) Import(ctx context.Context, o ImportOptions) ([]ImportedRecord,
 			})
 			l.Close()
 		}
-		for _, wk := range g.Keys {
-			rec, err := w.importRecord(ctx, c, op, g, wk, o)
-			if err != nil {
-				return out, err
-			}
-			out = append(out, rec)
+		if out, err = w.importKeys(ctx, c, op, g, o, out); err != nil {
+			return out, err
 		}
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("the grants name no record this wallet can open: %w", ErrNotFound)
+	}
+	return out, nil
+}
+
+// importKeys imports every record whose key grant g wraps, appending to out.
+func (w *Wallet) importKeys(ctx context.Context, c *client.Client, op opener, g *consent.GrantInfo, o ImportOptions, out []ImportedRecord) ([]ImportedRecord, error) {
+	for _, wk := range g.Keys {
+		rec, err := w.importRecord(ctx, c, op, g, wk, o)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, rec)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("grant %s names no record: %w", g.ID.String()[:12], ErrNotFound)
 	}
 	return out, nil
 }
