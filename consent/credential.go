@@ -145,6 +145,13 @@ type CredentialInfo struct {
 	CredentialBody
 }
 
+// Reaches reports whether holding this credential makes grant g reach its
+// subject: g is a role grant of the credential's issuer, for its role, to
+// its role ID. Validity and revocation are checked separately.
+func (c *CredentialInfo) Reaches(g *Grant) bool {
+	return g.IsRole() && c.Issuer == g.Issuer && c.Role == g.Role && c.RoleID == g.Grantee
+}
+
 // ValidAt reports whether the credential's validity period holds t (Unix
 // seconds). Revocation is checked separately (View.Revoked).
 func (c *CredentialInfo) ValidAt(t int64) bool {

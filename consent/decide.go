@@ -146,7 +146,7 @@ func decide(v *View, r *Request, now time.Time) Decision {
 	matching := func(g *GrantInfo) []*CredentialInfo {
 		var out []*CredentialInfo
 		for _, c := range creds {
-			if c.Issuer == g.Issuer && c.Role == g.Role && c.RoleID == g.Grantee {
+			if c.Reaches(&g.Grant) {
 				out = append(out, c)
 			}
 		}
@@ -156,7 +156,7 @@ func decide(v *View, r *Request, now time.Time) Decision {
 		for _, k := range []grantKey{{r.Owner, c.RoleID, r.Record}, {r.Owner, c.RoleID, ""}} {
 			var role []*GrantInfo
 			for _, g := range v.byKey[k] {
-				if g.IsRole() && g.Issuer == c.Issuer && g.Role == c.Role {
+				if c.Reaches(&g.Grant) {
 					role = append(role, g)
 				}
 			}

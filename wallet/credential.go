@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"time"
-	"unicode"
 
 	"filippo.io/age"
 
@@ -129,28 +128,17 @@ func (w *Wallet) roleKey(role string) (consent.ID, *age.X25519Identity, error) {
 	return id, a, nil
 }
 
-func checkLabel(what, s string) error {
-	if len(s) > 200 {
-		return fmt.Errorf("%s is longer than 200 bytes: %w", what, ErrInvalid)
-	}
-	for _, r := range s {
-		if !unicode.IsPrint(r) {
-			return fmt.Errorf("%s contains a control character: %w", what, ErrInvalid)
-		}
-	}
-	return nil
-}
-
 // IssueCredential signs a credential for a subject and, with a network,
 // publishes it.
 func (w *Wallet) IssueCredential(ctx context.Context, o CredentialOptions) (CredentialInfo, error) {
 	if err := consent.ValidateCredentialRole(o.Role); err != nil {
 		return CredentialInfo{}, WithHint(fmt.Errorf("%w: %w", ErrInvalid, err), "e.g. --role emergency-physician")
 	}
-	if err := checkLabel("the organisation", o.Org); err != nil {
+	var err error
+	if o.Org, err = checkText("the organisation", o.Org, 200, false); err != nil {
 		return CredentialInfo{}, err
 	}
-	if err := checkLabel("the licence", o.Licence); err != nil {
+	if o.Licence, err = checkText("the licence", o.Licence, 200, false); err != nil {
 		return CredentialInfo{}, err
 	}
 	now := w.Now()
@@ -287,17 +275,7 @@ func (w *Wallet) credentialInfo(v *consent.View, c *consent.CredentialInfo, me a
 			ci.Org, ci.Licence = d.Org, d.Licence
 		}
 	}
-	t := now.Unix()
-	switch {
-	case v.CredentialRevoked(c.ID):
-		ci.Status = CredentialRevoked
-	case c.Expires != 0 && t >= c.Expires:
-		ci.Status = CredentialExpired
-	case t < c.NotBefore:
-		ci.Status = CredentialNotYetValid
-	default:
-		ci.Status = CredentialActive
-	}
+	ci.Status = status(v.CredentialRevoked(c.ID), c.NotBefore, c.Expires, now)
 	return ci
 }
 
@@ -380,7 +358,7 @@ func (w *Wallet) RevokeCredential(ctx context.Context, ref string) (CredentialIn
 // with the credential.
 func (w *Wallet) heldRoleKey(v *consent.View, g *consent.GrantInfo, me age.Identity) (*age.X25519Identity, *consent.CredentialInfo) {
 	for _, c := range v.CredentialsOf(w.ID()) {
-		if c.Issuer != g.Issuer || c.Role != g.Role || c.RoleID != g.Grantee {
+		if !c.Reaches(&g.Grant) {
 			continue
 		}
 		if _, k, err := openDetails(c, me); err == nil {

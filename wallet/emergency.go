@@ -83,13 +83,16 @@ func (w *Wallet) EnableEmergency(ctx context.Context, o EmergencyOptions) (Grant
 	})
 }
 
-func checkText(what, s string) (string, error) {
+// checkText trims s and checks it for free text on the ledger or in a
+// credential: at most max bytes, no control characters (but newlines when
+// multiline).
+func checkText(what, s string, max int, multiline bool) (string, error) {
 	s = strings.TrimSpace(s)
-	if len(s) > MaxReasonLen {
-		return "", fmt.Errorf("%s is longer than %d bytes: %w", what, MaxReasonLen, ErrInvalid)
+	if len(s) > max {
+		return "", fmt.Errorf("%s is longer than %d bytes: %w", what, max, ErrInvalid)
 	}
 	for _, r := range s {
-		if !unicode.IsPrint(r) && r != '\n' {
+		if !unicode.IsPrint(r) && !(multiline && r == '\n') {
 			return "", fmt.Errorf("%s contains a control character: %w", what, ErrInvalid)
 		}
 	}
@@ -101,7 +104,7 @@ func checkText(what, s string) (string, error) {
 // entry with the reason (encrypted to the patient and to this wallet),
 // pushes it to the peers, then imports the grant's records naming it.
 func (w *Wallet) importEmergency(ctx context.Context, c *client.Client, o ImportOptions) ([]ImportedRecord, error) {
-	reason, err := checkText("the reason", o.Reason)
+	reason, err := checkText("the reason", o.Reason, MaxReasonLen, true)
 	if err != nil {
 		return nil, err
 	}
@@ -246,7 +249,7 @@ func (w *Wallet) Review(ctx context.Context, ref, outcome, note string) (Emergen
 	if outcome != consent.ReviewOK && outcome != consent.ReviewDispute {
 		return EmergencyAccess{}, WithHint(fmt.Errorf("review outcome %q: %w", outcome, ErrInvalid), "pass --ok or --dispute")
 	}
-	note, err := checkText("the note", note)
+	note, err := checkText("the note", note, MaxReasonLen, true)
 	if err != nil {
 		return EmergencyAccess{}, err
 	}

@@ -348,17 +348,23 @@ func (w *Wallet) grantInfo(v *consent.View, g *consent.GrantInfo, now time.Time)
 	if g.Expires != 0 {
 		gi.Expires = consent.TimeOf(g.Expires)
 	}
-	switch {
-	case v.Revoked(g.ID):
-		gi.Status = GrantRevoked
-	case g.Expires != 0 && now.Unix() >= g.Expires:
-		gi.Status = GrantExpired
-	case now.Unix() < g.NotBefore:
-		gi.Status = GrantNotYetValid
-	default:
-		gi.Status = GrantActive
-	}
+	gi.Status = status(v.Revoked(g.ID), g.NotBefore, g.Expires, now)
 	return gi
+}
+
+// status is the state of a grant or credential at now: revoked, expired
+// (expires is 0 for never), not yet valid, or active.
+func status(revoked bool, notBefore, expires int64, now time.Time) string {
+	t := now.Unix()
+	switch {
+	case revoked:
+		return GrantRevoked
+	case expires != 0 && t >= expires:
+		return GrantExpired
+	case t < notBefore:
+		return GrantNotYetValid
+	}
+	return GrantActive
 }
 
 // Grants lists the grants the wallet made and the grants made to it that

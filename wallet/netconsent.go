@@ -308,7 +308,7 @@ func (w *Wallet) reaches(v *consent.View, g *consent.GrantInfo) bool {
 		return false
 	}
 	for _, c := range v.CredentialsOf(w.ID()) {
-		if c.Issuer == g.Issuer && c.Role == g.Role && c.RoleID == g.Grantee {
+		if c.Reaches(&g.Grant) {
 			return true
 		}
 	}
