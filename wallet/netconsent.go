@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -16,6 +17,7 @@ import (
 	"filippo.io/age"
 
 	"github.com/medwallet/medwallet/consent"
+	"github.com/medwallet/medwallet/internal/fsutil"
 	"github.com/medwallet/medwallet/p2p/client"
 	"github.com/medwallet/medwallet/vault"
 )
@@ -339,26 +341,23 @@ func (w *Wallet) importRecord(ctx context.Context, c *client.Client, op opener, 
 	access := client.Access{Owner: g.Author, Record: wk.Record, Scope: g.Scopes[0], Purpose: g.Purpose, BreakGlass: op.breakGlass}
 	getter := c.Getter(access)
 	name := filepath.Join(o.OutDir, wk.Record+extension(m.Metadata))
-	f, err := os.CreateTemp(o.OutDir, ".import-*")
-	if err != nil {
-		return ImportedRecord{}, err
-	}
-	defer os.Remove(f.Name())
-	err = vault.Open(ctx, m, getter, f, vault.OpenOptions{Progress: o.Progress})
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		if len(getter.Denials) > 0 {
+	f, err := fsutil.CreateNew(name, 0o600)
+	if err == nil {
+		defer f.Abort()
+		err = vault.Open(ctx, m, getter, f, vault.OpenOptions{Progress: o.Progress})
+		if err != nil && len(getter.Denials) > 0 {
 			return ImportedRecord{}, WithHint(fmt.Errorf("record %s: %w: %s", wk.Record, ErrDenied, getter.Denials[0].Reason),
 				"the grant may be revoked or expired: check 'medwallet inbox'")
 		}
-		return ImportedRecord{}, fmt.Errorf("record %s: %w", wk.Record, err)
-	}
-	if err := os.Link(f.Name(), name); err != nil {
-		if errors.Is(err, os.ErrExist) {
-			return ImportedRecord{}, fmt.Errorf("%q: %w", name, ErrExists)
+		if err != nil {
+			return ImportedRecord{}, fmt.Errorf("record %s: %w", wk.Record, err)
 		}
+		err = f.Commit()
+	}
+	if errors.Is(err, fs.ErrExist) {
+		return ImportedRecord{}, fmt.Errorf("%q: %w", name, ErrExists)
+	}
+	if err != nil {
 		return ImportedRecord{}, err
 	}
 	return ImportedRecord{Grant: g.ID, Owner: g.Author, Record: wk.Record, File: name,
@@ -593,12 +592,11 @@ func (w *Wallet) Sync(ctx context.Context) (SyncResult, error) {
 		if _, err := os.Stat(path); err == nil {
 			continue
 		}
-		if err := createFileExclusive(path, cp.Envelope); err != nil {
+		if err := fsutil.WriteFileNew(path, cp.Envelope, 0o600); err != nil {
 			return res, err
 		}
 		res.Restored++
 	}
-	syncDir(w.recordsPath())
 	if err := w.Publish(ctx, c); err != nil {
 		return res, err
 	}

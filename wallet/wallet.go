@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -23,6 +24,7 @@ import (
 	"filippo.io/age"
 
 	"github.com/medwallet/medwallet/consent"
+	"github.com/medwallet/medwallet/internal/fsutil"
 	"github.com/medwallet/medwallet/wallet/keystore"
 )
 
@@ -131,9 +133,9 @@ func create(cfg Config, card consent.Card, id *Identity) (*Wallet, error) {
 		return nil, fmt.Errorf("storing the identity in the keyring: %w", err)
 	}
 	st, _ := json.MarshalIndent(state{Version: stateVersion, Card: card.String(), KeyringBackend: w.backend}, "", "  ")
-	if err := createFileExclusive(path, append(st, '\n')); err != nil {
+	if err := fsutil.WriteFileNew(path, append(st, '\n'), 0o600); err != nil {
 		_ = ks.Remove(key)
-		if errors.Is(err, ErrExists) {
+		if errors.Is(err, fs.ErrExist) {
 			return nil, fmt.Errorf("a wallet already exists in %s: %w", cfg.Home, ErrExists)
 		}
 		return nil, err

@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"github.com/medwallet/medwallet/internal/units"
 	"io"
+	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/medwallet/medwallet/internal/fsutil"
 	"github.com/medwallet/medwallet/vault"
 	"github.com/medwallet/medwallet/wallet"
 )
@@ -253,26 +254,20 @@ func runRecordGet(ctx context.Context, ref string, o recordGetOptions, g *global
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(o.out), ".medwallet-get-*")
+	f, err := fsutil.CreateNew(o.out, 0o600)
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name()) // after a successful link this removes only the temporary name
+	defer f.Abort()
 	bar := g.progress("getting", info.Metadata.Size)
-	_, err = w.GetRecord(ctx, info.ID, tmp, wallet.RecordOptions{Progress: bar.progress(), Local: g.localShares})
+	_, err = w.GetRecord(ctx, info.ID, f, wallet.RecordOptions{Progress: bar.progress(), Local: g.localShares})
 	bar.done()
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
 	if err != nil {
 		return err
 	}
-	// Link, not rename: it fails if the file appeared meanwhile.
-	if err := os.Link(tmp.Name(), o.out); err != nil {
-		if errors.Is(err, os.ErrExist) {
+	// Commit fails, and writes nothing, if the file appeared meanwhile.
+	if err := f.Commit(); err != nil {
+		if errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("%q: %w", o.out, wallet.ErrExists)
 		}
 		return err
