@@ -3,7 +3,6 @@ package wallet
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 	"unicode"
@@ -181,13 +180,7 @@ func (w *Wallet) importEmergency(ctx context.Context, c *client.Client, o Import
 	if err := w.Publish(ctx, c); err != nil {
 		return nil, fmt.Errorf("the break-glass entry is signed but not on the network: %w", err)
 	}
-	if o.OutDir == "" {
-		o.OutDir = "."
-	}
-	if err := os.MkdirAll(o.OutDir, 0o700); err != nil {
-		return nil, err
-	}
-	return w.importKeys(ctx, c, opener{recipient: g.Grantee, key: roleKey, breakGlass: bg.Hash()}, g, o, nil)
+	return w.importInto(ctx, c, []importGrant{{g: g, op: opener{recipient: g.Grantee, key: roleKey, breakGlass: bg.Hash()}}}, o)
 }
 
 // EmergencyAccess is one emergency access to this wallet's records (a

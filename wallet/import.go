@@ -78,14 +78,33 @@ func (w *Wallet) Import(ctx context.Context, o ImportOptions) ([]ImportedRecord,
 	if o.Emergency {
 		return w.importEmergency(ctx, c, o)
 	}
-	grants, err := w.importGrants(o)
-	if err != nil {
-		return nil, err
-	}
 	id, err := w.Identity()
 	if err != nil {
 		return nil, err
 	}
+	grants, err := w.importGrants(o, id.Age)
+	if err != nil {
+		return nil, err
+	}
+	out, err := w.importInto(ctx, c, grants, o)
+	if err == nil && len(out) == 0 {
+		return nil, fmt.Errorf("the grants name no record this wallet can open: %w", ErrNotFound)
+	}
+	return out, err
+}
+
+// importGrant is a grant to import from, with what the import needs to
+// know about it from the local ledger, read once before anything is
+// fetched.
+type importGrant struct {
+	g  *consent.GrantInfo
+	op opener
+	// revoked: the local ledger holds a revocation of the grant.
+	revoked bool
+}
+
+// importInto imports the records of grants into o.OutDir.
+func (w *Wallet) importInto(ctx context.Context, c *client.Client, grants []importGrant, o ImportOptions) ([]ImportedRecord, error) {
 	if o.OutDir == "" {
 		o.OutDir = "."
 	}
@@ -93,55 +112,51 @@ func (w *Wallet) Import(ctx context.Context, o ImportOptions) ([]ImportedRecord,
 		return nil, err
 	}
 	var out []ImportedRecord
-	for _, g := range grants {
-		op := opener{recipient: w.ID(), key: id.Age}
-		if g.IsRole() {
-			l, _, err := w.openLedger(false)
-			if err != nil {
-				return out, err
-			}
-			l.View(func(v *consent.View) {
-				if k, _ := w.heldRoleKey(v, g, id.Age); k != nil {
-					op = opener{recipient: g.Grantee, key: k}
-				}
-			})
-			l.Close()
-		}
-		if out, err = w.importKeys(ctx, c, op, g, o, out); err != nil {
+	for _, ig := range grants {
+		var err error
+		if out, err = w.importKeys(ctx, c, ig, o, out); err != nil {
 			return out, err
 		}
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("the grants name no record this wallet can open: %w", ErrNotFound)
 	}
 	return out, nil
 }
 
-// importKeys imports every record whose key grant g wraps, appending to out.
-func (w *Wallet) importKeys(ctx context.Context, c *client.Client, op opener, g *consent.GrantInfo, o ImportOptions, out []ImportedRecord) ([]ImportedRecord, error) {
-	for _, wk := range g.Keys {
-		rec, err := w.importRecord(ctx, c, op, g, wk, o)
+// importKeys imports every record whose key grant ig wraps, appending to out.
+func (w *Wallet) importKeys(ctx context.Context, c *client.Client, ig importGrant, o ImportOptions, out []ImportedRecord) ([]ImportedRecord, error) {
+	for _, wk := range ig.g.Keys {
+		rec, err := w.importRecord(ctx, c, ig, wk, o)
 		if err != nil {
 			return out, err
 		}
 		out = append(out, rec)
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("grant %s names no record: %w", g.ID.String()[:12], ErrNotFound)
+		return nil, fmt.Errorf("grant %s names no record: %w", ig.g.ID.String()[:12], ErrNotFound)
 	}
 	return out, nil
 }
 
-// importGrants picks the active grants to this wallet that o names.
-func (w *Wallet) importGrants(o ImportOptions) ([]*consent.GrantInfo, error) {
+// importGrants picks the active grants to this wallet that o names, and
+// how to open each (me, or a role key held for it), in one read of the
+// local ledger.
+func (w *Wallet) importGrants(o ImportOptions, me age.Identity) ([]importGrant, error) {
 	l, _, err := w.openLedger(false)
 	if err != nil {
 		return nil, err
 	}
 	defer l.Close()
 	now := w.Now().Unix()
-	var out []*consent.GrantInfo
+	var out []importGrant
 	var ferr error
+	plan := func(v *consent.View, g *consent.GrantInfo) importGrant {
+		ig := importGrant{g: g, op: opener{recipient: w.ID(), key: me}, revoked: v.Revoked(g.ID)}
+		if g.IsRole() {
+			if k, _ := w.heldRoleKey(v, g, me); k != nil {
+				ig.op = opener{recipient: g.Grantee, key: k}
+			}
+		}
+		return ig
+	}
 	l.View(func(v *consent.View) {
 		if o.Grant != "" {
 			g, err := findGrant(v, o.Grant)
@@ -158,7 +173,7 @@ func (w *Wallet) importGrants(o ImportOptions) ([]*consent.GrantInfo, error) {
 					"in an emergency, run 'medwallet import --emergency --patient ID --reason TEXT'")
 				return
 			}
-			out = append(out, g)
+			out = append(out, plan(v, g))
 			return
 		}
 		from, err := w.Resolve(o.From)
@@ -169,7 +184,7 @@ func (w *Wallet) importGrants(o ImportOptions) ([]*consent.GrantInfo, error) {
 		for _, g := range v.Grants() {
 			if g.Author == from.Card.ID && w.reaches(v, g) && !g.IsEmergency() && !v.Revoked(g.ID) &&
 				g.NotBefore <= now && (g.Expires == 0 || now < g.Expires) {
-				out = append(out, g)
+				out = append(out, plan(v, g))
 			}
 		}
 		if len(out) == 0 {
@@ -205,7 +220,9 @@ func (w *Wallet) reaches(v *consent.View, g *consent.GrantInfo) bool {
 	return false
 }
 
-func (w *Wallet) importRecord(ctx context.Context, c *client.Client, op opener, g *consent.GrantInfo, wk consent.WrappedKey, o ImportOptions) (ImportedRecord, error) {
+// importRecord imports one record of grant ig into o.OutDir.
+func (w *Wallet) importRecord(ctx context.Context, c *client.Client, ig importGrant, wk consent.WrappedKey, o ImportOptions) (ImportedRecord, error) {
+	g, op := ig.g, ig.op
 	ownerPub, err := g.Author.PublicKey()
 	if err != nil {
 		return ImportedRecord{}, err
@@ -215,7 +232,7 @@ func (w *Wallet) importRecord(ctx context.Context, c *client.Client, op opener, 
 		return ImportedRecord{}, fmt.Errorf("record %s: the wrapped key does not open: %w", wk.Record, ErrVerify)
 	}
 	m, err := w.grantedManifest(ctx, c, g.Author, ownerPub, wk.Record, op)
-	if errors.Is(err, ErrNotFound) && w.grantRevoked(g.ID) {
+	if errors.Is(err, ErrNotFound) && ig.revoked {
 		// A rotation after the revocation removed our manifest copy: the
 		// peers would refuse us anyway, so say why.
 		return ImportedRecord{}, fmt.Errorf("record %s: %w: revoked (and the record was re-keyed)", wk.Record, ErrDenied)
@@ -250,18 +267,6 @@ func (w *Wallet) importRecord(ctx context.Context, c *client.Client, op opener, 
 	}
 	return ImportedRecord{Grant: g.ID, Owner: g.Author, Record: wk.Record, File: name,
 		Size: m.Metadata.Size, Format: m.Metadata.Format, BreakGlass: op.breakGlass}, nil
-}
-
-// grantRevoked reports whether the local ledger holds a revocation of g.
-func (w *Wallet) grantRevoked(g consent.Hash) bool {
-	l, _, err := w.openLedger(false)
-	if err != nil {
-		return false
-	}
-	defer l.Close()
-	revoked := false
-	l.View(func(v *consent.View) { revoked = v.Revoked(g) })
-	return revoked
 }
 
 // grantedManifest finds and checks the copy of a record's manifest that
