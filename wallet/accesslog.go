@@ -1,5 +1,8 @@
 package wallet
 
+// The access log: every decision peers logged on requests for this
+// wallet's records (AccessLog).
+
 import (
 	"context"
 	"sort"

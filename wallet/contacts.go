@@ -1,5 +1,8 @@
 package wallet
 
+// Contacts: the address book of identity cards (Contacts, AddContact,
+// RemoveContact, Resolve, NameOf).
+
 import (
 	"encoding/json"
 	"errors"

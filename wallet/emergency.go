@@ -1,5 +1,9 @@
 package wallet
 
+// Emergency access: the patient's break-glass policy (EnableEmergency),
+// the clinician's break-glass import, and the patient's view and review of
+// emergency accesses (EmergencyAccesses, Review).
+
 import (
 	"context"
 	"fmt"

@@ -1,5 +1,7 @@
 package wallet
 
+// The typed errors of the package.
+
 import "errors"
 
 // Sentinel errors that the CLI maps to exit codes (see docs/cli.md).

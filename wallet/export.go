@@ -1,5 +1,8 @@
 package wallet
 
+// Key export and import: the passphrase-protected backup of an identity
+// (ExportKey, ImportKey).
+
 import (
 	"bytes"
 	"encoding/json"

@@ -1,5 +1,8 @@
 package wallet
 
+// Import: fetching and decrypting the records of grants made to this
+// wallet (Import).
+
 import (
 	"bytes"
 	"context"

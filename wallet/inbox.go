@@ -1,5 +1,7 @@
 package wallet
 
+// The inbox: the grants made to this wallet (Inbox).
+
 import (
 	"context"
 )

@@ -1,5 +1,8 @@
 package wallet
 
+// Records on the network: where shares are stored and how many peers
+// an add needs.
+
 import (
 	"context"
 	"fmt"

@@ -1,5 +1,8 @@
 package wallet
 
+// Publishing: pushing the wallet's feed and manifest copies to the peers
+// (Publish).
+
 import (
 	"context"
 	"fmt"

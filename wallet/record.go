@@ -1,5 +1,8 @@
 package wallet
 
+// Records: add, list, get, verify and remove (AddRecord, ListRecords,
+// Record, RecordKey, GetRecord, VerifyRecord, RemoveRecord).
+
 import (
 	"context"
 	"crypto/ed25519"

@@ -1,5 +1,7 @@
 package wallet
 
+// Rotation: re-keying records after a revocation (Rotate).
+
 import (
 	"context"
 	"crypto/ed25519"

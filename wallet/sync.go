@@ -1,5 +1,8 @@
 package wallet
 
+// Sync: pulling the network's ledger into the local one (PullLedger) and
+// rebuilding a restored wallet from the network (Sync).
+
 import (
 	"context"
 	"crypto/ed25519"

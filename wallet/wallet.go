@@ -73,6 +73,29 @@ type Identity struct {
 
 // Wallet is an opened wallet. Secrets are read from the keyring only when a
 // use case first needs them.
+//
+// Its methods are the use cases, one file each:
+//
+//   - the wallet itself (wallet.go): Home, Card, ID, KeyringBackend, Now,
+//     Identity; its key backup (export.go): ExportKey
+//   - contacts (contacts.go): Contacts, AddContact, RemoveContact, Resolve,
+//     NameOf
+//   - records (record.go): AddRecord, ListRecords, Record, RecordKey,
+//     GetRecord, VerifyRecord, RemoveRecord
+//   - consent given (grant.go): Grant, Grants, GrantShow, GrantFHIR, Revoke;
+//     re-keying after a revocation (rotate.go): Rotate
+//   - consent received (inbox.go, import.go): Inbox, Import
+//   - credentials (credential.go): IssueCredential, Credentials,
+//     RevokeCredential
+//   - emergency access (emergency.go): EnableEmergency, EmergencyAccesses,
+//     Review; the break-glass import is Import with Emergency set
+//   - the access log (accesslog.go): AccessLog
+//   - audit (audit.go): AuditLedger, Disclosures, DisclosuresFHIR,
+//     NewRequest, DecideAccess
+//   - the network (network.go, publish.go, sync.go): NetworkPath, HasNetwork,
+//     Dial, Publish, PullLedger, Sync
+//   - the local ledger (ledger.go): AnchorRecord, LedgerEntries,
+//     ExportLedger, ImportLedger
 type Wallet struct {
 	cfg     Config
 	card    consent.Card
