@@ -142,14 +142,20 @@ func (g *globalOptions) resolve() error {
 	return nil
 }
 
+// testKDFCost lowers the scrypt costs (log2 N) of new file keyrings and
+// key exports; only main_test.go sets it. Zero means the real costs.
+var testKDFCost int
+
 // config is the wallet configuration the global flags describe.
 func (g *globalOptions) config() wallet.Config {
 	return wallet.Config{
-		Home:    g.home,
-		Network: g.network,
+		Home:             g.home,
+		Network:          g.network,
+		ExportWorkFactor: testKDFCost,
 		Keyring: keystore.Config{
 			Backend:    g.keyringBackend,
 			Passphrase: g.keyringPassphrase,
+			ScryptLogN: testKDFCost,
 		},
 	}
 }
