@@ -49,6 +49,9 @@ type Config struct {
 	Network string
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
+	// ExportWorkFactor is the scrypt work factor (log2 N) of key exports;
+	// 0 means 18. Only tests lower it.
+	ExportWorkFactor int
 }
 
 func (c Config) now() time.Time {

@@ -15,8 +15,6 @@ import (
 	"github.com/medwallet/medwallet/wallet"
 )
 
-func init() { register(newPeersCommand) }
-
 func newPeersCommand(g *globalOptions) *cobra.Command {
 	return &cobra.Command{
 		Use:   "peers",

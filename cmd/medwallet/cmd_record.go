@@ -20,8 +20,6 @@ import (
 	"github.com/medwallet/medwallet/wallet"
 )
 
-func init() { register(newRecordCommand) }
-
 func newRecordCommand(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "record",
@@ -94,7 +92,7 @@ C-CDA XML, DICOM, PDF, else binary. The record ID is printed on stdout.`,
   medwallet record add scan.dcm --k 4 --n 6
   cat summary.xml | medwallet record add - --json`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error { return runRecordAdd(cmd.Context(), args[0], o, g) },
+		RunE: func(cmd *cobra.Command, args []string) error { return runRecordAdd(cmd.Context(), o, g, args) },
 	}
 	cmd.Flags().StringVar(&o.label, "label", "", "a label for the record (kept encrypted)")
 	cmd.Flags().IntVar(&o.k, "k", vault.DefaultK, "shares needed to rebuild the record")
@@ -102,7 +100,9 @@ C-CDA XML, DICOM, PDF, else binary. The record ID is printed on stdout.`,
 	return cmd
 }
 
-func runRecordAdd(ctx context.Context, file string, o recordAddOptions, g *globalOptions) error {
+// runRecordAdd stores the file args[0] ("-" for stdin) as a record.
+func runRecordAdd(ctx context.Context, o recordAddOptions, g *globalOptions, args []string) error {
+	file := args[0]
 	if o.k < 1 || o.n <= o.k || o.n > vault.MaxShares {
 		return wallet.WithHint(fmt.Errorf("--k %d --n %d: %w: need 1 <= k < n <= %d", o.k, o.n, wallet.ErrInvalid, vault.MaxShares),
 			"for example --k 3 --n 5: any 3 of 5 shares rebuild the record")
@@ -145,17 +145,21 @@ func runRecordAdd(ctx context.Context, file string, o recordAddOptions, g *globa
 	return g.emit(newRecordJSON(info), func(out io.Writer) { fmt.Fprintln(out, info.ID) })
 }
 
+// recordLsOptions are the flags of record ls.
+type recordLsOptions struct{}
+
 func newRecordLsCommand(g *globalOptions) *cobra.Command {
+	var opts recordLsOptions
 	return &cobra.Command{
 		Use:     "ls",
 		Short:   "List records with their metadata",
 		Example: "  medwallet record ls\n  medwallet record ls --json | jq '.[].resource_types'",
 		Args:    cobra.NoArgs,
-		RunE:    func(cmd *cobra.Command, _ []string) error { return runRecordLs(cmd.Context(), g) },
+		RunE:    func(cmd *cobra.Command, _ []string) error { return runRecordLs(cmd.Context(), opts, g) },
 	}
 }
 
-func runRecordLs(ctx context.Context, g *globalOptions) error {
+func runRecordLs(ctx context.Context, _ recordLsOptions, g *globalOptions) error {
 	w, err := g.openWallet()
 	if err != nil {
 		return err
@@ -212,7 +216,7 @@ refused when stdout is a terminal).`,
 		Example: `  medwallet record get 3fa1 --out visit.json
   medwallet record get 3fa1c0de > visit.json`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error { return runRecordGet(cmd.Context(), args[0], o, g) },
+		RunE: func(cmd *cobra.Command, args []string) error { return runRecordGet(cmd.Context(), o, g, args) },
 	}
 	cmd.Flags().StringVar(&o.out, "out", "-", `file to create, or "-" for stdout`)
 	return cmd
@@ -225,7 +229,9 @@ type recordGetJSON struct {
 	Size int64  `json:"size"`
 }
 
-func runRecordGet(ctx context.Context, ref string, o recordGetOptions, g *globalOptions) error {
+// runRecordGet writes the record args[0] to --out.
+func runRecordGet(ctx context.Context, o recordGetOptions, g *globalOptions, args []string) error {
+	ref := args[0]
 	w, err := g.openWallet()
 	if err != nil {
 		return err
@@ -276,7 +282,11 @@ func runRecordGet(ctx context.Context, ref string, o recordGetOptions, g *global
 	return g.emit(recordGetJSON{ID: info.ID, File: o.out, Size: info.Metadata.Size}, func(out io.Writer) { fmt.Fprintln(out, o.out) })
 }
 
+// recordVerifyOptions are the flags of record verify.
+type recordVerifyOptions struct{}
+
 func newRecordVerifyCommand(g *globalOptions) *cobra.Command {
+	var opts recordVerifyOptions
 	return &cobra.Command{
 		Use:   "verify ID",
 		Short: "Check every share of a record and report its health",
@@ -286,7 +296,7 @@ Exit code 0 when the record can be rebuilt (status "ok", or "degraded" when
 some shares are damaged but at least k are fine), 5 when it cannot ("lost").`,
 		Example: "  medwallet record verify 3fa1\n  medwallet record verify 3fa1 --json",
 		Args:    cobra.ExactArgs(1),
-		RunE:    func(cmd *cobra.Command, args []string) error { return runRecordVerify(cmd.Context(), args[0], g) },
+		RunE:    func(cmd *cobra.Command, args []string) error { return runRecordVerify(cmd.Context(), opts, g, args) },
 	}
 }
 
@@ -309,7 +319,9 @@ type recordVerifyJSON struct {
 	Shares  []shareHealthJSON `json:"shares"`
 }
 
-func runRecordVerify(ctx context.Context, ref string, g *globalOptions) error {
+// runRecordVerify checks every share of the record args[0].
+func runRecordVerify(ctx context.Context, _ recordVerifyOptions, g *globalOptions, args []string) error {
+	ref := args[0]
 	w, err := g.openWallet()
 	if err != nil {
 		return err
@@ -344,17 +356,23 @@ func runRecordVerify(ctx context.Context, ref string, g *globalOptions) error {
 	return g.emit(out, human)
 }
 
+// recordRmOptions are the flags of record rm.
+type recordRmOptions struct{}
+
 func newRecordRmCommand(g *globalOptions) *cobra.Command {
+	var opts recordRmOptions
 	return &cobra.Command{
 		Use:     "rm ID",
 		Short:   "Delete a record's shares and manifest",
 		Example: "  medwallet record rm 3fa1",
 		Args:    cobra.ExactArgs(1),
-		RunE:    func(cmd *cobra.Command, args []string) error { return runRecordRm(cmd.Context(), args[0], g) },
+		RunE:    func(cmd *cobra.Command, args []string) error { return runRecordRm(cmd.Context(), opts, g, args) },
 	}
 }
 
-func runRecordRm(ctx context.Context, ref string, g *globalOptions) error {
+// runRecordRm deletes the record args[0].
+func runRecordRm(ctx context.Context, _ recordRmOptions, g *globalOptions, args []string) error {
+	ref := args[0]
 	w, err := g.openWallet()
 	if err != nil {
 		return err
