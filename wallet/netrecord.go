@@ -3,6 +3,7 @@ package wallet
 import (
 	"context"
 	"fmt"
+	"io"
 	"path/filepath"
 
 	"github.com/medwallet/medwallet/consent"
@@ -47,21 +48,26 @@ func (w *Wallet) storeFor(ctx context.Context, o RecordOptions, m *vault.Manifes
 	return s, nil, nil
 }
 
-// adaptN fits the coding parameters to the reachable peers: n shrinks to
-// the number of distinct peers, and an add fails when fewer than k+1 answer.
-func adaptN(c *client.Client, k, n int) (int, int, error) {
-	if k == 0 {
-		k = vault.DefaultK
-	}
-	if n == 0 {
-		n = vault.DefaultN
-	}
+// adaptN fits n to the reachable peers: it shrinks to the number of
+// distinct peers, and an add fails when fewer than k+1 answer.
+func adaptN(c *client.Client, k, n int) (int, error) {
 	up := len(c.Reachable())
 	if up < k+1 {
-		return 0, 0, WithHint(fmt.Errorf("%w: %d of %d peers answer, and k=%d needs at least %d distinct peers",
-			client.ErrNoPeers, up, c.Configured(), k, k+1), "start more peers, or lower --k")
+		return 0, &PeersError{Answered: up, Configured: c.Configured(), Needed: k + 1, K: k}
 	}
-	return k, min(n, up), nil
+	return min(n, up), nil
+}
+
+// netShareStore is the network's share store, whose failures to store a
+// share are NetworkErrors: a peer that went away mid-add, a reset stream.
+type netShareStore struct{ vault.ShareStore }
+
+func (s netShareStore) Put(ctx context.Context, r io.Reader) (vault.ShareID, error) {
+	id, err := s.ShareStore.Put(ctx, r)
+	if err != nil && ctx.Err() == nil {
+		err = &NetworkError{Op: OpStoreShares, Err: err}
+	}
+	return id, err
 }
 
 // publishRecord replicates the encrypted manifest on peers, anchors it on
@@ -95,7 +101,7 @@ func (w *Wallet) Publish(ctx context.Context, c *client.Client) error {
 		return nil
 	}
 	if _, err := c.Push(ctx, feed); err != nil {
-		return WithHint(fmt.Errorf("publishing to the network: %w", err), "retry with 'medwallet sync'")
+		return &NetworkError{Op: OpPublish, Err: err}
 	}
 	return nil
 }

@@ -112,8 +112,7 @@ func Init(cfg Config, name, role string) (*Wallet, error) {
 func create(cfg Config, card consent.Card, id *Identity) (*Wallet, error) {
 	path := filepath.Join(cfg.Home, stateFile)
 	if _, err := os.Stat(path); err == nil {
-		return nil, WithHint(fmt.Errorf("a wallet already exists in %s: %w", cfg.Home, ErrExists),
-			"choose another directory with --home or $MEDWALLET_HOME")
+		return nil, &ExistsError{Kind: KindWallet, Ref: cfg.Home}
 	}
 	if err := os.MkdirAll(cfg.Home, 0o700); err != nil {
 		return nil, fmt.Errorf("creating the wallet directory: %w", err)
@@ -134,7 +133,7 @@ func create(cfg Config, card consent.Card, id *Identity) (*Wallet, error) {
 	if err := createFileExclusive(path, append(st, '\n')); err != nil {
 		_ = ks.Remove(key)
 		if errors.Is(err, ErrExists) {
-			return nil, fmt.Errorf("a wallet already exists in %s: %w", cfg.Home, ErrExists)
+			return nil, &ExistsError{Kind: KindWallet, Ref: cfg.Home}
 		}
 		return nil, err
 	}
@@ -146,8 +145,7 @@ func create(cfg Config, card consent.Card, id *Identity) (*Wallet, error) {
 func Open(cfg Config) (*Wallet, error) {
 	b, err := os.ReadFile(filepath.Join(cfg.Home, stateFile))
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, WithHint(fmt.Errorf("%w: %s", ErrNoWallet, cfg.Home),
-			"create one with 'medwallet init --name NAME', restore one with 'medwallet key import FILE', or point --home at it")
+		return nil, &NotFoundError{Kind: KindWallet, Ref: cfg.Home}
 	}
 	if err != nil {
 		return nil, err
@@ -205,7 +203,7 @@ func (w *Wallet) keystore() (keystore.Keystore, error) {
 	}
 	ks, name, err := keystore.Open(kc)
 	if err != nil {
-		return nil, WithHint(err, "choose a backend with --keyring-backend or $MEDWALLET_KEYRING_BACKEND (file works everywhere)")
+		return nil, err
 	}
 	w.ks, w.backend = ks, name
 	return ks, nil
@@ -225,11 +223,7 @@ func (w *Wallet) Identity() (*Identity, error) {
 	}
 	b, err := ks.Get(secretPrefix + string(w.card.ID))
 	if errors.Is(err, keystore.ErrNotFound) {
-		return nil, WithHint(fmt.Errorf("the %s keyring holds no key for this wallet: %w", w.KeyringBackend(), ErrNotFound),
-			"restore it with 'medwallet key import FILE', or select the keyring that holds it with --keyring-backend")
-	}
-	if errors.Is(err, keystore.ErrNoPassphrase) {
-		return nil, WithHint(err, "set $MEDWALLET_PASSPHRASE or pass --passphrase-file FILE")
+		return nil, &NotFoundError{Kind: KindKey, Owner: w.KeyringBackend()}
 	}
 	if err != nil {
 		return nil, err

@@ -62,7 +62,7 @@ func runLedgerExport(file string, opts ledgerExportOptions, g *globalOptions) (e
 	}
 	f, err := os.OpenFile(file, flags, 0o600)
 	if errors.Is(err, os.ErrExist) {
-		return wallet.WithHint(fmt.Errorf("%q: %w", file, wallet.ErrExists), "choose another file name, or pass --force to overwrite it")
+		return withHint(fmt.Errorf("%q: %w", file, wallet.ErrExists), "choose another file name, or pass --force to overwrite it")
 	}
 	if err != nil {
 		return err
