@@ -2,6 +2,7 @@ package wallet
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -58,16 +59,32 @@ func adaptN(c *client.Client, k, n int) (int, error) {
 	return min(n, up), nil
 }
 
-// netShareStore is the network's share store, whose failures to store a
-// share are NetworkErrors: a peer that went away mid-add, a reset stream.
+// netShareStore is the network's share store. It marks its failures to
+// store a share (a peer that went away mid-add, a reset stream) so that
+// sealErr can tell them from the other failures of vault.Seal.
 type netShareStore struct{ vault.ShareStore }
 
 func (s netShareStore) Put(ctx context.Context, r io.Reader) (vault.ShareID, error) {
 	id, err := s.ShareStore.Put(ctx, r)
 	if err != nil && ctx.Err() == nil {
-		err = &NetworkError{Op: OpStoreShares, Err: err}
+		err = putError{err}
 	}
 	return id, err
+}
+
+// putError marks a share that the network failed to store.
+type putError struct{ error }
+
+func (e putError) Unwrap() error { return e.error }
+
+// sealErr is the error of a vault.Seal into a netShareStore: a
+// NetworkError when the network failed to store a share, else err.
+func sealErr(err error) error {
+	var pe putError
+	if errors.As(err, &pe) {
+		return &NetworkError{Op: OpStoreShares, Err: err}
+	}
+	return err
 }
 
 // publishRecord replicates the encrypted manifest on peers, anchors it on

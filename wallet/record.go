@@ -116,7 +116,7 @@ func (w *Wallet) AddRecord(ctx context.Context, r io.Reader, opts AddRecordOptio
 		Now:      w.cfg.now,
 	})
 	if err != nil {
-		return RecordInfo{}, err
+		return RecordInfo{}, sealErr(err)
 	}
 	enc, err := m.Encrypt(id.Signing, id.Age.Recipient())
 	if err == nil {

@@ -245,7 +245,7 @@ func (w *Wallet) rotateRecord(ctx context.Context, c *client.Client, rid string)
 		if oerr != nil {
 			err = oerr
 		}
-		return RotatedRecord{}, err // Seal removed what it stored
+		return RotatedRecord{}, sealErr(err) // Seal removed what it stored
 	}
 	discard := func(cause error) (RotatedRecord, error) {
 		if err := vault.DeleteShares(context.WithoutCancel(ctx), m, store); err != nil {

@@ -93,15 +93,19 @@ func replaceIn(err, inner error, line string) string {
 }
 
 func peersLine(e *wallet.PeersError) string {
-	who := fmt.Sprintf("only %d of the %d peers", e.Answered, e.Configured)
-	if e.Answered == 0 {
-		who = fmt.Sprintf("none of the %d peers", e.Configured)
+	var who string
+	switch {
+	case e.Configured == 1 && e.Answered == 0:
+		who = "the one peer in the network did not answer"
+	case e.Answered == 0:
+		who = fmt.Sprintf("none of the %d peers in the network answered", e.Configured)
+	default:
+		who = fmt.Sprintf("only %d of the %d peers in the network answered", e.Answered, e.Configured)
 	}
 	if e.K > 0 {
-		return fmt.Sprintf("%s in the network answered, and storing this record needs %d: one for each share, on different peers, with room for one to fail",
-			who, e.Needed)
+		return fmt.Sprintf("%s; storing this record needs at least %d, so that it can still be rebuilt after losing one", who, e.Needed)
 	}
-	return fmt.Sprintf("%s in the network answered, and %d must", who, e.Needed)
+	return fmt.Sprintf("%s; at least %d must", who, e.Needed)
 }
 
 func networkLine(e *wallet.NetworkError) string {
