@@ -1,5 +1,9 @@
 package wallet
 
+// Audit: verifying the ledger (AuditLedger, AuditExport), the accounting
+// of disclosures (Disclosures, DisclosuresFHIR) and asking what the policy
+// would decide (NewRequest, DecideAccess).
+
 import (
 	"context"
 	"crypto/rand"

@@ -1,5 +1,8 @@
 package wallet
 
+// Contacts: the address book of identity cards (Contacts, AddContact,
+// RemoveContact, Resolve, NameOf).
+
 import (
 	"encoding/json"
 	"errors"
@@ -11,6 +14,7 @@ import (
 	"time"
 
 	"github.com/medwallet/medwallet/consent"
+	"github.com/medwallet/medwallet/internal/fsutil"
 )
 
 const contactsFile = "contacts.json"
@@ -65,7 +69,7 @@ func (w *Wallet) saveContacts(cs []Contact) error {
 		cj.Contacts = append(cj.Contacts, contactJSON{Name: c.Name, Card: c.Card.String(), Added: c.Added.UTC()})
 	}
 	b, _ := json.MarshalIndent(cj, "", "  ")
-	return writeFileAtomic(filepath.Join(w.cfg.Home, contactsFile), append(b, '\n'))
+	return fsutil.WriteFileAtomic(filepath.Join(w.cfg.Home, contactsFile), append(b, '\n'), 0o600)
 }
 
 // AddContact verifies card and saves it under name. A name or an ID that is

@@ -1,5 +1,8 @@
 package wallet
 
+// Credentials: a trusted issuer vouches for a role (IssueCredential,
+// Credentials, RevokeCredential), and role grants reach their holders.
+
 import (
 	"bytes"
 	"context"

@@ -1,9 +1,12 @@
 package wallet
 
+// Emergency access: the patient's break-glass policy (EnableEmergency),
+// the clinician's break-glass import, and the patient's view and review of
+// emergency accesses (EmergencyAccesses, Review).
+
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 	"unicode"
@@ -179,13 +182,7 @@ func (w *Wallet) importEmergency(ctx context.Context, c *client.Client, o Import
 	if err := w.Publish(ctx, c); err != nil {
 		return nil, fmt.Errorf("the break-glass entry is signed but not on the network: %w", err)
 	}
-	if o.OutDir == "" {
-		o.OutDir = "."
-	}
-	if err := os.MkdirAll(o.OutDir, 0o700); err != nil {
-		return nil, err
-	}
-	return w.importKeys(ctx, c, opener{recipient: g.Grantee, key: roleKey, breakGlass: bg.Hash()}, g, o, nil)
+	return w.importInto(ctx, c, []importGrant{{g: g, op: opener{recipient: g.Grantee, key: roleKey, breakGlass: bg.Hash()}}}, o)
 }
 
 // EmergencyAccess is one emergency access to this wallet's records (a

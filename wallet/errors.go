@@ -1,5 +1,7 @@
 package wallet
 
+// The typed errors of the package.
+
 import (
 	"errors"
 	"fmt"

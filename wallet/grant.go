@@ -1,5 +1,8 @@
 package wallet
 
+// Consent given: grants and revocations the patient signs (Grant, Grants,
+// GrantShow, GrantFHIR, Revoke).
+
 import (
 	"bytes"
 	"context"

@@ -1,5 +1,9 @@
 package wallet
 
+// The local ledger: opening it, anchoring records on the wallet's feed
+// (AnchorRecord), and moving entries in and out (LedgerEntries,
+// ExportLedger, ImportLedger).
+
 import (
 	"context"
 	"errors"

@@ -1,5 +1,8 @@
 package wallet
 
+// Minimum necessary: how a grant's scopes and sensitive categories pick
+// the records it covers.
+
 import (
 	"bytes"
 	"context"

@@ -1,5 +1,8 @@
 package wallet
 
+// Records on the network: where shares are stored and how many peers
+// an add needs.
+
 import (
 	"context"
 	"errors"
@@ -7,7 +10,6 @@ import (
 	"io"
 	"path/filepath"
 
-	"github.com/medwallet/medwallet/consent"
 	"github.com/medwallet/medwallet/p2p/client"
 	"github.com/medwallet/medwallet/vault"
 	"github.com/medwallet/medwallet/vault/dirstore"
@@ -85,40 +87,4 @@ func sealErr(err error) error {
 		return &NetworkError{Op: OpStoreShares, Err: err}
 	}
 	return err
-}
-
-// publishRecord replicates the encrypted manifest on peers, anchors it on
-// the wallet's feed and pushes the feed.
-func (w *Wallet) publishRecord(ctx context.Context, c *client.Client, rid string, enc []byte) error {
-	if _, err := c.PutManifest(ctx, rid, w.ID(), enc, ManifestReplicas); err != nil {
-		return err
-	}
-	// Catch up with our own feed first: a wallet restored on a new machine
-	// must not sign a second entry at a seq the network already holds.
-	if _, err := w.pull(ctx, c); err != nil {
-		return err
-	}
-	if _, err := w.AnchorRecord(ctx, rid); err != nil {
-		return err
-	}
-	return w.Publish(ctx, c)
-}
-
-// Publish pushes the wallet's own feed to the network; peers keep what
-// they lack, so this also repairs a feed that was only partly published.
-func (w *Wallet) Publish(ctx context.Context, c *client.Client) error {
-	l, _, err := w.openLedger(false)
-	if err != nil {
-		return err
-	}
-	var feed []*consent.Entry
-	l.View(func(v *consent.View) { feed = v.Feed(w.ID()) })
-	l.Close()
-	if len(feed) == 0 {
-		return nil
-	}
-	if _, err := c.Push(ctx, feed); err != nil {
-		return &NetworkError{Op: OpPublish, Err: err}
-	}
-	return nil
 }

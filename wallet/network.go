@@ -1,5 +1,8 @@
 package wallet
 
+// The network: the network file and dialling its peers (NetworkPath,
+// HasNetwork, Dial).
+
 import (
 	"context"
 	"errors"

@@ -1,5 +1,8 @@
 package wallet
 
+// Records: add, list, get, verify and remove (AddRecord, ListRecords,
+// Record, RecordKey, GetRecord, VerifyRecord, RemoveRecord).
+
 import (
 	"context"
 	"crypto/ed25519"
@@ -14,6 +17,7 @@ import (
 
 	"filippo.io/age"
 
+	"github.com/medwallet/medwallet/internal/fsutil"
 	"github.com/medwallet/medwallet/vault"
 )
 
@@ -120,13 +124,12 @@ func (w *Wallet) AddRecord(ctx context.Context, r io.Reader, opts AddRecordOptio
 	}
 	enc, err := m.Encrypt(id.Signing, id.Age.Recipient())
 	if err == nil {
-		err = createFileExclusive(w.manifestPath(m.RecordID.String()), enc)
+		err = fsutil.WriteFileNew(w.manifestPath(m.RecordID.String()), enc, 0o600)
 	}
 	if err != nil {
 		_ = vault.DeleteShares(context.WithoutCancel(ctx), m, store)
 		return RecordInfo{}, fmt.Errorf("saving the manifest: %w", err)
 	}
-	syncDir(w.recordsPath())
 	if c != nil {
 		if err := w.publishRecord(ctx, c, m.RecordID.String(), enc); err != nil {
 			return recordInfo(m), fmt.Errorf("record %s is stored on peers but not yet published: %w", m.RecordID, err)
@@ -368,6 +371,6 @@ func (w *Wallet) RemoveRecord(ctx context.Context, ref string, opts RecordOption
 	if err := os.Remove(w.manifestPath(rid)); err != nil {
 		return "", err
 	}
-	syncDir(w.recordsPath())
+	fsutil.SyncDir(w.recordsPath())
 	return rid, nil
 }

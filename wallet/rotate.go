@@ -1,5 +1,7 @@
 package wallet
 
+// Rotation: re-keying records after a revocation (Rotate).
+
 import (
 	"context"
 	"crypto/ed25519"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/medwallet/medwallet/consent"
+	"github.com/medwallet/medwallet/internal/fsutil"
 	"github.com/medwallet/medwallet/p2p/client"
 	"github.com/medwallet/medwallet/vault"
 )
@@ -264,7 +267,7 @@ func (w *Wallet) rotateRecord(ctx context.Context, c *client.Client, rid string)
 		return discard(err)
 	}
 	// The switch: from here on the record is the new manifest.
-	if err := writeFileAtomic(w.manifestPath(rid), enc); err != nil {
+	if err := fsutil.WriteFileAtomic(w.manifestPath(rid), enc, 0o600); err != nil {
 		return discard(fmt.Errorf("saving the new manifest: %w", err))
 	}
 	rr := RotatedRecord{ID: rid, OldManifest: vault.ManifestHash(oldEnc), NewManifest: vault.ManifestHash(enc)}

@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -23,6 +24,7 @@ import (
 	"filippo.io/age"
 
 	"github.com/medwallet/medwallet/consent"
+	"github.com/medwallet/medwallet/internal/fsutil"
 	"github.com/medwallet/medwallet/wallet/keystore"
 )
 
@@ -47,6 +49,9 @@ type Config struct {
 	Network string
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
+	// ExportWorkFactor is the scrypt work factor (log2 N) of key exports;
+	// 0 means 18. Only tests lower it.
+	ExportWorkFactor int
 }
 
 func (c Config) now() time.Time {
@@ -71,6 +76,29 @@ type Identity struct {
 
 // Wallet is an opened wallet. Secrets are read from the keyring only when a
 // use case first needs them.
+//
+// Its methods are the use cases, one file each:
+//
+//   - the wallet itself (wallet.go): Home, Card, ID, KeyringBackend, Now,
+//     Identity; its key backup (export.go): ExportKey
+//   - contacts (contacts.go): Contacts, AddContact, RemoveContact, Resolve,
+//     NameOf
+//   - records (record.go): AddRecord, ListRecords, Record, RecordKey,
+//     GetRecord, VerifyRecord, RemoveRecord
+//   - consent given (grant.go): Grant, Grants, GrantShow, GrantFHIR, Revoke;
+//     re-keying after a revocation (rotate.go): Rotate
+//   - consent received (inbox.go, import.go): Inbox, Import
+//   - credentials (credential.go): IssueCredential, Credentials,
+//     RevokeCredential
+//   - emergency access (emergency.go): EnableEmergency, EmergencyAccesses,
+//     Review; the break-glass import is Import with Emergency set
+//   - the access log (accesslog.go): AccessLog
+//   - audit (audit.go): AuditLedger, Disclosures, DisclosuresFHIR,
+//     NewRequest, DecideAccess
+//   - the network (network.go, publish.go, sync.go): NetworkPath, HasNetwork,
+//     Dial, Publish, PullLedger, Sync
+//   - the local ledger (ledger.go): AnchorRecord, LedgerEntries,
+//     ExportLedger, ImportLedger
 type Wallet struct {
 	cfg     Config
 	card    consent.Card
@@ -130,9 +158,9 @@ func create(cfg Config, card consent.Card, id *Identity) (*Wallet, error) {
 		return nil, fmt.Errorf("storing the identity in the keyring: %w", err)
 	}
 	st, _ := json.MarshalIndent(state{Version: stateVersion, Card: card.String(), KeyringBackend: w.backend}, "", "  ")
-	if err := createFileExclusive(path, append(st, '\n')); err != nil {
+	if err := fsutil.WriteFileNew(path, append(st, '\n'), 0o600); err != nil {
 		_ = ks.Remove(key)
-		if errors.Is(err, ErrExists) {
+		if errors.Is(err, fs.ErrExist) {
 			return nil, &ExistsError{Kind: KindWallet, Ref: cfg.Home}
 		}
 		return nil, err

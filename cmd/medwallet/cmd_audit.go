@@ -16,8 +16,6 @@ import (
 	"github.com/medwallet/medwallet/wallet"
 )
 
-func init() { register(newAuditCommand) }
-
 func newAuditCommand(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "audit",
@@ -28,7 +26,11 @@ func newAuditCommand(g *globalOptions) *cobra.Command {
 	return cmd
 }
 
+// auditVerifyOptions are the flags of audit verify.
+type auditVerifyOptions struct{}
+
 func newAuditVerifyCommand(g *globalOptions) *cobra.Command {
+	var opts auditVerifyOptions
 	return &cobra.Command{
 		Use:   "verify [FILE]",
 		Short: "Verify every signature, chain and access decision in a ledger",
@@ -44,13 +46,7 @@ Exit code 0 when everything verifies, 5 on any violation, invalid entry,
 broken chain or equivocation.`,
 		Example: "  medwallet audit verify\n  medwallet audit verify alice-ledger.mwl --json",
 		Args:    cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			file := ""
-			if len(args) == 1 {
-				file = args[0]
-			}
-			return runAuditVerify(cmd.Context(), file, g)
-		},
+		RunE:    func(cmd *cobra.Command, args []string) error { return runAuditVerify(cmd.Context(), opts, g, args) },
 	}
 }
 
@@ -104,7 +100,12 @@ func newAuditJSON(source string, r *consent.AuditReport) auditJSON {
 	return j
 }
 
-func runAuditVerify(ctx context.Context, file string, g *globalOptions) error {
+// runAuditVerify verifies the ledger file args[0], else the local ledger.
+func runAuditVerify(ctx context.Context, _ auditVerifyOptions, g *globalOptions, args []string) error {
+	file := ""
+	if len(args) == 1 {
+		file = args[0]
+	}
 	var rep *consent.AuditReport
 	source := "local"
 	if file != "" {

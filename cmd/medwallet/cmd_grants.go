@@ -13,9 +13,11 @@ import (
 	"github.com/medwallet/medwallet/wallet"
 )
 
-func init() { register(newGrantsCommand) }
+// grantsOptions are the flags of grants.
+type grantsOptions struct{}
 
 func newGrantsCommand(g *globalOptions) *cobra.Command {
+	var opts grantsOptions
 	return &cobra.Command{
 		Use:   "grants",
 		Short: "List the grants you made and the grants made to you",
@@ -24,11 +26,11 @@ that names you as grantee ("received"), oldest first, with its status:
 active, revoked, expired or not-yet-valid.`,
 		Example: "  medwallet grants\n  medwallet grants --json",
 		Args:    cobra.NoArgs,
-		RunE:    func(cmd *cobra.Command, _ []string) error { return runGrants(cmd.Context(), g) },
+		RunE:    func(cmd *cobra.Command, _ []string) error { return runGrants(cmd.Context(), opts, g) },
 	}
 }
 
-func runGrants(ctx context.Context, g *globalOptions) error {
+func runGrants(ctx context.Context, _ grantsOptions, g *globalOptions) error {
 	w, err := g.openWallet()
 	if err != nil {
 		return err

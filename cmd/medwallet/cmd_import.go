@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 
@@ -8,8 +9,6 @@ import (
 
 	"github.com/medwallet/medwallet/wallet"
 )
-
-func init() { register(newImportCommand) }
 
 type importOptions struct {
 	from      string
@@ -42,13 +41,7 @@ and reviews it afterwards.`,
   medwallet import --from Alice --out ./alice --json
   medwallet import --emergency --patient 12D3KooW... --reason "unconscious after a car crash" --out ./er`,
 		Args: cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			grant := ""
-			if len(args) == 1 {
-				grant = args[0]
-			}
-			return runImport(cmd, grant, o, g)
-		},
+		RunE: func(cmd *cobra.Command, args []string) error { return runImport(cmd.Context(), o, g, args) },
 	}
 	cmd.Flags().StringVar(&o.from, "from", "", "import every active grant from this contact")
 	cmd.Flags().StringVar(&o.out, "out", ".", "directory for the records")
@@ -70,7 +63,12 @@ type importJSON struct {
 	BreakGlass string `json:"break_glass,omitempty"`
 }
 
-func runImport(cmd *cobra.Command, grant string, o importOptions, g *globalOptions) error {
+// runImport imports the grant args[0], or what the flags name.
+func runImport(ctx context.Context, o importOptions, g *globalOptions, args []string) error {
+	grant := ""
+	if len(args) == 1 {
+		grant = args[0]
+	}
 	switch {
 	case o.emergency && (grant != "" || o.from != ""):
 		return usageError{fmt.Errorf("--emergency takes --patient and --reason, not a GRANT_ID or --from")}
@@ -85,7 +83,7 @@ func runImport(cmd *cobra.Command, grant string, o importOptions, g *globalOptio
 	if err != nil {
 		return err
 	}
-	recs, err := w.Import(cmd.Context(), wallet.ImportOptions{Grant: grant, From: o.from, OutDir: o.out,
+	recs, err := w.Import(ctx, wallet.ImportOptions{Grant: grant, From: o.from, OutDir: o.out,
 		Emergency: o.emergency, Patient: o.patient, Reason: o.reason})
 	out := make([]importJSON, 0, len(recs))
 	for _, r := range recs {

@@ -12,8 +12,6 @@ import (
 	"github.com/medwallet/medwallet/wallet"
 )
 
-func init() { register(newLogCommand) }
-
 type logOptions struct {
 	watch    bool
 	interval time.Duration

@@ -14,8 +14,6 @@ import (
 	"github.com/medwallet/medwallet/p2p/devnet"
 )
 
-func init() { register(newPeersCommand) }
-
 func newPeersCommand(g *globalOptions) *cobra.Command {
 	return &cobra.Command{
 		Use:   "peers",

@@ -16,8 +16,6 @@ import (
 	"github.com/medwallet/medwallet/wallet/keystore"
 )
 
-func init() { register(newTUICommand) }
-
 // tuiOptions are the flags of tui.
 type tuiOptions struct {
 	idle      time.Duration

@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -34,12 +33,6 @@ type globalOptions struct {
 func newGlobals(stdin io.Reader, stdout, stderr io.Writer) *globalOptions {
 	return &globalOptions{stdin: stdin, stdout: stdout, stderr: stderr}
 }
-
-// commands is the registry of top-level commands: each command file adds
-// its constructor in an init function, so that files stay independent.
-var commands []func(g *globalOptions) *cobra.Command
-
-func register(f func(g *globalOptions) *cobra.Command) { commands = append(commands, f) }
 
 func newRootCommand(g *globalOptions) *cobra.Command {
 	root := &cobra.Command{
@@ -73,12 +66,31 @@ docs/cli.md (0 ok, 1 error, 2 usage, 3 not found, 4 denied, 5 verification faile
 	pf.StringVar(&g.network, "network", "", "network file listing the peers (default $MEDWALLET_NETWORK, else HOME/network.json)")
 	root.CompletionOptions.HiddenDefaultCmd = true
 
-	cmds := make([]*cobra.Command, 0, len(commands))
-	for _, f := range commands {
-		cmds = append(cmds, f(g))
-	}
-	sort.Slice(cmds, func(i, j int) bool { return cmds[i].Name() < cmds[j].Name() })
-	for _, c := range cmds {
+	// Every top-level command, in the order help lists them.
+	for _, c := range []*cobra.Command{
+		newAuditCommand(g),
+		newContactCommand(g),
+		newCredentialCommand(g),
+		newDemoCommand(g),
+		newDevnetCommand(g),
+		newEmergencyCommand(g),
+		newGrantCommand(g),
+		newGrantsCommand(g),
+		newImportCommand(g),
+		newInboxCommand(g),
+		newInitCommand(g),
+		newKeyCommand(g),
+		newLedgerCommand(g),
+		newLogCommand(g),
+		newPeerCommand(g),
+		newPeersCommand(g),
+		newRecordCommand(g),
+		newReviewCommand(g),
+		newRevokeCommand(g),
+		newSyncCommand(g),
+		newTUICommand(g),
+		newWhoamiCommand(g),
+	} {
 		markUsage(c)
 		root.AddCommand(c)
 	}
@@ -132,14 +144,20 @@ func (g *globalOptions) resolve() error {
 	return nil
 }
 
+// testKDFCost lowers the scrypt costs (log2 N) of new file keyrings and
+// key exports; only main_test.go sets it. Zero means the real costs.
+var testKDFCost int
+
 // config is the wallet configuration the global flags describe.
 func (g *globalOptions) config() wallet.Config {
 	return wallet.Config{
-		Home:    g.home,
-		Network: g.network,
+		Home:             g.home,
+		Network:          g.network,
+		ExportWorkFactor: testKDFCost,
 		Keyring: keystore.Config{
 			Backend:    g.keyringBackend,
 			Passphrase: g.keyringPassphrase,
+			ScryptLogN: testKDFCost,
 		},
 	}
 }

@@ -16,13 +16,12 @@ import (
 	"golang.org/x/crypto/scrypt"
 )
 
-// ScryptLogN is the scrypt cost (log2 N) used when a file keyring is
-// created: N=2^16, r=8 takes 64 MiB and about 0.2 s here, and runs once per
-// process. Tests lower it; it is recorded beside the keyring, so a keyring
-// keeps the cost it was made with.
-var ScryptLogN = 16
-
 const (
+	// defaultLogN is the scrypt cost (log2 N) of a new file keyring:
+	// N=2^16, r=8 takes 64 MiB and about 0.2 s here, and runs once per
+	// process. Config.ScryptLogN overrides it (tests); the cost is recorded
+	// beside the keyring, so a keyring keeps the cost it was made with.
+	defaultLogN = 16
 	kdfFile     = "medwallet-kdf.json"
 	sentinelKey = "medwallet-passphrase-check"
 	minLogN     = 10
@@ -44,6 +43,7 @@ type kdfParams struct {
 type fileKDF struct {
 	dir        string
 	passphrase func(prompt string) (string, error)
+	logN       int // cost of a new keyring
 
 	mu      sync.Mutex
 	derived string // cached: the backend may ask again for every item
@@ -105,7 +105,7 @@ func (k *fileKDF) params() (kdfParams, error) {
 func (k *fileKDF) create(path string) (kdfParams, error) {
 	salt := make([]byte, 16)
 	randRead(salt)
-	p := kdfParams{Version: 1, Alg: "scrypt", LogN: ScryptLogN, R: 8, P: 1, Salt: base64.StdEncoding.EncodeToString(salt)}
+	p := kdfParams{Version: 1, Alg: "scrypt", LogN: k.logN, R: 8, P: 1, Salt: base64.StdEncoding.EncodeToString(salt)}
 	b, _ := json.Marshal(p)
 	if err := os.MkdirAll(k.dir, 0o700); err != nil {
 		return kdfParams{}, fmt.Errorf("keyring: %w", err)
