@@ -59,11 +59,13 @@ type ImportedRecord struct {
 func (w *Wallet) Import(ctx context.Context, o ImportOptions) ([]ImportedRecord, error) {
 	switch {
 	case o.Emergency && (o.Grant != "" || o.From != ""):
-		return nil, WithHint(fmt.Errorf("an emergency import names a patient, not a grant or a contact: %w", ErrInvalid), "pass --patient ID --reason TEXT")
+		return nil, &InputError{Field: FieldGrant, Problem: Conflict, With: FieldEmergency,
+			Reason: "an emergency import names a patient, not a grant or a contact"}
 	case !o.Emergency && (o.Patient != "" || o.Reason != ""):
-		return nil, WithHint(fmt.Errorf("--patient and --reason go with --emergency: %w", ErrInvalid), "add --emergency, or name a grant")
+		return nil, &InputError{Field: FieldPatient, Problem: Conflict, With: FieldEmergency,
+			Reason: "a patient and a reason go with an emergency import"}
 	case !o.Emergency && (o.Grant == "") == (o.From == ""):
-		return nil, WithHint(fmt.Errorf("name a grant or a contact: %w", ErrInvalid), "pass GRANT_ID or --from CONTACT")
+		return nil, &InputError{Field: FieldGrant, Problem: Missing, Reason: "name a grant or a contact"}
 	}
 	c, err := w.Dial(ctx)
 	if err != nil {
@@ -172,8 +174,7 @@ func (w *Wallet) importGrants(o ImportOptions, me age.Identity) ([]importGrant, 
 				return
 			}
 			if g.IsEmergency() {
-				ferr = WithHint(fmt.Errorf("grant %s is an emergency grant: %w", g.ID.String()[:12], ErrDenied),
-					"in an emergency, run 'medwallet import --emergency --patient ID --reason TEXT'")
+				ferr = &DeniedError{Reason: DenyEmergencyGrant, Grant: g.ID.String()[:12]}
 				return
 			}
 			out = append(out, plan(v, g))
@@ -254,8 +255,7 @@ func (w *Wallet) importRecord(ctx context.Context, c *client.Client, ig importGr
 		defer f.Abort()
 		err = vault.Open(ctx, m, getter, f, vault.OpenOptions{Progress: o.Progress})
 		if err != nil && len(getter.Denials) > 0 {
-			return ImportedRecord{}, WithHint(fmt.Errorf("record %s: %w: %s", wk.Record, ErrDenied, getter.Denials[0].Reason),
-				"the grant may be revoked or expired: check 'medwallet inbox'")
+			return ImportedRecord{}, &DeniedError{Record: wk.Record, Reason: string(getter.Denials[0].Reason)}
 		}
 		if err != nil {
 			return ImportedRecord{}, fmt.Errorf("record %s: %w", wk.Record, err)

@@ -5,7 +5,6 @@ package wallet
 
 import (
 	"context"
-	"fmt"
 
 	"filippo.io/age"
 
@@ -83,7 +82,7 @@ func (w *Wallet) Publish(ctx context.Context, c *client.Client) error {
 		return nil
 	}
 	if _, err := c.Push(ctx, feed); err != nil {
-		return WithHint(fmt.Errorf("publishing to the network: %w", err), "retry with 'medwallet sync'")
+		return &NetworkError{Op: OpPublish, Err: err}
 	}
 	return nil
 }

@@ -73,8 +73,8 @@ type RecordOptions struct {
 type AddRecordOptions struct {
 	RecordOptions
 	Label string
-	// K and N are the erasure-coding parameters; zero means the defaults
-	// (any 3 of 5 shares rebuild the record).
+	// K and N are the erasure-coding parameters; both zero means the
+	// defaults (any 3 of 5 shares rebuild the record).
 	K, N int
 }
 
@@ -84,18 +84,28 @@ func (w *Wallet) recordsPath() string { return filepath.Join(w.cfg.Home, records
 // erasure-codes it into the share store, and saves the signed manifest
 // encrypted to the wallet's own age key. Nothing is saved if it fails.
 func (w *Wallet) AddRecord(ctx context.Context, r io.Reader, opts AddRecordOptions) (RecordInfo, error) {
+	k, n := opts.K, opts.N
+	if k == 0 && n == 0 {
+		k, n = vault.DefaultK, vault.DefaultN
+	}
+	if err := vault.CheckParams(k, n); err != nil {
+		return RecordInfo{}, &InputError{Field: FieldShares, Problem: Rejected, Err: err}
+	}
 	id, err := w.Identity()
 	if err != nil {
 		return RecordInfo{}, err
 	}
 	store, c, err := w.storeFor(ctx, opts.RecordOptions, nil)
+	if pe := (*PeersError)(nil); errors.As(err, &pe) {
+		pe.Needed, pe.K = k+1, k // an add needs more than any peer answering
+	}
 	if err != nil {
 		return RecordInfo{}, err
 	}
-	k, n := opts.K, opts.N
 	if c != nil {
 		defer c.Close()
-		if k, n, err = adaptN(c, k, n); err != nil {
+		store = netShareStore{store}
+		if n, err = adaptN(c, k, n); err != nil {
 			return RecordInfo{}, err
 		}
 	}
@@ -109,11 +119,8 @@ func (w *Wallet) AddRecord(ctx context.Context, r io.Reader, opts AddRecordOptio
 		Progress: opts.Progress,
 		Now:      w.cfg.now,
 	})
-	if errors.Is(err, vault.ErrBadParams) {
-		return RecordInfo{}, WithHint(fmt.Errorf("%w: %w", ErrInvalid, err), "use 1 <= --k < --n <= 255, for example --k 3 --n 5")
-	}
 	if err != nil {
-		return RecordInfo{}, err
+		return RecordInfo{}, sealErr(err)
 	}
 	enc, err := m.Encrypt(id.Signing, id.Age.Recipient())
 	if err == nil {
@@ -163,11 +170,11 @@ func (w *Wallet) recordIDs() ([]string, error) {
 func (w *Wallet) resolveRecord(ref string) (string, error) {
 	ref = strings.ToLower(strings.TrimSpace(ref))
 	if len(ref) < minRecordPrefix {
-		return "", WithHint(fmt.Errorf("record %q: %w: give at least %d characters of the ID", ref, ErrInvalid, minRecordPrefix),
-			"list the records with 'medwallet record ls'")
+		return "", &InputError{Field: FieldRecord, Problem: Malformed, Value: ref,
+			Reason: fmt.Sprintf("record %q: give at least %d characters of the ID", ref, minRecordPrefix)}
 	}
 	if strings.Trim(ref, "0123456789abcdef") != "" || len(ref) > 32 {
-		return "", WithHint(fmt.Errorf("record %q: %w: not a record ID", ref, ErrInvalid), "list the records with 'medwallet record ls'")
+		return "", &InputError{Field: FieldRecord, Problem: Malformed, Value: ref, Reason: fmt.Sprintf("record %q: not a record ID", ref)}
 	}
 	ids, err := w.recordIDs()
 	if err != nil {
@@ -181,11 +188,11 @@ func (w *Wallet) resolveRecord(ref string) (string, error) {
 	}
 	switch len(match) {
 	case 0:
-		return "", WithHint(fmt.Errorf("record %q: %w", ref, ErrNotFound), "list the records with 'medwallet record ls'")
+		return "", &NotFoundError{Kind: KindRecord, Ref: ref}
 	case 1:
 		return match[0], nil
 	default:
-		return "", WithHint(fmt.Errorf("record %q: %w: %d records start with it", ref, ErrInvalid, len(match)), "give more characters of the ID")
+		return "", &AmbiguousError{Kind: KindRecord, Ref: ref, Matches: len(match)}
 	}
 }
 
@@ -277,8 +284,7 @@ func (w *Wallet) GetRecord(ctx context.Context, ref string, out io.Writer, opts 
 	}
 	if err := vault.Open(ctx, m, store, out, vault.OpenOptions{Progress: opts.Progress}); err != nil {
 		if errors.Is(err, vault.ErrNotEnoughShares) {
-			return RecordInfo{}, WithHint(fmt.Errorf("record %s: %w", m.RecordID, err),
-				"run 'medwallet record verify "+m.RecordID.String()[:8]+"' to see the state of every share")
+			return RecordInfo{}, &RecordError{Record: m.RecordID.String(), Err: err}
 		}
 		return RecordInfo{}, fmt.Errorf("record %s: %w", m.RecordID, err)
 	}

@@ -140,8 +140,7 @@ func Init(cfg Config, name, role string) (*Wallet, error) {
 func create(cfg Config, card consent.Card, id *Identity) (*Wallet, error) {
 	path := filepath.Join(cfg.Home, stateFile)
 	if _, err := os.Stat(path); err == nil {
-		return nil, WithHint(fmt.Errorf("a wallet already exists in %s: %w", cfg.Home, ErrExists),
-			"choose another directory with --home or $MEDWALLET_HOME")
+		return nil, &ExistsError{Kind: KindWallet, Ref: cfg.Home}
 	}
 	if err := os.MkdirAll(cfg.Home, 0o700); err != nil {
 		return nil, fmt.Errorf("creating the wallet directory: %w", err)
@@ -162,7 +161,7 @@ func create(cfg Config, card consent.Card, id *Identity) (*Wallet, error) {
 	if err := fsutil.WriteFileNew(path, append(st, '\n'), 0o600); err != nil {
 		_ = ks.Remove(key)
 		if errors.Is(err, fs.ErrExist) {
-			return nil, fmt.Errorf("a wallet already exists in %s: %w", cfg.Home, ErrExists)
+			return nil, &ExistsError{Kind: KindWallet, Ref: cfg.Home}
 		}
 		return nil, err
 	}
@@ -174,8 +173,7 @@ func create(cfg Config, card consent.Card, id *Identity) (*Wallet, error) {
 func Open(cfg Config) (*Wallet, error) {
 	b, err := os.ReadFile(filepath.Join(cfg.Home, stateFile))
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, WithHint(fmt.Errorf("%w: %s", ErrNoWallet, cfg.Home),
-			"create one with 'medwallet init --name NAME', restore one with 'medwallet key import FILE', or point --home at it")
+		return nil, &NotFoundError{Kind: KindWallet, Ref: cfg.Home}
 	}
 	if err != nil {
 		return nil, err
@@ -233,7 +231,7 @@ func (w *Wallet) keystore() (keystore.Keystore, error) {
 	}
 	ks, name, err := keystore.Open(kc)
 	if err != nil {
-		return nil, WithHint(err, "choose a backend with --keyring-backend or $MEDWALLET_KEYRING_BACKEND (file works everywhere)")
+		return nil, err
 	}
 	w.ks, w.backend = ks, name
 	return ks, nil
@@ -253,11 +251,7 @@ func (w *Wallet) Identity() (*Identity, error) {
 	}
 	b, err := ks.Get(secretPrefix + string(w.card.ID))
 	if errors.Is(err, keystore.ErrNotFound) {
-		return nil, WithHint(fmt.Errorf("the %s keyring holds no key for this wallet: %w", w.KeyringBackend(), ErrNotFound),
-			"restore it with 'medwallet key import FILE', or select the keyring that holds it with --keyring-backend")
-	}
-	if errors.Is(err, keystore.ErrNoPassphrase) {
-		return nil, WithHint(err, "set $MEDWALLET_PASSPHRASE or pass --passphrase-file FILE")
+		return nil, &NotFoundError{Kind: KindKey, Owner: w.KeyringBackend()}
 	}
 	if err != nil {
 		return nil, err

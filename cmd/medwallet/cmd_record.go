@@ -103,10 +103,6 @@ C-CDA XML, DICOM, PDF, else binary. The record ID is printed on stdout.`,
 // runRecordAdd stores the file args[0] ("-" for stdin) as a record.
 func runRecordAdd(ctx context.Context, o recordAddOptions, g *globalOptions, args []string) error {
 	file := args[0]
-	if o.k < 1 || o.n <= o.k || o.n > vault.MaxShares {
-		return wallet.WithHint(fmt.Errorf("--k %d --n %d: %w: need 1 <= k < n <= %d", o.k, o.n, wallet.ErrInvalid, vault.MaxShares),
-			"for example --k 3 --n 5: any 3 of 5 shares rebuild the record")
-	}
 	w, err := g.openWallet()
 	if err != nil {
 		return err
@@ -241,7 +237,7 @@ func runRecordGet(ctx context.Context, o recordGetOptions, g *globalOptions, arg
 			return usageError{errors.New("--json needs --out FILE: stdout would mix the record and the JSON")}
 		}
 		if f, ok := g.stdout.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-			return wallet.WithHint(fmt.Errorf("refusing to write a medical record to the terminal: %w", wallet.ErrInvalid),
+			return withHint(fmt.Errorf("refusing to write a medical record to the terminal: %w", wallet.ErrInvalid),
 				"pass --out FILE or redirect stdout")
 		}
 		info, err := w.Record(ctx, ref)
@@ -254,7 +250,7 @@ func runRecordGet(ctx context.Context, o recordGetOptions, g *globalOptions, arg
 		return err
 	}
 	if _, err := os.Lstat(o.out); err == nil {
-		return wallet.WithHint(fmt.Errorf("%q: %w", o.out, wallet.ErrExists), "choose a new file name; record get never overwrites")
+		return withHint(fmt.Errorf("%q: %w", o.out, wallet.ErrExists), "choose a new file name; record get never overwrites")
 	}
 	info, err := w.Record(ctx, ref)
 	if err != nil {
@@ -348,7 +344,7 @@ func runRecordVerify(ctx context.Context, _ recordVerifyOptions, g *globalOption
 		if !g.json {
 			human(g.stdout)
 		}
-		return wallet.WithHint(err, "restore the missing shares from a backup or a peer; nothing can rebuild the record from fewer than k")
+		return withHint(err, "restore the missing shares from a backup or a peer; nothing can rebuild the record from fewer than k")
 	}
 	if h.Status == wallet.HealthDegraded {
 		g.note("medwallet: record %s is damaged but can still be rebuilt: %d of %d shares healthy, %d needed", out.ID, out.Healthy, out.N, out.K)
