@@ -27,7 +27,7 @@ func refreshLedger(ctx context.Context, g *globalOptions, w *wallet.Wallet, offl
 		g.note("medwallet: no network configured: this reports the local ledger only; pass --network FILE or set $MEDWALLET_NETWORK to pull the network's first")
 	default:
 		if _, err := w.PullLedger(ctx); err != nil {
-			return wallet.WithHint(fmt.Errorf("pulling the ledger from the network: %w", err),
+			return withHint(fmt.Errorf("pulling the ledger from the network: %w", err),
 				"pass --offline to report the local ledger only")
 		}
 	}
