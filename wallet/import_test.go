@@ -34,7 +34,7 @@ func TestImportName(t *testing.T) {
 		{"Bericht Ärztin", "Bericht-Ärztin-" + id + ".json"},
 		{"検査 結果", "検査-結果-" + id + ".json"},
 		{"Zoë (née Müller)", "Zoë-née-Müller-" + id + ".json"},
-		{"cafe\u0301", "cafe\u0301-" + id + ".json"},         // a combining accent stays
+		{"cafe\u0301", "cafe\u0301-" + id + ".json"},          // a combining accent stays
 		{"evil\u202etxt.exe", "evil-txt.exe-" + id + ".json"}, // a bidi override does not
 		{"tab\there\nnew\x00line", "tab-here-new-line-" + id + ".json"},
 		{"  \t/ ", id + ".json"},
