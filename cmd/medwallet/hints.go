@@ -209,7 +209,11 @@ func inputHint(e *wallet.InputError) string {
 	case wallet.FieldRecords:
 		return "pass --record ID (repeatable) or --all"
 	case wallet.FieldRecord:
-		return "list the records with 'medwallet record ls'"
+		return listHint(wallet.KindRecord)
+	case wallet.FieldCredential:
+		return listHint(wallet.KindCredential)
+	case wallet.FieldEmergencyAccess:
+		return listHint(wallet.KindEmergencyAccess)
 	case wallet.FieldGrantee:
 		if e.Problem == wallet.Conflict {
 			return "drop --to, or drop --role and --issuer"
@@ -238,7 +242,7 @@ func inputHint(e *wallet.InputError) string {
 			return "add --emergency, or name a grant"
 		}
 		return "pass --patient ID (or a contact name)"
-	case wallet.FieldGrant, wallet.FieldFrom:
+	case wallet.FieldGrant:
 		switch e.Problem {
 		case wallet.Conflict:
 			return "an emergency import takes --patient ID --reason TEXT, and no GRANT_ID or --from"
@@ -246,11 +250,11 @@ func inputHint(e *wallet.InputError) string {
 			return "pass GRANT_ID or --from CONTACT"
 		case wallet.Rejected:
 			return "revoke and rotate in one step with 'medwallet revoke " + e.Value + " --rotate'"
+		case wallet.Malformed:
+			return listHint(wallet.KindGrant)
 		}
 	case wallet.FieldOutcome:
 		return "pass --ok or --dispute"
-	case wallet.FieldPrefix:
-		return listHint(wallet.Kind(e.Value))
 	}
 	return ""
 }
