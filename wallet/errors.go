@@ -173,7 +173,7 @@ type AmbiguousError struct {
 }
 
 func (e *AmbiguousError) Error() string {
-	return fmt.Sprintf("%s %q: %v: %d start with it", e.Kind, e.Ref, ErrInvalid, e.Matches)
+	return fmt.Sprintf("%s %q: %v: %d IDs start with it", e.Kind, e.Ref, ErrInvalid, e.Matches)
 }
 
 func (e *AmbiguousError) Unwrap() error { return ErrInvalid }
@@ -254,10 +254,12 @@ func (e *PeersError) Unwrap() error { return client.ErrNoPeers }
 const (
 	OpStoreShares = "storing the record's shares"
 	OpPublish     = "publishing to the network"
+	OpPull        = "fetching the ledger from the network"
 )
 
-// NetworkError reports the network failing in the middle of an operation
-// (a peer that went away, a reset stream). Err keeps the detail.
+// NetworkError reports the peers failing in the middle of an operation (a
+// peer that went away, a reset stream, every peer refusing). Err keeps the
+// detail.
 type NetworkError struct {
 	Op  string
 	Err error

@@ -111,11 +111,13 @@ func peersLine(e *wallet.PeersError) string {
 func networkLine(e *wallet.NetworkError) string {
 	switch e.Op {
 	case wallet.OpStoreShares:
-		return "the connection to a peer broke while storing the record, so the record was not added"
+		return "a peer failed while storing the record's shares, so the record was not added"
 	case wallet.OpPublish:
-		return "the connection to the peers broke while publishing to the network"
+		return "no peer took the update to your ledger"
+	case wallet.OpPull:
+		return "no peer sent its copy of the ledger"
 	}
-	return "the connection to the peers broke while " + e.Op
+	return "the peers failed while " + e.Op
 }
 
 // hintFor is the hint for err's type, if any.
@@ -170,7 +172,7 @@ func hintFor(err error) string {
 		if ne.Op == wallet.OpStoreShares {
 			return "check the peers with 'medwallet peers', then add the record again"
 		}
-		return "retry with 'medwallet sync'"
+		return "check the peers with 'medwallet peers', then retry with 'medwallet sync'"
 	case errors.As(err, &ae):
 		return "see every finding with 'medwallet audit verify' (without --json)"
 	case errors.As(err, &re) && errors.Is(err, vault.ErrNotEnoughShares):

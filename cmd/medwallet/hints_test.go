@@ -70,10 +70,10 @@ func TestDescribeKeepsContext(t *testing.T) {
 	err := fmt.Errorf("record 0123 is stored on peers but not yet published: %w",
 		&wallet.NetworkError{Op: wallet.OpPublish, Err: errors.New("stream reset")})
 	msg, hint, detail := describe(err)
-	if msg != "record 0123 is stored on peers but not yet published: the connection to the peers broke while publishing to the network" {
+	if msg != "record 0123 is stored on peers but not yet published: no peer took the update to your ledger" {
 		t.Errorf("message %q", msg)
 	}
-	if hint != "retry with 'medwallet sync'" || !strings.Contains(detail, "stream reset") {
+	if !strings.HasSuffix(hint, "retry with 'medwallet sync'") || !strings.Contains(detail, "stream reset") {
 		t.Errorf("hint %q detail %q", hint, detail)
 	}
 }
