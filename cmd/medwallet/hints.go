@@ -47,7 +47,10 @@ const keyringPassphraseHint = "set $MEDWALLET_PASSPHRASE or pass --passphrase-fi
 // detail is empty unless the message rewords a raw internal error.
 func describe(err error) (msg, hint, detail string) {
 	msg = err.Error()
-	if line, ok := reword(err); ok {
+	var kp *vault.ParamsError
+	if errors.As(err, &kp) {
+		msg = fmt.Sprintf("--k %d --n %d: %v: need 1 <= k < n <= %d", kp.K, kp.N, wallet.ErrInvalid, vault.MaxShares)
+	} else if line, ok := reword(err); ok {
 		detail = oneLine(msg)
 		msg = line
 	}
@@ -68,11 +71,8 @@ func reword(err error) (string, bool) {
 		pe *wallet.PeersError
 		ne *wallet.NetworkError
 		in *wallet.InputError
-		kp *vault.ParamsError
 	)
 	switch {
-	case errors.As(err, &kp):
-		return fmt.Sprintf("--k %d --n %d: %v: need 1 <= k < n <= %d", kp.K, kp.N, wallet.ErrInvalid, vault.MaxShares), true
 	case errors.As(err, &in) && in.Field == wallet.FieldCard && errors.Is(err, consent.ErrBadCard):
 		return replaceIn(err, in, "this is not a valid identity card: it is incomplete, damaged or altered"), true
 	case errors.As(err, &pe):
@@ -99,6 +99,8 @@ func peersLine(e *wallet.PeersError) string {
 		who = "the one peer in the network did not answer"
 	case e.Answered == 0:
 		who = fmt.Sprintf("none of the %d peers in the network answered", e.Configured)
+	case e.Answered == e.Configured:
+		who = fmt.Sprintf("the network has only %d peer(s), and all answered", e.Configured)
 	default:
 		who = fmt.Sprintf("only %d of the %d peers in the network answered", e.Answered, e.Configured)
 	}
@@ -164,7 +166,10 @@ func hintFor(err error) string {
 			return "the grant may be revoked or expired: check 'medwallet inbox'"
 		}
 	case errors.As(err, &pe):
-		if pe.K > 0 {
+		switch {
+		case pe.K > 0 && pe.Answered == pe.Configured:
+			return "add peers to the network file, or lower --k"
+		case pe.K > 0:
 			return "check the peers with 'medwallet peers' and start the ones that are down, or lower --k"
 		}
 		return "are the peers running? check with 'medwallet peers'"
