@@ -141,6 +141,14 @@ func (r *runner) record(id string) string {
 	return "record " + id[:12]
 }
 
+// verdict words a decision as the access log shows it.
+func verdict(allow bool) string {
+	if allow {
+		return "allowed"
+	}
+	return "DENIED"
+}
+
 // who names a party: Alice's contact name, else a short ID.
 func who(name string, id consent.ID) string {
 	if name != "" {
@@ -596,7 +604,7 @@ func (r *runner) accessLog(ctx context.Context) error {
 	r.say("A peer asked for a share decides alone, then signs and logs its decision;")
 	r.say("one read asks several peers, so each row below is one request and PEERS")
 	r.say("counts the peers that decided on it.")
-	var allowed, denied, own, ownDenied int
+	var allowed, denied, own, ownOther int
 	var others []wallet.AccessInfo
 	for _, a := range log {
 		if a.Allow {
@@ -607,7 +615,7 @@ func (r *runner) accessLog(ctx context.Context) error {
 		if a.Requester == r.alice.ID() {
 			own++
 			if !a.Allow || a.Reason != consent.ReasonOwner {
-				ownDenied++
+				ownOther++
 			}
 			continue
 		}
@@ -619,13 +627,7 @@ func (r *runner) accessLog(ctx context.Context) error {
 	// order the story met their records (one import reads records in an
 	// order of their random IDs), then by time.
 	story := []string{"Dr Bob allowed", "Ivy allowed", "Dr Erin allowed", "Dr Bob DENIED"}
-	row := func(a wallet.AccessInfo) string {
-		verdict := "allowed"
-		if !a.Allow {
-			verdict = "DENIED"
-		}
-		return who(a.RequesterName, a.Requester) + " " + verdict
-	}
+	row := func(a wallet.AccessInfo) string { return who(a.RequesterName, a.Requester) + " " + verdict(a.Allow) }
 	groups := groupAccesses(others)
 	sort.SliceStable(groups, func(i, j int) bool {
 		a, b := groups[i].first, groups[j].first
@@ -640,13 +642,9 @@ func (r *runner) accessLog(ctx context.Context) error {
 	seen := map[string]bool{}
 	for _, g := range groups {
 		a := g.first
-		verdict := "allowed"
-		if !a.Allow {
-			verdict = "DENIED"
-		}
-		name := who(a.RequesterName, a.Requester)
 		seen[row(a)] = true
-		fmt.Fprintf(tw, "   %s\t%s\t%s\t%s\t%s\t%s\t%d\n", clock(a.Time), name, r.record(a.Record), a.Purpose, verdict, a.Reason, len(g.deciders))
+		fmt.Fprintf(tw, "   %s\t%s\t%s\t%s\t%s\t%s\t%d\n", clock(a.Time), who(a.RequesterName, a.Requester), r.record(a.Record),
+			a.Purpose, verdict(a.Allow), a.Reason, len(g.deciders))
 	}
 	tw.Flush()
 	for _, want := range story {
@@ -654,8 +652,8 @@ func (r *runner) accessLog(ctx context.Context) error {
 			return r.fail("the access log lacks a row for %q", want)
 		}
 	}
-	if own == 0 || ownDenied != 0 {
-		return r.fail("the log shows %d reads by Alice, %d of them not allowed as owner", own, ownDenied)
+	if own == 0 || ownOther != 0 {
+		return r.fail("the log shows %d reads by Alice, %d of them not allowed as owner", own, ownOther)
 	}
 	r.wrap("", "  ", fmt.Sprintf("Not listed: Alice's own reads, %d decisions, all allowed because she is the owner, for %s. "+
 		"Her wallet reads a record before granting it, to keep only what the grant's scopes allow, "+
