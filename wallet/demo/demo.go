@@ -680,17 +680,41 @@ func (r *runner) accounting(ctx context.Context) error {
 		}
 		return a.Time < b.Time
 	})
-	tw := r.table()
-	fmt.Fprintln(tw, "   TIME\tRECIPIENT\tPURPOSE\tRECORD\tDESCRIPTION")
+	// Each row is followed by the wallet's description of what was
+	// disclosed, under the columns after TIME.
+	rows := [][]string{{"TIME", "RECIPIENT", "PURPOSE", "RECORD"}}
+	var descs []string
 	seen := map[string]bool{}
 	for _, di := range ds {
 		if di.RecipientName == "" {
 			return r.fail("a disclosure to %s names no contact", di.Recipient.Short())
 		}
-		fmt.Fprintf(tw, "   %s\t%s\t%s\t%s\t%s\n", clock(time.Unix(di.Time, 0)), di.RecipientName, di.Purpose, r.record(di.Record), di.Description)
+		rows = append(rows, []string{clock(time.Unix(di.Time, 0)), di.RecipientName, di.Purpose, r.record(di.Record)})
+		descs = append(descs, di.Description)
 		seen[di.RecipientName] = true
 	}
-	tw.Flush()
+	widths := make([]int, len(rows[0]))
+	for _, row := range rows {
+		for i, c := range row {
+			widths[i] = max(widths[i], len(c))
+		}
+	}
+	under := strings.Repeat(" ", widths[0]+2)
+	for i, row := range rows {
+		line := ""
+		for j, c := range row {
+			if j < len(row)-1 {
+				c += strings.Repeat(" ", widths[j]+2-len(c))
+			}
+			line += c
+		}
+		r.say("%s", line)
+		if i > 0 {
+			for _, l := range wrapLines(under, under, descs[i-1], wrapWidth) {
+				r.say("%s", l)
+			}
+		}
+	}
 	if !seen["Dr Bob"] || !seen["Ivy"] || !seen["Dr Erin"] || seen[r.alice.Card().Name] {
 		return r.fail("the accounting does not name exactly Dr Bob, Ivy and Dr Erin")
 	}
@@ -803,21 +827,31 @@ const wrapWidth = 88
 // wrap says text as a paragraph wrapped at wrapWidth, its first line
 // indented by first and the others by rest.
 func (r *runner) wrap(first, rest, text string) {
+	for _, l := range wrapLines(first, rest, text, wrapWidth) {
+		r.say("%s", l)
+	}
+}
+
+// wrapLines cuts text into lines of at most width bytes where its words
+// allow, the first prefixed by first and the others by rest.
+func wrapLines(first, rest, text string, width int) []string {
+	var out []string
 	line := ""
 	for _, w := range strings.Fields(text) {
 		switch {
 		case line == "":
 			line = first + w
-		case len(line)+1+len(w) > wrapWidth:
-			r.say("%s", line)
+		case len(line)+1+len(w) > width:
+			out = append(out, line)
 			line = rest + w
 		default:
 			line += " " + w
 		}
 	}
 	if line != "" {
-		r.say("%s", line)
+		out = append(out, line)
 	}
+	return out
 }
 
 // numberWord spells small numbers, as at the start of a sentence.
