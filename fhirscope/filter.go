@@ -204,14 +204,6 @@ type bundleEntry struct {
 	Resource json.RawMessage `json:"resource"`
 }
 
-var r4Types = func() map[string]bool {
-	m := make(map[string]bool, len(consent.R4ResourceTypes))
-	for _, t := range consent.R4ResourceTypes {
-		m[t] = true
-	}
-	return m
-}()
-
 // maxInput is MaxInput, lowered by tests.
 var maxInput = MaxInput
 
@@ -262,7 +254,7 @@ func topLevel(data []byte) (*resourceView, error) {
 	if v.ResourceType == "" {
 		return nil, fmt.Errorf("%w: no resourceType", ErrNotFHIR)
 	}
-	if !r4Types[v.ResourceType] {
+	if !consent.IsR4ResourceType(v.ResourceType) {
 		return nil, fmt.Errorf("%w: resourceType is not an R4 resource type", ErrNotFHIR)
 	}
 	return v, nil
@@ -344,7 +336,7 @@ func Filter(r io.Reader, w io.Writer, sel Selection) (Report, error) {
 				return Report{}, fmt.Errorf("%w: entry %d: malformed resource", ErrNotFHIR, i)
 			}
 		}
-		if !r4Types[v.ResourceType] {
+		if !consent.IsR4ResourceType(v.ResourceType) {
 			return Report{}, fmt.Errorf("%w: entry %d: resourceType missing or not an R4 resource type", ErrNotFHIR, i)
 		}
 		fullURL := rawString(entries[i].FullURL)
@@ -404,7 +396,7 @@ func Filter(r io.Reader, w io.Writer, sel Selection) (Report, error) {
 			t, ok := typeOf[ref]
 			if !ok && rel != "" {
 				t = rel[:strings.IndexByte(rel, '/')]
-			} else if q := strings.IndexByte(ref, '?'); !ok && q > 0 && r4Types[ref[:q]] {
+			} else if q := strings.IndexByte(ref, '?'); !ok && q > 0 && consent.IsR4ResourceType(ref[:q]) {
 				t = ref[:q] // a conditional reference, Type?search
 			}
 			rep.Dangling[t]++
@@ -466,7 +458,7 @@ func relative(ref string) string {
 		return ""
 	}
 	t, id := parts[len(parts)-2], parts[len(parts)-1]
-	if !r4Types[t] || id == "" {
+	if !consent.IsR4ResourceType(t) || id == "" {
 		return ""
 	}
 	return t + "/" + id
