@@ -2,6 +2,7 @@ package fhirscope
 
 import (
 	"encoding/json"
+	"errors"
 	"unicode"
 	"unicode/utf8"
 )
@@ -13,7 +14,18 @@ import (
 // the labels fhirscope reads could differ from those the grantee's
 // software reads (a second "meta" hiding the first's security labels).
 // FHIR JSON never has such names, so they are refused.
-func checkKeys(data []byte) error {
+func checkKeys(data []byte) error { return checkKeysAt(data, 0) }
+
+// maxJSONDepth is encoding/json's limit on nesting, which Filter applies to
+// the whole record though it decodes it a part at a time.
+const maxJSONDepth = 10000
+
+var errTooDeepJSON = errors.New("JSON nested too deeply")
+
+// checkKeysAt is checkKeys on a value found depth arrays and objects deep
+// in a record; it also fails when the value reaches deeper than
+// maxJSONDepth in the record.
+func checkKeysAt(data []byte, depth int) error {
 	type frame struct {
 		obj  bool
 		keys []string
@@ -32,11 +44,11 @@ func checkKeys(data []byte) error {
 	var buf []byte
 	for i := 0; i < len(data); {
 		switch data[i] {
-		case '{':
-			push(true)
-			i++
-		case '[':
-			push(false)
+		case '{', '[':
+			push(data[i] == '{')
+			if depth+len(stack) > maxJSONDepth {
+				return errTooDeepJSON
+			}
 			i++
 		case '}', ']':
 			if len(stack) > 0 {
