@@ -316,10 +316,8 @@ type filter struct {
 	entries    int             // Bundle entries read
 	// typeOf maps each entry's fullUrl and Type/id to its type.
 	typeOf map[string]string
-	// covered lists the resources a scope covers, in input order; those
-	// that may be kept have their fullUrl and resource copied into buf.
+	// covered lists the resources a scope covers, in input order.
 	covered []covered
-	buf     []byte
 }
 
 // covered is a resource a scope of the selection covers. Whether it is
@@ -330,8 +328,8 @@ type covered struct {
 	typ      string
 	cats     []string // its own sensitive categories, sorted
 	url, id  string
-	fullURL  span // in buf; empty for none
-	resource span // in buf; empty when the resource cannot be kept
+	fullURL  json.RawMessage // nil for none
+	resource json.RawMessage // nil when its own labels keep it out
 }
 
 type span struct{ start, end int }
@@ -529,9 +527,10 @@ type checkedEntry struct {
 }
 
 func (e *checkedEntry) UnmarshalJSON(b []byte) error {
-	if err := checkKeysAt(b, 2); err != nil {
+	var err error
+	if err = checkKeysAt(b, 2); err != nil {
 		e.err = fmt.Errorf("%w: %v", ErrNotFHIR, err)
-	} else if json.Unmarshal(b, &e.bundleEntry) != nil {
+	} else if e.bundleEntry, err = entryMembers(b); err != nil {
 		e.err = fmt.Errorf("%w: malformed Bundle entries", ErrNotFHIR)
 	}
 	return nil
@@ -581,20 +580,11 @@ func (f *filter) entry(i int, fullURL, res json.RawMessage, v *resourceView) err
 	}
 	c.cats = sortedKeys(cats)
 	if len(f.missing(c.cats)) == 0 {
-		c.fullURL = f.copy(fullURL)
-		c.resource = f.copy(res)
+		c.fullURL, c.resource = fullURL, res
 	}
 	f.covered = append(f.covered, c)
 	return nil
 }
-
-func (f *filter) copy(b []byte) span {
-	s := span{len(f.buf), len(f.buf) + len(b)}
-	f.buf = append(f.buf, b...)
-	return s
-}
-
-func (f *filter) bytes(s span) []byte { return f.buf[s.start:s.end] }
 
 // missing returns the sensitive categories of cats and of the Bundle's
 // own labels that the selection does not name, sorted.
@@ -635,7 +625,7 @@ func (f *filter) decide() ([]covered, error) {
 		}
 	}
 	for _, c := range kept {
-		if err := scanReferences(f.bytes(c.resource), func(ref string) { f.dangling(ref, keptRef) }); err != nil {
+		if err := scanReferences(c.resource, func(ref string) { f.dangling(ref, keptRef) }); err != nil {
 			return nil, fmt.Errorf("%w: entry %d: malformed reference", ErrNotFHIR, c.index)
 		}
 	}
@@ -678,13 +668,13 @@ func (f *filter) write(w io.Writer, kept []covered) error {
 				bw.WriteByte(',')
 			}
 			bw.WriteByte('{')
-			if c.fullURL.end > c.fullURL.start {
+			if len(c.fullURL) > 0 {
 				bw.WriteString(`"fullUrl":`)
-				bw.Write(f.bytes(c.fullURL))
+				bw.Write(c.fullURL)
 				bw.WriteByte(',')
 			}
 			bw.WriteString(`"resource":`)
-			bw.Write(f.bytes(c.resource))
+			bw.Write(c.resource)
 			bw.WriteByte('}')
 		}
 		bw.WriteByte(']')

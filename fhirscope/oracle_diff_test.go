@@ -2,8 +2,10 @@ package fhirscope
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -97,6 +99,9 @@ var tricky = []string{
 	`{"resourceType":"Bundle","entry":[{"resource":{"resourceType":"Claim"}}],}`,
 	`{"resourceType":"Bundle" "entry":[]}`,
 	"{\"resourceType\":\"Bundle\",\"entry\":[{\"resource\":{\"resourceType\":\"Claim\",\"x\":\"\xff\"}}]}",
+	`{"resourceType":"Bundle","entry":[{"full\u0055rl":"u","resourc\u0065":{"resourceType":"Claim"}},{"r\u00e9source":{"resourceType":"Claim"}}]}`,
+	"{ \"resourceType\" : \"Bundle\" ,\n\t\"entry\" : [ { \"fullUrl\" : \"u\" , \"search\" : { \"mode\" : \"match\" , \"score\" : 1.5e3 } , \"resource\" : { \"resourceType\" : \"Claim\" , \"a\" : [ 1 , true , null , \"\\\"]\" ] } } , null ] }\r\n",
+	`{"resourceType":"Bundle","entry":[{"resource":{"resourceType":"Claim"},"fullUrl":"a\\\"b"},{"fullUrl":"x","resource":{"resourceType":"Claim"},"x":[{"y":"}"}]}]}`,
 }
 
 // deep nests an Observation n arrays deep inside the first entry's
@@ -153,6 +158,60 @@ func FuzzFilterOracle(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		for _, sel := range sels {
 			sameAsOracle(t, "fuzz", data, sel)
+		}
+	})
+}
+
+// BenchmarkFilterOracle is BenchmarkFilter on the old Filter, for a
+// comparison on the same machine at the same time.
+func BenchmarkFilterOracle(b *testing.B) {
+	var src []byte
+	for _, f := range syntheaFiles(b) {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(data) > len(src) {
+			src = data
+		}
+	}
+	for _, bc := range []struct {
+		name string
+		sel  Selection
+	}{{"insurer", mustSel(b, insurerScopes, nil)}, {"all", Selection{All: true}}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.SetBytes(int64(len(src)))
+			b.ReportAllocs()
+			cpu := cpuTime()
+			for b.Loop() {
+				if _, err := oracleFilter(bytes.NewReader(src), io.Discard, bc.sel); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op")
+		})
+	}
+}
+
+// FuzzEntryMembers: entryMembers reads a valid entry as json.Unmarshal
+// into a bundleEntry does.
+func FuzzEntryMembers(f *testing.F) {
+	for _, s := range []string{`null`, `5`, `[]`, `{}`, `{"fullUrl":"u","resource":{"a":[1,"]"]}}`, `{ "FULLURL" : null , "x":{"resource":1}, "resource" : "s" }`, `{"r\u00e9source":1,"resourc\u0065":2}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		data = bytes.TrimSpace(data)
+		if !json.Valid(data) || checkKeys(data) != nil {
+			return
+		}
+		var want bundleEntry
+		werr := json.Unmarshal(data, &want)
+		got, gerr := entryMembers(data)
+		if (werr == nil) != (gerr == nil) {
+			t.Fatalf("entryMembers(%q): %v; Unmarshal: %v", data, gerr, werr)
+		}
+		if werr == nil && (!bytes.Equal(got.FullURL, want.FullURL) || !bytes.Equal(got.Resource, want.Resource)) {
+			t.Fatalf("entryMembers(%q) = %q, %q; Unmarshal: %q, %q", data, got.FullURL, got.Resource, want.FullURL, want.Resource)
 		}
 	})
 }

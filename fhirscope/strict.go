@@ -1,6 +1,7 @@
 package fhirscope
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"unicode"
@@ -138,4 +139,85 @@ func fold(dst, s []byte) []byte {
 		dst = utf8.AppendRune(dst, m)
 	}
 	return dst
+}
+
+// entryMembers returns the fullUrl and resource members of one Bundle
+// entry, as json.Unmarshal into a bundleEntry would (names matched as
+// encoding/json matches them, values byte for byte and copied), from data
+// the decoder has already checked to be one valid JSON value whose names
+// checkKeys has checked. It fails, as that Unmarshal does, when the value
+// is neither an object nor null; it is that Unmarshal without a second
+// validation pass over the entry.
+func entryMembers(data []byte) (e bundleEntry, err error) {
+	if string(data) == "null" {
+		return e, nil
+	}
+	if len(data) == 0 || data[0] != '{' {
+		return e, errMalformed
+	}
+	for i := skipSpace(data, 1); i < len(data) && data[i] != '}'; {
+		if data[i] == ',' {
+			i = skipSpace(data, i+1)
+		}
+		end := skipValue(data, i) // the name
+		name := data[i+1 : end-1]
+		if bytes.IndexByte(name, '\\') >= 0 {
+			var s string
+			if json.Unmarshal(data[i:end], &s) != nil {
+				return bundleEntry{}, errMalformed
+			}
+			name = []byte(s)
+		}
+		i = skipSpace(data, end)
+		i = skipSpace(data, i+1) // the colon
+		end = skipValue(data, i)
+		switch {
+		case bytes.EqualFold(name, []byte("fullUrl")):
+			e.FullURL = append(json.RawMessage(nil), data[i:end]...)
+		case bytes.EqualFold(name, []byte("resource")):
+			e.Resource = append(json.RawMessage(nil), data[i:end]...)
+		}
+		i = skipSpace(data, end)
+	}
+	return e, nil
+}
+
+func skipSpace(data []byte, i int) int {
+	for i < len(data) && isSpace(data[i]) {
+		i++
+	}
+	return i
+}
+
+// skipValue returns the end of the valid JSON value at data[i:].
+func skipValue(data []byte, i int) int {
+	depth := 0
+	for ; i < len(data); i++ {
+		switch c := data[i]; c {
+		case '"':
+			for i++; i < len(data) && data[i] != '"'; i++ {
+				if data[i] == '\\' {
+					i++
+				}
+			}
+			if depth == 0 {
+				return i + 1
+			}
+		case '{', '[':
+			depth++
+		case '}', ']':
+			depth--
+			if depth == 0 {
+				return i + 1
+			}
+			if depth < 0 {
+				return i // the end of a scalar before a closing bracket
+			}
+		case ',', ' ', '\t', '\r', '\n':
+			if depth == 0 {
+				return i
+			}
+		}
+	}
+	return i
 }
