@@ -350,91 +350,120 @@ func (f *filter) read(in *input) error {
 	if err != nil {
 		return err
 	}
-	dec := json.NewDecoder(in.br)
-	if _, err := dec.Token(); err != nil { // the '{' start checked
+	t := &topObject{filter: f, in: in, dec: json.NewDecoder(in.br), base: base, names: map[string]bool{}}
+	if _, err := t.dec.Token(); err != nil { // the '{' start checked
 		return jsonError(err, base)
 	}
-	var early struct {
-		meta, contained json.RawMessage
-		entry           *span // in in.kept
-	}
-	names := make(map[string]bool)
-	bundle := false
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return jsonError(err, base+dec.InputOffset())
-		}
-		name, _ := tok.(string)
-		folded := string(fold(nil, []byte(name)))
-		if names[folded] {
-			return fmt.Errorf("%w: %v", ErrNotFHIR, errDupKey)
-		}
-		names[folded] = true
-		at := base + dec.InputOffset()
-		switch {
-		case strings.EqualFold(name, "resourceType"):
-			var typ string
-			if dec.Decode(&typ) != nil || typ != "Bundle" {
-				return f.single(in) // or not FHIR: the whole-resource checks say why
-			}
-			bundle = true
-			f.rep.Bundle = true
-			in.keep = false
-			if err := f.bundleMembers(early.meta, early.contained); err != nil {
-				return err
-			}
-			if early.entry != nil {
-				v := trimValue(in.kept[early.entry.start:early.entry.end])
-				if err := f.walkEntries(json.NewDecoder(bytes.NewReader(v))); err != nil {
-					return jsonError(err, int64(early.entry.start))
-				}
-			}
-			in.kept = nil
-		case strings.EqualFold(name, "entry") && bundle:
-			if err := f.walkEntries(dec); err != nil {
-				return jsonError(err, at)
-			}
-		case strings.EqualFold(name, "entry"):
-			if err := dec.Decode(new(skipped)); err != nil {
-				return jsonError(err, at)
-			}
-			early.entry = &span{int(at), int(base + dec.InputOffset())}
-		default:
-			var v json.RawMessage
-			if err := dec.Decode(&v); err != nil {
-				return jsonError(err, at)
-			}
-			if err := checkKeysAt(v, 1); err != nil {
-				return jsonError(err, at)
-			}
-			switch {
-			case strings.EqualFold(name, "meta") && bundle:
-				err = f.bundleMembers(v, nil)
-			case strings.EqualFold(name, "contained") && bundle:
-				err = f.bundleMembers(nil, v)
-			case strings.EqualFold(name, "meta"):
-				early.meta = v
-			case strings.EqualFold(name, "contained"):
-				early.contained = v
-			}
-			if err != nil {
-				return err
-			}
+	for !t.whole && t.dec.More() {
+		if err := t.member(); err != nil {
+			return err
 		}
 	}
-	if _, err := dec.Token(); err != nil {
-		return jsonError(err, base+dec.InputOffset())
+	if t.whole {
+		return nil
 	}
-	if !bundle {
+	if _, err := t.dec.Token(); err != nil {
+		return jsonError(err, base+t.dec.InputOffset())
+	}
+	if !t.bundle {
 		return f.single(in) // no resourceType: the whole-resource checks say so
 	}
-	if err := in.end(dec); err != nil {
+	if err := in.end(t.dec); err != nil {
 		return err
 	}
 	if in.tooLarge() {
 		return ErrTooLarge
 	}
+	return nil
+}
+
+// topObject reads the members of the record's top-level object.
+type topObject struct {
+	*filter
+	in     *input
+	dec    *json.Decoder
+	base   int64           // the object's offset in the input
+	names  map[string]bool // member names read, folded
+	bundle bool            // the resourceType, read, is Bundle
+	whole  bool            // the resourceType is another: the record was read whole
+	// Members met before the resourceType.
+	early struct {
+		meta, contained json.RawMessage
+		entry           *span // in in.kept
+	}
+}
+
+// member reads one member of the top-level object.
+func (t *topObject) member() error {
+	tok, err := t.dec.Token()
+	if err != nil {
+		return jsonError(err, t.base+t.dec.InputOffset())
+	}
+	name, _ := tok.(string)
+	folded := string(fold(nil, []byte(name)))
+	if t.names[folded] {
+		return fmt.Errorf("%w: %v", ErrNotFHIR, errDupKey)
+	}
+	t.names[folded] = true
+	at := t.base + t.dec.InputOffset()
+	switch {
+	case strings.EqualFold(name, "resourceType"):
+		return t.kind()
+	case strings.EqualFold(name, "entry") && t.bundle:
+		if err := t.walkEntries(t.dec); err != nil {
+			return jsonError(err, at)
+		}
+	case strings.EqualFold(name, "entry"):
+		// Not known to be a Bundle yet: check the array, find it again in
+		// the input's copy once the resourceType says.
+		if err := t.dec.Decode(new(skipped)); err != nil {
+			return jsonError(err, at)
+		}
+		t.early.entry = &span{int(at), int(t.base + t.dec.InputOffset())}
+	default:
+		var v json.RawMessage
+		if err := t.dec.Decode(&v); err != nil {
+			return jsonError(err, at)
+		}
+		if err := checkKeysAt(v, 1); err != nil {
+			return jsonError(err, at)
+		}
+		switch {
+		case strings.EqualFold(name, "meta") && t.bundle:
+			return t.bundleMembers(v, nil)
+		case strings.EqualFold(name, "contained") && t.bundle:
+			return t.bundleMembers(nil, v)
+		case strings.EqualFold(name, "meta"):
+			t.early.meta = v
+		case strings.EqualFold(name, "contained"):
+			t.early.contained = v
+		}
+	}
+	return nil
+}
+
+// kind reads the resourceType. A record that is not a Bundle is read to
+// its end and filtered as a single resource; for a Bundle, the members
+// met before are taken now and the input is no longer copied.
+func (t *topObject) kind() error {
+	var typ string
+	if t.dec.Decode(&typ) != nil || typ != "Bundle" {
+		t.whole = true
+		return t.single(t.in) // or not FHIR: the whole-resource checks say why
+	}
+	t.bundle = true
+	t.rep.Bundle = true
+	t.in.keep = false
+	if err := t.bundleMembers(t.early.meta, t.early.contained); err != nil {
+		return err
+	}
+	if e := t.early.entry; e != nil {
+		v := trimValue(t.in.kept[e.start:e.end])
+		if err := t.walkEntries(json.NewDecoder(bytes.NewReader(v))); err != nil {
+			return jsonError(err, int64(e.start))
+		}
+	}
+	t.in.kept = nil
 	return nil
 }
 
