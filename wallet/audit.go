@@ -85,8 +85,8 @@ type Disclosure struct {
 	RecipientName  string
 	DeciderName    string
 	PurposeDisplay string
-	// Description says what was disclosed: record ID and scope, never
-	// record contents.
+	// Description says what was disclosed: record ID and every scope of
+	// the grant, never record contents.
 	Description string
 	// Decisions counts the peers' allow decisions this disclosure is made
 	// of: one import fetches k shares from k peers, each logging its own
@@ -127,7 +127,7 @@ func (w *Wallet) Disclosures(ctx context.Context, since time.Time) ([]Disclosure
 		})
 	}
 	for i := range out {
-		out[i].Description = fmt.Sprintf("record %s, scope %s", out[i].Record, out[i].Scope)
+		out[i].Description = out[i].What()
 		if out[i].Decisions > 1 {
 			out[i].Description += fmt.Sprintf(" (%d shares, each released by a peer's logged decision)", out[i].Decisions)
 		}

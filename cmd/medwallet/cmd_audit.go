@@ -236,7 +236,8 @@ type disclosureJSON struct {
 	RecipientName  string    `json:"recipient_name"`
 	Description    string    `json:"description"`
 	Record         string    `json:"record"`
-	Scope          string    `json:"scope"`
+	Scope          string    `json:"scope"`  // the scope the request named
+	Scopes         []string  `json:"scopes"` // every scope of the grant: what was disclosed
 	Purpose        string    `json:"purpose"`
 	PurposeDisplay string    `json:"purpose_display"`
 	Decider        string    `json:"decider"`
@@ -275,7 +276,7 @@ func runAuditDisclosures(ctx context.Context, opts disclosuresOptions, g *global
 	for _, d := range ds {
 		out = append(out, disclosureJSON{
 			Date: consent.TimeOf(d.Time), Recipient: string(d.Recipient), RecipientName: d.RecipientName,
-			Description: d.Description, Record: d.Record, Scope: d.Scope, Purpose: d.Purpose, PurposeDisplay: d.PurposeDisplay,
+			Description: d.Description, Record: d.Record, Scope: d.Scope, Scopes: d.Scopes, Purpose: d.Purpose, PurposeDisplay: d.PurposeDisplay,
 			Decider: string(d.Decider), DeciderName: d.DeciderName, Grant: d.Grant.String(), Entry: d.Entry.String(),
 			Decisions: d.Decisions,
 		})
