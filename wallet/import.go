@@ -14,6 +14,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"filippo.io/age"
 
@@ -28,10 +30,13 @@ type ImportOptions struct {
 	// Grant is a grant ID or unique prefix; or From names a contact (or
 	// ID) whose active grants to this wallet are all imported.
 	Grant, From string
-	// OutDir receives the records (created if needed).
+	// OutDir receives the records (created if needed, and removed again
+	// if the import writes nothing). Each record is written as
+	// LABEL-ID.EXT (importName), never over an existing file.
 	OutDir string
-	// Progress receives plaintext byte counts.
-	Progress vault.Progress
+	// Progress, if set, follows each record as it is fetched and
+	// decrypted: one step per record, named by its file name.
+	Progress Progress
 	// Emergency, instead of Grant or From, imports Patient's records under
 	// their emergency policy, declaring Reason on the ledger first.
 	Emergency       bool
@@ -108,22 +113,55 @@ type importGrant struct {
 	revoked bool
 }
 
-// importInto imports the records of grants into o.OutDir.
-func (w *Wallet) importInto(ctx context.Context, c *client.Client, grants []importGrant, o ImportOptions) ([]ImportedRecord, error) {
+// importInto imports the records of grants into o.OutDir. The
+// directories it creates are removed again when it writes no record (a
+// denied import leaves nothing behind).
+func (w *Wallet) importInto(ctx context.Context, c *client.Client, grants []importGrant, o ImportOptions) (out []ImportedRecord, err error) {
 	if o.OutDir == "" {
 		o.OutDir = "."
 	}
-	if err := os.MkdirAll(o.OutDir, 0o700); err != nil {
+	created, err := mkdirAllNew(o.OutDir)
+	defer func() {
+		if len(out) == 0 {
+			for _, d := range created {
+				os.Remove(d) // only if empty: never a file someone else put there
+			}
+		}
+	}()
+	if err != nil {
 		return nil, err
 	}
-	var out []ImportedRecord
 	for _, ig := range grants {
-		var err error
 		if out, err = w.importKeys(ctx, c, ig, o, out); err != nil {
 			return out, err
 		}
 	}
 	return out, nil
+}
+
+// mkdirAllNew is os.MkdirAll(dir, 0o700) that also returns the directories
+// it created, deepest first.
+func mkdirAllNew(dir string) ([]string, error) {
+	var missing []string
+	for d := filepath.Clean(dir); ; {
+		if _, err := os.Lstat(d); err == nil {
+			break
+		}
+		missing = append(missing, d)
+		parent := filepath.Dir(d)
+		if parent == d {
+			break
+		}
+		d = parent
+	}
+	err := os.MkdirAll(dir, 0o700)
+	var created []string
+	for _, d := range missing {
+		if _, serr := os.Lstat(d); serr == nil {
+			created = append(created, d)
+		}
+	}
+	return created, err
 }
 
 // importKeys imports every record whose key grant ig wraps, appending to out.
@@ -249,10 +287,14 @@ func (w *Wallet) importRecord(ctx context.Context, c *client.Client, ig importGr
 	}
 	access := client.Access{Owner: g.Author, Record: wk.Record, Scope: g.Scopes[0], Purpose: g.Purpose, BreakGlass: op.breakGlass}
 	getter := c.Getter(access)
-	name := filepath.Join(o.OutDir, wk.Record+extension(m.Metadata))
+	name := filepath.Join(o.OutDir, importName(m.Metadata.Label, wk.Record, extension(m.Metadata)))
 	f, err := fsutil.CreateNew(name, 0o600)
 	if err == nil {
 		defer f.Abort()
+		if o.Progress != nil {
+			o.Progress.Start(filepath.Base(name), m.Metadata.Size)
+			defer o.Progress.Done()
+		}
 		err = vault.Open(ctx, m, getter, f, vault.OpenOptions{Progress: o.Progress})
 		if err != nil && len(getter.Denials) > 0 {
 			return ImportedRecord{}, &DeniedError{Record: wk.Record, Reason: string(getter.Denials[0].Reason)}
@@ -312,6 +354,49 @@ func unwrapKey(wrapped []byte, me age.Identity) (*age.X25519Identity, error) {
 		return nil, err
 	}
 	return age.ParseX25519Identity(strings.TrimSpace(string(b)))
+}
+
+// maxNameLabel bounds, in bytes, the label part of an imported record's
+// file name: with the ID and the extension the name stays far below the
+// 255 bytes that common file systems allow.
+const maxNameLabel = 80
+
+// importName is the file name of an imported record: its label made safe
+// for a file name on every common OS, a dash, its ID and ext
+// ("2026-check-up-3fa1c0de....json"); only the ID and ext without a label.
+// Letters (of any script), digits, combining marks, '.' and '_' are kept;
+// any run of other characters (separators, spaces, punctuation, control
+// and format characters) becomes one '-'; the label never starts with '.'
+// or '-' (no hidden file, no flag) and is cut to maxNameLabel bytes. With
+// the ID after it, no name is reserved on Windows.
+func importName(label, record, ext string) string {
+	var b strings.Builder
+	dash := false
+	for _, r := range label {
+		switch {
+		case unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsMark(r) || r == '.' || r == '_':
+			if dash && b.Len() > 0 {
+				b.WriteByte('-')
+			}
+			dash = false
+			b.WriteRune(r)
+		default:
+			dash = true
+		}
+	}
+	s := strings.TrimLeft(b.String(), ".-")
+	if len(s) > maxNameLabel {
+		i := maxNameLabel
+		for i > 0 && !utf8.RuneStart(s[i]) {
+			i--
+		}
+		s = s[:i]
+	}
+	s = strings.TrimRight(s, ".-")
+	if s == "" {
+		return record + ext
+	}
+	return s + "-" + record + ext
 }
 
 // extension picks a file name extension from a record's detected format.

@@ -4,6 +4,7 @@ package wallet
 // Record, RecordKey, GetRecord, VerifyRecord, RemoveRecord).
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -69,6 +70,10 @@ type RecordOptions struct {
 	Progress vault.Progress
 }
 
+// ErrEmptyRecord reports a record of 0 bytes, which AddRecord refuses. It
+// is ErrInvalid.
+var ErrEmptyRecord = fmt.Errorf("the record is empty (0 bytes): %w", ErrInvalid)
+
 // AddRecordOptions configure AddRecord.
 type AddRecordOptions struct {
 	RecordOptions
@@ -91,6 +96,15 @@ func (w *Wallet) AddRecord(ctx context.Context, r io.Reader, opts AddRecordOptio
 	if err := vault.CheckParams(k, n); err != nil {
 		return RecordInfo{}, &InputError{Field: FieldShares, Problem: Rejected, Err: err}
 	}
+	// An empty file is refused before anything is stored: it is almost
+	// always a mistake (a failed export, a truncated download).
+	var first [1]byte
+	if _, err := io.ReadFull(r, first[:]); errors.Is(err, io.EOF) {
+		return RecordInfo{}, ErrEmptyRecord
+	} else if err != nil {
+		return RecordInfo{}, fmt.Errorf("reading the record: %w", err)
+	}
+	r = io.MultiReader(bytes.NewReader(first[:]), r)
 	id, err := w.Identity()
 	if err != nil {
 		return RecordInfo{}, err
