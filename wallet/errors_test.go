@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -22,12 +23,11 @@ import (
 // dies mid-add produces.
 type resetStore struct {
 	vault.ShareStore
-	puts int
+	puts atomic.Int32
 }
 
 func (s *resetStore) Put(ctx context.Context, r io.Reader) (vault.ShareID, error) {
-	s.puts++
-	if s.puts > 1 {
+	if s.puts.Add(1) > 1 {
 		_, _ = io.Copy(io.Discard, r)
 		reset := &net.OpError{Op: "read", Net: "tcp4", Err: syscall.ECONNRESET}
 		return vault.ShareID{}, fmt.Errorf("stream reset: %w", fmt.Errorf("connection closed: %w", reset))
