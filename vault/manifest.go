@@ -3,7 +3,6 @@ package vault
 import (
 	"bytes"
 	"crypto/ed25519"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -35,15 +34,6 @@ type RecordID [16]byte
 
 // String returns the lowercase hex form (32 characters).
 func (id RecordID) String() string { return hex.EncodeToString(id[:]) }
-
-// NewRecordID returns a fresh random record ID.
-func NewRecordID() RecordID {
-	var id RecordID
-	if _, err := rand.Read(id[:]); err != nil {
-		panic(err) // crypto/rand never fails on supported platforms
-	}
-	return id
-}
 
 // ParseRecordID parses the form produced by RecordID.String.
 func ParseRecordID(s string) (RecordID, error) {
