@@ -9,8 +9,10 @@
 // Decoding is strict: unknown fields, duplicate map keys, indefinite
 // lengths, tags, invalid UTF-8 text, trailing bytes and any encoding that
 // does not re-encode to the same bytes are refused. Nesting depth, array
-// length and map size are bounded; each caller sets its own bounds with
-// Options, on the same codec.
+// length and map size are bounded; a caller whose values are smaller sets
+// its own bound with an Option, on the same codec (the vault bounds arrays
+// by the share count). Add an Option for another bound when a caller needs
+// it.
 package canon
 
 import (
@@ -52,14 +54,8 @@ type limits struct {
 // Option changes one of a Codec's limits.
 type Option func(*limits)
 
-// MaxNestedLevels bounds the depth of nested arrays and maps.
-func MaxNestedLevels(n int) Option { return func(l *limits) { l.MaxNestedLevels = n } }
-
 // MaxArrayElements bounds the number of elements of any one array.
 func MaxArrayElements(n int) Option { return func(l *limits) { l.MaxArrayElements = n } }
-
-// MaxMapPairs bounds the number of pairs of any one map.
-func MaxMapPairs(n int) Option { return func(l *limits) { l.MaxMapPairs = n } }
 
 // Codec decodes canonical CBOR strictly within its limits (Marshal, the
 // encoder, needs none). It is safe for concurrent use.
