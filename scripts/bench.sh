@@ -12,7 +12,20 @@ stop_peers() { pkill -INT -f "$out/medwallet peer" 2>/dev/null || true; }
 trap 'stop_peers; sleep 1; pkill -KILL -f "$out/medwallet" 2>/dev/null || true; rm -rf "$out"' EXIT
 
 rows=()
-row() { rows+=("$(printf '%-44s %14s %12s  %s' "$1" "$2" "$3" "$4")"); }
+row() { rows+=("$(printf '%-44s %14s %12s %16s  %s' "$1" "$2" "$3" "${5:-}" "$4")"); }
+
+# Ratios are printed only between a benchmark and the yardstick written for
+# it in the same function, on the same terms (input, buffer strategy, output
+# sink, warm-up; see the comments in vault/bench_test.go and
+# consent/bench_test.go): wall time of the row over wall time of the yardstick.
+yardstick() {
+  case $1 in
+    BenchmarkSeal/age-plain | BenchmarkOpen/age-plain | BenchmarkFeedVerify/*/raw-ed25519) ;;
+    BenchmarkSeal/* | BenchmarkOpen/*) echo "${1%%/*}/age-plain" ;;
+    BenchmarkFeedVerify/*) echo "${1%/*}/raw-ed25519" ;;
+  esac
+}
+declare -A nsop
 
 # Go benchmarks: name, ns/op or MB/s, and reported metrics.
 gobench() {
@@ -26,12 +39,24 @@ gobench() {
         else if ($(i+1) ~ /-ms$|entries\/s|us\/op|x$/) extra=extra" "$i" "$(i+1);
       }
       if (mbs == "" && extra == "") extra=sprintf(" %.2f us/op", nsop/1000);
-      printf "%s\t%s\t%s\n", name, mbs, extra }'
+      printf "%s\t%s\t%s\t%s\n", name, mbs, extra, nsop }'
 }
 
 if [ "${1:-}" != cli ]; then
 echo "running Go benchmarks..." >&2
-while IFS=$'\t' read -r name mbs extra; do row "$name" "$mbs" "" "$extra"; done < <(
+while IFS=$'\t' read -r name mbs extra ns; do
+  nsop[$name]=$ns
+  y=$(yardstick "$name") ratio=""
+  if [ -n "$y" ] && [ -n "${nsop[$y]:-}" ]; then
+    ratio=$(awk -v a="$ns" -v b="${nsop[$y]}" -v y="${y##*/}" 'BEGIN { printf "%.2fx %s", a/b, y }')
+  fi
+  case $name in
+    # age to io.Discard from the same generator as the network rows, which
+    # add the network and the peers' stores: no like-for-like ratio there.
+    BenchmarkPlainAge) extra="$extra (age alone; no network)" ;;
+  esac
+  row "$name" "$mbs" "" "$extra" "$ratio"
+done < <(
   gobench ./vault 'Seal|Open'
   gobench ./consent 'FeedVerify'
   gobench ./consent 'Decide' 20000x
@@ -73,5 +98,5 @@ if [ "${1:-}" != quick ]; then
   row "one peer during add + import" "" "$(rss "$out/peer1.time")" "peak RSS of a peer process"
 fi
 
-printf '\n%-44s %14s %12s  %s\n' BENCHMARK THROUGHPUT RSS NOTES
+printf '\n%-44s %14s %12s %16s  %s\n' BENCHMARK THROUGHPUT RSS "TIME VS YARDSTICK" NOTES
 printf '%s\n' "${rows[@]}"
