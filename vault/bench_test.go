@@ -66,9 +66,10 @@ var benchParams = []vault.Params{{K: 3, N: 5}, {K: 4, N: 6}}
 //     around io.Discard for Open (vault.Open hides the destination's
 //     ReadFrom in the same way);
 //   - the same warm-up: one untimed run before the timed ones (measure), so
-//     that no case alone pays the first-use costs of the process (fresh heap
-//     pages, the garbage collector's pacing), which cost the first decryption
-//     of 256 MiB here about 1 s of CPU more than the following ones.
+//     that no case alone pays the first-use costs of the process: the first
+//     decryption of 256 MiB in a process here costs about 1 s of CPU more
+//     than the following ones (so does every decryption after
+//     debug.FreeOSMemory, which is why measure does not call it).
 
 // measure runs f once untimed, then b.N times timed, and reports the CPU
 // time per run besides the wall time.
