@@ -7,8 +7,3 @@ func SetFHIRScanLimit(n int64) (restore func()) {
 	fhirScanLimit = n
 	return func() { fhirScanLimit = old }
 }
-
-// ShareHeaderFor exposes the share header for tests.
-func ShareHeaderFor(m *Manifest, i int) []byte {
-	return shareHeader(m.RecordID, i, m.K, m.N, m.StripeSize/int64(m.K))
-}

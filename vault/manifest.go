@@ -3,7 +3,6 @@ package vault
 import (
 	"bytes"
 	"crypto/ed25519"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -11,8 +10,9 @@ import (
 	"time"
 
 	"filippo.io/age"
-	"github.com/fxamacker/cbor/v2"
 	"github.com/zeebo/blake3"
+
+	"github.com/medwallet/medwallet/internal/canon"
 )
 
 // ManifestVersion is the only manifest format version this code reads and
@@ -34,15 +34,6 @@ type RecordID [16]byte
 
 // String returns the lowercase hex form (32 characters).
 func (id RecordID) String() string { return hex.EncodeToString(id[:]) }
-
-// NewRecordID returns a fresh random record ID.
-func NewRecordID() RecordID {
-	var id RecordID
-	if _, err := rand.Read(id[:]); err != nil {
-		panic(err) // crypto/rand never fails on supported platforms
-	}
-	return id
-}
 
 // ParseRecordID parses the form produced by RecordID.String.
 func ParseRecordID(s string) (RecordID, error) {
@@ -154,50 +145,15 @@ type wireManifest struct {
 	Shares  []wireShare `cbor:"shares"`
 }
 
-var (
-	encMode    cbor.EncMode
-	decMode    cbor.DecMode
-	peekMode   cbor.DecMode
-	decOptions = cbor.DecOptions{
-		DupMapKey:         cbor.DupMapKeyEnforcedAPF,
-		IndefLength:       cbor.IndefLengthForbidden,
-		TagsMd:            cbor.TagsForbidden,
-		ExtraReturnErrors: cbor.ExtraDecErrorUnknownField,
-		MaxNestedLevels:   16,
-		MaxArrayElements:  MaxShares,
-		MaxMapPairs:       4096,
-		UTF8:              cbor.UTF8RejectInvalid,
-	}
-)
-
-func init() {
-	var err error
-	if encMode, err = cbor.CoreDetEncOptions().EncMode(); err != nil {
-		panic(err)
-	}
-	if decMode, err = decOptions.DecMode(); err != nil {
-		panic(err)
-	}
-	peek := decOptions
-	peek.ExtraReturnErrors = cbor.ExtraDecErrorNone
-	if peekMode, err = peek.DecMode(); err != nil {
-		panic(err)
-	}
-}
+// codec decodes manifests; arrays are bounded by the share count.
+var codec = canon.New(canon.MaxArrayElements(MaxShares))
 
 // strictUnmarshal decodes canonical CBOR and refuses anything else:
 // unknown fields, duplicate keys, indefinite lengths, tags, trailing bytes,
 // and any encoding that does not re-encode to the same bytes.
 func strictUnmarshal(data []byte, v any) error {
-	if err := decMode.Unmarshal(data, v); err != nil {
+	if err := codec.Unmarshal(data, v); err != nil {
 		return fmt.Errorf("%w: %w", ErrBadManifest, err)
-	}
-	again, err := encMode.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrBadManifest, err)
-	}
-	if !bytes.Equal(again, data) {
-		return fmt.Errorf("%w: not canonical CBOR", ErrBadManifest)
 	}
 	return nil
 }
@@ -232,7 +188,7 @@ func (m *Manifest) Marshal() ([]byte, error) {
 	if err := m.validate(); err != nil {
 		return nil, err
 	}
-	return encMode.Marshal(m.toWire())
+	return canon.Marshal(m.toWire())
 }
 
 // Sign returns the signed envelope: canonical CBOR {body, sig} where sig is
@@ -253,7 +209,7 @@ func (m *Manifest) Sign(priv ed25519.PrivateKey) ([]byte, error) {
 		return nil, err
 	}
 	sig := ed25519.Sign(priv, signedMessage(body))
-	return encMode.Marshal(wireEnvelope{Body: body, Sig: sig})
+	return canon.Marshal(wireEnvelope{Body: body, Sig: sig})
 }
 
 func signedMessage(body []byte) []byte {
@@ -321,7 +277,7 @@ func ParseManifest(envelope []byte, owner ed25519.PublicKey) (*Manifest, error) 
 		return nil, ErrBadSignature
 	}
 	var v wireVersion
-	if err := peekMode.Unmarshal(env.Body, &v); err != nil {
+	if err := codec.Peek(env.Body, &v); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadManifest, err)
 	}
 	if v.V != ManifestVersion {

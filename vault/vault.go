@@ -24,7 +24,6 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"io"
 
 	"github.com/zeebo/blake3"
@@ -49,18 +48,6 @@ type ShareID Hash
 
 // String returns the lowercase hex form of the share ID (64 characters).
 func (id ShareID) String() string { return hex.EncodeToString(id[:]) }
-
-// ParseShareID parses the hex form produced by ShareID.String.
-func ParseShareID(s string) (ShareID, error) {
-	var id ShareID
-	if len(s) != 2*len(id) {
-		return id, fmt.Errorf("%w: share ID must be %d hex characters", ErrBadShareID, 2*len(id))
-	}
-	if _, err := hex.Decode(id[:], []byte(s)); err != nil {
-		return id, fmt.Errorf("%w: not hex", ErrBadShareID)
-	}
-	return id, nil
-}
 
 // ShareHasher returns a hash.Hash-like writer whose Sum gives the ShareID of
 // the bytes written to it. Stores use it to compute addresses while
@@ -115,8 +102,6 @@ type Progress interface {
 var (
 	// ErrNotFound reports a share absent from a store.
 	ErrNotFound = errors.New("share not found")
-	// ErrBadShareID reports a malformed share ID string.
-	ErrBadShareID = errors.New("malformed share ID")
 	// ErrNotEnoughShares reports that fewer than k usable shares remain.
 	ErrNotEnoughShares = errors.New("not enough usable shares")
 	// ErrCorruptShare reports a share whose header or a block does not match

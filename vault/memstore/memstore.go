@@ -97,14 +97,3 @@ func (s *Store) Replace(id vault.ShareID, b []byte) {
 	defer s.mu.Unlock()
 	s.shares[id] = bytes.Clone(b)
 }
-
-// Total returns the total bytes stored.
-func (s *Store) Total() int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var n int64
-	for _, b := range s.shares {
-		n += int64(len(b))
-	}
-	return n
-}
