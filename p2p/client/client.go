@@ -29,8 +29,8 @@ import (
 	"github.com/medwallet/medwallet/consent"
 	"github.com/medwallet/medwallet/p2p/ledgersync"
 	"github.com/medwallet/medwallet/p2p/manifests"
+	"github.com/medwallet/medwallet/p2p/netfile"
 	"github.com/medwallet/medwallet/p2p/node"
-	p2ppeer "github.com/medwallet/medwallet/p2p/peer"
 	"github.com/medwallet/medwallet/p2p/shares"
 	"github.com/medwallet/medwallet/vault"
 )
@@ -53,7 +53,7 @@ type Client struct {
 // Dial connects to the configured peers (full multiaddrs) in parallel and
 // keeps those that answer.
 func Dial(ctx context.Context, key ed25519.PrivateKey, peers []string) (*Client, error) {
-	ais, err := p2ppeer.ParseAddrs(peers)
+	ais, err := netfile.ParseAddrs(peers)
 	if err != nil {
 		return nil, err
 	}
