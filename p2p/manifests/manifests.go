@@ -65,15 +65,25 @@ type response struct {
 	Copies []Copy `cbor:"3,keyasint,omitempty"`
 }
 
+// Store is the disk a Service keeps manifest copies in; p2p/store/boltstore
+// is one.
+type Store interface {
+	PutManifest(owner consent.ID, record string, recipient consent.ID, envelope []byte) error
+	// Manifests lists owner's copies readable by recipient ("" means any),
+	// for one record or all ("").
+	Manifests(owner consent.ID, record string, recipient consent.ID) ([]store.ManifestCopy, error)
+	DeleteManifests(owner consent.ID, record string) error
+}
+
 // Service serves the protocol on a peer.
 type Service struct {
 	h   host.Host
-	st  *store.Store
+	st  Store
 	log *slog.Logger
 }
 
 // NewService registers the handler on h.
-func NewService(h host.Host, st *store.Store, log *slog.Logger) *Service {
+func NewService(h host.Host, st Store, log *slog.Logger) *Service {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}

@@ -14,7 +14,7 @@ import (
 
 	"github.com/medwallet/medwallet/consent"
 	"github.com/medwallet/medwallet/p2p/node"
-	"github.com/medwallet/medwallet/p2p/store"
+	"github.com/medwallet/medwallet/p2p/store/boltstore"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -38,7 +38,7 @@ func newHost(t *testing.T, name string, listen bool) (host.Host, consent.ID) {
 func TestReplicateListDelete(t *testing.T) {
 	ctx := context.Background()
 	ph, _ := newHost(t, "peer", true)
-	st, err := store.Open(filepath.Join(t.TempDir(), "p.db"))
+	st, err := boltstore.Open(filepath.Join(t.TempDir(), "p.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

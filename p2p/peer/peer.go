@@ -29,13 +29,13 @@ import (
 	dutil "github.com/libp2p/go-libp2p/p2p/discovery/util"
 
 	"github.com/medwallet/medwallet/consent"
-	"github.com/medwallet/medwallet/consent/boltstore"
+	ledgerstore "github.com/medwallet/medwallet/consent/boltstore"
 	"github.com/medwallet/medwallet/p2p/ledgersync"
 	"github.com/medwallet/medwallet/p2p/manifests"
 	"github.com/medwallet/medwallet/p2p/netfile"
 	"github.com/medwallet/medwallet/p2p/node"
 	"github.com/medwallet/medwallet/p2p/shares"
-	"github.com/medwallet/medwallet/p2p/store"
+	"github.com/medwallet/medwallet/p2p/store/boltstore"
 )
 
 // Files under a peer's data directory.
@@ -74,7 +74,7 @@ type Config struct {
 // Peer is a running peer.
 type Peer struct {
 	Host   host.Host
-	Store  *store.Store
+	Store  *boltstore.Store
 	Ledger *consent.Ledger
 	Sync   *ledgersync.Service
 
@@ -119,10 +119,10 @@ func Start(ctx context.Context, cfg Config) (_ *Peer, err error) {
 			p.Close()
 		}
 	}()
-	if p.Store, err = store.Open(filepath.Join(cfg.DataDir, SharesFile)); err != nil {
+	if p.Store, err = boltstore.Open(filepath.Join(cfg.DataDir, SharesFile)); err != nil {
 		return nil, err
 	}
-	ls, err := boltstore.Open(filepath.Join(cfg.DataDir, LedgerFile))
+	ls, err := ledgerstore.Open(filepath.Join(cfg.DataDir, LedgerFile))
 	if err != nil {
 		return nil, err
 	}
