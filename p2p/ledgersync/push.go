@@ -13,6 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/medwallet/medwallet/consent"
+	"github.com/medwallet/medwallet/p2p/wire"
 )
 
 // AckStatus is what a peer did with one pushed entry.
@@ -58,7 +59,7 @@ func (s *Service) servePush(str network.Stream) {
 	r := bufio.NewReader(str)
 	for range maxPushLen {
 		_ = str.SetDeadline(time.Now().Add(s.cfg.timeout))
-		b, rel, err := readFrame(r, str, s.cfg.maxMsgSize)
+		b, rel, err := wire.ReadFrame(str, r, s.cfg.maxMsgSize)
 		if errors.Is(err, io.EOF) {
 			str.Close()
 			return
@@ -71,7 +72,7 @@ func (s *Service) servePush(str network.Stream) {
 		}
 		ack := s.pushOne(b)
 		rel()
-		if err := writeMsg(str, wireAck{Hash: ack.Hash, Status: uint8(ack.Status), Reason: ack.Reason}); err != nil {
+		if err := wire.Write(str, wireAck{Hash: ack.Hash, Status: uint8(ack.Status), Reason: ack.Reason}); err != nil {
 			str.Reset()
 			return
 		}
@@ -137,7 +138,7 @@ func Push(ctx context.Context, h host.Host, p peer.ID, entries []*consent.Entry)
 	werr := make(chan error, 1)
 	go func() {
 		for _, e := range entries {
-			if err := writeFrame(str, e.Encode()); err != nil {
+			if err := wire.WriteFrame(str, e.Encode()); err != nil {
 				werr <- err
 				return
 			}
@@ -163,7 +164,7 @@ func Push(ctx context.Context, h host.Host, p peer.ID, entries []*consent.Entry)
 	acks = make([]Ack, 0, len(entries))
 	for _, e := range entries {
 		var wa wireAck
-		if err := readMsg(r, str, maxAckFrame, &wa); err != nil {
+		if err := wire.Read(str, r, maxAckFrame, &wa); err != nil {
 			if ctx.Err() != nil {
 				err = ctx.Err()
 			}

@@ -15,6 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/medwallet/medwallet/consent"
+	"github.com/medwallet/medwallet/p2p/wire"
 )
 
 // maxBatchFrame bounds one batch frame: the soft budget plus one entry that
@@ -74,7 +75,7 @@ func (s *Service) serveSync(str network.Stream) {
 	for range maxSyncRequests {
 		_ = str.SetDeadline(time.Now().Add(s.cfg.timeout))
 		var req syncRequest
-		err := readMsg(r, str, maxRequestFrame, &req)
+		err := wire.Read(str, r, maxRequestFrame, &req)
 		if errors.Is(err, io.EOF) {
 			str.Close()
 			return
@@ -86,12 +87,12 @@ func (s *Service) serveSync(str network.Stream) {
 		}
 		switch req.Op {
 		case opHeads:
-			err = writeMsg(str, s.headsAfter(req.After))
+			err = wire.Write(str, s.headsAfter(req.After))
 		case opFetch:
 			var b batch
 			b, err = s.fetch(req.Author, req.From, req.Limit)
 			if err == nil {
-				err = writeMsg(str, b)
+				err = wire.Write(str, b)
 			}
 		default:
 			err = fmt.Errorf("unknown sync op %d", req.Op)
@@ -280,11 +281,11 @@ func pull(ctx context.Context, h host.Host, p peer.ID, timeout time.Duration,
 	seen := 0
 	for {
 		deadline()
-		if err := writeMsg(str, syncRequest{Op: opHeads, After: after}); err != nil {
+		if err := wire.Write(str, syncRequest{Op: opHeads, After: after}); err != nil {
 			return err
 		}
 		var page headsPage
-		if err := readMsg(r, str, maxHeadsFrame, &page); err != nil {
+		if err := wire.Read(str, r, maxHeadsFrame, &page); err != nil {
 			return fmt.Errorf("heads: %w", err)
 		}
 		if len(page.Heads) > headsPageSize {
@@ -323,11 +324,11 @@ func fetchFeed(str network.Stream, r *bufio.Reader, deadline func(), fh feedHead
 	for next <= fh.Seq {
 		limit := uint32(min(fh.Seq-next+1, maxBatchLen))
 		deadline()
-		if err := writeMsg(str, syncRequest{Op: opFetch, Author: fh.Author, From: next, Limit: limit}); err != nil {
+		if err := wire.Write(str, syncRequest{Op: opFetch, Author: fh.Author, From: next, Limit: limit}); err != nil {
 			return err
 		}
 		var b batch
-		if err := readMsg(r, str, maxBatchFrame, &b); err != nil {
+		if err := wire.Read(str, r, maxBatchFrame, &b); err != nil {
 			return fmt.Errorf("fetch %s#%d: %w", fh.Author.Short(), next, err)
 		}
 		if len(b.Entries) == 0 {

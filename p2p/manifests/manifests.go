@@ -98,7 +98,7 @@ func (s *Service) Close() { s.h.RemoveStreamHandler(ID) }
 func (s *Service) handle(st network.Stream) {
 	_ = st.SetDeadline(time.Now().Add(timeout))
 	var req request
-	if err := wire.Read(bufio.NewReader(st), maxRequest, &req); err != nil {
+	if err := wire.Read(st, bufio.NewReader(st), maxRequest, &req); err != nil {
 		st.Reset()
 		return
 	}
@@ -186,7 +186,7 @@ func call(ctx context.Context, h host.Host, p peer.ID, req request) (response, e
 	}
 	_ = st.CloseWrite()
 	var resp response
-	if err := wire.Read(bufio.NewReader(st), maxResponse, &resp); err != nil {
+	if err := wire.Read(st, bufio.NewReader(st), maxResponse, &resp); err != nil {
 		st.Reset()
 		return response{}, err
 	}

@@ -33,7 +33,7 @@ func open(ctx context.Context, h host.Host, p peer.ID, req request) (network.Str
 
 func readResponse(s network.Stream, br *bufio.Reader, p peer.ID) (response, error) {
 	var r response
-	if err := wire.Read(&idle{s, br}, maxFrame, &r); err != nil {
+	if err := wire.Read(s, &idle{s, br}, maxFrame, &r); err != nil {
 		return r, err
 	}
 	if r.OK {

@@ -169,7 +169,7 @@ func (s *Service) serve(st network.Stream) error {
 	_ = st.SetReadDeadline(time.Now().Add(headerTimeout))
 	br := bufio.NewReader(st)
 	var req request
-	if err := wire.Read(br, maxFrame, &req); err != nil {
+	if err := wire.Read(st, br, maxFrame, &req); err != nil {
 		return err
 	}
 	remote := consent.ID(st.Conn().RemotePeer().String())
