@@ -56,8 +56,8 @@
 // was told. To catch forks, a peer behind on a feed fetches from its own
 // head (not after it), and one that is ahead or level checks the other
 // side's head hash: a conflicting entry is ingested, which records the
-// equivocation. Each request and answer has its own deadline
-// (WithStreamTimeout); an oversized or undecodable frame resets the stream.
+// equivocation. Each request and answer has its own deadline (20 s); an
+// oversized or undecodable frame resets the stream.
 //
 // # Push: protocol "/medwallet/ledger-push/1.0.0"
 //

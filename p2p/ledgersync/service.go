@@ -85,18 +85,6 @@ func WithMaxMessageSize(n int) Option {
 	}
 }
 
-// WithStreamTimeout bounds each request and response on a sync or push
-// stream (the default is 20 s).
-func WithStreamTimeout(d time.Duration) Option {
-	return func(c *config) error {
-		if d <= 0 {
-			return fmt.Errorf("ledgersync: stream timeout must be positive")
-		}
-		c.timeout = d
-		return nil
-	}
-}
-
 // WithLogger sets the logger. The service logs kinds, seqs, short IDs and
 // short hashes, never entry bodies. The default discards.
 func WithLogger(l *slog.Logger) Option {

@@ -203,14 +203,9 @@ func Put(ctx context.Context, h host.Host, p peer.ID, record string, recipient c
 	return err
 }
 
-// List returns owner's manifest copies readable by the host (all copies if
-// the host is the owner), for one record or all ("").
-func List(ctx context.Context, h host.Host, p peer.ID, owner consent.ID, record string) ([]Copy, error) {
-	return ListFor(ctx, h, p, owner, record, "")
-}
-
-// ListFor returns owner's manifest copies addressed to recipient ("" as in
-// List), for one record or all ("").
+// ListFor returns owner's manifest copies for one record or all (""):
+// those addressed to recipient, or with recipient "" those readable by the
+// host (every copy when the host is the owner).
 func ListFor(ctx context.Context, h host.Host, p peer.ID, owner consent.ID, record string, recipient consent.ID) ([]Copy, error) {
 	resp, err := call(ctx, h, p, request{Op: "list", Owner: owner, Record: record, Recipient: recipient})
 	return resp.Copies, err

@@ -3,7 +3,6 @@ package shares
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 
@@ -162,6 +161,3 @@ func Delete(ctx context.Context, h host.Host, p peer.ID, id vault.ShareID) error
 	}
 	return nil
 }
-
-// IsDenied reports whether err is a consent denial.
-func IsDenied(err error) bool { return errors.Is(err, ErrDenied) }

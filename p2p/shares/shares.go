@@ -131,9 +131,6 @@ func WithLogger(l *slog.Logger) Option { return func(s *Service) { s.log = l } }
 // view of consent).
 func WithGate(f func() error) Option { return func(s *Service) { s.gate = f } }
 
-// WithConcurrency bounds the transfers served at once (default 16).
-func WithConcurrency(n int) Option { return func(s *Service) { s.sem = make(chan struct{}, n) } }
-
 // NewService registers the protocol handler on h.
 func NewService(h host.Host, st Store, l *consent.Ledger, signer consent.Signer, opts ...Option) *Service {
 	s := &Service{h: h, st: st, ledger: l, signer: signer, publish: func(*consent.Entry) {}, now: time.Now,
