@@ -2,121 +2,91 @@ package ledgersync
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	pb "github.com/libp2p/go-libp2p-pubsub/pb"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/medwallet/medwallet/consent"
 )
 
-// outcome is what ingesting one received entry did.
-type outcome uint8
+// GossipTopic is the one gossipsub topic every peer joins. It carries no
+// ID of any kind: which feeds a peer follows is itself health information.
+const GossipTopic = "/medwallet/ledger/1"
 
-const (
-	outAccepted  outcome = iota // joined its feed (maybe releasing pending ones)
-	outDuplicate                // already in its feed
-	outPending                  // predecessor missing: held by the ledger until it comes
-	outConflict                 // a different entry holds its place: equivocation, recorded
-	outBadChain                 // comes next but does not link to the head held here
-	outInvalid                  // malformed, unknown kind, bad signature, too large
-	outInternal                 // the store failed
-)
-
-type result struct {
-	out outcome
-	acc []*consent.Entry // entries that joined a feed, e first if it did
-	err error
+// msgID is the gossip message ID: the SHA-256 of the data, which for a
+// valid message is the entry hash. The same entry published by two peers
+// is one message.
+func msgID(m *pb.Message) string {
+	h := consent.HashBytes(m.GetData())
+	return string(h[:])
 }
 
-func (r result) reason() string {
-	switch r.out {
-	case outAccepted:
-		return "accepted"
-	case outDuplicate:
-		return "already held"
-	case outPending:
-		return "waiting for a missing predecessor"
-	case outConflict:
-		return "equivocation: another entry holds this author and seq"
+// Publish gossips e, an entry of the local ledger (typically just made with
+// Ledger.Append). An entry the ledger does not hold yet is ingested first
+// and must join its feed. Publish waits until the topic's mesh has a peer,
+// or ctx ends; either way the entry stays in the ledger and reaches other
+// peers by sync.
+func (s *Service) Publish(ctx context.Context, e *consent.Entry) error {
+	if !s.enter() {
+		return ErrClosed
 	}
-	if r.err != nil {
-		return r.err.Error()
-	}
-	return "refused"
-}
-
-// accept ingests e, a decoded and verified entry, into the ledger and says
-// what happened. Entries that joined a feed are queued for the hooks.
-func (s *Service) accept(e *consent.Entry) result {
-	h := e.Hash()
-	s.ingestMu.Lock()
-	defer s.ingestMu.Unlock()
-	var head consent.Head
-	var known bool
-	s.l.View(func(v *consent.View) {
-		head = v.Head(e.Author)
-		_, known = v.Entry(h)
-	})
-	switch {
-	case known && e.Seq <= head.Seq:
-		s.n.duplicates.Add(1)
-		return result{out: outDuplicate}
-	case known:
-		s.n.pending.Add(1)
-		return result{out: outPending}
-	case e.Seq == head.Seq+1 && e.Prev != head.Hash:
-		s.n.rejected.Add(1)
-		return result{out: outBadChain, err: &consent.ChainError{Author: e.Author, Seq: e.Seq, Want: head.Hash, Got: e.Prev}}
-	case e.Seq == head.Seq+1 && e.Time < head.Time:
-		s.n.rejected.Add(1)
-		return result{out: outBadChain, err: &consent.EntryError{Author: e.Author, Seq: e.Seq, Err: consent.ErrTimeBackwards}}
-	}
-	acc, err := s.l.Ingest(e)
-	s.queueEvents(acc)
-	s.n.accepted.Add(uint64(len(acc)))
-	var eq *consent.EquivocationError
-	switch {
-	case errors.As(err, &eq):
-		s.n.conflicts.Add(1)
-		s.log.Warn("equivocation", "author", e.Author.Short(), "seq", e.Seq)
-		return result{out: outConflict, err: err}
-	case err != nil && len(acc) > 0:
-		s.log.Error("ledger store failed", "entry", entryName(e), "err", err)
-		return result{out: outInternal, acc: acc, err: errors.New("internal error: store failed")}
-	case err != nil:
-		s.n.rejected.Add(1)
-		return result{out: outInvalid, err: err}
-	case len(acc) > 0:
-		return result{out: outAccepted, acc: acc}
-	}
-	// Nothing joined: e waits for its predecessor (or raced with another
-	// ingest of the same entry).
-	var now consent.Head
-	s.l.View(func(v *consent.View) { now = v.Head(e.Author) })
-	if now.Seq >= e.Seq {
-		s.n.duplicates.Add(1)
-		return result{out: outDuplicate}
-	}
-	s.n.pending.Add(1)
-	return result{out: outPending}
-}
-
-// decode checks a received encoding: size, strict decoding (unknown kinds
-// and malformed bodies fail here) and the author's signature.
-func (s *Service) decode(b []byte) (*consent.Entry, error) {
+	defer s.wg.Done()
+	b := e.Encode()
 	if len(b) > s.cfg.maxMsgSize {
-		return nil, fmt.Errorf("ledger entry: %w (%d bytes)", consent.ErrTooLarge, len(b))
+		return fmt.Errorf("ledgersync: publish %s: %w (%d bytes)", entryName(e), consent.ErrTooLarge, len(b))
 	}
-	e, err := consent.DecodeEntry(b)
-	if err != nil {
-		return nil, err
+	if !s.holds(e) {
+		if err := consent.VerifyEntry(e); err != nil {
+			return fmt.Errorf("ledgersync: publish: %w", err)
+		}
+		res := s.accept(e)
+		if res.out != outAccepted && res.out != outDuplicate {
+			return fmt.Errorf("ledgersync: publish %s: %s", entryName(e), res.reason())
+		}
+		s.republish(res.acc[min(1, len(res.acc)):])
 	}
-	if err := consent.VerifyEntry(e); err != nil {
-		return nil, err
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(s.ctx, cancel)
+	defer stop()
+	if err := s.topic.Publish(ctx, b, pubsub.WithReadiness(pubsub.MinTopicSize(1))); err != nil {
+		if s.ctx.Err() != nil {
+			return ErrClosed
+		}
+		return fmt.Errorf("ledgersync: publish %s: %w", entryName(e), err)
 	}
-	return e, nil
+	return nil
+}
+
+// republish queues entries for gossip from this peer (pushed entries,
+// entries released from pending): dropped if the queue is full, since sync
+// delivers them anyway.
+func (s *Service) republish(es []*consent.Entry) {
+	for _, e := range es {
+		select {
+		case s.pubQ <- e:
+		default:
+			s.log.Warn("gossip queue full; entry left to sync", "entry", entryName(e))
+		}
+	}
+}
+
+func (s *Service) publishLoop() {
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case e := <-s.pubQ:
+			ctx, cancel := context.WithTimeout(s.ctx, s.cfg.timeout)
+			err := s.topic.Publish(ctx, e.Encode(), pubsub.WithReadiness(pubsub.MinTopicSize(1)))
+			cancel()
+			if err != nil && s.ctx.Err() == nil {
+				s.log.Debug("gossip failed; entry left to sync", "entry", entryName(e), "err", err)
+			}
+		}
+	}
 }
 
 // validate is the topic validator. Every message is one canonical entry.

@@ -11,10 +11,14 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/medwallet/medwallet/consent"
 	"github.com/medwallet/medwallet/p2p/wire"
 )
+
+// PushID is the light-client protocol: entries in, one ack per entry out.
+const PushID protocol.ID = "/medwallet/ledger-push/1.0.0"
 
 // AckStatus is what a peer did with one pushed entry.
 type AckStatus uint8

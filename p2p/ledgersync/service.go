@@ -5,31 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
-	pb "github.com/libp2p/go-libp2p-pubsub/pb"
 	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/medwallet/medwallet/consent"
 )
-
-// GossipTopic is the one gossipsub topic every peer joins. It carries no
-// ID of any kind: which feeds a peer follows is itself health information.
-const GossipTopic = "/medwallet/ledger/1"
-
-// SyncID is the anti-entropy protocol: heads, then missing entries.
-const SyncID protocol.ID = "/medwallet/ledger-sync/1.0.0"
-
-// PushID is the light-client protocol: entries in, one ack per entry out.
-const PushID protocol.ID = "/medwallet/ledger-push/1.0.0"
 
 // ErrClosed is returned by a Service that was closed.
 var ErrClosed = errors.New("ledgersync: service closed")
@@ -95,22 +82,6 @@ func WithLogger(l *slog.Logger) Option {
 		c.logger = l
 		return nil
 	}
-}
-
-// Stats counts what a Service did with the entries it received.
-type Stats struct {
-	Accepted   uint64 // entries that joined a feed through this service
-	Duplicates uint64 // entries already held
-	Pending    uint64 // entries held waiting for a missing predecessor
-	Rejected   uint64 // malformed, unknown kind, bad signature, bad chain, oversized
-	Conflicts  uint64 // equivocations: recorded as evidence, not forwarded
-	Synced     uint64 // of Accepted, those that came by pull sync
-	Syncs      uint64 // completed pull syncs
-	SyncErrors uint64 // failed pull syncs
-}
-
-type counters struct {
-	accepted, duplicates, pending, rejected, conflicts, synced, syncs, syncErrors atomic.Uint64
 }
 
 // Service spreads a Ledger's entries: gossip, pull sync, push.
@@ -251,14 +222,6 @@ func (s *Service) start() error {
 	return nil
 }
 
-// msgID is the gossip message ID: the SHA-256 of the data, which for a
-// valid message is the entry hash. The same entry published by two peers
-// is one message.
-func msgID(m *pb.Message) string {
-	h := consent.HashBytes(m.GetData())
-	return string(h[:])
-}
-
 // goroutine runs fn tracked by the service's WaitGroup.
 func (s *Service) goroutine(fn func()) {
 	s.wg.Add(1)
@@ -317,268 +280,64 @@ func (s *Service) shutdown() {
 	s.psCancel()
 }
 
-// Stats returns the service's counters.
-func (s *Service) Stats() Stats {
-	return Stats{
-		Accepted:   s.n.accepted.Load(),
-		Duplicates: s.n.duplicates.Load(),
-		Pending:    s.n.pending.Load(),
-		Rejected:   s.n.rejected.Load(),
-		Conflicts:  s.n.conflicts.Load(),
-		Synced:     s.n.synced.Load(),
-		Syncs:      s.n.syncs.Load(),
-		SyncErrors: s.n.syncErrors.Load(),
-	}
-}
-
-// OnAccepted registers fn to be called with every entry that joins a feed
-// through this service (gossip, sync, push, or Publish of an entry the
-// ledger did not hold), once, in the order the ledger accepted them. Calls
-// come from one goroutine; a slow fn delays the next calls, not ingestion.
-// Entries appended with Ledger.Append are not reported. cancel removes fn.
-func (s *Service) OnAccepted(fn func(e *consent.Entry)) (cancel func()) {
-	s.hookMu.Lock()
-	id := s.nextHook
-	s.nextHook++
-	s.hooks[id] = fn
-	s.hookMu.Unlock()
-	return func() {
-		s.hookMu.Lock()
-		delete(s.hooks, id)
-		s.hookMu.Unlock()
-	}
-}
-
-func (s *Service) dispatchEvents() {
-	for {
-		select {
-		case <-s.ctx.Done():
-			return
-		case <-s.eventSig:
-		}
-		for {
-			s.hookMu.Lock()
-			evs := s.events
-			s.events = nil
-			hooks := make([]func(*consent.Entry), 0, len(s.hooks))
-			ids := make([]uint64, 0, len(s.hooks))
-			for id := range s.hooks {
-				ids = append(ids, id)
-			}
-			slices.Sort(ids)
-			for _, id := range ids {
-				hooks = append(hooks, s.hooks[id])
-			}
-			s.hookMu.Unlock()
-			if len(evs) == 0 {
-				break
-			}
-			for _, e := range evs {
-				for _, fn := range hooks {
-					fn(e)
-				}
-			}
-		}
-	}
-}
-
-// queueEvents is called with ingestMu held.
-func (s *Service) queueEvents(acc []*consent.Entry) {
-	if len(acc) == 0 {
-		return
-	}
-	s.hookMu.Lock()
-	s.events = append(s.events, acc...)
-	s.hookMu.Unlock()
-	select {
-	case s.eventSig <- struct{}{}:
-	default:
-	}
-}
-
-// Publish gossips e, an entry of the local ledger (typically just made with
-// Ledger.Append). An entry the ledger does not hold yet is ingested first
-// and must join its feed. Publish waits until the topic's mesh has a peer,
-// or ctx ends; either way the entry stays in the ledger and reaches other
-// peers by sync.
-func (s *Service) Publish(ctx context.Context, e *consent.Entry) error {
-	if !s.enter() {
-		return ErrClosed
-	}
-	defer s.wg.Done()
-	b := e.Encode()
-	if len(b) > s.cfg.maxMsgSize {
-		return fmt.Errorf("ledgersync: publish %s: %w (%d bytes)", entryName(e), consent.ErrTooLarge, len(b))
-	}
-	if !s.holds(e) {
-		if err := consent.VerifyEntry(e); err != nil {
-			return fmt.Errorf("ledgersync: publish: %w", err)
-		}
-		res := s.accept(e)
-		if res.out != outAccepted && res.out != outDuplicate {
-			return fmt.Errorf("ledgersync: publish %s: %s", entryName(e), res.reason())
-		}
-		s.republish(res.acc[min(1, len(res.acc)):])
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stop := context.AfterFunc(s.ctx, cancel)
-	defer stop()
-	if err := s.topic.Publish(ctx, b, pubsub.WithReadiness(pubsub.MinTopicSize(1))); err != nil {
-		if s.ctx.Err() != nil {
-			return ErrClosed
-		}
-		return fmt.Errorf("ledgersync: publish %s: %w", entryName(e), err)
-	}
-	return nil
-}
-
-// holds reports whether e is an accepted entry of the ledger.
-func (s *Service) holds(e *consent.Entry) bool {
-	h := e.Hash()
-	var ok bool
-	s.l.View(func(v *consent.View) {
-		if v.Head(e.Author).Seq >= e.Seq {
-			_, ok = v.Entry(h)
-		}
-	})
-	return ok
-}
-
-// republish queues entries for gossip from this peer (pushed entries,
-// entries released from pending): dropped if the queue is full, since sync
-// delivers them anyway.
-func (s *Service) republish(es []*consent.Entry) {
-	for _, e := range es {
-		select {
-		case s.pubQ <- e:
-		default:
-			s.log.Warn("gossip queue full; entry left to sync", "entry", entryName(e))
-		}
-	}
-}
-
-func (s *Service) publishLoop() {
-	for {
-		select {
-		case <-s.ctx.Done():
-			return
-		case e := <-s.pubQ:
-			ctx, cancel := context.WithTimeout(s.ctx, s.cfg.timeout)
-			err := s.topic.Publish(ctx, e.Encode(), pubsub.WithReadiness(pubsub.MinTopicSize(1)))
-			cancel()
-			if err != nil && s.ctx.Err() == nil {
-				s.log.Debug("gossip failed; entry left to sync", "entry", entryName(e), "err", err)
-			}
-		}
-	}
-}
-
-// watchPeers starts a sync with every peer identified as speaking SyncID.
-func (s *Service) watchPeers() {
-	for {
-		select {
-		case <-s.ctx.Done():
-			return
-		case ev, ok := <-s.evsub.Out():
-			if !ok {
-				return
-			}
-			switch ev := ev.(type) {
-			case event.EvtPeerIdentificationCompleted:
-				if slices.Contains(ev.Protocols, SyncID) {
-					s.requestSync(ev.Peer)
-				}
-			case event.EvtPeerProtocolsUpdated:
-				if slices.Contains(ev.Added, SyncID) {
-					s.requestSync(ev.Peer)
-				}
-			}
-		}
-	}
-}
-
-func (s *Service) speaksSync(p peer.ID) bool {
-	ok, err := s.h.Peerstore().SupportsProtocols(p, SyncID)
-	return err == nil && len(ok) > 0
-}
-
-// requestSync queues a pull sync with p unless one is already queued. A
-// full queue drops the request: periodic sync catches up.
-func (s *Service) requestSync(p peer.ID) {
-	if p == s.h.ID() {
-		return
-	}
-	s.queuedMu.Lock()
-	defer s.queuedMu.Unlock()
-	if s.queued[p] {
-		return
-	}
-	select {
-	case s.syncQ <- p:
-		s.queued[p] = true
-		s.syncBusy.Add(1)
-	default:
-	}
-}
-
-func (s *Service) syncWorker() {
-	for {
-		select {
-		case <-s.ctx.Done():
-			return
-		case p := <-s.syncQ:
-			s.queuedMu.Lock()
-			delete(s.queued, p)
-			s.queuedMu.Unlock()
-			n, err := s.syncWith(s.ctx, p)
-			s.syncBusy.Add(-1)
-			if err != nil {
-				if s.ctx.Err() == nil {
-					s.log.Debug("sync failed", "peer", shortPeer(p), "err", err)
-				}
-				continue
-			}
-			if n > 0 {
-				s.log.Debug("synced", "peer", shortPeer(p), "accepted", n)
-			}
-		}
-	}
-}
-
-func (s *Service) periodicSync() {
-	t := time.NewTimer(jitter(s.cfg.syncInterval))
-	defer t.Stop()
-	for {
-		select {
-		case <-s.ctx.Done():
-			return
-		case <-t.C:
-		}
-		var cands []peer.ID
-		for _, p := range s.h.Network().Peers() {
-			if s.speaksSync(p) {
-				cands = append(cands, p)
-			}
-		}
-		if len(cands) > 0 {
-			s.requestSync(cands[rand.IntN(len(cands))])
-		}
-		t.Reset(jitter(s.cfg.syncInterval))
-	}
-}
-
-// jitter returns d ± 25%.
-func jitter(d time.Duration) time.Duration {
-	q := int64(d / 4)
-	if q <= 0 {
-		return d
-	}
-	return d - time.Duration(q) + time.Duration(rand.Int64N(2*q+1))
-}
-
 func entryName(e *consent.Entry) string {
 	return fmt.Sprintf("%s#%d(%v)", e.Author.Short(), e.Seq, e.Kind)
 }
 
 func shortPeer(p peer.ID) string { return consent.ID(p.String()).Short() }
+
+// guard runs serve on an inbound stream within the service's lifetime and
+// the per-peer stream limit lim, accounted to the service's resource scope,
+// and resets the stream when the service closes. A stream over the limit,
+// or arriving after Close, is reset at once.
+func (s *Service) guard(str network.Stream, lim *limiter, serve func(network.Stream)) {
+	if !s.enter() {
+		str.Reset()
+		return
+	}
+	defer s.wg.Done()
+	remote := str.Conn().RemotePeer()
+	if !lim.acquire(remote) {
+		str.Reset()
+		return
+	}
+	defer lim.release(remote)
+	if err := str.Scope().SetService(serviceName); err != nil {
+		str.Reset()
+		return
+	}
+	stop := context.AfterFunc(s.ctx, func() { str.Reset() })
+	defer stop()
+	serve(str)
+}
+
+// limiter bounds concurrent inbound streams of one protocol, in all and
+// per peer, so that one peer cannot take every slot.
+type limiter struct {
+	mu      sync.Mutex
+	total   int
+	perPeer map[peer.ID]int
+}
+
+func (l *limiter) acquire(p peer.ID) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.total >= maxInbound || l.perPeer[p] >= maxInboundPerPeer {
+		return false
+	}
+	if l.perPeer == nil {
+		l.perPeer = make(map[peer.ID]int)
+	}
+	l.total++
+	l.perPeer[p]++
+	return true
+}
+
+func (l *limiter) release(p peer.ID) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.total--
+	if l.perPeer[p]--; l.perPeer[p] == 0 {
+		delete(l.perPeer, p)
+	}
+}

@@ -6,17 +6,126 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
+	"slices"
 	"sort"
-	"sync"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/medwallet/medwallet/consent"
 	"github.com/medwallet/medwallet/p2p/wire"
 )
+
+// SyncID is the anti-entropy protocol: heads, then missing entries.
+const SyncID protocol.ID = "/medwallet/ledger-sync/1.0.0"
+
+// watchPeers starts a sync with every peer identified as speaking SyncID.
+func (s *Service) watchPeers() {
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case ev, ok := <-s.evsub.Out():
+			if !ok {
+				return
+			}
+			switch ev := ev.(type) {
+			case event.EvtPeerIdentificationCompleted:
+				if slices.Contains(ev.Protocols, SyncID) {
+					s.requestSync(ev.Peer)
+				}
+			case event.EvtPeerProtocolsUpdated:
+				if slices.Contains(ev.Added, SyncID) {
+					s.requestSync(ev.Peer)
+				}
+			}
+		}
+	}
+}
+
+func (s *Service) speaksSync(p peer.ID) bool {
+	ok, err := s.h.Peerstore().SupportsProtocols(p, SyncID)
+	return err == nil && len(ok) > 0
+}
+
+// requestSync queues a pull sync with p unless one is already queued. A
+// full queue drops the request: periodic sync catches up.
+func (s *Service) requestSync(p peer.ID) {
+	if p == s.h.ID() {
+		return
+	}
+	s.queuedMu.Lock()
+	defer s.queuedMu.Unlock()
+	if s.queued[p] {
+		return
+	}
+	select {
+	case s.syncQ <- p:
+		s.queued[p] = true
+		s.syncBusy.Add(1)
+	default:
+	}
+}
+
+func (s *Service) syncWorker() {
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case p := <-s.syncQ:
+			s.queuedMu.Lock()
+			delete(s.queued, p)
+			s.queuedMu.Unlock()
+			n, err := s.syncWith(s.ctx, p)
+			s.syncBusy.Add(-1)
+			if err != nil {
+				if s.ctx.Err() == nil {
+					s.log.Debug("sync failed", "peer", shortPeer(p), "err", err)
+				}
+				continue
+			}
+			if n > 0 {
+				s.log.Debug("synced", "peer", shortPeer(p), "accepted", n)
+			}
+		}
+	}
+}
+
+func (s *Service) periodicSync() {
+	t := time.NewTimer(jitter(s.cfg.syncInterval))
+	defer t.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+		}
+		var cands []peer.ID
+		for _, p := range s.h.Network().Peers() {
+			if s.speaksSync(p) {
+				cands = append(cands, p)
+			}
+		}
+		if len(cands) > 0 {
+			s.requestSync(cands[rand.IntN(len(cands))])
+		}
+		t.Reset(jitter(s.cfg.syncInterval))
+	}
+}
+
+// jitter returns d ± 25%.
+func jitter(d time.Duration) time.Duration {
+	q := int64(d / 4)
+	if q <= 0 {
+		return d
+	}
+	return d - time.Duration(q) + time.Duration(rand.Int64N(2*q+1))
+}
 
 // maxBatchFrame bounds one batch frame: the soft budget plus one entry that
 // may pass it, plus CBOR headers.
@@ -43,31 +152,6 @@ const maxSyncRequests = 1 << 20
 // answered by one frame, each under its own deadline.
 func (s *Service) handleSync(str network.Stream) {
 	s.guard(str, &s.syncLim, s.serveSync)
-}
-
-// guard runs serve on an inbound stream within the service's lifetime and
-// the per-peer stream limit lim, accounted to the service's resource scope,
-// and resets the stream when the service closes. A stream over the limit,
-// or arriving after Close, is reset at once.
-func (s *Service) guard(str network.Stream, lim *limiter, serve func(network.Stream)) {
-	if !s.enter() {
-		str.Reset()
-		return
-	}
-	defer s.wg.Done()
-	remote := str.Conn().RemotePeer()
-	if !lim.acquire(remote) {
-		str.Reset()
-		return
-	}
-	defer lim.release(remote)
-	if err := str.Scope().SetService(serviceName); err != nil {
-		str.Reset()
-		return
-	}
-	stop := context.AfterFunc(s.ctx, func() { str.Reset() })
-	defer stop()
-	serve(str)
 }
 
 func (s *Service) serveSync(str network.Stream) {
@@ -362,35 +446,4 @@ func fetchFeed(str network.Stream, r *bufio.Reader, deadline func(), fh feedHead
 		}
 	}
 	return nil
-}
-
-// limiter bounds concurrent inbound streams of one protocol, in all and
-// per peer, so that one peer cannot take every slot.
-type limiter struct {
-	mu      sync.Mutex
-	total   int
-	perPeer map[peer.ID]int
-}
-
-func (l *limiter) acquire(p peer.ID) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.total >= maxInbound || l.perPeer[p] >= maxInboundPerPeer {
-		return false
-	}
-	if l.perPeer == nil {
-		l.perPeer = make(map[peer.ID]int)
-	}
-	l.total++
-	l.perPeer[p]++
-	return true
-}
-
-func (l *limiter) release(p peer.ID) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.total--
-	if l.perPeer[p]--; l.perPeer[p] == 0 {
-		delete(l.perPeer, p)
-	}
 }
