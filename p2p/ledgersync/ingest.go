@@ -1,15 +1,68 @@
 package ledgersync
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
+	"sync"
 	"sync/atomic"
 
 	"github.com/medwallet/medwallet/consent"
 )
 
-// Stats counts what a Service did with the entries it received.
+// Ingest is what the gossip, sync and push services of one ledger share:
+// the ledger, the checks every received entry passes before it joins a
+// feed, the counters, and the OnAccepted hooks. Ingestion is serialised, so
+// hooks see entries in feed order.
+type Ingest struct {
+	l    *consent.Ledger
+	cfg  config
+	log  *slog.Logger
+	life *life
+
+	ingestMu sync.Mutex // serialises ingest and event queueing, so hooks see feed order
+
+	hookMu   sync.Mutex
+	hooks    map[uint64]func(*consent.Entry)
+	nextHook uint64
+	events   []*consent.Entry
+	eventSig chan struct{}
+
+	n counters
+}
+
+// NewIngest returns the Ingest of l; WithMaxMessageSize and WithLogger
+// apply. Close stops the delivery of OnAccepted calls.
+func NewIngest(l *consent.Ledger, opts ...Option) (*Ingest, error) {
+	return newIngest(context.Background(), l, opts)
+}
+
+func newIngest(ctx context.Context, l *consent.Ledger, opts []Option) (*Ingest, error) {
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	in := &Ingest{
+		l: l, cfg: cfg, log: cfg.logger.With("svc", "ledgersync"), life: newLife(ctx),
+		hooks:    make(map[uint64]func(*consent.Entry)),
+		eventSig: make(chan struct{}, 1),
+	}
+	in.life.goroutine(in.dispatchEvents)
+	return in, nil
+}
+
+// Close stops the delivery of OnAccepted calls and waits for the one
+// running; it is safe to call twice.
+func (in *Ingest) Close() error {
+	if in.life.close() {
+		in.life.end()
+	}
+	return nil
+}
+
+// Stats counts what the services did with the entries they received.
 type Stats struct {
 	Accepted   uint64 // entries that joined a feed through this service
 	Duplicates uint64 // entries already held
@@ -25,59 +78,59 @@ type counters struct {
 	accepted, duplicates, pending, rejected, conflicts, synced, syncs, syncErrors atomic.Uint64
 }
 
-// Stats returns the service's counters.
-func (s *Service) Stats() Stats {
+// Stats returns the counters of every service on this Ingest.
+func (in *Ingest) Stats() Stats {
 	return Stats{
-		Accepted:   s.n.accepted.Load(),
-		Duplicates: s.n.duplicates.Load(),
-		Pending:    s.n.pending.Load(),
-		Rejected:   s.n.rejected.Load(),
-		Conflicts:  s.n.conflicts.Load(),
-		Synced:     s.n.synced.Load(),
-		Syncs:      s.n.syncs.Load(),
-		SyncErrors: s.n.syncErrors.Load(),
+		Accepted:   in.n.accepted.Load(),
+		Duplicates: in.n.duplicates.Load(),
+		Pending:    in.n.pending.Load(),
+		Rejected:   in.n.rejected.Load(),
+		Conflicts:  in.n.conflicts.Load(),
+		Synced:     in.n.synced.Load(),
+		Syncs:      in.n.syncs.Load(),
+		SyncErrors: in.n.syncErrors.Load(),
 	}
 }
 
 // OnAccepted registers fn to be called with every entry that joins a feed
-// through this service (gossip, sync, push, or Publish of an entry the
+// through a service on this Ingest (gossip, sync, push, or Publish of an entry the
 // ledger did not hold), once, in the order the ledger accepted them. Calls
 // come from one goroutine; a slow fn delays the next calls, not ingestion.
 // Entries appended with Ledger.Append are not reported. cancel removes fn.
-func (s *Service) OnAccepted(fn func(e *consent.Entry)) (cancel func()) {
-	s.hookMu.Lock()
-	id := s.nextHook
-	s.nextHook++
-	s.hooks[id] = fn
-	s.hookMu.Unlock()
+func (in *Ingest) OnAccepted(fn func(e *consent.Entry)) (cancel func()) {
+	in.hookMu.Lock()
+	id := in.nextHook
+	in.nextHook++
+	in.hooks[id] = fn
+	in.hookMu.Unlock()
 	return func() {
-		s.hookMu.Lock()
-		delete(s.hooks, id)
-		s.hookMu.Unlock()
+		in.hookMu.Lock()
+		delete(in.hooks, id)
+		in.hookMu.Unlock()
 	}
 }
 
-func (s *Service) dispatchEvents() {
+func (in *Ingest) dispatchEvents() {
 	for {
 		select {
-		case <-s.ctx.Done():
+		case <-in.life.ctx.Done():
 			return
-		case <-s.eventSig:
+		case <-in.eventSig:
 		}
 		for {
-			s.hookMu.Lock()
-			evs := s.events
-			s.events = nil
-			hooks := make([]func(*consent.Entry), 0, len(s.hooks))
-			ids := make([]uint64, 0, len(s.hooks))
-			for id := range s.hooks {
+			in.hookMu.Lock()
+			evs := in.events
+			in.events = nil
+			hooks := make([]func(*consent.Entry), 0, len(in.hooks))
+			ids := make([]uint64, 0, len(in.hooks))
+			for id := range in.hooks {
 				ids = append(ids, id)
 			}
 			slices.Sort(ids)
 			for _, id := range ids {
-				hooks = append(hooks, s.hooks[id])
+				hooks = append(hooks, in.hooks[id])
 			}
-			s.hookMu.Unlock()
+			in.hookMu.Unlock()
 			if len(evs) == 0 {
 				break
 			}
@@ -91,24 +144,24 @@ func (s *Service) dispatchEvents() {
 }
 
 // queueEvents is called with ingestMu held.
-func (s *Service) queueEvents(acc []*consent.Entry) {
+func (in *Ingest) queueEvents(acc []*consent.Entry) {
 	if len(acc) == 0 {
 		return
 	}
-	s.hookMu.Lock()
-	s.events = append(s.events, acc...)
-	s.hookMu.Unlock()
+	in.hookMu.Lock()
+	in.events = append(in.events, acc...)
+	in.hookMu.Unlock()
 	select {
-	case s.eventSig <- struct{}{}:
+	case in.eventSig <- struct{}{}:
 	default:
 	}
 }
 
 // holds reports whether e is an accepted entry of the ledger.
-func (s *Service) holds(e *consent.Entry) bool {
+func (in *Ingest) holds(e *consent.Entry) bool {
 	h := e.Hash()
 	var ok bool
-	s.l.View(func(v *consent.View) {
+	in.l.View(func(v *consent.View) {
 		if v.Head(e.Author).Seq >= e.Seq {
 			_, ok = v.Entry(h)
 		}
@@ -154,44 +207,44 @@ func (r result) reason() string {
 
 // accept ingests e, a decoded and verified entry, into the ledger and says
 // what happened. Entries that joined a feed are queued for the hooks.
-func (s *Service) accept(e *consent.Entry) result {
+func (in *Ingest) accept(e *consent.Entry) result {
 	h := e.Hash()
-	s.ingestMu.Lock()
-	defer s.ingestMu.Unlock()
+	in.ingestMu.Lock()
+	defer in.ingestMu.Unlock()
 	var head consent.Head
 	var known bool
-	s.l.View(func(v *consent.View) {
+	in.l.View(func(v *consent.View) {
 		head = v.Head(e.Author)
 		_, known = v.Entry(h)
 	})
 	switch {
 	case known && e.Seq <= head.Seq:
-		s.n.duplicates.Add(1)
+		in.n.duplicates.Add(1)
 		return result{out: outDuplicate}
 	case known:
-		s.n.pending.Add(1)
+		in.n.pending.Add(1)
 		return result{out: outPending}
 	case e.Seq == head.Seq+1 && e.Prev != head.Hash:
-		s.n.rejected.Add(1)
+		in.n.rejected.Add(1)
 		return result{out: outBadChain, err: &consent.ChainError{Author: e.Author, Seq: e.Seq, Want: head.Hash, Got: e.Prev}}
 	case e.Seq == head.Seq+1 && e.Time < head.Time:
-		s.n.rejected.Add(1)
+		in.n.rejected.Add(1)
 		return result{out: outBadChain, err: &consent.EntryError{Author: e.Author, Seq: e.Seq, Err: consent.ErrTimeBackwards}}
 	}
-	acc, err := s.l.Ingest(e)
-	s.queueEvents(acc)
-	s.n.accepted.Add(uint64(len(acc)))
+	acc, err := in.l.Ingest(e)
+	in.queueEvents(acc)
+	in.n.accepted.Add(uint64(len(acc)))
 	var eq *consent.EquivocationError
 	switch {
 	case errors.As(err, &eq):
-		s.n.conflicts.Add(1)
-		s.log.Warn("equivocation", "author", e.Author.Short(), "seq", e.Seq)
+		in.n.conflicts.Add(1)
+		in.log.Warn("equivocation", "author", e.Author.Short(), "seq", e.Seq)
 		return result{out: outConflict, err: err}
 	case err != nil && len(acc) > 0:
-		s.log.Error("ledger store failed", "entry", entryName(e), "err", err)
+		in.log.Error("ledger store failed", "entry", entryName(e), "err", err)
 		return result{out: outInternal, acc: acc, err: errors.New("internal error: store failed")}
 	case err != nil:
-		s.n.rejected.Add(1)
+		in.n.rejected.Add(1)
 		return result{out: outInvalid, err: err}
 	case len(acc) > 0:
 		return result{out: outAccepted, acc: acc}
@@ -199,19 +252,19 @@ func (s *Service) accept(e *consent.Entry) result {
 	// Nothing joined: e waits for its predecessor (or raced with another
 	// ingest of the same entry).
 	var now consent.Head
-	s.l.View(func(v *consent.View) { now = v.Head(e.Author) })
+	in.l.View(func(v *consent.View) { now = v.Head(e.Author) })
 	if now.Seq >= e.Seq {
-		s.n.duplicates.Add(1)
+		in.n.duplicates.Add(1)
 		return result{out: outDuplicate}
 	}
-	s.n.pending.Add(1)
+	in.n.pending.Add(1)
 	return result{out: outPending}
 }
 
 // decode checks a received encoding: size, strict decoding (unknown kinds
 // and malformed bodies fail here) and the author's signature.
-func (s *Service) decode(b []byte) (*consent.Entry, error) {
-	if len(b) > s.cfg.maxMsgSize {
+func (in *Ingest) decode(b []byte) (*consent.Entry, error) {
+	if len(b) > in.cfg.maxMsgSize {
 		return nil, fmt.Errorf("ledger entry: %w (%d bytes)", consent.ErrTooLarge, len(b))
 	}
 	e, err := consent.DecodeEntry(b)

@@ -6,11 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 
-	pubsub "github.com/libp2p/go-libp2p-pubsub"
-	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -18,7 +15,7 @@ import (
 	"github.com/medwallet/medwallet/consent"
 )
 
-// ErrClosed is returned by a Service that was closed.
+// ErrClosed is returned by a service that was closed.
 var ErrClosed = errors.New("ledgersync: service closed")
 
 // Defaults of the options.
@@ -44,7 +41,7 @@ type config struct {
 	logger       *slog.Logger
 }
 
-// Option configures a Service.
+// Option configures the services; each takes the options that apply to it.
 type Option func(*config) error
 
 // WithSyncInterval sets the mean interval between pull syncs with a random
@@ -84,55 +81,8 @@ func WithLogger(l *slog.Logger) Option {
 	}
 }
 
-// Service spreads a Ledger's entries: gossip, pull sync, push.
-type Service struct {
-	h   host.Host
-	l   *consent.Ledger
-	cfg config
-	log *slog.Logger
-
-	parent   context.Context // given to New
-	ctx      context.Context // the service's work; cancelled first by Close
-	cancel   context.CancelFunc
-	psCancel context.CancelFunc // gossipsub's context; cancelled last by Close
-	ps       *pubsub.PubSub
-	topic    *pubsub.Topic
-	relay    pubsub.RelayCancelFunc
-	evsub    event.Subscription
-
-	life   sync.Mutex // guards closed and wg.Add
-	closed bool
-	wg     sync.WaitGroup
-
-	ingestMu sync.Mutex // serialises ingest and event queueing, so hooks see feed order
-
-	hookMu   sync.Mutex
-	hooks    map[uint64]func(*consent.Entry)
-	nextHook uint64
-	events   []*consent.Entry
-	eventSig chan struct{}
-
-	syncQ    chan peer.ID
-	syncBusy atomic.Int64 // syncs queued or running
-	queuedMu sync.Mutex
-	queued   map[peer.ID]bool
-
-	pubQ chan *consent.Entry
-
-	meshMu sync.Mutex
-	mesh   map[peer.ID]bool // the topic's mesh, as meshTracer sees it
-
-	syncLim, pushLim limiter
-	n                counters
-}
-
-// New starts a Service on h for l: it starts gossipsub, joins GossipTopic
-// with the entry validator, registers the SyncID and PushID handlers, and
-// syncs with every peer that speaks SyncID as it is identified. ctx bounds
-// the service's life; Close ends it too.
-//
-// The Service owns its gossipsub instance, so h must not run another one.
-func New(ctx context.Context, h host.Host, l *consent.Ledger, opts ...Option) (*Service, error) {
+// newConfig applies opts to the defaults.
+func newConfig(opts []Option) (config, error) {
 	cfg := config{
 		syncInterval: DefaultSyncInterval,
 		maxMsgSize:   consent.MaxEntrySize,
@@ -141,161 +91,132 @@ func New(ctx context.Context, h host.Host, l *consent.Ledger, opts ...Option) (*
 	}
 	for _, o := range opts {
 		if err := o(&cfg); err != nil {
-			return nil, err
+			return config{}, err
 		}
 	}
-	sctx, cancel := context.WithCancel(ctx)
-	s := &Service{
-		h: h, l: l, cfg: cfg, log: cfg.logger.With("svc", "ledgersync"),
-		parent: ctx, ctx: sctx, cancel: cancel, psCancel: func() {},
-		hooks:    make(map[uint64]func(*consent.Entry)),
-		eventSig: make(chan struct{}, 1),
-		syncQ:    make(chan peer.ID, syncQueue),
-		queued:   make(map[peer.ID]bool),
-		mesh:     make(map[peer.ID]bool),
-		pubQ:     make(chan *consent.Entry, pubQueue),
-	}
-	if err := s.start(); err != nil {
-		s.closed = true
-		s.shutdown()
+	return cfg, nil
+}
+
+// Service runs the three parts for the peer daemon on one ledger: an
+// Ingest, and the gossip, sync and push services over it. ctx bounds its
+// life; Close ends it too. Its methods are those of the parts (OnAccepted,
+// Stats, Publish, SyncWith).
+//
+// The Service owns its gossipsub instance, so h must not run another one.
+type Service struct {
+	*Ingest
+	*SyncService
+	*GossipService
+	*PushService
+}
+
+// New starts a Service on h for l: it starts gossipsub, joins GossipTopic
+// with the entry validator, registers the SyncID and PushID handlers, and
+// syncs with every peer that speaks SyncID as it is identified.
+func New(ctx context.Context, h host.Host, l *consent.Ledger, opts ...Option) (_ *Service, err error) {
+	s := &Service{}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	if s.Ingest, err = newIngest(ctx, l, opts); err != nil {
 		return nil, err
 	}
+	if s.SyncService, err = newSyncService(ctx, h, s.Ingest, opts); err != nil {
+		return nil, err
+	}
+	if s.GossipService, err = newGossipService(ctx, h, s.Ingest, s.SyncService, opts); err != nil {
+		return nil, err
+	}
+	if s.PushService, err = newPushService(ctx, h, s.Ingest, s.GossipService, opts); err != nil {
+		return nil, err
+	}
+	s.SyncService.syncConnected()
 	return s, nil
 }
 
-func (s *Service) start() error {
-	var err error
-	// gossipsub gets a context of its own, ended after the topic is left.
-	psCtx, psCancel := context.WithCancel(s.parent)
-	s.psCancel = psCancel
-	s.ps, err = pubsub.NewGossipSub(psCtx, s.h,
-		// Entries carry their author's signature; the envelope carries none
-		// and names no originating peer (see doc.go).
-		pubsub.WithNoAuthor(),
-		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
-		pubsub.WithMessageIdFn(msgID),
-		pubsub.WithPeerOutboundQueueSize(outboundQueue),
-		pubsub.WithMaxMessageSize(s.cfg.maxMsgSize+frameOverhead),
-		pubsub.WithLogger(s.cfg.logger.With("svc", "pubsub")),
-		pubsub.WithRawTracer(meshTracer{s}),
-	)
-	if err != nil {
-		return fmt.Errorf("ledgersync: start gossipsub: %w", err)
+// Close stops every part, the one that feeds the others first. It does
+// not close the host or the ledger; it is safe to call twice.
+func (s *Service) Close() error {
+	if s.PushService != nil {
+		s.PushService.Close()
 	}
-	if err := s.ps.RegisterTopicValidator(GossipTopic, s.validate); err != nil {
-		return fmt.Errorf("ledgersync: register validator: %w", err)
+	if s.GossipService != nil {
+		s.GossipService.Close()
 	}
-	s.topic, err = s.ps.Join(GossipTopic)
-	if err != nil {
-		return fmt.Errorf("ledgersync: join %s: %w", GossipTopic, err)
+	if s.SyncService != nil {
+		s.SyncService.Close()
 	}
-	// Relay joins the mesh without a subscription: the validator ingests.
-	s.relay, err = s.topic.Relay()
-	if err != nil {
-		return fmt.Errorf("ledgersync: relay %s: %w", GossipTopic, err)
-	}
-	s.evsub, err = s.h.EventBus().Subscribe([]any{
-		new(event.EvtPeerIdentificationCompleted),
-		new(event.EvtPeerProtocolsUpdated),
-	})
-	if err != nil {
-		return fmt.Errorf("ledgersync: subscribe to peer events: %w", err)
-	}
-	s.h.SetStreamHandler(SyncID, s.handleSync)
-	s.h.SetStreamHandler(PushID, s.handlePush)
-
-	s.goroutine(s.dispatchEvents)
-	s.goroutine(s.watchPeers)
-	s.goroutine(s.publishLoop)
-	for range syncWorkers {
-		s.goroutine(s.syncWorker)
-	}
-	if s.cfg.syncInterval > 0 {
-		s.goroutine(s.periodicSync)
-	}
-	// Peers connected before the service started.
-	for _, p := range s.h.Network().Peers() {
-		if s.speaksSync(p) {
-			s.requestSync(p)
-		}
+	if s.Ingest != nil {
+		s.Ingest.Close()
 	}
 	return nil
 }
 
-// goroutine runs fn tracked by the service's WaitGroup.
-func (s *Service) goroutine(fn func()) {
-	s.wg.Add(1)
+// life is the lifetime of one service: a context its work runs under,
+// cancelled by Close, and the goroutines and streams Close waits for.
+type life struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	mu     sync.Mutex // guards closed and wg.Add
+	closed bool
+	wg     sync.WaitGroup
+}
+
+func newLife(parent context.Context) *life {
+	ctx, cancel := context.WithCancel(parent)
+	return &life{ctx: ctx, cancel: cancel}
+}
+
+// goroutine runs fn tracked by the WaitGroup.
+func (l *life) goroutine(fn func()) {
+	l.wg.Add(1)
 	go func() {
-		defer s.wg.Done()
+		defer l.wg.Done()
 		fn()
 	}()
 }
 
-// enter registers a unit of work (a stream handler, a sync) that Close
+// enter registers a unit of work (a stream handler, a sync) that end
 // waits for; it reports false once the service is closed.
-func (s *Service) enter() bool {
-	s.life.Lock()
-	defer s.life.Unlock()
-	if s.closed {
+func (l *life) enter() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
 		return false
 	}
-	s.wg.Add(1)
+	l.wg.Add(1)
 	return true
 }
 
-// Close stops gossip, removes the handlers, resets open streams and waits
-// for every goroutine the service started. It does not close the host or
-// the ledger.
-func (s *Service) Close() error {
-	s.life.Lock()
-	if s.closed {
-		s.life.Unlock()
-		return nil
+// close marks the service closed; it reports false if it already was.
+func (l *life) close() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return false
 	}
-	s.closed = true
-	s.life.Unlock()
-	s.shutdown()
-	return nil
+	l.closed = true
+	return true
 }
 
-func (s *Service) shutdown() {
-	s.h.RemoveStreamHandler(SyncID)
-	s.h.RemoveStreamHandler(PushID)
-	// Our work first: a publish waiting for readiness holds the topic.
-	s.cancel()
-	s.wg.Wait()
-	if s.relay != nil {
-		s.relay()
-	}
-	if s.topic != nil {
-		_ = s.topic.Close()
-	}
-	if s.ps != nil {
-		_ = s.ps.UnregisterTopicValidator(GossipTopic)
-	}
-	if s.evsub != nil {
-		_ = s.evsub.Close()
-	}
-	// Cancelling its context stops gossipsub's goroutines.
-	s.psCancel()
+// end cancels the work and waits for it.
+func (l *life) end() {
+	l.cancel()
+	l.wg.Wait()
 }
-
-func entryName(e *consent.Entry) string {
-	return fmt.Sprintf("%s#%d(%v)", e.Author.Short(), e.Seq, e.Kind)
-}
-
-func shortPeer(p peer.ID) string { return consent.ID(p.String()).Short() }
 
 // guard runs serve on an inbound stream within the service's lifetime and
 // the per-peer stream limit lim, accounted to the service's resource scope,
 // and resets the stream when the service closes. A stream over the limit,
 // or arriving after Close, is reset at once.
-func (s *Service) guard(str network.Stream, lim *limiter, serve func(network.Stream)) {
-	if !s.enter() {
+func (l *life) guard(str network.Stream, lim *limiter, serve func(network.Stream)) {
+	if !l.enter() {
 		str.Reset()
 		return
 	}
-	defer s.wg.Done()
+	defer l.wg.Done()
 	remote := str.Conn().RemotePeer()
 	if !lim.acquire(remote) {
 		str.Reset()
@@ -306,10 +227,16 @@ func (s *Service) guard(str network.Stream, lim *limiter, serve func(network.Str
 		str.Reset()
 		return
 	}
-	stop := context.AfterFunc(s.ctx, func() { str.Reset() })
+	stop := context.AfterFunc(l.ctx, func() { str.Reset() })
 	defer stop()
 	serve(str)
 }
+
+func entryName(e *consent.Entry) string {
+	return fmt.Sprintf("%s#%d(%v)", e.Author.Short(), e.Seq, e.Kind)
+}
+
+func shortPeer(p peer.ID) string { return consent.ID(p.String()).Short() }
 
 // limiter bounds concurrent inbound streams of one protocol, in all and
 // per peer, so that one peer cannot take every slot.

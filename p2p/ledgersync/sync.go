@@ -6,9 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"slices"
 	"sort"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/event"
@@ -24,11 +27,92 @@ import (
 // SyncID is the anti-entropy protocol: heads, then missing entries.
 const SyncID protocol.ID = "/medwallet/ledger-sync/1.0.0"
 
+// SyncService serves SyncID and pulls from peers: on every connection to
+// a peer that speaks SyncID, on request (a gossip gap, a new mesh link),
+// and periodically.
+type SyncService struct {
+	h    host.Host
+	in   *Ingest
+	cfg  config
+	log  *slog.Logger
+	life *life
+
+	evsub    event.Subscription
+	syncQ    chan peer.ID
+	syncBusy atomic.Int64 // syncs queued or running
+	queuedMu sync.Mutex
+	queued   map[peer.ID]bool
+	syncLim  limiter
+}
+
+// NewSyncService registers the SyncID handler on h for in's ledger and
+// starts syncing with the peers h is and will be connected to;
+// WithSyncInterval applies.
+func NewSyncService(h host.Host, in *Ingest, opts ...Option) (*SyncService, error) {
+	s, err := newSyncService(context.Background(), h, in, opts)
+	if err != nil {
+		return nil, err
+	}
+	s.syncConnected()
+	return s, nil
+}
+
+func newSyncService(ctx context.Context, h host.Host, in *Ingest, opts []Option) (*SyncService, error) {
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	s := &SyncService{
+		h: h, in: in, cfg: cfg, log: in.log, life: newLife(ctx),
+		syncQ:  make(chan peer.ID, syncQueue),
+		queued: make(map[peer.ID]bool),
+	}
+	s.evsub, err = h.EventBus().Subscribe([]any{
+		new(event.EvtPeerIdentificationCompleted),
+		new(event.EvtPeerProtocolsUpdated),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ledgersync: subscribe to peer events: %w", err)
+	}
+	h.SetStreamHandler(SyncID, s.handleSync)
+	s.life.goroutine(s.watchPeers)
+	for range syncWorkers {
+		s.life.goroutine(s.syncWorker)
+	}
+	if cfg.syncInterval > 0 {
+		s.life.goroutine(s.periodicSync)
+	}
+	return s, nil
+}
+
+// syncConnected queues a sync with every connected peer that speaks SyncID.
+func (s *SyncService) syncConnected() {
+	for _, p := range s.h.Network().Peers() {
+		if s.speaksSync(p) {
+			s.RequestSync(p)
+		}
+	}
+}
+
+// Close removes the handler, resets open streams and waits for every
+// goroutine the service started; it is safe to call twice.
+func (s *SyncService) Close() error {
+	if !s.life.close() {
+		return nil
+	}
+	s.h.RemoveStreamHandler(SyncID)
+	s.life.end()
+	if s.evsub != nil {
+		_ = s.evsub.Close()
+	}
+	return nil
+}
+
 // watchPeers starts a sync with every peer identified as speaking SyncID.
-func (s *Service) watchPeers() {
+func (s *SyncService) watchPeers() {
 	for {
 		select {
-		case <-s.ctx.Done():
+		case <-s.life.ctx.Done():
 			return
 		case ev, ok := <-s.evsub.Out():
 			if !ok {
@@ -37,25 +121,25 @@ func (s *Service) watchPeers() {
 			switch ev := ev.(type) {
 			case event.EvtPeerIdentificationCompleted:
 				if slices.Contains(ev.Protocols, SyncID) {
-					s.requestSync(ev.Peer)
+					s.RequestSync(ev.Peer)
 				}
 			case event.EvtPeerProtocolsUpdated:
 				if slices.Contains(ev.Added, SyncID) {
-					s.requestSync(ev.Peer)
+					s.RequestSync(ev.Peer)
 				}
 			}
 		}
 	}
 }
 
-func (s *Service) speaksSync(p peer.ID) bool {
+func (s *SyncService) speaksSync(p peer.ID) bool {
 	ok, err := s.h.Peerstore().SupportsProtocols(p, SyncID)
 	return err == nil && len(ok) > 0
 }
 
-// requestSync queues a pull sync with p unless one is already queued. A
+// RequestSync queues a pull sync with p unless one is already queued. A
 // full queue drops the request: periodic sync catches up.
-func (s *Service) requestSync(p peer.ID) {
+func (s *SyncService) RequestSync(p peer.ID) {
 	if p == s.h.ID() {
 		return
 	}
@@ -72,19 +156,19 @@ func (s *Service) requestSync(p peer.ID) {
 	}
 }
 
-func (s *Service) syncWorker() {
+func (s *SyncService) syncWorker() {
 	for {
 		select {
-		case <-s.ctx.Done():
+		case <-s.life.ctx.Done():
 			return
 		case p := <-s.syncQ:
 			s.queuedMu.Lock()
 			delete(s.queued, p)
 			s.queuedMu.Unlock()
-			n, err := s.syncWith(s.ctx, p)
+			n, err := s.syncWith(s.life.ctx, p)
 			s.syncBusy.Add(-1)
 			if err != nil {
-				if s.ctx.Err() == nil {
+				if s.life.ctx.Err() == nil {
 					s.log.Debug("sync failed", "peer", shortPeer(p), "err", err)
 				}
 				continue
@@ -96,12 +180,12 @@ func (s *Service) syncWorker() {
 	}
 }
 
-func (s *Service) periodicSync() {
+func (s *SyncService) periodicSync() {
 	t := time.NewTimer(jitter(s.cfg.syncInterval))
 	defer t.Stop()
 	for {
 		select {
-		case <-s.ctx.Done():
+		case <-s.life.ctx.Done():
 			return
 		case <-t.C:
 		}
@@ -112,7 +196,7 @@ func (s *Service) periodicSync() {
 			}
 		}
 		if len(cands) > 0 {
-			s.requestSync(cands[rand.IntN(len(cands))])
+			s.RequestSync(cands[rand.IntN(len(cands))])
 		}
 		t.Reset(jitter(s.cfg.syncInterval))
 	}
@@ -150,11 +234,11 @@ const maxSyncRequests = 1 << 20
 
 // handleSync serves SyncID: any number of heads and fetch requests, each
 // answered by one frame, each under its own deadline.
-func (s *Service) handleSync(str network.Stream) {
-	s.guard(str, &s.syncLim, s.serveSync)
+func (s *SyncService) handleSync(str network.Stream) {
+	s.life.guard(str, &s.syncLim, s.serveSync)
 }
 
-func (s *Service) serveSync(str network.Stream) {
+func (s *SyncService) serveSync(str network.Stream) {
 	r := bufio.NewReader(str)
 	for range maxSyncRequests {
 		_ = str.SetDeadline(time.Now().Add(s.cfg.timeout))
@@ -191,9 +275,9 @@ func (s *Service) serveSync(str network.Stream) {
 }
 
 // headsAfter returns the page of heads of authors sorted after `after`.
-func (s *Service) headsAfter(after consent.ID) headsPage {
+func (s *SyncService) headsAfter(after consent.ID) headsPage {
 	var page headsPage
-	s.l.View(func(v *consent.View) {
+	s.in.l.View(func(v *consent.View) {
 		authors := v.Authors()
 		i := sort.Search(len(authors), func(i int) bool { return authors[i] > after })
 		for ; i < len(authors); i++ {
@@ -212,13 +296,13 @@ func (s *Service) headsAfter(after consent.ID) headsPage {
 }
 
 // fetch returns consecutive entries of author's feed from seq `from`.
-func (s *Service) fetch(author consent.ID, from uint64, limit uint32) (batch, error) {
+func (s *SyncService) fetch(author consent.ID, from uint64, limit uint32) (batch, error) {
 	if from == 0 {
 		return batch{}, errors.New("fetch from seq 0")
 	}
 	n := min(int(limit), maxBatchLen)
 	var es []*consent.Entry
-	s.l.View(func(v *consent.View) {
+	s.in.l.View(func(v *consent.View) {
 		f := v.Feed(author)
 		if from > uint64(len(f)) {
 			return
@@ -243,25 +327,25 @@ func (s *Service) fetch(author consent.ID, from uint64, limit uint32) (batch, er
 // peer's heads, and ingests them. It also fetches the entry behind any head
 // of p that conflicts with a held entry, so that equivocation is recorded.
 // It returns the number of entries that joined a feed.
-func (s *Service) SyncWith(ctx context.Context, p peer.ID) (int, error) {
-	if !s.enter() {
+func (s *SyncService) SyncWith(ctx context.Context, p peer.ID) (int, error) {
+	if !s.life.enter() {
 		return 0, ErrClosed
 	}
-	defer s.wg.Done()
+	defer s.life.wg.Done()
 	return s.syncWith(ctx, p)
 }
 
-func (s *Service) syncWith(ctx context.Context, p peer.ID) (int, error) {
+func (s *SyncService) syncWith(ctx context.Context, p peer.ID) (int, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stop := context.AfterFunc(s.ctx, cancel)
+	stop := context.AfterFunc(s.life.ctx, cancel)
 	defer stop()
 
 	n := 0
 	start := func(fh feedHead) (uint64, bool) {
 		var from uint64
 		var ok bool
-		s.l.View(func(v *consent.View) {
+		s.in.l.View(func(v *consent.View) {
 			local := v.Head(fh.Author)
 			switch {
 			case fh.Seq > local.Seq:
@@ -276,9 +360,9 @@ func (s *Service) syncWith(ctx context.Context, p peer.ID) (int, error) {
 		return from, ok
 	}
 	sink := func(e *consent.Entry) error {
-		res := s.accept(e)
+		res := s.in.accept(e)
 		n += len(res.acc)
-		s.n.synced.Add(uint64(len(res.acc)))
+		s.in.n.synced.Add(uint64(len(res.acc)))
 		switch res.out {
 		case outConflict, outBadChain:
 			// The author forked (recorded as evidence when both entries
@@ -293,10 +377,10 @@ func (s *Service) syncWith(ctx context.Context, p peer.ID) (int, error) {
 	}
 	err := pull(ctx, s.h, p, s.cfg.timeout, start, sink)
 	if err != nil {
-		s.n.syncErrors.Add(1)
+		s.in.n.syncErrors.Add(1)
 		return n, fmt.Errorf("ledgersync: sync with %s: %w", shortPeer(p), err)
 	}
-	s.n.syncs.Add(1)
+	s.in.n.syncs.Add(1)
 	return n, nil
 }
 
