@@ -1,5 +1,8 @@
 package wallet
 
+// Key export and import: the passphrase-protected backup of an identity
+// (ExportKey, ImportKey).
+
 import (
 	"bytes"
 	"encoding/json"
@@ -13,8 +16,9 @@ import (
 	"github.com/medwallet/medwallet/consent"
 )
 
-// ExportWorkFactor is the scrypt work factor (log2 N) of key exports. Tests lower it.
-var ExportWorkFactor = 18
+// defaultExportWorkFactor is the scrypt work factor (log2 N) of key
+// exports; Config.ExportWorkFactor overrides it (tests).
+const defaultExportWorkFactor = 18
 
 // maxExportSize bounds what ImportKey reads; real exports are about 1 KiB.
 const maxExportSize = 64 << 10
@@ -45,7 +49,11 @@ func (w *Wallet) ExportKey(out io.Writer, passphrase string) error {
 	if err != nil {
 		return err
 	}
-	r.SetWorkFactor(ExportWorkFactor)
+	wf := w.cfg.ExportWorkFactor
+	if wf == 0 {
+		wf = defaultExportWorkFactor
+	}
+	r.SetWorkFactor(wf)
 	aw := armor.NewWriter(out)
 	ew, err := age.Encrypt(aw, r)
 	if err != nil {
@@ -81,8 +89,7 @@ func ImportKey(cfg Config, data []byte, passphrase string) (*Wallet, error) {
 	if err != nil {
 		var nm *age.NoIdentityMatchError
 		if errors.As(err, &nm) {
-			return nil, WithHint(fmt.Errorf("%w: wrong passphrase (%w)", ErrBadExport, ErrVerify),
-				"use the passphrase given to 'medwallet key export'")
+			return nil, fmt.Errorf("%w: wrong passphrase (%w)", ErrBadExport, ErrVerify)
 		}
 		return nil, fmt.Errorf("%w: damaged or truncated (%w)", ErrBadExport, ErrInvalid)
 	}

@@ -12,17 +12,17 @@ import (
 	"github.com/medwallet/medwallet/wallet/keystore"
 )
 
-func init() {
-	keystore.ScryptLogN = 10
-	ExportWorkFactor = 10
-}
+// Tests derive keys cheaply: the costs are recorded with each keyring and
+// export, so nothing else changes.
+const testLogN = 10
 
 func memConfig(t *testing.T) Config {
-	return Config{Home: filepath.Join(t.TempDir(), "home"), Keystore: keystore.NewMemory()}
+	return Config{Home: filepath.Join(t.TempDir(), "home"), Keystore: keystore.NewMemory(), ExportWorkFactor: testLogN}
 }
 
 func fileConfig(t *testing.T, home, pass string) Config {
-	return Config{Home: home, Keyring: keystore.Config{Backend: "file", Passphrase: func(string) (string, error) { return pass, nil }}}
+	return Config{Home: home, ExportWorkFactor: testLogN, Keyring: keystore.Config{Backend: "file", ScryptLogN: testLogN,
+		Passphrase: func(string) (string, error) { return pass, nil }}}
 }
 
 func TestInitOpenIdentity(t *testing.T) {
@@ -56,9 +56,9 @@ func TestInitOpenIdentity(t *testing.T) {
 
 func TestOpenMissing(t *testing.T) {
 	_, err := Open(Config{Home: t.TempDir()})
-	var he *HintError
-	if !errors.Is(err, ErrNotFound) || !errors.As(err, &he) {
-		t.Fatalf("got %v, want ErrNotFound with a hint", err)
+	var nf *NotFoundError
+	if !errors.Is(err, ErrNotFound) || !errors.Is(err, ErrNoWallet) || !errors.As(err, &nf) || nf.Kind != KindWallet {
+		t.Fatalf("got %v, want a NotFoundError for the wallet", err)
 	}
 }
 

@@ -16,8 +16,6 @@ import (
 	"github.com/medwallet/medwallet/wallet"
 )
 
-func init() { register(newAuditCommand) }
-
 func newAuditCommand(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "audit",
@@ -28,8 +26,15 @@ func newAuditCommand(g *globalOptions) *cobra.Command {
 	return cmd
 }
 
+// auditVerifyOptions are the flags of audit verify.
+type auditVerifyOptions struct {
+	// offline: report the local ledger without pulling the network's.
+	offline bool
+}
+
 func newAuditVerifyCommand(g *globalOptions) *cobra.Command {
-	return &cobra.Command{
+	var opts auditVerifyOptions
+	cmd := &cobra.Command{
 		Use:   "verify [FILE]",
 		Short: "Verify every signature, chain and access decision in a ledger",
 		Long: `Verify the local ledger, or a file written by 'medwallet ledger export'
@@ -40,18 +45,18 @@ it was decided, and an access that no valid grant allowed is a violation.
 On your own ledger it also lists the emergency (break-glass) accesses to
 your records that you have not reviewed yet ('medwallet review').
 
+Without FILE it first pulls the network's ledger into the local one, so
+that it audits what the peers hold; --offline audits the local ledger as
+it is (so does a wallet without a network file).
+
 Exit code 0 when everything verifies, 5 on any violation, invalid entry,
 broken chain or equivocation.`,
-		Example: "  medwallet audit verify\n  medwallet audit verify alice-ledger.mwl --json",
+		Example: "  medwallet audit verify\n  medwallet audit verify --offline\n  medwallet audit verify alice-ledger.mwl --json",
 		Args:    cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			file := ""
-			if len(args) == 1 {
-				file = args[0]
-			}
-			return runAuditVerify(cmd.Context(), file, g)
-		},
+		RunE:    func(cmd *cobra.Command, args []string) error { return runAuditVerify(cmd.Context(), opts, g, args) },
 	}
+	addOfflineFlag(cmd, &opts.offline)
+	return cmd
 }
 
 // findingJSON is one finding in the --json shape of audit verify.
@@ -104,7 +109,12 @@ func newAuditJSON(source string, r *consent.AuditReport) auditJSON {
 	return j
 }
 
-func runAuditVerify(ctx context.Context, file string, g *globalOptions) error {
+// runAuditVerify verifies the ledger file args[0], else the local ledger.
+func runAuditVerify(ctx context.Context, opts auditVerifyOptions, g *globalOptions, args []string) error {
+	file := ""
+	if len(args) == 1 {
+		file = args[0]
+	}
 	var rep *consent.AuditReport
 	source := "local"
 	if file != "" {
@@ -125,6 +135,9 @@ func runAuditVerify(ctx context.Context, file string, g *globalOptions) error {
 	if file == "" {
 		w, err := g.openWallet()
 		if err != nil {
+			return err
+		}
+		if err := refreshLedger(ctx, g, w, opts.offline); err != nil {
 			return err
 		}
 		if rep, err = w.AuditLedger(ctx); err != nil {
@@ -188,6 +201,8 @@ func dash(s string) string {
 type disclosuresOptions struct {
 	since  string
 	format string
+	// offline: report the local ledger without pulling the network's.
+	offline bool
 }
 
 func newAuditDisclosuresCommand(g *globalOptions) *cobra.Command {
@@ -195,11 +210,13 @@ func newAuditDisclosuresCommand(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "disclosures [--since DATE] [--format table|json|csv|fhir]",
 		Short: "Print the accounting of disclosures of your records",
-		Long: `Print every allowed access to your records logged in the local ledger, in
+		Long: `Print every allowed access to your records logged on the ledger, in
 the form HIPAA's accounting of disclosures (45 CFR 164.528) asks for: the
 date, the recipient (the contact's name, else the ID), a description of
 what was disclosed (record ID and scope; never record contents) and the
-purpose. --format fhir prints a FHIR R4 Bundle of AuditEvent resources.`,
+purpose. --format fhir prints a FHIR R4 Bundle of AuditEvent resources.
+It first pulls the network's ledger into the local one; --offline reports
+the local ledger as it is.`,
 		Example: `  medwallet audit disclosures
   medwallet audit disclosures --since 2026-01-01 --format csv > disclosures.csv
   medwallet audit disclosures --format fhir > auditevents.json`,
@@ -208,6 +225,7 @@ purpose. --format fhir prints a FHIR R4 Bundle of AuditEvent resources.`,
 	}
 	cmd.Flags().StringVar(&opts.since, "since", "", "only disclosures on or after this date (2026-01-31) or time (RFC 3339)")
 	cmd.Flags().StringVar(&opts.format, "format", "table", "output format: table, json, csv or fhir")
+	addOfflineFlag(cmd, &opts.offline)
 	return cmd
 }
 
@@ -244,6 +262,9 @@ func runAuditDisclosures(ctx context.Context, opts disclosuresOptions, g *global
 	}
 	w, err := g.openWallet()
 	if err != nil {
+		return err
+	}
+	if err := refreshLedger(ctx, g, w, opts.offline); err != nil {
 		return err
 	}
 	ds, err := w.Disclosures(ctx, since)

@@ -124,7 +124,7 @@ func TestAuditDisclosuresFormats(t *testing.T) {
 	// The local audit agrees: two accesses, one allowed, no violation.
 	out.Reset()
 	g.json = true
-	if err := runAuditVerify(ctx, "", g); err != nil {
+	if err := runAuditVerify(ctx, auditVerifyOptions{}, g, nil); err != nil {
 		t.Fatal(err)
 	}
 	var rep auditJSON

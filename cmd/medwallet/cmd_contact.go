@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -11,8 +12,6 @@ import (
 
 	"github.com/medwallet/medwallet/wallet"
 )
-
-func init() { register(newContactCommand) }
 
 func newContactCommand(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
@@ -39,7 +38,11 @@ func newContactJSON(c wallet.Contact) contactJSON {
 		AgeRecipient: c.Card.AgeRecipient, Added: c.Added}
 }
 
+// contactAddOptions are the flags of contact add.
+type contactAddOptions struct{}
+
 func newContactAddCommand(g *globalOptions) *cobra.Command {
+	var opts contactAddOptions
 	return &cobra.Command{
 		Use:   "add NAME CARD",
 		Short: "Verify an identity card and save it under NAME",
@@ -50,11 +53,13 @@ is refused.`,
 		Example: `  medwallet contact add "Dr Bob" "$(cat bob.card)"
   medwallet contact add Mercy - < mercy.card`,
 		Args: cobra.ExactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error { return runContactAdd(args[0], args[1], g) },
+		RunE: func(cmd *cobra.Command, args []string) error { return runContactAdd(cmd.Context(), opts, g, args) },
 	}
 }
 
-func runContactAdd(name, card string, g *globalOptions) error {
+// runContactAdd saves the card args[1] (or stdin for "-") as contact args[0].
+func runContactAdd(_ context.Context, _ contactAddOptions, g *globalOptions, args []string) error {
+	name, card := args[0], args[1]
 	if card == "-" {
 		b, err := io.ReadAll(io.LimitReader(g.stdin, 16<<10))
 		if err != nil {
@@ -75,17 +80,21 @@ func runContactAdd(name, card string, g *globalOptions) error {
 	})
 }
 
+// contactLsOptions are the flags of contact ls.
+type contactLsOptions struct{}
+
 func newContactLsCommand(g *globalOptions) *cobra.Command {
+	var opts contactLsOptions
 	return &cobra.Command{
 		Use:     "ls",
 		Short:   "List contacts",
 		Example: "  medwallet contact ls --json",
 		Args:    cobra.NoArgs,
-		RunE:    func(cmd *cobra.Command, _ []string) error { return runContactLs(g) },
+		RunE:    func(cmd *cobra.Command, _ []string) error { return runContactLs(cmd.Context(), opts, g) },
 	}
 }
 
-func runContactLs(g *globalOptions) error {
+func runContactLs(_ context.Context, _ contactLsOptions, g *globalOptions) error {
 	w, err := g.openWallet()
 	if err != nil {
 		return err
@@ -112,13 +121,17 @@ func runContactLs(g *globalOptions) error {
 	})
 }
 
+// contactRmOptions are the flags of contact rm.
+type contactRmOptions struct{}
+
 func newContactRmCommand(g *globalOptions) *cobra.Command {
+	var opts contactRmOptions
 	return &cobra.Command{
 		Use:     "rm NAME",
 		Short:   "Remove a contact",
 		Example: `  medwallet contact rm "Dr Bob"`,
 		Args:    cobra.ExactArgs(1),
-		RunE:    func(cmd *cobra.Command, args []string) error { return runContactRm(args[0], g) },
+		RunE:    func(cmd *cobra.Command, args []string) error { return runContactRm(cmd.Context(), opts, g, args) },
 	}
 }
 
@@ -127,7 +140,9 @@ type removedJSON struct {
 	Removed string `json:"removed"`
 }
 
-func runContactRm(name string, g *globalOptions) error {
+// runContactRm removes the contact args[0].
+func runContactRm(_ context.Context, _ contactRmOptions, g *globalOptions, args []string) error {
+	name := args[0]
 	w, err := g.openWallet()
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -10,8 +11,6 @@ import (
 
 	"github.com/medwallet/medwallet/wallet"
 )
-
-func init() { register(newCredentialCommand) }
 
 func newCredentialCommand(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
@@ -61,36 +60,43 @@ func newCredentialJSON(c wallet.CredentialInfo) credentialJSON {
 	return j
 }
 
+// credentialIssueOptions are the flags of credential issue.
+type credentialIssueOptions struct {
+	wallet.CredentialOptions
+}
+
 func newCredentialIssueCommand(g *globalOptions) *cobra.Command {
-	var o wallet.CredentialOptions
+	var opts credentialIssueOptions
 	cmd := &cobra.Command{
 		Use:   "issue --to CONTACT|ID --role ROLE [--org ORG] [--licence NUMBER] [--expires 52w|DATE]",
 		Short: "Vouch that a contact holds a role, and print the credential ID",
 		Example: `  medwallet credential issue --to "Dr Dana" --role emergency-physician --org "Mercy Hospital" --expires 52w
   medwallet credential issue --to 12D3KooW... --role insurer-agent --json`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			w, err := g.openWallet()
-			if err != nil {
-				return err
-			}
-			c, err := w.IssueCredential(cmd.Context(), o)
-			if err != nil {
-				return err
-			}
-			g.note("medwallet: %s holds %s from you %s", who(c.SubjectName, c.Subject.Short()), c.Role, validText(c.Expires))
-			return g.emit(newCredentialJSON(c), func(out io.Writer) { fmt.Fprintln(out, c.ID) })
-		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return runCredentialIssue(cmd.Context(), opts, g) },
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.To, "to", "", "the subject: a contact name or an ID")
-	f.StringVar(&o.Role, "role", "", "role: physician, nurse, emergency-physician, insurer-agent...")
-	f.StringVar(&o.Org, "org", "", "organisation (encrypted to the subject and you)")
-	f.StringVar(&o.Licence, "licence", "", "licence number (encrypted to the subject and you)")
-	f.StringVar(&o.Expires, "expires", "", "expiry: 12h, 30d, 52w, 2027-12-31 or an RFC 3339 time (default: none)")
+	f.StringVar(&opts.To, "to", "", "the subject: a contact name or an ID")
+	f.StringVar(&opts.Role, "role", "", "role: physician, nurse, emergency-physician, insurer-agent...")
+	f.StringVar(&opts.Org, "org", "", "organisation (encrypted to the subject and you)")
+	f.StringVar(&opts.Licence, "licence", "", "licence number (encrypted to the subject and you)")
+	f.StringVar(&opts.Expires, "expires", "", "expiry: 12h, 30d, 52w, 2027-12-31 or an RFC 3339 time (default: none)")
 	cmd.MarkFlagRequired("to")
 	cmd.MarkFlagRequired("role")
 	return cmd
+}
+
+func runCredentialIssue(ctx context.Context, opts credentialIssueOptions, g *globalOptions) error {
+	w, err := g.openWallet()
+	if err != nil {
+		return err
+	}
+	c, err := w.IssueCredential(ctx, opts.CredentialOptions)
+	if err != nil {
+		return err
+	}
+	g.note("medwallet: %s holds %s from you %s", who(c.SubjectName, c.Subject.Short()), c.Role, validText(c.Expires))
+	return g.emit(newCredentialJSON(c), func(out io.Writer) { fmt.Fprintln(out, c.ID) })
 }
 
 func validText(expires time.Time) string {
@@ -100,47 +106,57 @@ func validText(expires time.Time) string {
 	return "until " + expires.Format(time.RFC3339)
 }
 
+// credentialLsOptions are the flags of credential ls.
+type credentialLsOptions struct{}
+
 func newCredentialLsCommand(g *globalOptions) *cobra.Command {
+	var opts credentialLsOptions
 	return &cobra.Command{
 		Use:     "ls",
 		Short:   "List the credentials you issued or hold",
 		Example: "  medwallet credential ls\n  medwallet credential ls --json",
 		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			w, err := g.openWallet()
-			if err != nil {
-				return err
-			}
-			cs, err := w.Credentials(cmd.Context())
-			if err != nil {
-				return err
-			}
-			out := make([]credentialJSON, 0, len(cs))
-			for _, c := range cs {
-				out = append(out, newCredentialJSON(c))
-			}
-			return g.emit(out, func(o io.Writer) {
-				if len(out) == 0 {
-					g.note("medwallet: no credential issued or held")
-					return
-				}
-				tw := tabwriter.NewWriter(o, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "ID\tSTATUS\tROLE\tSUBJECT\tISSUER\tORG\tEXPIRES")
-				for _, j := range out {
-					expires := "never"
-					if j.Expires != nil {
-						expires = j.Expires.Format("2006-01-02T15:04Z07:00")
-					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.ID[:12], j.Status, j.Role, who(j.SubjectName, j.Subject),
-						who(j.IssuerName, j.Issuer), dash(j.Org), expires)
-				}
-				tw.Flush()
-			})
-		},
+		RunE:    func(cmd *cobra.Command, _ []string) error { return runCredentialLs(cmd.Context(), opts, g) },
 	}
 }
 
+func runCredentialLs(ctx context.Context, _ credentialLsOptions, g *globalOptions) error {
+	w, err := g.openWallet()
+	if err != nil {
+		return err
+	}
+	cs, err := w.Credentials(ctx)
+	if err != nil {
+		return err
+	}
+	out := make([]credentialJSON, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, newCredentialJSON(c))
+	}
+	return g.emit(out, func(o io.Writer) {
+		if len(out) == 0 {
+			g.note("medwallet: no credential issued or held")
+			return
+		}
+		tw := tabwriter.NewWriter(o, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tSTATUS\tROLE\tSUBJECT\tISSUER\tORG\tEXPIRES")
+		for _, j := range out {
+			expires := "never"
+			if j.Expires != nil {
+				expires = j.Expires.Format("2006-01-02T15:04Z07:00")
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.ID[:12], j.Status, j.Role, who(j.SubjectName, j.Subject),
+				who(j.IssuerName, j.Issuer), dash(j.Org), expires)
+		}
+		tw.Flush()
+	})
+}
+
+// credentialRevokeOptions are the flags of credential revoke.
+type credentialRevokeOptions struct{}
+
 func newCredentialRevokeCommand(g *globalOptions) *cobra.Command {
+	var o credentialRevokeOptions
 	return &cobra.Command{
 		Use:   "revoke CREDENTIAL_ID",
 		Short: "Revoke a credential you issued",
@@ -149,17 +165,20 @@ least 8 hex digits). Peers stop honouring it as soon as they receive the
 revocation: no share is released under it any more, in an emergency or not.`,
 		Example: "  medwallet credential revoke 7d1f09aa",
 		Args:    cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			w, err := g.openWallet()
-			if err != nil {
-				return err
-			}
-			c, err := w.RevokeCredential(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			g.note("medwallet: peers stop honouring this credential once they receive the revocation")
-			return g.emit(newCredentialJSON(c), func(out io.Writer) { fmt.Fprintf(out, "revoked %s\n", c.ID) })
-		},
+		RunE:    func(cmd *cobra.Command, args []string) error { return runCredentialRevoke(cmd.Context(), o, g, args) },
 	}
+}
+
+// runCredentialRevoke revokes the credential args[0].
+func runCredentialRevoke(ctx context.Context, _ credentialRevokeOptions, g *globalOptions, args []string) error {
+	w, err := g.openWallet()
+	if err != nil {
+		return err
+	}
+	c, err := w.RevokeCredential(ctx, args[0])
+	if err != nil {
+		return err
+	}
+	g.note("medwallet: peers stop honouring this credential once they receive the revocation")
+	return g.emit(newCredentialJSON(c), func(out io.Writer) { fmt.Fprintf(out, "revoked %s\n", c.ID) })
 }

@@ -6,8 +6,6 @@ import (
 	"github.com/medwallet/medwallet/wallet/demo"
 )
 
-func init() { register(newDemoCommand) }
-
 type demoOptions struct {
 	dir   string
 	data  string

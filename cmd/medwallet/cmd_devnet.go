@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,8 +12,6 @@ import (
 
 	"github.com/medwallet/medwallet/p2p/devnet"
 )
-
-func init() { register(newDevnetCommand) }
 
 type devnetOptions struct {
 	peers    int
@@ -33,7 +32,7 @@ on the same --dir, the peers come back with their data.`,
   export MEDWALLET_NETWORK=/tmp/devnet/network.json
   medwallet record add labs.json`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runDevnet(cmd, o, g) },
+		RunE: func(cmd *cobra.Command, _ []string) error { return runDevnet(cmd.Context(), o, g) },
 	}
 	cmd.Flags().IntVar(&o.peers, "peers", 6, "number of peers")
 	cmd.Flags().StringVar(&o.dir, "dir", "", "directory for the peers' data and network.json (default HOME/devnet)")
@@ -47,7 +46,7 @@ type devnetJSON struct {
 	Peers   []string `json:"peers"`
 }
 
-func runDevnet(cmd *cobra.Command, o devnetOptions, g *globalOptions) error {
+func runDevnet(ctx context.Context, o devnetOptions, g *globalOptions) error {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
 		return usageError{fmt.Errorf("bad --log-level %q", o.logLevel)}
@@ -58,7 +57,7 @@ func runDevnet(cmd *cobra.Command, o devnetOptions, g *globalOptions) error {
 	if abs, err := filepath.Abs(o.dir); err == nil {
 		o.dir = abs
 	}
-	d, err := devnet.Start(cmd.Context(), devnet.Options{Peers: o.peers, Dir: o.dir,
+	d, err := devnet.Start(ctx, devnet.Options{Peers: o.peers, Dir: o.dir,
 		Logger: slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: level}))})
 	if err != nil {
 		return err
@@ -75,6 +74,6 @@ func runDevnet(cmd *cobra.Command, o devnetOptions, g *globalOptions) error {
 	if f, ok := g.stdout.(*os.File); ok {
 		f.Sync()
 	}
-	<-cmd.Context().Done()
+	<-ctx.Done()
 	return d.Close()
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -10,11 +11,6 @@ import (
 
 	"github.com/medwallet/medwallet/wallet"
 )
-
-func init() {
-	register(newEmergencyCommand)
-	register(newReviewCommand)
-}
 
 func newEmergencyCommand(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
@@ -26,8 +22,13 @@ func newEmergencyCommand(g *globalOptions) *cobra.Command {
 	return cmd
 }
 
+// emergencyEnableOptions are the flags of emergency enable.
+type emergencyEnableOptions struct {
+	wallet.EmergencyOptions
+}
+
 func newEmergencyEnableCommand(g *globalOptions) *cobra.Command {
-	var o wallet.EmergencyOptions
+	var opts emergencyEnableOptions
 	cmd := &cobra.Command{
 		Use:   "enable --issuer CONTACT [--role emergency-physician] [--record ID...|--category TYPE...] [--max 4h]",
 		Short: "Let credentialed emergency clinicians in, logged and time-boxed",
@@ -47,29 +48,31 @@ the policy with 'medwallet revoke GRANT_ID'.`,
   medwallet emergency enable --issuer Mercy --category AllergyIntolerance,MedicationRequest,Condition
   medwallet emergency enable --issuer Mercy --record 3fa1 --record 77c0 --json`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			w, err := g.openWallet()
-			if err != nil {
-				return err
-			}
-			gi, err := w.EnableEmergency(cmd.Context(), o)
-			if err != nil {
-				return err
-			}
-			return reportGrant(g, gi)
-		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return runEmergencyEnable(cmd.Context(), opts, g) },
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.Issuer, "issuer", "", "the credential issuer you trust (contact name or ID)")
-	f.StringVar(&o.Role, "role", wallet.DefaultEmergencyRole, "the credential role you trust")
-	f.StringArrayVar(&o.Records, "record", nil, "record ID or unique prefix (repeatable; default: all records)")
-	f.StringArrayVar(&o.Categories, "category", nil, "FHIR resource types the policy covers (repeatable or comma-separated; default: all)")
-	f.DurationVar(&o.Max, "max", wallet.DefaultTimeBox, "time box of each clinician's emergency access")
-	f.StringVar(&o.Expires, "expires", "", "end of the policy: 30d, 2027-12-31... (default: until revoked)")
-	f.StringArrayVar(&o.AllowSensitive, "allow-sensitive", nil, "sensitive category the policy may carry (repeatable)")
+	f.StringVar(&opts.Issuer, "issuer", "", "the credential issuer you trust (contact name or ID)")
+	f.StringVar(&opts.Role, "role", wallet.DefaultEmergencyRole, "the credential role you trust")
+	f.StringArrayVar(&opts.Records, "record", nil, "record ID or unique prefix (repeatable; default: all records)")
+	f.StringArrayVar(&opts.Categories, "category", nil, "FHIR resource types the policy covers (repeatable or comma-separated; default: all)")
+	f.DurationVar(&opts.Max, "max", wallet.DefaultTimeBox, "time box of each clinician's emergency access")
+	f.StringVar(&opts.Expires, "expires", "", "end of the policy: 30d, 2027-12-31... (default: until revoked)")
+	f.StringArrayVar(&opts.AllowSensitive, "allow-sensitive", nil, "sensitive category the policy may carry (repeatable)")
 	cmd.MarkFlagRequired("issuer")
 	cmd.MarkFlagsMutuallyExclusive("record", "category")
 	return cmd
+}
+
+func runEmergencyEnable(ctx context.Context, opts emergencyEnableOptions, g *globalOptions) error {
+	w, err := g.openWallet()
+	if err != nil {
+		return err
+	}
+	gi, err := w.EnableEmergency(ctx, opts.EmergencyOptions)
+	if err != nil {
+		return err
+	}
+	return reportGrant(g, gi)
 }
 
 // emergencyJSON is the --json shape of an emergency access.
@@ -116,73 +119,44 @@ func printEmergencies(out io.Writer, js []emergencyJSON) {
 	tw.Flush()
 }
 
-func newEmergencyLsCommand(g *globalOptions) *cobra.Command {
-	return &cobra.Command{
-		Use:     "ls",
-		Short:   "List emergency accesses to your records, with their reasons and reviews",
-		Example: "  medwallet emergency ls\n  medwallet emergency ls --json",
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			w, err := g.openWallet()
-			if err != nil {
-				return err
-			}
-			if w.HasNetwork() {
-				if _, err := w.PullLedger(cmd.Context()); err != nil {
-					return err
-				}
-			}
-			eas, err := w.EmergencyAccesses(cmd.Context())
-			if err != nil {
-				return err
-			}
-			js := emergenciesJSON(eas)
-			return g.emit(js, func(out io.Writer) {
-				if len(js) == 0 {
-					g.note("medwallet: no emergency access to your records")
-					return
-				}
-				printEmergencies(out, js)
-			})
-		},
-	}
+// emergencyLsOptions are the flags of emergency ls.
+type emergencyLsOptions struct {
+	// offline: report the local ledger without pulling the network's.
+	offline bool
 }
 
-func newReviewCommand(g *globalOptions) *cobra.Command {
-	var ok, dispute bool
-	var note string
+func newEmergencyLsCommand(g *globalOptions) *cobra.Command {
+	var opts emergencyLsOptions
 	cmd := &cobra.Command{
-		Use:   "review ACCESS_ID --ok|--dispute [--note TEXT]",
-		Short: "Review an emergency access to your records",
-		Long: `Record on the ledger your review of an emergency (break-glass) access:
---ok if it was justified, --dispute if not. ACCESS_ID is the emergency
-access ID (or a unique prefix of at least 8 hex digits) that 'medwallet
-audit verify', 'medwallet emergency ls' and 'medwallet log' show. The note
-is encrypted to you.`,
-		Example: "  medwallet review 5be0c1d2 --ok\n  medwallet review 5be0c1d2 --dispute --note \"I was not in hospital that day\"",
-		Args:    cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if ok == dispute {
-				return usageError{fmt.Errorf("give exactly one of --ok and --dispute")}
-			}
-			outcome := "ok"
-			if dispute {
-				outcome = "dispute"
-			}
-			w, err := g.openWallet()
-			if err != nil {
-				return err
-			}
-			ea, err := w.Review(cmd.Context(), args[0], outcome, note)
-			if err != nil {
-				return err
-			}
-			j := newEmergencyJSON(ea)
-			return g.emit(j, func(out io.Writer) { fmt.Fprintf(out, "reviewed %s: %s\n", j.ID, j.Review) })
-		},
+		Use:     "ls",
+		Short:   "List emergency accesses to your records, with their reasons and reviews",
+		Long:    "Pull the network's ledger (unless --offline), then list the emergency accesses to\nyour records, with their reasons and reviews.",
+		Example: "  medwallet emergency ls\n  medwallet emergency ls --json",
+		Args:    cobra.NoArgs,
+		RunE:    func(cmd *cobra.Command, _ []string) error { return runEmergencyLs(cmd.Context(), opts, g) },
 	}
-	cmd.Flags().BoolVar(&ok, "ok", false, "the access was justified")
-	cmd.Flags().BoolVar(&dispute, "dispute", false, "the access was not justified")
-	cmd.Flags().StringVar(&note, "note", "", "a note (encrypted to you)")
+	addOfflineFlag(cmd, &opts.offline)
 	return cmd
+}
+
+func runEmergencyLs(ctx context.Context, opts emergencyLsOptions, g *globalOptions) error {
+	w, err := g.openWallet()
+	if err != nil {
+		return err
+	}
+	if err := refreshLedger(ctx, g, w, opts.offline); err != nil {
+		return err
+	}
+	eas, err := w.EmergencyAccesses(ctx)
+	if err != nil {
+		return err
+	}
+	js := emergenciesJSON(eas)
+	return g.emit(js, func(out io.Writer) {
+		if len(js) == 0 {
+			g.note("medwallet: no emergency access to your records")
+			return
+		}
+		printEmergencies(out, js)
+	})
 }

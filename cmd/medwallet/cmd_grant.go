@@ -14,8 +14,6 @@ import (
 	"github.com/medwallet/medwallet/wallet"
 )
 
-func init() { register(newGrantCommand) }
-
 // grantOptions are the flags of grant.
 type grantOptions struct {
 	to      string
@@ -267,6 +265,8 @@ func untilText(gi wallet.GrantInfo) string {
 // grantShowOptions are the flags of grant show.
 type grantShowOptions struct {
 	format string
+	// offline: report the local ledger without pulling the network's.
+	offline bool
 }
 
 func newGrantShowCommand(g *globalOptions) *cobra.Command {
@@ -280,13 +280,16 @@ scope patient-privacy, category LOINC 59284-0, provision with the period,
 the grantee as actor, the purpose, the resource types and the records).`,
 		Example: "  medwallet grant show 9c2e41d0\n  medwallet grant show 9c2e41d0 --format fhir > consent.json",
 		Args:    cobra.ExactArgs(1),
-		RunE:    func(cmd *cobra.Command, args []string) error { return runGrantShow(cmd.Context(), args[0], opts, g) },
+		RunE:    func(cmd *cobra.Command, args []string) error { return runGrantShow(cmd.Context(), opts, g, args) },
 	}
 	cmd.Flags().StringVar(&opts.format, "format", "text", "output format: text, json or fhir")
+	addOfflineFlag(cmd, &opts.offline)
 	return cmd
 }
 
-func runGrantShow(ctx context.Context, ref string, opts grantShowOptions, g *globalOptions) error {
+// runGrantShow shows the grant args[0].
+func runGrantShow(ctx context.Context, opts grantShowOptions, g *globalOptions, args []string) error {
+	ref := args[0]
 	switch opts.format {
 	case "text", "json", "fhir":
 	default:
@@ -294,6 +297,9 @@ func runGrantShow(ctx context.Context, ref string, opts grantShowOptions, g *glo
 	}
 	w, err := g.openWallet()
 	if err != nil {
+		return err
+	}
+	if err := refreshLedger(ctx, g, w, opts.offline); err != nil {
 		return err
 	}
 	if opts.format == "fhir" {

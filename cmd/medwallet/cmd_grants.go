@@ -13,24 +13,34 @@ import (
 	"github.com/medwallet/medwallet/wallet"
 )
 
-func init() { register(newGrantsCommand) }
-
-func newGrantsCommand(g *globalOptions) *cobra.Command {
-	return &cobra.Command{
-		Use:   "grants",
-		Short: "List the grants you made and the grants made to you",
-		Long: `List every grant in the local ledger that you made (direction "given") or
-that names you as grantee ("received"), oldest first, with its status:
-active, revoked, expired or not-yet-valid.`,
-		Example: "  medwallet grants\n  medwallet grants --json",
-		Args:    cobra.NoArgs,
-		RunE:    func(cmd *cobra.Command, _ []string) error { return runGrants(cmd.Context(), g) },
-	}
+// grantsOptions are the flags of grants.
+type grantsOptions struct {
+	// offline: report the local ledger without pulling the network's.
+	offline bool
 }
 
-func runGrants(ctx context.Context, g *globalOptions) error {
+func newGrantsCommand(g *globalOptions) *cobra.Command {
+	var opts grantsOptions
+	cmd := &cobra.Command{
+		Use:   "grants",
+		Short: "List the grants you made and the grants made to you",
+		Long: `Pull the network's ledger (unless --offline), then list every grant that
+you made (direction "given") or that names you as grantee ("received"),
+oldest first, with its status: active, revoked, expired or not-yet-valid.`,
+		Example: "  medwallet grants\n  medwallet grants --offline --json",
+		Args:    cobra.NoArgs,
+		RunE:    func(cmd *cobra.Command, _ []string) error { return runGrants(cmd.Context(), opts, g) },
+	}
+	addOfflineFlag(cmd, &opts.offline)
+	return cmd
+}
+
+func runGrants(ctx context.Context, opts grantsOptions, g *globalOptions) error {
 	w, err := g.openWallet()
 	if err != nil {
+		return err
+	}
+	if err := refreshLedger(ctx, g, w, opts.offline); err != nil {
 		return err
 	}
 	gs, err := w.Grants(ctx)

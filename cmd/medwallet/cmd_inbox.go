@@ -6,9 +6,11 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { register(newInboxCommand) }
+// inboxOptions are the flags of inbox.
+type inboxOptions struct{}
 
 func newInboxCommand(g *globalOptions) *cobra.Command {
+	var opts inboxOptions
 	return &cobra.Command{
 		Use:   "inbox",
 		Short: "List the grants made to you (pulling the ledger from the network)",
@@ -17,11 +19,11 @@ that name you as grantee, with their status. Import one with
 'medwallet import GRANT_ID'.`,
 		Example: "  medwallet inbox\n  medwallet inbox --json",
 		Args:    cobra.NoArgs,
-		RunE:    func(cmd *cobra.Command, _ []string) error { return runInbox(cmd.Context(), g) },
+		RunE:    func(cmd *cobra.Command, _ []string) error { return runInbox(cmd.Context(), opts, g) },
 	}
 }
 
-func runInbox(ctx context.Context, g *globalOptions) error {
+func runInbox(ctx context.Context, _ inboxOptions, g *globalOptions) error {
 	w, err := g.openWallet()
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 
@@ -8,8 +9,6 @@ import (
 
 	"github.com/medwallet/medwallet/wallet"
 )
-
-func init() { register(newInitCommand) }
 
 type initOptions struct {
 	name string
@@ -28,7 +27,7 @@ under --home. init refuses to replace an existing wallet.`,
 		Example: `  medwallet init --name "Alice Example"
   medwallet init --name "Dr Bob" --role clinician --keyring-backend file`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runInit(o, g) },
+		RunE: func(cmd *cobra.Command, _ []string) error { return runInit(cmd.Context(), o, g) },
 	}
 	cmd.Flags().StringVar(&o.name, "name", "", "display name shown on your identity card (required)")
 	cmd.Flags().StringVar(&o.role, "role", "patient", "role: patient, clinician, insurer, peer, issuer or auditor")
@@ -36,7 +35,7 @@ under --home. init refuses to replace an existing wallet.`,
 	return cmd
 }
 
-func runInit(o initOptions, g *globalOptions) error {
+func runInit(_ context.Context, o initOptions, g *globalOptions) error {
 	w, err := wallet.Init(g.config(), o.name, o.role)
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -12,8 +13,6 @@ import (
 	"github.com/medwallet/medwallet/wallet"
 )
 
-func init() { register(newKeyCommand) }
-
 func newKeyCommand(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "key",
@@ -24,17 +23,13 @@ func newKeyCommand(g *globalOptions) *cobra.Command {
 	return cmd
 }
 
-type keyOptions struct {
-	out            string
-	passphraseFile string
-}
-
 const exportPassphraseHint = "set $MEDWALLET_EXPORT_PASSPHRASE or pass --export-passphrase-file FILE"
 
-// exportPassphrase reads the backup passphrase (distinct from the keyring's).
-func (o keyOptions) exportPassphrase(g *globalOptions, confirm bool) (string, error) {
-	if o.passphraseFile != "" {
-		b, err := os.ReadFile(o.passphraseFile)
+// exportPassphrase reads the backup passphrase (distinct from the keyring's)
+// from file (--export-passphrase-file), else the environment, else a prompt.
+func exportPassphrase(g *globalOptions, file string, confirm bool) (string, error) {
+	if file != "" {
+		b, err := os.ReadFile(file)
 		if err != nil {
 			return "", fmt.Errorf("reading --export-passphrase-file: %w", err)
 		}
@@ -46,8 +41,14 @@ func (o keyOptions) exportPassphrase(g *globalOptions, confirm bool) (string, er
 	return g.prompt("backup passphrase", exportPassphraseHint, confirm)
 }
 
+// keyExportOptions are the flags of key export.
+type keyExportOptions struct {
+	out            string
+	passphraseFile string
+}
+
 func newKeyExportCommand(g *globalOptions) *cobra.Command {
-	var o keyOptions
+	var o keyExportOptions
 	cmd := &cobra.Command{
 		Use:   "export --out FILE",
 		Short: "Write a passphrase-encrypted backup of the identity",
@@ -57,7 +58,7 @@ file encrypted with a backup passphrase (scrypt). FILE is created with mode
 		Example: `  medwallet key export --out alice.medwallet-key
   MEDWALLET_EXPORT_PASSPHRASE=... medwallet key export --out backup.age`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runKeyExport(o, g) },
+		RunE: func(cmd *cobra.Command, _ []string) error { return runKeyExport(cmd.Context(), o, g) },
 	}
 	cmd.Flags().StringVar(&o.out, "out", "", "file to create (required)")
 	cmd.Flags().StringVar(&o.passphraseFile, "export-passphrase-file", "", "read the backup passphrase from this file")
@@ -71,19 +72,19 @@ type keyExportJSON struct {
 	File string `json:"file"`
 }
 
-func runKeyExport(o keyOptions, g *globalOptions) error {
+func runKeyExport(_ context.Context, o keyExportOptions, g *globalOptions) error {
 	w, err := g.openWallet()
 	if err != nil {
 		return err
 	}
 	if _, err := os.Lstat(o.out); err == nil {
-		return wallet.WithHint(fmt.Errorf("%q: %w", o.out, wallet.ErrExists), "choose a new file name; key export never overwrites")
+		return withHint(fmt.Errorf("%q: %w", o.out, wallet.ErrExists), "choose a new file name; key export never overwrites")
 	}
 	// Unlock the keyring before asking for a new passphrase.
 	if _, err := w.Identity(); err != nil {
 		return err
 	}
-	pass, err := o.exportPassphrase(g, true)
+	pass, err := exportPassphrase(g, o.passphraseFile, true)
 	if err != nil {
 		return err
 	}
@@ -112,8 +113,13 @@ func runKeyExport(o keyOptions, g *globalOptions) error {
 	return g.emit(keyExportJSON{ID: string(w.ID()), File: o.out}, func(out io.Writer) { fmt.Fprintln(out, o.out) })
 }
 
+// keyImportOptions are the flags of key import.
+type keyImportOptions struct {
+	passphraseFile string
+}
+
 func newKeyImportCommand(g *globalOptions) *cobra.Command {
-	var o keyOptions
+	var o keyImportOptions
 	cmd := &cobra.Command{
 		Use:   "import FILE",
 		Short: "Restore an identity from a backup into an empty home",
@@ -122,22 +128,24 @@ not hold a wallet. The secrets go to the keyring; the ID stays the same.
 A wrong passphrase, a truncated or a foreign file is refused and nothing is written.`,
 		Example: `  medwallet --home ~/new-wallet key import alice.medwallet-key`,
 		Args:    cobra.ExactArgs(1),
-		RunE:    func(cmd *cobra.Command, args []string) error { return runKeyImport(args[0], o, g) },
+		RunE:    func(cmd *cobra.Command, args []string) error { return runKeyImport(cmd.Context(), o, g, args) },
 	}
 	cmd.Flags().StringVar(&o.passphraseFile, "export-passphrase-file", "", "read the backup passphrase from this file")
 	return cmd
 }
 
-func runKeyImport(file string, o keyOptions, g *globalOptions) error {
+// runKeyImport restores the identity in the backup file args[0].
+func runKeyImport(_ context.Context, o keyImportOptions, g *globalOptions, args []string) error {
+	file := args[0]
 	if _, err := wallet.Open(g.config()); err == nil {
-		return wallet.WithHint(fmt.Errorf("a wallet already exists in %s: %w", g.home, wallet.ErrExists),
+		return withHint(fmt.Errorf("a wallet already exists in %s: %w", g.home, wallet.ErrExists),
 			"import into an empty directory with --home DIR")
 	}
 	data, err := readBounded(file, 1<<20)
 	if err != nil {
 		return err
 	}
-	pass, err := o.exportPassphrase(g, false)
+	pass, err := exportPassphrase(g, o.passphraseFile, false)
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -10,8 +11,6 @@ import (
 
 	"github.com/medwallet/medwallet/wallet"
 )
-
-func init() { register(newLedgerCommand) }
 
 func newLedgerCommand(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
@@ -39,7 +38,7 @@ with 'medwallet audit verify FILE'. The file holds IDs, hashes, scopes and
 signatures only: no names and no record contents.`,
 		Example: "  medwallet ledger export alice-ledger.mwl\n  medwallet audit verify alice-ledger.mwl",
 		Args:    cobra.ExactArgs(1),
-		RunE:    func(cmd *cobra.Command, args []string) error { return runLedgerExport(args[0], opts, g) },
+		RunE:    func(cmd *cobra.Command, args []string) error { return runLedgerExport(cmd.Context(), opts, g, args) },
 	}
 	cmd.Flags().BoolVar(&opts.force, "force", false, "overwrite FILE if it exists")
 	return cmd
@@ -51,7 +50,9 @@ type ledgerExportJSON struct {
 	Entries int    `json:"entries"`
 }
 
-func runLedgerExport(file string, opts ledgerExportOptions, g *globalOptions) (err error) {
+// runLedgerExport writes the ledger to the file args[0].
+func runLedgerExport(_ context.Context, opts ledgerExportOptions, g *globalOptions, args []string) error {
+	file := args[0]
 	w, err := g.openWallet()
 	if err != nil {
 		return err
@@ -62,7 +63,7 @@ func runLedgerExport(file string, opts ledgerExportOptions, g *globalOptions) (e
 	}
 	f, err := os.OpenFile(file, flags, 0o600)
 	if errors.Is(err, os.ErrExist) {
-		return wallet.WithHint(fmt.Errorf("%q: %w", file, wallet.ErrExists), "choose another file name, or pass --force to overwrite it")
+		return withHint(fmt.Errorf("%q: %w", file, wallet.ErrExists), "choose another file name, or pass --force to overwrite it")
 	}
 	if err != nil {
 		return err
@@ -80,7 +81,11 @@ func runLedgerExport(file string, opts ledgerExportOptions, g *globalOptions) (e
 	})
 }
 
+// ledgerImportOptions are the flags of ledger import.
+type ledgerImportOptions struct{}
+
 func newLedgerImportCommand(g *globalOptions) *cobra.Command {
+	var opts ledgerImportOptions
 	return &cobra.Command{
 		Use:   "import FILE",
 		Short: "Add the entries of an exported ledger file to the local ledger",
@@ -90,7 +95,7 @@ carries it. Entries that do not verify are skipped and counted; an
 equivocation found is logged in your feed as a proof.`,
 		Example: "  medwallet ledger import alice-ledger.mwl\n  medwallet grants",
 		Args:    cobra.ExactArgs(1),
-		RunE:    func(cmd *cobra.Command, args []string) error { return runLedgerImport(args[0], g) },
+		RunE:    func(cmd *cobra.Command, args []string) error { return runLedgerImport(cmd.Context(), opts, g, args) },
 	}
 }
 
@@ -105,7 +110,9 @@ type ledgerImportJSON struct {
 	Equivocations int    `json:"equivocations"`
 }
 
-func runLedgerImport(file string, g *globalOptions) error {
+// runLedgerImport adds the entries of the file args[0] to the local ledger.
+func runLedgerImport(_ context.Context, _ ledgerImportOptions, g *globalOptions, args []string) error {
+	file := args[0]
 	w, err := g.openWallet()
 	if err != nil {
 		return err

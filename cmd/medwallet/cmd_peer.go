@@ -12,8 +12,6 @@ import (
 	"github.com/medwallet/medwallet/p2p/peer"
 )
 
-func init() { register(newPeerCommand) }
-
 type peerOptions struct {
 	listen    []string
 	data      string

@@ -13,8 +13,6 @@ import (
 	"github.com/medwallet/medwallet/wallet"
 )
 
-func init() { register(newPeersCommand) }
-
 // peersOptions are the flags of `medwallet peers` (it has none of its own).
 type peersOptions struct{}
 
@@ -34,7 +32,7 @@ key, so it needs no keyring and reveals nothing about the wallet.`,
 func runPeers(ctx context.Context, _ peersOptions, g *globalOptions) error {
 	hs, err := wallet.CheckPeers(ctx, g.config())
 	if err != nil {
-		return wallet.WithHint(err, "start a network with 'medwallet devnet' and set $MEDWALLET_NETWORK")
+		return withHint(err, "start a network with 'medwallet devnet' and set $MEDWALLET_NETWORK")
 	}
 	up := 0
 	for _, h := range hs {

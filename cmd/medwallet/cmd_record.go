@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"github.com/medwallet/medwallet/internal/units"
 	"io"
+	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -15,11 +15,10 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/medwallet/medwallet/internal/fsutil"
 	"github.com/medwallet/medwallet/vault"
 	"github.com/medwallet/medwallet/wallet"
 )
-
-func init() { register(newRecordCommand) }
 
 func newRecordCommand(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
@@ -93,7 +92,7 @@ C-CDA XML, DICOM, PDF, else binary. The record ID is printed on stdout.`,
   medwallet record add scan.dcm --k 4 --n 6
   cat summary.xml | medwallet record add - --json`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error { return runRecordAdd(cmd.Context(), args[0], o, g) },
+		RunE: func(cmd *cobra.Command, args []string) error { return runRecordAdd(cmd.Context(), o, g, args) },
 	}
 	cmd.Flags().StringVar(&o.label, "label", "", "a label for the record (kept encrypted)")
 	cmd.Flags().IntVar(&o.k, "k", vault.DefaultK, "shares needed to rebuild the record")
@@ -101,11 +100,9 @@ C-CDA XML, DICOM, PDF, else binary. The record ID is printed on stdout.`,
 	return cmd
 }
 
-func runRecordAdd(ctx context.Context, file string, o recordAddOptions, g *globalOptions) error {
-	if o.k < 1 || o.n <= o.k || o.n > vault.MaxShares {
-		return wallet.WithHint(fmt.Errorf("--k %d --n %d: %w: need 1 <= k < n <= %d", o.k, o.n, wallet.ErrInvalid, vault.MaxShares),
-			"for example --k 3 --n 5: any 3 of 5 shares rebuild the record")
-	}
+// runRecordAdd stores the file args[0] ("-" for stdin) as a record.
+func runRecordAdd(ctx context.Context, o recordAddOptions, g *globalOptions, args []string) error {
+	file := args[0]
 	w, err := g.openWallet()
 	if err != nil {
 		return err
@@ -144,17 +141,21 @@ func runRecordAdd(ctx context.Context, file string, o recordAddOptions, g *globa
 	return g.emit(newRecordJSON(info), func(out io.Writer) { fmt.Fprintln(out, info.ID) })
 }
 
+// recordLsOptions are the flags of record ls.
+type recordLsOptions struct{}
+
 func newRecordLsCommand(g *globalOptions) *cobra.Command {
+	var opts recordLsOptions
 	return &cobra.Command{
 		Use:     "ls",
 		Short:   "List records with their metadata",
 		Example: "  medwallet record ls\n  medwallet record ls --json | jq '.[].resource_types'",
 		Args:    cobra.NoArgs,
-		RunE:    func(cmd *cobra.Command, _ []string) error { return runRecordLs(cmd.Context(), g) },
+		RunE:    func(cmd *cobra.Command, _ []string) error { return runRecordLs(cmd.Context(), opts, g) },
 	}
 }
 
-func runRecordLs(ctx context.Context, g *globalOptions) error {
+func runRecordLs(ctx context.Context, _ recordLsOptions, g *globalOptions) error {
 	w, err := g.openWallet()
 	if err != nil {
 		return err
@@ -211,7 +212,7 @@ refused when stdout is a terminal).`,
 		Example: `  medwallet record get 3fa1 --out visit.json
   medwallet record get 3fa1c0de > visit.json`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error { return runRecordGet(cmd.Context(), args[0], o, g) },
+		RunE: func(cmd *cobra.Command, args []string) error { return runRecordGet(cmd.Context(), o, g, args) },
 	}
 	cmd.Flags().StringVar(&o.out, "out", "-", `file to create, or "-" for stdout`)
 	return cmd
@@ -224,7 +225,9 @@ type recordGetJSON struct {
 	Size int64  `json:"size"`
 }
 
-func runRecordGet(ctx context.Context, ref string, o recordGetOptions, g *globalOptions) error {
+// runRecordGet writes the record args[0] to --out.
+func runRecordGet(ctx context.Context, o recordGetOptions, g *globalOptions, args []string) error {
+	ref := args[0]
 	w, err := g.openWallet()
 	if err != nil {
 		return err
@@ -234,7 +237,7 @@ func runRecordGet(ctx context.Context, ref string, o recordGetOptions, g *global
 			return usageError{errors.New("--json needs --out FILE: stdout would mix the record and the JSON")}
 		}
 		if f, ok := g.stdout.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-			return wallet.WithHint(fmt.Errorf("refusing to write a medical record to the terminal: %w", wallet.ErrInvalid),
+			return withHint(fmt.Errorf("refusing to write a medical record to the terminal: %w", wallet.ErrInvalid),
 				"pass --out FILE or redirect stdout")
 		}
 		info, err := w.Record(ctx, ref)
@@ -247,32 +250,26 @@ func runRecordGet(ctx context.Context, ref string, o recordGetOptions, g *global
 		return err
 	}
 	if _, err := os.Lstat(o.out); err == nil {
-		return wallet.WithHint(fmt.Errorf("%q: %w", o.out, wallet.ErrExists), "choose a new file name; record get never overwrites")
+		return withHint(fmt.Errorf("%q: %w", o.out, wallet.ErrExists), "choose a new file name; record get never overwrites")
 	}
 	info, err := w.Record(ctx, ref)
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(o.out), ".medwallet-get-*")
+	f, err := fsutil.CreateNew(o.out, 0o600)
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name()) // after a successful link this removes only the temporary name
+	defer f.Abort()
 	bar := g.progress("getting", info.Metadata.Size)
-	_, err = w.GetRecord(ctx, info.ID, tmp, wallet.RecordOptions{Progress: bar.progress(), Local: g.localShares})
+	_, err = w.GetRecord(ctx, info.ID, f, wallet.RecordOptions{Progress: bar.progress(), Local: g.localShares})
 	bar.done()
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
 	if err != nil {
 		return err
 	}
-	// Link, not rename: it fails if the file appeared meanwhile.
-	if err := os.Link(tmp.Name(), o.out); err != nil {
-		if errors.Is(err, os.ErrExist) {
+	// Commit fails, and writes nothing, if the file appeared meanwhile.
+	if err := f.Commit(); err != nil {
+		if errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("%q: %w", o.out, wallet.ErrExists)
 		}
 		return err
@@ -281,7 +278,11 @@ func runRecordGet(ctx context.Context, ref string, o recordGetOptions, g *global
 	return g.emit(recordGetJSON{ID: info.ID, File: o.out, Size: info.Metadata.Size}, func(out io.Writer) { fmt.Fprintln(out, o.out) })
 }
 
+// recordVerifyOptions are the flags of record verify.
+type recordVerifyOptions struct{}
+
 func newRecordVerifyCommand(g *globalOptions) *cobra.Command {
+	var opts recordVerifyOptions
 	return &cobra.Command{
 		Use:   "verify ID",
 		Short: "Check every share of a record and report its health",
@@ -291,7 +292,7 @@ Exit code 0 when the record can be rebuilt (status "ok", or "degraded" when
 some shares are damaged but at least k are fine), 5 when it cannot ("lost").`,
 		Example: "  medwallet record verify 3fa1\n  medwallet record verify 3fa1 --json",
 		Args:    cobra.ExactArgs(1),
-		RunE:    func(cmd *cobra.Command, args []string) error { return runRecordVerify(cmd.Context(), args[0], g) },
+		RunE:    func(cmd *cobra.Command, args []string) error { return runRecordVerify(cmd.Context(), opts, g, args) },
 	}
 }
 
@@ -314,7 +315,9 @@ type recordVerifyJSON struct {
 	Shares  []shareHealthJSON `json:"shares"`
 }
 
-func runRecordVerify(ctx context.Context, ref string, g *globalOptions) error {
+// runRecordVerify checks every share of the record args[0].
+func runRecordVerify(ctx context.Context, _ recordVerifyOptions, g *globalOptions, args []string) error {
+	ref := args[0]
 	w, err := g.openWallet()
 	if err != nil {
 		return err
@@ -341,7 +344,7 @@ func runRecordVerify(ctx context.Context, ref string, g *globalOptions) error {
 		if !g.json {
 			human(g.stdout)
 		}
-		return wallet.WithHint(err, "restore the missing shares from a backup or a peer; nothing can rebuild the record from fewer than k")
+		return withHint(err, "restore the missing shares from a backup or a peer; nothing can rebuild the record from fewer than k")
 	}
 	if h.Status == wallet.HealthDegraded {
 		g.note("medwallet: record %s is damaged but can still be rebuilt: %d of %d shares healthy, %d needed", out.ID, out.Healthy, out.N, out.K)
@@ -349,17 +352,23 @@ func runRecordVerify(ctx context.Context, ref string, g *globalOptions) error {
 	return g.emit(out, human)
 }
 
+// recordRmOptions are the flags of record rm.
+type recordRmOptions struct{}
+
 func newRecordRmCommand(g *globalOptions) *cobra.Command {
+	var opts recordRmOptions
 	return &cobra.Command{
 		Use:     "rm ID",
 		Short:   "Delete a record's shares and manifest",
 		Example: "  medwallet record rm 3fa1",
 		Args:    cobra.ExactArgs(1),
-		RunE:    func(cmd *cobra.Command, args []string) error { return runRecordRm(cmd.Context(), args[0], g) },
+		RunE:    func(cmd *cobra.Command, args []string) error { return runRecordRm(cmd.Context(), opts, g, args) },
 	}
 }
 
-func runRecordRm(ctx context.Context, ref string, g *globalOptions) error {
+// runRecordRm deletes the record args[0].
+func runRecordRm(ctx context.Context, _ recordRmOptions, g *globalOptions, args []string) error {
+	ref := args[0]
 	w, err := g.openWallet()
 	if err != nil {
 		return err

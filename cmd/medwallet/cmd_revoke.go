@@ -11,10 +11,13 @@ import (
 	"github.com/medwallet/medwallet/wallet"
 )
 
-func init() { register(newRevokeCommand) }
+// revokeOptions are the flags of revoke.
+type revokeOptions struct {
+	rotate bool
+}
 
 func newRevokeCommand(g *globalOptions) *cobra.Command {
-	var rotate bool
+	var opts revokeOptions
 	cmd := &cobra.Command{
 		Use:   "revoke GRANT_ID",
 		Short: "Revoke one of your grants",
@@ -31,9 +34,9 @@ revoked grantee gets nothing new. --rotate on a grant already revoked only
 rotates, so a rotation that failed part way can be run again.`,
 		Example: "  medwallet revoke 9c2e41d0\n  medwallet revoke 9c2e41d0 --rotate\n  medwallet revoke 9c2e41d0 --json",
 		Args:    cobra.ExactArgs(1),
-		RunE:    func(cmd *cobra.Command, args []string) error { return runRevoke(cmd.Context(), args[0], rotate, g) },
+		RunE:    func(cmd *cobra.Command, args []string) error { return runRevoke(cmd.Context(), opts, g, args) },
 	}
-	cmd.Flags().BoolVar(&rotate, "rotate", false, "also re-encrypt the grant's records under new keys and re-issue the other grants on them")
+	cmd.Flags().BoolVar(&opts.rotate, "rotate", false, "also re-encrypt the grant's records under new keys and re-issue the other grants on them")
 	return cmd
 }
 
@@ -56,7 +59,9 @@ type rotateJSON struct {
 	Stale    []grantJSON         `json:"stale"`
 }
 
-func runRevoke(ctx context.Context, ref string, rotate bool, g *globalOptions) error {
+// runRevoke revokes the grant args[0], and with --rotate re-keys its records.
+func runRevoke(ctx context.Context, opts revokeOptions, g *globalOptions, args []string) error {
+	ref, rotate := args[0], opts.rotate
 	w, err := g.openWallet()
 	if err != nil {
 		return err

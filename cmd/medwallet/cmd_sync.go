@@ -1,15 +1,18 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 
 	"github.com/spf13/cobra"
 )
 
-func init() { register(newSyncCommand) }
+// syncOptions are the flags of sync.
+type syncOptions struct{}
 
 func newSyncCommand(g *globalOptions) *cobra.Command {
+	var opts syncOptions
 	return &cobra.Command{
 		Use:   "sync",
 		Short: "Rebuild the wallet from the network (after key import on a new machine)",
@@ -21,19 +24,21 @@ does not lose the records.`,
 		Example: `  medwallet --home ~/new key import alice.medwallet-key
   medwallet --home ~/new sync`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			w, err := g.openWallet()
-			if err != nil {
-				return err
-			}
-			res, err := w.Sync(cmd.Context())
-			if err != nil {
-				return err
-			}
-			return g.emit(res, func(out io.Writer) {
-				fmt.Fprintf(out, "%d new ledger entries, %d records on the network (%d restored here), %d grants\n",
-					res.Entries, res.Records, res.Restored, res.Grants)
-			})
-		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return runSync(cmd.Context(), opts, g) },
 	}
+}
+
+func runSync(ctx context.Context, _ syncOptions, g *globalOptions) error {
+	w, err := g.openWallet()
+	if err != nil {
+		return err
+	}
+	res, err := w.Sync(ctx)
+	if err != nil {
+		return err
+	}
+	return g.emit(res, func(out io.Writer) {
+		fmt.Fprintf(out, "%d new ledger entries, %d records on the network (%d restored here), %d grants\n",
+			res.Entries, res.Records, res.Restored, res.Grants)
+	})
 }

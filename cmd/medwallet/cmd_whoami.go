@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"time"
@@ -9,8 +10,6 @@ import (
 
 	"github.com/medwallet/medwallet/wallet"
 )
-
-func init() { register(newWhoamiCommand) }
 
 type whoamiOptions struct {
 	card bool
@@ -27,7 +26,7 @@ signed one-line identity card that others add with 'medwallet contact add'.`,
   medwallet whoami --card > alice.card
   medwallet whoami --json`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runWhoami(o, g) },
+		RunE: func(cmd *cobra.Command, _ []string) error { return runWhoami(cmd.Context(), o, g) },
 	}
 	cmd.Flags().BoolVar(&o.card, "card", false, "print the signed identity card")
 	return cmd
@@ -57,7 +56,7 @@ func newIdentityJSON(w *wallet.Wallet, withCard bool) identityJSON {
 	return j
 }
 
-func runWhoami(o whoamiOptions, g *globalOptions) error {
+func runWhoami(_ context.Context, o whoamiOptions, g *globalOptions) error {
 	w, err := g.openWallet()
 	if err != nil {
 		return err

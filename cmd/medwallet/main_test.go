@@ -17,15 +17,12 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/medwallet/medwallet/p2p/netfile"
-	"github.com/medwallet/medwallet/wallet"
-	"github.com/medwallet/medwallet/wallet/keystore"
 )
 
 func TestMain(m *testing.M) {
 	// Cheap key derivation for tests; the costs are recorded with each
 	// keyring and export, so nothing else changes.
-	keystore.ScryptLogN = 10
-	wallet.ExportWorkFactor = 10
+	testKDFCost = 10
 	testscript.Main(m, map[string]func(){
 		"medwallet": func() { os.Exit(run(os.Args[1:])) },
 	})

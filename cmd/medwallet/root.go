@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -21,6 +20,7 @@ import (
 type globalOptions struct {
 	home           string
 	json           bool
+	verbose        bool // print the detail of an error
 	keyringBackend string
 	passphraseFile string
 	network        string
@@ -33,12 +33,6 @@ type globalOptions struct {
 func newGlobals(stdin io.Reader, stdout, stderr io.Writer) *globalOptions {
 	return &globalOptions{stdin: stdin, stdout: stdout, stderr: stderr}
 }
-
-// commands is the registry of top-level commands: each command file adds
-// its constructor in an init function, so that files stay independent.
-var commands []func(g *globalOptions) *cobra.Command
-
-func register(f func(g *globalOptions) *cobra.Command) { commands = append(commands, f) }
 
 func newRootCommand(g *globalOptions) *cobra.Command {
 	root := &cobra.Command{
@@ -66,17 +60,37 @@ docs/cli.md (0 ok, 1 error, 2 usage, 3 not found, 4 denied, 5 verification faile
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.home, "home", "", "wallet directory (default $MEDWALLET_HOME, else $XDG_DATA_HOME/medwallet)")
 	pf.BoolVar(&g.json, "json", false, "print machine-readable JSON on stdout")
+	pf.BoolVar(&g.verbose, "verbose", false, "on an error, also print the internal detail behind the message")
 	pf.StringVar(&g.keyringBackend, "keyring-backend", "", "keyring backend: "+strings.Join(keystore.Backends, ", ")+" (default $MEDWALLET_KEYRING_BACKEND, else the one chosen at init, else auto)")
 	pf.StringVar(&g.passphraseFile, "passphrase-file", "", "read the file keyring's passphrase from this file (else $MEDWALLET_PASSPHRASE, else a terminal prompt)")
 	pf.StringVar(&g.network, "network", "", "network file listing the peers (default $MEDWALLET_NETWORK, else HOME/network.json)")
 	root.CompletionOptions.HiddenDefaultCmd = true
 
-	cmds := make([]*cobra.Command, 0, len(commands))
-	for _, f := range commands {
-		cmds = append(cmds, f(g))
-	}
-	sort.Slice(cmds, func(i, j int) bool { return cmds[i].Name() < cmds[j].Name() })
-	for _, c := range cmds {
+	// Every top-level command, in the order help lists them.
+	for _, c := range []*cobra.Command{
+		newAuditCommand(g),
+		newContactCommand(g),
+		newCredentialCommand(g),
+		newDemoCommand(g),
+		newDevnetCommand(g),
+		newEmergencyCommand(g),
+		newGrantCommand(g),
+		newGrantsCommand(g),
+		newImportCommand(g),
+		newInboxCommand(g),
+		newInitCommand(g),
+		newKeyCommand(g),
+		newLedgerCommand(g),
+		newLogCommand(g),
+		newPeerCommand(g),
+		newPeersCommand(g),
+		newRecordCommand(g),
+		newReviewCommand(g),
+		newRevokeCommand(g),
+		newSyncCommand(g),
+		newTUICommand(g),
+		newWhoamiCommand(g),
+	} {
 		markUsage(c)
 		root.AddCommand(c)
 	}
@@ -130,14 +144,20 @@ func (g *globalOptions) resolve() error {
 	return nil
 }
 
+// testKDFCost lowers the scrypt costs (log2 N) of new file keyrings and
+// key exports; only main_test.go sets it. Zero means the real costs.
+var testKDFCost int
+
 // config is the wallet configuration the global flags describe.
 func (g *globalOptions) config() wallet.Config {
 	return wallet.Config{
-		Home:    g.home,
-		Network: g.network,
+		Home:             g.home,
+		Network:          g.network,
+		ExportWorkFactor: testKDFCost,
 		Keyring: keystore.Config{
 			Backend:    g.keyringBackend,
 			Passphrase: g.keyringPassphrase,
+			ScryptLogN: testKDFCost,
 		},
 	}
 }
@@ -160,15 +180,24 @@ func (g *globalOptions) keyringPassphrase(prompt string) (string, error) {
 	if p, ok := os.LookupEnv("MEDWALLET_PASSPHRASE"); ok {
 		return p, nil
 	}
-	return g.prompt("keyring passphrase", "set $MEDWALLET_PASSPHRASE or pass --passphrase-file FILE", false)
+	p, err := g.prompt("keyring passphrase", keyringPassphraseHint, false)
+	if errors.Is(err, errNoTerminal) {
+		// keystore passes ErrNoPassphrase through; any other error from
+		// here would read as a wrong passphrase.
+		return "", fmt.Errorf("%w and %w", keystore.ErrNoPassphrase, errNoTerminal)
+	}
+	return p, err
 }
+
+// errNoTerminal reports a secret that cannot be prompted for.
+var errNoTerminal = errors.New("stdin is not a terminal")
 
 // prompt reads a secret from the terminal; it never prompts when stdin is
 // not a terminal, and returns an error naming the alternative instead.
 func (g *globalOptions) prompt(what, alternative string, confirm bool) (string, error) {
 	f, ok := g.stdin.(*os.File)
 	if !ok || !term.IsTerminal(int(f.Fd())) {
-		return "", wallet.WithHint(fmt.Errorf("a %s is needed and stdin is not a terminal", what), alternative)
+		return "", withHint(fmt.Errorf("a %s is needed and %w", what, errNoTerminal), alternative)
 	}
 	fmt.Fprintf(g.stderr, "Enter %s: ", what)
 	p, err := term.ReadPassword(int(f.Fd()))

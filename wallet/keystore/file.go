@@ -6,23 +6,24 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime/debug"
 	"sync"
 
 	"github.com/99designs/keyring"
+	"github.com/medwallet/medwallet/internal/fsutil"
 
 	"golang.org/x/crypto/scrypt"
 )
 
-// ScryptLogN is the scrypt cost (log2 N) used when a file keyring is
-// created: N=2^16, r=8 takes 64 MiB and about 0.2 s here, and runs once per
-// process. Tests lower it; it is recorded beside the keyring, so a keyring
-// keeps the cost it was made with.
-var ScryptLogN = 16
-
 const (
+	// defaultLogN is the scrypt cost (log2 N) of a new file keyring:
+	// N=2^16, r=8 takes 64 MiB and about 0.2 s here, and runs once per
+	// process. Config.ScryptLogN overrides it (tests); the cost is recorded
+	// beside the keyring, so a keyring keeps the cost it was made with.
+	defaultLogN = 16
 	kdfFile     = "medwallet-kdf.json"
 	sentinelKey = "medwallet-passphrase-check"
 	minLogN     = 10
@@ -44,6 +45,7 @@ type kdfParams struct {
 type fileKDF struct {
 	dir        string
 	passphrase func(prompt string) (string, error)
+	logN       int // cost of a new keyring
 
 	mu      sync.Mutex
 	derived string // cached: the backend may ask again for every item
@@ -105,27 +107,20 @@ func (k *fileKDF) params() (kdfParams, error) {
 func (k *fileKDF) create(path string) (kdfParams, error) {
 	salt := make([]byte, 16)
 	randRead(salt)
-	p := kdfParams{Version: 1, Alg: "scrypt", LogN: ScryptLogN, R: 8, P: 1, Salt: base64.StdEncoding.EncodeToString(salt)}
+	p := kdfParams{Version: 1, Alg: "scrypt", LogN: k.logN, R: 8, P: 1, Salt: base64.StdEncoding.EncodeToString(salt)}
 	b, _ := json.Marshal(p)
 	if err := os.MkdirAll(k.dir, 0o700); err != nil {
 		return kdfParams{}, fmt.Errorf("keyring: %w", err)
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if errors.Is(err, os.ErrExist) {
+	// Never half-written: another process reading it sees all or nothing.
+	err := fsutil.WriteFileNew(path, b, 0o600)
+	if errors.Is(err, fs.ErrExist) {
 		return k.params() // another process made it first
 	}
 	if err != nil {
 		return kdfParams{}, fmt.Errorf("keyring: %w", err)
 	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return kdfParams{}, fmt.Errorf("keyring: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return kdfParams{}, fmt.Errorf("keyring: %w", err)
-	}
-	return p, f.Close()
+	return p, nil
 }
 
 // checkedStore verifies the file backend's passphrase against a sentinel

@@ -71,6 +71,10 @@ type Config struct {
 	Passphrase func(prompt string) (string, error)
 	// PassDir is the password-store directory of the pass backend ("" for pass's default).
 	PassDir string
+	// ScryptLogN is the scrypt cost (log2 N, 10 to 22) with which a new file
+	// keyring derives its key; 0 means 16. Only tests lower it. An existing
+	// keyring keeps the cost recorded when it was made.
+	ScryptLogN int
 }
 
 // ValidateBackend checks a backend name.
@@ -92,6 +96,13 @@ func Open(cfg Config) (Keystore, string, error) {
 	if cfg.Backend != "" && cfg.Backend != "auto" {
 		allowed = []keyring.BackendType{keyring.BackendType(cfg.Backend)}
 	}
+	logN := cfg.ScryptLogN
+	if logN == 0 {
+		logN = defaultLogN
+	}
+	if logN < minLogN || logN > maxLogN {
+		return nil, "", fmt.Errorf("keyring: scrypt cost %d outside %d to %d", logN, minLogN, maxLogN)
+	}
 	var kdf *fileKDF
 	kcfg := keyring.Config{
 		AllowedBackends:          allowed,
@@ -111,7 +122,7 @@ func Open(cfg Config) (Keystore, string, error) {
 		if cfg.FileDir == "" {
 			return nil, "", fmt.Errorf("%w: file backend has no directory", ErrUnavailable)
 		}
-		kdf = &fileKDF{dir: cfg.FileDir, passphrase: cfg.Passphrase}
+		kdf = &fileKDF{dir: cfg.FileDir, passphrase: cfg.Passphrase, logN: logN}
 		kcfg.FilePasswordFunc = kdf.password
 	}
 	ring, err := keyring.Open(kcfg)

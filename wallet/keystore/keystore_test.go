@@ -12,8 +12,6 @@ import (
 	"testing"
 )
 
-func init() { ScryptLogN = minLogN }
-
 // required lists the backends that must run here: .ci/run sets
 // MEDWALLET_REQUIRE_BACKENDS so that a backend CI can run is never skipped.
 func required(backend string) bool {
@@ -78,7 +76,7 @@ func TestMemory(t *testing.T) { roundTrip(t, NewMemory()) }
 
 func TestFileBackend(t *testing.T) {
 	dir := t.TempDir()
-	ks, name, err := Open(Config{Backend: "file", FileDir: dir, Passphrase: fixedPass("correct horse")})
+	ks, name, err := Open(Config{Backend: "file", FileDir: dir, Passphrase: fixedPass("correct horse"), ScryptLogN: minLogN})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +101,7 @@ func TestFileBackend(t *testing.T) {
 	}
 
 	// A wrong passphrase must neither read nor overwrite.
-	bad, _, err := Open(Config{Backend: "file", FileDir: dir, Passphrase: fixedPass("wrong")})
+	bad, _, err := Open(Config{Backend: "file", FileDir: dir, Passphrase: fixedPass("wrong"), ScryptLogN: minLogN})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,14 +114,14 @@ func TestFileBackend(t *testing.T) {
 	if err := bad.Set("new", []byte("x")); !errors.Is(err, ErrBadPassphrase) {
 		t.Fatalf("Set of a new key with wrong passphrase: got %v, want ErrBadPassphrase", err)
 	}
-	good, _, _ := Open(Config{Backend: "file", FileDir: dir, Passphrase: fixedPass("correct horse")})
+	good, _, _ := Open(Config{Backend: "file", FileDir: dir, Passphrase: fixedPass("correct horse"), ScryptLogN: minLogN})
 	if got, err := good.Get("keep"); err != nil || string(got) != "precious" {
 		t.Fatalf("after wrong-passphrase attempts Get = %q, %v; want precious", got, err)
 	}
 }
 
 func TestFileBackendNoPassphrase(t *testing.T) {
-	ks, _, err := Open(Config{Backend: "file", FileDir: t.TempDir()})
+	ks, _, err := Open(Config{Backend: "file", FileDir: t.TempDir(), ScryptLogN: minLogN})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +135,7 @@ func TestFileBackendDamagedKDF(t *testing.T) {
 	if err := os.WriteFile(dir+"/"+kdfFile, []byte(`{"version":1,"alg":"scrypt","log_n":40,"r":8,"p":1,"salt":"AA=="}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ks, _, err := Open(Config{Backend: "file", FileDir: dir, Passphrase: fixedPass("p")})
+	ks, _, err := Open(Config{Backend: "file", FileDir: dir, Passphrase: fixedPass("p"), ScryptLogN: minLogN})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,4 +204,33 @@ func TestPass(t *testing.T) {
 		skipOrFail(t, "pass", err.Error())
 	}
 	roundTrip(t, ks)
+}
+
+// The scrypt cost comes from Config: a new keyring records it, a keyring
+// keeps the cost it was made with, and costs out of range are refused.
+func TestFileBackendScryptCost(t *testing.T) {
+	dir := t.TempDir()
+	ks, _, err := Open(Config{Backend: "file", FileDir: dir, Passphrase: fixedPass("p"), ScryptLogN: minLogN + 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ks.Set("k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	again, _, err := Open(Config{Backend: "file", FileDir: dir, Passphrase: fixedPass("p"), ScryptLogN: maxLogN})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := again.Get("k"); err != nil || string(v) != "v" {
+		t.Fatalf("reopened with another cost: %q, %v", v, err)
+	}
+	b, err := os.ReadFile(dir + "/" + kdfFile)
+	if err != nil || !bytes.Contains(b, []byte(fmt.Sprintf(`"log_n":%d`, minLogN+1))) {
+		t.Fatalf("%s = %s, %v; want log_n %d", kdfFile, b, err, minLogN+1)
+	}
+	for _, n := range []int{minLogN - 1, maxLogN + 1} {
+		if _, _, err := Open(Config{Backend: "file", FileDir: t.TempDir(), ScryptLogN: n}); err == nil {
+			t.Errorf("ScryptLogN %d accepted", n)
+		}
+	}
 }
