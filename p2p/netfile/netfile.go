@@ -22,6 +22,8 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/medwallet/medwallet/internal/fsutil"
 )
 
 // Name is the network file's name in a wallet's or a devnet's directory.
@@ -53,19 +55,15 @@ func Read(path string) (Network, error) {
 	return n, nil
 }
 
-// Write writes a network file (mode 0600) through a temporary file and a
-// rename, so a reader sees the old file or the new one.
+// Write writes a network file (mode 0600) atomically: a reader sees the old
+// file or the new one, never a part, even after a crash.
 func Write(path string, n Network) error {
 	n.Version = Version
 	b, err := json.MarshalIndent(n, "", "  ")
 	if err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return fsutil.WriteFileAtomic(path, append(b, '\n'), 0o600)
 }
 
 // ParseAddrs parses full peer multiaddrs (with /p2p/ID).
