@@ -51,10 +51,3 @@ func (meshTracer) SendRPC(*pubsub.RPC, peer.ID)                         {}
 func (meshTracer) SendRPCCompleted(*pubsub.RPC, peer.ID, time.Duration) {}
 func (meshTracer) DropRPC(*pubsub.RPC, peer.ID)                         {}
 func (meshTracer) UndeliverableMessage(*pubsub.Message)                 {}
-
-// meshSize is the number of peers in our mesh for the topic.
-func (s *GossipService) meshSize() int {
-	s.meshMu.Lock()
-	defer s.meshMu.Unlock()
-	return len(s.mesh)
-}

@@ -119,9 +119,6 @@ type Option func(*Service)
 // (the peer daemon gossips it).
 func WithPublish(f func(*consent.Entry)) Option { return func(s *Service) { s.publish = f } }
 
-// WithClock replaces time.Now (tests).
-func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = now } }
-
 // WithLogger sets the logger; it never receives record contents or PHI.
 func WithLogger(l *slog.Logger) Option { return func(s *Service) { s.log = l } }
 
