@@ -29,7 +29,7 @@ func errorText(err error) string {
 		}
 		return fmt.Sprintf("none of the %d peers answered: are they running?", pe.Configured)
 	case errors.As(err, &ne):
-		return "the connection to the peers broke while " + ne.Op + "; try again"
+		return "the peers failed while " + ne.Op + "; check that they are running and try again"
 	case errors.Is(err, wallet.ErrNoNetwork):
 		return "no network is configured: records stay on this computer until one is"
 	case errors.Is(err, keystore.ErrNoPassphrase):

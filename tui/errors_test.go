@@ -19,7 +19,7 @@ func TestErrorTextNoFlags(t *testing.T) {
 	}{
 		{&wallet.PeersError{Answered: 1, Configured: 6, Needed: 4, K: 3}, "only 1 of 6 peers answered, and storing a record needs 4"},
 		{&wallet.PeersError{Configured: 6, Needed: 1}, "none of the 6 peers answered"},
-		{&wallet.NetworkError{Op: wallet.OpStoreShares, Err: errors.New("stream reset")}, "the connection to the peers broke while storing the record's shares"},
+		{&wallet.NetworkError{Op: wallet.OpStoreShares, Err: errors.New("stream reset")}, "the peers failed while storing the record's shares"},
 		{&wallet.InputError{Field: wallet.FieldCard, Problem: wallet.Malformed, Err: fmt.Errorf("%w: cbor: 2 bytes of extraneous data", consent.ErrBadCard)},
 			"this is not a valid identity card"},
 		{&wallet.ExistsError{Kind: wallet.KindContact, Ref: "Bob"}, `a contact named "Bob" already exists`},

@@ -36,26 +36,26 @@ type Field string
 
 // The inputs an InputError can name.
 const (
-	FieldCard      Field = "card"      // an identity card to add as a contact
-	FieldCategory  Field = "category"  // a sensitive category to allow
-	FieldEmergency Field = "emergency" // an emergency (break-glass) import
-	FieldExpiry    Field = "expiry"    // a grant's expiry
-	FieldFrom      Field = "from"      // the contact whose grants to import
-	FieldGrant     Field = "grant"     // a grant ID or prefix
-	FieldGrantee   Field = "grantee"   // who receives a grant
-	FieldIssuer    Field = "issuer"    // a credential issuer
-	FieldOutcome   Field = "outcome"   // the outcome of a review
-	FieldPatient   Field = "patient"   // the patient of an emergency import
-	FieldPurpose   Field = "purpose"   // a purpose of use
-	FieldReason    Field = "reason"    // the stated reason of an emergency access
-	FieldRecord    Field = "record"    // a record ID or prefix
-	FieldRecords   Field = "records"   // the records a grant covers
-	FieldRole      Field = "role"      // a credential role
-	FieldScope     Field = "scope"     // a SMART scope
-	FieldShares    Field = "shares"    // the erasure-coding parameters k and n
-	FieldSince     Field = "since"     // the start of an accounting
-	FieldTimeBox   Field = "time box"  // the longest emergency access
-	FieldPrefix    Field = "prefix"    // an ID prefix of a grant, credential or emergency access
+	FieldCard            Field = "card"             // an identity card to add as a contact
+	FieldCategory        Field = "category"         // a sensitive category to allow
+	FieldCredential      Field = "credential"       // a credential ID or prefix
+	FieldEmergency       Field = "emergency"        // an emergency (break-glass) import
+	FieldEmergencyAccess Field = "emergency access" // an emergency access (its break-glass ID or prefix)
+	FieldExpiry          Field = "expiry"           // a grant's expiry
+	FieldGrant           Field = "grant"            // a grant ID or prefix
+	FieldGrantee         Field = "grantee"          // who receives a grant
+	FieldIssuer          Field = "issuer"           // a credential issuer
+	FieldOutcome         Field = "outcome"          // the outcome of a review
+	FieldPatient         Field = "patient"          // the patient of an emergency import
+	FieldPurpose         Field = "purpose"          // a purpose of use
+	FieldReason          Field = "reason"           // the stated reason of an emergency access
+	FieldRecord          Field = "record"           // a record ID or prefix
+	FieldRecords         Field = "records"          // the records a grant covers
+	FieldRole            Field = "role"             // a credential role
+	FieldScope           Field = "scope"            // a SMART scope
+	FieldShares          Field = "shares"           // the erasure-coding parameters k and n
+	FieldSince           Field = "since"            // the start of an accounting
+	FieldTimeBox         Field = "time box"         // the longest emergency access
 )
 
 // Problem says what is wrong with an input.
@@ -123,6 +123,14 @@ const (
 	KindWallet          Kind = "wallet"
 )
 
+// refField is the input that names a thing of kind k by its ID or prefix.
+var refField = map[Kind]Field{
+	KindGrant:           FieldGrant,
+	KindCredential:      FieldCredential,
+	KindEmergencyAccess: FieldEmergencyAccess,
+	KindRecord:          FieldRecord,
+}
+
 // NotFoundError reports something looked up and not found. It is
 // ErrNotFound (and ErrNoWallet for KindWallet).
 type NotFoundError struct {
@@ -165,7 +173,7 @@ type AmbiguousError struct {
 }
 
 func (e *AmbiguousError) Error() string {
-	return fmt.Sprintf("%s %q: %v: %d start with it", e.Kind, e.Ref, ErrInvalid, e.Matches)
+	return fmt.Sprintf("%s %q: %v: %d IDs start with it", e.Kind, e.Ref, ErrInvalid, e.Matches)
 }
 
 func (e *AmbiguousError) Unwrap() error { return ErrInvalid }
@@ -246,10 +254,12 @@ func (e *PeersError) Unwrap() error { return client.ErrNoPeers }
 const (
 	OpStoreShares = "storing the record's shares"
 	OpPublish     = "publishing to the network"
+	OpPull        = "fetching the ledger from the network"
 )
 
-// NetworkError reports the network failing in the middle of an operation
-// (a peer that went away, a reset stream). Err keeps the detail.
+// NetworkError reports the peers failing in the middle of an operation (a
+// peer that went away, a reset stream, every peer refusing). Err keeps the
+// detail.
 type NetworkError struct {
 	Op  string
 	Err error

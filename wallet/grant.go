@@ -401,7 +401,7 @@ func findByPrefix[T any](items []T, id func(T) consent.Hash, ref string, kind Ki
 	var zero T
 	ref = strings.ToLower(strings.TrimSpace(ref))
 	if len(ref) < MinGrantPrefix || len(ref) > 64 || strings.Trim(ref, "0123456789abcdef") != "" {
-		return zero, &InputError{Field: FieldPrefix, Problem: Malformed, Value: string(kind),
+		return zero, &InputError{Field: refField[kind], Problem: Malformed, Value: ref,
 			Reason: fmt.Sprintf("%s %q: want %d to 64 hex digits of its ID", kind, ref, MinGrantPrefix)}
 	}
 	var match []T

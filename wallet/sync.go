@@ -31,6 +31,9 @@ func (w *Wallet) pull(ctx context.Context, c *client.Client) (int, error) {
 		}
 	})
 	entries, err := c.Pull(ctx, have)
+	if err != nil && !errors.Is(err, client.ErrNoPeers) {
+		return 0, &NetworkError{Op: OpPull, Err: err}
+	}
 	if err != nil {
 		return 0, err
 	}

@@ -47,7 +47,10 @@ const keyringPassphraseHint = "set $MEDWALLET_PASSPHRASE or pass --passphrase-fi
 // detail is empty unless the message rewords a raw internal error.
 func describe(err error) (msg, hint, detail string) {
 	msg = err.Error()
-	if line, ok := reword(err); ok {
+	var kp *vault.ParamsError
+	if errors.As(err, &kp) {
+		msg = fmt.Sprintf("--k %d --n %d: %v: need 1 <= k < n <= %d", kp.K, kp.N, wallet.ErrInvalid, vault.MaxShares)
+	} else if line, ok := reword(err); ok {
 		detail = oneLine(msg)
 		msg = line
 	}
@@ -68,11 +71,8 @@ func reword(err error) (string, bool) {
 		pe *wallet.PeersError
 		ne *wallet.NetworkError
 		in *wallet.InputError
-		kp *vault.ParamsError
 	)
 	switch {
-	case errors.As(err, &kp):
-		return fmt.Sprintf("--k %d --n %d: %v: need 1 <= k < n <= %d", kp.K, kp.N, wallet.ErrInvalid, vault.MaxShares), true
 	case errors.As(err, &in) && in.Field == wallet.FieldCard && errors.Is(err, consent.ErrBadCard):
 		return replaceIn(err, in, "this is not a valid identity card: it is incomplete, damaged or altered"), true
 	case errors.As(err, &pe):
@@ -99,6 +99,8 @@ func peersLine(e *wallet.PeersError) string {
 		who = "the one peer in the network did not answer"
 	case e.Answered == 0:
 		who = fmt.Sprintf("none of the %d peers in the network answered", e.Configured)
+	case e.Answered == e.Configured:
+		who = fmt.Sprintf("the network has only %d peer(s), and all answered", e.Configured)
 	default:
 		who = fmt.Sprintf("only %d of the %d peers in the network answered", e.Answered, e.Configured)
 	}
@@ -111,11 +113,13 @@ func peersLine(e *wallet.PeersError) string {
 func networkLine(e *wallet.NetworkError) string {
 	switch e.Op {
 	case wallet.OpStoreShares:
-		return "the connection to a peer broke while storing the record, so the record was not added"
+		return "a peer failed while storing the record's shares, so the record was not added"
 	case wallet.OpPublish:
-		return "the connection to the peers broke while publishing to the network"
+		return "no peer took the update to your ledger"
+	case wallet.OpPull:
+		return "no peer sent its copy of the ledger"
 	}
-	return "the connection to the peers broke while " + e.Op
+	return "the peers failed while " + e.Op
 }
 
 // hintFor is the hint for err's type, if any.
@@ -162,7 +166,10 @@ func hintFor(err error) string {
 			return "the grant may be revoked or expired: check 'medwallet inbox'"
 		}
 	case errors.As(err, &pe):
-		if pe.K > 0 {
+		switch {
+		case pe.K > 0 && pe.Answered == pe.Configured:
+			return "add peers to the network file, or lower --k"
+		case pe.K > 0:
 			return "check the peers with 'medwallet peers' and start the ones that are down, or lower --k"
 		}
 		return "are the peers running? check with 'medwallet peers'"
@@ -170,7 +177,7 @@ func hintFor(err error) string {
 		if ne.Op == wallet.OpStoreShares {
 			return "check the peers with 'medwallet peers', then add the record again"
 		}
-		return "retry with 'medwallet sync'"
+		return "check the peers with 'medwallet peers', then retry with 'medwallet sync'"
 	case errors.As(err, &ae):
 		return "see every finding with 'medwallet audit verify' (without --json)"
 	case errors.As(err, &re) && errors.Is(err, vault.ErrNotEnoughShares):
@@ -209,7 +216,11 @@ func inputHint(e *wallet.InputError) string {
 	case wallet.FieldRecords:
 		return "pass --record ID (repeatable) or --all"
 	case wallet.FieldRecord:
-		return "list the records with 'medwallet record ls'"
+		return listHint(wallet.KindRecord)
+	case wallet.FieldCredential:
+		return listHint(wallet.KindCredential)
+	case wallet.FieldEmergencyAccess:
+		return listHint(wallet.KindEmergencyAccess)
 	case wallet.FieldGrantee:
 		if e.Problem == wallet.Conflict {
 			return "drop --to, or drop --role and --issuer"
@@ -238,7 +249,7 @@ func inputHint(e *wallet.InputError) string {
 			return "add --emergency, or name a grant"
 		}
 		return "pass --patient ID (or a contact name)"
-	case wallet.FieldGrant, wallet.FieldFrom:
+	case wallet.FieldGrant:
 		switch e.Problem {
 		case wallet.Conflict:
 			return "an emergency import takes --patient ID --reason TEXT, and no GRANT_ID or --from"
@@ -246,11 +257,11 @@ func inputHint(e *wallet.InputError) string {
 			return "pass GRANT_ID or --from CONTACT"
 		case wallet.Rejected:
 			return "revoke and rotate in one step with 'medwallet revoke " + e.Value + " --rotate'"
+		case wallet.Malformed:
+			return listHint(wallet.KindGrant)
 		}
 	case wallet.FieldOutcome:
 		return "pass --ok or --dispute"
-	case wallet.FieldPrefix:
-		return listHint(wallet.Kind(e.Value))
 	}
 	return ""
 }

@@ -70,10 +70,10 @@ func TestDescribeKeepsContext(t *testing.T) {
 	err := fmt.Errorf("record 0123 is stored on peers but not yet published: %w",
 		&wallet.NetworkError{Op: wallet.OpPublish, Err: errors.New("stream reset")})
 	msg, hint, detail := describe(err)
-	if msg != "record 0123 is stored on peers but not yet published: the connection to the peers broke while publishing to the network" {
+	if msg != "record 0123 is stored on peers but not yet published: no peer took the update to your ledger" {
 		t.Errorf("message %q", msg)
 	}
-	if hint != "retry with 'medwallet sync'" || !strings.Contains(detail, "stream reset") {
+	if !strings.HasSuffix(hint, "retry with 'medwallet sync'") || !strings.Contains(detail, "stream reset") {
 		t.Errorf("hint %q detail %q", hint, detail)
 	}
 }
@@ -91,6 +91,32 @@ func TestQuoteArg(t *testing.T) {
 	for in, want := range map[string]string{"Bob": "Bob", "Dr Bob": `"Dr Bob"`, `O'Neil "Jr"`: `"O'Neil \"Jr\""`} {
 		if got := quoteArg(in); got != want {
 			t.Errorf("quoteArg(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+// TestDescribePeers: the peer counts read as words, with the hint that fits.
+func TestDescribePeers(t *testing.T) {
+	for _, c := range []struct {
+		err       *wallet.PeersError
+		msg, hint string
+	}{
+		{&wallet.PeersError{Answered: 0, Configured: 6, Needed: 4, K: 3},
+			"none of the 6 peers in the network answered; storing this record needs at least 4, so that it can still be rebuilt after losing one",
+			"check the peers with 'medwallet peers' and start the ones that are down, or lower --k"},
+		{&wallet.PeersError{Answered: 2, Configured: 6, Needed: 4, K: 3},
+			"only 2 of the 6 peers in the network answered; storing this record needs at least 4, so that it can still be rebuilt after losing one",
+			"check the peers with 'medwallet peers' and start the ones that are down, or lower --k"},
+		{&wallet.PeersError{Answered: 2, Configured: 2, Needed: 4, K: 3},
+			"the network has only 2 peer(s), and all answered; storing this record needs at least 4, so that it can still be rebuilt after losing one",
+			"add peers to the network file, or lower --k"},
+		{&wallet.PeersError{Answered: 0, Configured: 1, Needed: 1},
+			"the one peer in the network did not answer; at least 1 must",
+			"are the peers running? check with 'medwallet peers'"},
+	} {
+		msg, hint, detail := describe(c.err)
+		if msg != c.msg || hint != c.hint || detail != c.err.Error() {
+			t.Errorf("%v:\n got %q %q %q\nwant %q %q", c.err, msg, hint, detail, c.msg, c.hint)
 		}
 	}
 }

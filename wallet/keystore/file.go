@@ -13,9 +13,10 @@ import (
 	"sync"
 
 	"github.com/99designs/keyring"
-	"github.com/medwallet/medwallet/internal/fsutil"
 
 	"golang.org/x/crypto/scrypt"
+
+	"github.com/medwallet/medwallet/internal/fsutil"
 )
 
 const (
