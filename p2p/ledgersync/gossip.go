@@ -51,17 +51,13 @@ type GossipService struct {
 // asked to sync with a peer whose gossip shows a gap and with every new
 // mesh peer. WithMaxMessageSize and WithLogger apply. The service owns its
 // gossipsub instance, so h must not run another one.
-func NewGossipService(h host.Host, in *Ingest, sync Syncer, opts ...Option) (*GossipService, error) {
-	return newGossipService(context.Background(), h, in, sync, opts)
-}
-
-func newGossipService(ctx context.Context, h host.Host, in *Ingest, sync Syncer, opts []Option) (_ *GossipService, err error) {
+func NewGossipService(h host.Host, in *Ingest, sync Syncer, opts ...Option) (_ *GossipService, err error) {
 	cfg, err := newConfig(opts)
 	if err != nil {
 		return nil, err
 	}
 	s := &GossipService{
-		h: h, in: in, cfg: cfg, log: in.log, life: newLife(ctx), sync: sync,
+		h: h, in: in, cfg: cfg, log: in.log, life: newLife(cfg.parent), sync: sync,
 		psCancel: func() {},
 		pubQ:     make(chan *consent.Entry, pubQueue),
 		mesh:     make(map[peer.ID]bool),
@@ -72,7 +68,7 @@ func newGossipService(ctx context.Context, h host.Host, in *Ingest, sync Syncer,
 		}
 	}()
 	// gossipsub gets a context of its own, ended after the topic is left.
-	psCtx, psCancel := context.WithCancel(ctx)
+	psCtx, psCancel := context.WithCancel(cfg.parent)
 	s.psCancel = psCancel
 	s.ps, err = pubsub.NewGossipSub(psCtx, s.h,
 		// Entries carry their author's signature; the envelope carries none

@@ -1,7 +1,6 @@
 package ledgersync
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -36,16 +35,12 @@ type Ingest struct {
 // NewIngest returns the Ingest of l; WithMaxMessageSize and WithLogger
 // apply. Close stops the delivery of OnAccepted calls.
 func NewIngest(l *consent.Ledger, opts ...Option) (*Ingest, error) {
-	return newIngest(context.Background(), l, opts)
-}
-
-func newIngest(ctx context.Context, l *consent.Ledger, opts []Option) (*Ingest, error) {
 	cfg, err := newConfig(opts)
 	if err != nil {
 		return nil, err
 	}
 	in := &Ingest{
-		l: l, cfg: cfg, log: cfg.logger.With("svc", "ledgersync"), life: newLife(ctx),
+		l: l, cfg: cfg, log: cfg.logger.With("svc", "ledgersync"), life: newLife(cfg.parent),
 		hooks:    make(map[uint64]func(*consent.Entry)),
 		eventSig: make(chan struct{}, 1),
 	}

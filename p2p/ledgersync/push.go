@@ -41,15 +41,11 @@ type PushService struct {
 // NewPushService registers the PushID handler on h for in's ledger; pub,
 // if not nil, gossips every entry a push added. WithMaxMessageSize applies.
 func NewPushService(h host.Host, in *Ingest, pub Republisher, opts ...Option) (*PushService, error) {
-	return newPushService(context.Background(), h, in, pub, opts)
-}
-
-func newPushService(ctx context.Context, h host.Host, in *Ingest, pub Republisher, opts []Option) (*PushService, error) {
 	cfg, err := newConfig(opts)
 	if err != nil {
 		return nil, err
 	}
-	s := &PushService{h: h, in: in, cfg: cfg, log: in.log, life: newLife(ctx), pub: pub}
+	s := &PushService{h: h, in: in, cfg: cfg, log: in.log, life: newLife(cfg.parent), pub: pub}
 	h.SetStreamHandler(PushID, s.handlePush)
 	return s, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -35,6 +36,7 @@ const (
 )
 
 type config struct {
+	parent       context.Context // bounds every service's life (New's ctx)
 	syncInterval time.Duration
 	maxMsgSize   int
 	timeout      time.Duration
@@ -84,6 +86,7 @@ func WithLogger(l *slog.Logger) Option {
 // newConfig applies opts to the defaults.
 func newConfig(opts []Option) (config, error) {
 	cfg := config{
+		parent:       context.Background(),
 		syncInterval: DefaultSyncInterval,
 		maxMsgSize:   consent.MaxEntrySize,
 		timeout:      DefaultStreamTimeout,
@@ -95,6 +98,14 @@ func newConfig(opts []Option) (config, error) {
 		}
 	}
 	return cfg, nil
+}
+
+// withParent makes ctx bound the service's life, as Close does.
+func withParent(ctx context.Context) Option {
+	return func(c *config) error {
+		c.parent = ctx
+		return nil
+	}
 }
 
 // Service runs the three parts for the peer daemon on one ledger: an
@@ -114,25 +125,25 @@ type Service struct {
 // with the entry validator, registers the SyncID and PushID handlers, and
 // syncs with every peer that speaks SyncID as it is identified.
 func New(ctx context.Context, h host.Host, l *consent.Ledger, opts ...Option) (_ *Service, err error) {
+	opts = append(slices.Clip(opts), withParent(ctx))
 	s := &Service{}
 	defer func() {
 		if err != nil {
 			s.Close()
 		}
 	}()
-	if s.Ingest, err = newIngest(ctx, l, opts); err != nil {
+	if s.Ingest, err = NewIngest(l, opts...); err != nil {
 		return nil, err
 	}
-	if s.SyncService, err = newSyncService(ctx, h, s.Ingest, opts); err != nil {
+	if s.SyncService, err = NewSyncService(h, s.Ingest, opts...); err != nil {
 		return nil, err
 	}
-	if s.GossipService, err = newGossipService(ctx, h, s.Ingest, s.SyncService, opts); err != nil {
+	if s.GossipService, err = NewGossipService(h, s.Ingest, s.SyncService, opts...); err != nil {
 		return nil, err
 	}
-	if s.PushService, err = newPushService(ctx, h, s.Ingest, s.GossipService, opts); err != nil {
+	if s.PushService, err = NewPushService(h, s.Ingest, s.GossipService, opts...); err != nil {
 		return nil, err
 	}
-	s.SyncService.syncConnected()
 	return s, nil
 }
 

@@ -49,21 +49,12 @@ type SyncService struct {
 // starts syncing with the peers h is and will be connected to;
 // WithSyncInterval applies.
 func NewSyncService(h host.Host, in *Ingest, opts ...Option) (*SyncService, error) {
-	s, err := newSyncService(context.Background(), h, in, opts)
-	if err != nil {
-		return nil, err
-	}
-	s.syncConnected()
-	return s, nil
-}
-
-func newSyncService(ctx context.Context, h host.Host, in *Ingest, opts []Option) (*SyncService, error) {
 	cfg, err := newConfig(opts)
 	if err != nil {
 		return nil, err
 	}
 	s := &SyncService{
-		h: h, in: in, cfg: cfg, log: in.log, life: newLife(ctx),
+		h: h, in: in, cfg: cfg, log: in.log, life: newLife(cfg.parent),
 		syncQ:  make(chan peer.ID, syncQueue),
 		queued: make(map[peer.ID]bool),
 	}
@@ -82,6 +73,7 @@ func newSyncService(ctx context.Context, h host.Host, in *Ingest, opts []Option)
 	if cfg.syncInterval > 0 {
 		s.life.goroutine(s.periodicSync)
 	}
+	s.syncConnected()
 	return s, nil
 }
 
