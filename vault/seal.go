@@ -48,7 +48,7 @@ const stripesInFlight = 4
 // store. It returns the manifest (not yet signed or encrypted; see
 // Manifest.Encrypt). Memory use is bounded by a few stripes whatever the
 // size of r. On error, shares already stored are deleted (best effort).
-func Seal(ctx context.Context, r io.Reader, store ShareStore, opts SealOptions) (*Manifest, error) {
+func Seal(ctx context.Context, r io.Reader, store ShareSink, opts SealOptions) (*Manifest, error) {
 	p, err := opts.Params.normalized()
 	if err != nil {
 		return nil, err
@@ -135,7 +135,7 @@ func Seal(ctx context.Context, r io.Reader, store ShareStore, opts SealOptions) 
 	return m, nil
 }
 
-func cleanupShares(ids []ShareID, store ShareStore) {
+func cleanupShares(ids []ShareID, store ShareSink) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for _, id := range ids {
@@ -197,7 +197,7 @@ type stripeWriter struct {
 	hashes  [][]Hash
 }
 
-func newStripeWriter(ctx context.Context, rid RecordID, p Params, enc reedsolomon.Encoder, store ShareStore) *stripeWriter {
+func newStripeWriter(ctx context.Context, rid RecordID, p Params, enc reedsolomon.Encoder, store ShareSink) *stripeWriter {
 	block := p.StripeSize / p.K
 	sw := &stripeWriter{
 		ctx:    ctx,

@@ -87,6 +87,16 @@ type ShareStore interface {
 	Delete(ctx context.Context, id ShareID) error
 }
 
+// ShareSink is where Seal writes a record's shares: every ShareStore is
+// one. A sink's Put may accept only shares that Seal wrote, and read the
+// share header to place them (the network sink of p2p/client puts each
+// share of a record on a different peer); Delete removes what a failed
+// Seal stored.
+type ShareSink interface {
+	Put(ctx context.Context, r io.Reader) (ShareID, error)
+	Delete(ctx context.Context, id ShareID) error
+}
+
 // ShareGetter is the read side of a ShareStore, all that Open needs.
 type ShareGetter interface {
 	Get(ctx context.Context, id ShareID) (io.ReadCloser, error)

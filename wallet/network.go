@@ -5,25 +5,29 @@ package wallet
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 
 	"github.com/medwallet/medwallet/p2p/client"
-	"github.com/medwallet/medwallet/p2p/devnet"
+	"github.com/medwallet/medwallet/p2p/netfile"
 )
 
 // ErrNoNetwork reports a wallet without a network file.
 var ErrNoNetwork = errors.New("no network configured")
 
-// NetworkPath is the network file the wallet reads.
-func (w *Wallet) NetworkPath() string {
-	if w.cfg.Network != "" {
-		return w.cfg.Network
+// NetworkPath is the network file cfg names: Network, else Home/network.json.
+func (c Config) NetworkPath() string {
+	if c.Network != "" {
+		return c.Network
 	}
-	return filepath.Join(w.cfg.Home, devnet.NetworkFile)
+	return filepath.Join(c.Home, netfile.Name)
 }
+
+// NetworkPath is the network file the wallet reads.
+func (w *Wallet) NetworkPath() string { return w.cfg.NetworkPath() }
 
 // HasNetwork reports whether a network file exists.
 func (w *Wallet) HasNetwork() bool {
@@ -34,7 +38,7 @@ func (w *Wallet) HasNetwork() bool {
 // Dial connects to the peers of the network file with the wallet's identity
 // key, so that peers see the wallet's own ID on every stream.
 func (w *Wallet) Dial(ctx context.Context) (*client.Client, error) {
-	n, err := devnet.ReadNetwork(w.NetworkPath())
+	n, err := netfile.Read(w.NetworkPath())
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("%w: %s does not exist", ErrNoNetwork, w.NetworkPath())
 	}
@@ -54,4 +58,24 @@ func (w *Wallet) Dial(ctx context.Context) (*client.Client, error) {
 		return nil, &PeersError{Answered: len(c.Reachable()), Configured: c.Configured(), Needed: 1}
 	}
 	return c, nil
+}
+
+// CheckPeers dials every peer of cfg's network file and pings it. It uses
+// a throw-away key, so it needs no wallet and no keyring, and reveals
+// nothing about the wallet to the peers.
+func CheckPeers(ctx context.Context, cfg Config) ([]client.PeerHealth, error) {
+	n, err := netfile.Read(cfg.NetworkPath())
+	if err != nil {
+		return nil, fmt.Errorf("reading the network file: %w", err)
+	}
+	_, key, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		return nil, err
+	}
+	c, err := client.Dial(ctx, key, n.Peers)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	return c.Health(ctx), nil
 }

@@ -1,14 +1,16 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/medwallet/medwallet/internal/fsutil"
 	"github.com/medwallet/medwallet/p2p/peer"
 )
 
@@ -36,7 +38,7 @@ on the same --data keeps its identity and everything it stored.`,
 		Example: `  medwallet peer --data /var/lib/medwallet-peer --listen /ip4/0.0.0.0/tcp/4001 --listen /ip4/0.0.0.0/udp/4001/quic-v1
   medwallet peer --data ./p2 --bootstrap /ip4/10.0.0.5/tcp/4001/p2p/12D3KooW...`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runPeer(cmd, o, g) },
+		RunE: func(cmd *cobra.Command, _ []string) error { return runPeer(cmd.Context(), o, g) },
 	}
 	f := cmd.Flags()
 	f.StringArrayVar(&o.listen, "listen", nil, "multiaddr to listen on (repeatable; default all interfaces, TCP and QUIC, random ports)")
@@ -56,7 +58,7 @@ type peerJSON struct {
 	Data  string   `json:"data"`
 }
 
-func runPeer(cmd *cobra.Command, o peerOptions, g *globalOptions) error {
+func runPeer(ctx context.Context, o peerOptions, g *globalOptions) error {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
 		return usageError{fmt.Errorf("bad --log-level %q", o.logLevel)}
@@ -65,7 +67,7 @@ func runPeer(cmd *cobra.Command, o peerOptions, g *globalOptions) error {
 		o.data = filepath.Join(g.home, "peer")
 	}
 	log := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: level}))
-	p, err := peer.Start(cmd.Context(), peer.Config{
+	p, err := peer.Start(ctx, peer.Config{
 		DataDir: o.data, Listen: o.listen, Bootstrap: o.bootstrap, MDNS: o.mdns, DHT: o.dht, Logger: log,
 	})
 	if err != nil {
@@ -74,7 +76,7 @@ func runPeer(cmd *cobra.Command, o peerOptions, g *globalOptions) error {
 	defer p.Close()
 	addrs := p.Addrs()
 	if o.addrFile != "" {
-		if err := writeLines(o.addrFile, addrs); err != nil {
+		if err := fsutil.WriteFileAtomic(o.addrFile, []byte(strings.Join(addrs, "\n")+"\n"), 0o600); err != nil {
 			return err
 		}
 	}
@@ -85,23 +87,7 @@ func runPeer(cmd *cobra.Command, o peerOptions, g *globalOptions) error {
 	}); err != nil {
 		return err
 	}
-	<-cmd.Context().Done()
+	<-ctx.Done()
 	log.Info("shutting down")
 	return p.Close()
-}
-
-// writeLines writes lines to path atomically.
-func writeLines(path string, lines []string) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	for _, l := range lines {
-		fmt.Fprintln(f, l)
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }

@@ -1,20 +1,23 @@
 package main
 
 import (
-	"crypto/ed25519"
+	"context"
 	"fmt"
 	"io"
-	"path/filepath"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/medwallet/medwallet/p2p/client"
-	"github.com/medwallet/medwallet/p2p/devnet"
+	"github.com/medwallet/medwallet/wallet"
 )
 
+// peersOptions are the flags of `medwallet peers` (it has none of its own).
+type peersOptions struct{}
+
 func newPeersCommand(g *globalOptions) *cobra.Command {
+	var o peersOptions
 	return &cobra.Command{
 		Use:   "peers",
 		Short: "Show the configured peers and whether they answer",
@@ -22,30 +25,15 @@ func newPeersCommand(g *globalOptions) *cobra.Command {
 key, so it needs no keyring and reveals nothing about the wallet.`,
 		Example: "  medwallet peers --json",
 		Args:    cobra.NoArgs,
-		RunE:    func(cmd *cobra.Command, _ []string) error { return runPeers(cmd, g) },
+		RunE:    func(cmd *cobra.Command, _ []string) error { return runPeers(cmd.Context(), o, g) },
 	}
 }
 
-func runPeers(cmd *cobra.Command, g *globalOptions) error {
-	path := g.network
-	if path == "" {
-		path = filepath.Join(g.home, devnet.NetworkFile)
-	}
-	n, err := devnet.ReadNetwork(path)
+func runPeers(ctx context.Context, _ peersOptions, g *globalOptions) error {
+	hs, err := wallet.CheckPeers(ctx, g.config())
 	if err != nil {
-		return withHint(fmt.Errorf("reading the network file: %w", err),
-			"start a network with 'medwallet devnet' and set $MEDWALLET_NETWORK")
+		return withHint(err, "start a network with 'medwallet devnet' and set $MEDWALLET_NETWORK")
 	}
-	_, key, err := ed25519.GenerateKey(nil)
-	if err != nil {
-		return err
-	}
-	c, err := client.Dial(cmd.Context(), key, n.Peers)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	hs := c.Health(cmd.Context())
 	up := 0
 	for _, h := range hs {
 		if h.Reachable {

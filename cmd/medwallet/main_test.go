@@ -16,7 +16,7 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/medwallet/medwallet/p2p/devnet"
+	"github.com/medwallet/medwallet/p2p/netfile"
 )
 
 func TestMain(m *testing.M) {
@@ -127,7 +127,7 @@ func cmdMkNet(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) < 2 {
 		ts.Fatalf("usage: mknet OUT ADDRFILE...")
 	}
-	var n devnet.Network
+	var n netfile.Network
 	for _, f := range args[1:] {
 		b, err := os.ReadFile(ts.MkAbs(f))
 		ts.Check(err)
@@ -138,7 +138,7 @@ func cmdMkNet(ts *testscript.TestScript, neg bool, args []string) {
 			}
 		}
 	}
-	ts.Check(devnet.WriteNetwork(ts.MkAbs(args[0]), n))
+	ts.Check(netfile.Write(ts.MkAbs(args[0]), n))
 }
 
 // cmdCorruptShare flips one byte in the first stored chunk of a stopped

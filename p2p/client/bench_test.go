@@ -90,7 +90,7 @@ func BenchmarkNetworkAddImport(b *testing.B) {
 	b.Run("add", func(b *testing.B) {
 		b.SetBytes(benchSize)
 		for b.Loop() {
-			m, err = vault.Seal(ctx, newPRNG(benchSize), patient.ShareStore(), vault.SealOptions{
+			m, err = vault.Seal(ctx, newPRNG(benchSize), patient.ShareSink(), vault.SealOptions{
 				Params: vault.Params{K: 4, N: 6}, Owner: pk.Public().(ed25519.PublicKey)})
 			if err != nil {
 				b.Fatal(err)

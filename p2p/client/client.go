@@ -29,8 +29,8 @@ import (
 	"github.com/medwallet/medwallet/consent"
 	"github.com/medwallet/medwallet/p2p/ledgersync"
 	"github.com/medwallet/medwallet/p2p/manifests"
+	"github.com/medwallet/medwallet/p2p/netfile"
 	"github.com/medwallet/medwallet/p2p/node"
-	p2ppeer "github.com/medwallet/medwallet/p2p/peer"
 	"github.com/medwallet/medwallet/p2p/shares"
 	"github.com/medwallet/medwallet/vault"
 )
@@ -53,7 +53,7 @@ type Client struct {
 // Dial connects to the configured peers (full multiaddrs) in parallel and
 // keeps those that answer.
 func Dial(ctx context.Context, key ed25519.PrivateKey, peers []string) (*Client, error) {
-	ais, err := p2ppeer.ParseAddrs(peers)
+	ais, err := netfile.ParseAddrs(peers)
 	if err != nil {
 		return nil, err
 	}
@@ -153,29 +153,38 @@ func (c *Client) rank(key string) []peer.ID {
 	return out
 }
 
-// ShareStore is a vault.ShareStore over the reachable peers for the
-// user's records. A Put reads the share header to learn the record, then
-// streams the share to the next peer, in the record's rendezvous order,
-// that holds no share of that record yet, so a record's shares land on
-// distinct peers.
-func (c *Client) ShareStore() vault.ShareStore {
-	return &recordStore{c: c, used: map[string]map[peer.ID]bool{}}
-}
+// ShareSink is where vault.Seal puts the user's records on the network. A
+// Put reads the share header to learn the record, then streams the share to
+// the next peer, in the record's rendezvous order, that holds no share of
+// that record yet, so a record's shares land on distinct peers. Delete
+// removes a share from every reachable peer that holds it.
+//
+// It is a sink, not a vault.ShareStore: Put takes only the shares Seal
+// writes (peers refuse a share whose header does not name its record), and
+// reading goes through consent, with a Getter or a RecordStore.
+func (c *Client) ShareSink() vault.ShareSink { return c.newSink() }
 
-type recordStore struct {
-	c      *Client
-	access *Access
-	mu     sync.Mutex
-	used   map[string]map[peer.ID]bool
-}
-
-// RecordStore is ShareStore for one record whose Get reads through consent
-// with access (for the owner: Owner and Requester are the same).
+// RecordStore is a ShareSink that also reads: Get fetches a share through
+// consent with access (for the owner: Owner and Requester are the same),
+// and Has asks the reachable peers. Like the sink, its Put takes only
+// shares Seal writes, so it does not pass vault/storetest; it has the
+// shape of a vault.ShareStore so that the wallet's use cases run on it
+// and on a local store alike.
 func (c *Client) RecordStore(access Access) vault.ShareStore {
-	return &recordStore{c: c, access: &access, used: map[string]map[peer.ID]bool{}}
+	return &recordStore{shareSink: c.newSink(), access: access}
 }
 
-func (s *recordStore) next(record string) (peer.ID, bool) {
+type shareSink struct {
+	c    *Client
+	mu   sync.Mutex
+	used map[string]map[peer.ID]bool
+}
+
+func (c *Client) newSink() *shareSink {
+	return &shareSink{c: c, used: map[string]map[peer.ID]bool{}}
+}
+
+func (s *shareSink) next(record string) (peer.ID, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	used := s.used[record]
@@ -195,7 +204,7 @@ func (s *recordStore) next(record string) (peer.ID, bool) {
 // Put streams r to one peer. A put that fails cannot be retried elsewhere
 // without buffering the share, so it fails; Seal then fails the record and
 // removes what it stored.
-func (s *recordStore) Put(ctx context.Context, r io.Reader) (vault.ShareID, error) {
+func (s *shareSink) Put(ctx context.Context, r io.Reader) (vault.ShareID, error) {
 	hdr := make([]byte, vault.ShareHeaderSize)
 	if _, err := io.ReadFull(r, hdr); err != nil {
 		return vault.ShareID{}, fmt.Errorf("reading the share header: %w", err)
@@ -211,21 +220,8 @@ func (s *recordStore) Put(ctx context.Context, r io.Reader) (vault.ShareID, erro
 	return shares.Put(ctx, s.c.h, p, rid.String(), io.MultiReader(bytes.NewReader(hdr), r))
 }
 
-// Get reads a share through consent with the store's access, if it has one.
-func (s *recordStore) Get(ctx context.Context, id vault.ShareID) (io.ReadCloser, error) {
-	if s.access == nil {
-		return nil, errors.New("client: this store cannot read shares: use Client.RecordStore or Client.Getter")
-	}
-	return s.c.Getter(*s.access).Get(ctx, id)
-}
-
-// Has reports whether any reachable peer holds the share.
-func (s *recordStore) Has(ctx context.Context, id vault.ShareID) (bool, error) {
-	return len(s.c.Holders(ctx, id)) > 0, nil
-}
-
 // Delete removes the share from every reachable peer that holds it.
-func (s *recordStore) Delete(ctx context.Context, id vault.ShareID) error {
+func (s *shareSink) Delete(ctx context.Context, id vault.ShareID) error {
 	var errs []error
 	for _, p := range s.c.Holders(ctx, id) {
 		if err := shares.Delete(ctx, s.c.h, p, id); err != nil {
@@ -233,6 +229,21 @@ func (s *recordStore) Delete(ctx context.Context, id vault.ShareID) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+type recordStore struct {
+	*shareSink
+	access Access
+}
+
+// Get reads a share through consent with the store's access.
+func (s *recordStore) Get(ctx context.Context, id vault.ShareID) (io.ReadCloser, error) {
+	return s.c.Getter(s.access).Get(ctx, id)
+}
+
+// Has reports whether any reachable peer holds the share.
+func (s *recordStore) Has(ctx context.Context, id vault.ShareID) (bool, error) {
+	return len(s.c.Holders(ctx, id)) > 0, nil
 }
 
 // eachPeer runs fn for every reachable peer concurrently and waits for all.

@@ -59,7 +59,7 @@ func TestSealGrantFetchAcrossPeers(t *testing.T) {
 
 	data := make([]byte, 5<<20+123)
 	rand.Read(data)
-	m, err := vault.Seal(ctx, bytes.NewReader(data), patient.c.ShareStore(), vault.SealOptions{
+	m, err := vault.Seal(ctx, bytes.NewReader(data), patient.c.ShareSink(), vault.SealOptions{
 		Params: vault.Params{K: 4, N: 6, StripeSize: 1 << 20}, Owner: patient.key.Public().(ed25519.PublicKey)})
 	if err != nil {
 		t.Fatal(err)
@@ -155,7 +155,7 @@ func TestRevocationStopsEveryPeer(t *testing.T) {
 	patient, clinician := newActor(t, d), newActor(t, d)
 	data := make([]byte, 64<<10)
 	rand.Read(data)
-	m, err := vault.Seal(ctx, bytes.NewReader(data), patient.c.ShareStore(), vault.SealOptions{
+	m, err := vault.Seal(ctx, bytes.NewReader(data), patient.c.ShareSink(), vault.SealOptions{
 		Params: vault.Params{K: 3, N: 5}, Owner: patient.key.Public().(ed25519.PublicKey)})
 	if err != nil {
 		t.Fatal(err)

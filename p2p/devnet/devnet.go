@@ -1,12 +1,11 @@
 // Package devnet runs a whole medwallet network on loopback in one
 // process, so that one machine can try everything: N peers, each with its
 // own data directory, bootstrapped to one another, and a network file that
-// light clients (the CLI) read to find them.
+// light clients (the CLI) read to find them (see package netfile).
 package devnet
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,45 +13,10 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/medwallet/medwallet/p2p/netfile"
 	"github.com/medwallet/medwallet/p2p/node"
 	"github.com/medwallet/medwallet/p2p/peer"
 )
-
-// NetworkFile is the name of the file that lists a network's peers.
-const NetworkFile = "network.json"
-
-// Network is the JSON file the CLI reads to find peers.
-type Network struct {
-	Version int      `json:"version"`
-	Peers   []string `json:"peers"`
-}
-
-// ReadNetwork reads a network file.
-func ReadNetwork(path string) (Network, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return Network{}, err
-	}
-	var n Network
-	if err := json.Unmarshal(b, &n); err != nil || n.Version != 1 {
-		return Network{}, fmt.Errorf("%s is not a medwallet network file", path)
-	}
-	if _, err := peer.ParseAddrs(n.Peers); err != nil {
-		return Network{}, fmt.Errorf("%s: %w", path, err)
-	}
-	return n, nil
-}
-
-// WriteNetwork writes a network file (mode 0600).
-func WriteNetwork(path string, n Network) error {
-	n.Version = 1
-	b, _ := json.MarshalIndent(n, "", "  ")
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
-}
 
 // Devnet is a running local network.
 type Devnet struct {
@@ -99,7 +63,7 @@ func Start(ctx context.Context, o Options) (*Devnet, error) {
 		d.Peers = append(d.Peers, p)
 		boot = append(boot, p.TCPAddr())
 	}
-	if err := WriteNetwork(d.NetworkPath(), Network{Peers: d.Addrs()}); err != nil {
+	if err := netfile.Write(d.NetworkPath(), netfile.Network{Peers: d.Addrs()}); err != nil {
 		d.Close()
 		return nil, err
 	}
@@ -116,7 +80,7 @@ func (d *Devnet) Addrs() []string {
 }
 
 // NetworkPath is the devnet's network file.
-func (d *Devnet) NetworkPath() string { return filepath.Join(d.Dir, NetworkFile) }
+func (d *Devnet) NetworkPath() string { return filepath.Join(d.Dir, netfile.Name) }
 
 // Close stops every peer.
 func (d *Devnet) Close() error {

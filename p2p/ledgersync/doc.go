@@ -56,8 +56,8 @@
 // was told. To catch forks, a peer behind on a feed fetches from its own
 // head (not after it), and one that is ahead or level checks the other
 // side's head hash: a conflicting entry is ingested, which records the
-// equivocation. Each request and answer has its own deadline
-// (WithStreamTimeout); an oversized or undecodable frame resets the stream.
+// equivocation. Each request and answer has its own deadline (20 s); an
+// oversized or undecodable frame resets the stream.
 //
 // # Push: protocol "/medwallet/ledger-push/1.0.0"
 //
@@ -68,6 +68,16 @@
 // 1 accepted (and gossiped), 2 already held, 3 pending (predecessor
 // missing), 4 rejected with a reason of at most 256 bytes.
 //
-// Light clients use the package functions Push and Pull; peers run a
-// Service.
+// # Services
+//
+// Each part is one small service over an Ingest (the ledger, the checks
+// every received entry passes, the counters and the OnAccepted hooks):
+//
+//	GossipService  NewGossipService  topic GossipTopic   Publish
+//	SyncService    NewSyncService    protocol SyncID     SyncWith; client: Pull
+//	PushService    NewPushService    protocol PushID     client: Push
+//
+// Gossip asks the sync service to pull from a peer whose gossip shows a
+// gap, and push hands what it took in to gossip. Light clients use the
+// package functions Push and Pull; the peer daemon runs all three with New.
 package ledgersync

@@ -2,121 +2,205 @@ package ledgersync
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"log/slog"
+	"sync"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	pb "github.com/libp2p/go-libp2p-pubsub/pb"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/medwallet/medwallet/consent"
 )
 
-// outcome is what ingesting one received entry did.
-type outcome uint8
+// GossipTopic is the one gossipsub topic every peer joins. It carries no
+// ID of any kind: which feeds a peer follows is itself health information.
+const GossipTopic = "/medwallet/ledger/1"
 
-const (
-	outAccepted  outcome = iota // joined its feed (maybe releasing pending ones)
-	outDuplicate                // already in its feed
-	outPending                  // predecessor missing: held by the ledger until it comes
-	outConflict                 // a different entry holds its place: equivocation, recorded
-	outBadChain                 // comes next but does not link to the head held here
-	outInvalid                  // malformed, unknown kind, bad signature, too large
-	outInternal                 // the store failed
-)
-
-type result struct {
-	out outcome
-	acc []*consent.Entry // entries that joined a feed, e first if it did
-	err error
+// Syncer is asked for a pull sync with a peer that gossip shows this peer
+// is behind: *SyncService is one.
+type Syncer interface {
+	RequestSync(p peer.ID)
 }
 
-func (r result) reason() string {
-	switch r.out {
-	case outAccepted:
-		return "accepted"
-	case outDuplicate:
-		return "already held"
-	case outPending:
-		return "waiting for a missing predecessor"
-	case outConflict:
-		return "equivocation: another entry holds this author and seq"
-	}
-	if r.err != nil {
-		return r.err.Error()
-	}
-	return "refused"
+// GossipService runs gossipsub on GossipTopic for a ledger: the topic
+// validator ingests what peers gossip, and Publish and Republish gossip
+// this peer's entries and those it took in by push or released from
+// pending.
+type GossipService struct {
+	h    host.Host
+	in   *Ingest
+	cfg  config
+	log  *slog.Logger
+	life *life
+	sync Syncer // may be nil
+
+	psCancel context.CancelFunc // gossipsub's context; cancelled last by Close
+	ps       *pubsub.PubSub
+	topic    *pubsub.Topic
+	relay    pubsub.RelayCancelFunc
+	pubQ     chan *consent.Entry
+
+	meshMu sync.Mutex
+	mesh   map[peer.ID]bool // the topic's mesh, as meshTracer sees it
 }
 
-// accept ingests e, a decoded and verified entry, into the ledger and says
-// what happened. Entries that joined a feed are queued for the hooks.
-func (s *Service) accept(e *consent.Entry) result {
-	h := e.Hash()
-	s.ingestMu.Lock()
-	defer s.ingestMu.Unlock()
-	var head consent.Head
-	var known bool
-	s.l.View(func(v *consent.View) {
-		head = v.Head(e.Author)
-		_, known = v.Entry(h)
-	})
-	switch {
-	case known && e.Seq <= head.Seq:
-		s.n.duplicates.Add(1)
-		return result{out: outDuplicate}
-	case known:
-		s.n.pending.Add(1)
-		return result{out: outPending}
-	case e.Seq == head.Seq+1 && e.Prev != head.Hash:
-		s.n.rejected.Add(1)
-		return result{out: outBadChain, err: &consent.ChainError{Author: e.Author, Seq: e.Seq, Want: head.Hash, Got: e.Prev}}
-	case e.Seq == head.Seq+1 && e.Time < head.Time:
-		s.n.rejected.Add(1)
-		return result{out: outBadChain, err: &consent.EntryError{Author: e.Author, Seq: e.Seq, Err: consent.ErrTimeBackwards}}
-	}
-	acc, err := s.l.Ingest(e)
-	s.queueEvents(acc)
-	s.n.accepted.Add(uint64(len(acc)))
-	var eq *consent.EquivocationError
-	switch {
-	case errors.As(err, &eq):
-		s.n.conflicts.Add(1)
-		s.log.Warn("equivocation", "author", e.Author.Short(), "seq", e.Seq)
-		return result{out: outConflict, err: err}
-	case err != nil && len(acc) > 0:
-		s.log.Error("ledger store failed", "entry", entryName(e), "err", err)
-		return result{out: outInternal, acc: acc, err: errors.New("internal error: store failed")}
-	case err != nil:
-		s.n.rejected.Add(1)
-		return result{out: outInvalid, err: err}
-	case len(acc) > 0:
-		return result{out: outAccepted, acc: acc}
-	}
-	// Nothing joined: e waits for its predecessor (or raced with another
-	// ingest of the same entry).
-	var now consent.Head
-	s.l.View(func(v *consent.View) { now = v.Head(e.Author) })
-	if now.Seq >= e.Seq {
-		s.n.duplicates.Add(1)
-		return result{out: outDuplicate}
-	}
-	s.n.pending.Add(1)
-	return result{out: outPending}
-}
-
-// decode checks a received encoding: size, strict decoding (unknown kinds
-// and malformed bodies fail here) and the author's signature.
-func (s *Service) decode(b []byte) (*consent.Entry, error) {
-	if len(b) > s.cfg.maxMsgSize {
-		return nil, fmt.Errorf("ledger entry: %w (%d bytes)", consent.ErrTooLarge, len(b))
-	}
-	e, err := consent.DecodeEntry(b)
+// NewGossipService starts gossipsub on h and joins GossipTopic with the
+// entry validator, which ingests into in's ledger; sync, if not nil, is
+// asked to sync with a peer whose gossip shows a gap and with every new
+// mesh peer. WithMaxMessageSize and WithLogger apply. The service owns its
+// gossipsub instance, so h must not run another one.
+func NewGossipService(h host.Host, in *Ingest, sync Syncer, opts ...Option) (_ *GossipService, err error) {
+	cfg, err := newConfig(opts)
 	if err != nil {
 		return nil, err
 	}
-	if err := consent.VerifyEntry(e); err != nil {
-		return nil, err
+	s := &GossipService{
+		h: h, in: in, cfg: cfg, log: in.log, life: newLife(cfg.parent), sync: sync,
+		psCancel: func() {},
+		pubQ:     make(chan *consent.Entry, pubQueue),
+		mesh:     make(map[peer.ID]bool),
 	}
-	return e, nil
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	// gossipsub gets a context of its own, ended after the topic is left.
+	psCtx, psCancel := context.WithCancel(cfg.parent)
+	s.psCancel = psCancel
+	s.ps, err = pubsub.NewGossipSub(psCtx, s.h,
+		// Entries carry their author's signature; the envelope carries none
+		// and names no originating peer (see doc.go).
+		pubsub.WithNoAuthor(),
+		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
+		pubsub.WithMessageIdFn(msgID),
+		pubsub.WithPeerOutboundQueueSize(outboundQueue),
+		pubsub.WithMaxMessageSize(s.cfg.maxMsgSize+frameOverhead),
+		pubsub.WithLogger(s.cfg.logger.With("svc", "pubsub")),
+		pubsub.WithRawTracer(meshTracer{s}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("ledgersync: start gossipsub: %w", err)
+	}
+	if err := s.ps.RegisterTopicValidator(GossipTopic, s.validate); err != nil {
+		return nil, fmt.Errorf("ledgersync: register validator: %w", err)
+	}
+	s.topic, err = s.ps.Join(GossipTopic)
+	if err != nil {
+		return nil, fmt.Errorf("ledgersync: join %s: %w", GossipTopic, err)
+	}
+	// Relay joins the mesh without a subscription: the validator ingests.
+	s.relay, err = s.topic.Relay()
+	if err != nil {
+		return nil, fmt.Errorf("ledgersync: relay %s: %w", GossipTopic, err)
+	}
+	s.life.goroutine(s.publishLoop)
+	return s, nil
+}
+
+// Close leaves the topic and stops gossipsub, once what the service was
+// publishing ended; it is safe to call twice.
+func (s *GossipService) Close() error {
+	if !s.life.close() {
+		return nil
+	}
+	// Our work first: a publish waiting for readiness holds the topic.
+	s.life.end()
+	if s.relay != nil {
+		s.relay()
+	}
+	if s.topic != nil {
+		_ = s.topic.Close()
+	}
+	if s.ps != nil {
+		_ = s.ps.UnregisterTopicValidator(GossipTopic)
+	}
+	// Cancelling its context stops gossipsub's goroutines.
+	s.psCancel()
+	return nil
+}
+
+// askSync asks the Syncer, if any, for a pull sync with p.
+func (s *GossipService) askSync(p peer.ID) {
+	if s.sync != nil {
+		s.sync.RequestSync(p)
+	}
+}
+
+// msgID is the gossip message ID: the SHA-256 of the data, which for a
+// valid message is the entry hash. The same entry published by two peers
+// is one message.
+func msgID(m *pb.Message) string {
+	h := consent.HashBytes(m.GetData())
+	return string(h[:])
+}
+
+// Publish gossips e, an entry of the local ledger (typically just made with
+// Ledger.Append). An entry the ledger does not hold yet is ingested first
+// and must join its feed. Publish waits until the topic's mesh has a peer,
+// or ctx ends; either way the entry stays in the ledger and reaches other
+// peers by sync.
+func (s *GossipService) Publish(ctx context.Context, e *consent.Entry) error {
+	if !s.life.enter() {
+		return ErrClosed
+	}
+	defer s.life.wg.Done()
+	b := e.Encode()
+	if len(b) > s.cfg.maxMsgSize {
+		return fmt.Errorf("ledgersync: publish %s: %w (%d bytes)", entryName(e), consent.ErrTooLarge, len(b))
+	}
+	if !s.in.holds(e) {
+		if err := consent.VerifyEntry(e); err != nil {
+			return fmt.Errorf("ledgersync: publish: %w", err)
+		}
+		res := s.in.accept(e)
+		if res.out != outAccepted && res.out != outDuplicate {
+			return fmt.Errorf("ledgersync: publish %s: %s", entryName(e), res.reason())
+		}
+		s.Republish(res.acc[min(1, len(res.acc)):])
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(s.life.ctx, cancel)
+	defer stop()
+	if err := s.topic.Publish(ctx, b, pubsub.WithReadiness(pubsub.MinTopicSize(1))); err != nil {
+		if s.life.ctx.Err() != nil {
+			return ErrClosed
+		}
+		return fmt.Errorf("ledgersync: publish %s: %w", entryName(e), err)
+	}
+	return nil
+}
+
+// Republish queues entries for gossip from this peer (pushed entries,
+// entries released from pending): dropped if the queue is full, since sync
+// delivers them anyway.
+func (s *GossipService) Republish(es []*consent.Entry) {
+	for _, e := range es {
+		select {
+		case s.pubQ <- e:
+		default:
+			s.log.Warn("gossip queue full; entry left to sync", "entry", entryName(e))
+		}
+	}
+}
+
+func (s *GossipService) publishLoop() {
+	for {
+		select {
+		case <-s.life.ctx.Done():
+			return
+		case e := <-s.pubQ:
+			ctx, cancel := context.WithTimeout(s.life.ctx, s.cfg.timeout)
+			err := s.topic.Publish(ctx, e.Encode(), pubsub.WithReadiness(pubsub.MinTopicSize(1)))
+			cancel()
+			if err != nil && s.life.ctx.Err() == nil {
+				s.log.Debug("gossip failed; entry left to sync", "entry", entryName(e), "err", err)
+			}
+		}
+	}
 }
 
 // validate is the topic validator. Every message is one canonical entry.
@@ -127,10 +211,10 @@ func (s *Service) decode(b []byte) (*consent.Entry, error) {
 //	        predecessor missing (held pending; a pull sync from the sender
 //	        follows), equivocation (recorded as evidence; not forwarded)
 //	accept: joined its feed here, or published by this peer
-func (s *Service) validate(_ context.Context, from peer.ID, m *pubsub.Message) pubsub.ValidationResult {
-	e, err := s.decode(m.GetData())
+func (s *GossipService) validate(_ context.Context, from peer.ID, m *pubsub.Message) pubsub.ValidationResult {
+	e, err := s.in.decode(m.GetData())
 	if err != nil {
-		s.n.rejected.Add(1)
+		s.in.n.rejected.Add(1)
 		s.log.Debug("gossip rejected", "from", shortPeer(from), "err", err)
 		return pubsub.ValidationReject
 	}
@@ -138,17 +222,17 @@ func (s *Service) validate(_ context.Context, from peer.ID, m *pubsub.Message) p
 		// Publish and republish only send entries the ledger holds.
 		return pubsub.ValidationAccept
 	}
-	res := s.accept(e)
+	res := s.in.accept(e)
 	switch res.out {
 	case outAccepted:
 		// Entries released from pending by e were ignored when they came:
 		// gossip them now so peers downstream get them without a sync.
-		s.republish(res.acc[1:])
+		s.Republish(res.acc[1:])
 		s.log.Debug("gossip accepted", "entry", entryName(e), "released", len(res.acc)-1)
 		return pubsub.ValidationAccept
 	case outPending:
 		s.log.Debug("gossip gap; syncing", "entry", entryName(e), "from", shortPeer(from))
-		s.requestSync(from)
+		s.askSync(from)
 		return pubsub.ValidationIgnore
 	case outDuplicate, outConflict, outInternal:
 		return pubsub.ValidationIgnore

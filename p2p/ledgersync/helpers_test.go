@@ -210,3 +210,10 @@ func signRaw(tb testing.TB, s consent.Signer, e *consent.Entry) *consent.Entry {
 	e.Sig = sig
 	return e
 }
+
+// meshSize is the number of peers in our mesh for the topic.
+func (s *GossipService) meshSize() int {
+	s.meshMu.Lock()
+	defer s.meshMu.Unlock()
+	return len(s.mesh)
+}

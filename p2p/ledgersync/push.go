@@ -6,14 +6,67 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/medwallet/medwallet/consent"
+	"github.com/medwallet/medwallet/p2p/wire"
 )
+
+// PushID is the light-client protocol: entries in, one ack per entry out.
+const PushID protocol.ID = "/medwallet/ledger-push/1.0.0"
+
+// Republisher gossips the entries a push brought in: *GossipService is one.
+type Republisher interface {
+	Republish(es []*consent.Entry)
+}
+
+// PushService serves PushID: light clients outside the gossip mesh push
+// entries, the service ingests each into in's ledger and acks it.
+type PushService struct {
+	h       host.Host
+	in      *Ingest
+	cfg     config
+	log     *slog.Logger
+	life    *life
+	pub     Republisher // may be nil
+	pushLim limiter
+}
+
+// NewPushService registers the PushID handler on h for in's ledger; pub,
+// if not nil, gossips every entry a push added. WithMaxMessageSize applies.
+func NewPushService(h host.Host, in *Ingest, pub Republisher, opts ...Option) (*PushService, error) {
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	s := &PushService{h: h, in: in, cfg: cfg, log: in.log, life: newLife(cfg.parent), pub: pub}
+	h.SetStreamHandler(PushID, s.handlePush)
+	return s, nil
+}
+
+// Close removes the handler, resets open streams and waits for their
+// handlers; it is safe to call twice.
+func (s *PushService) Close() error {
+	if !s.life.close() {
+		return nil
+	}
+	s.h.RemoveStreamHandler(PushID)
+	s.life.end()
+	return nil
+}
+
+// republish hands entries to the Republisher, if any.
+func (s *PushService) republish(es []*consent.Entry) {
+	if s.pub != nil && len(es) > 0 {
+		s.pub.Republish(es)
+	}
+}
 
 // AckStatus is what a peer did with one pushed entry.
 type AckStatus uint8
@@ -50,28 +103,28 @@ type Ack struct {
 
 // handlePush serves PushID: entry frames in, one ack frame out per entry,
 // until the client closes its side.
-func (s *Service) handlePush(str network.Stream) {
-	s.guard(str, &s.pushLim, s.servePush)
+func (s *PushService) handlePush(str network.Stream) {
+	s.life.guard(str, &s.pushLim, s.servePush)
 }
 
-func (s *Service) servePush(str network.Stream) {
+func (s *PushService) servePush(str network.Stream) {
 	r := bufio.NewReader(str)
 	for range maxPushLen {
 		_ = str.SetDeadline(time.Now().Add(s.cfg.timeout))
-		b, rel, err := readFrame(r, str, s.cfg.maxMsgSize)
+		b, rel, err := wire.ReadFrame(str, r, s.cfg.maxMsgSize)
 		if errors.Is(err, io.EOF) {
 			str.Close()
 			return
 		}
 		if err != nil {
 			s.log.Debug("push refused", "peer", shortPeer(str.Conn().RemotePeer()), "err", err)
-			s.n.rejected.Add(1)
+			s.in.n.rejected.Add(1)
 			str.Reset()
 			return
 		}
 		ack := s.pushOne(b)
 		rel()
-		if err := writeMsg(str, wireAck{Hash: ack.Hash, Status: uint8(ack.Status), Reason: ack.Reason}); err != nil {
+		if err := wire.Write(str, wireAck{Hash: ack.Hash, Status: uint8(ack.Status), Reason: ack.Reason}); err != nil {
 			str.Reset()
 			return
 		}
@@ -79,15 +132,15 @@ func (s *Service) servePush(str network.Stream) {
 	str.Reset()
 }
 
-func (s *Service) pushOne(b []byte) Ack {
+func (s *PushService) pushOne(b []byte) Ack {
 	ack := Ack{Hash: consent.HashBytes(b)}
-	e, err := s.decode(b)
+	e, err := s.in.decode(b)
 	if err != nil {
-		s.n.rejected.Add(1)
+		s.in.n.rejected.Add(1)
 		ack.Status, ack.Reason = AckRejected, clip(err.Error())
 		return ack
 	}
-	res := s.accept(e)
+	res := s.in.accept(e)
 	switch res.out {
 	case outAccepted:
 		ack.Status = AckAccepted
@@ -137,7 +190,7 @@ func Push(ctx context.Context, h host.Host, p peer.ID, entries []*consent.Entry)
 	werr := make(chan error, 1)
 	go func() {
 		for _, e := range entries {
-			if err := writeFrame(str, e.Encode()); err != nil {
+			if err := wire.WriteFrame(str, e.Encode()); err != nil {
 				werr <- err
 				return
 			}
@@ -163,7 +216,7 @@ func Push(ctx context.Context, h host.Host, p peer.ID, entries []*consent.Entry)
 	acks = make([]Ack, 0, len(entries))
 	for _, e := range entries {
 		var wa wireAck
-		if err := readMsg(r, str, maxAckFrame, &wa); err != nil {
+		if err := wire.Read(str, r, maxAckFrame, &wa); err != nil {
 			if ctx.Err() != nil {
 				err = ctx.Err()
 			}

@@ -6,16 +6,202 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/medwallet/medwallet/consent"
+	"github.com/medwallet/medwallet/p2p/wire"
 )
+
+// SyncID is the anti-entropy protocol: heads, then missing entries.
+const SyncID protocol.ID = "/medwallet/ledger-sync/1.0.0"
+
+// SyncService serves SyncID and pulls from peers: on every connection to
+// a peer that speaks SyncID, on request (a gossip gap, a new mesh link),
+// and periodically.
+type SyncService struct {
+	h    host.Host
+	in   *Ingest
+	cfg  config
+	log  *slog.Logger
+	life *life
+
+	evsub    event.Subscription
+	syncQ    chan peer.ID
+	syncBusy atomic.Int64 // syncs queued or running
+	queuedMu sync.Mutex
+	queued   map[peer.ID]bool
+	syncLim  limiter
+}
+
+// NewSyncService registers the SyncID handler on h for in's ledger and
+// starts syncing with the peers h is and will be connected to;
+// WithSyncInterval applies.
+func NewSyncService(h host.Host, in *Ingest, opts ...Option) (*SyncService, error) {
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	s := &SyncService{
+		h: h, in: in, cfg: cfg, log: in.log, life: newLife(cfg.parent),
+		syncQ:  make(chan peer.ID, syncQueue),
+		queued: make(map[peer.ID]bool),
+	}
+	s.evsub, err = h.EventBus().Subscribe([]any{
+		new(event.EvtPeerIdentificationCompleted),
+		new(event.EvtPeerProtocolsUpdated),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ledgersync: subscribe to peer events: %w", err)
+	}
+	h.SetStreamHandler(SyncID, s.handleSync)
+	s.life.goroutine(s.watchPeers)
+	for range syncWorkers {
+		s.life.goroutine(s.syncWorker)
+	}
+	if cfg.syncInterval > 0 {
+		s.life.goroutine(s.periodicSync)
+	}
+	s.syncConnected()
+	return s, nil
+}
+
+// syncConnected queues a sync with every connected peer that speaks SyncID.
+func (s *SyncService) syncConnected() {
+	for _, p := range s.h.Network().Peers() {
+		if s.speaksSync(p) {
+			s.RequestSync(p)
+		}
+	}
+}
+
+// Close removes the handler, resets open streams and waits for every
+// goroutine the service started; it is safe to call twice.
+func (s *SyncService) Close() error {
+	if !s.life.close() {
+		return nil
+	}
+	s.h.RemoveStreamHandler(SyncID)
+	s.life.end()
+	if s.evsub != nil {
+		_ = s.evsub.Close()
+	}
+	return nil
+}
+
+// watchPeers starts a sync with every peer identified as speaking SyncID.
+func (s *SyncService) watchPeers() {
+	for {
+		select {
+		case <-s.life.ctx.Done():
+			return
+		case ev, ok := <-s.evsub.Out():
+			if !ok {
+				return
+			}
+			switch ev := ev.(type) {
+			case event.EvtPeerIdentificationCompleted:
+				if slices.Contains(ev.Protocols, SyncID) {
+					s.RequestSync(ev.Peer)
+				}
+			case event.EvtPeerProtocolsUpdated:
+				if slices.Contains(ev.Added, SyncID) {
+					s.RequestSync(ev.Peer)
+				}
+			}
+		}
+	}
+}
+
+func (s *SyncService) speaksSync(p peer.ID) bool {
+	ok, err := s.h.Peerstore().SupportsProtocols(p, SyncID)
+	return err == nil && len(ok) > 0
+}
+
+// RequestSync queues a pull sync with p unless one is already queued. A
+// full queue drops the request: periodic sync catches up.
+func (s *SyncService) RequestSync(p peer.ID) {
+	if p == s.h.ID() {
+		return
+	}
+	s.queuedMu.Lock()
+	defer s.queuedMu.Unlock()
+	if s.queued[p] {
+		return
+	}
+	select {
+	case s.syncQ <- p:
+		s.queued[p] = true
+		s.syncBusy.Add(1)
+	default:
+	}
+}
+
+func (s *SyncService) syncWorker() {
+	for {
+		select {
+		case <-s.life.ctx.Done():
+			return
+		case p := <-s.syncQ:
+			s.queuedMu.Lock()
+			delete(s.queued, p)
+			s.queuedMu.Unlock()
+			n, err := s.syncWith(s.life.ctx, p)
+			s.syncBusy.Add(-1)
+			if err != nil {
+				if s.life.ctx.Err() == nil {
+					s.log.Debug("sync failed", "peer", shortPeer(p), "err", err)
+				}
+				continue
+			}
+			if n > 0 {
+				s.log.Debug("synced", "peer", shortPeer(p), "accepted", n)
+			}
+		}
+	}
+}
+
+func (s *SyncService) periodicSync() {
+	t := time.NewTimer(jitter(s.cfg.syncInterval))
+	defer t.Stop()
+	for {
+		select {
+		case <-s.life.ctx.Done():
+			return
+		case <-t.C:
+		}
+		var cands []peer.ID
+		for _, p := range s.h.Network().Peers() {
+			if s.speaksSync(p) {
+				cands = append(cands, p)
+			}
+		}
+		if len(cands) > 0 {
+			s.RequestSync(cands[rand.IntN(len(cands))])
+		}
+		t.Reset(jitter(s.cfg.syncInterval))
+	}
+}
+
+// jitter returns d ± 25%.
+func jitter(d time.Duration) time.Duration {
+	q := int64(d / 4)
+	if q <= 0 {
+		return d
+	}
+	return d - time.Duration(q) + time.Duration(rand.Int64N(2*q+1))
+}
 
 // maxBatchFrame bounds one batch frame: the soft budget plus one entry that
 // may pass it, plus CBOR headers.
@@ -40,41 +226,16 @@ const maxSyncRequests = 1 << 20
 
 // handleSync serves SyncID: any number of heads and fetch requests, each
 // answered by one frame, each under its own deadline.
-func (s *Service) handleSync(str network.Stream) {
-	s.guard(str, &s.syncLim, s.serveSync)
+func (s *SyncService) handleSync(str network.Stream) {
+	s.life.guard(str, &s.syncLim, s.serveSync)
 }
 
-// guard runs serve on an inbound stream within the service's lifetime and
-// the per-peer stream limit lim, accounted to the service's resource scope,
-// and resets the stream when the service closes. A stream over the limit,
-// or arriving after Close, is reset at once.
-func (s *Service) guard(str network.Stream, lim *limiter, serve func(network.Stream)) {
-	if !s.enter() {
-		str.Reset()
-		return
-	}
-	defer s.wg.Done()
-	remote := str.Conn().RemotePeer()
-	if !lim.acquire(remote) {
-		str.Reset()
-		return
-	}
-	defer lim.release(remote)
-	if err := str.Scope().SetService(serviceName); err != nil {
-		str.Reset()
-		return
-	}
-	stop := context.AfterFunc(s.ctx, func() { str.Reset() })
-	defer stop()
-	serve(str)
-}
-
-func (s *Service) serveSync(str network.Stream) {
+func (s *SyncService) serveSync(str network.Stream) {
 	r := bufio.NewReader(str)
 	for range maxSyncRequests {
 		_ = str.SetDeadline(time.Now().Add(s.cfg.timeout))
 		var req syncRequest
-		err := readMsg(r, str, maxRequestFrame, &req)
+		err := wire.Read(str, r, maxRequestFrame, &req)
 		if errors.Is(err, io.EOF) {
 			str.Close()
 			return
@@ -86,12 +247,12 @@ func (s *Service) serveSync(str network.Stream) {
 		}
 		switch req.Op {
 		case opHeads:
-			err = writeMsg(str, s.headsAfter(req.After))
+			err = wire.Write(str, s.headsAfter(req.After))
 		case opFetch:
 			var b batch
 			b, err = s.fetch(req.Author, req.From, req.Limit)
 			if err == nil {
-				err = writeMsg(str, b)
+				err = wire.Write(str, b)
 			}
 		default:
 			err = fmt.Errorf("unknown sync op %d", req.Op)
@@ -106,9 +267,9 @@ func (s *Service) serveSync(str network.Stream) {
 }
 
 // headsAfter returns the page of heads of authors sorted after `after`.
-func (s *Service) headsAfter(after consent.ID) headsPage {
+func (s *SyncService) headsAfter(after consent.ID) headsPage {
 	var page headsPage
-	s.l.View(func(v *consent.View) {
+	s.in.l.View(func(v *consent.View) {
 		authors := v.Authors()
 		i := sort.Search(len(authors), func(i int) bool { return authors[i] > after })
 		for ; i < len(authors); i++ {
@@ -127,13 +288,13 @@ func (s *Service) headsAfter(after consent.ID) headsPage {
 }
 
 // fetch returns consecutive entries of author's feed from seq `from`.
-func (s *Service) fetch(author consent.ID, from uint64, limit uint32) (batch, error) {
+func (s *SyncService) fetch(author consent.ID, from uint64, limit uint32) (batch, error) {
 	if from == 0 {
 		return batch{}, errors.New("fetch from seq 0")
 	}
 	n := min(int(limit), maxBatchLen)
 	var es []*consent.Entry
-	s.l.View(func(v *consent.View) {
+	s.in.l.View(func(v *consent.View) {
 		f := v.Feed(author)
 		if from > uint64(len(f)) {
 			return
@@ -158,25 +319,25 @@ func (s *Service) fetch(author consent.ID, from uint64, limit uint32) (batch, er
 // peer's heads, and ingests them. It also fetches the entry behind any head
 // of p that conflicts with a held entry, so that equivocation is recorded.
 // It returns the number of entries that joined a feed.
-func (s *Service) SyncWith(ctx context.Context, p peer.ID) (int, error) {
-	if !s.enter() {
+func (s *SyncService) SyncWith(ctx context.Context, p peer.ID) (int, error) {
+	if !s.life.enter() {
 		return 0, ErrClosed
 	}
-	defer s.wg.Done()
+	defer s.life.wg.Done()
 	return s.syncWith(ctx, p)
 }
 
-func (s *Service) syncWith(ctx context.Context, p peer.ID) (int, error) {
+func (s *SyncService) syncWith(ctx context.Context, p peer.ID) (int, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stop := context.AfterFunc(s.ctx, cancel)
+	stop := context.AfterFunc(s.life.ctx, cancel)
 	defer stop()
 
 	n := 0
 	start := func(fh feedHead) (uint64, bool) {
 		var from uint64
 		var ok bool
-		s.l.View(func(v *consent.View) {
+		s.in.l.View(func(v *consent.View) {
 			local := v.Head(fh.Author)
 			switch {
 			case fh.Seq > local.Seq:
@@ -191,9 +352,9 @@ func (s *Service) syncWith(ctx context.Context, p peer.ID) (int, error) {
 		return from, ok
 	}
 	sink := func(e *consent.Entry) error {
-		res := s.accept(e)
+		res := s.in.accept(e)
 		n += len(res.acc)
-		s.n.synced.Add(uint64(len(res.acc)))
+		s.in.n.synced.Add(uint64(len(res.acc)))
 		switch res.out {
 		case outConflict, outBadChain:
 			// The author forked (recorded as evidence when both entries
@@ -208,10 +369,10 @@ func (s *Service) syncWith(ctx context.Context, p peer.ID) (int, error) {
 	}
 	err := pull(ctx, s.h, p, s.cfg.timeout, start, sink)
 	if err != nil {
-		s.n.syncErrors.Add(1)
+		s.in.n.syncErrors.Add(1)
 		return n, fmt.Errorf("ledgersync: sync with %s: %w", shortPeer(p), err)
 	}
-	s.n.syncs.Add(1)
+	s.in.n.syncs.Add(1)
 	return n, nil
 }
 
@@ -280,11 +441,11 @@ func pull(ctx context.Context, h host.Host, p peer.ID, timeout time.Duration,
 	seen := 0
 	for {
 		deadline()
-		if err := writeMsg(str, syncRequest{Op: opHeads, After: after}); err != nil {
+		if err := wire.Write(str, syncRequest{Op: opHeads, After: after}); err != nil {
 			return err
 		}
 		var page headsPage
-		if err := readMsg(r, str, maxHeadsFrame, &page); err != nil {
+		if err := wire.Read(str, r, maxHeadsFrame, &page); err != nil {
 			return fmt.Errorf("heads: %w", err)
 		}
 		if len(page.Heads) > headsPageSize {
@@ -323,11 +484,11 @@ func fetchFeed(str network.Stream, r *bufio.Reader, deadline func(), fh feedHead
 	for next <= fh.Seq {
 		limit := uint32(min(fh.Seq-next+1, maxBatchLen))
 		deadline()
-		if err := writeMsg(str, syncRequest{Op: opFetch, Author: fh.Author, From: next, Limit: limit}); err != nil {
+		if err := wire.Write(str, syncRequest{Op: opFetch, Author: fh.Author, From: next, Limit: limit}); err != nil {
 			return err
 		}
 		var b batch
-		if err := readMsg(r, str, maxBatchFrame, &b); err != nil {
+		if err := wire.Read(str, r, maxBatchFrame, &b); err != nil {
 			return fmt.Errorf("fetch %s#%d: %w", fh.Author.Short(), next, err)
 		}
 		if len(b.Entries) == 0 {
@@ -361,35 +522,4 @@ func fetchFeed(str network.Stream, r *bufio.Reader, deadline func(), fh feedHead
 		}
 	}
 	return nil
-}
-
-// limiter bounds concurrent inbound streams of one protocol, in all and
-// per peer, so that one peer cannot take every slot.
-type limiter struct {
-	mu      sync.Mutex
-	total   int
-	perPeer map[peer.ID]int
-}
-
-func (l *limiter) acquire(p peer.ID) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.total >= maxInbound || l.perPeer[p] >= maxInboundPerPeer {
-		return false
-	}
-	if l.perPeer == nil {
-		l.perPeer = make(map[peer.ID]int)
-	}
-	l.total++
-	l.perPeer[p]++
-	return true
-}
-
-func (l *limiter) release(p peer.ID) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.total--
-	if l.perPeer[p]--; l.perPeer[p] == 0 {
-		delete(l.perPeer, p)
-	}
 }

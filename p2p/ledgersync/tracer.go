@@ -14,7 +14,7 @@ import (
 // together with the on-connect sync, no entry is left waiting for the
 // periodic sync. Its methods run on gossipsub's event loop and must not
 // block.
-type meshTracer struct{ s *Service }
+type meshTracer struct{ s *GossipService }
 
 var _ pubsub.RawTracer = meshTracer{}
 
@@ -25,7 +25,7 @@ func (t meshTracer) Graft(p peer.ID, topic string) {
 	t.s.meshMu.Lock()
 	t.s.mesh[p] = true
 	t.s.meshMu.Unlock()
-	t.s.requestSync(p)
+	t.s.askSync(p)
 }
 
 func (t meshTracer) Prune(p peer.ID, topic string) {
@@ -51,10 +51,3 @@ func (meshTracer) SendRPC(*pubsub.RPC, peer.ID)                         {}
 func (meshTracer) SendRPCCompleted(*pubsub.RPC, peer.ID, time.Duration) {}
 func (meshTracer) DropRPC(*pubsub.RPC, peer.ID)                         {}
 func (meshTracer) UndeliverableMessage(*pubsub.Message)                 {}
-
-// meshSize is the number of peers in our mesh for the topic.
-func (s *Service) meshSize() int {
-	s.meshMu.Lock()
-	defer s.meshMu.Unlock()
-	return len(s.mesh)
-}

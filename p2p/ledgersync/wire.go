@@ -1,20 +1,12 @@
 package ledgersync
 
 import (
-	"bufio"
-	"encoding/binary"
-	"errors"
-	"fmt"
-	"io"
-
-	"github.com/libp2p/go-libp2p/core/network"
-
 	"github.com/medwallet/medwallet/consent"
 )
 
-// Frame limits. Every frame is a uvarint length followed by that many bytes;
-// a length above the limit for the frame's place resets the stream before
-// anything is allocated.
+// Frame limits. Every frame is a uvarint length followed by that many bytes,
+// read through package wire; a length above the limit for the frame's place
+// resets the stream before anything is allocated.
 const (
 	maxRequestFrame = 4 << 10   // sync requests
 	maxHeadsFrame   = 256 << 10 // one page of heads
@@ -29,9 +21,6 @@ const (
 	maxReasonLen  = 256     // bytes of an ack's reason
 	serviceName   = "medwallet.ledgersync"
 )
-
-// errFrameTooLarge is returned when a peer announces a frame over the limit.
-var errFrameTooLarge = errors.New("frame too large")
 
 // Sync operations.
 const (
@@ -74,65 +63,4 @@ type wireAck struct {
 	Hash   consent.Hash `cbor:"1,keyasint"`
 	Status uint8        `cbor:"2,keyasint"`
 	Reason string       `cbor:"3,keyasint,omitempty"`
-}
-
-// readFrame reads one frame of at most limit bytes. Memory for the frame is
-// reserved in the stream's resource scope before it is allocated; the caller
-// calls release when done with the bytes. io.EOF means the stream ended
-// cleanly before a frame began.
-func readFrame(r *bufio.Reader, s network.Stream, limit int) (b []byte, release func(), err error) {
-	n, err := binary.ReadUvarint(r)
-	if err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, nil, io.EOF
-		}
-		return nil, nil, err
-	}
-	if n > uint64(limit) {
-		return nil, nil, fmt.Errorf("%w: %d bytes, limit %d", errFrameTooLarge, n, limit)
-	}
-	release = func() {}
-	if n > 0 {
-		if err := s.Scope().ReserveMemory(int(n), network.ReservationPriorityAlways); err != nil {
-			return nil, nil, fmt.Errorf("reserve %d bytes: %w", n, err)
-		}
-		release = func() { s.Scope().ReleaseMemory(int(n)) }
-	}
-	b = make([]byte, n)
-	if _, err := io.ReadFull(r, b); err != nil {
-		release()
-		return nil, nil, fmt.Errorf("read frame: %w", io.ErrUnexpectedEOF)
-	}
-	return b, release, nil
-}
-
-// readMsg reads one frame and strictly decodes it into v.
-func readMsg(r *bufio.Reader, s network.Stream, limit int, v any) error {
-	b, release, err := readFrame(r, s, limit)
-	if err != nil {
-		return err
-	}
-	defer release()
-	if err := consent.Unmarshal(b, v); err != nil {
-		return fmt.Errorf("decode %T: %w", v, err)
-	}
-	return nil
-}
-
-// writeFrame writes b as one frame.
-func writeFrame(w io.Writer, b []byte) error {
-	buf := make([]byte, 0, binary.MaxVarintLen64+len(b))
-	buf = binary.AppendUvarint(buf, uint64(len(b)))
-	buf = append(buf, b...)
-	_, err := w.Write(buf)
-	return err
-}
-
-// writeMsg encodes v canonically and writes it as one frame.
-func writeMsg(w io.Writer, v any) error {
-	b, err := consent.Marshal(v)
-	if err != nil {
-		return err
-	}
-	return writeFrame(w, b)
 }

@@ -65,15 +65,25 @@ type response struct {
 	Copies []Copy `cbor:"3,keyasint,omitempty"`
 }
 
+// Store is the disk a Service keeps manifest copies in; p2p/store/boltstore
+// is one.
+type Store interface {
+	PutManifest(owner consent.ID, record string, recipient consent.ID, envelope []byte) error
+	// Manifests lists owner's copies readable by recipient ("" means any),
+	// for one record or all ("").
+	Manifests(owner consent.ID, record string, recipient consent.ID) ([]store.ManifestCopy, error)
+	DeleteManifests(owner consent.ID, record string) error
+}
+
 // Service serves the protocol on a peer.
 type Service struct {
 	h   host.Host
-	st  *store.Store
+	st  Store
 	log *slog.Logger
 }
 
 // NewService registers the handler on h.
-func NewService(h host.Host, st *store.Store, log *slog.Logger) *Service {
+func NewService(h host.Host, st Store, log *slog.Logger) *Service {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -88,7 +98,7 @@ func (s *Service) Close() { s.h.RemoveStreamHandler(ID) }
 func (s *Service) handle(st network.Stream) {
 	_ = st.SetDeadline(time.Now().Add(timeout))
 	var req request
-	if err := wire.Read(bufio.NewReader(st), maxRequest, &req); err != nil {
+	if err := wire.Read(st, bufio.NewReader(st), maxRequest, &req); err != nil {
 		st.Reset()
 		return
 	}
@@ -176,7 +186,7 @@ func call(ctx context.Context, h host.Host, p peer.ID, req request) (response, e
 	}
 	_ = st.CloseWrite()
 	var resp response
-	if err := wire.Read(bufio.NewReader(st), maxResponse, &resp); err != nil {
+	if err := wire.Read(st, bufio.NewReader(st), maxResponse, &resp); err != nil {
 		st.Reset()
 		return response{}, err
 	}
@@ -193,14 +203,9 @@ func Put(ctx context.Context, h host.Host, p peer.ID, record string, recipient c
 	return err
 }
 
-// List returns owner's manifest copies readable by the host (all copies if
-// the host is the owner), for one record or all ("").
-func List(ctx context.Context, h host.Host, p peer.ID, owner consent.ID, record string) ([]Copy, error) {
-	return ListFor(ctx, h, p, owner, record, "")
-}
-
-// ListFor returns owner's manifest copies addressed to recipient ("" as in
-// List), for one record or all ("").
+// ListFor returns owner's manifest copies for one record or all (""):
+// those addressed to recipient, or with recipient "" those readable by the
+// host (every copy when the host is the owner).
 func ListFor(ctx context.Context, h host.Host, p peer.ID, owner consent.ID, record string, recipient consent.ID) ([]Copy, error) {
 	resp, err := call(ctx, h, p, request{Op: "list", Owner: owner, Record: record, Recipient: recipient})
 	return resp.Copies, err

@@ -14,7 +14,7 @@ import (
 
 	"github.com/medwallet/medwallet/consent"
 	"github.com/medwallet/medwallet/p2p/node"
-	"github.com/medwallet/medwallet/p2p/store"
+	"github.com/medwallet/medwallet/p2p/store/boltstore"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -38,7 +38,7 @@ func newHost(t *testing.T, name string, listen bool) (host.Host, consent.ID) {
 func TestReplicateListDelete(t *testing.T) {
 	ctx := context.Background()
 	ph, _ := newHost(t, "peer", true)
-	st, err := store.Open(filepath.Join(t.TempDir(), "p.db"))
+	st, err := boltstore.Open(filepath.Join(t.TempDir(), "p.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,12 +74,12 @@ func TestReplicateListDelete(t *testing.T) {
 		{eve, "", 0},
 	}
 	for i, tc := range tests {
-		got, err := List(ctx, tc.who, ph.ID(), aliceID, tc.rec)
+		got, err := ListFor(ctx, tc.who, ph.ID(), aliceID, tc.rec, "")
 		if err != nil || len(got) != tc.want {
 			t.Errorf("case %d: %d copies, %v; want %d", i, len(got), err, tc.want)
 		}
 	}
-	if got, _ := List(ctx, bob, ph.ID(), aliceID, ""); len(got) != 1 || string(got[0].Envelope) != "r1-bob" {
+	if got, _ := ListFor(ctx, bob, ph.ID(), aliceID, "", ""); len(got) != 1 || string(got[0].Envelope) != "r1-bob" {
 		t.Fatalf("bob's copy: %+v", got)
 	}
 	// A copy addressed to a recipient that is not the asker (a role ID)
@@ -94,7 +94,7 @@ func TestReplicateListDelete(t *testing.T) {
 	if err := Put(ctx, eve, ph.ID(), r1, bobID, []byte("forged")); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := List(ctx, bob, ph.ID(), aliceID, r1); len(got) != 1 || string(got[0].Envelope) != "r1-bob" {
+	if got, _ := ListFor(ctx, bob, ph.ID(), aliceID, r1, ""); len(got) != 1 || string(got[0].Envelope) != "r1-bob" {
 		t.Fatalf("eve's put changed alice's manifests: %+v", got)
 	}
 	if err := Put(ctx, alice, ph.ID(), "not-hex", aliceID, []byte("x")); !errors.Is(err, ErrRemote) {
@@ -103,7 +103,7 @@ func TestReplicateListDelete(t *testing.T) {
 	if err := Delete(ctx, alice, ph.ID(), r1); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := List(ctx, alice, ph.ID(), aliceID, ""); len(got) != 1 {
+	if got, _ := ListFor(ctx, alice, ph.ID(), aliceID, "", ""); len(got) != 1 {
 		t.Fatalf("after delete: %d copies", len(got))
 	}
 }

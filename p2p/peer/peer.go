@@ -27,15 +27,15 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
 	drouting "github.com/libp2p/go-libp2p/p2p/discovery/routing"
 	dutil "github.com/libp2p/go-libp2p/p2p/discovery/util"
-	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/medwallet/medwallet/consent"
-	"github.com/medwallet/medwallet/consent/boltstore"
+	ledgerstore "github.com/medwallet/medwallet/consent/boltstore"
 	"github.com/medwallet/medwallet/p2p/ledgersync"
 	"github.com/medwallet/medwallet/p2p/manifests"
+	"github.com/medwallet/medwallet/p2p/netfile"
 	"github.com/medwallet/medwallet/p2p/node"
 	"github.com/medwallet/medwallet/p2p/shares"
-	"github.com/medwallet/medwallet/p2p/store"
+	"github.com/medwallet/medwallet/p2p/store/boltstore"
 )
 
 // Files under a peer's data directory.
@@ -74,7 +74,7 @@ type Config struct {
 // Peer is a running peer.
 type Peer struct {
 	Host   host.Host
-	Store  *store.Store
+	Store  *boltstore.Store
 	Ledger *consent.Ledger
 	Sync   *ledgersync.Service
 
@@ -92,30 +92,13 @@ type Peer struct {
 	closeErr  error
 }
 
-// ParseAddrs parses full peer multiaddrs (with /p2p/ID).
-func ParseAddrs(addrs []string) ([]lpeer.AddrInfo, error) {
-	var out []lpeer.AddrInfo
-	for _, s := range addrs {
-		m, err := ma.NewMultiaddr(s)
-		if err != nil {
-			return nil, fmt.Errorf("bad multiaddr %q: %w", s, err)
-		}
-		ai, err := lpeer.AddrInfoFromP2pAddr(m)
-		if err != nil {
-			return nil, fmt.Errorf("multiaddr %q has no /p2p/ID: %w", s, err)
-		}
-		out = append(out, *ai)
-	}
-	return out, nil
-}
-
 // Start opens the stores, starts the host and every service.
 func Start(ctx context.Context, cfg Config) (_ *Peer, err error) {
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	boot, err := ParseAddrs(cfg.Bootstrap)
+	boot, err := netfile.ParseAddrs(cfg.Bootstrap)
 	if err != nil {
 		return nil, err
 	}
@@ -136,10 +119,10 @@ func Start(ctx context.Context, cfg Config) (_ *Peer, err error) {
 			p.Close()
 		}
 	}()
-	if p.Store, err = store.Open(filepath.Join(cfg.DataDir, SharesFile)); err != nil {
+	if p.Store, err = boltstore.Open(filepath.Join(cfg.DataDir, SharesFile)); err != nil {
 		return nil, err
 	}
-	ls, err := boltstore.Open(filepath.Join(cfg.DataDir, LedgerFile))
+	ls, err := ledgerstore.Open(filepath.Join(cfg.DataDir, LedgerFile))
 	if err != nil {
 		return nil, err
 	}

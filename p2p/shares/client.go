@@ -3,7 +3,6 @@ package shares
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 
@@ -33,7 +32,7 @@ func open(ctx context.Context, h host.Host, p peer.ID, req request) (network.Str
 
 func readResponse(s network.Stream, br *bufio.Reader, p peer.ID) (response, error) {
 	var r response
-	if err := wire.Read(&idle{s, br}, maxFrame, &r); err != nil {
+	if err := wire.Read(s, &idle{s, br}, maxFrame, &r); err != nil {
 		return r, err
 	}
 	if r.OK {
@@ -162,6 +161,3 @@ func Delete(ctx context.Context, h host.Host, p peer.ID, id vault.ShareID) error
 	}
 	return nil
 }
-
-// IsDenied reports whether err is a consent denial.
-func IsDenied(err error) bool { return errors.Is(err, ErrDenied) }

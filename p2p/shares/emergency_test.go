@@ -430,7 +430,7 @@ func TestEmergencyLogBeforeRelease(t *testing.T) {
 	const fetches = 3
 	for i := range fetches {
 		// A denial in between, which must never be followed by a send.
-		if _, err := Get(ctx, ivan.h, f.peer.h.ID(), f.share, f.emRequest(t, ivan, f.record, bgIvan)); !IsDenied(err) {
+		if _, err := Get(ctx, ivan.h, f.peer.h.ID(), f.share, f.emRequest(t, ivan, f.record, bgIvan)); !errors.Is(err, ErrDenied) {
 			t.Fatalf("ivan: %v, want a denial", err)
 		}
 		req := f.emRequest(t, frank, f.record, bgFrank)

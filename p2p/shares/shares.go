@@ -85,10 +85,22 @@ func (e *DeniedError) Error() string {
 }
 func (e *DeniedError) Unwrap() error { return ErrDenied }
 
+// Store is the disk a Service serves shares from; p2p/store/boltstore is
+// one. Meta and Get return errors wrapping store.ErrNotFound for a share the
+// peer does not hold, and PutShare one wrapping store.ErrOwner for a share
+// another owner already put.
+type Store interface {
+	PutShare(ctx context.Context, owner consent.ID, record string, r io.Reader) (vault.ShareID, error)
+	Meta(id vault.ShareID) (store.ShareMeta, error)
+	Has(ctx context.Context, id vault.ShareID) (bool, error)
+	Get(ctx context.Context, id vault.ShareID) (io.ReadCloser, error)
+	Delete(ctx context.Context, id vault.ShareID) error
+}
+
 // Service serves the protocol on a peer.
 type Service struct {
 	h       host.Host
-	st      *store.Store
+	st      Store
 	ledger  *consent.Ledger
 	signer  consent.Signer
 	publish func(*consent.Entry)
@@ -107,9 +119,6 @@ type Option func(*Service)
 // (the peer daemon gossips it).
 func WithPublish(f func(*consent.Entry)) Option { return func(s *Service) { s.publish = f } }
 
-// WithClock replaces time.Now (tests).
-func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = now } }
-
 // WithLogger sets the logger; it never receives record contents or PHI.
 func WithLogger(l *slog.Logger) Option { return func(s *Service) { s.log = l } }
 
@@ -119,11 +128,8 @@ func WithLogger(l *slog.Logger) Option { return func(s *Service) { s.log = l } }
 // view of consent).
 func WithGate(f func() error) Option { return func(s *Service) { s.gate = f } }
 
-// WithConcurrency bounds the transfers served at once (default 16).
-func WithConcurrency(n int) Option { return func(s *Service) { s.sem = make(chan struct{}, n) } }
-
 // NewService registers the protocol handler on h.
-func NewService(h host.Host, st *store.Store, l *consent.Ledger, signer consent.Signer, opts ...Option) *Service {
+func NewService(h host.Host, st Store, l *consent.Ledger, signer consent.Signer, opts ...Option) *Service {
 	s := &Service{h: h, st: st, ledger: l, signer: signer, publish: func(*consent.Entry) {}, now: time.Now,
 		log: slog.New(slog.DiscardHandler), sem: make(chan struct{}, 16)}
 	for _, o := range opts {
@@ -157,7 +163,7 @@ func (s *Service) serve(st network.Stream) error {
 	_ = st.SetReadDeadline(time.Now().Add(headerTimeout))
 	br := bufio.NewReader(st)
 	var req request
-	if err := wire.Read(br, maxFrame, &req); err != nil {
+	if err := wire.Read(st, br, maxFrame, &req); err != nil {
 		return err
 	}
 	remote := consent.ID(st.Conn().RemotePeer().String())

@@ -19,6 +19,7 @@ import (
 	"github.com/medwallet/medwallet/consent"
 	"github.com/medwallet/medwallet/p2p/node"
 	"github.com/medwallet/medwallet/p2p/store"
+	"github.com/medwallet/medwallet/p2p/store/boltstore"
 	"github.com/medwallet/medwallet/vault"
 )
 
@@ -53,7 +54,7 @@ func newActor(t *testing.T, name string, listen bool) *actor {
 
 type fixture struct {
 	peer, patient, clinician, stranger *actor
-	st                                 *store.Store
+	st                                 *boltstore.Store
 	ledger                             *consent.Ledger
 	patientLedger                      *consent.Ledger
 	record                             string
@@ -71,7 +72,7 @@ func newFixture(t *testing.T) *fixture {
 		published: make(chan *consent.Entry, 100),
 	}
 	var err error
-	f.st, err = store.Open(filepath.Join(t.TempDir(), "peer.db"))
+	f.st, err = boltstore.Open(filepath.Join(t.TempDir(), "peer.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,14 @@
-// Package wire frames the small control messages of medwallet's libp2p
-// protocols: a uvarint length, then canonical CBOR, read through a
-// size-bounded reader. Bulk data (shares) follows a frame as raw bytes.
+// Package wire frames the messages of medwallet's libp2p protocols: a
+// uvarint length, then that many bytes, usually deterministic CBOR (as
+// package consent encodes, strictly decoded). Bulk data (shares) follows a
+// frame as raw bytes.
+//
+// Every protocol reads its frames through ReadFrame or Read, which refuse
+// a length over the caller's limit and reserve the frame's memory in the
+// stream's resource scope before allocating it, so that what a remote
+// peer can make this process allocate is bounded by the resource manager
+// (per peer, per protocol, per stream), not by what its length prefix
+// claims. Each protocol keeps its own frame size caps.
 package wire
 
 import (
@@ -16,44 +24,80 @@ import (
 )
 
 // ErrTooLarge reports a frame over the reader's limit.
-var ErrTooLarge = errors.New("message too large")
+var ErrTooLarge = errors.New("frame too large")
 
-// Write sends v as one frame.
+// WriteFrame writes b as one frame.
+func WriteFrame(w io.Writer, b []byte) error {
+	buf := make([]byte, 0, binary.MaxVarintLen64+len(b))
+	buf = binary.AppendUvarint(buf, uint64(len(b)))
+	buf = append(buf, b...)
+	_, err := w.Write(buf)
+	return err
+}
+
+// Write encodes v canonically and sends it as one frame.
 func Write(w io.Writer, v any) error {
 	b, err := consent.Marshal(v)
 	if err != nil {
 		return err
 	}
-	var hdr [binary.MaxVarintLen64]byte
-	n := binary.PutUvarint(hdr[:], uint64(len(b)))
-	if _, err := w.Write(hdr[:n]); err != nil {
-		return err
-	}
-	_, err = w.Write(b)
-	return err
+	return WriteFrame(w, b)
 }
 
-// Reader is what Read needs: a *bufio.Reader shared across the frames of
-// one stream does.
+// Reader is what the frame reader reads from: a *bufio.Reader over the
+// stream, shared across the frames of the stream, does.
 type Reader interface {
 	io.Reader
 	io.ByteReader
 }
 
-// Read reads one frame of at most limit bytes into v.
-func Read(r Reader, limit int, v any) error {
+// Scoped is the part of a stream the frame reader needs: its resource
+// scope. network.Stream is one.
+type Scoped interface {
+	Scope() network.StreamScope
+}
+
+// ReadFrame reads one frame of at most limit bytes from r, which reads
+// stream s. The frame's memory is reserved in s's resource scope before it
+// is allocated; a reservation the resource manager refuses fails with an
+// error wrapping network.ErrResourceLimitExceeded, before anything is
+// allocated. The caller calls release once done with the bytes. io.EOF
+// means the stream ended cleanly before a frame began.
+func ReadFrame(s Scoped, r Reader, limit int) (b []byte, release func(), err error) {
 	n, err := binary.ReadUvarint(r)
+	if err != nil {
+		return nil, nil, err
+	}
+	if n > uint64(limit) {
+		return nil, nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, n, limit)
+	}
+	release = func() {}
+	if n > 0 {
+		if err := s.Scope().ReserveMemory(int(n), network.ReservationPriorityAlways); err != nil {
+			return nil, nil, fmt.Errorf("reserving %d bytes for a frame: %w", n, err)
+		}
+		release = func() { s.Scope().ReleaseMemory(int(n)) }
+	}
+	b = make([]byte, n)
+	if _, err := io.ReadFull(r, b); err != nil {
+		release()
+		return nil, nil, fmt.Errorf("reading a frame: %w", io.ErrUnexpectedEOF)
+	}
+	return b, release, nil
+}
+
+// Read reads one frame of at most limit bytes, as ReadFrame does, and
+// strictly decodes it into v.
+func Read(s Scoped, r Reader, limit int, v any) error {
+	b, release, err := ReadFrame(s, r, limit)
 	if err != nil {
 		return err
 	}
-	if n > uint64(limit) {
-		return fmt.Errorf("%w: %d bytes (limit %d)", ErrTooLarge, n, limit)
+	defer release()
+	if err := consent.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("decoding %T: %w", v, err)
 	}
-	b := make([]byte, n)
-	if _, err := io.ReadFull(r, b); err != nil {
-		return err
-	}
-	return consent.Unmarshal(b, v)
+	return nil
 }
 
 // IdleReader renews a stream's read deadline before every read, so a

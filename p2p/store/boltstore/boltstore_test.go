@@ -1,4 +1,4 @@
-package store
+package boltstore
 
 import (
 	"bytes"
@@ -12,6 +12,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/medwallet/medwallet/consent"
+	"github.com/medwallet/medwallet/p2p/store"
 	"github.com/medwallet/medwallet/vault"
 	"github.com/medwallet/medwallet/vault/storetest"
 )
@@ -136,8 +137,8 @@ func TestOwnerConflictAndDelete(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.PutShare(ctx, bob, rec, bytes.NewReader([]byte("ciphertext"))); !errors.Is(err, ErrOwner) {
-		t.Fatalf("another owner re-putting a share: got %v, want ErrOwner", err)
+	if _, err := s.PutShare(ctx, bob, rec, bytes.NewReader([]byte("ciphertext"))); !errors.Is(err, store.ErrOwner) {
+		t.Fatalf("another owner re-putting a share: got %v, want store.ErrOwner", err)
 	}
 	if m, _ := s.Meta(id); m.Owner != alice {
 		t.Fatal("owner changed")
@@ -160,8 +161,8 @@ func TestShareLimit(t *testing.T) {
 	s, _ := openTemp(t)
 	s.MaxShare = ChunkSize
 	_, err := s.PutShare(context.Background(), alice, rec, bytes.NewReader(make([]byte, ChunkSize+1)))
-	if !errors.Is(err, ErrTooLarge) {
-		t.Fatalf("got %v, want ErrTooLarge", err)
+	if !errors.Is(err, store.ErrTooLarge) {
+		t.Fatalf("got %v, want store.ErrTooLarge", err)
 	}
 	if n := countChunks(t, s); n != 0 {
 		t.Fatalf("%d chunks left", n)
@@ -171,11 +172,11 @@ func TestShareLimit(t *testing.T) {
 func TestManifests(t *testing.T) {
 	s, _ := openTemp(t)
 	rec2 := "ffeeddccbbaa99887766554433221100"
-	for _, m := range []ManifestCopy{
-		{alice, rec, alice, []byte("a-own")},
-		{alice, rec, bob, []byte("a-for-bob")},
-		{alice, rec2, alice, []byte("a2-own")},
-		{bob, rec, bob, []byte("b-own")},
+	for _, m := range []store.ManifestCopy{
+		{Owner: alice, Record: rec, Recipient: alice, Envelope: []byte("a-own")},
+		{Owner: alice, Record: rec, Recipient: bob, Envelope: []byte("a-for-bob")},
+		{Owner: alice, Record: rec2, Recipient: alice, Envelope: []byte("a2-own")},
+		{Owner: bob, Record: rec, Recipient: bob, Envelope: []byte("b-own")},
 	} {
 		if err := s.PutManifest(m.Owner, m.Record, m.Recipient, m.Envelope); err != nil {
 			t.Fatal(err)
@@ -221,7 +222,7 @@ func TestManifests(t *testing.T) {
 	if got, _ := s.Manifests(alice, "", ""); len(got) != 1 {
 		t.Fatalf("after delete: %d manifests, want 1", len(got))
 	}
-	if err := s.PutManifest(alice, rec, alice, make([]byte, MaxManifest+1)); !errors.Is(err, ErrTooLarge) {
+	if err := s.PutManifest(alice, rec, alice, make([]byte, store.MaxManifest+1)); !errors.Is(err, store.ErrTooLarge) {
 		t.Fatalf("oversized manifest: %v", err)
 	}
 }

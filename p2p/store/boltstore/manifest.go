@@ -1,4 +1,4 @@
-package store
+package boltstore
 
 import (
 	"bytes"
@@ -7,10 +7,8 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/medwallet/medwallet/consent"
+	"github.com/medwallet/medwallet/p2p/store"
 )
-
-// MaxManifest bounds one stored manifest envelope.
-const MaxManifest = 16 << 20
 
 func manifestKey(owner consent.ID, record string, recipient consent.ID) []byte {
 	k := make([]byte, 0, len(owner)+len(record)+len(recipient)+2)
@@ -24,26 +22,18 @@ func manifestKey(owner consent.ID, record string, recipient consent.ID) []byte {
 // PutManifest stores an encrypted manifest of owner's record, readable by
 // recipient (the owner's own copy has recipient == owner).
 func (s *Store) PutManifest(owner consent.ID, record string, recipient consent.ID, envelope []byte) error {
-	if len(envelope) > MaxManifest {
-		return fmt.Errorf("manifest: %w", ErrTooLarge)
+	if len(envelope) > store.MaxManifest {
+		return fmt.Errorf("manifest: %w", store.ErrTooLarge)
 	}
 	return s.db.Update(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketManifest).Put(manifestKey(owner, record, recipient), envelope)
 	})
 }
 
-// ManifestCopy is one stored manifest.
-type ManifestCopy struct {
-	Owner     consent.ID
-	Record    string
-	Recipient consent.ID
-	Envelope  []byte
-}
-
 // Manifests lists owner's manifests readable by recipient ("" means any),
 // optionally for one record ("" means all).
-func (s *Store) Manifests(owner consent.ID, record string, recipient consent.ID) ([]ManifestCopy, error) {
-	var out []ManifestCopy
+func (s *Store) Manifests(owner consent.ID, record string, recipient consent.ID) ([]store.ManifestCopy, error) {
+	var out []store.ManifestCopy
 	prefix := append([]byte(owner), 0)
 	if record != "" {
 		prefix = append(append(prefix, record...), 0)
@@ -55,7 +45,7 @@ func (s *Store) Manifests(owner consent.ID, record string, recipient consent.ID)
 			if len(parts) != 3 {
 				continue
 			}
-			mc := ManifestCopy{Owner: owner, Record: string(parts[1]), Recipient: consent.ID(parts[2])}
+			mc := store.ManifestCopy{Owner: owner, Record: string(parts[1]), Recipient: consent.ID(parts[2])}
 			if recipient != "" && mc.Recipient != recipient {
 				continue
 			}

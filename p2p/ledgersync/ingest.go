@@ -1,0 +1,273 @@
+package ledgersync
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/medwallet/medwallet/consent"
+)
+
+// Ingest is what the gossip, sync and push services of one ledger share:
+// the ledger, the checks every received entry passes before it joins a
+// feed, the counters, and the OnAccepted hooks. Ingestion is serialised, so
+// hooks see entries in feed order.
+type Ingest struct {
+	l    *consent.Ledger
+	cfg  config
+	log  *slog.Logger
+	life *life
+
+	ingestMu sync.Mutex // serialises ingest and event queueing, so hooks see feed order
+
+	hookMu   sync.Mutex
+	hooks    map[uint64]func(*consent.Entry)
+	nextHook uint64
+	events   []*consent.Entry
+	eventSig chan struct{}
+
+	n counters
+}
+
+// NewIngest returns the Ingest of l; WithMaxMessageSize and WithLogger
+// apply. Close stops the delivery of OnAccepted calls.
+func NewIngest(l *consent.Ledger, opts ...Option) (*Ingest, error) {
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	in := &Ingest{
+		l: l, cfg: cfg, log: cfg.logger.With("svc", "ledgersync"), life: newLife(cfg.parent),
+		hooks:    make(map[uint64]func(*consent.Entry)),
+		eventSig: make(chan struct{}, 1),
+	}
+	in.life.goroutine(in.dispatchEvents)
+	return in, nil
+}
+
+// Close stops the delivery of OnAccepted calls and waits for the one
+// running; it is safe to call twice.
+func (in *Ingest) Close() error {
+	if in.life.close() {
+		in.life.end()
+	}
+	return nil
+}
+
+// Stats counts what the services did with the entries they received.
+type Stats struct {
+	Accepted   uint64 // entries that joined a feed through this service
+	Duplicates uint64 // entries already held
+	Pending    uint64 // entries held waiting for a missing predecessor
+	Rejected   uint64 // malformed, unknown kind, bad signature, bad chain, oversized
+	Conflicts  uint64 // equivocations: recorded as evidence, not forwarded
+	Synced     uint64 // of Accepted, those that came by pull sync
+	Syncs      uint64 // completed pull syncs
+	SyncErrors uint64 // failed pull syncs
+}
+
+type counters struct {
+	accepted, duplicates, pending, rejected, conflicts, synced, syncs, syncErrors atomic.Uint64
+}
+
+// Stats returns the counters of every service on this Ingest.
+func (in *Ingest) Stats() Stats {
+	return Stats{
+		Accepted:   in.n.accepted.Load(),
+		Duplicates: in.n.duplicates.Load(),
+		Pending:    in.n.pending.Load(),
+		Rejected:   in.n.rejected.Load(),
+		Conflicts:  in.n.conflicts.Load(),
+		Synced:     in.n.synced.Load(),
+		Syncs:      in.n.syncs.Load(),
+		SyncErrors: in.n.syncErrors.Load(),
+	}
+}
+
+// OnAccepted registers fn to be called with every entry that joins a feed
+// through a service on this Ingest (gossip, sync, push, or Publish of an entry the
+// ledger did not hold), once, in the order the ledger accepted them. Calls
+// come from one goroutine; a slow fn delays the next calls, not ingestion.
+// Entries appended with Ledger.Append are not reported. cancel removes fn.
+func (in *Ingest) OnAccepted(fn func(e *consent.Entry)) (cancel func()) {
+	in.hookMu.Lock()
+	id := in.nextHook
+	in.nextHook++
+	in.hooks[id] = fn
+	in.hookMu.Unlock()
+	return func() {
+		in.hookMu.Lock()
+		delete(in.hooks, id)
+		in.hookMu.Unlock()
+	}
+}
+
+func (in *Ingest) dispatchEvents() {
+	for {
+		select {
+		case <-in.life.ctx.Done():
+			return
+		case <-in.eventSig:
+		}
+		for {
+			in.hookMu.Lock()
+			evs := in.events
+			in.events = nil
+			hooks := make([]func(*consent.Entry), 0, len(in.hooks))
+			ids := make([]uint64, 0, len(in.hooks))
+			for id := range in.hooks {
+				ids = append(ids, id)
+			}
+			slices.Sort(ids)
+			for _, id := range ids {
+				hooks = append(hooks, in.hooks[id])
+			}
+			in.hookMu.Unlock()
+			if len(evs) == 0 {
+				break
+			}
+			for _, e := range evs {
+				for _, fn := range hooks {
+					fn(e)
+				}
+			}
+		}
+	}
+}
+
+// queueEvents is called with ingestMu held.
+func (in *Ingest) queueEvents(acc []*consent.Entry) {
+	if len(acc) == 0 {
+		return
+	}
+	in.hookMu.Lock()
+	in.events = append(in.events, acc...)
+	in.hookMu.Unlock()
+	select {
+	case in.eventSig <- struct{}{}:
+	default:
+	}
+}
+
+// holds reports whether e is an accepted entry of the ledger.
+func (in *Ingest) holds(e *consent.Entry) bool {
+	h := e.Hash()
+	var ok bool
+	in.l.View(func(v *consent.View) {
+		if v.Head(e.Author).Seq >= e.Seq {
+			_, ok = v.Entry(h)
+		}
+	})
+	return ok
+}
+
+// outcome is what ingesting one received entry did.
+type outcome uint8
+
+const (
+	outAccepted  outcome = iota // joined its feed (maybe releasing pending ones)
+	outDuplicate                // already in its feed
+	outPending                  // predecessor missing: held by the ledger until it comes
+	outConflict                 // a different entry holds its place: equivocation, recorded
+	outBadChain                 // comes next but does not link to the head held here
+	outInvalid                  // malformed, unknown kind, bad signature, too large
+	outInternal                 // the store failed
+)
+
+type result struct {
+	out outcome
+	acc []*consent.Entry // entries that joined a feed, e first if it did
+	err error
+}
+
+func (r result) reason() string {
+	switch r.out {
+	case outAccepted:
+		return "accepted"
+	case outDuplicate:
+		return "already held"
+	case outPending:
+		return "waiting for a missing predecessor"
+	case outConflict:
+		return "equivocation: another entry holds this author and seq"
+	}
+	if r.err != nil {
+		return r.err.Error()
+	}
+	return "refused"
+}
+
+// accept ingests e, a decoded and verified entry, into the ledger and says
+// what happened. Entries that joined a feed are queued for the hooks.
+func (in *Ingest) accept(e *consent.Entry) result {
+	h := e.Hash()
+	in.ingestMu.Lock()
+	defer in.ingestMu.Unlock()
+	var head consent.Head
+	var known bool
+	in.l.View(func(v *consent.View) {
+		head = v.Head(e.Author)
+		_, known = v.Entry(h)
+	})
+	switch {
+	case known && e.Seq <= head.Seq:
+		in.n.duplicates.Add(1)
+		return result{out: outDuplicate}
+	case known:
+		in.n.pending.Add(1)
+		return result{out: outPending}
+	case e.Seq == head.Seq+1 && e.Prev != head.Hash:
+		in.n.rejected.Add(1)
+		return result{out: outBadChain, err: &consent.ChainError{Author: e.Author, Seq: e.Seq, Want: head.Hash, Got: e.Prev}}
+	case e.Seq == head.Seq+1 && e.Time < head.Time:
+		in.n.rejected.Add(1)
+		return result{out: outBadChain, err: &consent.EntryError{Author: e.Author, Seq: e.Seq, Err: consent.ErrTimeBackwards}}
+	}
+	acc, err := in.l.Ingest(e)
+	in.queueEvents(acc)
+	in.n.accepted.Add(uint64(len(acc)))
+	var eq *consent.EquivocationError
+	switch {
+	case errors.As(err, &eq):
+		in.n.conflicts.Add(1)
+		in.log.Warn("equivocation", "author", e.Author.Short(), "seq", e.Seq)
+		return result{out: outConflict, err: err}
+	case err != nil && len(acc) > 0:
+		in.log.Error("ledger store failed", "entry", entryName(e), "err", err)
+		return result{out: outInternal, acc: acc, err: errors.New("internal error: store failed")}
+	case err != nil:
+		in.n.rejected.Add(1)
+		return result{out: outInvalid, err: err}
+	case len(acc) > 0:
+		return result{out: outAccepted, acc: acc}
+	}
+	// Nothing joined: e waits for its predecessor (or raced with another
+	// ingest of the same entry).
+	var now consent.Head
+	in.l.View(func(v *consent.View) { now = v.Head(e.Author) })
+	if now.Seq >= e.Seq {
+		in.n.duplicates.Add(1)
+		return result{out: outDuplicate}
+	}
+	in.n.pending.Add(1)
+	return result{out: outPending}
+}
+
+// decode checks a received encoding: size, strict decoding (unknown kinds
+// and malformed bodies fail here) and the author's signature.
+func (in *Ingest) decode(b []byte) (*consent.Entry, error) {
+	if len(b) > in.cfg.maxMsgSize {
+		return nil, fmt.Errorf("ledger entry: %w (%d bytes)", consent.ErrTooLarge, len(b))
+	}
+	e, err := consent.DecodeEntry(b)
+	if err != nil {
+		return nil, err
+	}
+	if err := consent.VerifyEntry(e); err != nil {
+		return nil, err
+	}
+	return e, nil
+}

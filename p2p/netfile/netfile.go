@@ -1,0 +1,84 @@
+// Package netfile is the network file, the JSON file that tells a light
+// client (the CLI) which peers to dial, and the parsing of the peer
+// addresses it lists. It sits below both the client and the peer daemon, so
+// that neither links the other to share them.
+//
+// The file, version 1:
+//
+//	{
+//	  "version": 1,
+//	  "peers": ["/ip4/127.0.0.1/tcp/4001/p2p/12D3KooW...", ...]
+//	}
+//
+// Every peer is a full multiaddr ending in /p2p/ID; several addresses of
+// one peer may be listed. A file with another version, or any address
+// without a peer ID, is refused.
+package netfile
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/medwallet/medwallet/internal/fsutil"
+)
+
+// Name is the network file's name in a wallet's or a devnet's directory.
+const Name = "network.json"
+
+// Version is the format version this package reads and writes.
+const Version = 1
+
+// Network is the content of a network file.
+type Network struct {
+	Version int      `json:"version"`
+	Peers   []string `json:"peers"`
+}
+
+// Read reads and checks a network file. A missing file is an error
+// wrapping os.ErrNotExist.
+func Read(path string) (Network, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Network{}, err
+	}
+	var n Network
+	if err := json.Unmarshal(b, &n); err != nil || n.Version != Version {
+		return Network{}, fmt.Errorf("%s is not a medwallet network file", path)
+	}
+	if _, err := ParseAddrs(n.Peers); err != nil {
+		return Network{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return n, nil
+}
+
+// Write writes a network file (mode 0600) atomically: a reader sees the old
+// file or the new one, never a part, even after a crash.
+func Write(path string, n Network) error {
+	n.Version = Version
+	b, err := json.MarshalIndent(n, "", "  ")
+	if err != nil {
+		return err
+	}
+	return fsutil.WriteFileAtomic(path, append(b, '\n'), 0o600)
+}
+
+// ParseAddrs parses full peer multiaddrs (with /p2p/ID).
+func ParseAddrs(addrs []string) ([]peer.AddrInfo, error) {
+	var out []peer.AddrInfo
+	for _, s := range addrs {
+		m, err := ma.NewMultiaddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("bad multiaddr %q: %w", s, err)
+		}
+		ai, err := peer.AddrInfoFromP2pAddr(m)
+		if err != nil {
+			return nil, fmt.Errorf("multiaddr %q has no /p2p/ID: %w", s, err)
+		}
+		out = append(out, *ai)
+	}
+	return out, nil
+}
