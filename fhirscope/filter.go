@@ -151,20 +151,6 @@ func NewSelection(scopes, allow []string) (Selection, error) {
 	return sel, sel.check()
 }
 
-// Broad reports whether the selection is an "all records" grant or has a
-// wildcard scope with read permission.
-func (s Selection) Broad() bool {
-	if s.All {
-		return true
-	}
-	for _, sc := range s.Scopes {
-		if sc.Type == "*" && sc.Perms&consent.PermRead != 0 {
-			return true
-		}
-	}
-	return false
-}
-
 // check refuses scope parameters other than category.
 func (s Selection) check() error {
 	for _, sc := range s.Scopes {
