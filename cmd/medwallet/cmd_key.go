@@ -30,6 +30,9 @@ const exportPassphraseHint = "set $MEDWALLET_EXPORT_PASSPHRASE or pass --export-
 func exportPassphrase(g *globalOptions, file string, confirm bool) (string, error) {
 	if file != "" {
 		b, err := os.ReadFile(file)
+		if errors.Is(err, os.ErrNotExist) {
+			return "", fmt.Errorf("--export-passphrase-file %q: %w", file, wallet.ErrNotFound)
+		}
 		if err != nil {
 			return "", fmt.Errorf("reading --export-passphrase-file: %w", err)
 		}

@@ -45,7 +45,7 @@ the patient, spread on a tamper-evident ledger and enforced by every peer.
 
 Every command that prints takes --json for scripts; exit codes are listed in
 docs/cli.md (0 ok, 1 error, 2 usage, 3 not found, 4 denied, 5 verification failed).`,
-		Version:       version,
+		Version:       buildVersion(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
@@ -87,6 +87,7 @@ docs/cli.md (0 ok, 1 error, 2 usage, 3 not found, 4 denied, 5 verification faile
 		newRevokeCommand(g),
 		newSyncCommand(g),
 		newTUICommand(g),
+		newVersionCommand(g),
 		newWhoamiCommand(g),
 	} {
 		markUsage(c)
@@ -96,7 +97,13 @@ docs/cli.md (0 ok, 1 error, 2 usage, 3 not found, 4 denied, 5 verification faile
 }
 
 // markUsage makes argument-count errors of c and its children usage errors.
+// A group of commands (audit, record...) shows its help when run alone; run
+// with an argument, that argument is an unknown command (exit 2), where
+// cobra would show the help and exit 0.
 func markUsage(c *cobra.Command) {
+	if c.HasSubCommands() && c.Run == nil && c.RunE == nil {
+		c.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+	}
 	if c.Args != nil {
 		args := c.Args
 		c.Args = func(cmd *cobra.Command, a []string) error {
@@ -170,6 +177,9 @@ func (g *globalOptions) openWallet() (*wallet.Wallet, error) {
 func (g *globalOptions) keyringPassphrase(prompt string) (string, error) {
 	if g.passphraseFile != "" {
 		b, err := os.ReadFile(g.passphraseFile)
+		if errors.Is(err, os.ErrNotExist) {
+			return "", fmt.Errorf("--passphrase-file %q: %w", g.passphraseFile, wallet.ErrNotFound)
+		}
 		if err != nil {
 			return "", fmt.Errorf("reading --passphrase-file: %w", err)
 		}
