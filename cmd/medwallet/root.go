@@ -62,7 +62,6 @@ docs/cli.md (0 ok, 1 error, 2 usage, 3 not found, 4 denied, 5 verification faile
 	pf.StringVar(&g.keyringBackend, "keyring-backend", "", "keyring backend: "+strings.Join(keystore.Backends, ", ")+" (default $MEDWALLET_KEYRING_BACKEND, else the one chosen at init, else auto)")
 	pf.StringVar(&g.passphraseFile, "passphrase-file", "", "read the file keyring's passphrase from this file (else $MEDWALLET_PASSPHRASE, else a terminal prompt)")
 	pf.StringVar(&g.network, "network", "", "network file listing the peers (default $MEDWALLET_NETWORK, else HOME/network.json)")
-	root.CompletionOptions.HiddenDefaultCmd = true
 
 	// Every top-level command, in the order help lists them.
 	for _, c := range []*cobra.Command{
@@ -170,6 +169,17 @@ func (g *globalOptions) config() wallet.Config {
 // openWallet opens the wallet in --home.
 func (g *globalOptions) openWallet() (*wallet.Wallet, error) {
 	return wallet.Open(g.config())
+}
+
+// noteKeyringFallback says why "auto" chose the file keyring for a new
+// identity, and what that means for the user.
+func (g *globalOptions) noteKeyringFallback(w *wallet.Wallet) {
+	if (g.keyringBackend != "" && g.keyringBackend != "auto") || w.KeyringBackend() != "file" {
+		return
+	}
+	g.note("medwallet: no system keyring answered (Secret Service or KWallet over D-Bus, macOS Keychain, Windows Credential Manager), so the keys went to the file keyring in %s",
+		filepath.Join(w.Home(), "keyring"))
+	g.note("medwallet: it is encrypted with your passphrase, which every command that unlocks it needs: $MEDWALLET_PASSPHRASE, --passphrase-file FILE or a prompt")
 }
 
 // keyringPassphrase supplies the file backend's passphrase: --passphrase-file,
