@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -319,18 +320,26 @@ func decideAsOf(full *View, e *Entry, req *Request, cache map[string]*asOfView) 
 // access allowed by an emergency (break-glass) grant; BreakGlass is the
 // break-glass entry the request named and Credential the requester's
 // credential the decider relied on (for a role grant).
+//
+// Scope is the one scope the request named; Scopes are every scope of the
+// grant the decider relied on, which is what the recipient was given (a
+// grant's record is filtered by all its scopes, not by the one a request
+// names), or the request's scope alone when the view does not hold the
+// grant. Both come from the ledger as it is: the access entry carries the
+// request, and the grant entry its scopes.
 type Disclosure struct {
-	Time       int64  `json:"time"`      // when the decider allowed it (Unix seconds)
-	Recipient  ID     `json:"recipient"` // the requester
-	Record     string `json:"record"`
-	Scope      string `json:"scope"`
-	Purpose    string `json:"purpose"`
-	Decider    ID     `json:"decider"`
-	Grant      Hash   `json:"grant"`
-	Entry      Hash   `json:"entry"` // the access entry
-	Emergency  bool   `json:"emergency,omitempty"`
-	BreakGlass Hash   `json:"break_glass,omitzero"`
-	Credential Hash   `json:"credential,omitzero"`
+	Time       int64    `json:"time"`      // when the decider allowed it (Unix seconds)
+	Recipient  ID       `json:"recipient"` // the requester
+	Record     string   `json:"record"`
+	Scope      string   `json:"scope"`
+	Scopes     []string `json:"scopes"`
+	Purpose    string   `json:"purpose"`
+	Decider    ID       `json:"decider"`
+	Grant      Hash     `json:"grant"`
+	Entry      Hash     `json:"entry"` // the access entry
+	Emergency  bool     `json:"emergency,omitempty"`
+	BreakGlass Hash     `json:"break_glass,omitzero"`
+	Credential Hash     `json:"credential,omitzero"`
 }
 
 // Disclosures lists the allowed accesses to owner's records logged in the
@@ -356,7 +365,7 @@ func Disclosures(v *View, owner ID, since time.Time) []Disclosure {
 				continue // the owner's own reads are accesses, not disclosures
 			}
 			out = append(out, Disclosure{
-				Time: e.Time, Recipient: r.Requester, Record: r.Record, Scope: r.Scope,
+				Time: e.Time, Recipient: r.Requester, Record: r.Record, Scope: r.Scope, Scopes: grantScopes(v, ab.Grant, r.Scope),
 				Purpose: r.Purpose, Decider: e.Author, Grant: ab.Grant, Entry: f.hashes[i],
 				Emergency: ab.Reason == ReasonEmergency, BreakGlass: r.BreakGlass, Credential: ab.Credential,
 			})
@@ -369,6 +378,28 @@ func Disclosures(v *View, owner ID, since time.Time) []Disclosure {
 		return string(out[i].Entry[:]) < string(out[j].Entry[:])
 	})
 	return out
+}
+
+// grantScopes returns the scopes of grant id, or the request's scope
+// when v does not hold that grant.
+func grantScopes(v *View, id Hash, requested string) []string {
+	if g, ok := v.Grant(id); ok && len(g.Scopes) > 0 {
+		return append([]string(nil), g.Scopes...)
+	}
+	return []string{requested}
+}
+
+// What says what was disclosed, for a person: the record and the
+// scopes, "record ID, scope S" or "record ID, scopes S1 S2".
+func (d Disclosure) What() string {
+	scopes := d.Scopes
+	if len(scopes) == 0 {
+		scopes = []string{d.Scope}
+	}
+	if len(scopes) == 1 {
+		return "record " + d.Record + ", scope " + scopes[0]
+	}
+	return "record " + d.Record + ", scopes " + strings.Join(scopes, " ")
 }
 
 // EmergencyAccess sums up one break-glass entry naming an owner, for the

@@ -164,3 +164,49 @@ func TestLedgerMemStore(t *testing.T) {
 		t.Fatalf("reopened ledger has %d entries", len(l2.Entries()))
 	}
 }
+
+// TestDisclosureScopes: an insurer granted Claim and ExplanationOfBenefit
+// asks under the first scope only; the disclosure shows both, in the
+// accounting and in the AuditEvent, and keeps the request's scope apart.
+// An allowed access whose grant the view does not hold falls back to the
+// request's scope.
+func TestDisclosureScopes(t *testing.T) {
+	w := newAuditWorld(t)
+	ins := testSigner(t, "insurer")
+	g := w.world.grant(w.alice, Grant{Grantee: ins.ID(), Records: []string{"rec-1"},
+		Scopes: []string{"patient/Claim.rs", "patient/ExplanationOfBenefit.rs"}, Purpose: "HPAYMT"})
+	w.log(newRequest(t, ins, w.alice.ID(), "rec-1", "patient/Claim.rs", "HPAYMT", t0), t0, nil)
+	w.log(newRequest(t, w.bob, w.alice.ID(), "rec-1", "patient/Observation.rs", "TREAT", t0.Add(time.Second)), t0.Add(time.Second), nil)
+	unknown := &Decision{Allow: true, Reason: ReasonGranted, Grant: Hash{1}}
+	w.log(newRequest(t, w.carol, w.alice.ID(), "rec-1", "patient/Condition.rs", "TREAT", t0.Add(2*time.Second)), t0.Add(2*time.Second), unknown)
+
+	ds := Disclosures(w.view, w.alice.ID(), time.Time{})
+	if len(ds) != 3 || ds[0].Grant != g {
+		t.Fatalf("disclosures = %+v", ds)
+	}
+	want := []struct {
+		scope  string
+		scopes []string
+		what   string
+	}{
+		{"patient/Claim.rs", []string{"patient/Claim.rs", "patient/ExplanationOfBenefit.rs"}, "record rec-1, scopes patient/Claim.rs patient/ExplanationOfBenefit.rs"},
+		{"patient/Observation.rs", []string{"patient/Observation.rs"}, "record rec-1, scope patient/Observation.rs"},
+		{"patient/Condition.rs", []string{"patient/Condition.rs"}, "record rec-1, scope patient/Condition.rs"},
+	}
+	for i, d := range ds {
+		if d.Scope != want[i].scope || strings.Join(d.Scopes, " ") != strings.Join(want[i].scopes, " ") || d.What() != want[i].what {
+			t.Errorf("disclosure %d: scope %q, scopes %q, %q; want %q, %q, %q", i, d.Scope, d.Scopes, d.What(), want[i].scope, want[i].scopes, want[i].what)
+		}
+	}
+	// The accounting returns copies: changing one does not change the view's grant.
+	ds[0].Scopes[0] = "patient/Patient.rs"
+	if g2, _ := w.view.Grant(g); g2.Scopes[0] != "patient/Claim.rs" {
+		t.Fatal("Disclosures shares the grant's scope slice")
+	}
+	ds[0].Scopes[0] = "patient/Claim.rs"
+
+	fhir, err := DisclosuresFHIR(ds[:1], func(ID) string { return "" }, t0)
+	if err != nil || !strings.Contains(string(fhir), `"description": "record rec-1, scopes patient/Claim.rs patient/ExplanationOfBenefit.rs"`) {
+		t.Fatalf("AuditEvent does not carry every scope: %s %v", fhir, err)
+	}
+}

@@ -203,7 +203,8 @@ type fhirBundleEntry struct {
 // collection) of AuditEvent resources: type rest, subtype read, action R,
 // outcome 0 (success), purposeOfEvent from the request, the recipient as
 // the requesting agent, the deciding peer as the source's observer, and the
-// record as the entity. name resolves IDs to display names ("" for none).
+// record as the entity, described with every scope of the grant
+// (Disclosure.What). name resolves IDs to display names ("" for none).
 //
 // An emergency (break-glass) disclosure keeps the request's purpose
 // (ETREAT) as purposeOfEvent and adds, on the requesting agent,
@@ -240,7 +241,7 @@ func DisclosuresFHIR(ds []Disclosure, name func(ID) string, now time.Time) ([]by
 			Entity: []fhirAuditEntity{{
 				What:        fhirReference{Identifier: &fhirIdentifier{System: RecordSystem, Value: d.Record}},
 				Type:        fhirCoding{System: "http://terminology.hl7.org/CodeSystem/audit-entity-type", Code: "2", Display: "System Object"},
-				Description: "record " + d.Record + ", scope " + d.Scope,
+				Description: d.What(),
 			}},
 		}
 		b.Entry = append(b.Entry, fhirBundleEntry{FullURL: "urn:medwallet:entry:" + d.Entry.String(), Resource: ev})

@@ -287,6 +287,11 @@ var R4ResourceTypes = []string{
 	"TestScript", "ValueSet", "VerificationResult", "VisionPrescription",
 }
 
+// IsR4ResourceType reports whether t is a resource type of FHIR R4,
+// spelled exactly (case-sensitive, as in FHIR). It is the one test of
+// R4ResourceTypes that every package uses.
+func IsR4ResourceType(t string) bool { return r4Types[t] }
+
 var r4Types, r4TypesFold = func() (map[string]bool, map[string]string) {
 	m := make(map[string]bool, len(R4ResourceTypes))
 	f := make(map[string]string, len(R4ResourceTypes))

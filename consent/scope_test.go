@@ -95,4 +95,14 @@ func TestNormalizeScopes(t *testing.T) {
 	if len(R4ResourceTypes) != 146 {
 		t.Errorf("R4 (4.0.1) has 146 resource types, list has %d", len(R4ResourceTypes))
 	}
+	for _, typ := range R4ResourceTypes {
+		if !IsR4ResourceType(typ) {
+			t.Errorf("IsR4ResourceType(%q) = false", typ)
+		}
+	}
+	for _, typ := range []string{"", "*", "observation", "Observation ", "MedicationOrder", "DomainResource"} {
+		if IsR4ResourceType(typ) {
+			t.Errorf("IsR4ResourceType(%q) = true", typ)
+		}
+	}
 }

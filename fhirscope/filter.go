@@ -76,9 +76,16 @@
 //
 // # Limits and errors
 //
-// Input is bounded by MaxInput (256 MiB); Filter holds it in memory, with
-// the kept entries, and writes nothing until the whole input has been
-// checked, so an error never leaves a partial Bundle behind. A record
+// Input is bounded by MaxInput (256 MiB). Filter reads a Bundle one entry
+// at a time: it holds the entry it reads, the resources it may keep (the
+// output, which it writes only when the whole input has been checked, so
+// an error never leaves a partial Bundle behind), and a few strings per
+// entry (type, fullUrl, id) to resolve references. Memory is then bounded
+// by the largest entry plus the output, not by the input, when the
+// Bundle's resourceType comes before its entry array, as it does in
+// practice; FHIR JSON has no member order, and an entry array met before
+// the resourceType is held until the type is known. A single resource is
+// held whole, like the entry it would be in a Bundle. A record
 // with two members of one JSON object whose names are equal or differ only
 // in case is refused: encoding/json would read the last of them, another
 // parser the first, and a second "meta" could hide the first's labels.
@@ -93,6 +100,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 
 	"github.com/medwallet/medwallet/consent"
@@ -204,14 +212,6 @@ type bundleEntry struct {
 	Resource json.RawMessage `json:"resource"`
 }
 
-var r4Types = func() map[string]bool {
-	m := make(map[string]bool, len(consent.R4ResourceTypes))
-	for _, t := range consent.R4ResourceTypes {
-		m[t] = true
-	}
-	return m
-}()
-
 // maxInput is MaxInput, lowered by tests.
 var maxInput = MaxInput
 
@@ -262,7 +262,7 @@ func topLevel(data []byte) (*resourceView, error) {
 	if v.ResourceType == "" {
 		return nil, fmt.Errorf("%w: no resourceType", ErrNotFHIR)
 	}
-	if !r4Types[v.ResourceType] {
+	if !consent.IsR4ResourceType(v.ResourceType) {
 		return nil, fmt.Errorf("%w: resourceType is not an R4 resource type", ErrNotFHIR)
 	}
 	return v, nil
@@ -270,181 +270,449 @@ func topLevel(data []byte) (*resourceView, error) {
 
 // Filter reads a FHIR R4 JSON resource or Bundle from r and writes to w a
 // collection Bundle holding only the resources sel allows; the package
-// documentation gives the rules. Nothing is written when it fails.
+// documentation gives the rules. It reads a Bundle one entry at a time.
+// Nothing is written when it fails.
 func Filter(r io.Reader, w io.Writer, sel Selection) (Report, error) {
-	allow := make(map[string]bool, len(sel.Allow))
-	for _, a := range sel.Allow {
+	allow, err := sel.allowed()
+	if err != nil {
+		return Report{}, err
+	}
+	f := newFilter(sel, allow)
+	in := newInput(r)
+	if err := f.read(in); err != nil {
+		return Report{}, in.fail(err)
+	}
+	kept, err := f.decide()
+	if err != nil {
+		return Report{}, err
+	}
+	if err := f.write(w, kept); err != nil {
+		return Report{}, err
+	}
+	return f.rep, nil
+}
+
+// allowed parses Allow into a set and checks the scopes' parameters.
+func (s Selection) allowed() (map[string]bool, error) {
+	allow := make(map[string]bool, len(s.Allow))
+	for _, a := range s.Allow {
 		c, err := ParseCategory(a)
 		if err != nil {
-			return Report{}, fmt.Errorf("%w: %w", ErrBadSelection, err)
+			return nil, fmt.Errorf("%w: %w", ErrBadSelection, err)
 		}
 		allow[c] = true
 	}
-	if err := sel.check(); err != nil {
-		return Report{}, err
-	}
-	data, err := readLimited(r)
+	return allow, s.check()
+}
+
+// filter is one run of Filter: what it has learnt of the record so far.
+type filter struct {
+	sel   Selection
+	allow map[string]bool
+	rep   Report
+
+	bundleSec  json.RawMessage // the input Bundle's meta.security, byte for byte
+	bundleCats map[string]bool // its categories
+	entries    int             // Bundle entries read
+	// typeOf maps each entry's fullUrl and Type/id to its type.
+	typeOf map[string]string
+	// covered lists the resources a scope covers, in input order.
+	covered []covered
+}
+
+// covered is a resource a scope of the selection covers. Whether it is
+// kept is decided when the whole record has been read: the Bundle's own
+// labels, which apply to it, may come after the entries.
+type covered struct {
+	index    int
+	typ      string
+	cats     []string // its own sensitive categories, sorted
+	url, id  string
+	fullURL  json.RawMessage // nil for none
+	resource json.RawMessage // nil when its own labels keep it out
+}
+
+type span struct{ start, end int }
+
+func newFilter(sel Selection, allow map[string]bool) *filter {
+	return &filter{sel: sel, allow: allow,
+		rep:        Report{Kept: map[string]int{}, Dropped: map[string]int{}, Dangling: map[string]int{}},
+		bundleCats: map[string]bool{}, typeOf: map[string]string{}}
+}
+
+// read reads the record: a Bundle member by member and its entries one at
+// a time, anything else whole (a single resource is copied as it is).
+// Which one it is, the resourceType tells; FHIR JSON has no member order,
+// so members met before it are put aside, and an entry array met before
+// it is kept in the input's copy and walked once the type is known.
+func (f *filter) read(in *input) error {
+	base, err := in.start()
 	if err != nil {
-		return Report{}, err
+		return err
 	}
+	t := &topObject{filter: f, in: in, dec: json.NewDecoder(in.br), base: base, names: map[string]bool{}}
+	if _, err := t.dec.Token(); err != nil { // the '{' start checked
+		return jsonError(err, base)
+	}
+	for !t.whole && t.dec.More() {
+		if err := t.member(); err != nil {
+			return err
+		}
+	}
+	if t.whole {
+		return nil
+	}
+	if _, err := t.dec.Token(); err != nil {
+		return jsonError(err, base+t.dec.InputOffset())
+	}
+	if !t.bundle {
+		return f.single(in) // no resourceType: the whole-resource checks say so
+	}
+	if err := in.end(t.dec); err != nil {
+		return err
+	}
+	if in.tooLarge() {
+		return ErrTooLarge
+	}
+	return nil
+}
+
+// topObject reads the members of the record's top-level object.
+type topObject struct {
+	*filter
+	in     *input
+	dec    *json.Decoder
+	base   int64           // the object's offset in the input
+	names  map[string]bool // member names read, folded
+	bundle bool            // the resourceType, read, is Bundle
+	whole  bool            // the resourceType is another: the record was read whole
+	// Members met before the resourceType.
+	early struct {
+		meta, contained json.RawMessage
+		entry           *span // in in.kept
+	}
+}
+
+// member reads one member of the top-level object.
+func (t *topObject) member() error {
+	tok, err := t.dec.Token()
+	if err != nil {
+		return jsonError(err, t.base+t.dec.InputOffset())
+	}
+	name, _ := tok.(string)
+	folded := string(fold(nil, []byte(name)))
+	if t.names[folded] {
+		return fmt.Errorf("%w: %v", ErrNotFHIR, errDupKey)
+	}
+	t.names[folded] = true
+	at := t.base + t.dec.InputOffset()
+	switch {
+	case strings.EqualFold(name, "resourceType"):
+		return t.kind()
+	case strings.EqualFold(name, "entry") && t.bundle:
+		if err := t.walkEntries(t.dec); err != nil {
+			return jsonError(err, at)
+		}
+	case strings.EqualFold(name, "entry"):
+		// Not known to be a Bundle yet: check the array, find it again in
+		// the input's copy once the resourceType says.
+		if err := t.dec.Decode(new(skipped)); err != nil {
+			return jsonError(err, at)
+		}
+		t.early.entry = &span{int(at), int(t.base + t.dec.InputOffset())}
+	default:
+		var v json.RawMessage
+		if err := t.dec.Decode(&v); err != nil {
+			return jsonError(err, at)
+		}
+		if err := checkKeysAt(v, 1); err != nil {
+			return jsonError(err, at)
+		}
+		switch {
+		case strings.EqualFold(name, "meta") && t.bundle:
+			return t.bundleMembers(v, nil)
+		case strings.EqualFold(name, "contained") && t.bundle:
+			return t.bundleMembers(nil, v)
+		case strings.EqualFold(name, "meta"):
+			t.early.meta = v
+		case strings.EqualFold(name, "contained"):
+			t.early.contained = v
+		}
+	}
+	return nil
+}
+
+// kind reads the resourceType. A record that is not a Bundle is read to
+// its end and filtered as a single resource; for a Bundle, the members
+// met before are taken now and the input is no longer copied.
+func (t *topObject) kind() error {
+	var typ string
+	if t.dec.Decode(&typ) != nil || typ != "Bundle" {
+		t.whole = true
+		return t.single(t.in) // or not FHIR: the whole-resource checks say why
+	}
+	t.bundle = true
+	t.rep.Bundle = true
+	t.in.keep = false
+	if err := t.bundleMembers(t.early.meta, t.early.contained); err != nil {
+		return err
+	}
+	if e := t.early.entry; e != nil {
+		v := trimValue(t.in.kept[e.start:e.end])
+		if err := t.walkEntries(json.NewDecoder(bytes.NewReader(v))); err != nil {
+			return jsonError(err, int64(e.start))
+		}
+	}
+	t.in.kept = nil
+	return nil
+}
+
+// skipped decodes (and so checks) a JSON value without keeping it.
+type skipped struct{}
+
+func (*skipped) UnmarshalJSON([]byte) error { return nil }
+
+// single reads a record that is not a Bundle to its end and filters it as
+// one resource, with the checks of a whole resource (topLevel).
+func (f *filter) single(in *input) error {
+	data, err := in.rest()
+	if err != nil {
+		return err
+	}
+	in.keep, in.kept = false, nil
 	top, err := topLevel(data)
 	if err != nil {
-		return Report{}, err
+		return err
 	}
-	rep := Report{Kept: map[string]int{}, Dropped: map[string]int{}, Dangling: map[string]int{}}
-	var entries []bundleEntry
-	var bundleSec json.RawMessage
-	bundleCats := make(map[string]bool)
-	var views []*resourceView
-	if top.ResourceType == "Bundle" {
-		rep.Bundle = true
-		if len(top.Entry) > 0 && string(top.Entry) != "null" {
-			if err := json.Unmarshal(top.Entry, &entries); err != nil {
-				return Report{}, fmt.Errorf("%w: malformed Bundle entries", ErrNotFHIR)
-			}
-		}
-		if top.Meta != nil && len(top.Meta.Security) > 0 {
-			securityCategories(top.Meta.Security, bundleCats)
-			// Copy the labels byte for byte (display, version...).
-			var raw struct {
-				Meta struct {
-					Security json.RawMessage `json:"security"`
-				} `json:"meta"`
-			}
-			if err := json.Unmarshal(data, &raw); err != nil {
-				return Report{}, fmt.Errorf("%w: malformed Bundle meta", ErrNotFHIR)
-			}
-			bundleSec = raw.Meta.Security
-		}
-		views = make([]*resourceView, len(entries))
-	} else {
-		entries = []bundleEntry{{Resource: trim(data)}}
-		views = []*resourceView{top}
-	}
+	return f.entry(0, nil, trim(data), top)
+}
 
-	// Classify every entry; record what each fullUrl and Type/id names.
-	typeOf := make(map[string]string)
+// bundleMembers checks the input Bundle's meta and contained (either may
+// be nil) and takes its security labels, which apply to every entry.
+func (f *filter) bundleMembers(meta, contained json.RawMessage) error {
+	if contained != nil {
+		var c []json.RawMessage
+		if json.Unmarshal(contained, &c) != nil {
+			return fmt.Errorf("%w: malformed meta or contained", ErrNotFHIR)
+		}
+	}
+	if meta == nil {
+		return nil
+	}
+	var m *struct {
+		Security []coding `json:"security"`
+	}
+	if json.Unmarshal(meta, &m) != nil {
+		return fmt.Errorf("%w: malformed meta or contained", ErrNotFHIR)
+	}
+	if m == nil || len(m.Security) == 0 {
+		return nil
+	}
+	securityCategories(m.Security, f.bundleCats)
+	// Copy the labels byte for byte (display, version...).
+	var raw struct {
+		Security json.RawMessage `json:"security"`
+	}
+	if err := json.Unmarshal(meta, &raw); err != nil {
+		return fmt.Errorf("%w: malformed Bundle meta", ErrNotFHIR)
+	}
+	f.bundleSec = raw.Security
+	return nil
+}
+
+// walkEntries reads a Bundle's entry array from dec, one entry at a time.
+func (f *filter) walkEntries(dec *json.Decoder) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	if tok == nil {
+		return nil // "entry": null
+	}
+	if tok != json.Delim('[') {
+		return fmt.Errorf("%w: malformed Bundle entries", ErrNotFHIR)
+	}
+	for dec.More() {
+		var e checkedEntry
+		if err := dec.Decode(&e); err != nil {
+			return err
+		}
+		if e.err != nil {
+			return e.err
+		}
+		if err := f.entry(f.entries, e.FullURL, e.Resource, nil); err != nil {
+			return err
+		}
+		f.entries++
+	}
+	_, err = dec.Token() // ']'
+	return err
+}
+
+// checkedEntry is a Bundle entry, with its member names checked.
+type checkedEntry struct {
+	bundleEntry
+	err error
+}
+
+func (e *checkedEntry) UnmarshalJSON(b []byte) error {
+	var err error
+	if err = checkKeysAt(b, 2); err != nil {
+		e.err = fmt.Errorf("%w: %v", ErrNotFHIR, err)
+	} else if e.bundleEntry, err = entryMembers(b); err != nil {
+		e.err = fmt.Errorf("%w: malformed Bundle entries", ErrNotFHIR)
+	}
+	return nil
+}
+
+// entry classifies the i-th resource of the record (v is its view, nil
+// to decode it): dropped when no scope covers it, else covered, and then
+// copied unless its own labels already keep it out.
+func (f *filter) entry(i int, fullURL, res json.RawMessage, v *resourceView) error {
+	if len(res) == 0 || string(res) == "null" {
+		f.rep.Dropped[""]++
+		return nil
+	}
+	if len(fullURL) > 0 && fullURL[0] != '"' && string(fullURL) != "null" {
+		return fmt.Errorf("%w: entry %d: fullUrl is not a string", ErrNotFHIR, i)
+	}
+	if string(fullURL) == "null" {
+		fullURL = nil
+	}
+	if v == nil {
+		v = new(resourceView)
+		if res[0] != '{' || json.Unmarshal(res, v) != nil {
+			return fmt.Errorf("%w: entry %d: malformed resource", ErrNotFHIR, i)
+		}
+	}
+	if !consent.IsR4ResourceType(v.ResourceType) {
+		return fmt.Errorf("%w: entry %d: resourceType missing or not an R4 resource type", ErrNotFHIR, i)
+	}
+	c := covered{index: i, typ: v.ResourceType, url: rawString(fullURL), id: rawString(v.ID)}
+	if c.url != "" {
+		f.typeOf[c.url] = c.typ
+	}
+	if c.id != "" {
+		f.typeOf[c.typ+"/"+c.id] = c.typ
+	}
+	ok, err := f.sel.covers(v)
+	if err != nil {
+		return fmt.Errorf("%w: entry %d (%s): %v", ErrNotFHIR, i, c.typ, err)
+	}
+	if !ok {
+		f.rep.Dropped[c.typ]++
+		return nil
+	}
+	cats := make(map[string]bool)
+	if err := viewLabels(v, cats, 0); err != nil {
+		return fmt.Errorf("%w: entry %d (%s): %v", ErrNotFHIR, i, c.typ, err)
+	}
+	c.cats = sortedKeys(cats)
+	if len(f.missing(c.cats)) == 0 {
+		c.fullURL, c.resource = fullURL, res
+	}
+	f.covered = append(f.covered, c)
+	return nil
+}
+
+// missing returns the sensitive categories of cats and of the Bundle's
+// own labels that the selection does not name, sorted.
+func (f *filter) missing(cats []string) []string {
+	var out []string
+	for _, c := range cats {
+		if !f.allow[c] && !f.bundleCats[c] {
+			out = append(out, c)
+		}
+	}
+	for c := range f.bundleCats {
+		if !f.allow[c] {
+			out = append(out, c)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// decide keeps or excludes each covered resource, now that the Bundle's
+// labels are known, and counts the references kept resources leave
+// dangling. It returns the kept ones, in input order.
+func (f *filter) decide() ([]covered, error) {
+	var kept []covered
 	keptRef := make(map[string]bool)
-	var out []int
-	for i, e := range entries {
-		if len(e.Resource) == 0 || string(e.Resource) == "null" {
-			rep.Dropped[""]++
+	for _, c := range f.covered {
+		if m := f.missing(c.cats); len(m) > 0 {
+			f.rep.Excluded = append(f.rep.Excluded, Exclusion{Index: c.index, Type: c.typ, Categories: m})
 			continue
 		}
-		if len(e.FullURL) > 0 && e.FullURL[0] != '"' && string(e.FullURL) != "null" {
-			return Report{}, fmt.Errorf("%w: entry %d: fullUrl is not a string", ErrNotFHIR, i)
+		f.rep.Kept[c.typ]++
+		kept = append(kept, c)
+		if c.url != "" {
+			keptRef[c.url] = true
 		}
-		if string(e.FullURL) == "null" {
-			entries[i].FullURL = nil
-		}
-		v := views[i]
-		if v == nil {
-			v = new(resourceView)
-			if e.Resource[0] != '{' || json.Unmarshal(e.Resource, v) != nil {
-				return Report{}, fmt.Errorf("%w: entry %d: malformed resource", ErrNotFHIR, i)
-			}
-		}
-		if !r4Types[v.ResourceType] {
-			return Report{}, fmt.Errorf("%w: entry %d: resourceType missing or not an R4 resource type", ErrNotFHIR, i)
-		}
-		fullURL := rawString(entries[i].FullURL)
-		id := rawString(v.ID)
-		if fullURL != "" {
-			typeOf[fullURL] = v.ResourceType
-		}
-		if id != "" {
-			typeOf[v.ResourceType+"/"+id] = v.ResourceType
-		}
-		covered, err := sel.covers(v)
-		if err != nil {
-			return Report{}, fmt.Errorf("%w: entry %d (%s): %v", ErrNotFHIR, i, v.ResourceType, err)
-		}
-		if !covered {
-			rep.Dropped[v.ResourceType]++
-			continue
-		}
-		cats := make(map[string]bool, len(bundleCats))
-		for c := range bundleCats {
-			cats[c] = true
-		}
-		if err := viewLabels(v, cats, 0); err != nil {
-			return Report{}, fmt.Errorf("%w: entry %d (%s): %v", ErrNotFHIR, i, v.ResourceType, err)
-		}
-		var missing []string
-		for _, c := range sortedKeys(cats) {
-			if !allow[c] {
-				missing = append(missing, c)
-			}
-		}
-		if len(missing) > 0 {
-			rep.Excluded = append(rep.Excluded, Exclusion{Index: i, Type: v.ResourceType, Categories: missing})
-			continue
-		}
-		rep.Kept[v.ResourceType]++
-		out = append(out, i)
-		if fullURL != "" {
-			keptRef[fullURL] = true
-		}
-		if id != "" {
-			keptRef[v.ResourceType+"/"+id] = true
+		if c.id != "" {
+			keptRef[c.typ+"/"+c.id] = true
 		}
 	}
-
-	// Dangling references: targets that are not kept. Targets are looked
-	// up by fullUrl, then by [base/]Type/id.
-	for _, i := range out {
-		err := scanReferences(entries[i].Resource, func(ref string) {
-			if ref == "" || ref[0] == '#' || keptRef[ref] {
-				return
-			}
-			rel := relative(ref)
-			if rel != "" && keptRef[rel] {
-				return
-			}
-			t, ok := typeOf[ref]
-			if !ok && rel != "" {
-				t = rel[:strings.IndexByte(rel, '/')]
-			} else if q := strings.IndexByte(ref, '?'); !ok && q > 0 && r4Types[ref[:q]] {
-				t = ref[:q] // a conditional reference, Type?search
-			}
-			rep.Dangling[t]++
-		})
-		if err != nil {
-			return Report{}, fmt.Errorf("%w: entry %d: malformed reference", ErrNotFHIR, i)
+	for _, c := range kept {
+		if err := scanReferences(c.resource, func(ref string) { f.dangling(ref, keptRef) }); err != nil {
+			return nil, fmt.Errorf("%w: entry %d: malformed reference", ErrNotFHIR, c.index)
 		}
 	}
+	return kept, nil
+}
 
+// dangling counts ref when its target is not kept. Targets are looked up
+// by fullUrl, then by [base/]Type/id.
+func (f *filter) dangling(ref string, keptRef map[string]bool) {
+	if ref == "" || ref[0] == '#' || keptRef[ref] {
+		return
+	}
+	rel := relative(ref)
+	if rel != "" && keptRef[rel] {
+		return
+	}
+	t, ok := f.typeOf[ref]
+	if !ok && rel != "" {
+		t = rel[:strings.IndexByte(rel, '/')]
+	} else if q := strings.IndexByte(ref, '?'); !ok && q > 0 && consent.IsR4ResourceType(ref[:q]) {
+		t = ref[:q] // a conditional reference, Type?search
+	}
+	f.rep.Dangling[t]++
+}
+
+// write writes the collection Bundle of the kept resources.
+func (f *filter) write(w io.Writer, kept []covered) error {
 	bw := bufio.NewWriterSize(w, 64<<10)
 	bw.WriteString(`{"resourceType":"Bundle"`)
-	if bundleSec != nil {
+	if f.bundleSec != nil {
 		bw.WriteString(`,"meta":{"security":`)
-		bw.Write(bundleSec)
+		bw.Write(f.bundleSec)
 		bw.WriteByte('}')
 	}
 	bw.WriteString(`,"type":"collection"`)
-	if len(out) > 0 {
+	if len(kept) > 0 {
 		bw.WriteString(`,"entry":[`)
-		for n, i := range out {
+		for n, c := range kept {
 			if n > 0 {
 				bw.WriteByte(',')
 			}
 			bw.WriteByte('{')
-			if len(entries[i].FullURL) > 0 {
+			if len(c.fullURL) > 0 {
 				bw.WriteString(`"fullUrl":`)
-				bw.Write(entries[i].FullURL)
+				bw.Write(c.fullURL)
 				bw.WriteByte(',')
 			}
 			bw.WriteString(`"resource":`)
-			bw.Write(entries[i].Resource)
+			bw.Write(c.resource)
 			bw.WriteByte('}')
 		}
 		bw.WriteByte(']')
 	}
 	bw.WriteString("}\n")
 	if err := bw.Flush(); err != nil {
-		return Report{}, fmt.Errorf("writing filtered Bundle: %w", err)
+		return fmt.Errorf("writing filtered Bundle: %w", err)
 	}
-	return rep, nil
+	return nil
 }
 
 func rawString(raw json.RawMessage) string {
@@ -466,7 +734,7 @@ func relative(ref string) string {
 		return ""
 	}
 	t, id := parts[len(parts)-2], parts[len(parts)-1]
-	if !r4Types[t] || id == "" {
+	if !consent.IsR4ResourceType(t) || id == "" {
 		return ""
 	}
 	return t + "/" + id

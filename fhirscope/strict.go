@@ -1,7 +1,9 @@
 package fhirscope
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"unicode"
 	"unicode/utf8"
 )
@@ -13,7 +15,18 @@ import (
 // the labels fhirscope reads could differ from those the grantee's
 // software reads (a second "meta" hiding the first's security labels).
 // FHIR JSON never has such names, so they are refused.
-func checkKeys(data []byte) error {
+func checkKeys(data []byte) error { return checkKeysAt(data, 0) }
+
+// maxJSONDepth is encoding/json's limit on nesting, which Filter applies to
+// the whole record though it decodes it a part at a time.
+const maxJSONDepth = 10000
+
+var errTooDeepJSON = errors.New("JSON nested too deeply")
+
+// checkKeysAt is checkKeys on a value found depth arrays and objects deep
+// in a record; it also fails when the value reaches deeper than
+// maxJSONDepth in the record.
+func checkKeysAt(data []byte, depth int) error {
 	type frame struct {
 		obj  bool
 		keys []string
@@ -32,11 +45,11 @@ func checkKeys(data []byte) error {
 	var buf []byte
 	for i := 0; i < len(data); {
 		switch data[i] {
-		case '{':
-			push(true)
-			i++
-		case '[':
-			push(false)
+		case '{', '[':
+			push(data[i] == '{')
+			if depth+len(stack) > maxJSONDepth {
+				return errTooDeepJSON
+			}
 			i++
 		case '}', ']':
 			if len(stack) > 0 {
@@ -126,4 +139,85 @@ func fold(dst, s []byte) []byte {
 		dst = utf8.AppendRune(dst, m)
 	}
 	return dst
+}
+
+// entryMembers returns the fullUrl and resource members of one Bundle
+// entry, as json.Unmarshal into a bundleEntry would (names matched as
+// encoding/json matches them, values byte for byte and copied), from data
+// the decoder has already checked to be one valid JSON value whose names
+// checkKeys has checked. It fails, as that Unmarshal does, when the value
+// is neither an object nor null; it is that Unmarshal without a second
+// validation pass over the entry.
+func entryMembers(data []byte) (e bundleEntry, err error) {
+	if string(data) == "null" {
+		return e, nil
+	}
+	if len(data) == 0 || data[0] != '{' {
+		return e, errMalformed
+	}
+	for i := skipSpace(data, 1); i < len(data) && data[i] != '}'; {
+		if data[i] == ',' {
+			i = skipSpace(data, i+1)
+		}
+		end := skipValue(data, i) // the name
+		name := data[i+1 : end-1]
+		if bytes.IndexByte(name, '\\') >= 0 {
+			var s string
+			if json.Unmarshal(data[i:end], &s) != nil {
+				return bundleEntry{}, errMalformed
+			}
+			name = []byte(s)
+		}
+		i = skipSpace(data, end)
+		i = skipSpace(data, i+1) // the colon
+		end = skipValue(data, i)
+		switch {
+		case bytes.EqualFold(name, []byte("fullUrl")):
+			e.FullURL = append(json.RawMessage(nil), data[i:end]...)
+		case bytes.EqualFold(name, []byte("resource")):
+			e.Resource = append(json.RawMessage(nil), data[i:end]...)
+		}
+		i = skipSpace(data, end)
+	}
+	return e, nil
+}
+
+func skipSpace(data []byte, i int) int {
+	for i < len(data) && isSpace(data[i]) {
+		i++
+	}
+	return i
+}
+
+// skipValue returns the end of the valid JSON value at data[i:].
+func skipValue(data []byte, i int) int {
+	depth := 0
+	for ; i < len(data); i++ {
+		switch c := data[i]; c {
+		case '"':
+			for i++; i < len(data) && data[i] != '"'; i++ {
+				if data[i] == '\\' {
+					i++
+				}
+			}
+			if depth == 0 {
+				return i + 1
+			}
+		case '{', '[':
+			depth++
+		case '}', ']':
+			depth--
+			if depth == 0 {
+				return i + 1
+			}
+			if depth < 0 {
+				return i // the end of a scalar before a closing bracket
+			}
+		case ',', ' ', '\t', '\r', '\n':
+			if depth == 0 {
+				return i
+			}
+		}
+	}
+	return i
 }

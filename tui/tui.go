@@ -1,7 +1,6 @@
 package tui
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -337,14 +336,4 @@ func (m *Model) helpLine() string {
 		}
 	}
 	return m.help.View(ks)
-}
-
-// errorText is an error for the status line, with the hint if any.
-func errorText(err error) string {
-	s := err.Error()
-	var h *wallet.HintError
-	if errors.As(err, &h) && h.Hint != "" {
-		s += "; " + h.Hint
-	}
-	return s
 }

@@ -31,6 +31,25 @@ type Params struct {
 	StripeSize int
 }
 
+// ParamsError reports erasure-coding parameters outside 1 <= K < N <=
+// MaxShares. It is ErrBadParams.
+type ParamsError struct{ K, N int }
+
+func (e *ParamsError) Error() string {
+	return fmt.Sprintf("%v: need 1 <= k < n <= %d, got k=%d n=%d", ErrBadParams, MaxShares, e.K, e.N)
+}
+
+func (e *ParamsError) Unwrap() error { return ErrBadParams }
+
+// CheckParams is the one check of k and n (zero is not a default here): any
+// k of n shares rebuild a record, 1 <= k < n <= MaxShares.
+func CheckParams(k, n int) error {
+	if k < 1 || n <= k || n > MaxShares {
+		return &ParamsError{K: k, N: n}
+	}
+	return nil
+}
+
 // normalized fills defaults for zero fields, rounds StripeSize up to a
 // multiple of K and validates the result.
 func (p Params) normalized() (Params, error) {
@@ -43,14 +62,10 @@ func (p Params) normalized() (Params, error) {
 	if p.StripeSize == 0 {
 		p.StripeSize = DefaultStripeSize
 	}
-	switch {
-	case p.K < 1:
-		return p, fmt.Errorf("%w: k must be at least 1, got %d", ErrBadParams, p.K)
-	case p.N <= p.K:
-		return p, fmt.Errorf("%w: n must be greater than k, got k=%d n=%d", ErrBadParams, p.K, p.N)
-	case p.N > MaxShares:
-		return p, fmt.Errorf("%w: n must be at most %d, got %d", ErrBadParams, MaxShares, p.N)
-	case p.StripeSize < MinStripeSize || p.StripeSize > MaxStripeSize:
+	if err := CheckParams(p.K, p.N); err != nil {
+		return p, err
+	}
+	if p.StripeSize < MinStripeSize || p.StripeSize > MaxStripeSize {
 		return p, fmt.Errorf("%w: stripe size must be between %d and %d bytes, got %d",
 			ErrBadParams, MinStripeSize, MaxStripeSize, p.StripeSize)
 	}

@@ -1,5 +1,9 @@
 package wallet
 
+// Audit: verifying the ledger (AuditLedger, AuditExport), the accounting
+// of disclosures (Disclosures, DisclosuresFHIR) and asking what the policy
+// would decide (NewRequest, DecideAccess).
+
 import (
 	"context"
 	"crypto/rand"
@@ -7,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/medwallet/medwallet/consent"
@@ -60,21 +63,19 @@ func AuditFailure(rep *consent.AuditReport) error {
 			first = &rep.Findings[i]
 		}
 	}
-	var parts []string
+	e := &AuditError{Detail: first.Detail}
 	for _, k := range []string{consent.FindingViolation, consent.FindingInvalid, consent.FindingChain, consent.FindingEquivocation} {
 		if n := counts[k]; n > 0 {
-			parts = append(parts, fmt.Sprintf("%d %s", n, k))
+			e.Counts = append(e.Counts, fmt.Sprintf("%d %s", n, k))
 		}
 	}
-	where := ""
 	if first.Author != "" {
-		where = fmt.Sprintf(" in %s", first.Author.Short())
+		e.Where = first.Author.Short()
 		if first.Seq != 0 {
-			where += fmt.Sprintf("#%d", first.Seq)
+			e.Where += fmt.Sprintf("#%d", first.Seq)
 		}
 	}
-	return WithHint(fmt.Errorf("audit failed: %s; first%s: %s: %w", strings.Join(parts, ", "), where, first.Detail, ErrVerify),
-		"see every finding with 'medwallet audit verify' (without --json)")
+	return e
 }
 
 // Disclosure is one line of the accounting of disclosures (45 CFR 164.528):
@@ -84,8 +85,8 @@ type Disclosure struct {
 	RecipientName  string
 	DeciderName    string
 	PurposeDisplay string
-	// Description says what was disclosed: record ID and scope, never
-	// record contents.
+	// Description says what was disclosed: record ID and every scope of
+	// the grant, never record contents.
 	Description string
 	// Decisions counts the peers' allow decisions this disclosure is made
 	// of: one import fetches k shares from k peers, each logging its own
@@ -126,7 +127,7 @@ func (w *Wallet) Disclosures(ctx context.Context, since time.Time) ([]Disclosure
 		})
 	}
 	for i := range out {
-		out[i].Description = fmt.Sprintf("record %s, scope %s", out[i].Record, out[i].Scope)
+		out[i].Description = out[i].What()
 		if out[i].Decisions > 1 {
 			out[i].Description += fmt.Sprintf(" (%d shares, each released by a peer's logged decision)", out[i].Decisions)
 		}
@@ -155,7 +156,7 @@ func ParseSince(s string) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339, s); err == nil {
 		return t, nil
 	}
-	return time.Time{}, WithHint(fmt.Errorf("date %q: %w", s, ErrInvalid), "use --since 2026-01-31 or --since 2026-01-31T09:00:00Z")
+	return time.Time{}, &InputError{Field: FieldSince, Problem: Malformed, Value: s, Reason: fmt.Sprintf("date %q", s)}
 }
 
 // NewRequest signs a request, as this wallet, for a record of owner.

@@ -1,5 +1,8 @@
 package wallet
 
+// Contacts: the address book of identity cards (Contacts, AddContact,
+// RemoveContact, Resolve, NameOf).
+
 import (
 	"encoding/json"
 	"errors"
@@ -11,6 +14,7 @@ import (
 	"time"
 
 	"github.com/medwallet/medwallet/consent"
+	"github.com/medwallet/medwallet/internal/fsutil"
 )
 
 const contactsFile = "contacts.json"
@@ -65,7 +69,7 @@ func (w *Wallet) saveContacts(cs []Contact) error {
 		cj.Contacts = append(cj.Contacts, contactJSON{Name: c.Name, Card: c.Card.String(), Added: c.Added.UTC()})
 	}
 	b, _ := json.MarshalIndent(cj, "", "  ")
-	return writeFileAtomic(filepath.Join(w.cfg.Home, contactsFile), append(b, '\n'))
+	return fsutil.WriteFileAtomic(filepath.Join(w.cfg.Home, contactsFile), append(b, '\n'), 0o600)
 }
 
 // AddContact verifies card and saves it under name. A name or an ID that is
@@ -76,8 +80,7 @@ func (w *Wallet) AddContact(name, card string) (Contact, error) {
 	}
 	c, err := consent.ParseCard(card)
 	if err != nil {
-		return Contact{}, WithHint(fmt.Errorf("%w: %w", ErrInvalid, err),
-			"ask the contact for the line printed by 'medwallet whoami --card' and paste it whole, in quotes")
+		return Contact{}, &InputError{Field: FieldCard, Problem: Malformed, Err: err}
 	}
 	if c.ID == w.ID() {
 		return Contact{}, fmt.Errorf("that is your own card: %w", ErrInvalid)
@@ -88,8 +91,7 @@ func (w *Wallet) AddContact(name, card string) (Contact, error) {
 	}
 	for _, old := range cs {
 		if old.Name == name {
-			return Contact{}, WithHint(fmt.Errorf("contact %q: %w", name, ErrExists),
-				fmt.Sprintf("remove it first with 'medwallet contact rm %s', or choose another name", quoteArg(name)))
+			return Contact{}, &ExistsError{Kind: KindContact, Ref: name}
 		}
 		if old.Card.ID == c.ID {
 			return Contact{}, fmt.Errorf("this card is already saved as contact %q: %w", old.Name, ErrExists)
@@ -110,7 +112,7 @@ func (w *Wallet) RemoveContact(name string) error {
 	}
 	i := slices.IndexFunc(cs, func(c Contact) bool { return c.Name == name })
 	if i < 0 {
-		return WithHint(fmt.Errorf("contact %q: %w", name, ErrNotFound), "list contacts with 'medwallet contact ls'")
+		return &NotFoundError{Kind: KindContact, Ref: name}
 	}
 	return w.saveContacts(slices.Delete(cs, i, i+1))
 }
@@ -126,8 +128,7 @@ func (w *Wallet) Resolve(nameOrID string) (Contact, error) {
 			return c, nil
 		}
 	}
-	return Contact{}, WithHint(fmt.Errorf("no contact %q: %w", nameOrID, ErrNotFound),
-		"add their card first with 'medwallet contact add NAME CARD'")
+	return Contact{}, &NotFoundError{Kind: KindContact, Ref: nameOrID}
 }
 
 // NameOf returns the display name for id: the contact's name, the wallet's
@@ -146,11 +147,4 @@ func (w *Wallet) NameOf(id consent.ID) string {
 		}
 	}
 	return ""
-}
-
-func quoteArg(s string) string {
-	if strings.ContainsAny(s, " \t'\"\\$`") {
-		return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-	}
-	return s
 }

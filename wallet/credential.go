@@ -1,5 +1,8 @@
 package wallet
 
+// Credentials: a trusted issuer vouches for a role (IssueCredential,
+// Credentials, RevokeCredential), and role grants reach their holders.
+
 import (
 	"bytes"
 	"context"
@@ -132,7 +135,7 @@ func (w *Wallet) roleKey(role string) (consent.ID, *age.X25519Identity, error) {
 // publishes it.
 func (w *Wallet) IssueCredential(ctx context.Context, o CredentialOptions) (CredentialInfo, error) {
 	if err := consent.ValidateCredentialRole(o.Role); err != nil {
-		return CredentialInfo{}, WithHint(fmt.Errorf("%w: %w", ErrInvalid, err), "e.g. --role emergency-physician")
+		return CredentialInfo{}, &InputError{Field: FieldRole, Problem: Malformed, Value: o.Role, Err: err}
 	}
 	var err error
 	if o.Org, err = checkText("the organisation", o.Org, 200, false); err != nil {
@@ -308,8 +311,7 @@ func (w *Wallet) Credentials(ctx context.Context) ([]CredentialInfo, error) {
 
 // findCredential resolves a credential ID or unique prefix.
 func findCredential(v *consent.View, ref string) (*consent.CredentialInfo, error) {
-	return findByPrefix(v.Credentials(), func(c *consent.CredentialInfo) consent.Hash { return c.ID }, ref, "credential",
-		"list credentials with 'medwallet credential ls'")
+	return findByPrefix(v.Credentials(), func(c *consent.CredentialInfo) consent.Hash { return c.ID }, ref, KindCredential)
 }
 
 // RevokeCredential withdraws a credential this wallet issued. Peers stop
@@ -389,8 +391,7 @@ func (w *Wallet) roleRecipient(issuer consent.ID, role string) (consent.ID, *age
 		if who == "" {
 			who = issuer.Short()
 		}
-		return "", nil, WithHint(fmt.Errorf("%s has issued no %s credential on the ledger: %w", who, role, ErrNotFound),
-			"the issuer publishes credentials with 'medwallet credential issue'; then run 'medwallet sync'")
+		return "", nil, &NotFoundError{Kind: KindCredential, Ref: role, Owner: who}
 	}
 	r, err := age.ParseX25519Recipient(last.RoleRecipient)
 	if err != nil {

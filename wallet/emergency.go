@@ -1,9 +1,12 @@
 package wallet
 
+// Emergency access: the patient's break-glass policy (EnableEmergency),
+// the clinician's break-glass import, and the patient's view and review of
+// emergency accesses (EmergencyAccesses, Review).
+
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 	"unicode"
@@ -109,10 +112,10 @@ func (w *Wallet) importEmergency(ctx context.Context, c *client.Client, o Import
 		return nil, err
 	}
 	if reason == "" {
-		return nil, WithHint(fmt.Errorf("an emergency access needs a reason: %w", ErrInvalid), `pass --reason "unconscious after a car crash"`)
+		return nil, &InputError{Field: FieldReason, Problem: Missing, Reason: "an emergency access needs a reason"}
 	}
 	if strings.TrimSpace(o.Patient) == "" {
-		return nil, WithHint(fmt.Errorf("no patient named: %w", ErrInvalid), "pass --patient ID (or a contact name)")
+		return nil, &InputError{Field: FieldPatient, Problem: Missing, Reason: "no patient named"}
 	}
 	patient, err := w.resolveID(o.Patient)
 	if err != nil {
@@ -155,11 +158,9 @@ func (w *Wallet) importEmergency(ctx context.Context, c *client.Client, o Import
 	l.Close()
 	switch {
 	case policies == 0:
-		return nil, WithHint(fmt.Errorf("patient %s has no active emergency policy on the ledger: %w", patient.Short(), ErrNotFound),
-			"the patient enables one with 'medwallet emergency enable --issuer ISSUER'")
+		return nil, &NotFoundError{Kind: KindEmergencyPolicy, Owner: patient.Short()}
 	case g == nil:
-		return nil, WithHint(fmt.Errorf("you hold no credential from an issuer that patient %s's emergency policy trusts: %w", patient.Short(), ErrDenied),
-			"list yours with 'medwallet credential ls'")
+		return nil, &DeniedError{Reason: DenyNoCredential, Patient: patient.Short()}
 	}
 	if c, err := w.Resolve(string(patient)); err == nil {
 		recipient = c.Card.AgeRecipient
@@ -181,13 +182,7 @@ func (w *Wallet) importEmergency(ctx context.Context, c *client.Client, o Import
 	if err := w.Publish(ctx, c); err != nil {
 		return nil, fmt.Errorf("the break-glass entry is signed but not on the network: %w", err)
 	}
-	if o.OutDir == "" {
-		o.OutDir = "."
-	}
-	if err := os.MkdirAll(o.OutDir, 0o700); err != nil {
-		return nil, err
-	}
-	return w.importKeys(ctx, c, opener{recipient: g.Grantee, key: roleKey, breakGlass: bg.Hash()}, g, o, nil)
+	return w.importInto(ctx, c, []importGrant{{g: g, op: opener{recipient: g.Grantee, key: roleKey, breakGlass: bg.Hash()}}}, o)
 }
 
 // EmergencyAccess is one emergency access to this wallet's records (a
@@ -247,7 +242,7 @@ func Unreviewed(eas []EmergencyAccess) []EmergencyAccess {
 // optional note encrypted to the patient.
 func (w *Wallet) Review(ctx context.Context, ref, outcome, note string) (EmergencyAccess, error) {
 	if outcome != consent.ReviewOK && outcome != consent.ReviewDispute {
-		return EmergencyAccess{}, WithHint(fmt.Errorf("review outcome %q: %w", outcome, ErrInvalid), "pass --ok or --dispute")
+		return EmergencyAccess{}, &InputError{Field: FieldOutcome, Problem: Malformed, Value: outcome, Reason: fmt.Sprintf("review outcome %q", outcome)}
 	}
 	note, err := checkText("the note", note, MaxReasonLen, true)
 	if err != nil {
@@ -260,8 +255,7 @@ func (w *Wallet) Review(ctx context.Context, ref, outcome, note string) (Emergen
 	if err != nil {
 		return EmergencyAccess{}, err
 	}
-	ea, err := findByPrefix(eas, func(ea EmergencyAccess) consent.Hash { return ea.BreakGlass }, ref,
-		"emergency access to your records", "list emergency accesses with 'medwallet audit verify' or 'medwallet emergency ls'")
+	ea, err := findByPrefix(eas, func(ea EmergencyAccess) consent.Hash { return ea.BreakGlass }, ref, KindEmergencyAccess)
 	if err != nil {
 		return EmergencyAccess{}, err
 	}

@@ -1,5 +1,8 @@
 package wallet
 
+// Key export and import: the passphrase-protected backup of an identity
+// (ExportKey, ImportKey).
+
 import (
 	"bytes"
 	"encoding/json"
@@ -86,8 +89,7 @@ func ImportKey(cfg Config, data []byte, passphrase string) (*Wallet, error) {
 	if err != nil {
 		var nm *age.NoIdentityMatchError
 		if errors.As(err, &nm) {
-			return nil, WithHint(fmt.Errorf("%w: wrong passphrase (%w)", ErrBadExport, ErrVerify),
-				"use the passphrase given to 'medwallet key export'")
+			return nil, fmt.Errorf("%w: wrong passphrase (%w)", ErrBadExport, ErrVerify)
 		}
 		return nil, fmt.Errorf("%w: damaged or truncated (%w)", ErrBadExport, ErrInvalid)
 	}

@@ -1,5 +1,8 @@
 package wallet
 
+// Consent given: grants and revocations the patient signs (Grant, Grants,
+// GrantShow, GrantFHIR, Revoke).
+
 import (
 	"bytes"
 	"context"
@@ -113,21 +116,20 @@ func (w *Wallet) grantLocal(ctx context.Context, opts GrantOptions) (_ GrantInfo
 	now := w.Now()
 	scopes, err := consent.NormalizeScopes(opts.Scopes)
 	if err != nil {
-		return GrantInfo{}, nil, nil, WithHint(fmt.Errorf("%w: %w", ErrInvalid, err),
-			"write scopes like --scope patient/Observation.rs or --scope 'patient/Observation.rs?category=laboratory'")
+		return GrantInfo{}, nil, nil, &InputError{Field: FieldScope, Problem: Malformed, Err: err}
 	}
 	if len(scopes) == 0 {
-		return GrantInfo{}, nil, nil, WithHint(fmt.Errorf("no scope given: %w", ErrInvalid), "add --scope patient/Observation.rs (or patient/*.rs for every type)")
+		return GrantInfo{}, nil, nil, &InputError{Field: FieldScope, Problem: Missing, Reason: "no scope given"}
 	}
 	if _, err := consent.LookupPurpose(opts.Purpose); err != nil {
-		return GrantInfo{}, nil, nil, WithHint(fmt.Errorf("%w: %w", ErrInvalid, err), "use an HL7 v3 PurposeOfUse code, e.g. --purpose TREAT")
+		return GrantInfo{}, nil, nil, &InputError{Field: FieldPurpose, Problem: Malformed, Value: opts.Purpose, Err: err}
 	}
 	expires, err := ParseExpiry(opts.Expires, now)
 	if err != nil {
 		return GrantInfo{}, nil, nil, err
 	}
 	if opts.All == (len(opts.Records) > 0) {
-		return GrantInfo{}, nil, nil, WithHint(fmt.Errorf("name the records to grant, or all of them: %w", ErrInvalid), "pass --record ID (repeatable) or --all")
+		return GrantInfo{}, nil, nil, &InputError{Field: FieldRecords, Problem: Missing, Reason: "name the records to grant, or all of them"}
 	}
 	grantee, recipient, issuer, who, err := w.resolveGrantTarget(opts)
 	if err != nil {
@@ -231,25 +233,26 @@ func wrapKey(key *age.X25519Identity, recipient *age.X25519Recipient) ([]byte, e
 func (w *Wallet) resolveGrantTarget(opts GrantOptions) (grantee consent.ID, recipient *age.X25519Recipient, issuer consent.ID, who string, err error) {
 	if opts.Role == "" {
 		if opts.Issuer != "" || opts.TimeBox != 0 {
-			return "", nil, "", "", WithHint(fmt.Errorf("an issuer or a time box without a role: %w", ErrInvalid), "add --role ROLE")
+			return "", nil, "", "", &InputError{Field: FieldIssuer, Problem: Conflict, With: FieldRole, Reason: "an issuer or a time box without a role"}
 		}
 		grantee, recipient, err = w.resolveGrantee(opts.To)
 		return grantee, recipient, "", opts.To, err
 	}
 	if opts.To != "" {
-		return "", nil, "", "", WithHint(fmt.Errorf("a grant names a grantee or a role, not both: %w", ErrInvalid), "drop --to, or drop --role and --issuer")
+		return "", nil, "", "", &InputError{Field: FieldGrantee, Problem: Conflict, With: FieldRole, Reason: "a grant names a grantee or a role, not both"}
 	}
 	if err := consent.ValidateCredentialRole(opts.Role); err != nil {
 		return "", nil, "", "", fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	if strings.TrimSpace(opts.Issuer) == "" {
-		return "", nil, "", "", WithHint(fmt.Errorf("a role grant needs the credential issuer: %w", ErrInvalid), "pass --issuer CONTACT")
+		return "", nil, "", "", &InputError{Field: FieldIssuer, Problem: Missing, Reason: "a role grant needs the credential issuer"}
 	}
 	if issuer, err = w.resolveID(opts.Issuer); err != nil {
 		return "", nil, "", "", err
 	}
 	if opts.TimeBox < 0 || opts.TimeBox > consent.MaxTimeBox*time.Second || opts.TimeBox > 0 && opts.TimeBox < time.Minute {
-		return "", nil, "", "", WithHint(fmt.Errorf("time box %s is out of range: %w", opts.TimeBox, ErrInvalid), "give 1m to 168h, e.g. --max 4h")
+		return "", nil, "", "", &InputError{Field: FieldTimeBox, Problem: Rejected, Value: opts.TimeBox.String(),
+			Reason: fmt.Sprintf("time box %s is out of range", opts.TimeBox)}
 	}
 	if opts.TimeBox > 0 && !consent.PurposeCovers(consent.PurposeEmergency, opts.Purpose) {
 		return "", nil, "", "", fmt.Errorf("an emergency grant is for purpose %s: %w", consent.PurposeEmergency, ErrInvalid)
@@ -262,7 +265,7 @@ func (w *Wallet) resolveGrantTarget(opts GrantOptions) (grantee consent.ID, reci
 // contacts, else from the grantee's identity entry in the ledger.
 func (w *Wallet) resolveGrantee(to string) (consent.ID, *age.X25519Recipient, error) {
 	if strings.TrimSpace(to) == "" {
-		return "", nil, WithHint(fmt.Errorf("no grantee: %w", ErrInvalid), "pass --to CONTACT or --to ID")
+		return "", nil, &InputError{Field: FieldGrantee, Problem: Missing, Reason: "no grantee"}
 	}
 	var id consent.ID
 	var recipient string
@@ -290,8 +293,7 @@ func (w *Wallet) resolveGrantee(to string) (consent.ID, *age.X25519Recipient, er
 		})
 		l.Close()
 		if recipient == "" {
-			return "", nil, WithHint(fmt.Errorf("no contact and no identity entry for %s: %w", pid.Short(), ErrNotFound),
-				"add their card first with 'medwallet contact add NAME CARD'")
+			return "", nil, &NotFoundError{Kind: KindIdentity, Ref: pid.Short()}
 		}
 	default:
 		return "", nil, err
@@ -327,11 +329,11 @@ func ParseExpiry(s string, now time.Time) (time.Time, error) {
 	} else if d, err := time.Parse(time.RFC3339, s); err == nil {
 		t = d
 	} else {
-		return time.Time{}, WithHint(fmt.Errorf("expiry %q is not a duration, a date or a time: %w", s, ErrInvalid),
-			"use --expires 30d, 12h, 2w, 2026-12-31 or 2026-12-31T17:00:00Z")
+		return time.Time{}, &InputError{Field: FieldExpiry, Problem: Malformed, Value: s,
+			Reason: fmt.Sprintf("expiry %q is not a duration, a date or a time", s)}
 	}
 	if !t.After(now) {
-		return time.Time{}, WithHint(fmt.Errorf("expiry %q is in the past: %w", s, ErrInvalid), "give a later date, or a duration such as --expires 30d")
+		return time.Time{}, &InputError{Field: FieldExpiry, Problem: Rejected, Value: s, Reason: fmt.Sprintf("expiry %q is in the past", s)}
 	}
 	return t.UTC().Truncate(time.Second), nil
 }
@@ -390,17 +392,17 @@ func (w *Wallet) Grants(ctx context.Context) ([]GrantInfo, error) {
 // findGrant resolves a grant ID or unique prefix (at least MinGrantPrefix
 // hex digits) among the grants in v.
 func findGrant(v *consent.View, ref string) (*consent.GrantInfo, error) {
-	return findByPrefix(v.Grants(), func(g *consent.GrantInfo) consent.Hash { return g.ID }, ref, "grant",
-		"list grants with 'medwallet grants'")
+	return findByPrefix(v.Grants(), func(g *consent.GrantInfo) consent.Hash { return g.ID }, ref, KindGrant)
 }
 
 // findByPrefix resolves an entry ID or unique prefix (at least
-// MinGrantPrefix hex digits) among items; what names the kind in errors.
-func findByPrefix[T any](items []T, id func(T) consent.Hash, ref, what, hint string) (T, error) {
+// MinGrantPrefix hex digits) among items of the given kind.
+func findByPrefix[T any](items []T, id func(T) consent.Hash, ref string, kind Kind) (T, error) {
 	var zero T
 	ref = strings.ToLower(strings.TrimSpace(ref))
 	if len(ref) < MinGrantPrefix || len(ref) > 64 || strings.Trim(ref, "0123456789abcdef") != "" {
-		return zero, WithHint(fmt.Errorf("%s %q: %w: want %d to 64 hex digits of its ID", what, ref, ErrInvalid, MinGrantPrefix), hint)
+		return zero, &InputError{Field: refField[kind], Problem: Malformed, Value: ref,
+			Reason: fmt.Sprintf("%s %q: want %d to 64 hex digits of its ID", kind, ref, MinGrantPrefix)}
 	}
 	var match []T
 	for _, it := range items {
@@ -410,11 +412,11 @@ func findByPrefix[T any](items []T, id func(T) consent.Hash, ref, what, hint str
 	}
 	switch len(match) {
 	case 0:
-		return zero, WithHint(fmt.Errorf("%s %q: %w", what, ref, ErrNotFound), hint)
+		return zero, &NotFoundError{Kind: kind, Ref: ref}
 	case 1:
 		return match[0], nil
 	}
-	return zero, WithHint(fmt.Errorf("%s %q: %w: %d start with it", what, ref, ErrInvalid, len(match)), "give more digits of the ID")
+	return zero, &AmbiguousError{Kind: kind, Ref: ref, Matches: len(match)}
 }
 
 // GrantShow describes one grant (ID or unique prefix).

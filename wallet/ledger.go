@@ -1,5 +1,9 @@
 package wallet
 
+// The local ledger: opening it, anchoring records on the wallet's feed
+// (AnchorRecord), and moving entries in and out (LedgerEntries,
+// ExportLedger, ImportLedger).
+
 import (
 	"context"
 	"errors"
@@ -48,8 +52,7 @@ func (w *Wallet) openLedger(forWriting bool) (*consent.Ledger, consent.Signer, e
 	l, err := consent.OpenLedger(s)
 	if err != nil {
 		s.Close()
-		return nil, nil, WithHint(fmt.Errorf("the local ledger does not verify: %w: %w", ErrVerify, err),
-			"run 'medwallet audit verify' for details; restore "+ledgerFile+" from a backup or a peer")
+		return nil, nil, fmt.Errorf("%w: %w: %w", ErrBadLedger, ErrVerify, err)
 	}
 	if forWriting {
 		var head consent.Head

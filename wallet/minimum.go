@@ -1,5 +1,8 @@
 package wallet
 
+// Minimum necessary: how a grant's scopes and sensitive categories pick
+// the records it covers.
+
 import (
 	"bytes"
 	"context"
@@ -41,8 +44,7 @@ func (w *Wallet) minimumNecessary(ctx context.Context, infos []RecordInfo, scope
 	out []RecordInfo, derived []DerivedRecord, excluded []ExcludedRecord, whole bool, err error) {
 	sel, err := fhirscope.NewSelection(scopes, allow)
 	if err != nil {
-		return nil, nil, nil, false, WithHint(fmt.Errorf("%w: %w", ErrInvalid, err),
-			"sensitive categories: substance-use, psychotherapy, hiv, genetic, reproductive, restricted")
+		return nil, nil, nil, false, &InputError{Field: FieldCategory, Problem: Malformed, Err: err}
 	}
 	whole = true
 	for _, info := range infos {
@@ -85,8 +87,8 @@ func (w *Wallet) minimumNecessary(ctx context.Context, infos []RecordInfo, scope
 		out = append(out, d)
 	}
 	if len(out) == 0 {
-		return nil, nil, excluded, false, WithHint(fmt.Errorf("nothing in these records falls under the grant's scopes: %w", ErrInvalid),
-			"check --scope, or name a sensitive category with --allow-sensitive")
+		return nil, nil, excluded, false, &InputError{Field: FieldScope, Problem: Rejected,
+			Reason: "nothing in these records falls under the grant's scopes"}
 	}
 	return out, derived, excluded, whole, nil
 }

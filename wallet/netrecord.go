@@ -1,11 +1,15 @@
 package wallet
 
+// Records on the network: where shares are stored and how many peers
+// an add needs.
+
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 
-	"github.com/medwallet/medwallet/consent"
 	"github.com/medwallet/medwallet/p2p/client"
 	"github.com/medwallet/medwallet/vault"
 	"github.com/medwallet/medwallet/vault/dirstore"
@@ -47,55 +51,40 @@ func (w *Wallet) storeFor(ctx context.Context, o RecordOptions, m *vault.Manifes
 	return s, nil, nil
 }
 
-// adaptN fits the coding parameters to the reachable peers: n shrinks to
-// the number of distinct peers, and an add fails when fewer than k+1 answer.
-func adaptN(c *client.Client, k, n int) (int, int, error) {
-	if k == 0 {
-		k = vault.DefaultK
-	}
-	if n == 0 {
-		n = vault.DefaultN
-	}
+// adaptN fits n to the reachable peers: it shrinks to the number of
+// distinct peers, and an add fails when fewer than k+1 answer.
+func adaptN(c *client.Client, k, n int) (int, error) {
 	up := len(c.Reachable())
 	if up < k+1 {
-		return 0, 0, WithHint(fmt.Errorf("%w: %d of %d peers answer, and k=%d needs at least %d distinct peers",
-			client.ErrNoPeers, up, c.Configured(), k, k+1), "start more peers, or lower --k")
+		return 0, &PeersError{Answered: up, Configured: c.Configured(), Needed: k + 1, K: k}
 	}
-	return k, min(n, up), nil
+	return min(n, up), nil
 }
 
-// publishRecord replicates the encrypted manifest on peers, anchors it on
-// the wallet's feed and pushes the feed.
-func (w *Wallet) publishRecord(ctx context.Context, c *client.Client, rid string, enc []byte) error {
-	if _, err := c.PutManifest(ctx, rid, w.ID(), enc, ManifestReplicas); err != nil {
-		return err
+// netShareStore is the network's share store. It marks its failures to
+// store a share (a peer that went away mid-add, a reset stream) so that
+// sealErr can tell them from the other failures of vault.Seal.
+type netShareStore struct{ vault.ShareStore }
+
+func (s netShareStore) Put(ctx context.Context, r io.Reader) (vault.ShareID, error) {
+	id, err := s.ShareStore.Put(ctx, r)
+	if err != nil && ctx.Err() == nil {
+		err = putError{err}
 	}
-	// Catch up with our own feed first: a wallet restored on a new machine
-	// must not sign a second entry at a seq the network already holds.
-	if _, err := w.pull(ctx, c); err != nil {
-		return err
-	}
-	if _, err := w.AnchorRecord(ctx, rid); err != nil {
-		return err
-	}
-	return w.Publish(ctx, c)
+	return id, err
 }
 
-// Publish pushes the wallet's own feed to the network; peers keep what
-// they lack, so this also repairs a feed that was only partly published.
-func (w *Wallet) Publish(ctx context.Context, c *client.Client) error {
-	l, _, err := w.openLedger(false)
-	if err != nil {
-		return err
+// putError marks a share that the network failed to store.
+type putError struct{ error }
+
+func (e putError) Unwrap() error { return e.error }
+
+// sealErr is the error of a vault.Seal into a netShareStore: a
+// NetworkError when the network failed to store a share, else err.
+func sealErr(err error) error {
+	var pe putError
+	if errors.As(err, &pe) {
+		return &NetworkError{Op: OpStoreShares, Err: err}
 	}
-	var feed []*consent.Entry
-	l.View(func(v *consent.View) { feed = v.Feed(w.ID()) })
-	l.Close()
-	if len(feed) == 0 {
-		return nil
-	}
-	if _, err := c.Push(ctx, feed); err != nil {
-		return WithHint(fmt.Errorf("publishing to the network: %w", err), "retry with 'medwallet sync'")
-	}
-	return nil
+	return err
 }

@@ -1,5 +1,8 @@
 package wallet
 
+// The network: the network file and dialling its peers (NetworkPath,
+// HasNetwork, Dial).
+
 import (
 	"context"
 	"errors"
@@ -33,8 +36,7 @@ func (w *Wallet) HasNetwork() bool {
 func (w *Wallet) Dial(ctx context.Context) (*client.Client, error) {
 	n, err := devnet.ReadNetwork(w.NetworkPath())
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, WithHint(fmt.Errorf("%w: %s does not exist", ErrNoNetwork, w.NetworkPath()),
-			"start one with 'medwallet devnet' and set $MEDWALLET_NETWORK, or pass --network FILE")
+		return nil, fmt.Errorf("%w: %s does not exist", ErrNoNetwork, w.NetworkPath())
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
@@ -49,7 +51,7 @@ func (w *Wallet) Dial(ctx context.Context) (*client.Client, error) {
 	}
 	if err := c.Require(1); err != nil {
 		c.Close()
-		return nil, WithHint(err, "are the peers running? check with 'medwallet peers'")
+		return nil, &PeersError{Answered: len(c.Reachable()), Configured: c.Configured(), Needed: 1}
 	}
 	return c, nil
 }

@@ -1,6 +1,10 @@
 package wallet
 
+// Records: add, list, get, verify and remove (AddRecord, ListRecords,
+// Record, RecordKey, GetRecord, VerifyRecord, RemoveRecord).
+
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -14,6 +18,7 @@ import (
 
 	"filippo.io/age"
 
+	"github.com/medwallet/medwallet/internal/fsutil"
 	"github.com/medwallet/medwallet/vault"
 )
 
@@ -65,12 +70,16 @@ type RecordOptions struct {
 	Progress vault.Progress
 }
 
+// ErrEmptyRecord reports a record of 0 bytes, which AddRecord refuses. It
+// is ErrInvalid.
+var ErrEmptyRecord = fmt.Errorf("the record is empty (0 bytes): %w", ErrInvalid)
+
 // AddRecordOptions configure AddRecord.
 type AddRecordOptions struct {
 	RecordOptions
 	Label string
-	// K and N are the erasure-coding parameters; zero means the defaults
-	// (any 3 of 5 shares rebuild the record).
+	// K and N are the erasure-coding parameters; both zero means the
+	// defaults (any 3 of 5 shares rebuild the record).
 	K, N int
 }
 
@@ -80,18 +89,37 @@ func (w *Wallet) recordsPath() string { return filepath.Join(w.cfg.Home, records
 // erasure-codes it into the share store, and saves the signed manifest
 // encrypted to the wallet's own age key. Nothing is saved if it fails.
 func (w *Wallet) AddRecord(ctx context.Context, r io.Reader, opts AddRecordOptions) (RecordInfo, error) {
+	k, n := opts.K, opts.N
+	if k == 0 && n == 0 {
+		k, n = vault.DefaultK, vault.DefaultN
+	}
+	if err := vault.CheckParams(k, n); err != nil {
+		return RecordInfo{}, &InputError{Field: FieldShares, Problem: Rejected, Err: err}
+	}
+	// An empty file is refused before anything is stored: it is almost
+	// always a mistake (a failed export, a truncated download).
+	var first [1]byte
+	if _, err := io.ReadFull(r, first[:]); errors.Is(err, io.EOF) {
+		return RecordInfo{}, ErrEmptyRecord
+	} else if err != nil {
+		return RecordInfo{}, fmt.Errorf("reading the record: %w", err)
+	}
+	r = io.MultiReader(bytes.NewReader(first[:]), r)
 	id, err := w.Identity()
 	if err != nil {
 		return RecordInfo{}, err
 	}
 	store, c, err := w.storeFor(ctx, opts.RecordOptions, nil)
+	if pe := (*PeersError)(nil); errors.As(err, &pe) {
+		pe.Needed, pe.K = k+1, k // an add needs more than any peer answering
+	}
 	if err != nil {
 		return RecordInfo{}, err
 	}
-	k, n := opts.K, opts.N
 	if c != nil {
 		defer c.Close()
-		if k, n, err = adaptN(c, k, n); err != nil {
+		store = netShareStore{store}
+		if n, err = adaptN(c, k, n); err != nil {
 			return RecordInfo{}, err
 		}
 	}
@@ -105,21 +133,17 @@ func (w *Wallet) AddRecord(ctx context.Context, r io.Reader, opts AddRecordOptio
 		Progress: opts.Progress,
 		Now:      w.cfg.now,
 	})
-	if errors.Is(err, vault.ErrBadParams) {
-		return RecordInfo{}, WithHint(fmt.Errorf("%w: %w", ErrInvalid, err), "use 1 <= --k < --n <= 255, for example --k 3 --n 5")
-	}
 	if err != nil {
-		return RecordInfo{}, err
+		return RecordInfo{}, sealErr(err)
 	}
 	enc, err := m.Encrypt(id.Signing, id.Age.Recipient())
 	if err == nil {
-		err = createFileExclusive(w.manifestPath(m.RecordID.String()), enc)
+		err = fsutil.WriteFileNew(w.manifestPath(m.RecordID.String()), enc, 0o600)
 	}
 	if err != nil {
 		_ = vault.DeleteShares(context.WithoutCancel(ctx), m, store)
 		return RecordInfo{}, fmt.Errorf("saving the manifest: %w", err)
 	}
-	syncDir(w.recordsPath())
 	if c != nil {
 		if err := w.publishRecord(ctx, c, m.RecordID.String(), enc); err != nil {
 			return recordInfo(m), fmt.Errorf("record %s is stored on peers but not yet published: %w", m.RecordID, err)
@@ -160,11 +184,11 @@ func (w *Wallet) recordIDs() ([]string, error) {
 func (w *Wallet) resolveRecord(ref string) (string, error) {
 	ref = strings.ToLower(strings.TrimSpace(ref))
 	if len(ref) < minRecordPrefix {
-		return "", WithHint(fmt.Errorf("record %q: %w: give at least %d characters of the ID", ref, ErrInvalid, minRecordPrefix),
-			"list the records with 'medwallet record ls'")
+		return "", &InputError{Field: FieldRecord, Problem: Malformed, Value: ref,
+			Reason: fmt.Sprintf("record %q: give at least %d characters of the ID", ref, minRecordPrefix)}
 	}
 	if strings.Trim(ref, "0123456789abcdef") != "" || len(ref) > 32 {
-		return "", WithHint(fmt.Errorf("record %q: %w: not a record ID", ref, ErrInvalid), "list the records with 'medwallet record ls'")
+		return "", &InputError{Field: FieldRecord, Problem: Malformed, Value: ref, Reason: fmt.Sprintf("record %q: not a record ID", ref)}
 	}
 	ids, err := w.recordIDs()
 	if err != nil {
@@ -178,11 +202,11 @@ func (w *Wallet) resolveRecord(ref string) (string, error) {
 	}
 	switch len(match) {
 	case 0:
-		return "", WithHint(fmt.Errorf("record %q: %w", ref, ErrNotFound), "list the records with 'medwallet record ls'")
+		return "", &NotFoundError{Kind: KindRecord, Ref: ref}
 	case 1:
 		return match[0], nil
 	default:
-		return "", WithHint(fmt.Errorf("record %q: %w: %d records start with it", ref, ErrInvalid, len(match)), "give more characters of the ID")
+		return "", &AmbiguousError{Kind: KindRecord, Ref: ref, Matches: len(match)}
 	}
 }
 
@@ -274,8 +298,7 @@ func (w *Wallet) GetRecord(ctx context.Context, ref string, out io.Writer, opts 
 	}
 	if err := vault.Open(ctx, m, store, out, vault.OpenOptions{Progress: opts.Progress}); err != nil {
 		if errors.Is(err, vault.ErrNotEnoughShares) {
-			return RecordInfo{}, WithHint(fmt.Errorf("record %s: %w", m.RecordID, err),
-				"run 'medwallet record verify "+m.RecordID.String()[:8]+"' to see the state of every share")
+			return RecordInfo{}, &RecordError{Record: m.RecordID.String(), Err: err}
 		}
 		return RecordInfo{}, fmt.Errorf("record %s: %w", m.RecordID, err)
 	}
@@ -362,6 +385,6 @@ func (w *Wallet) RemoveRecord(ctx context.Context, ref string, opts RecordOption
 	if err := os.Remove(w.manifestPath(rid)); err != nil {
 		return "", err
 	}
-	syncDir(w.recordsPath())
+	fsutil.SyncDir(w.recordsPath())
 	return rid, nil
 }

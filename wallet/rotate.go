@@ -1,5 +1,7 @@
 package wallet
 
+// Rotation: re-keying records after a revocation (Rotate).
+
 import (
 	"context"
 	"crypto/ed25519"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/medwallet/medwallet/consent"
+	"github.com/medwallet/medwallet/internal/fsutil"
 	"github.com/medwallet/medwallet/p2p/client"
 	"github.com/medwallet/medwallet/vault"
 )
@@ -157,8 +160,8 @@ func (w *Wallet) rotationPlan(ref string) (rotation, []GrantInfo, []GrantInfo, e
 			return
 		}
 		if !v.Revoked(g.ID) {
-			err = WithHint(fmt.Errorf("grant %s is not revoked: %w", g.ID.String()[:12], ErrInvalid),
-				"revoke and rotate in one step with 'medwallet revoke "+g.ID.String()[:12]+" --rotate'")
+			err = &InputError{Field: FieldGrant, Problem: Rejected, Value: g.ID.String()[:12],
+				Reason: fmt.Sprintf("grant %s is not revoked", g.ID.String()[:12])}
 			return
 		}
 		rot.info = w.grantInfo(v, g, now)
@@ -215,8 +218,8 @@ func (w *Wallet) rotateRecord(ctx context.Context, c *client.Client, rid string)
 	var store vault.ShareStore
 	k, n := old.K, old.N
 	if c != nil {
-		store = c.RecordStore(client.Access{Owner: w.ID(), Record: rid, Scope: ownerScope, Purpose: ownerPurpose})
-		if k, n, err = adaptN(c, k, n); err != nil {
+		store = netShareStore{c.RecordStore(client.Access{Owner: w.ID(), Record: rid, Scope: ownerScope, Purpose: ownerPurpose})}
+		if n, err = adaptN(c, k, n); err != nil {
 			return RotatedRecord{}, err
 		}
 	} else if store, _, err = w.storeFor(ctx, RecordOptions{Local: true}, old); err != nil {
@@ -245,7 +248,7 @@ func (w *Wallet) rotateRecord(ctx context.Context, c *client.Client, rid string)
 		if oerr != nil {
 			err = oerr
 		}
-		return RotatedRecord{}, err // Seal removed what it stored
+		return RotatedRecord{}, sealErr(err) // Seal removed what it stored
 	}
 	discard := func(cause error) (RotatedRecord, error) {
 		if err := vault.DeleteShares(context.WithoutCancel(ctx), m, store); err != nil {
@@ -264,7 +267,7 @@ func (w *Wallet) rotateRecord(ctx context.Context, c *client.Client, rid string)
 		return discard(err)
 	}
 	// The switch: from here on the record is the new manifest.
-	if err := writeFileAtomic(w.manifestPath(rid), enc); err != nil {
+	if err := fsutil.WriteFileAtomic(w.manifestPath(rid), enc, 0o600); err != nil {
 		return discard(fmt.Errorf("saving the new manifest: %w", err))
 	}
 	rr := RotatedRecord{ID: rid, OldManifest: vault.ManifestHash(oldEnc), NewManifest: vault.ManifestHash(enc)}

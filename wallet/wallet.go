@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -23,6 +24,7 @@ import (
 	"filippo.io/age"
 
 	"github.com/medwallet/medwallet/consent"
+	"github.com/medwallet/medwallet/internal/fsutil"
 	"github.com/medwallet/medwallet/wallet/keystore"
 )
 
@@ -74,6 +76,29 @@ type Identity struct {
 
 // Wallet is an opened wallet. Secrets are read from the keyring only when a
 // use case first needs them.
+//
+// Its methods are the use cases, one file each:
+//
+//   - the wallet itself (wallet.go): Home, Card, ID, KeyringBackend, Now,
+//     Identity; its key backup (export.go): ExportKey
+//   - contacts (contacts.go): Contacts, AddContact, RemoveContact, Resolve,
+//     NameOf
+//   - records (record.go): AddRecord, ListRecords, Record, RecordKey,
+//     GetRecord, VerifyRecord, RemoveRecord
+//   - consent given (grant.go): Grant, Grants, GrantShow, GrantFHIR, Revoke;
+//     re-keying after a revocation (rotate.go): Rotate
+//   - consent received (inbox.go, import.go): Inbox, Import
+//   - credentials (credential.go): IssueCredential, Credentials,
+//     RevokeCredential
+//   - emergency access (emergency.go): EnableEmergency, EmergencyAccesses,
+//     Review; the break-glass import is Import with Emergency set
+//   - the access log (accesslog.go): AccessLog
+//   - audit (audit.go): AuditLedger, Disclosures, DisclosuresFHIR,
+//     NewRequest, DecideAccess
+//   - the network (network.go, publish.go, sync.go): NetworkPath, HasNetwork,
+//     Dial, Publish, PullLedger, Sync
+//   - the local ledger (ledger.go): AnchorRecord, LedgerEntries,
+//     ExportLedger, ImportLedger
 type Wallet struct {
 	cfg     Config
 	card    consent.Card
@@ -115,8 +140,7 @@ func Init(cfg Config, name, role string) (*Wallet, error) {
 func create(cfg Config, card consent.Card, id *Identity) (*Wallet, error) {
 	path := filepath.Join(cfg.Home, stateFile)
 	if _, err := os.Stat(path); err == nil {
-		return nil, WithHint(fmt.Errorf("a wallet already exists in %s: %w", cfg.Home, ErrExists),
-			"choose another directory with --home or $MEDWALLET_HOME")
+		return nil, &ExistsError{Kind: KindWallet, Ref: cfg.Home}
 	}
 	if err := os.MkdirAll(cfg.Home, 0o700); err != nil {
 		return nil, fmt.Errorf("creating the wallet directory: %w", err)
@@ -134,10 +158,10 @@ func create(cfg Config, card consent.Card, id *Identity) (*Wallet, error) {
 		return nil, fmt.Errorf("storing the identity in the keyring: %w", err)
 	}
 	st, _ := json.MarshalIndent(state{Version: stateVersion, Card: card.String(), KeyringBackend: w.backend}, "", "  ")
-	if err := createFileExclusive(path, append(st, '\n')); err != nil {
+	if err := fsutil.WriteFileNew(path, append(st, '\n'), 0o600); err != nil {
 		_ = ks.Remove(key)
-		if errors.Is(err, ErrExists) {
-			return nil, fmt.Errorf("a wallet already exists in %s: %w", cfg.Home, ErrExists)
+		if errors.Is(err, fs.ErrExist) {
+			return nil, &ExistsError{Kind: KindWallet, Ref: cfg.Home}
 		}
 		return nil, err
 	}
@@ -149,8 +173,7 @@ func create(cfg Config, card consent.Card, id *Identity) (*Wallet, error) {
 func Open(cfg Config) (*Wallet, error) {
 	b, err := os.ReadFile(filepath.Join(cfg.Home, stateFile))
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, WithHint(fmt.Errorf("%w: %s", ErrNoWallet, cfg.Home),
-			"create one with 'medwallet init --name NAME', restore one with 'medwallet key import FILE', or point --home at it")
+		return nil, &NotFoundError{Kind: KindWallet, Ref: cfg.Home}
 	}
 	if err != nil {
 		return nil, err
@@ -208,7 +231,7 @@ func (w *Wallet) keystore() (keystore.Keystore, error) {
 	}
 	ks, name, err := keystore.Open(kc)
 	if err != nil {
-		return nil, WithHint(err, "choose a backend with --keyring-backend or $MEDWALLET_KEYRING_BACKEND (file works everywhere)")
+		return nil, err
 	}
 	w.ks, w.backend = ks, name
 	return ks, nil
@@ -228,11 +251,7 @@ func (w *Wallet) Identity() (*Identity, error) {
 	}
 	b, err := ks.Get(secretPrefix + string(w.card.ID))
 	if errors.Is(err, keystore.ErrNotFound) {
-		return nil, WithHint(fmt.Errorf("the %s keyring holds no key for this wallet: %w", w.KeyringBackend(), ErrNotFound),
-			"restore it with 'medwallet key import FILE', or select the keyring that holds it with --keyring-backend")
-	}
-	if errors.Is(err, keystore.ErrNoPassphrase) {
-		return nil, WithHint(err, "set $MEDWALLET_PASSPHRASE or pass --passphrase-file FILE")
+		return nil, &NotFoundError{Kind: KindKey, Owner: w.KeyringBackend()}
 	}
 	if err != nil {
 		return nil, err

@@ -56,9 +56,9 @@ func TestInitOpenIdentity(t *testing.T) {
 
 func TestOpenMissing(t *testing.T) {
 	_, err := Open(Config{Home: t.TempDir()})
-	var he *HintError
-	if !errors.Is(err, ErrNotFound) || !errors.As(err, &he) {
-		t.Fatalf("got %v, want ErrNotFound with a hint", err)
+	var nf *NotFoundError
+	if !errors.Is(err, ErrNotFound) || !errors.Is(err, ErrNoWallet) || !errors.As(err, &nf) || nf.Kind != KindWallet {
+		t.Fatalf("got %v, want a NotFoundError for the wallet", err)
 	}
 }
 

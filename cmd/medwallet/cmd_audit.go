@@ -30,11 +30,14 @@ func newAuditCommand(g *globalOptions) *cobra.Command {
 }
 
 // auditVerifyOptions are the flags of audit verify.
-type auditVerifyOptions struct{}
+type auditVerifyOptions struct {
+	// offline: report the local ledger without pulling the network's.
+	offline bool
+}
 
 func newAuditVerifyCommand(g *globalOptions) *cobra.Command {
 	var opts auditVerifyOptions
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "verify [FILE]",
 		Short: "Verify every signature, chain and access decision in a ledger",
 		Long: `Verify the local ledger, or a file written by 'medwallet ledger export'
@@ -45,12 +48,18 @@ it was decided, and an access that no valid grant allowed is a violation.
 On your own ledger it also lists the emergency (break-glass) accesses to
 your records that you have not reviewed yet ('medwallet review').
 
+Without FILE it first pulls the network's ledger into the local one, so
+that it audits what the peers hold; --offline audits the local ledger as
+it is (so does a wallet without a network file).
+
 Exit code 0 when everything verifies, 5 on any violation, invalid entry,
 broken chain or equivocation.`,
-		Example: "  medwallet audit verify\n  medwallet audit verify alice-ledger.mwl --json",
+		Example: "  medwallet audit verify\n  medwallet audit verify --offline\n  medwallet audit verify alice-ledger.mwl --json",
 		Args:    cobra.MaximumNArgs(1),
 		RunE:    func(cmd *cobra.Command, args []string) error { return runAuditVerify(cmd.Context(), opts, g, args) },
 	}
+	addOfflineFlag(cmd, &opts.offline)
+	return cmd
 }
 
 // findingJSON is one finding in the --json shape of audit verify.
@@ -104,7 +113,7 @@ func newAuditJSON(source string, r *consent.AuditReport) auditJSON {
 }
 
 // runAuditVerify verifies the ledger file args[0], else the local ledger.
-func runAuditVerify(ctx context.Context, _ auditVerifyOptions, g *globalOptions, args []string) error {
+func runAuditVerify(ctx context.Context, opts auditVerifyOptions, g *globalOptions, args []string) error {
 	file := ""
 	if len(args) == 1 {
 		file = args[0]
@@ -129,6 +138,9 @@ func runAuditVerify(ctx context.Context, _ auditVerifyOptions, g *globalOptions,
 	if file == "" {
 		w, err := g.openWallet()
 		if err != nil {
+			return err
+		}
+		if err := refreshLedger(ctx, g, w, opts.offline); err != nil {
 			return err
 		}
 		if rep, err = w.AuditLedger(ctx); err != nil {
@@ -192,6 +204,8 @@ func dash(s string) string {
 type disclosuresOptions struct {
 	since  string
 	format string
+	// offline: report the local ledger without pulling the network's.
+	offline bool
 }
 
 func newAuditDisclosuresCommand(g *globalOptions) *cobra.Command {
@@ -199,11 +213,13 @@ func newAuditDisclosuresCommand(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "disclosures [--since DATE] [--format table|json|csv|fhir]",
 		Short: "Print the accounting of disclosures of your records",
-		Long: `Print every allowed access to your records logged in the local ledger, in
+		Long: `Print every allowed access to your records logged on the ledger, in
 the form HIPAA's accounting of disclosures (45 CFR 164.528) asks for: the
 date, the recipient (the contact's name, else the ID), a description of
 what was disclosed (record ID and scope; never record contents) and the
-purpose. --format fhir prints a FHIR R4 Bundle of AuditEvent resources.`,
+purpose. --format fhir prints a FHIR R4 Bundle of AuditEvent resources.
+It first pulls the network's ledger into the local one; --offline reports
+the local ledger as it is.`,
 		Example: `  medwallet audit disclosures
   medwallet audit disclosures --since 2026-01-01 --format csv > disclosures.csv
   medwallet audit disclosures --format fhir > auditevents.json`,
@@ -212,6 +228,7 @@ purpose. --format fhir prints a FHIR R4 Bundle of AuditEvent resources.`,
 	}
 	cmd.Flags().StringVar(&opts.since, "since", "", "only disclosures on or after this date (2026-01-31) or time (RFC 3339)")
 	cmd.Flags().StringVar(&opts.format, "format", "table", "output format: table, json, csv or fhir")
+	addOfflineFlag(cmd, &opts.offline)
 	return cmd
 }
 
@@ -222,7 +239,8 @@ type disclosureJSON struct {
 	RecipientName  string    `json:"recipient_name"`
 	Description    string    `json:"description"`
 	Record         string    `json:"record"`
-	Scope          string    `json:"scope"`
+	Scope          string    `json:"scope"`  // the scope the request named
+	Scopes         []string  `json:"scopes"` // every scope of the grant: what was disclosed
 	Purpose        string    `json:"purpose"`
 	PurposeDisplay string    `json:"purpose_display"`
 	Decider        string    `json:"decider"`
@@ -250,6 +268,9 @@ func runAuditDisclosures(ctx context.Context, opts disclosuresOptions, g *global
 	if err != nil {
 		return err
 	}
+	if err := refreshLedger(ctx, g, w, opts.offline); err != nil {
+		return err
+	}
 	ds, err := w.Disclosures(ctx, since)
 	if err != nil {
 		return err
@@ -258,7 +279,7 @@ func runAuditDisclosures(ctx context.Context, opts disclosuresOptions, g *global
 	for _, d := range ds {
 		out = append(out, disclosureJSON{
 			Date: consent.TimeOf(d.Time), Recipient: string(d.Recipient), RecipientName: d.RecipientName,
-			Description: d.Description, Record: d.Record, Scope: d.Scope, Purpose: d.Purpose, PurposeDisplay: d.PurposeDisplay,
+			Description: d.Description, Record: d.Record, Scope: d.Scope, Scopes: d.Scopes, Purpose: d.Purpose, PurposeDisplay: d.PurposeDisplay,
 			Decider: string(d.Decider), DeciderName: d.DeciderName, Grant: d.Grant.String(), Entry: d.Entry.String(),
 			Decisions: d.Decisions,
 		})

@@ -18,6 +18,13 @@ import (
 // denied, both decided and logged by alice's own wallet.
 func disclosureFixture(t *testing.T) (*globalOptions, *bytes.Buffer, string) {
 	t.Helper()
+	return disclosureFixtureScopes(t, []string{"patient/Observation.rs"})
+}
+
+// disclosureFixtureScopes is disclosureFixture with a grant of these
+// scopes, bob asking under the first.
+func disclosureFixtureScopes(t *testing.T, scopes []string) (*globalOptions, *bytes.Buffer, string) {
+	t.Helper()
 	dir := t.TempDir()
 	pass := filepath.Join(dir, "pass")
 	if err := os.WriteFile(pass, []byte("keyring pass\n"), 0o600); err != nil {
@@ -47,11 +54,11 @@ func disclosureFixture(t *testing.T) (*globalOptions, *bytes.Buffer, string) {
 		t.Fatal(err)
 	}
 	if _, err := alice.Grant(ctx, wallet.GrantOptions{To: "Bob", Records: []string{rec.ID},
-		Scopes: []string{"patient/Observation.rs"}, Purpose: "TREAT"}); err != nil {
+		Scopes: scopes, Purpose: "TREAT"}); err != nil {
 		t.Fatal(err)
 	}
 	for _, purpose := range []string{"ETREAT", "HPAYMT"} {
-		r, err := bob.NewRequest(alice.ID(), rec.ID, "patient/Observation.rs", purpose)
+		r, err := bob.NewRequest(alice.ID(), rec.ID, scopes[0], purpose)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -130,5 +137,48 @@ func TestAuditDisclosuresFormats(t *testing.T) {
 	var rep auditJSON
 	if err := json.Unmarshal(out.Bytes(), &rep); err != nil || !rep.OK || rep.Accesses != 2 || rep.Allowed != 1 || rep.Denied != 1 {
 		t.Fatalf("audit: %+v %v", rep, err)
+	}
+}
+
+// TestAuditDisclosuresScopes: a grant of two scopes, used by a request
+// that names one, shows both in every format (issue 17 point 12); the
+// JSON keeps "scope" (the request's) and adds "scopes".
+func TestAuditDisclosuresScopes(t *testing.T) {
+	ctx := context.Background()
+	g, out, rec := disclosureFixtureScopes(t, []string{"patient/Claim.rs", "patient/ExplanationOfBenefit.rs"})
+	what := "record " + rec + ", scopes patient/Claim.rs patient/ExplanationOfBenefit.rs"
+
+	if err := runAuditDisclosures(ctx, disclosuresOptions{format: "table"}, g); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), what) {
+		t.Fatalf("table:\n%s", out)
+	}
+
+	out.Reset()
+	if err := runAuditDisclosures(ctx, disclosuresOptions{format: "csv"}, g); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := csv.NewReader(out).ReadAll()
+	if err != nil || len(rows) != 2 || rows[1][3] != what || len(rows[1]) != 9 {
+		t.Fatalf("csv: %v %v", rows, err)
+	}
+
+	out.Reset()
+	if err := runAuditDisclosures(ctx, disclosuresOptions{format: "json"}, g); err != nil {
+		t.Fatal(err)
+	}
+	var ds []disclosureJSON
+	if err := json.Unmarshal(out.Bytes(), &ds); err != nil || len(ds) != 1 || ds[0].Scope != "patient/Claim.rs" ||
+		strings.Join(ds[0].Scopes, " ") != "patient/Claim.rs patient/ExplanationOfBenefit.rs" || ds[0].Description != what {
+		t.Fatalf("json: %+v %v", ds, err)
+	}
+
+	out.Reset()
+	if err := runAuditDisclosures(ctx, disclosuresOptions{format: "fhir"}, g); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), `"description": "`+what+`"`) {
+		t.Fatalf("fhir:\n%s", out)
 	}
 }

@@ -123,28 +123,32 @@ func printEmergencies(out io.Writer, js []emergencyJSON) {
 }
 
 // emergencyLsOptions are the flags of emergency ls.
-type emergencyLsOptions struct{}
+type emergencyLsOptions struct {
+	// offline: report the local ledger without pulling the network's.
+	offline bool
+}
 
 func newEmergencyLsCommand(g *globalOptions) *cobra.Command {
 	var opts emergencyLsOptions
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:     "ls",
 		Short:   "List emergency accesses to your records, with their reasons and reviews",
+		Long:    "Pull the network's ledger (unless --offline), then list the emergency accesses to\nyour records, with their reasons and reviews.",
 		Example: "  medwallet emergency ls\n  medwallet emergency ls --json",
 		Args:    cobra.NoArgs,
 		RunE:    func(cmd *cobra.Command, _ []string) error { return runEmergencyLs(cmd.Context(), opts, g) },
 	}
+	addOfflineFlag(cmd, &opts.offline)
+	return cmd
 }
 
-func runEmergencyLs(ctx context.Context, _ emergencyLsOptions, g *globalOptions) error {
+func runEmergencyLs(ctx context.Context, opts emergencyLsOptions, g *globalOptions) error {
 	w, err := g.openWallet()
 	if err != nil {
 		return err
 	}
-	if w.HasNetwork() {
-		if _, err := w.PullLedger(ctx); err != nil {
-			return err
-		}
+	if err := refreshLedger(ctx, g, w, opts.offline); err != nil {
+		return err
 	}
 	eas, err := w.EmergencyAccesses(ctx)
 	if err != nil {

@@ -265,6 +265,8 @@ func untilText(gi wallet.GrantInfo) string {
 // grantShowOptions are the flags of grant show.
 type grantShowOptions struct {
 	format string
+	// offline: report the local ledger without pulling the network's.
+	offline bool
 }
 
 func newGrantShowCommand(g *globalOptions) *cobra.Command {
@@ -281,6 +283,7 @@ the grantee as actor, the purpose, the resource types and the records).`,
 		RunE:    func(cmd *cobra.Command, args []string) error { return runGrantShow(cmd.Context(), opts, g, args) },
 	}
 	cmd.Flags().StringVar(&opts.format, "format", "text", "output format: text, json or fhir")
+	addOfflineFlag(cmd, &opts.offline)
 	return cmd
 }
 
@@ -294,6 +297,9 @@ func runGrantShow(ctx context.Context, opts grantShowOptions, g *globalOptions, 
 	}
 	w, err := g.openWallet()
 	if err != nil {
+		return err
+	}
+	if err := refreshLedger(ctx, g, w, opts.offline); err != nil {
 		return err
 	}
 	if opts.format == "fhir" {

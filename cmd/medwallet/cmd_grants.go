@@ -14,25 +14,33 @@ import (
 )
 
 // grantsOptions are the flags of grants.
-type grantsOptions struct{}
+type grantsOptions struct {
+	// offline: report the local ledger without pulling the network's.
+	offline bool
+}
 
 func newGrantsCommand(g *globalOptions) *cobra.Command {
 	var opts grantsOptions
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "grants",
 		Short: "List the grants you made and the grants made to you",
-		Long: `List every grant in the local ledger that you made (direction "given") or
-that names you as grantee ("received"), oldest first, with its status:
-active, revoked, expired or not-yet-valid.`,
-		Example: "  medwallet grants\n  medwallet grants --json",
+		Long: `Pull the network's ledger (unless --offline), then list every grant that
+you made (direction "given") or that names you as grantee ("received"),
+oldest first, with its status: active, revoked, expired or not-yet-valid.`,
+		Example: "  medwallet grants\n  medwallet grants --offline --json",
 		Args:    cobra.NoArgs,
 		RunE:    func(cmd *cobra.Command, _ []string) error { return runGrants(cmd.Context(), opts, g) },
 	}
+	addOfflineFlag(cmd, &opts.offline)
+	return cmd
 }
 
-func runGrants(ctx context.Context, _ grantsOptions, g *globalOptions) error {
+func runGrants(ctx context.Context, opts grantsOptions, g *globalOptions) error {
 	w, err := g.openWallet()
 	if err != nil {
+		return err
+	}
+	if err := refreshLedger(ctx, g, w, opts.offline); err != nil {
 		return err
 	}
 	gs, err := w.Grants(ctx)

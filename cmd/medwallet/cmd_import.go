@@ -27,8 +27,11 @@ func newImportCommand(g *globalOptions) *cobra.Command {
 patient encrypted to you (its signature and key are checked against the
 grant), then at least k shares through every peer's consent check (each
 request is signed by you and logged on the ledger), verified block by block
-and decrypted into --out. Files are named RECORD_ID.EXT and never
-overwritten. A denial exits with code 4.
+and decrypted into --out. Files are named LABEL-RECORD_ID.EXT (the label
+the patient gave the record, made safe for a file name; RECORD_ID.EXT
+without one) and never overwritten. A denial exits with code 4 and leaves
+no file and no new directory behind. On a terminal, a bar on stderr
+follows each large record.
 
 With --emergency (break-glass), a clinician credentialed for the role that
 the patient's emergency policy trusts declares the emergency on the ledger
@@ -84,7 +87,7 @@ func runImport(ctx context.Context, o importOptions, g *globalOptions, args []st
 		return err
 	}
 	recs, err := w.Import(ctx, wallet.ImportOptions{Grant: grant, From: o.from, OutDir: o.out,
-		Emergency: o.emergency, Patient: o.patient, Reason: o.reason})
+		Emergency: o.emergency, Patient: o.patient, Reason: o.reason, Progress: newImportProgress(g)})
 	out := make([]importJSON, 0, len(recs))
 	for _, r := range recs {
 		j := importJSON{Grant: r.Grant.String(), Owner: string(r.Owner), Record: r.Record, File: r.File, Size: r.Size, Format: r.Format}
@@ -108,4 +111,33 @@ func runImport(ctx context.Context, o importOptions, g *globalOptions, args []st
 			fmt.Fprintln(w, r.File)
 		}
 	})
+}
+
+// importProgress draws, for each record an import fetches, the bar that
+// record add and get draw: on stderr, on a terminal, not under --json, for
+// large records.
+type importProgress struct {
+	bar func(verb string, total int64) *progressBar // g.progress
+	cur *progressBar
+}
+
+// newImportProgress returns an importProgress when g draws progress bars,
+// else nil.
+func newImportProgress(g *globalOptions) wallet.Progress {
+	if g.progress("importing", -1) == nil {
+		return nil
+	}
+	return &importProgress{bar: g.progress}
+}
+
+// Start implements wallet.Progress.
+func (p *importProgress) Start(name string, total int64) { p.cur = p.bar("importing "+name, total) }
+
+// Add implements wallet.Progress.
+func (p *importProgress) Add(n int64) { p.cur.Add(n) }
+
+// Done implements wallet.Progress.
+func (p *importProgress) Done() {
+	p.cur.done()
+	p.cur = nil
 }

@@ -83,7 +83,7 @@ func runKeyExport(_ context.Context, o keyExportOptions, g *globalOptions) error
 		return err
 	}
 	if _, err := os.Lstat(o.out); err == nil {
-		return wallet.WithHint(fmt.Errorf("%q: %w", o.out, wallet.ErrExists), "choose a new file name; key export never overwrites")
+		return withHint(fmt.Errorf("%q: %w", o.out, wallet.ErrExists), "choose a new file name; key export never overwrites")
 	}
 	// Unlock the keyring before asking for a new passphrase.
 	if _, err := w.Identity(); err != nil {
@@ -143,7 +143,7 @@ A wrong passphrase, a truncated or a foreign file is refused and nothing is writ
 func runKeyImport(_ context.Context, o keyImportOptions, g *globalOptions, args []string) error {
 	file := args[0]
 	if _, err := wallet.Open(g.config()); err == nil {
-		return wallet.WithHint(fmt.Errorf("a wallet already exists in %s: %w", g.home, wallet.ErrExists),
+		return withHint(fmt.Errorf("a wallet already exists in %s: %w", g.home, wallet.ErrExists),
 			"import into an empty directory with --home DIR")
 	}
 	data, err := readBounded(file, 1<<20)

@@ -65,7 +65,7 @@ func runLedgerExport(_ context.Context, opts ledgerExportOptions, g *globalOptio
 	}
 	f, err := os.OpenFile(file, flags, 0o600)
 	if errors.Is(err, os.ErrExist) {
-		return wallet.WithHint(fmt.Errorf("%q: %w", file, wallet.ErrExists), "choose another file name, or pass --force to overwrite it")
+		return withHint(fmt.Errorf("%q: %w", file, wallet.ErrExists), "choose another file name, or pass --force to overwrite it")
 	}
 	if err != nil {
 		return err

@@ -15,6 +15,8 @@ import (
 type logOptions struct {
 	watch    bool
 	interval time.Duration
+	// offline: report the local ledger without pulling the network's.
+	offline bool
 }
 
 func newLogCommand(g *globalOptions) *cobra.Command {
@@ -26,13 +28,14 @@ func newLogCommand(g *globalOptions) *cobra.Command {
 request for one of your records: when, which peer decided, who asked, for
 what purpose, and whether it was allowed. With --watch, keep pulling and
 print new accesses as they happen (JSON lines under --json) until
-interrupted.`,
+interrupted. --offline lists what the local ledger holds, without pulling.`,
 		Example: "  medwallet log\n  medwallet log --watch --json",
 		Args:    cobra.NoArgs,
 		RunE:    func(cmd *cobra.Command, _ []string) error { return runLog(cmd.Context(), o, g) },
 	}
 	cmd.Flags().BoolVar(&o.watch, "watch", false, "keep watching for new accesses")
 	cmd.Flags().DurationVar(&o.interval, "interval", time.Second, "how often --watch pulls")
+	addOfflineFlag(cmd, &o.offline)
 	return cmd
 }
 
@@ -98,10 +101,12 @@ func runLog(ctx context.Context, o logOptions, g *globalOptions) error {
 	seen := map[string]bool{}
 	first := true
 	for {
-		if w.HasNetwork() {
-			if _, err := w.PullLedger(ctx); err != nil && (!o.watch || first) {
+		if first {
+			if err := refreshLedger(ctx, g, w, o.offline); err != nil {
 				return err
 			}
+		} else if !o.offline && w.HasNetwork() {
+			_, _ = w.PullLedger(ctx) // while watching, a failed pull is retried at the next interval
 		}
 		as, err := w.AccessLog(ctx)
 		if err != nil {

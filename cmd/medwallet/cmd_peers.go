@@ -12,7 +12,6 @@ import (
 
 	"github.com/medwallet/medwallet/p2p/client"
 	"github.com/medwallet/medwallet/p2p/devnet"
-	"github.com/medwallet/medwallet/wallet"
 )
 
 func newPeersCommand(g *globalOptions) *cobra.Command {
@@ -34,7 +33,7 @@ func runPeers(cmd *cobra.Command, g *globalOptions) error {
 	}
 	n, err := devnet.ReadNetwork(path)
 	if err != nil {
-		return wallet.WithHint(fmt.Errorf("reading the network file: %w", err),
+		return withHint(fmt.Errorf("reading the network file: %w", err),
 			"start a network with 'medwallet devnet' and set $MEDWALLET_NETWORK")
 	}
 	_, key, err := ed25519.GenerateKey(nil)

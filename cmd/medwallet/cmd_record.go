@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"github.com/medwallet/medwallet/internal/units"
 	"io"
+	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/medwallet/medwallet/internal/fsutil"
 	"github.com/medwallet/medwallet/vault"
 	"github.com/medwallet/medwallet/wallet"
 )
@@ -107,10 +108,6 @@ C-CDA XML, DICOM, PDF, else binary. The record ID is printed on stdout.`,
 // runRecordAdd stores the file args[0] ("-" for stdin) as a record.
 func runRecordAdd(ctx context.Context, o recordAddOptions, g *globalOptions, args []string) error {
 	file := args[0]
-	if o.k < 1 || o.n <= o.k || o.n > vault.MaxShares {
-		return wallet.WithHint(fmt.Errorf("--k %d --n %d: %w: need 1 <= k < n <= %d", o.k, o.n, wallet.ErrInvalid, vault.MaxShares),
-			"for example --k 3 --n 5: any 3 of 5 shares rebuild the record")
-	}
 	w, err := g.openWallet()
 	if err != nil {
 		return err
@@ -245,7 +242,7 @@ func runRecordGet(ctx context.Context, o recordGetOptions, g *globalOptions, arg
 			return usageError{errors.New("--json needs --out FILE: stdout would mix the record and the JSON")}
 		}
 		if f, ok := g.stdout.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-			return wallet.WithHint(fmt.Errorf("refusing to write a medical record to the terminal: %w", wallet.ErrInvalid),
+			return withHint(fmt.Errorf("refusing to write a medical record to the terminal: %w", wallet.ErrInvalid),
 				"pass --out FILE or redirect stdout")
 		}
 		info, err := w.Record(ctx, ref)
@@ -258,32 +255,26 @@ func runRecordGet(ctx context.Context, o recordGetOptions, g *globalOptions, arg
 		return err
 	}
 	if _, err := os.Lstat(o.out); err == nil {
-		return wallet.WithHint(fmt.Errorf("%q: %w", o.out, wallet.ErrExists), "choose a new file name; record get never overwrites")
+		return withHint(fmt.Errorf("%q: %w", o.out, wallet.ErrExists), "choose a new file name; record get never overwrites")
 	}
 	info, err := w.Record(ctx, ref)
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(o.out), ".medwallet-get-*")
+	f, err := fsutil.CreateNew(o.out, 0o600)
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name()) // after a successful link this removes only the temporary name
+	defer f.Abort()
 	bar := g.progress("getting", info.Metadata.Size)
-	_, err = w.GetRecord(ctx, info.ID, tmp, wallet.RecordOptions{Progress: bar.progress(), Local: g.localShares})
+	_, err = w.GetRecord(ctx, info.ID, f, wallet.RecordOptions{Progress: bar.progress(), Local: g.localShares})
 	bar.done()
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
 	if err != nil {
 		return err
 	}
-	// Link, not rename: it fails if the file appeared meanwhile.
-	if err := os.Link(tmp.Name(), o.out); err != nil {
-		if errors.Is(err, os.ErrExist) {
+	// Commit fails, and writes nothing, if the file appeared meanwhile.
+	if err := f.Commit(); err != nil {
+		if errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("%q: %w", o.out, wallet.ErrExists)
 		}
 		return err
@@ -358,7 +349,7 @@ func runRecordVerify(ctx context.Context, _ recordVerifyOptions, g *globalOption
 		if !g.json {
 			human(g.stdout)
 		}
-		return wallet.WithHint(err, "restore the missing shares from a backup or a peer; nothing can rebuild the record from fewer than k")
+		return withHint(err, "restore the missing shares from a backup or a peer; nothing can rebuild the record from fewer than k")
 	}
 	if h.Status == wallet.HealthDegraded {
 		g.note("medwallet: record %s is damaged but can still be rebuilt: %d of %d shares healthy, %d needed", out.ID, out.Healthy, out.N, out.K)

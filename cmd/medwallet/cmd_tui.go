@@ -59,7 +59,7 @@ func runTUI(ctx context.Context, o tuiOptions, g *globalOptions) error {
 	in, ok := g.stdin.(*os.File)
 	out, ok2 := g.stderr.(*os.File)
 	if !ok || !ok2 || !term.IsTerminal(int(in.Fd())) || !term.IsTerminal(int(out.Fd())) {
-		return wallet.WithHint(errors.New("tui needs a terminal on stdin and stderr"), "use the other commands in scripts, for example 'medwallet grants --json'")
+		return withHint(errors.New("tui needs a terminal on stdin and stderr"), "use the other commands in scripts, for example 'medwallet grants --json'")
 	}
 	// The first unlock may use --passphrase-file or $MEDWALLET_PASSPHRASE;
 	// without them the TUI starts on its lock screen instead of prompting.

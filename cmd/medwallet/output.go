@@ -66,11 +66,20 @@ type resultError struct {
 
 func (e resultError) Unwrap() error { return e.error }
 
-// errorJSON is printed on stdout under --json when a command fails.
+// errorJSON is printed on stdout under --json when a command fails:
+//
+//	{"error": {"message": "...", "hint": "...", "detail": "...", "exit_code": 1}}
+//
+// message is the one line a person reads (the same as on stderr); hint,
+// when present, names the flag or command that fixes it; detail, when
+// present, is the internal error that message words plainly (a reset
+// stream, a CBOR offset, a peer count), for logs and bug reports: its text
+// is not stable. exit_code is the process's exit code.
 type errorJSON struct {
 	Error struct {
 		Message  string `json:"message"`
 		Hint     string `json:"hint,omitempty"`
+		Detail   string `json:"detail,omitempty"`
 		ExitCode int    `json:"exit_code"`
 	} `json:"error"`
 }
@@ -81,14 +90,7 @@ func (g *globalOptions) finish(err error) int {
 	if err == nil {
 		return code
 	}
-	msg := oneLine(err.Error())
-	var hint string
-	var he *wallet.HintError
-	if errors.As(err, &he) {
-		hint = he.Hint
-	} else if code == exitUsage {
-		hint = "see 'medwallet --help' or 'medwallet COMMAND --help'"
-	}
+	msg, hint, detail := describe(err)
 	var re resultError
 	if g.json && errors.As(err, &re) {
 		writeJSON(g.stdout, re.result)
@@ -96,13 +98,16 @@ func (g *globalOptions) finish(err error) int {
 	}
 	if g.json {
 		var ej errorJSON
-		ej.Error.Message, ej.Error.Hint, ej.Error.ExitCode = msg, hint, code
+		ej.Error.Message, ej.Error.Hint, ej.Error.Detail, ej.Error.ExitCode = msg, hint, detail, code
 		writeJSON(g.stdout, ej)
 		return code
 	}
 	fmt.Fprintf(g.stderr, "medwallet: error: %s\n", msg)
 	if hint != "" {
 		fmt.Fprintf(g.stderr, "medwallet: hint: %s\n", hint)
+	}
+	if g.verbose && detail != "" {
+		fmt.Fprintf(g.stderr, "medwallet: detail: %s\n", detail)
 	}
 	return code
 }

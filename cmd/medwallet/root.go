@@ -20,6 +20,7 @@ import (
 type globalOptions struct {
 	home           string
 	json           bool
+	verbose        bool // print the detail of an error
 	keyringBackend string
 	passphraseFile string
 	network        string
@@ -59,6 +60,7 @@ docs/cli.md (0 ok, 1 error, 2 usage, 3 not found, 4 denied, 5 verification faile
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.home, "home", "", "wallet directory (default $MEDWALLET_HOME, else $XDG_DATA_HOME/medwallet)")
 	pf.BoolVar(&g.json, "json", false, "print machine-readable JSON on stdout")
+	pf.BoolVar(&g.verbose, "verbose", false, "on an error, also print the internal detail behind the message")
 	pf.StringVar(&g.keyringBackend, "keyring-backend", "", "keyring backend: "+strings.Join(keystore.Backends, ", ")+" (default $MEDWALLET_KEYRING_BACKEND, else the one chosen at init, else auto)")
 	pf.StringVar(&g.passphraseFile, "passphrase-file", "", "read the file keyring's passphrase from this file (else $MEDWALLET_PASSPHRASE, else a terminal prompt)")
 	pf.StringVar(&g.network, "network", "", "network file listing the peers (default $MEDWALLET_NETWORK, else HOME/network.json)")
@@ -198,15 +200,24 @@ func (g *globalOptions) keyringPassphrase(prompt string) (string, error) {
 	if p, ok := os.LookupEnv("MEDWALLET_PASSPHRASE"); ok {
 		return p, nil
 	}
-	return g.prompt("keyring passphrase", "set $MEDWALLET_PASSPHRASE or pass --passphrase-file FILE", false)
+	p, err := g.prompt("keyring passphrase", keyringPassphraseHint, false)
+	if errors.Is(err, errNoTerminal) {
+		// keystore reports this as it is; ErrNoPassphrase lets the hint
+		// name the ways to give one.
+		return "", fmt.Errorf("%w and %w", keystore.ErrNoPassphrase, errNoTerminal)
+	}
+	return p, err
 }
+
+// errNoTerminal reports a secret that cannot be prompted for.
+var errNoTerminal = errors.New("stdin is not a terminal")
 
 // prompt reads a secret from the terminal; it never prompts when stdin is
 // not a terminal, and returns an error naming the alternative instead.
 func (g *globalOptions) prompt(what, alternative string, confirm bool) (string, error) {
 	f, ok := g.stdin.(*os.File)
 	if !ok || !term.IsTerminal(int(f.Fd())) {
-		return "", wallet.WithHint(fmt.Errorf("a %s is needed and stdin is not a terminal", what), alternative)
+		return "", withHint(fmt.Errorf("a %s is needed and %w", what, errNoTerminal), alternative)
 	}
 	fmt.Fprintf(g.stderr, "Enter %s: ", what)
 	p, err := term.ReadPassword(int(f.Fd()))

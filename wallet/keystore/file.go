@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -14,6 +15,8 @@ import (
 	"github.com/99designs/keyring"
 
 	"golang.org/x/crypto/scrypt"
+
+	"github.com/medwallet/medwallet/internal/fsutil"
 )
 
 const (
@@ -110,22 +113,15 @@ func (k *fileKDF) create(path string) (kdfParams, error) {
 	if err := os.MkdirAll(k.dir, 0o700); err != nil {
 		return kdfParams{}, fmt.Errorf("keyring: %w", err)
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if errors.Is(err, os.ErrExist) {
+	// Never half-written: another process reading it sees all or nothing.
+	err := fsutil.WriteFileNew(path, b, 0o600)
+	if errors.Is(err, fs.ErrExist) {
 		return k.params() // another process made it first
 	}
 	if err != nil {
 		return kdfParams{}, fmt.Errorf("keyring: %w", err)
 	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return kdfParams{}, fmt.Errorf("keyring: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return kdfParams{}, fmt.Errorf("keyring: %w", err)
-	}
-	return p, f.Close()
+	return p, nil
 }
 
 // checkedStore verifies the file backend's passphrase against a sentinel

@@ -1,0 +1,122 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/medwallet/medwallet/wallet"
+)
+
+// TestDescribePeersDieMidAdd: the chain a peer dying during an add leaves
+// (vault's wrapping around the client's stream reset) becomes one plain
+// line and a hint; the raw chain goes to --verbose and to JSON's detail.
+func TestDescribePeersDieMidAdd(t *testing.T) {
+	reset := &net.OpError{Op: "read", Net: "tcp4", Err: syscall.ECONNRESET}
+	raw := fmt.Errorf("vault: storing share 1: %w", fmt.Errorf("stream reset: %w", fmt.Errorf("stream reset: connection closed: %w", reset)))
+	err := &wallet.NetworkError{Op: wallet.OpStoreShares, Err: raw}
+
+	msg, hint, detail := describe(err)
+	if strings.Contains(msg, "stream reset") || strings.Contains(msg, "tcp4") || strings.Contains(msg, "vault:") {
+		t.Errorf("raw detail in the message: %q", msg)
+	}
+	if !strings.Contains(msg, "the record was not added") {
+		t.Errorf("message %q does not say what happened to the record", msg)
+	}
+	if !strings.Contains(hint, "'medwallet peers'") {
+		t.Errorf("hint %q", hint)
+	}
+	if !strings.Contains(detail, "connection reset by peer") || !strings.Contains(detail, "storing share 1") {
+		t.Errorf("detail %q lost the chain", detail)
+	}
+
+	for _, c := range []struct {
+		verbose, json bool
+	}{{false, false}, {true, false}, {false, true}} {
+		var out, errb bytes.Buffer
+		g := newGlobals(nil, &out, &errb)
+		g.verbose, g.json = c.verbose, c.json
+		if code := g.finish(err); code != exitError {
+			t.Errorf("exit code %d", code)
+		}
+		switch {
+		case c.json:
+			var ej errorJSON
+			if err := json.Unmarshal(out.Bytes(), &ej); err != nil {
+				t.Fatal(err)
+			}
+			if ej.Error.Message != msg || ej.Error.Detail != detail || ej.Error.Hint != hint {
+				t.Errorf("JSON error %+v", ej.Error)
+			}
+		case c.verbose:
+			if !strings.Contains(errb.String(), "\nmedwallet: detail: "+detail+"\n") {
+				t.Errorf("--verbose stderr:\n%s", errb.String())
+			}
+		default:
+			if strings.Contains(errb.String(), "reset") || strings.Count(errb.String(), "\n") != 2 {
+				t.Errorf("stderr:\n%s", errb.String())
+			}
+		}
+	}
+}
+
+// TestDescribeKeepsContext: a reworded part keeps what callers said around it.
+func TestDescribeKeepsContext(t *testing.T) {
+	err := fmt.Errorf("record 0123 is stored on peers but not yet published: %w",
+		&wallet.NetworkError{Op: wallet.OpPublish, Err: errors.New("stream reset")})
+	msg, hint, detail := describe(err)
+	if msg != "record 0123 is stored on peers but not yet published: no peer took the update to your ledger" {
+		t.Errorf("message %q", msg)
+	}
+	if !strings.HasSuffix(hint, "retry with 'medwallet sync'") || !strings.Contains(detail, "stream reset") {
+		t.Errorf("hint %q detail %q", hint, detail)
+	}
+}
+
+// TestDescribeNoDetailForPlainErrors: an error already worded plainly has
+// no detail.
+func TestDescribeNoDetailForPlainErrors(t *testing.T) {
+	msg, hint, detail := describe(&wallet.NotFoundError{Kind: wallet.KindRecord, Ref: "abcd"})
+	if msg != `no record "abcd": not found` || hint != "list the records with 'medwallet record ls'" || detail != "" {
+		t.Errorf("%q %q %q", msg, hint, detail)
+	}
+}
+
+func TestQuoteArg(t *testing.T) {
+	for in, want := range map[string]string{"Bob": "Bob", "Dr Bob": `"Dr Bob"`, `O'Neil "Jr"`: `"O'Neil \"Jr\""`} {
+		if got := quoteArg(in); got != want {
+			t.Errorf("quoteArg(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+// TestDescribePeers: the peer counts read as words, with the hint that fits.
+func TestDescribePeers(t *testing.T) {
+	for _, c := range []struct {
+		err       *wallet.PeersError
+		msg, hint string
+	}{
+		{&wallet.PeersError{Answered: 0, Configured: 6, Needed: 4, K: 3},
+			"none of the 6 peers in the network answered; storing this record needs at least 4, so that it can still be rebuilt after losing one",
+			"check the peers with 'medwallet peers' and start the ones that are down, or lower --k"},
+		{&wallet.PeersError{Answered: 2, Configured: 6, Needed: 4, K: 3},
+			"only 2 of the 6 peers in the network answered; storing this record needs at least 4, so that it can still be rebuilt after losing one",
+			"check the peers with 'medwallet peers' and start the ones that are down, or lower --k"},
+		{&wallet.PeersError{Answered: 2, Configured: 2, Needed: 4, K: 3},
+			"the network has only 2 peer(s), and all answered; storing this record needs at least 4, so that it can still be rebuilt after losing one",
+			"add peers to the network file, or lower --k"},
+		{&wallet.PeersError{Answered: 0, Configured: 1, Needed: 1},
+			"the one peer in the network did not answer; at least 1 must",
+			"are the peers running? check with 'medwallet peers'"},
+	} {
+		msg, hint, detail := describe(c.err)
+		if msg != c.msg || hint != c.hint || detail != c.err.Error() {
+			t.Errorf("%v:\n got %q %q %q\nwant %q %q", c.err, msg, hint, detail, c.msg, c.hint)
+		}
+	}
+}

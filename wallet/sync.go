@@ -1,0 +1,155 @@
+package wallet
+
+// Sync: pulling the network's ledger into the local one (PullLedger) and
+// rebuilding a restored wallet from the network (Sync).
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/medwallet/medwallet/consent"
+	"github.com/medwallet/medwallet/internal/fsutil"
+	"github.com/medwallet/medwallet/p2p/client"
+	"github.com/medwallet/medwallet/vault"
+)
+
+// pull ingests into the local ledger every entry the peers hold beyond it.
+// It returns how many entries joined.
+func (w *Wallet) pull(ctx context.Context, c *client.Client) (int, error) {
+	l, _, err := w.openLedger(true)
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	have := map[consent.ID]uint64{}
+	l.View(func(v *consent.View) {
+		for _, a := range v.Authors() {
+			have[a] = v.Head(a).Seq
+		}
+	})
+	entries, err := c.Pull(ctx, have)
+	if err != nil && !errors.Is(err, client.ErrNoPeers) {
+		return 0, &NetworkError{Op: OpPull, Err: err}
+	}
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, e := range entries {
+		acc, err := l.Ingest(e)
+		n += len(acc)
+		if err != nil && !errors.Is(err, consent.ErrEquivocation) && !errors.Is(err, consent.ErrDuplicate) {
+			return n, fmt.Errorf("an entry from the network does not verify: %w: %w", ErrVerify, err)
+		}
+	}
+	return n, nil
+}
+
+// catchUp pulls the ledger before the wallet signs anything new, when it
+// has a network: a wallet restored from a key backup must continue its
+// feed where the network has it, never fork it (an equivocation).
+func (w *Wallet) catchUp(ctx context.Context) error {
+	if !w.HasNetwork() {
+		return nil
+	}
+	_, err := w.PullLedger(ctx)
+	return err
+}
+
+// PullLedger brings the local ledger up to date with the network.
+func (w *Wallet) PullLedger(ctx context.Context) (int, error) {
+	c, err := w.Dial(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	return w.pull(ctx, c)
+}
+
+// SyncResult says what Sync brought back.
+type SyncResult struct {
+	Entries  int `json:"entries"`
+	Records  int `json:"records"`
+	Restored int `json:"restored"`
+	Grants   int `json:"grants"`
+}
+
+// Sync rebuilds the wallet from the network: it pulls the ledger, fetches
+// the wallet's own manifests from peers (each must verify and match its
+// anchor on the wallet's feed), saves the missing ones locally, and pushes
+// the wallet's feed back. After 'key import' on a new machine this brings
+// back every record, grant and log entry.
+func (w *Wallet) Sync(ctx context.Context) (SyncResult, error) {
+	var res SyncResult
+	c, err := w.Dial(ctx)
+	if err != nil {
+		return res, err
+	}
+	defer c.Close()
+	if res.Entries, err = w.pull(ctx, c); err != nil {
+		return res, err
+	}
+	id, err := w.Identity()
+	if err != nil {
+		return res, err
+	}
+	anchors := map[string]consent.Hash{}
+	l, _, err := w.openLedger(false)
+	if err != nil {
+		return res, err
+	}
+	l.View(func(v *consent.View) {
+		for _, e := range v.Feed(w.ID()) {
+			if e.Kind != consent.KindAnchor {
+				continue
+			}
+			if b, err := e.DecodedBody(); err == nil {
+				a := b.(*consent.AnchorBody)
+				anchors[a.Record] = a.Manifest
+			}
+		}
+	})
+	l.Close()
+	copies, err := c.ListManifests(ctx, w.ID(), "")
+	if err != nil {
+		return res, err
+	}
+	if err := os.MkdirAll(w.recordsPath(), 0o700); err != nil {
+		return res, err
+	}
+	pub := id.Signing.Public().(ed25519.PublicKey)
+	for _, cp := range copies {
+		if cp.Recipient != w.ID() {
+			continue
+		}
+		want, anchored := anchors[cp.Record]
+		if !anchored || consent.Hash(vault.ManifestHash(cp.Envelope)) != want {
+			continue // stale, removed or foreign: the ledger decides what is current
+		}
+		m, err := vault.DecryptManifest(cp.Envelope, pub, id.Age)
+		if err != nil || m.RecordID.String() != cp.Record {
+			continue
+		}
+		res.Records++
+		path := w.manifestPath(cp.Record)
+		if _, err := os.Stat(path); err == nil {
+			continue
+		}
+		if err := fsutil.WriteFileNew(path, cp.Envelope, 0o600); err != nil {
+			return res, err
+		}
+		res.Restored++
+	}
+	if err := w.Publish(ctx, c); err != nil {
+		return res, err
+	}
+	gs, err := w.Grants(ctx)
+	if err != nil {
+		return res, err
+	}
+	res.Grants = len(gs)
+	return res, nil
+}
