@@ -15,8 +15,14 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
 
+	"github.com/medwallet/medwallet/internal/termquiet"
 	"github.com/medwallet/medwallet/wallet"
 )
+
+// Package termquiet kept bubbletea's init from querying the terminal on
+// stdout; bubbletea, which tui imports, has initialised by now, so TERM
+// goes back to the user's.
+func init() { termquiet.Restore() }
 
 // DefaultIdle is the idle time after which the TUI locks itself.
 const DefaultIdle = 5 * time.Minute

@@ -20,7 +20,10 @@ func newAuditCommand(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "audit",
 		Short: "Verify the consent ledger and account for disclosures",
-		Args:  cobra.NoArgs,
+		Example: `  medwallet audit verify
+  medwallet ledger export alice.mwl && medwallet audit verify alice.mwl   # what an auditor runs, on any machine
+  medwallet audit disclosures --since 2026-01-01 --format csv > disclosures.csv`,
+		Args: cobra.NoArgs,
 	}
 	cmd.AddCommand(newAuditVerifyCommand(g), newAuditDisclosuresCommand(g))
 	return cmd

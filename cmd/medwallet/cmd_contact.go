@@ -17,7 +17,11 @@ func newContactCommand(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "contact",
 		Short: "Manage the address book of verified identity cards",
-		Args:  cobra.NoArgs,
+		Example: `  medwallet whoami --card > alice.card            # give this line to others
+  medwallet contact add "Dr Bob" "$(cat bob.card)"  # verify and save theirs
+  medwallet contact ls
+  medwallet contact rm "Dr Bob"`,
+		Args: cobra.NoArgs,
 	}
 	cmd.AddCommand(newContactAddCommand(g), newContactLsCommand(g), newContactRmCommand(g))
 	return cmd

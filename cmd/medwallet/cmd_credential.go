@@ -25,6 +25,9 @@ anything under such a grant.
 The credential goes on the ledger with the subject's ID, the role and the
 validity period; the organisation and licence number are encrypted to the
 subject and the issuer, never written in the clear.`,
+		Example: `  medwallet credential issue --to "Dr Dana" --role emergency-physician --org "Mercy Hospital" --expires 52w
+  medwallet credential ls
+  medwallet credential revoke 7d1f09aa`,
 		Args: cobra.NoArgs,
 	}
 	cmd.AddCommand(newCredentialIssueCommand(g), newCredentialLsCommand(g), newCredentialRevokeCommand(g))

@@ -16,7 +16,10 @@ func newEmergencyCommand(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "emergency",
 		Short: "Set your emergency (break-glass) policy and see emergency accesses",
-		Args:  cobra.NoArgs,
+		Example: `  medwallet emergency enable --issuer Mercy --max 4h
+  medwallet emergency ls
+  medwallet review 5be0c1d2 --ok`,
+		Args: cobra.NoArgs,
 	}
 	cmd.AddCommand(newEmergencyEnableCommand(g), newEmergencyLsCommand(g))
 	return cmd

@@ -42,5 +42,6 @@ func runInit(_ context.Context, o initOptions, g *globalOptions) error {
 	}
 	g.note("medwallet: created identity %s in %s (keyring: %s)", w.ID(), w.Home(), w.KeyringBackend())
 	g.note("medwallet: back it up now with 'medwallet key export --out FILE': losing the keyring loses the identity")
+	g.noteKeyringFallback(w)
 	return g.emit(newIdentityJSON(w, false), func(out io.Writer) { fmt.Fprintln(out, w.ID()) })
 }

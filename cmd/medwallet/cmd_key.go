@@ -17,7 +17,9 @@ func newKeyCommand(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "key",
 		Short: "Back up and restore the identity",
-		Args:  cobra.NoArgs,
+		Example: `  medwallet key export --out alice.medwallet-key
+  medwallet --home ~/new-wallet key import alice.medwallet-key && medwallet --home ~/new-wallet sync`,
+		Args: cobra.NoArgs,
 	}
 	cmd.AddCommand(newKeyExportCommand(g), newKeyImportCommand(g))
 	return cmd
@@ -30,6 +32,9 @@ const exportPassphraseHint = "set $MEDWALLET_EXPORT_PASSPHRASE or pass --export-
 func exportPassphrase(g *globalOptions, file string, confirm bool) (string, error) {
 	if file != "" {
 		b, err := os.ReadFile(file)
+		if errors.Is(err, os.ErrNotExist) {
+			return "", fmt.Errorf("--export-passphrase-file %q: %w", file, wallet.ErrNotFound)
+		}
 		if err != nil {
 			return "", fmt.Errorf("reading --export-passphrase-file: %w", err)
 		}
@@ -154,6 +159,7 @@ func runKeyImport(_ context.Context, o keyImportOptions, g *globalOptions, args 
 		return err
 	}
 	g.note("medwallet: restored identity %s in %s (keyring: %s)", w.ID(), w.Home(), w.KeyringBackend())
+	g.noteKeyringFallback(w)
 	return g.emit(newIdentityJSON(w, false), func(out io.Writer) { fmt.Fprintln(out, w.ID()) })
 }
 

@@ -16,7 +16,9 @@ func newLedgerCommand(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "ledger",
 		Short: "Export and import the consent ledger",
-		Args:  cobra.NoArgs,
+		Example: `  medwallet ledger export alice-ledger.mwl
+  medwallet ledger import alice-ledger.mwl`,
+		Args: cobra.NoArgs,
 	}
 	cmd.AddCommand(newLedgerExportCommand(g), newLedgerImportCommand(g))
 	return cmd

@@ -34,6 +34,11 @@ the shares go to distinct peers and every read goes through the peers'
 consent check and is logged on the ledger; --local keeps them in HOME/shares.
 
 A record is named by its ID or any unique prefix of at least 4 characters.`,
+		Example: `  medwallet record add labs.json --label "2026 labs"
+  medwallet record ls
+  medwallet record get 3fa1 --out labs.json
+  medwallet record verify 3fa1
+  medwallet record rm 3fa1`,
 		Args: cobra.NoArgs,
 	}
 	cmd.PersistentFlags().BoolVar(&g.localShares, "local", false, "keep shares in HOME/shares even when a network is configured")

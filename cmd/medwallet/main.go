@@ -9,11 +9,10 @@ import (
 	"context"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 )
-
-// version is set at release time (goreleaser ldflags).
-var version = "dev"
 
 func main() {
 	os.Exit(run(os.Args[1:]))
@@ -27,5 +26,27 @@ func run(args []string) int {
 	root := newRootCommand(g)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
+	if err != nil && !g.json {
+		// An unknown command or flag fails before cobra parses --json;
+		// a script that asked for JSON still gets its error object.
+		g.json = jsonRequested(args)
+	}
 	return g.finish(err)
+}
+
+// jsonRequested reports whether args, before any "--", hold --json (or
+// --json=BOOL that is true).
+func jsonRequested(args []string) bool {
+	on := false
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if a == "--json" {
+			on = true
+		} else if v, ok := strings.CutPrefix(a, "--json="); ok {
+			on, _ = strconv.ParseBool(v)
+		}
+	}
+	return on
 }

@@ -23,6 +23,10 @@ func TestMain(m *testing.M) {
 	// Cheap key derivation for tests; the costs are recorded with each
 	// keyring and export, so nothing else changes.
 	testKDFCost = 10
+	if os.Getenv(asMedwallet) == "1" {
+		// Re-executed by a test (pty_test.go) to run as medwallet.
+		os.Exit(run(os.Args[1:]))
+	}
 	testscript.Main(m, map[string]func(){
 		"medwallet": func() { os.Exit(run(os.Args[1:])) },
 	})

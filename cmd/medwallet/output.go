@@ -39,7 +39,7 @@ func exitCode(err error) int {
 		return exitDenied
 	case errors.Is(err, wallet.ErrNotFound), errors.Is(err, keystore.ErrNotFound):
 		return exitNotFound
-	case errors.Is(err, wallet.ErrVerify), errors.Is(err, keystore.ErrBadPassphrase):
+	case errors.Is(err, wallet.ErrVerify), errors.Is(err, keystore.ErrBadPassphrase), errors.Is(err, consent.ErrBadCard):
 		return exitVerify
 	}
 	return exitError

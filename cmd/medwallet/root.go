@@ -46,7 +46,7 @@ the patient, spread on a tamper-evident ledger and enforced by every peer.
 
 Every command that prints takes --json for scripts; exit codes are listed in
 docs/cli.md (0 ok, 1 error, 2 usage, 3 not found, 4 denied, 5 verification failed).`,
-		Version:       version,
+		Version:       buildVersion(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
@@ -64,7 +64,6 @@ docs/cli.md (0 ok, 1 error, 2 usage, 3 not found, 4 denied, 5 verification faile
 	pf.StringVar(&g.keyringBackend, "keyring-backend", "", "keyring backend: "+strings.Join(keystore.Backends, ", ")+" (default $MEDWALLET_KEYRING_BACKEND, else the one chosen at init, else auto)")
 	pf.StringVar(&g.passphraseFile, "passphrase-file", "", "read the file keyring's passphrase from this file (else $MEDWALLET_PASSPHRASE, else a terminal prompt)")
 	pf.StringVar(&g.network, "network", "", "network file listing the peers (default $MEDWALLET_NETWORK, else HOME/network.json)")
-	root.CompletionOptions.HiddenDefaultCmd = true
 
 	// Every top-level command, in the order help lists them.
 	for _, c := range []*cobra.Command{
@@ -89,6 +88,7 @@ docs/cli.md (0 ok, 1 error, 2 usage, 3 not found, 4 denied, 5 verification faile
 		newRevokeCommand(g),
 		newSyncCommand(g),
 		newTUICommand(g),
+		newVersionCommand(g),
 		newWhoamiCommand(g),
 	} {
 		markUsage(c)
@@ -98,7 +98,13 @@ docs/cli.md (0 ok, 1 error, 2 usage, 3 not found, 4 denied, 5 verification faile
 }
 
 // markUsage makes argument-count errors of c and its children usage errors.
+// A group of commands (audit, record...) shows its help when run alone; run
+// with an argument, that argument is an unknown command (exit 2), where
+// cobra would show the help and exit 0.
 func markUsage(c *cobra.Command) {
+	if c.HasSubCommands() && c.Run == nil && c.RunE == nil {
+		c.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+	}
 	if c.Args != nil {
 		args := c.Args
 		c.Args = func(cmd *cobra.Command, a []string) error {
@@ -167,11 +173,25 @@ func (g *globalOptions) openWallet() (*wallet.Wallet, error) {
 	return wallet.Open(g.config())
 }
 
+// noteKeyringFallback says why "auto" chose the file keyring for a new
+// identity, and what that means for the user.
+func (g *globalOptions) noteKeyringFallback(w *wallet.Wallet) {
+	if (g.keyringBackend != "" && g.keyringBackend != "auto") || w.KeyringBackend() != "file" {
+		return
+	}
+	g.note("medwallet: no system keyring answered (Secret Service or KWallet over D-Bus, macOS Keychain, Windows Credential Manager), so the keys went to the file keyring in %s",
+		filepath.Join(w.Home(), "keyring"))
+	g.note("medwallet: it is encrypted with your passphrase, which every command that unlocks it needs: $MEDWALLET_PASSPHRASE, --passphrase-file FILE or a prompt")
+}
+
 // keyringPassphrase supplies the file backend's passphrase: --passphrase-file,
 // then $MEDWALLET_PASSPHRASE, then a prompt when stdin is a terminal.
 func (g *globalOptions) keyringPassphrase(prompt string) (string, error) {
 	if g.passphraseFile != "" {
 		b, err := os.ReadFile(g.passphraseFile)
+		if errors.Is(err, os.ErrNotExist) {
+			return "", fmt.Errorf("--passphrase-file %q: %w", g.passphraseFile, wallet.ErrNotFound)
+		}
 		if err != nil {
 			return "", fmt.Errorf("reading --passphrase-file: %w", err)
 		}
@@ -182,8 +202,8 @@ func (g *globalOptions) keyringPassphrase(prompt string) (string, error) {
 	}
 	p, err := g.prompt("keyring passphrase", keyringPassphraseHint, false)
 	if errors.Is(err, errNoTerminal) {
-		// keystore passes ErrNoPassphrase through; any other error from
-		// here would read as a wrong passphrase.
+		// keystore reports this as it is; ErrNoPassphrase lets the hint
+		// name the ways to give one.
 		return "", fmt.Errorf("%w and %w", keystore.ErrNoPassphrase, errNoTerminal)
 	}
 	return p, err

@@ -67,7 +67,7 @@ func (k *fileKDF) password(prompt string) (string, error) {
 	}
 	pass, err := k.passphrase(prompt)
 	if err != nil {
-		return "", err
+		return "", sourceError{err}
 	}
 	if pass == "" {
 		return "", fmt.Errorf("%w: it is empty", ErrNoPassphrase)
@@ -169,6 +169,10 @@ func (c *checkedStore) check() error {
 }
 
 func passErr(err error) error {
+	var se sourceError
+	if errors.As(err, &se) {
+		return se.err
+	}
 	if errors.Is(err, ErrNoPassphrase) || errors.Is(err, ErrDamaged) {
 		return err
 	}
@@ -180,6 +184,14 @@ func passErr(err error) error {
 	// mean the derived key does not open the item.
 	return ErrBadPassphrase
 }
+
+// sourceError carries an error of Config.Passphrase (an unreadable
+// passphrase file, no terminal) through the keyring library, so that it is
+// reported as it is and never mistaken for a wrong passphrase.
+type sourceError struct{ err error }
+
+func (e sourceError) Error() string { return e.err.Error() }
+func (e sourceError) Unwrap() error { return e.err }
 
 func isNotFound(err error) bool { return errors.Is(err, keyring.ErrKeyNotFound) }
 

@@ -234,3 +234,32 @@ func TestFileBackendScryptCost(t *testing.T) {
 		}
 	}
 }
+
+// An error of the passphrase source (an unreadable file, no terminal) is
+// reported as it is, never as a wrong passphrase, on a new keyring and on
+// an existing one.
+func TestFileBackendPassphraseSourceError(t *testing.T) {
+	dir := t.TempDir()
+	ks, _, err := Open(Config{Backend: "file", FileDir: dir, Passphrase: fixedPass("p"), ScryptLogN: minLogN})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ks.Set("k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	sourceErr := fmt.Errorf("reading the passphrase file: %w", os.ErrNotExist)
+	failing := func(string) (string, error) { return "", sourceErr }
+	for name, d := range map[string]string{"existing": dir, "new": t.TempDir()} {
+		ks, _, err := Open(Config{Backend: "file", FileDir: d, Passphrase: failing, ScryptLogN: minLogN})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, gerr := ks.Get("k")
+		serr := ks.Set("k2", []byte("v"))
+		for _, err := range []error{gerr, serr} {
+			if !errors.Is(err, os.ErrNotExist) || errors.Is(err, ErrBadPassphrase) {
+				t.Errorf("%s keyring: got %v, want the source's error and not ErrBadPassphrase", name, err)
+			}
+		}
+	}
+}
