@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -154,34 +152,7 @@ func FuzzFilterOracle(f *testing.F) {
 
 // BenchmarkFilterOracle is BenchmarkFilter on the old Filter, for a
 // comparison on the same machine at the same time.
-func BenchmarkFilterOracle(b *testing.B) {
-	var src []byte
-	for _, f := range syntheaFiles(b) {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if len(data) > len(src) {
-			src = data
-		}
-	}
-	for _, bc := range []struct {
-		name string
-		sel  Selection
-	}{{"insurer", mustSel(b, insurerScopes, nil)}, {"all", Selection{All: true}}} {
-		b.Run(bc.name, func(b *testing.B) {
-			b.SetBytes(int64(len(src)))
-			b.ReportAllocs()
-			cpu := cpuTime()
-			for b.Loop() {
-				if _, err := oracleFilter(bytes.NewReader(src), io.Discard, bc.sel); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op")
-		})
-	}
-}
+func BenchmarkFilterOracle(b *testing.B) { benchFilter(b, oracleFilter) }
 
 // FuzzEntryMembers: entryMembers reads a valid entry as json.Unmarshal
 // into a bundleEntry does.

@@ -2,7 +2,6 @@ package wallet
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"io/fs"
 	"os"
@@ -10,9 +9,6 @@ import (
 	"sort"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/medwallet/medwallet/p2p/devnet"
 )
 
 func TestImportName(t *testing.T) {
@@ -76,18 +72,9 @@ func (p *stepLog) Done()       { p.done++; p.open = "" }
 // and ID, progress for each record, never overwriting, nothing left by a
 // denied import, and no empty record.
 func TestImportFiles(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a devnet")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	dn, err := devnet.Start(ctx, devnet.Options{Peers: 4, Dir: t.TempDir(), SyncInterval: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dn.Close()
-	alice := rotateWallet(t, dn.NetworkPath(), "Alice", "patient")
-	bob := rotateWallet(t, dn.NetworkPath(), "Dr Bob", "clinician")
+	ctx, netPath := startDevnet(t)
+	alice := rotateWallet(t, netPath, "Alice", "patient")
+	bob := rotateWallet(t, netPath, "Dr Bob", "clinician")
 	if _, err := alice.AddContact("Bob", bob.Card().String()); err != nil {
 		t.Fatal(err)
 	}

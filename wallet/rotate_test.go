@@ -20,6 +20,24 @@ import (
 )
 
 // rotateWallet opens a wallet on the devnet's network file.
+// startDevnet starts four peers in this process for one test, which it
+// skips under -short, and returns a context bounding the test and the
+// network file's path; the peers stop when the test ends.
+func startDevnet(t *testing.T) (context.Context, string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts a devnet")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	dn, err := devnet.Start(ctx, devnet.Options{Peers: 4, Dir: t.TempDir(), SyncInterval: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dn.Close() })
+	return ctx, dn.NetworkPath()
+}
+
 func rotateWallet(t *testing.T, netPath, name, role string) *Wallet {
 	t.Helper()
 	cfg := memConfig(t)
@@ -61,19 +79,10 @@ func bobsKey(t *testing.T, alice, bob *Wallet, gid consent.Hash, record string) 
 }
 
 func TestRotateAfterRevoke(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a devnet")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	dn, err := devnet.Start(ctx, devnet.Options{Peers: 4, Dir: t.TempDir(), SyncInterval: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dn.Close()
-	alice := rotateWallet(t, dn.NetworkPath(), "Alice", "patient")
-	bob := rotateWallet(t, dn.NetworkPath(), "Dr Bob", "clinician")
-	carol := rotateWallet(t, dn.NetworkPath(), "Dr Carol", "clinician")
+	ctx, netPath := startDevnet(t)
+	alice := rotateWallet(t, netPath, "Alice", "patient")
+	bob := rotateWallet(t, netPath, "Dr Bob", "clinician")
+	carol := rotateWallet(t, netPath, "Dr Carol", "clinician")
 	for _, c := range []struct {
 		name string
 		w    *Wallet
