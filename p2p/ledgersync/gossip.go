@@ -175,15 +175,20 @@ func (s *GossipService) Publish(ctx context.Context, e *consent.Entry) error {
 }
 
 // Republish queues entries for gossip from this peer (pushed entries,
-// entries released from pending): dropped if the queue is full, since sync
-// delivers them anyway.
+// entries released from pending, entries a sync brought in): dropped if
+// the queue is full, since sync delivers them anyway, with one warning per
+// call.
 func (s *GossipService) Republish(es []*consent.Entry) {
+	dropped := 0
 	for _, e := range es {
 		select {
 		case s.pubQ <- e:
 		default:
-			s.log.Warn("gossip queue full; entry left to sync", "entry", entryName(e))
+			dropped++
 		}
+	}
+	if dropped > 0 {
+		s.log.Warn("gossip queue full; entries left to sync", "dropped", dropped, "of", len(es))
 	}
 }
 

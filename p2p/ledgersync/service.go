@@ -141,6 +141,7 @@ func New(ctx context.Context, h host.Host, l *consent.Ledger, opts ...Option) (_
 	if s.GossipService, err = NewGossipService(h, s.Ingest, s.SyncService, opts...); err != nil {
 		return nil, err
 	}
+	s.SyncService.GossipOn(s.GossipService)
 	if s.PushService, err = NewPushService(h, s.Ingest, s.GossipService, opts...); err != nil {
 		return nil, err
 	}

@@ -43,7 +43,15 @@ type SyncService struct {
 	queuedMu sync.Mutex
 	queued   map[peer.ID]bool
 	syncLim  limiter
+	pub      atomic.Pointer[Republisher] // gossips what a sync brought in; may be unset
 }
+
+// GossipOn hands every entry a sync accepts from now on to r (the gossip
+// service), as a push does. A peer that ignored a gossiped entry because
+// its predecessor had not come yet fetches both by sync, and gossip
+// forwards neither: without this, peers downstream would wait for their
+// own periodic sync to learn of them.
+func (s *SyncService) GossipOn(r Republisher) { s.pub.Store(&r) }
 
 // NewSyncService registers the SyncID handler on h for in's ledger and
 // starts syncing with the peers h is and will be connected to;
@@ -334,6 +342,12 @@ func (s *SyncService) syncWith(ctx context.Context, p peer.ID) (int, error) {
 	defer stop()
 
 	n := 0
+	var acc []*consent.Entry
+	defer func() {
+		if r := s.pub.Load(); r != nil && len(acc) > 0 {
+			(*r).Republish(acc)
+		}
+	}()
 	start := func(fh feedHead) (uint64, bool) {
 		var from uint64
 		var ok bool
@@ -354,6 +368,7 @@ func (s *SyncService) syncWith(ctx context.Context, p peer.ID) (int, error) {
 	sink := func(e *consent.Entry) error {
 		res := s.in.accept(e)
 		n += len(res.acc)
+		acc = append(acc, res.acc...)
 		s.in.n.synced.Add(uint64(len(res.acc)))
 		switch res.out {
 		case outConflict, outBadChain:
