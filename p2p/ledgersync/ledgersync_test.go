@@ -249,7 +249,13 @@ func TestPartitionedPeerConverges(t *testing.T) {
 	connect(t, a.h, c.h)
 	waitSynced(t, c, 2)
 
-	// Cut c off.
+	// Cut c off: forget the addresses both ways, as a partition would, so
+	// that a sync still queued from the first connection cannot dial c
+	// again; then close the connections.
+	for _, n := range []*node{a, b} {
+		n.h.Peerstore().ClearAddrs(c.h.ID())
+		c.h.Peerstore().ClearAddrs(n.h.ID())
+	}
 	for _, p := range []peer.ID{a.h.ID(), b.h.ID()} {
 		if err := c.h.Network().ClosePeer(p); err != nil {
 			t.Fatal(err)
