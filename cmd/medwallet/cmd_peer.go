@@ -7,10 +7,12 @@ import (
 	"log/slog"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/medwallet/medwallet/internal/fsutil"
+	"github.com/medwallet/medwallet/p2p/ledgersync"
 	"github.com/medwallet/medwallet/p2p/peer"
 )
 
@@ -22,6 +24,8 @@ type peerOptions struct {
 	dht       bool
 	addrFile  string
 	logLevel  string
+	clockSkew time.Duration
+	gapMiB    int
 }
 
 func newPeerCommand(g *globalOptions) *cobra.Command {
@@ -48,6 +52,8 @@ on the same --data keeps its identity and everything it stored.`,
 	f.BoolVar(&o.dht, "dht", true, "run the Kademlia DHT to find peers in larger networks")
 	f.StringVar(&o.addrFile, "addr-file", "", "also write the multiaddrs to this file once listening")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	f.DurationVar(&o.clockSkew, "max-clock-skew", ledgersync.DefaultMaxClockSkew, "refuse ledger entries dated further ahead of this peer's clock")
+	f.IntVar(&o.gapMiB, "ledger-gap-mib", ledgersync.DefaultMaxGapBytes>>20, "MiB of ledger entries held while they wait for a missing predecessor, across all authors")
 	return cmd
 }
 
@@ -63,12 +69,19 @@ func runPeer(ctx context.Context, o peerOptions, g *globalOptions) error {
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
 		return usageError{fmt.Errorf("bad --log-level %q", o.logLevel)}
 	}
+	if o.clockSkew <= 0 {
+		return usageError{fmt.Errorf("bad --max-clock-skew %v: want a positive duration", o.clockSkew)}
+	}
+	if o.gapMiB < 1 || o.gapMiB > 1<<20 {
+		return usageError{fmt.Errorf("bad --ledger-gap-mib %d: want 1 to %d", o.gapMiB, 1<<20)}
+	}
 	if o.data == "" {
 		o.data = filepath.Join(g.home, "peer")
 	}
 	log := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: level}))
 	p, err := peer.Start(ctx, peer.Config{
 		DataDir: o.data, Listen: o.listen, Bootstrap: o.bootstrap, MDNS: o.mdns, DHT: o.dht, Logger: log,
+		MaxClockSkew: o.clockSkew, GapBytes: o.gapMiB << 20,
 	})
 	if err != nil {
 		return err

@@ -7,7 +7,8 @@
 // One gossipsub topic for every feed; the name carries no ID, since which
 // feeds a peer follows is itself health information. A message's data is
 // exactly one entry in its canonical encoding (consent.Entry.Encode), at
-// most WithMaxMessageSize bytes (default consent.MaxEntrySize, 1 MiB).
+// most WithMaxMessageSize bytes (default DefaultMaxEntrySize, 640 KiB;
+// see Admission).
 //
 // Messages are not signed by gossipsub (StrictNoSign, no author, no
 // seqno): each entry is already signed by its author, so an envelope
@@ -24,7 +25,9 @@
 //	        large, or the next seq of a feed but not linked to the head
 //	        held here (wrong previous hash, time going backwards)
 //	ignore  already held (not forwarded again, so replays do not flood);
-//	        predecessor missing: the ledger holds it pending, and a pull
+//	        dated beyond the max clock skew (the forwarder's clock may
+//	        differ, so it is not penalised);
+//	        predecessor missing: the Ingest holds it in the gap, and a pull
 //	        sync from the peer that sent it follows; equivocation: a
 //	        different entry holds this author and seq, the ledger records
 //	        the proof, the entry is not forwarded
@@ -67,6 +70,21 @@
 // peer answers each with {1: hash of the bytes, 2: status, 3: reason}:
 // 1 accepted (and gossiped), 2 already held, 3 pending (predecessor
 // missing), 4 rejected with a reason of at most 256 bytes.
+//
+// # Admission
+//
+// Every entry received by gossip, push or sync passes the same limits
+// before ingestion; a refusal is a typed error naming the limit:
+//
+//	ErrEntryTooLarge  encoding over WithMaxMessageSize (DefaultMaxEntrySize)
+//	ErrFutureEntry    dated more than WithMaxClockSkew (5 min) ahead of
+//	                  the peer's clock (WithClock)
+//
+// A push ack carries the error's text as its reason; sync skips the rest
+// of that feed from that peer. Entries whose predecessor is missing wait
+// in the gap, bounded across all authors by WithGapLimit (count and
+// bytes); past either bound the oldest is dropped, and sync fetches it
+// again later. The ledger's own pending set is not used by ingestion.
 //
 // # Services
 //

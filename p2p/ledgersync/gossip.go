@@ -2,6 +2,7 @@ package ledgersync
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -241,6 +242,14 @@ func (s *GossipService) validate(_ context.Context, from peer.ID, m *pubsub.Mess
 		return pubsub.ValidationIgnore
 	case outDuplicate, outConflict, outInternal:
 		return pubsub.ValidationIgnore
+	case outRefused:
+		// A future-dated entry may be fine by the sender's clock: ignore
+		// it without penalising the peer that forwarded it.
+		s.log.Debug("gossip refused", "entry", entryName(e), "from", shortPeer(from), "err", res.err)
+		if errors.Is(res.err, ErrFutureEntry) {
+			return pubsub.ValidationIgnore
+		}
+		return pubsub.ValidationReject
 	default:
 		s.log.Debug("gossip rejected", "entry", entryName(e), "from", shortPeer(from), "err", res.err)
 		return pubsub.ValidationReject

@@ -29,11 +29,13 @@ type Ingest struct {
 	events   []*consent.Entry
 	eventSig chan struct{}
 
+	gap *gap // guarded by ingestMu
+
 	n counters
 }
 
-// NewIngest returns the Ingest of l; WithMaxMessageSize and WithLogger
-// apply. Close stops the delivery of OnAccepted calls.
+// NewIngest returns the Ingest of l; WithMaxMessageSize, WithClock,
+// WithMaxClockSkew, WithGapLimit and WithLogger apply. Close stops the delivery of OnAccepted calls.
 func NewIngest(l *consent.Ledger, opts ...Option) (*Ingest, error) {
 	cfg, err := newConfig(opts)
 	if err != nil {
@@ -43,6 +45,7 @@ func NewIngest(l *consent.Ledger, opts ...Option) (*Ingest, error) {
 		l: l, cfg: cfg, log: cfg.logger.With("svc", "ledgersync"), life: newLife(cfg.parent),
 		hooks:    make(map[uint64]func(*consent.Entry)),
 		eventSig: make(chan struct{}, 1),
+		gap:      newGap(cfg.gapEntries, cfg.gapBytes),
 	}
 	in.life.goroutine(in.dispatchEvents)
 	return in, nil
@@ -170,10 +173,11 @@ type outcome uint8
 const (
 	outAccepted  outcome = iota // joined its feed (maybe releasing pending ones)
 	outDuplicate                // already in its feed
-	outPending                  // predecessor missing: held by the ledger until it comes
+	outPending                  // predecessor missing: held in the gap until it comes
 	outConflict                 // a different entry holds its place: equivocation, recorded
 	outBadChain                 // comes next but does not link to the head held here
 	outInvalid                  // malformed, unknown kind, bad signature, too large
+	outRefused                  // over an admission limit (ErrEntryTooLarge, ErrFutureEntry)
 	outInternal                 // the store failed
 )
 
@@ -201,9 +205,16 @@ func (r result) reason() string {
 }
 
 // accept ingests e, a decoded and verified entry, into the ledger and says
-// what happened. Entries that joined a feed are queued for the hooks.
+// what happened. Entries that joined a feed are queued for the hooks. An
+// entry over an admission limit is refused; one whose predecessor is
+// missing is held in the gap, and joins when the predecessor does.
 func (in *Ingest) accept(e *consent.Entry) result {
-	h := e.Hash()
+	enc := e.Encode()
+	if err := in.admit(e, len(enc)); err != nil {
+		in.n.rejected.Add(1)
+		return result{out: outRefused, err: err}
+	}
+	h := consent.HashBytes(enc)
 	in.ingestMu.Lock()
 	defer in.ingestMu.Unlock()
 	var head consent.Head
@@ -225,8 +236,13 @@ func (in *Ingest) accept(e *consent.Entry) result {
 	case e.Seq == head.Seq+1 && e.Time < head.Time:
 		in.n.rejected.Add(1)
 		return result{out: outBadChain, err: &consent.EntryError{Author: e.Author, Seq: e.Seq, Err: consent.ErrTimeBackwards}}
+	case e.Seq > head.Seq+1:
+		return in.hold(e, h, len(enc))
 	}
 	acc, err := in.l.Ingest(e)
+	if err == nil {
+		acc, err = in.release(acc)
+	}
 	in.queueEvents(acc)
 	in.n.accepted.Add(uint64(len(acc)))
 	var eq *consent.EquivocationError
@@ -244,8 +260,7 @@ func (in *Ingest) accept(e *consent.Entry) result {
 	case len(acc) > 0:
 		return result{out: outAccepted, acc: acc}
 	}
-	// Nothing joined: e waits for its predecessor (or raced with another
-	// ingest of the same entry).
+	// Nothing joined: e raced with another ingest of the same entry.
 	var now consent.Head
 	in.l.View(func(v *consent.View) { now = v.Head(e.Author) })
 	if now.Seq >= e.Seq {
@@ -256,11 +271,79 @@ func (in *Ingest) accept(e *consent.Entry) result {
 	return result{out: outPending}
 }
 
+// hold puts e, whose predecessor is missing, in the gap. Called with
+// ingestMu held.
+func (in *Ingest) hold(e *consent.Entry, h consent.Hash, size int) result {
+	slot := authorSeq{e.Author, e.Seq}
+	ge := in.gap.get(slot)
+	switch {
+	case ge == nil:
+		in.gap.add(e, h, size)
+		in.n.pending.Add(1)
+		return result{out: outPending}
+	case ge.h == h:
+		in.n.pending.Add(1)
+		return result{out: outPending}
+	}
+	// Two signed entries for one slot: the author equivocated. The ledger
+	// records the proof when it is handed both (it keeps the first, in its
+	// own pending set, as evidence).
+	in.gap.remove(ge)
+	_, _ = in.l.Ingest(ge.e)
+	_, err := in.l.Ingest(e)
+	if eq := (*consent.EquivocationError)(nil); errors.As(err, &eq) {
+		in.n.conflicts.Add(1)
+		in.log.Warn("equivocation", "author", e.Author.Short(), "seq", e.Seq)
+		return result{out: outConflict, err: err}
+	}
+	in.n.pending.Add(1)
+	return result{out: outPending}
+}
+
+// release moves out of the gap the entries that follow acc, the entries
+// of one author that just joined their feed, and ingests them in order. A
+// held entry for a slot that was filled by another entry goes to the
+// ledger, which records the equivocation. Called with ingestMu held.
+func (in *Ingest) release(acc []*consent.Entry) ([]*consent.Entry, error) {
+	for i := 0; i < len(acc); i++ {
+		a := acc[i]
+		if ge := in.gap.get(authorSeq{a.Author, a.Seq}); ge != nil {
+			in.gap.remove(ge)
+			if ge.h != a.Hash() {
+				if _, err := in.l.Ingest(ge.e); errors.As(err, new(*consent.EquivocationError)) {
+					in.n.conflicts.Add(1)
+					in.log.Warn("equivocation", "author", a.Author.Short(), "seq", a.Seq)
+				}
+			}
+		}
+		if i < len(acc)-1 {
+			continue
+		}
+		ge := in.gap.get(authorSeq{a.Author, a.Seq + 1})
+		if ge == nil {
+			break
+		}
+		in.gap.remove(ge)
+		if ge.e.Prev != a.Hash() || ge.e.Time < a.Time {
+			// It can never join: drop it.
+			in.n.rejected.Add(1)
+			in.log.Debug("gap entry does not chain", "entry", entryName(ge.e))
+			break
+		}
+		more, err := in.l.Ingest(ge.e)
+		acc = append(acc, more...)
+		if err != nil {
+			return acc, err
+		}
+	}
+	return acc, nil
+}
+
 // decode checks a received encoding: size, strict decoding (unknown kinds
 // and malformed bodies fail here) and the author's signature.
 func (in *Ingest) decode(b []byte) (*consent.Entry, error) {
 	if len(b) > in.cfg.maxMsgSize {
-		return nil, fmt.Errorf("ledger entry: %w (%d bytes)", consent.ErrTooLarge, len(b))
+		return nil, fmt.Errorf("%w: %w (%d bytes, limit %d)", ErrEntryTooLarge, consent.ErrTooLarge, len(b), in.cfg.maxMsgSize)
 	}
 	e, err := consent.DecodeEntry(b)
 	if err != nil {

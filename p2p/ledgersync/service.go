@@ -31,8 +31,21 @@ const (
 	maxInbound        = 16
 	maxInboundPerPeer = 2
 	syncWorkers       = 2
-	syncQueue         = 64
-	pubQueue          = 1024
+	// DefaultMaxEntrySize is the largest entry encoding a peer admits on
+	// gossip, push and sync. The largest entry a wallet writes is a grant
+	// of consent.MaxGrantRecords records with their wrapped keys, about
+	// 350 KiB; the longest record IDs consent allows bring it to about
+	// 580 KiB (TestLargestEntry). See docs/format.md.
+	DefaultMaxEntrySize = 640 << 10
+	// DefaultMaxClockSkew is how far ahead of the peer's clock an entry
+	// may be dated.
+	DefaultMaxClockSkew = 5 * time.Minute
+	// DefaultMaxGapEntries and DefaultMaxGapBytes bound the entries held,
+	// across all authors, while they wait for a missing predecessor.
+	DefaultMaxGapEntries = 4096
+	DefaultMaxGapBytes   = 64 << 20
+	syncQueue            = 64
+	pubQueue             = 1024
 )
 
 type config struct {
@@ -40,6 +53,10 @@ type config struct {
 	syncInterval time.Duration
 	maxMsgSize   int
 	timeout      time.Duration
+	now          func() time.Time
+	maxSkew      time.Duration
+	gapEntries   int
+	gapBytes     int
 	logger       *slog.Logger
 }
 
@@ -59,14 +76,55 @@ func WithSyncInterval(d time.Duration) Option {
 	}
 }
 
-// WithMaxMessageSize bounds one entry's encoding on gossip and in a push.
-// It cannot exceed consent.MaxEntrySize, which is the default.
+// WithMaxMessageSize bounds one entry's encoding on gossip, in a push and
+// in a sync: a larger entry is refused with ErrEntryTooLarge. It cannot
+// exceed consent.MaxEntrySize; the default is DefaultMaxEntrySize.
 func WithMaxMessageSize(n int) Option {
 	return func(c *config) error {
 		if n < 1024 || n > consent.MaxEntrySize {
 			return fmt.Errorf("ledgersync: max message size %d is outside 1024..%d", n, consent.MaxEntrySize)
 		}
 		c.maxMsgSize = n
+		return nil
+	}
+}
+
+// WithClock sets the clock entry times are checked against; the default
+// is time.Now.
+func WithClock(now func() time.Time) Option {
+	return func(c *config) error {
+		if now == nil {
+			return errors.New("ledgersync: nil clock")
+		}
+		c.now = now
+		return nil
+	}
+}
+
+// WithMaxClockSkew sets how far ahead of the clock an entry may be dated:
+// a later one is refused with ErrFutureEntry. The default is
+// DefaultMaxClockSkew.
+func WithMaxClockSkew(d time.Duration) Option {
+	return func(c *config) error {
+		if d < 0 {
+			return fmt.Errorf("ledgersync: negative clock skew %v", d)
+		}
+		c.maxSkew = d
+		return nil
+	}
+}
+
+// WithGapLimit bounds the entries held while they wait for a missing
+// predecessor, across all authors: at most entries of them and bytes of
+// encodings. Past either, the oldest held is dropped (sync fetches it
+// again). bytes must hold at least one entry of the maximum size. The
+// defaults are DefaultMaxGapEntries and DefaultMaxGapBytes.
+func WithGapLimit(entries, bytes int) Option {
+	return func(c *config) error {
+		if entries < 1 || bytes < consent.MaxEntrySize {
+			return fmt.Errorf("ledgersync: gap limit of %d entries, %d bytes: want at least 1 entry and %d bytes", entries, bytes, consent.MaxEntrySize)
+		}
+		c.gapEntries, c.gapBytes = entries, bytes
 		return nil
 	}
 }
@@ -88,8 +146,12 @@ func newConfig(opts []Option) (config, error) {
 	cfg := config{
 		parent:       context.Background(),
 		syncInterval: DefaultSyncInterval,
-		maxMsgSize:   consent.MaxEntrySize,
+		maxMsgSize:   DefaultMaxEntrySize,
 		timeout:      DefaultStreamTimeout,
+		now:          time.Now,
+		maxSkew:      DefaultMaxClockSkew,
+		gapEntries:   DefaultMaxGapEntries,
+		gapBytes:     DefaultMaxGapBytes,
 		logger:       slog.New(slog.DiscardHandler),
 	}
 	for _, o := range opts {

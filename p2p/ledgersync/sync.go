@@ -371,9 +371,10 @@ func (s *SyncService) syncWith(ctx context.Context, p peer.ID) (int, error) {
 		acc = append(acc, res.acc...)
 		s.in.n.synced.Add(uint64(len(res.acc)))
 		switch res.out {
-		case outConflict, outBadChain:
+		case outConflict, outBadChain, outRefused:
 			// The author forked (recorded as evidence when both entries
-			// are at hand): nothing more of this feed from p fits here.
+			// are at hand), or p sent an entry over an admission limit:
+			// nothing more of this feed from p fits here.
 			return errSkipFeed
 		case outInvalid:
 			return fmt.Errorf("peer sent %s: %s", entryName(e), res.reason())

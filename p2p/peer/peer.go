@@ -67,6 +67,13 @@ type Config struct {
 	// shares while it tries to sync the ledger with its bootstrap peers
 	// (default 15 s). A peer without bootstrap peers serves at once.
 	CatchUpTimeout time.Duration
+	// MaxClockSkew is how far ahead of this peer's clock a received
+	// ledger entry may be dated (ledgersync's default, 5 min, if zero).
+	MaxClockSkew time.Duration
+	// GapBytes bounds the bytes of received ledger entries held, across
+	// all authors, while they wait for a missing predecessor
+	// (ledgersync's default, 64 MiB, if zero).
+	GapBytes int
 	// Logger receives structured logs; it never sees PHI. Nil discards.
 	Logger *slog.Logger
 }
@@ -143,6 +150,12 @@ func Start(ctx context.Context, cfg Config) (_ *Peer, err error) {
 	opts = append(opts, ledgersync.WithLogger(log))
 	if cfg.SyncInterval > 0 {
 		opts = append(opts, ledgersync.WithSyncInterval(cfg.SyncInterval))
+	}
+	if cfg.MaxClockSkew > 0 {
+		opts = append(opts, ledgersync.WithMaxClockSkew(cfg.MaxClockSkew))
+	}
+	if cfg.GapBytes > 0 {
+		opts = append(opts, ledgersync.WithGapLimit(ledgersync.DefaultMaxGapEntries, cfg.GapBytes))
 	}
 	if p.Sync, err = ledgersync.New(sctx, p.Host, p.Ledger, opts...); err != nil {
 		return nil, err
