@@ -12,14 +12,14 @@ import (
 // CheckAccess.
 type Suspicion string
 
-// Suspicion reasons, in the order CheckAccess checks them.
+// Suspicion reasons.
 const (
-	// SuspectTime: the entry's time, or the end of its time box, lies
-	// outside the years 0 to 9999 (what a time can be printed as).
-	SuspectTime Suspicion = "time-out-of-range"
 	// SuspectRequest: the embedded request does not decode or does not
 	// verify under the requester's key.
 	SuspectRequest Suspicion = "bad-request"
+	// SuspectTime: the entry's time, or the end of its time box, lies
+	// outside the years 0 to 9999 (what a time can be printed as).
+	SuspectTime Suspicion = "time-out-of-range"
 	// SuspectFuture: the entry is dated after the reading time plus
 	// AccessClockSkew.
 	SuspectFuture Suspicion = "future-time"
@@ -78,9 +78,9 @@ type AccessCheck struct {
 	Decider func(ID) bool
 }
 
-// CheckAccess checks access entry e in this order: its time and time box
-// are printable (SuspectTime), its request decodes and verifies under the
-// requester's key (SuspectRequest), it is not dated after c.Now plus
+// CheckAccess checks access entry e in this order: its request decodes
+// (SuspectRequest), its time and time box are printable (SuspectTime), its
+// request verifies under the requester's key (SuspectRequest), it is not dated after c.Now plus
 // AccessClockSkew (SuspectFuture), and its author is the request's owner
 // or a decider c.Decider accepts (SuspectDecider). It returns the decoded
 // body and request, and a *SuspiciousAccessError when a check fails (the
@@ -98,12 +98,12 @@ func CheckAccess(e *Entry, c AccessCheck) (*AccessBody, *Request, error) {
 	if !ok {
 		return nil, nil, malformed("not an access entry")
 	}
-	if !printable(e.Time) || ab.Until != 0 && !printable(ab.Until) {
-		return ab, nil, suspect(SuspectTime, nil)
-	}
 	r, err := DecodeRequest(ab.Request)
 	if err != nil {
 		return ab, nil, suspect(SuspectRequest, err)
+	}
+	if !printable(e.Time) || ab.Until != 0 && !printable(ab.Until) {
+		return ab, r, suspect(SuspectTime, nil)
 	}
 	if err := VerifyRequest(r); err != nil {
 		return ab, r, suspect(SuspectRequest, err)
