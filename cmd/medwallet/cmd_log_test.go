@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/medwallet/medwallet/consent"
+	"github.com/medwallet/medwallet/wallet"
 )
 
 // forgeAccesses adds to the ledger of g's wallet two access entries that
@@ -137,5 +138,15 @@ func TestLogSuspicious(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "2 suspicious access entries set apart") {
 		t.Fatalf("audit verify:\n%s", out)
+	}
+}
+
+// A break-glass entry dated 2^62 s (anyone can name an owner in one) still
+// prints as JSON, in emergency ls and in audit verify's unreviewed list.
+func TestEmergencyJSONTimeOutOfRange(t *testing.T) {
+	var ea wallet.EmergencyAccess
+	ea.Time, ea.Until = 1<<62, 1<<62
+	if _, err := json.Marshal(newEmergencyJSON(ea)); err != nil {
+		t.Fatal(err)
 	}
 }
