@@ -28,29 +28,31 @@ type Finding struct {
 	Author ID     `json:"author,omitempty"`
 	Seq    uint64 `json:"seq,omitempty"`
 	Entry  *Hash  `json:"entry,omitempty"`
-	Logged Reason `json:"logged,omitempty"` // decision reason in the access entry
+	Logged Reason `json:"logged,omitempty"`  // decision reason in the access entry
+	Reason Reason `json:"decided,omitempty"` // reason Decide gives on re-run
+	Grant  *Hash  `json:"grant,omitempty"`   // grant the access entry relied on
+	Detail string `json:"detail"`
+
 	// Suspicion is why a suspicious access entry failed CheckAccess.
 	Suspicion Suspicion `json:"suspicion,omitempty"`
-	Reason    Reason    `json:"decided,omitempty"` // reason Decide gives on re-run
-	Grant     *Hash     `json:"grant,omitempty"`   // grant the access entry relied on
-	Detail    string    `json:"detail"`
 }
 
 // AuditReport sums up an audit of a set of entries.
 type AuditReport struct {
-	Entries     int `json:"entries"`
-	Feeds       int `json:"feeds"`
-	Grants      int `json:"grants"`
-	Revocations int `json:"revocations"`
-	Accesses    int `json:"accesses"`
-	Allowed     int `json:"allowed"`
-	Denied      int `json:"denied"`
-	Emergency   int `json:"emergency"` // allowed accesses with reason emergency (break-glass)
-	// Suspicious counts access entries that fail CheckAccess; they are
-	// not counted as accesses and not re-run.
-	Suspicious   int       `json:"suspicious"`
+	Entries      int       `json:"entries"`
+	Feeds        int       `json:"feeds"`
+	Grants       int       `json:"grants"`
+	Revocations  int       `json:"revocations"`
+	Accesses     int       `json:"accesses"`
+	Allowed      int       `json:"allowed"`
+	Denied       int       `json:"denied"`
+	Emergency    int       `json:"emergency"` // allowed accesses with reason emergency (break-glass)
 	Equivocators []ID      `json:"equivocators"`
 	Findings     []Finding `json:"findings"`
+
+	// Suspicious counts access entries that fail CheckAccess; they are
+	// not counted as accesses and not re-run.
+	Suspicious int `json:"suspicious"`
 }
 
 // OK reports whether the audit found nothing that fails it.

@@ -70,26 +70,25 @@ type findingJSON struct {
 	Entry   string `json:"entry,omitempty"`
 	Logged  string `json:"logged,omitempty"`
 	Decided string `json:"decided,omitempty"`
+	Grant   string `json:"grant,omitempty"`
+	Detail  string `json:"detail"`
+
 	// Suspicion: why a suspicious access entry was set apart.
 	Suspicion string `json:"suspicion,omitempty"`
-	Grant     string `json:"grant,omitempty"`
-	Detail    string `json:"detail"`
 }
 
 // auditJSON is the --json shape of audit verify.
 type auditJSON struct {
-	Source      string `json:"source"`
-	OK          bool   `json:"ok"`
-	Entries     int    `json:"entries"`
-	Feeds       int    `json:"feeds"`
-	Grants      int    `json:"grants"`
-	Revocations int    `json:"revocations"`
-	Accesses    int    `json:"accesses"`
-	Allowed     int    `json:"allowed"`
-	Denied      int    `json:"denied"`
-	// Suspicious counts access entries set apart as suspicious (kind
-	// "suspicious" findings); they do not fail the audit.
-	Suspicious   int           `json:"suspicious"`
+	Source       string        `json:"source"`
+	OK           bool          `json:"ok"`
+	Entries      int           `json:"entries"`
+	Feeds        int           `json:"feeds"`
+	Grants       int           `json:"grants"`
+	Revocations  int           `json:"revocations"`
+	Accesses     int           `json:"accesses"`
+	Allowed      int           `json:"allowed"`
+	Denied       int           `json:"denied"`
+	Suspicious   int           `json:"suspicious"` // access entries set apart as suspicious: they do not fail the audit
 	Equivocators []string      `json:"equivocators"`
 	Findings     []findingJSON `json:"findings"`
 	// Unreviewed lists, for the wallet's own ledger, the emergency
