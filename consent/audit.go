@@ -10,13 +10,15 @@ import (
 )
 
 // Finding kinds reported by AuditLedger. Violation, Invalid, Chain and
-// Equivocation make an audit fail; Mismatch is informational.
+// Equivocation make an audit fail; Mismatch and Suspicious are
+// informational.
 const (
 	FindingInvalid      = "invalid-entry" // an entry that does not verify on its own
 	FindingChain        = "chain"         // a feed that does not verify (gap, wrong prev, order, author)
 	FindingEquivocation = "equivocation"  // two entries with one author and seq, or a proof of them
 	FindingViolation    = "violation"     // an access allowed that no valid grant allowed
 	FindingMismatch     = "mismatch"      // a logged decision that differs from Decide otherwise
+	FindingSuspicious   = "suspicious"    // an access entry that fails CheckAccess: evidence against its author
 )
 
 // Finding is one problem found by an audit. Detail is built from errors
@@ -30,6 +32,9 @@ type Finding struct {
 	Reason Reason `json:"decided,omitempty"` // reason Decide gives on re-run
 	Grant  *Hash  `json:"grant,omitempty"`   // grant the access entry relied on
 	Detail string `json:"detail"`
+
+	// Suspicion is why a suspicious access entry failed CheckAccess.
+	Suspicion Suspicion `json:"suspicion,omitempty"`
 }
 
 // AuditReport sums up an audit of a set of entries.
@@ -44,12 +49,16 @@ type AuditReport struct {
 	Emergency    int       `json:"emergency"` // allowed accesses with reason emergency (break-glass)
 	Equivocators []ID      `json:"equivocators"`
 	Findings     []Finding `json:"findings"`
+
+	// Suspicious counts access entries that fail CheckAccess; they are
+	// not counted as accesses and not re-run.
+	Suspicious int `json:"suspicious"`
 }
 
 // OK reports whether the audit found nothing that fails it.
 func (r *AuditReport) OK() bool {
 	for _, f := range r.Findings {
-		if f.Kind != FindingMismatch {
+		if f.Kind != FindingMismatch && f.Kind != FindingSuspicious {
 			return false
 		}
 	}
@@ -71,7 +80,19 @@ func (r *AuditReport) OK() bool {
 // the requester's feed holds its break-glass entries and the issuer's its
 // credentials and their revocations. An allow that this re-run denies is a
 // violation; a head that is not in its feed makes an allow a violation too.
+//
+// An access entry that fails CheckAccess (with the zero AccessCheck: its
+// request does not verify, or its times cannot be printed) is not re-run:
+// it is a suspicious finding, which does not fail the audit, because anyone
+// can write such an entry on its own feed. AuditLedgerWith checks more.
 func AuditLedger(entries []*Entry) *AuditReport {
+	return AuditLedgerWith(entries, AccessCheck{})
+}
+
+// AuditLedgerWith is AuditLedger with what the reader knows beyond the
+// ledger (the reading time, the peers that could decide): access entries
+// that fail CheckAccess with c are suspicious findings.
+func AuditLedgerWith(entries []*Entry, c AccessCheck) *AuditReport {
 	rep := &AuditReport{Entries: len(entries), Equivocators: []ID{}, Findings: []Finding{}}
 	add := func(f Finding) { rep.Findings = append(rep.Findings, f) }
 
@@ -138,7 +159,7 @@ func AuditLedger(entries []*Entry) *AuditReport {
 			case KindRevoke:
 				rep.Revocations++
 			case KindAccess:
-				auditAccess(full, e, rep, cache)
+				auditAccess(full, e, rep, cache, c)
 			}
 		}
 	}
@@ -186,10 +207,21 @@ func dedupe(es []*Entry) []*Entry {
 	return out
 }
 
-func auditAccess(full *View, e *Entry, rep *AuditReport, cache map[string]*asOfView) {
+func auditAccess(full *View, e *Entry, rep *AuditReport, cache map[string]*asOfView, c AccessCheck) {
+	h := full.seen[authorSeq{e.Author, e.Seq}]
+	ab, req, err := CheckAccess(e, c)
+	if err != nil {
+		var se *SuspiciousAccessError
+		if errors.As(err, &se) {
+			rep.Suspicious++
+			rep.Findings = append(rep.Findings, Finding{Kind: FindingSuspicious, Author: e.Author, Seq: e.Seq, Entry: &h,
+				Logged: ab.Reason, Suspicion: se.Reason, Detail: err.Error()})
+		}
+		// Otherwise the body does not decode: checked when the entry was
+		// verified.
+		return
+	}
 	rep.Accesses++
-	body, _ := e.DecodedBody()
-	ab := body.(*AccessBody)
 	if ab.Allow {
 		rep.Allowed++
 		if ab.Reason == ReasonEmergency {
@@ -198,16 +230,10 @@ func auditAccess(full *View, e *Entry, rep *AuditReport, cache map[string]*asOfV
 	} else {
 		rep.Denied++
 	}
-	h := full.seen[authorSeq{e.Author, e.Seq}]
 	f := Finding{Author: e.Author, Seq: e.Seq, Entry: &h, Logged: ab.Reason}
 	if !ab.Grant.IsZero() {
 		g := ab.Grant
 		f.Grant = &g
-	}
-	req, err := DecodeRequest(ab.Request)
-	if err != nil {
-		// Checked when the entry was decoded.
-		return
 	}
 	d, err := decideAsOf(full, e, req, cache)
 	if err != nil {
@@ -343,8 +369,15 @@ type Disclosure struct {
 }
 
 // Disclosures lists the allowed accesses to owner's records logged in the
-// view at or after since, oldest first.
+// view at or after since, oldest first. Access entries that fail
+// CheckAccess with the zero AccessCheck are left out.
 func Disclosures(v *View, owner ID, since time.Time) []Disclosure {
+	return DisclosuresWith(v, owner, since, AccessCheck{})
+}
+
+// DisclosuresWith is Disclosures leaving out the access entries that fail
+// CheckAccess with c.
+func DisclosuresWith(v *View, owner ID, since time.Time, c AccessCheck) []Disclosure {
 	out := []Disclosure{}
 	for _, a := range v.Authors() {
 		f := v.feeds[a]
@@ -352,16 +385,8 @@ func Disclosures(v *View, owner ID, since time.Time) []Disclosure {
 			if e.Kind != KindAccess || e.Time < since.Unix() {
 				continue
 			}
-			body, err := e.DecodedBody()
-			if err != nil {
-				continue
-			}
-			ab := body.(*AccessBody)
-			if !ab.Allow {
-				continue
-			}
-			r, err := DecodeRequest(ab.Request)
-			if err != nil || r.Owner != owner || r.Requester == owner {
+			ab, r, err := CheckAccess(e, c)
+			if err != nil || !ab.Allow || r.Owner != owner || r.Requester == owner {
 				continue // the owner's own reads are accesses, not disclosures
 			}
 			out = append(out, Disclosure{
@@ -452,14 +477,9 @@ func EmergencyAccesses(v *View, owner ID) []EmergencyAccess {
 			if e.Kind != KindAccess {
 				continue
 			}
-			body, err := e.DecodedBody()
-			if err != nil {
-				continue
-			}
-			ab := body.(*AccessBody)
-			r, err := DecodeRequest(ab.Request)
+			ab, r, err := CheckAccess(e, AccessCheck{})
 			if err != nil || r.BreakGlass.IsZero() {
-				continue
+				continue // a suspicious entry is not an access
 			}
 			i, ok := index[r.BreakGlass]
 			if !ok {

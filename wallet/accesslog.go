@@ -1,16 +1,19 @@
 package wallet
 
 // The access log: every decision peers logged on requests for this
-// wallet's records (AccessLog).
+// wallet's records (AccessLog), and the access entries set apart as
+// suspicious (SuspiciousAccesses).
 
 import (
 	"context"
+	"errors"
 	"sort"
 	"time"
 
 	"filippo.io/age"
 
 	"github.com/medwallet/medwallet/consent"
+	"github.com/medwallet/medwallet/p2p/netfile"
 )
 
 // AccessInfo is one logged decision on a request for one of my records.
@@ -31,6 +34,11 @@ type AccessInfo struct {
 	BreakGlass      consent.Hash
 	EmergencyReason string
 	Until           time.Time
+	// Suspicion is set on an entry that failed consent.CheckAccess (see
+	// SuspiciousAccesses), with the error that says why; its times are
+	// clamped to what can be printed.
+	Suspicion       consent.Suspicion
+	SuspicionDetail string
 }
 
 // Emergency reports whether the access was made under an emergency
@@ -39,13 +47,49 @@ func (a AccessInfo) Emergency() bool { return !a.BreakGlass.IsZero() }
 
 // AccessLog lists every logged decision on requests for this wallet's
 // records, oldest first, from the local ledger (pull first to see the
-// network's).
+// network's). Access entries that fail consent.CheckAccess (see
+// accessCheck) are left out: SuspiciousAccesses lists them.
 func (w *Wallet) AccessLog(ctx context.Context) ([]AccessInfo, error) {
+	return w.accessLog(false)
+}
+
+// SuspiciousAccesses lists the access entries naming this wallet's
+// records that fail consent.CheckAccess, oldest first, each with its
+// Suspicion. They are evidence against their authors, not accesses.
+func (w *Wallet) SuspiciousAccesses(ctx context.Context) ([]AccessInfo, error) {
+	return w.accessLog(true)
+}
+
+// accessCheck is what the wallet knows beyond the ledger when it reads
+// access entries: its clock and, when its network file can be read, the
+// peers there as the only deciders besides itself (shares are placed on
+// those peers). Without a network file the decider is not checked.
+func (w *Wallet) accessCheck() consent.AccessCheck {
+	c := consent.AccessCheck{Now: w.Now()}
+	n, err := netfile.Read(w.NetworkPath())
+	if err != nil {
+		return c
+	}
+	ais, err := netfile.ParseAddrs(n.Peers)
+	if err != nil {
+		return c
+	}
+	peers := make(map[consent.ID]bool, len(ais))
+	for _, ai := range ais {
+		peers[consent.ID(ai.ID.String())] = true
+	}
+	c.Decider = func(id consent.ID) bool { return peers[id] }
+	return c
+}
+
+// accessLog lists the accepted access entries, or the suspicious ones.
+func (w *Wallet) accessLog(suspicious bool) ([]AccessInfo, error) {
 	l, _, err := w.openLedger(false)
 	if err != nil {
 		return nil, err
 	}
 	defer l.Close()
+	check := w.accessCheck()
 	var me age.Identity
 	if id, err := w.Identity(); err == nil {
 		me = id.Age
@@ -72,22 +116,21 @@ func (w *Wallet) AccessLog(ctx context.Context) ([]AccessInfo, error) {
 				if e.Kind != consent.KindAccess {
 					continue
 				}
-				b, err := e.DecodedBody()
-				if err != nil {
+				ab, r, err := consent.CheckAccess(e, check)
+				var se *consent.SuspiciousAccessError
+				if errors.As(err, &se) != suspicious || (err != nil && se == nil) || r == nil || r.Owner != w.ID() {
 					continue
 				}
-				ab := b.(*consent.AccessBody)
-				r, err := consent.DecodeRequest(ab.Request)
-				if err != nil || r.Owner != w.ID() {
-					continue
-				}
-				ai := AccessInfo{Entry: e.Hash(), Time: consent.TimeOf(e.Time), Decider: e.Author,
+				ai := AccessInfo{Entry: e.Hash(), Time: consent.PrintableTime(e.Time), Decider: e.Author,
 					Requester: r.Requester, RequesterName: w.NameOf(r.Requester), Record: r.Record, Scope: r.Scope,
 					Purpose: r.Purpose, Allow: ab.Allow, Reason: ab.Reason, Grant: ab.Grant, BreakGlass: r.BreakGlass}
-				if ab.Until != 0 {
-					ai.Until = consent.TimeOf(ab.Until)
+				if se != nil {
+					ai.Suspicion, ai.SuspicionDetail = se.Reason, se.Error()
 				}
-				if !r.BreakGlass.IsZero() {
+				if ab.Until != 0 {
+					ai.Until = consent.PrintableTime(ab.Until)
+				}
+				if !r.BreakGlass.IsZero() && se == nil {
 					ai.EmergencyReason = reasons(v, r.BreakGlass)
 				}
 				out = append(out, ai)

@@ -33,11 +33,12 @@ func (w *Wallet) AuditLedger(ctx context.Context) (*consent.AuditReport, error) 
 	if err := s.Scan(func(e *consent.Entry) error { es = append(es, e); return nil }); err != nil {
 		return nil, fmt.Errorf("reading the local ledger: %w: %w", ErrVerify, err)
 	}
-	return consent.AuditLedger(es), nil
+	return consent.AuditLedgerWith(es, w.accessCheck()), nil
 }
 
 // AuditExport audits an exported ledger file. It needs no wallet: an
-// auditor runs it on any machine.
+// auditor runs it on any machine, so only the checks the ledger alone
+// allows set access entries apart as suspicious.
 func AuditExport(r io.Reader) (*consent.AuditReport, error) {
 	es, err := consent.ReadExport(r)
 	if err != nil {
@@ -55,7 +56,7 @@ func AuditFailure(rep *consent.AuditReport) error {
 	counts := map[string]int{}
 	var first *consent.Finding
 	for i, f := range rep.Findings {
-		if f.Kind == consent.FindingMismatch {
+		if f.Kind == consent.FindingMismatch || f.Kind == consent.FindingSuspicious {
 			continue
 		}
 		counts[f.Kind]++
@@ -101,7 +102,8 @@ type Disclosure struct {
 const disclosureWindow = 10 * time.Minute
 
 // Disclosures lists the allowed accesses to the wallet's records logged in
-// the local ledger at or after since (zero: all), oldest first.
+// the local ledger at or after since (zero: all), oldest first, leaving out
+// suspicious access entries (see accessCheck).
 func (w *Wallet) Disclosures(ctx context.Context, since time.Time) ([]Disclosure, error) {
 	l, _, err := w.openLedger(false)
 	if err != nil {
@@ -109,7 +111,7 @@ func (w *Wallet) Disclosures(ctx context.Context, since time.Time) ([]Disclosure
 	}
 	defer l.Close()
 	var ds []consent.Disclosure
-	l.View(func(v *consent.View) { ds = consent.Disclosures(v, w.ID(), since) })
+	l.View(func(v *consent.View) { ds = consent.DisclosuresWith(v, w.ID(), since, w.accessCheck()) })
 	out := make([]Disclosure, 0, len(ds))
 	open := map[string]int{} // group key -> index in out
 	for _, d := range ds {

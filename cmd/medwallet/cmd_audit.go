@@ -72,6 +72,9 @@ type findingJSON struct {
 	Decided string `json:"decided,omitempty"`
 	Grant   string `json:"grant,omitempty"`
 	Detail  string `json:"detail"`
+
+	// Suspicion: why a suspicious access entry was set apart.
+	Suspicion string `json:"suspicion,omitempty"`
 }
 
 // auditJSON is the --json shape of audit verify.
@@ -85,6 +88,7 @@ type auditJSON struct {
 	Accesses     int           `json:"accesses"`
 	Allowed      int           `json:"allowed"`
 	Denied       int           `json:"denied"`
+	Suspicious   int           `json:"suspicious"` // access entries set apart as suspicious: they do not fail the audit
 	Equivocators []string      `json:"equivocators"`
 	Findings     []findingJSON `json:"findings"`
 	// Unreviewed lists, for the wallet's own ledger, the emergency
@@ -94,13 +98,14 @@ type auditJSON struct {
 
 func newAuditJSON(source string, r *consent.AuditReport) auditJSON {
 	j := auditJSON{Source: source, OK: r.OK(), Entries: r.Entries, Feeds: r.Feeds, Grants: r.Grants,
-		Revocations: r.Revocations, Accesses: r.Accesses, Allowed: r.Allowed, Denied: r.Denied,
+		Revocations: r.Revocations, Accesses: r.Accesses, Allowed: r.Allowed, Denied: r.Denied, Suspicious: r.Suspicious,
 		Equivocators: []string{}, Findings: []findingJSON{}, Unreviewed: []emergencyJSON{}}
 	for _, id := range r.Equivocators {
 		j.Equivocators = append(j.Equivocators, string(id))
 	}
 	for _, f := range r.Findings {
-		fj := findingJSON{Kind: f.Kind, Author: string(f.Author), Seq: f.Seq, Logged: string(f.Logged), Decided: string(f.Reason), Detail: f.Detail}
+		fj := findingJSON{Kind: f.Kind, Author: string(f.Author), Seq: f.Seq, Logged: string(f.Logged), Decided: string(f.Reason),
+			Suspicion: string(f.Suspicion), Detail: f.Detail}
 		if f.Entry != nil {
 			fj.Entry = f.Entry.String()
 		}
@@ -176,6 +181,16 @@ func runAuditVerify(ctx context.Context, opts auditVerifyOptions, g *globalOptio
 		}
 		fmt.Fprintf(out, "%s: %s: %d entries in %d feeds, %d grants, %d revocations, %d accesses (%d allowed, %d denied), %d equivocating authors\n",
 			source, verdict, j.Entries, j.Feeds, j.Grants, j.Revocations, j.Accesses, j.Allowed, j.Denied, len(j.Equivocators))
+		if j.Suspicious > 0 {
+			first := ""
+			for _, f := range j.Findings {
+				if f.Kind == consent.FindingSuspicious {
+					first = f.Suspicion
+					break
+				}
+			}
+			fmt.Fprintf(out, "%d suspicious access entries set apart (first: %s); not accesses, they do not fail the audit\n", j.Suspicious, first)
+		}
 		if len(j.Unreviewed) > 0 {
 			fmt.Fprintf(out, "%d emergency access(es) to your records not yet reviewed:\n", len(j.Unreviewed))
 			printEmergencies(out, j.Unreviewed)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/medwallet/medwallet/consent"
 	"github.com/medwallet/medwallet/wallet"
 )
 
@@ -94,11 +95,11 @@ type emergencyJSON struct {
 }
 
 func newEmergencyJSON(ea wallet.EmergencyAccess) emergencyJSON {
-	j := emergencyJSON{ID: ea.BreakGlass.String(), Time: time.Unix(ea.Time, 0).UTC(), Requester: string(ea.Requester),
+	j := emergencyJSON{ID: ea.BreakGlass.String(), Time: consent.PrintableTime(ea.Time), Requester: string(ea.Requester),
 		RequesterName: ea.RequesterName, Grant: ea.Grant.String(), Reason: ea.Reason,
 		Accesses: ea.Accesses, Denied: ea.Denied, Review: ea.Review, Note: ea.Note}
 	if ea.Until != 0 {
-		u := time.Unix(ea.Until, 0).UTC()
+		u := consent.PrintableTime(ea.Until)
 		j.Until = &u
 	}
 	return j

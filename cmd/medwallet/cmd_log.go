@@ -17,24 +17,33 @@ type logOptions struct {
 	interval time.Duration
 	// offline: report the local ledger without pulling the network's.
 	offline bool
+	// suspicious: list the access entries set apart as suspicious instead.
+	suspicious bool
 }
 
 func newLogCommand(g *globalOptions) *cobra.Command {
 	var o logOptions
 	cmd := &cobra.Command{
-		Use:   "log [--watch]",
+		Use:   "log [--watch] [--suspicious]",
 		Short: "Show every access to your records, allowed or denied",
 		Long: `Pull the ledger from the network and list every decision peers logged on a
 request for one of your records: when, which peer decided, who asked, for
 what purpose, and whether it was allowed. With --watch, keep pulling and
 print new accesses as they happen (JSON lines under --json) until
-interrupted. --offline lists what the local ledger holds, without pulling.`,
-		Example: "  medwallet log\n  medwallet log --watch --json",
+interrupted. --offline lists what the local ledger holds, without pulling.
+
+Only real accesses are listed: an access entry whose request does not
+verify under the requester's key, whose decider is neither you nor a peer
+of your network, or whose time is out of range or ahead of your clock is
+set apart as suspicious (evidence against its author, not an access).
+--suspicious lists those instead.`,
+		Example: "  medwallet log\n  medwallet log --watch --json\n  medwallet log --suspicious",
 		Args:    cobra.NoArgs,
 		RunE:    func(cmd *cobra.Command, _ []string) error { return runLog(cmd.Context(), o, g) },
 	}
 	cmd.Flags().BoolVar(&o.watch, "watch", false, "keep watching for new accesses")
 	cmd.Flags().DurationVar(&o.interval, "interval", time.Second, "how often --watch pulls")
+	cmd.Flags().BoolVar(&o.suspicious, "suspicious", false, "list the access entries set apart as suspicious instead")
 	addOfflineFlag(cmd, &o.offline)
 	return cmd
 }
@@ -58,6 +67,9 @@ type accessJSON struct {
 	BreakGlass      string     `json:"break_glass,omitempty"`
 	EmergencyReason string     `json:"emergency_reason,omitempty"`
 	Until           *time.Time `json:"until,omitempty"`
+	// Suspicious entries (log --suspicious): why the entry was set apart.
+	Suspicious       bool   `json:"suspicious"`
+	SuspiciousReason string `json:"suspicious_reason,omitempty"`
 }
 
 func newAccessJSON(a wallet.AccessInfo) accessJSON {
@@ -74,6 +86,9 @@ func newAccessJSON(a wallet.AccessInfo) accessJSON {
 		u := a.Until
 		j.Until = &u
 	}
+	if a.Suspicion != "" {
+		j.Suspicious, j.SuspiciousReason = true, string(a.Suspicion)
+	}
 	return j
 }
 
@@ -88,6 +103,10 @@ func printAccess(w io.Writer, a accessJSON) {
 		// the clinician's stated reason.
 		verdict = "EMERGENCY " + verdict
 		reason = fmt.Sprintf("%s [emergency %s: %q]", a.Reason, a.BreakGlass[:12], a.EmergencyReason)
+	}
+	if a.Suspicious {
+		verdict = "SUSPICIOUS " + verdict
+		reason = fmt.Sprintf("%s [suspicious: %s]", reason, a.SuspiciousReason)
 	}
 	fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.Time.Format(time.RFC3339), verdict, who(a.RequesterName, a.Requester),
 		a.Purpose, reason, a.Record[:min(12, len(a.Record))], idOf(a.Decider).Short())
@@ -108,7 +127,11 @@ func runLog(ctx context.Context, o logOptions, g *globalOptions) error {
 		} else if !o.offline && w.HasNetwork() {
 			_, _ = w.PullLedger(ctx) // while watching, a failed pull is retried at the next interval
 		}
-		as, err := w.AccessLog(ctx)
+		list := w.AccessLog
+		if o.suspicious {
+			list = w.SuspiciousAccesses
+		}
+		as, err := list(ctx)
 		if err != nil {
 			return err
 		}
@@ -121,8 +144,17 @@ func runLog(ctx context.Context, o logOptions, g *globalOptions) error {
 		}
 		switch {
 		case !o.watch:
+			if !o.suspicious && !g.json {
+				if sus, err := w.SuspiciousAccesses(ctx); err == nil && len(sus) > 0 {
+					defer g.note("medwallet: %d suspicious access entries set apart; see 'medwallet log --suspicious'", len(sus))
+				}
+			}
 			return g.emit(fresh, func(out io.Writer) {
 				if len(fresh) == 0 {
+					if o.suspicious {
+						g.note("medwallet: no suspicious access entries")
+						return
+					}
 					g.note("medwallet: no access to your records yet")
 					return
 				}
