@@ -38,6 +38,7 @@ type grantsModel struct {
 	confirm  bool       // revoke confirmation shown for grants[cur]
 	contacts []wallet.Contact
 	records  []wallet.RecordInfo
+	loaded   bool // a grantsMsg has arrived: the lists above are the wallet's
 }
 
 type grantsMsg struct {
@@ -90,6 +91,7 @@ func (m *grantsModel) update(msg tea.Msg) (screen, tea.Cmd) {
 	case grantsMsg:
 		m.grants, m.contacts, m.records, m.err = msg.grants, msg.contacts, msg.records, msg.err
 		m.cur = clamp(m.cur, len(m.grants))
+		m.loaded = true
 	case tea.KeyMsg:
 		return m.key(msg)
 	}
@@ -138,6 +140,9 @@ func (m *grantsModel) key(msg tea.KeyMsg) (screen, tea.Cmd) {
 	}
 	switch {
 	case key.Matches(msg, keyNewGrant):
+		if !m.loaded {
+			return m, nil // the form offers the contacts and records once they are read
+		}
 		if len(m.contacts) == 0 || len(m.records) == 0 {
 			return m, func() tea.Msg {
 				return doneMsg{err: errors.New("a grant needs a contact and a record: add them on the People and Records screens")}
@@ -199,6 +204,8 @@ func (m *grantsModel) view() string {
 		b.WriteString(c.st.dim.Render("[ ] rotate the record keys too: not available yet (issue 6)") + "\n\n")
 		b.WriteString("Revoke? y/n")
 		return b.String()
+	case !m.loaded:
+		return "Reading grants..."
 	case len(m.grants) == 0:
 		return "No grants yet. Press n to grant a contact access to records."
 	}

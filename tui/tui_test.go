@@ -473,3 +473,20 @@ func TestMouse(t *testing.T) {
 		t.Errorf("wheel down: cursor %d", cur)
 	}
 }
+
+// Before the grants screen has read the wallet it says so, and n waits: it
+// neither opens an empty form nor claims there are no contacts.
+func TestGrantsBeforeLoad(t *testing.T) {
+	f := newFixture(t)
+	m := f.model(time.Hour)
+	m.Update(tea.WindowSizeMsg{Width: 80, Height: 24})
+	keys(m, runes("3"), runes("n"))
+	if out := m.View(); !strings.Contains(out, "Reading grants") || strings.Contains(out, "No grants yet") || strings.Contains(out, "needs a contact") {
+		t.Fatalf("grants screen before its load:\n%s", out)
+	}
+	m.Update(loaded{0, grantsMsg{contacts: contacts, records: recs}})
+	keys(m, runes("n"))
+	if out := m.View(); !strings.Contains(out, contacts[0].Name) {
+		t.Fatalf("n after the load opens no form:\n%s", out)
+	}
+}
