@@ -134,7 +134,8 @@ tm send-keys -t tui i
 until_ok 60 "the import" on_screen "imported 1 record(s)"
 tm send-keys -t tui q
 until_ok 10 "the TUI to quit" gone
-cmp "$tmp/labs.json" "$tmp/bob-in/$record".* || fail "the imported record differs from the original"
+# Imports are named LABEL-ID.ext: the label "e2e labs" shows, then the ID.
+cmp "$tmp/labs.json" "$tmp/bob-in/e2e-labs-$record".* || fail "the imported record differs from the original"
 target=patient
 live() { screen | grep -E '^\* .*allowed +Bob +TREAT' >/dev/null; }
 until_ok 30 "the clinician's accesses in the patient's live log" live
