@@ -301,7 +301,8 @@ func TestCreateAndRevokeGrantByKeys(t *testing.T) {
 	for _, k := range []tea.KeyMsg{runes("n"), keyMsgTab, keyMsgDown, keyMsgSpace, keyMsgTab, keyMsgSpace, keyMsgEnter} {
 		tm.Send(k)
 	}
-	waitFor(t, tm, "granted ")
+	// The note comes before the list is read again; x acts on the list.
+	waitFor(t, tm, "granted ", "active")
 	gs := f.grants(t)
 	if len(gs) != 1 || gs[0].Status != wallet.GrantActive || gs[0].GranteeName != "Bob" || len(gs[0].Records) != 1 ||
 		gs[0].Records[0] != f.rec.ID || gs[0].Scopes[0] != "patient/*.rs" || gs[0].Purpose.Code != "TREAT" || gs[0].Expires.IsZero() {
