@@ -64,7 +64,7 @@ const (
 )
 
 // gossipIDs are the pubsub protocols a gossipsub router speaks.
-var gossipIDs = []protocol.ID{"/meshsub/1.0.0", "/meshsub/1.1.0", "/meshsub/1.2.0", "/floodsub/1.0.0"}
+var gossipIDs = []protocol.ID{"/meshsub/1.0.0", "/meshsub/1.1.0", "/meshsub/1.2.0", "/meshsub/1.3.0", "/floodsub/1.0.0"}
 
 // streams is a stream allowance: inbound, outbound, memory.
 type streams struct {
