@@ -61,6 +61,9 @@ func TestProtocolLimitsSet(t *testing.T) {
 	if got := int64(cl.Stream.Memory); got < 64<<20 {
 		t.Errorf("a client's stream memory %d is below a manifest list", got)
 	}
+	if got := newConfig(Limits{Memory: 512 << 20}, false, nil).strangers.ToPartialLimitConfig().System.Memory; got != 512<<20 {
+		t.Errorf("Memory 512 MiB: strangers' system memory %v", got)
+	}
 	if got := newConfig(Limits{MaxConns: 77}, false, nil); got.maxConns != 77 || got.strangers.ToPartialLimitConfig().System.ConnsInbound != 77 {
 		t.Errorf("MaxConns 77: maxConns %d, system %v", got.maxConns, got.strangers.ToPartialLimitConfig().System.ConnsInbound)
 	}

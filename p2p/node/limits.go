@@ -40,8 +40,8 @@ type Limits struct {
 	// Memory is the budget, in bytes, that strangers together may make
 	// this host reserve (frames being read, stream windows); stream and
 	// connection limits scale with it. Zero is an eighth of the machine's
-	// memory, at least 256 MiB. Known peers have a budget of their own of
-	// the same size.
+	// memory; it is at least 256 MiB. Known peers' streams have a budget
+	// of their own, half as large.
 	Memory int64
 }
 
@@ -208,7 +208,7 @@ func strangerScaling() rcmgr.ScalingLimitConfig {
 		SystemBaseLimit: rcmgr.BaseLimit{
 			ConnsInbound: 128, ConnsOutbound: 128, Conns: 256,
 			StreamsInbound: 2048, StreamsOutbound: 2048, Streams: 4096,
-			Memory: 128 << 20, FD: 256,
+			FD: 256, // no Memory: all of it is the increase, so the system limit is the budget
 		},
 		SystemLimitIncrease: rcmgr.BaseLimitIncrease{
 			ConnsInbound: 128, ConnsOutbound: 64, Conns: 192,
@@ -261,8 +261,8 @@ func strangerScaling() rcmgr.ScalingLimitConfig {
 // It holds no connections.
 func knownScaling() rcmgr.ScalingLimitConfig {
 	c := rcmgr.ScalingLimitConfig{
-		SystemBaseLimit:               streams{1024, 1024, 256 << 20}.base(),
-		SystemLimitIncrease:           rcmgr.BaseLimitIncrease{Memory: 256 << 20},
+		SystemBaseLimit:               streams{1024, 1024, 0}.base(),
+		SystemLimitIncrease:           rcmgr.BaseLimitIncrease{Memory: 512 << 20}, // half the strangers' budget
 		TransientBaseLimit:            streams{256, 256, 64 << 20}.base(),
 		ServiceBaseLimit:              streams{1024, 1024, 256 << 20}.base(),
 		ServicePeerBaseLimit:          streams{64, 64, 64 << 20}.base(),
