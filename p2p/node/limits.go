@@ -27,10 +27,11 @@ import (
 // few addresses. Known peers draw their streams and stream memory from a
 // pool of their own that strangers cannot touch.
 type Limits struct {
-	// MaxConns bounds the inbound connections of strangers, all together;
-	// the connection manager also starts closing strangers' idle
-	// connections once the host has more than MaxConns. Zero scales it to
-	// the memory budget: 128, plus 128 per GiB.
+	// MaxConns bounds the inbound connections of strangers, all together.
+	// Past three quarters of it, the connection manager closes strangers'
+	// least useful connections (none younger than 20 s) down to half of
+	// it, so that new ones find room. Zero scales it to the memory budget:
+	// 128, plus 128 per GiB.
 	MaxConns int
 	// MaxConnsPerIP bounds the connections from one IPv4 address or one
 	// IPv6 /56 (a /48 gets four times as many). Zero is
@@ -121,9 +122,18 @@ const (
 	clientStreamMemory = 68 << 20
 )
 
-// connection manager settings: strangers' connections younger than
-// graceperiod are never trimmed.
-const gracePeriod = 20 * time.Second
+// gracePeriod: the connection manager never trims a connection younger
+// than this (a var for tests).
+var gracePeriod = 20 * time.Second
+
+// knownPeerScope is a known peer's own scope in the strangers' manager,
+// which holds its connections (and their stream windows); its streams are
+// in the known peers' pool.
+var knownPeerScope = rcmgr.BaseLimit{
+	ConnsInbound: 16, ConnsOutbound: 16, Conns: 32, FD: 32,
+	StreamsInbound: 256, StreamsOutbound: 256, Streams: 512,
+	Memory: 256 << 20,
+}
 
 // config is a host's complete limit configuration.
 type config struct {
@@ -170,10 +180,16 @@ func newConfig(l Limits, client bool, known []peer.AddrInfo) config {
 		c.strangers = sc.Scale(mem, fds)
 	} else {
 		sc, kc := strangerScaling(), knownScaling()
+		for _, ai := range known {
+			sc.AddPeerLimit(ai.ID, knownPeerScope, rcmgr.BaseLimitIncrease{})
+		}
 		c.strangers, c.known = sc.Scale(mem, fds), kc.Scale(mem, fds)
 	}
 	sys := c.strangers.ToPartialLimitConfig().System
 	c.maxConns = int(sys.ConnsInbound)
+	if client {
+		c.maxConns = int(sys.Conns) // a client's connections are its own dials
+	}
 	if l.MaxConns > 0 {
 		c.maxConns = l.MaxConns
 		out := int(sys.ConnsOutbound)

@@ -273,6 +273,9 @@ func TestHonestClientAmongStrangers(t *testing.T) {
 // streams, from the pool strangers cannot use.
 func TestKnownPeerAmongManyStrangers(t *testing.T) {
 	ctx := context.Background()
+	// The strangers fill the connection limit too; keep the connection
+	// manager from trimming them while a slow machine sets this up.
+	defer node.SetGracePeriod(time.Hour)()
 	k := party(t, "127.0.0.2")
 	tg := newTarget(t, node.Options{Known: []peer.AddrInfo{known(k)}, Limits: node.Limits{Memory: 256 << 20}})
 	cr, sr := strangers(ctx, t, tg, 200, ips(10, 40), ledgersync.SyncID, ledgersync.PushID)
@@ -290,5 +293,31 @@ func TestKnownPeerAmongManyStrangers(t *testing.T) {
 		if hold(ctx, k, tg, p) == nil {
 			t.Errorf("known peer: %s stream refused", p)
 		}
+	}
+}
+
+// Past three quarters of MaxConns connections, the connection manager
+// closes strangers' connections down to half of MaxConns, and keeps known
+// peers'.
+func TestConnManagerTrimsStrangers(t *testing.T) {
+	ctx := context.Background()
+	defer node.SetGracePeriod(time.Nanosecond)()
+	k := party(t, "127.0.0.2")
+	tg := newTarget(t, node.Options{Known: []peer.AddrInfo{known(k)}, Limits: node.Limits{MaxConns: 40}})
+	if err := connect(ctx, t, k, tg, "127.0.0.2"); err != nil {
+		t.Fatal(err)
+	}
+	if cr, _ := strangers(ctx, t, tg, 36, ips(10, 3)); cr != 0 {
+		t.Fatalf("%d strangers could not connect", cr)
+	}
+	if n := len(tg.Network().Peers()); n != 37 {
+		t.Fatalf("%d peers connected, want 37", n)
+	}
+	tg.ConnManager().TrimOpenConns(ctx)
+	if n := len(tg.Network().Peers()); n > 30 {
+		t.Errorf("%d peers connected after trimming, want at most 30", n)
+	}
+	if tg.Network().Connectedness(k.ID()) != network.Connected {
+		t.Errorf("the known peer was trimmed")
 	}
 }

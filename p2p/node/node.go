@@ -78,7 +78,7 @@ func New(priv ed25519.PrivateKey, o Options) (host.Host, error) {
 	if err != nil {
 		return nil, err
 	}
-	cm, err := connmgr.NewConnManager(cfg.maxConns*3/4, cfg.maxConns, connmgr.WithGracePeriod(gracePeriod))
+	cm, err := connmgr.NewConnManager(cfg.maxConns/2, cfg.maxConns*3/4, connmgr.WithGracePeriod(gracePeriod))
 	if err != nil {
 		rm.Close()
 		return nil, fmt.Errorf("connection manager: %w", err)
