@@ -99,8 +99,9 @@ func New(priv ed25519.PrivateKey, o Options) (host.Host, error) {
 	}
 	h, err := libp2p.New(opts...)
 	if err != nil {
-		// libp2p.New closes the resource manager it was given.
+		// libp2p.New closes them on some errors only; closing twice is safe.
 		cm.Close()
+		rm.Close()
 		return nil, fmt.Errorf("starting libp2p: %w", err)
 	}
 	if !client {
