@@ -110,6 +110,11 @@ func New(priv ed25519.PrivateKey, o Options) (host.Host, error) {
 				cm.Protect(ai.ID, knownTag)
 			}
 		}
+		if o.Logger != nil {
+			sys := cfg.strangers.ToPartialLimitConfig().System
+			o.Logger.Info("connection limits", "max_conns", cfg.maxConns, "max_conns_per_ip", cfg.perIP,
+				"memory_mib", int64(sys.Memory)>>20, "streams_in", int(sys.StreamsInbound), "known_peers", len(rm.knownIDs))
+		}
 	}
 	return h, nil
 }
