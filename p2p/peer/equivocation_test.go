@@ -149,18 +149,27 @@ func TestEquivocationSurvivesRestartAndSpreads(t *testing.T) {
 		t.Errorf("%d proof entries against alice, want 1 (once per author)", proofs)
 	}
 
-	// b never saw the fork: it learns of the equivocation from a's proof.
-	b, err := Start(ctx, Config{DataDir: t.TempDir(), Listen: node.LoopbackListen, Bootstrap: []string{a.TCPAddr()}})
+	// b never sees the fork: it holds alice's grant, then learns of the
+	// equivocation from a's proof alone.
+	b, err := Start(ctx, Config{DataDir: t.TempDir(), Listen: node.LoopbackListen})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	testutil.Eventually(t, 10*time.Second, "b syncs alice's grant and a's proof", func() bool {
+	for _, e := range []*consent.Entry{card, grant} {
+		if ack := push(b, e); ack.Status != ledgersync.AckAccepted {
+			t.Fatalf("push %d to b: %v %s", e.Seq, ack.Status, ack.Reason)
+		}
+	}
+	if d := decide(b); !d.Allow {
+		t.Fatalf("b before the proof: %+v, want allowed", d)
+	}
+	if err := b.Host.Connect(ctx, a.Host.Peerstore().PeerInfo(a.Host.ID())); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 10*time.Second, "b syncs a's proof", func() bool {
 		var ok bool
-		b.Ledger.View(func(v *consent.View) {
-			_, hasGrant := v.Grant(grant.Hash())
-			ok = hasGrant && v.Equivocating(alice.ID())
-		})
+		b.Ledger.View(func(v *consent.View) { ok = v.Equivocating(alice.ID()) })
 		return ok
 	})
 	refused(b, "b")
