@@ -53,6 +53,41 @@ type AuditReport struct {
 	// Suspicious counts access entries that fail CheckAccess; they are
 	// not counted as accesses and not re-run.
 	Suspicious int `json:"suspicious"`
+
+	// Proofs explains each equivocation, by author (one per Equivocators).
+	Proofs []ProofReport `json:"proofs"`
+}
+
+// ProofReport explains one equivocation: Author signed the two entries
+// Entries (in the proof's bytewise order) at Seq. LoggedBy lists the
+// equivocation entries that carry a proof against Author, by logger; it is
+// empty when the audit found the two entries among those audited and no one
+// logged a proof.
+type ProofReport struct {
+	Author   ID                `json:"author"`
+	Seq      uint64            `json:"seq"`
+	Entries  [2]EquivocalEntry `json:"entries"`
+	LoggedBy []ProofLog        `json:"logged_by"`
+}
+
+// EquivocalEntry is one of the two entries of an equivocation: its hash,
+// kind and the time its author put on it.
+type EquivocalEntry struct {
+	Hash Hash   `json:"hash"`
+	Kind string `json:"kind"`
+	Time int64  `json:"time"`
+}
+
+// explainProof builds the ProofReport of p, a verified proof, from v.
+func explainProof(v *View, p *EquivocationProof) ProofReport {
+	r := ProofReport{Author: p.Author(), Seq: p.Seq(), LoggedBy: v.ProofLogs(p.Author())}
+	if r.LoggedBy == nil {
+		r.LoggedBy = []ProofLog{}
+	}
+	for i, e := range []*Entry{p.a, p.b} {
+		r.Entries[i] = EquivocalEntry{Hash: e.Hash(), Kind: e.Kind.String(), Time: e.Time}
+	}
+	return r
 }
 
 // OK reports whether the audit found nothing that fails it.
@@ -93,7 +128,7 @@ func AuditLedger(entries []*Entry) *AuditReport {
 // ledger (the reading time, the peers that could decide): access entries
 // that fail CheckAccess with c are suspicious findings.
 func AuditLedgerWith(entries []*Entry, c AccessCheck) *AuditReport {
-	rep := &AuditReport{Entries: len(entries), Equivocators: []ID{}, Findings: []Finding{}}
+	rep := &AuditReport{Entries: len(entries), Equivocators: []ID{}, Findings: []Finding{}, Proofs: []ProofReport{}}
 	add := func(f Finding) { rep.Findings = append(rep.Findings, f) }
 
 	byAuthor := make(map[ID][]*Entry)
@@ -141,11 +176,18 @@ func AuditLedgerWith(entries []*Entry, c AccessCheck) *AuditReport {
 	}
 	for _, p := range full.Proofs() {
 		rep.Equivocators = append(rep.Equivocators, p.Author())
+		pr := explainProof(full, p)
+		rep.Proofs = append(rep.Proofs, pr)
 		if !reported[p.Author()] {
 			// Proven by a proof entry in some feed rather than by two
 			// entries among those audited.
+			where := "proof logged on the ledger"
+			if len(pr.LoggedBy) > 0 {
+				by := pr.LoggedBy[0]
+				where = fmt.Sprintf("proof logged on the ledger by %s in its entry #%d", by.Logger.Short(), by.Seq)
+			}
 			add(Finding{Kind: FindingEquivocation, Author: p.Author(), Seq: p.Seq(),
-				Detail: fmt.Sprintf("author %s: %v at seq %d (proof logged on the ledger)", p.Author().Short(), ErrEquivocation, p.Seq())})
+				Detail: fmt.Sprintf("author %s: %v at seq %d (%s)", p.Author().Short(), ErrEquivocation, p.Seq(), where)})
 		}
 	}
 	rep.Grants = len(full.grants)
