@@ -152,10 +152,14 @@ func (s *Service) flushRepeats(now time.Time, all bool) ([]*consent.Entry, error
 }
 
 // summarise appends the summary entry of run r, if it counted any
-// denial, at now or the time of this peer's last entry if later.
+// denial, at now, or at the time of this peer's last entry or of the
+// run's last denial if later (a clock that stepped back).
 func (s *Service) summarise(r *repeatRun, now time.Time) (*consent.Entry, error) {
 	if r.count == 0 {
 		return nil, nil
+	}
+	if now.Unix() < r.last {
+		now = time.Unix(r.last, 0)
 	}
 	s.ledger.View(func(v *consent.View) {
 		if h := v.Head(s.signer.ID()); now.Unix() < h.Time {
