@@ -7,7 +7,10 @@
 // remote peer). A get carries the requester's signed consent.Request; the
 // peer runs consent.Decide on its own ledger view, appends an access entry
 // with the decision and the request to its own feed, and only then sends
-// a byte (log before release). Deletes are the owner's alone.
+// a byte (log before release). Deletes are the owner's alone. Gets are
+// rate-limited per requester before anything is decided (ratelimit.go),
+// and a denial repeated within a minute is counted into a later summary
+// entry instead of an entry of its own (repeats.go).
 package shares
 
 import (
