@@ -182,6 +182,7 @@ func Start(ctx context.Context, cfg Config) (_ *Peer, err error) {
 	p.outbox = make(chan *consent.Entry, 4096)
 	p.wg.Add(1)
 	go p.gossipOut(sctx)
+	p.logEquivocations()
 	p.shares = shares.NewService(p.Host, p.Store, p.Ledger, signer, shares.WithLogger(log),
 		shares.WithGate(func() error {
 			if !p.ready.Load() {
