@@ -1,0 +1,90 @@
+package wire
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/libp2p/go-libp2p/core/network"
+)
+
+// Pool is a budget of bytes shared by all the streams of one service, on
+// top of the resource manager's scopes: a protocol whose frames may be
+// large (manifests: 16 MiB) keeps the frames it holds at once, from every
+// remote together, under a bound of its own, whatever the host's resource
+// manager allows.
+type Pool struct {
+	mu    sync.Mutex
+	limit int64
+	used  int64
+}
+
+// NewPool returns a pool of limit bytes.
+func NewPool(limit int64) *Pool { return &Pool{limit: limit} }
+
+// Used returns the bytes reserved now.
+func (p *Pool) Used() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.used
+}
+
+func (p *Pool) reserve(n int) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.used+int64(n) > p.limit {
+		return fmt.Errorf("%w: service pool of %d bytes has %d free, %d asked", network.ErrResourceLimitExceeded,
+			p.limit, p.limit-p.used, n)
+	}
+	p.used += int64(n)
+	return nil
+}
+
+func (p *Pool) release(n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.used -= int64(n)
+}
+
+// Scoped returns s with every memory reservation made through it counted
+// in p as well: a reservation fails if either p or s's scope refuses it.
+func (p *Pool) Scoped(s Scoped) Scoped { return pooled{s: s, p: p} }
+
+// Reserve reserves n bytes in p and in s's scope, for memory a handler
+// allocates outside a frame (an answer it builds); the caller calls
+// release once done.
+func (p *Pool) Reserve(s Scoped, n int) (release func(), err error) {
+	sc := p.Scoped(s).Scope()
+	if err := sc.ReserveMemory(n, network.ReservationPriorityAlways); err != nil {
+		return nil, fmt.Errorf("reserving %d bytes: %w", n, err)
+	}
+	var once sync.Once
+	return func() { once.Do(func() { sc.ReleaseMemory(n) }) }, nil
+}
+
+type pooled struct {
+	s Scoped
+	p *Pool
+}
+
+func (w pooled) Scope() network.StreamScope { return pooledScope{StreamScope: w.s.Scope(), p: w.p} }
+
+type pooledScope struct {
+	network.StreamScope
+	p *Pool
+}
+
+func (s pooledScope) ReserveMemory(n int, prio uint8) error {
+	if err := s.p.reserve(n); err != nil {
+		return err
+	}
+	if err := s.StreamScope.ReserveMemory(n, prio); err != nil {
+		s.p.release(n)
+		return err
+	}
+	return nil
+}
+
+func (s pooledScope) ReleaseMemory(n int) {
+	s.StreamScope.ReleaseMemory(n)
+	s.p.release(n)
+}
