@@ -35,8 +35,8 @@ const MinRate = 16 << 10
 func DefaultLimits() Limits {
 	return Limits{
 		Put:      wire.Limit{PerRemote: 2, Total: 32},
-		Get:      wire.Limit{PerRemote: 4, Total: 64},
-		Query:    wire.Limit{PerRemote: 8, Total: 128},
+		Get:      wire.Limit{PerRemote: 4, Total: 128},
+		Query:    wire.Limit{PerRemote: 8, Total: 256},
 		Request:  wire.Budget{Total: headerTimeout, Grace: 5 * time.Second, MinRate: MinRate},
 		Transfer: transferBudget,
 	}
