@@ -1,0 +1,76 @@
+package wire_test
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"testing"
+
+	"github.com/libp2p/go-libp2p/core/network"
+
+	"github.com/medwallet/medwallet/p2p/wire"
+)
+
+// memScope is a stream scope that only counts memory: all the frame
+// reader uses.
+type memScope struct {
+	network.StreamScope
+	limit, used int
+}
+
+func (m *memScope) ReserveMemory(n int, _ uint8) error {
+	if m.used+n > m.limit {
+		return network.ErrResourceLimitExceeded
+	}
+	m.used += n
+	return nil
+}
+
+func (m *memScope) ReleaseMemory(n int) { m.used -= n }
+
+type scoped struct{ s *memScope }
+
+func (s scoped) Scope() network.StreamScope { return s.s }
+
+// FuzzReadFrame reads frames from arbitrary bytes: never more than the
+// limit, never a reservation left behind, and a frame read back is what
+// WriteFrame would have sent.
+func FuzzReadFrame(f *testing.F) {
+	for _, seed := range [][]byte{
+		{0}, {3, 'a', 'b', 'c'}, {0x80}, {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01},
+		{0x81, 0x01}, {5, 'a'}, {2, 'h', 'i', 1, 'x'},
+	} {
+		f.Add(seed, uint16(64))
+	}
+	f.Fuzz(func(t *testing.T, in []byte, limit uint16) {
+		sc := &memScope{limit: 256}
+		br := bufio.NewReader(bytes.NewReader(in))
+		for {
+			b, release, err := wire.ReadFrame(scoped{sc}, br, int(limit))
+			if err != nil {
+				if sc.used != 0 {
+					t.Fatalf("%d bytes still reserved after %v", sc.used, err)
+				}
+				if !errors.Is(err, wire.ErrTooLarge) && !errors.Is(err, network.ErrResourceLimitExceeded) &&
+					!errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+					t.Fatalf("unexpected error %v", err)
+				}
+				return
+			}
+			if len(b) > int(limit) || sc.used != len(b) {
+				t.Fatalf("frame of %d bytes, limit %d, %d reserved", len(b), limit, sc.used)
+			}
+			var out bytes.Buffer
+			if err := wire.WriteFrame(&out, b); err != nil {
+				t.Fatal(err)
+			}
+			if again, rel2, err := wire.ReadFrame(scoped{sc}, bufio.NewReader(&out), int(limit)); err != nil || !bytes.Equal(again, b) {
+				t.Fatalf("frame does not round-trip: %v", err)
+			} else {
+				rel2()
+			}
+			release()
+		}
+	})
+}
