@@ -17,11 +17,18 @@ type Limits struct {
 	// request frame and its decoded copy (twice the frame), a list's
 	// copies and their answer frame (twice the envelopes). A request or
 	// answer that does not fit is answered "busy" before it is allocated.
+	// The last eighth is kept for reservations of at most 256 KiB (a
+	// manifest is a few KiB), so that strangers sending large frames
+	// cannot keep honest requests out.
 	Memory int64
 	// Request is the budget for receiving the request frame, Transfer for
 	// sending the answer.
 	Request, Transfer wire.Budget
 }
+
+// smallFrame is the largest reservation the last eighth of the memory
+// pool takes.
+const smallFrame = 256 << 10
 
 // MinRate is the default minimum rate of a request or an answer: a remote
 // sending or reading slower than this on average (over about 10 s) is

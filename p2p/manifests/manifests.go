@@ -103,7 +103,7 @@ func NewService(h host.Host, st Store, log *slog.Logger, opts ...Option) *Servic
 		o(s)
 	}
 	s.slots = wire.NewSlots(s.lim.Streams)
-	s.pool = wire.NewPool(s.lim.Memory)
+	s.pool = wire.NewPool(s.lim.Memory, smallFrame, s.lim.Memory/8)
 	h.SetStreamHandler(ID, s.handle)
 	return s
 }

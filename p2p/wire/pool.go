@@ -11,15 +11,22 @@ import (
 // top of the resource manager's scopes: a protocol whose frames may be
 // large (manifests: 16 MiB) keeps the frames it holds at once, from every
 // remote together, under a bound of its own, whatever the host's resource
-// manager allows.
+// manager allows. The last bytes of the pool are kept for small
+// reservations, so that remotes holding large frames cannot keep the small
+// requests of everyone else out.
 type Pool struct {
-	mu    sync.Mutex
-	limit int64
-	used  int64
+	mu       sync.Mutex
+	limit    int64
+	small    int
+	reserved int64
+	used     int64
 }
 
-// NewPool returns a pool of limit bytes.
-func NewPool(limit int64) *Pool { return &Pool{limit: limit} }
+// NewPool returns a pool of limit bytes, of which the last reserved bytes
+// only reservations of at most small bytes may use.
+func NewPool(limit int64, small int, reserved int64) *Pool {
+	return &Pool{limit: limit, small: small, reserved: reserved}
+}
 
 // Used returns the bytes reserved now.
 func (p *Pool) Used() int64 {
@@ -31,7 +38,11 @@ func (p *Pool) Used() int64 {
 func (p *Pool) reserve(n int) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.used+int64(n) > p.limit {
+	free := p.limit
+	if n > p.small {
+		free -= p.reserved
+	}
+	if p.used+int64(n) > free {
 		return fmt.Errorf("%w: service pool of %d bytes has %d free, %d asked", network.ErrResourceLimitExceeded,
 			p.limit, p.limit-p.used, n)
 	}
