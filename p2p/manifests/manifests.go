@@ -250,13 +250,19 @@ func call(ctx context.Context, h host.Host, p peer.ID, req request) (response, e
 		return response{}, err
 	}
 	st.Close()
+	return resp, answerError(p, resp)
+}
+
+// answerError is the client's error for a peer's answer: nil on success,
+// else wrapping ErrRemote (and ErrBusy for code "busy").
+func answerError(p peer.ID, resp response) error {
 	switch {
 	case resp.OK:
-		return resp, nil
+		return nil
 	case resp.Code == "busy":
-		return resp, fmt.Errorf("peer %s: %w: %w: %s", p.ShortString(), ErrRemote, ErrBusy, resp.Error)
+		return fmt.Errorf("peer %s: %w: %w: %s", p.ShortString(), ErrRemote, ErrBusy, resp.Error)
 	}
-	return resp, fmt.Errorf("peer %s: %w: %s", p.ShortString(), ErrRemote, resp.Error)
+	return fmt.Errorf("peer %s: %w: %s", p.ShortString(), ErrRemote, resp.Error)
 }
 
 // Put stores envelope as the copy of the host's record manifest for recipient.
