@@ -76,6 +76,8 @@ func readResponse(s wire.Scoped, r wire.Reader, p peer.ID) (response, error) {
 		return resp, &DeniedError{Peer: p, Reason: resp.Reason}
 	case "not-found":
 		return resp, fmt.Errorf("peer %s: %w", p.ShortString(), ErrNotFound)
+	case "rate-limited":
+		return resp, fmt.Errorf("peer %s: %w", p.ShortString(), ErrRateLimited)
 	case "bad-request":
 		return resp, fmt.Errorf("peer %s: %w: %s", p.ShortString(), ErrBadRequest, resp.Error)
 	case "busy":
@@ -149,7 +151,8 @@ func Put(ctx context.Context, h host.Host, p peer.ID, record string, r io.Reader
 // isAnswer reports an error that is the peer's own answer.
 func isAnswer(err error) bool {
 	var de *DeniedError
-	return errors.Is(err, ErrRemote) || errors.Is(err, ErrNotFound) || errors.Is(err, ErrBadRequest) || errors.As(err, &de)
+	return errors.Is(err, ErrRemote) || errors.Is(err, ErrNotFound) || errors.Is(err, ErrBadRequest) ||
+		errors.Is(err, ErrRateLimited) || errors.As(err, &de)
 }
 
 // sourceReader remembers an error of the local source, to tell it from
