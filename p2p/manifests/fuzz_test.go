@@ -96,7 +96,7 @@ func FuzzRequest(f *testing.F) {
 		sc := &memScope{}
 		scoped := s.pool.Scoped(sc)
 		var req request
-		held, err := wire.ReadKeep(scoped, bufio.NewReader(bytes.NewReader(in)), maxRequest, &req)
+		held, err := wire.ReadKeep(scoped, bufio.NewReader(bytes.NewReader(in)), maxRequest, &req, s.pool.Take)
 		if err != nil {
 			if sc.used != 0 || s.pool.Used() != 0 {
 				t.Fatalf("%d bytes reserved (pool %d) after %v", sc.used, s.pool.Used(), err)
@@ -104,7 +104,7 @@ func FuzzRequest(f *testing.F) {
 			return
 		}
 		answered := func() {}
-		resp := s.serve(scoped, fuzzOwner, req, &answered)
+		resp := s.serve(fuzzOwner, req, &answered)
 		held()
 		var out bytes.Buffer
 		if err := wire.Write(&out, resp); err != nil {

@@ -131,8 +131,8 @@ func TestManyLargeFramesStayBounded(t *testing.T) {
 		t.Skip("moves about 400 MiB over loopback; memory is not measurable under the race detector")
 	}
 	const (
-		identities  = 20
-		perIdentity = 8
+		identities  = 40
+		perIdentity = 4 // what a light client may open to one peer (p2p/node)
 		frameSize   = 8 << 20
 		boundMiB    = 200
 	)

@@ -113,8 +113,9 @@ func (s *Service) Close() { s.h.RemoveStreamHandler(ID) }
 
 // handle takes a stream slot for the remote (or answers "busy" at once),
 // reads the request within the request budget into memory reserved in
-// the service's pool and the stream's scope (or answers "busy" before
-// allocating it), and answers within the transfer budget.
+// the stream's scope and the service's pool, its decoded copy in the pool
+// (or answers "busy" before allocating either), and answers within the
+// transfer budget.
 func (s *Service) handle(st network.Stream) {
 	p := st.Conn().RemotePeer()
 	t := wire.NewTransfer(st, s.lim.Request)
@@ -126,7 +127,7 @@ func (s *Service) handle(st network.Stream) {
 	defer release()
 	var req request
 	scoped := s.pool.Scoped(st)
-	held, err := wire.ReadKeep(scoped, bufio.NewReader(t), maxRequest, &req)
+	held, err := wire.ReadKeep(scoped, bufio.NewReader(t), maxRequest, &req, s.pool.Take)
 	if errors.Is(err, network.ErrResourceLimitExceeded) {
 		s.busy(st, t, "no memory for the request")
 		return
@@ -137,7 +138,7 @@ func (s *Service) handle(st network.Stream) {
 		return
 	}
 	answered := func() {}
-	resp := s.serve(scoped, consent.ID(p.String()), req, &answered)
+	resp := s.serve(consent.ID(p.String()), req, &answered)
 	held()
 	defer answered()
 	t.Start(s.lim.Transfer)
@@ -158,10 +159,10 @@ func (s *Service) busy(st network.Stream, t *wire.Transfer, why string) {
 	st.Close()
 }
 
-// serve runs one operation. The memory of its answer (a list's copies) is
-// reserved in sc's scope and the pool, and *release set to release it once
-// the answer is sent.
-func (s *Service) serve(sc wire.Scoped, remote consent.ID, req request, release *func()) response {
+// serve runs one operation. The memory of its answer (a list's copies and
+// their frame) is reserved in the pool, and *release set to release it
+// once the answer is sent.
+func (s *Service) serve(remote consent.ID, req request, release *func()) response {
 	fail := func(msg string) response { return response{Error: msg} }
 	if req.Record != "" {
 		if _, err := vault.ParseRecordID(req.Record); err != nil {
@@ -209,7 +210,7 @@ func (s *Service) serve(sc wire.Scoped, remote consent.ID, req request, release 
 			out = append(out, Copy{Record: c.Record, Recipient: c.Recipient, Envelope: c.Envelope})
 		}
 		// The copies, and the frame they are encoded into.
-		rel, err := s.pool.Reserve(sc, 2*size)
+		rel, err := s.pool.Take(2 * size)
 		if err != nil {
 			return response{Error: "busy: no memory for the answer", Code: "busy"}
 		}

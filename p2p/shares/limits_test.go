@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"sync"
 	"testing"
@@ -102,9 +103,11 @@ func readBusy(t *testing.T, s network.Stream) bool {
 	return r.Code == "busy"
 }
 
-// One identity opening many puts (16 held every slot of the peer before)
-// gets its own few and "busy" for the rest at once, and cannot stop
-// another identity's has, get or put, nor its own reads.
+// Strangers opening many puts (16 held every slot of the peer before,
+// reads included) get a few each and "busy" for the rest at once, and
+// cannot stop another identity's has, get or put, nor their own reads.
+// Each stranger opens 4 streams, what the resource manager lets a
+// stranger open (p2p/node), so that the slots here decide.
 func TestPutsCannotStarveOthers(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
@@ -114,7 +117,16 @@ func TestPutsCannotStarveOthers(t *testing.T) {
 		t.Fatal(err)
 	}
 	lim := DefaultLimits().Put
-	const attack = 40
+	const strangers, each = 10, 4
+	const attack = strangers * each
+	var attackers []*actor
+	for i := range strangers {
+		a := newActor(t, fmt.Sprintf("stranger %d", i), false)
+		if err := a.h.Connect(ctx, peer.AddrInfo{ID: f.peer.h.ID(), Addrs: f.peer.h.Addrs()}); err != nil {
+			t.Fatal(err)
+		}
+		attackers = append(attackers, a)
+	}
 	pre := append(frame(t, request{Op: OpPut, Record: f.record}), fakeShare(t, f.record, nil)...)
 	// Every stream is fed at 80 KiB/s, above the minimum rate, so that the
 	// ones the peer takes stay held for the whole test; the others are
@@ -123,8 +135,8 @@ func TestPutsCannotStarveOthers(t *testing.T) {
 	var wg sync.WaitGroup
 	t.Cleanup(func() { close(stop); wg.Wait() })
 	busy := make(chan bool, attack)
-	for range attack {
-		s := rawStream(t, f.stranger, f.peer.h.ID(), pre)
+	for i := range attack {
+		s := rawStream(t, attackers[i/each], f.peer.h.ID(), pre)
 		answered := make(chan struct{})
 		wg.Add(2)
 		go func() {
@@ -151,14 +163,14 @@ func TestPutsCannotStarveOthers(t *testing.T) {
 		}()
 	}
 	timeout := time.After(20 * time.Second)
-	for range attack - lim.PerRemote {
+	for range attack - strangers*lim.PerRemote {
 		select {
 		case b := <-busy:
 			if !b {
 				t.Fatal("a stream over the stranger's limit was not answered busy")
 			}
 		case <-timeout:
-			t.Fatalf("fewer than %d of %d streams were refused: the stranger holds more than its %d", attack-lim.PerRemote, attack, lim.PerRemote)
+			t.Fatalf("fewer than %d of %d streams were refused: a stranger holds more than its %d", attack-strangers*lim.PerRemote, attack, lim.PerRemote)
 		}
 	}
 	// While they are held: the owner's get and has, another identity's
@@ -177,15 +189,15 @@ func TestPutsCannotStarveOthers(t *testing.T) {
 	if _, err := Put(ctx, f.clinician.h, f.peer.h.ID(), other, bytes.NewReader(fakeShare(t, other, []byte("x")))); err != nil {
 		t.Fatalf("another identity's put during the attack: %v", err)
 	}
-	if ok, err := Has(ctx, f.stranger.h, f.peer.h.ID(), id); err != nil || !ok {
-		t.Fatalf("the stranger's own has: %v, %v", ok, err)
+	if ok, err := Has(ctx, attackers[0].h, f.peer.h.ID(), id); err != nil || !ok {
+		t.Fatalf("a stranger's own has: %v, %v", ok, err)
 	}
-	// The stranger's next put hears "busy" at once, while still sending
-	// its share: the client reads the answer as it sends.
+	// A stranger's next put hears "busy" at once, while still sending its
+	// share: the client reads the answer as it sends.
 	big := make([]byte, 8<<20)
 	rand.Read(big)
 	start := time.Now()
-	_, err = Put(ctx, f.stranger.h, f.peer.h.ID(), f.record, bytes.NewReader(fakeShare(t, f.record, big)))
+	_, err = Put(ctx, attackers[0].h, f.peer.h.ID(), f.record, bytes.NewReader(fakeShare(t, f.record, big)))
 	if !errors.Is(err, ErrBusy) || !errors.Is(err, ErrRemote) {
 		t.Fatalf("a put over the limit: %v, want ErrBusy", err)
 	}

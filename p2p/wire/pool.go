@@ -60,16 +60,16 @@ func (p *Pool) release(n int) {
 // in p as well: a reservation fails if either p or s's scope refuses it.
 func (p *Pool) Scoped(s Scoped) Scoped { return pooled{s: s, p: p} }
 
-// Reserve reserves n bytes in p and in s's scope, for memory a handler
-// allocates outside a frame (an answer it builds); the caller calls
-// release once done.
-func (p *Pool) Reserve(s Scoped, n int) (release func(), err error) {
-	sc := p.Scoped(s).Scope()
-	if err := sc.ReserveMemory(n, network.ReservationPriorityAlways); err != nil {
-		return nil, fmt.Errorf("reserving %d bytes: %w", n, err)
+// Take reserves n bytes in p alone, for memory a handler holds besides
+// the frames the stream's scope counts (a decoded copy of a frame, an
+// answer it builds); the caller calls release once done. A refusal wraps
+// network.ErrResourceLimitExceeded.
+func (p *Pool) Take(n int) (release func(), err error) {
+	if err := p.reserve(n); err != nil {
+		return nil, err
 	}
 	var once sync.Once
-	return func() { once.Do(func() { sc.ReleaseMemory(n) }) }, nil
+	return func() { once.Do(func() { p.release(n) }) }, nil
 }
 
 type pooled struct {

@@ -23,7 +23,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 
 	"github.com/libp2p/go-libp2p/core/network"
 
@@ -109,24 +108,21 @@ func Read(s Scoped, r Reader, limit int, v any) error {
 
 // ReadKeep reads one frame and decodes it into v as Read does, for a
 // value that keeps copies of the frame's byte strings (a manifest
-// envelope): it reserves the frame's size a second time, before decoding,
-// and keeps that reservation until the caller calls release, so the
-// decoded value is counted in the stream's scope for as long as it lives.
-// The frame itself is released once decoded.
-func ReadKeep(s Scoped, r Reader, limit int, v any) (release func(), err error) {
+// envelope): before decoding, it reserves the frame's size a second time
+// through keep (a service's Pool.Take, say), and holds that reservation
+// until the caller calls release, so the decoded value is counted for as
+// long as it lives. The frame itself is released once decoded.
+func ReadKeep(s Scoped, r Reader, limit int, v any, keep func(n int) (release func(), err error)) (release func(), err error) {
 	b, releaseFrame, err := ReadFrame(s, r, limit)
 	if err != nil {
 		return nil, err
 	}
 	defer releaseFrame()
-	n := len(b)
 	release = func() {}
-	if n > 0 {
-		if err := s.Scope().ReserveMemory(n, network.ReservationPriorityAlways); err != nil {
-			return nil, fmt.Errorf("reserving %d bytes for a decoded frame: %w", n, err)
+	if len(b) > 0 {
+		if release, err = keep(len(b)); err != nil {
+			return nil, fmt.Errorf("reserving %d bytes for a decoded frame: %w", len(b), err)
 		}
-		var once sync.Once
-		release = func() { once.Do(func() { s.Scope().ReleaseMemory(n) }) }
 	}
 	if err := consent.Unmarshal(b, v); err != nil {
 		release()
