@@ -63,6 +63,7 @@ type response struct {
 	OK     bool   `cbor:"1,keyasint,omitempty"`
 	Error  string `cbor:"2,keyasint,omitempty"`
 	Copies []Copy `cbor:"3,keyasint,omitempty"`
+	Code   string `cbor:"4,keyasint,omitempty"` // a put's admission refusal (store.Code)
 }
 
 // Store is the disk a Service keeps manifest copies in; p2p/store/boltstore
@@ -126,7 +127,7 @@ func (s *Service) serve(remote consent.ID, req request) response {
 			return fail("bad recipient")
 		}
 		if err := s.st.PutManifest(remote, req.Record, req.Recipient, req.Envelope); err != nil {
-			return fail(err.Error())
+			return response{Error: err.Error(), Code: store.Code(err)}
 		}
 		s.log.Info("manifest stored", "owner", remote.Short(), "recipient", req.Recipient.Short())
 		return response{OK: true}
@@ -191,6 +192,9 @@ func call(ctx context.Context, h host.Host, p peer.ID, req request) (response, e
 		return response{}, err
 	}
 	st.Close()
+	if e := store.CodeError(resp.Code); e != nil && !resp.OK {
+		return resp, fmt.Errorf("peer %s: %w", p.ShortString(), e)
+	}
 	if !resp.OK {
 		return resp, fmt.Errorf("peer %s: %w: %s", p.ShortString(), ErrRemote, resp.Error)
 	}

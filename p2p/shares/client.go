@@ -11,6 +11,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/medwallet/medwallet/consent"
+	"github.com/medwallet/medwallet/p2p/store"
 	"github.com/medwallet/medwallet/p2p/wire"
 	"github.com/medwallet/medwallet/vault"
 )
@@ -46,6 +47,9 @@ func readResponse(s network.Stream, br *bufio.Reader, p peer.ID) (response, erro
 	case "bad-request":
 		return r, fmt.Errorf("peer %s: %w: %s", p.ShortString(), ErrBadRequest, r.Error)
 	}
+	if e := store.CodeError(r.Code); e != nil {
+		return r, fmt.Errorf("peer %s: %w", p.ShortString(), e)
+	}
 	return r, fmt.Errorf("peer %s: %w: %s", p.ShortString(), ErrRemote, r.Error)
 }
 
@@ -64,24 +68,48 @@ func (i *idle) ReadByte() (byte, error) { return i.br.ReadByte() }
 
 // Put stores the share read from r on peer p, as a share of record owned
 // by the host's own ID, and returns its content address as the peer
-// computed it.
+// computed it. The peer admits the put before Put reads a byte of r: a
+// refusal then (an error wrapping one of store's admission errors) leaves
+// r unread, and the caller may send it to another peer. A refusal while
+// the share streams (the quota or the disk crossed) ends the put at once;
+// the copy of r to the stream then stops at its next read.
 func Put(ctx context.Context, h host.Host, p peer.ID, record string, r io.Reader) (vault.ShareID, error) {
-	s, err := open(ctx, h, p, request{Op: OpPut, Record: record})
+	s, err := open(ctx, h, p, request{Op: OpPut, Record: record, Admit: true})
 	if err != nil {
 		return vault.ShareID{}, err
 	}
-	if _, err := io.Copy(&wire.IdleWriter{S: s, Idle: idleTimeout}, r); err != nil {
+	br := bufio.NewReader(s)
+	if _, err := readResponse(s, br, p); err != nil {
 		s.Reset()
 		return vault.ShareID{}, err
 	}
-	if err := s.CloseWrite(); err != nil {
-		s.Reset()
-		return vault.ShareID{}, err
-	}
+	werr := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(&wire.IdleWriter{S: s, Idle: idleTimeout}, r)
+		if err == nil {
+			err = s.CloseWrite()
+		}
+		werr <- err
+		if err != nil {
+			s.Reset() // unblocks the read of the answer
+		}
+	}()
 	defer s.Close()
-	resp, err := readResponse(s, bufio.NewReader(s), p)
+	resp, err := readResponse(s, br, p)
 	if err != nil {
 		s.Reset()
+		if resp.Code == "" {
+			select { // no answer: the write's error says more, if there was one
+			case we := <-werr:
+				if we != nil {
+					return vault.ShareID{}, we
+				}
+			default:
+			}
+		}
+		return vault.ShareID{}, err
+	}
+	if err := <-werr; err != nil {
 		return vault.ShareID{}, err
 	}
 	id, err := shareID(resp.Share)
