@@ -26,6 +26,7 @@ type peerOptions struct {
 	logLevel  string
 	clockSkew time.Duration
 	gapMiB    int
+	storage   storageFlags
 }
 
 func newPeerCommand(g *globalOptions) *cobra.Command {
@@ -54,6 +55,8 @@ on the same --data keeps its identity and everything it stored.`,
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.DurationVar(&o.clockSkew, "max-clock-skew", ledgersync.DefaultMaxClockSkew, "refuse ledger entries dated further ahead of this peer's clock")
 	f.IntVar(&o.gapMiB, "ledger-gap-mib", ledgersync.DefaultMaxGapBytes>>20, "MiB of ledger entries held while they wait for a missing predecessor, across all authors")
+	addStorageFlags(f, &o.storage)
+	cmd.AddCommand(newPeerUsageCommand(g))
 	return cmd
 }
 
@@ -75,13 +78,17 @@ func runPeer(ctx context.Context, o peerOptions, g *globalOptions) error {
 	if o.gapMiB < 1 || o.gapMiB > 1<<20 {
 		return usageError{fmt.Errorf("bad --ledger-gap-mib %d: want 1 to %d", o.gapMiB, 1<<20)}
 	}
+	storage, err := o.storage.limits()
+	if err != nil {
+		return err
+	}
 	if o.data == "" {
 		o.data = filepath.Join(g.home, "peer")
 	}
 	log := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: level}))
 	p, err := peer.Start(ctx, peer.Config{
 		DataDir: o.data, Listen: o.listen, Bootstrap: o.bootstrap, MDNS: o.mdns, DHT: o.dht, Logger: log,
-		MaxClockSkew: o.clockSkew, GapBytes: o.gapMiB << 20,
+		MaxClockSkew: o.clockSkew, GapBytes: o.gapMiB << 20, Storage: storage,
 	})
 	if err != nil {
 		return err

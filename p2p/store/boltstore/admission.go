@@ -252,19 +252,20 @@ func (s *Store) WriteUsage(path string, force bool) error {
 }
 
 // SnapshotUsage rewrites the usage snapshot at path every interval while
-// ctx lasts, when anything changed, and once more when ctx ends.
+// ctx lasts when anything changed (and every 12 intervals regardless, for
+// the free disk), and once more when ctx ends.
 func (s *Store) SnapshotUsage(ctx context.Context, path string, interval time.Duration) error {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	if err := s.WriteUsage(path, true); err != nil {
 		return err
 	}
-	for {
+	for i := 1; ; i++ {
 		select {
 		case <-ctx.Done():
 			return s.WriteUsage(path, true)
 		case <-t.C:
-			if err := s.WriteUsage(path, false); err != nil {
+			if err := s.WriteUsage(path, i%12 == 0); err != nil {
 				return err
 			}
 		}
