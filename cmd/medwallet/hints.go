@@ -199,6 +199,8 @@ func hintFor(err error) string {
 		return "choose a backend with --keyring-backend or $MEDWALLET_KEYRING_BACKEND (file works everywhere)"
 	case errors.Is(err, wallet.ErrBadExport) && errors.Is(err, wallet.ErrVerify):
 		return "use the passphrase given to 'medwallet key export'"
+	case storageRefusal(err) != "": // a manifest copy no peer would take
+		return storageRefusalHint(err)
 	}
 	return ""
 }
