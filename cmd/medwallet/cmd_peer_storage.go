@@ -132,25 +132,26 @@ func printUsage(w io.Writer, u store.Usage) {
 	if u.QuotaObjects > 0 {
 		quota += fmt.Sprintf(", %d objects", u.QuotaObjects)
 	}
-	fmt.Fprintf(w, "quota per owner: %s; put rate: %g/s; policy: %s\n", quota, u.PutRate, orUnknown(u.Policy))
+	if u.Policy == "" {
+		fmt.Fprintln(w, "quota per owner: unknown (the peer has no snapshot of the limits it runs with)")
+	} else {
+		fmt.Fprintf(w, "quota per owner: %s; put rate: %g/s; policy: %s\n", quota, u.PutRate, u.Policy)
+	}
 	free := "unknown"
 	if u.Free >= 0 {
 		free = mib(u.Free)
 	}
-	fmt.Fprintf(w, "disk free: %s; new puts stop below %s\n", free, mib(u.MinFree))
+	if u.Policy == "" {
+		fmt.Fprintf(w, "disk free: %s\n", free)
+	} else {
+		fmt.Fprintf(w, "disk free: %s; new puts stop below %s\n", free, mib(u.MinFree))
+	}
 	switch u.Source {
 	case "snapshot":
 		fmt.Fprintf(w, "from the running peer's snapshot of %s\n", u.Time.Local().Format(time.DateTime))
 	default:
 		fmt.Fprintln(w, "from shares.db (the peer is stopped)")
 	}
-}
-
-func orUnknown(s string) string {
-	if s == "" {
-		return "unknown"
-	}
-	return s
 }
 
 // mib formats bytes for the usage table.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/medwallet/medwallet/consent"
 	"github.com/medwallet/medwallet/internal/fsutil"
@@ -283,7 +284,7 @@ func ReadUsage(path string) (store.Usage, error) {
 		return store.Usage{}, err
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: 200 * time.Millisecond})
-	if errors.Is(err, bolt.ErrTimeout) {
+	if errors.Is(err, berrors.ErrTimeout) {
 		return store.Usage{}, ErrLocked
 	}
 	if err != nil {
