@@ -94,6 +94,9 @@ func runPeerUsage(_ context.Context, o peerUsageOptions, g *globalOptions) error
 	u, err := boltstore.ReadUsage(filepath.Join(o.data, peer.SharesFile))
 	if errors.Is(err, boltstore.ErrLocked) {
 		u, err = boltstore.ReadUsageSnapshot(filepath.Join(o.data, boltstore.UsageFile))
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("%w, and it has written no %s yet: %w", boltstore.ErrLocked, boltstore.UsageFile, err)
+		}
 	} else if err == nil {
 		// The limits are the running peer's: a stopped peer's last snapshot
 		// has the ones it ran with.
