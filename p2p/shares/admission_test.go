@@ -63,7 +63,9 @@ func TestPutAdmissionRefusals(t *testing.T) {
 // stays, and the owner's earlier share is still served.
 func TestPutQuotaMidStream(t *testing.T) {
 	f := newFixture(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	big := make([]byte, 16<<20)
+	rand.Read(big)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	first := fakeShare(t, f.record, []byte("the earlier share"))
 	id, err := Put(ctx, f.patient.h, f.peer.h.ID(), f.record, bytes.NewReader(first))
@@ -71,8 +73,6 @@ func TestPutQuotaMidStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.st.SetLimits(store.Limits{OwnerBytes: 4 << 20})
-	big := make([]byte, 64<<20)
-	rand.Read(big)
 	_, err = Put(ctx, f.patient.h, f.peer.h.ID(), f.record, bytes.NewReader(fakeShare(t, f.record, big)))
 	if !errors.Is(err, store.ErrQuota) {
 		t.Fatalf("got %v, want store.ErrQuota", err)
