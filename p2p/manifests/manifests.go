@@ -127,6 +127,7 @@ func (s *Service) serve(remote consent.ID, req request) response {
 			return fail("bad recipient")
 		}
 		if err := s.st.PutManifest(remote, req.Record, req.Recipient, req.Envelope); err != nil {
+			s.log.Debug("manifest put refused", "owner", remote.Short(), "code", store.Code(err))
 			return response{Error: err.Error(), Code: store.Code(err)}
 		}
 		s.log.Info("manifest stored", "owner", remote.Short(), "recipient", req.Recipient.Short())

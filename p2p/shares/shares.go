@@ -180,6 +180,7 @@ func (s *Service) serve(st network.Stream) error {
 		// Admission (policy, rate, disk, quota) before any share byte, so
 		// that a refused client can still send the share to another peer.
 		if err := s.st.AdmitShare(remote); store.Code(err) != "" {
+			s.log.Debug("share put refused", "owner", remote.Short(), "code", store.Code(err))
 			return reply(response{Error: err.Error(), Code: store.Code(err)})
 		} else if err != nil {
 			return err
@@ -200,8 +201,9 @@ func (s *Service) serve(st network.Stream) error {
 		if errors.Is(err, store.ErrOwner) {
 			return reply(response{Error: "share belongs to another owner", Code: "owner"})
 		}
-		if c := store.Code(err); c != "" {
-			return reply(response{Error: err.Error(), Code: c}) // quota or disk crossed mid-stream
+		if c := store.Code(err); c != "" { // quota or disk crossed mid-stream
+			s.log.Debug("share put refused", "owner", remote.Short(), "code", c)
+			return reply(response{Error: err.Error(), Code: c})
 		}
 		if err != nil {
 			return err
