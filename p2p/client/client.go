@@ -179,13 +179,24 @@ func (c *Client) RecordStore(access Access) vault.ShareStore {
 }
 
 type shareSink struct {
-	c    *Client
-	mu   sync.Mutex
-	used map[string]map[peer.ID]bool
+	c       *Client
+	mu      sync.Mutex
+	used    map[string]map[peer.ID]bool
+	refused map[string][]error // per record: the peers' refusals so far
 }
 
 func (c *Client) newSink() *shareSink {
-	return &shareSink{c: c, used: map[string]map[peer.ID]bool{}}
+	return &shareSink{c: c, used: map[string]map[peer.ID]bool{}, refused: map[string][]error{}}
+}
+
+// refuse notes a peer's refusal of a share of record and returns them all.
+func (s *shareSink) refuse(record string, err error) []error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		s.refused[record] = append(s.refused[record], err)
+	}
+	return slices.Clone(s.refused[record])
 }
 
 func (s *shareSink) next(record string) (peer.ID, bool) {
@@ -208,9 +219,9 @@ func (s *shareSink) next(record string) (peer.ID, bool) {
 // Put streams r to one peer. Peers that refuse it before it starts are
 // passed over; once a peer took bytes of the share, a failure cannot be
 // retried elsewhere without buffering the share, so it fails; Seal then
-// fails the record and removes what it stored. When every peer left
-// refused, the error joins their refusals (errors.Is finds the store's
-// admission errors in it).
+// fails the record and removes what it stored. When no peer is left and
+// peers refused shares of the record, the error joins their refusals
+// (errors.Is finds the store's admission errors in it).
 func (s *shareSink) Put(ctx context.Context, r io.Reader) (vault.ShareID, error) {
 	hdr := make([]byte, vault.ShareHeaderSize)
 	if _, err := io.ReadFull(r, hdr); err != nil {
@@ -220,13 +231,13 @@ func (s *shareSink) Put(ctx context.Context, r io.Reader) (vault.ShareID, error)
 	if err != nil {
 		return vault.ShareID{}, err
 	}
-	var refused []error
 	for {
 		p, ok := s.next(rid.String())
-		if !ok && len(refused) > 0 {
-			return vault.ShareID{}, fmt.Errorf("no other peer to place the share on: %w", errors.Join(refused...))
-		}
 		if !ok {
+			// The peers left were taken by refused shares of this record.
+			if refused := s.refuse(rid.String(), nil); len(refused) > 0 {
+				return vault.ShareID{}, fmt.Errorf("no other peer to place the share on: %w", errors.Join(refused...))
+			}
 			return vault.ShareID{}, fmt.Errorf("%w: more shares than distinct peers", ErrNoPeers)
 		}
 		body := &countReader{r: io.MultiReader(bytes.NewReader(hdr), r)}
@@ -234,7 +245,7 @@ func (s *shareSink) Put(ctx context.Context, r io.Reader) (vault.ShareID, error)
 		if err == nil || body.n.Load() > 0 || ctx.Err() != nil {
 			return id, err
 		}
-		refused = append(refused, err)
+		s.refuse(rid.String(), err)
 	}
 }
 
