@@ -49,7 +49,7 @@ var (
 // The protocol codes of the admission refusals.
 const (
 	CodeQuota       = "quota"
-	CodeRate        = "rate"
+	CodePutRate     = "put-rate"
 	CodeStorageFull = "storage-full"
 	CodeNotAllowed  = "not-allowed"
 )
@@ -58,7 +58,7 @@ var codes = []struct {
 	code string
 	err  error
 }{
-	{CodeQuota, ErrQuota}, {CodeRate, ErrPutRate}, {CodeStorageFull, ErrStorageFull}, {CodeNotAllowed, ErrNotAllowed},
+	{CodeQuota, ErrQuota}, {CodePutRate, ErrPutRate}, {CodeStorageFull, ErrStorageFull}, {CodeNotAllowed, ErrNotAllowed},
 }
 
 // Code is the protocol code of an admission refusal, or "" if err is none.
