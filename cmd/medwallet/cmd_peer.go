@@ -68,7 +68,7 @@ on the same --data keeps its identity and everything it stored.`,
 	f.IntVar(&o.limits.maxConns, "max-conns", 0, "inbound connections from strangers, all together (0: scaled to the machine)")
 	f.IntVar(&o.limits.perIP, "max-conns-per-ip", node.DefaultMaxConnsPerIP, "connections from one IPv4 address or IPv6 /56 (127.0.0.1 and ::1 are not limited)")
 	f.IntVar(&o.limits.memoryMiB, "max-memory-mib", 0, "MiB strangers together may make the peer reserve for streams (0: an eighth of the machine's memory)")
-	addStorageFlags(f, &o.storage)
+	addStorageFlags(cmd, &o.storage)
 	cmd.AddCommand(newPeerUsageCommand(g))
 	return cmd
 }

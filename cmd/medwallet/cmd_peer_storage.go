@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 
 	"github.com/medwallet/medwallet/p2p/peer"
 	"github.com/medwallet/medwallet/p2p/store"
@@ -28,7 +27,8 @@ type storageFlags struct {
 	minFree   int64
 }
 
-func addStorageFlags(f *pflag.FlagSet, o *storageFlags) {
+func addStorageFlags(cmd *cobra.Command, o *storageFlags) {
+	f := cmd.Flags()
 	f.StringVar(&o.policy, "storage-policy", "open", "who may store shares and manifests here: open (anyone, within the quotas) or allowlist")
 	f.StringVar(&o.allowlist, "storage-allowlist", "", "with --storage-policy allowlist: file of the owner IDs that may store here, one per line, # comments")
 	f.Int64Var(&o.quotaMiB, "owner-quota-mib", store.DefaultOwnerBytes>>20, "MiB of shares and manifests each owner may keep here (0: no quota)")
