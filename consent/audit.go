@@ -54,6 +54,12 @@ type AuditReport struct {
 	// not counted as accesses and not re-run.
 	Suspicious int `json:"suspicious"`
 
+	// Accesses, Allowed and Denied count decisions: a summary of repeated
+	// denials (AccessBody.Repeats) counts Repeats.Count. Repeated is how
+	// many of the denials were counted by summaries, in Summaries entries.
+	Repeated  int `json:"repeated"`
+	Summaries int `json:"summaries"`
+
 	// Proofs explains each equivocation, by author (one per Equivocators).
 	Proofs []ProofReport `json:"proofs"`
 }
@@ -108,6 +114,10 @@ func (r *AuditReport) OK() bool {
 //	Decide(view of {O's feed up to A.OwnerHead} ∪ {D's feed before A}
 //	       ∪ {R's requester's feed up to A.RequesterHead, if named}
 //	       ∪ {the issuer's feed up to A.IssuerHead, if named}, R, A.Time)
+//
+// (at A.Repeats.Last instead of A.Time for a summary of repeated denials,
+// which counts as Repeats.Count denials and must name an earlier denial of
+// the same request by D, else it is a mismatch).
 //
 // O's feed prefix holds every grant and revocation the decider could rely
 // on (only O's grants count for O's records); D's own earlier entries hold
@@ -263,19 +273,28 @@ func auditAccess(full *View, e *Entry, rep *AuditReport, cache map[string]*asOfV
 		// verified.
 		return
 	}
-	rep.Accesses++
+	n := ab.Decisions()
+	rep.Accesses += n
 	if ab.Allow {
 		rep.Allowed++
 		if ab.Reason == ReasonEmergency {
 			rep.Emergency++
 		}
 	} else {
-		rep.Denied++
+		rep.Denied += n
 	}
 	f := Finding{Author: e.Author, Seq: e.Seq, Entry: &h, Logged: ab.Reason}
 	if !ab.Grant.IsZero() {
 		g := ab.Grant
 		f.Grant = &g
+	}
+	if ab.Repeats != nil {
+		rep.Repeated += n
+		rep.Summaries++
+		if err := checkRepeats(full, e, ab, req); err != nil {
+			f.Kind, f.Detail = FindingMismatch, err.Error()
+			rep.Findings = append(rep.Findings, f)
+		}
 	}
 	d, err := decideAsOf(full, e, req, cache)
 	if err != nil {
@@ -303,6 +322,27 @@ func auditAccess(full *View, e *Entry, rep *AuditReport, cache map[string]*asOfV
 		return
 	}
 	rep.Findings = append(rep.Findings, f)
+}
+
+// checkRepeats checks a summary of repeated denials against the entry it
+// names: an earlier denial on the decider's own feed, for the same
+// requester, owner, record and reason, that the counted denials followed
+// within RepeatWindow.
+func checkRepeats(full *View, e *Entry, ab *AccessBody, req *Request) error {
+	bad := errors.New("repeated denials counted against no earlier denial of the same request by this decider")
+	of, ok := full.Entry(ab.Repeats.Of)
+	if !ok || of.Author != e.Author || of.Seq >= e.Seq || of.Kind != KindAccess {
+		return bad
+	}
+	ob, oreq, err := CheckAccess(of, AccessCheck{})
+	if err != nil || ob.Allow || ob.Reason != ab.Reason || oreq.Requester != req.Requester ||
+		oreq.Owner != req.Owner || oreq.Record != req.Record {
+		return bad
+	}
+	if w := int64(RepeatWindow / time.Second); ab.Repeats.First < of.Time || ab.Repeats.Last >= of.Time+w {
+		return errors.New("repeated denials counted outside the window of the denial they repeat")
+	}
+	return nil
 }
 
 // ErrUnknownHead reports an access entry naming a head (of the owner's,
@@ -380,7 +420,8 @@ func decideAsOf(full *View, e *Entry, req *Request, cache map[string]*asOfView) 
 			cache[key] = a
 		}
 	}
-	return Decide(a.v, req, TimeOf(e.Time)), nil
+	// A summary of repeated denials is re-run when its request was decided.
+	return Decide(a.v, req, TimeOf(ab.DecidedAt(e.Time))), nil
 }
 
 // Disclosure is one line of the accounting of disclosures (45 CFR 164.528):
@@ -483,7 +524,7 @@ type EmergencyAccess struct {
 	// emergency grant of the owner's with that ID.
 	Until       int64  `json:"until"`
 	Accesses    int    `json:"accesses"`     // allowed access entries whose request names it
-	Denied      int    `json:"denied"`       // denied access entries whose request names it
+	Denied      int    `json:"denied"`       // denials of requests naming it (a summary counts its repeats)
 	FirstAccess int64  `json:"first_access"` // time of the first allowed one; 0 if none
 	Review      string `json:"review"`       // "", ReviewOK or ReviewDispute: the owner's latest review
 	ReviewEntry Hash   `json:"review_entry,omitzero"`
@@ -529,7 +570,7 @@ func EmergencyAccesses(v *View, owner ID) []EmergencyAccess {
 			}
 			ea := &out[i]
 			if !ab.Allow {
-				ea.Denied++
+				ea.Denied += ab.Decisions()
 				continue
 			}
 			ea.Accesses++

@@ -101,6 +101,10 @@ type auditJSON struct {
 	// Unreviewed lists, for the wallet's own ledger, the emergency
 	// accesses to its records that it has not reviewed yet.
 	Unreviewed []emergencyJSON `json:"unreviewed_emergency_accesses"`
+	// Repeated denials (counted in accesses and denied) that peers
+	// logged in summary entries rather than one by one.
+	Repeated  int `json:"repeated"`
+	Summaries int `json:"summaries"`
 }
 
 // proofJSON explains one equivocation in audit verify --json: the author
@@ -158,7 +162,8 @@ func printProofs(out io.Writer, proofs []proofJSON) {
 func newAuditJSON(source string, r *consent.AuditReport) auditJSON {
 	j := auditJSON{Source: source, OK: r.OK(), Entries: r.Entries, Feeds: r.Feeds, Grants: r.Grants,
 		Revocations: r.Revocations, Accesses: r.Accesses, Allowed: r.Allowed, Denied: r.Denied, Suspicious: r.Suspicious,
-		Equivocators: []string{}, Findings: []findingJSON{}, Proofs: []proofJSON{}, Unreviewed: []emergencyJSON{}}
+		Equivocators: []string{}, Findings: []findingJSON{}, Proofs: []proofJSON{}, Unreviewed: []emergencyJSON{},
+		Repeated: r.Repeated, Summaries: r.Summaries}
 	for _, p := range r.Proofs {
 		j.Proofs = append(j.Proofs, newProofJSON(p))
 	}
@@ -243,6 +248,9 @@ func runAuditVerify(ctx context.Context, opts auditVerifyOptions, g *globalOptio
 		}
 		fmt.Fprintf(out, "%s: %s: %d entries in %d feeds, %d grants, %d revocations, %d accesses (%d allowed, %d denied), %d equivocating authors\n",
 			source, verdict, j.Entries, j.Feeds, j.Grants, j.Revocations, j.Accesses, j.Allowed, j.Denied, len(j.Equivocators))
+		if j.Repeated > 0 {
+			fmt.Fprintf(out, "denied ×%d: repeated denials counted in %d summary entries (each denial again within a minute of one logged)\n", j.Repeated, j.Summaries)
+		}
 		printProofs(out, j.Proofs)
 		if j.Suspicious > 0 {
 			first := ""
