@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/medwallet/medwallet/consent"
 )
 
@@ -33,6 +35,46 @@ func (in *Ingest) admit(e *consent.Entry, size int) error {
 			time.Unix(e.Time, 0).UTC().Format(time.RFC3339), time.Duration(e.Time-now.Unix())*time.Second, in.cfg.maxSkew)
 	}
 	return nil
+}
+
+// charge takes e, received from the remote from, out of its author's
+// budget, before it is ingested. It charges nothing for an entry that the
+// ledger holds already, one that fails another admission limit (ingestion
+// refuses it), and one by a known peer or a related author. What a known
+// peer sends is charged but never refused: a sync this peer started with
+// a known peer is not throttled, so a long catch-up stays fast. pulled
+// says the entry came by a sync this peer started: only from a known peer
+// is it exempt from refusal.
+func (in *Ingest) charge(e *consent.Entry, size int, from peer.ID) error {
+	if in.budget == nil || in.cfg.known[string(e.Author)] || (in.cfg.related != nil && in.cfg.related(e.Author)) {
+		return nil
+	}
+	if in.admit(e, size) != nil || in.holds(e) {
+		return nil
+	}
+	err := in.budget.take(e.Author, size, consentLane(e, size), in.cfg.isKnown(from))
+	if err != nil {
+		in.budget.refused.Add(1)
+		return fmt.Errorf("%s: %w", entryName(e), err)
+	}
+	return nil
+}
+
+// BudgetStats counts the entries refused because their author was over
+// its budget, and the authors whose buckets are tracked.
+type BudgetStats struct {
+	Refused uint64
+	Authors int
+}
+
+// BudgetStats returns the state of the author budgets.
+func (in *Ingest) BudgetStats() BudgetStats {
+	if in.budget == nil {
+		return BudgetStats{}
+	}
+	in.budget.mu.Lock()
+	defer in.budget.mu.Unlock()
+	return BudgetStats{Refused: in.budget.refused.Load(), Authors: len(in.budget.m)}
 }
 
 // authorSeq names one slot of a feed.

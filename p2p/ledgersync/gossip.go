@@ -228,6 +228,13 @@ func (s *GossipService) validate(_ context.Context, from peer.ID, m *pubsub.Mess
 		// Publish and republish only send entries the ledger holds.
 		return pubsub.ValidationAccept
 	}
+	if err := s.in.charge(e, len(m.GetData()), from); err != nil {
+		// The author is over its budget here, whoever forwarded it:
+		// ignored, so that honest forwarders are not penalised.
+		s.in.n.rejected.Add(1)
+		s.log.Debug("gossip over budget", "entry", entryName(e), "from", shortPeer(from))
+		return pubsub.ValidationIgnore
+	}
 	res := s.in.accept(e)
 	switch res.out {
 	case outAccepted:

@@ -29,7 +29,8 @@ type Ingest struct {
 	events   []*consent.Entry
 	eventSig chan struct{}
 
-	gap *gap // guarded by ingestMu
+	gap    *gap     // guarded by ingestMu
+	budget *budgets // per-author budgets of new entries (budget.go)
 
 	n counters
 }
@@ -46,6 +47,7 @@ func NewIngest(l *consent.Ledger, opts ...Option) (*Ingest, error) {
 		hooks:    make(map[uint64]func(*consent.Entry)),
 		eventSig: make(chan struct{}, 1),
 		gap:      newGap(cfg.gapEntries, cfg.gapBytes),
+		budget:   newBudgets(cfg.bulk, cfg.cons, cfg.now),
 	}
 	in.life.goroutine(in.dispatchEvents)
 	return in, nil
