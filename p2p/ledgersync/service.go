@@ -361,4 +361,3 @@ func entryName(e *consent.Entry) string {
 }
 
 func shortPeer(p peer.ID) string { return consent.ID(p.String()).Short() }
-
