@@ -17,6 +17,7 @@ import (
 
 	"github.com/medwallet/medwallet/consent"
 	"github.com/medwallet/medwallet/internal/testutil"
+	"github.com/medwallet/medwallet/p2p/client"
 	"github.com/medwallet/medwallet/p2p/ledgersync"
 	"github.com/medwallet/medwallet/p2p/node"
 	"github.com/medwallet/medwallet/p2p/shares"
@@ -201,5 +202,93 @@ func holdSync(t *testing.T, p *Peer, n int) {
 				}
 			}()
 		}
+	}
+}
+
+// holdPush has n strangers take every push stream p lets each have, each
+// held with half a uvarint (the handler waits for the rest).
+func holdPush(t *testing.T, p *Peer, n int) {
+	t.Helper()
+	for range n {
+		s := newActor(t)
+		s.dial(t, p)
+		for range ledgersync.StreamsPerPeer {
+			str, err := s.h.NewStream(context.Background(), p.Host.ID(), ledgersync.PushID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { str.Reset() })
+			if _, err := str.Write([]byte{0x80}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+// While eight strangers hold the push and sync streams of every peer (the
+// 16 slots of the old global pools), the patient's client pulls and pushes
+// a revocation to its peers, and the revocation reaches a peer the client
+// does not dial too (gossip and sync between peers).
+func TestRevocationWhileStrangersHoldStreams(t *testing.T) {
+	ctx := context.Background()
+	var peers []*Peer
+	var boot []string
+	for i := range 4 {
+		p, err := Start(ctx, Config{DataDir: t.TempDir(), Listen: node.LoopbackListen, Bootstrap: boot})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		peers = append(peers, p)
+		if i == 0 {
+			boot = []string{p.TCPAddr()}
+		}
+	}
+	_, ok, _ := ed25519.GenerateKey(nil)
+	owner, _ := consent.NewKeySigner(ok)
+	grantee := newActor(t)
+	ol, err := consent.OpenLedger(consent.NewMemStore())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ol.Close()
+	now := time.Now()
+	grant, err := ol.Append(owner, now, consent.KindGrant, &consent.Grant{Grantee: grantee.s.ID(),
+		Records: []string{"00112233445566778899aabbccddeeff"}, Scopes: []string{"patient/*.rs"}, Purpose: "TREAT",
+		NotBefore: now.Add(-time.Hour).Unix()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rev, err := ol.Append(owner, now, consent.KindRevoke, &consent.RevokeBody{Grant: grant.Hash()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range peers {
+		holdPush(t, p, 8)
+		holdSync(t, p, 8)
+	}
+	// The client's network is the first three peers.
+	var addrs []string
+	for _, p := range peers[:3] {
+		addrs = append(addrs, p.TCPAddr())
+	}
+	c, err := client.Dial(ctx, ok, addrs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Pull(ctx, nil); err != nil {
+		t.Fatalf("pull while strangers hold sync streams: %v", err)
+	}
+	took, err := c.Push(ctx, []*consent.Entry{grant, rev})
+	if err != nil || len(took) != 3 {
+		t.Fatalf("push while strangers hold push streams: %d peers took it: %v", len(took), err)
+	}
+	for i, p := range peers {
+		testutil.Eventually(t, 30*time.Second, fmt.Sprintf("peer %d holds the revocation", i), func() bool {
+			var revoked bool
+			p.Ledger.View(func(v *consent.View) { revoked = v.Revoked(grant.Hash()) })
+			return revoked
+		})
 	}
 }
