@@ -26,18 +26,24 @@ type Budget struct {
 	BytesPerHour   int
 }
 
-// Default budgets. A patient who adds 50 records and grants each one, then
-// grants them all at once, writes 102 entries and about 70 KiB (identity
-// card 0.2 KiB, anchors 0.2 KiB, one-record grants 0.6 KiB, a 50-record
-// grant 17 KiB; TestLegitimateBurst); a grant of the most records a grant
-// may name is 350 KiB. The bulk budget is ten times the first burst in
-// entries and over a hundred times in bytes; the consent lane keeps room
-// for revocations and other consent entries after the bulk budget is
-// spent.
+// Default budgets: an author may add this much in an hour, all at once
+// if it likes. A patient who adds 50 records and grants each one, then
+// grants them all at once, writes 102 entries and about 60 KiB (identity
+// card, anchors of 0.2 KiB, one-record grants of 0.6 KiB, a 50-record
+// grant of 17 KiB; TestLegitimateBurst); the largest grant a wallet
+// writes is 350 KiB. The bulk budget is twenty times that burst in entries
+// and over a hundred times in bytes. The consent lane keeps room for
+// revocations and other consent entries once the bulk budget is spent.
 var (
-	DefaultBulkBudget    = Budget{Entries: 1024, Bytes: 8 << 20, EntriesPerHour: 3600, BytesPerHour: 8 << 20}
-	DefaultConsentBudget = Budget{Entries: 64, Bytes: 1 << 20, EntriesPerHour: 360, BytesPerHour: 4 << 20}
+	DefaultBulkBudget    = Budget{Entries: 2048, Bytes: 8 << 20, EntriesPerHour: 2048, BytesPerHour: 8 << 20}
+	DefaultConsentBudget = Budget{Entries: 64, Bytes: 1 << 20, EntriesPerHour: 64, BytesPerHour: 1 << 20}
 )
+
+// HourlyBudget is the budget of entries and bytes an hour, all of which
+// may come at once.
+func HourlyBudget(entries, bytes int) Budget {
+	return Budget{Entries: entries, Bytes: bytes, EntriesPerHour: entries, BytesPerHour: bytes}
+}
 
 // maxConsentLaneEntry is the largest entry the consent lane takes; larger
 // grants are charged to the bulk budget.

@@ -168,7 +168,7 @@ func legitimateBurst(tb testing.TB, s consent.Signer) []*consent.Entry {
 }
 
 // TestLegitimateBurst measures the burst the default budget is set from
-// and checks that it fits ten times over, entries and bytes.
+// and checks that it fits twenty times over, entries and bytes.
 func TestLegitimateBurst(t *testing.T) {
 	feed := legitimateBurst(t, testSigner(t, "patient"))
 	size, largest := 0, 0
@@ -178,13 +178,13 @@ func TestLegitimateBurst(t *testing.T) {
 		largest = max(largest, n)
 	}
 	t.Logf("a patient adding 50 records and granting them: %d entries, %d bytes (largest %d)", len(feed), size, largest)
-	if b := DefaultBulkBudget; 10*len(feed) > b.Entries || 10*size > b.Bytes {
-		t.Errorf("default bulk budget %+v is not ten times the burst (%d entries, %d bytes)", b, len(feed), size)
+	if b := DefaultBulkBudget; 20*len(feed) > b.Entries || 20*size > b.Bytes {
+		t.Errorf("default bulk budget %+v is not twenty times the burst (%d entries, %d bytes)", b, len(feed), size)
 	}
 	in := newTestIngest(t, WithClock(func() time.Time { return t0 }))
 	// The ledger holds none of them, so each round is charged again, as
-	// if the patient wrote ten such bursts at once.
-	for i := range 10 {
+	// if the patient wrote twenty such bursts at once.
+	for i := range 20 {
 		for _, e := range feed {
 			if err := in.charge(e, len(e.Encode()), ""); err != nil {
 				t.Fatalf("round %d: %v", i, err)
