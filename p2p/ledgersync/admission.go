@@ -41,10 +41,10 @@ func (in *Ingest) admit(e *consent.Entry, size int) error {
 // budget, before it is ingested. It charges nothing for an entry that the
 // ledger holds already, one that fails another admission limit (ingestion
 // refuses it), and one by a known peer or a related author. What a known
-// peer sends is charged but never refused: a sync this peer started with
-// a known peer is not throttled, so a long catch-up stays fast. pulled
-// says the entry came by a sync this peer started: only from a known peer
-// is it exempt from refusal.
+// peer sends (by sync or gossip) is charged but never refused: a sync this
+// peer started with a known peer is not throttled, so a long catch-up stays
+// fast, and an author cannot multiply its budget by going through several
+// known peers.
 func (in *Ingest) charge(e *consent.Entry, size int, from peer.ID) error {
 	if in.budget == nil || in.cfg.known[string(e.Author)] || (in.cfg.related != nil && in.cfg.related(e.Author)) {
 		return nil
