@@ -306,3 +306,54 @@ func TestKnownPeerSyncIsNotThrottled(t *testing.T) {
 		t.Errorf("from a peer that is not known: %d entries, %d bytes", got, size)
 	}
 }
+
+// The budget refills with time; known peers and related authors are not
+// charged; a known peer's entries of other authors are charged but never
+// refused.
+func TestBudgetRefillAndExemptions(t *testing.T) {
+	now := fixedClock()
+	clock := func() time.Time { return now }
+	friend, kin, other := testSigner(t, "friend"), testSigner(t, "kin"), testSigner(t, "other")
+	friendPeer, err := peer.Decode(string(friend.ID()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := newTestIngest(t, WithClock(clock), WithAuthorBudget(HourlyBudget(2, 1<<20), HourlyBudget(1, 1<<10)),
+		WithKnownPeers([]peer.ID{friendPeer}), WithRelatedAuthors(func(a consent.ID) bool { return a == kin.ID() }))
+	charge := func(s consent.Signer, from peer.ID) error {
+		e := makeFeed(t, s, 2)[1] // an anchor: bulk
+		return in.charge(e, len(e.Encode()), from)
+	}
+	for i := range 2 {
+		if err := charge(other, ""); err != nil {
+			t.Fatalf("entry %d within the budget: %v", i, err)
+		}
+	}
+	if err := charge(other, ""); !errors.Is(err, ErrOverBudget) {
+		t.Fatalf("third entry: %v, want ErrOverBudget", err)
+	}
+	if err := charge(other, friendPeer); err != nil {
+		t.Fatalf("from a known peer: %v", err)
+	}
+	for range 5 {
+		if err := charge(friend, ""); err != nil {
+			t.Fatalf("a known peer's own entry: %v", err)
+		}
+		if err := charge(kin, ""); err != nil {
+			t.Fatalf("a related author's entry: %v", err)
+		}
+	}
+	now = now.Add(30 * time.Minute) // refills one entry
+	if err := charge(other, ""); err != nil {
+		t.Fatalf("after the refill: %v", err)
+	}
+	if err := charge(other, ""); !errors.Is(err, ErrOverBudget) {
+		t.Fatalf("past the refill: %v", err)
+	}
+	if got := in.BudgetStats(); got.Refused != 2 || got.Authors != 1 {
+		t.Errorf("stats %+v, want 2 refused, 1 author", got)
+	}
+	if _, err := NewIngest(newLedger(t), WithAuthorBudget(Budget{}, DefaultConsentBudget)); err == nil {
+		t.Error("an empty budget was accepted")
+	}
+}
