@@ -46,10 +46,7 @@ func (in *Ingest) admit(e *consent.Entry, size int) error {
 // fast, and an author cannot multiply its budget by going through several
 // known peers.
 func (in *Ingest) charge(e *consent.Entry, size int, from peer.ID) error {
-	if in.budget == nil || in.cfg.known[string(e.Author)] || (in.cfg.related != nil && in.cfg.related(e.Author)) {
-		return nil
-	}
-	if in.admit(e, size) != nil || in.holds(e) {
+	if !in.chargeable(e, size) {
 		return nil
 	}
 	err := in.budget.take(e.Author, size, consentLane(e, size), in.cfg.isKnown(from))
@@ -58,6 +55,40 @@ func (in *Ingest) charge(e *consent.Entry, size int, from peer.ID) error {
 		return fmt.Errorf("%s: %w", entryName(e), err)
 	}
 	return nil
+}
+
+// chargeable reports whether e is charged to its author's budget.
+func (in *Ingest) chargeable(e *consent.Entry, size int) bool {
+	if in.budget == nil || in.cfg.known[string(e.Author)] || (in.cfg.related != nil && in.cfg.related(e.Author)) {
+		return false
+	}
+	return in.admit(e, size) == nil && !in.holds(e)
+}
+
+// decodeCharged decodes and verifies b, received from the remote from, as
+// decode does, and charges it to its author's budget (charge). An entry
+// whose author cannot pay is refused before its signature is checked:
+// verification is most of the cost of a large entry, and refusing bytes
+// that merely claim an author spends nothing of that author's budget.
+func (in *Ingest) decodeCharged(b []byte, from peer.ID) (*consent.Entry, error) {
+	if len(b) > in.cfg.maxMsgSize {
+		return nil, fmt.Errorf("%w: %w (%d bytes, limit %d)", ErrEntryTooLarge, consent.ErrTooLarge, len(b), in.cfg.maxMsgSize)
+	}
+	e, err := consent.DecodeEntry(b)
+	if err != nil {
+		return nil, err
+	}
+	if !in.cfg.isKnown(from) && in.chargeable(e, len(b)) && !in.budget.fits(e.Author, len(b), consentLane(e, len(b))) {
+		in.budget.refused.Add(1)
+		return nil, fmt.Errorf("%s: %w", entryName(e), ErrOverBudget)
+	}
+	if err := consent.VerifyEntry(e); err != nil {
+		return nil, err
+	}
+	if err := in.charge(e, len(b), from); err != nil {
+		return nil, err
+	}
+	return e, nil
 }
 
 // BudgetStats counts the entries refused because their author was over

@@ -112,15 +112,40 @@ func (b *bucket) refill(bg Budget, d time.Duration) {
 
 func (b *bucket) full(bg Budget) bool { return b.n >= float64(bg.Entries) && b.b >= float64(bg.Bytes) }
 
+// refilled returns author's buckets refilled to now, or nil for an
+// author not seen lately (whose buckets are full); called with mu held.
+func (bs *budgets) refilled(author consent.ID, now time.Time) *authorBuckets {
+	ab := bs.m[author]
+	if ab != nil {
+		if d := now.Sub(ab.last); d > 0 {
+			ab.bulk.refill(bs.bulk, d)
+			ab.cons.refill(bs.cons, d)
+			ab.last = now
+		}
+	}
+	return ab
+}
+
+func (b *bucket) fits(size int) bool { return b.n >= 1 && b.b >= float64(size) }
+
+// fits reports whether author's buckets would pay for one entry of size
+// bytes, without charging it.
+func (bs *budgets) fits(author consent.ID, size int, lane bool) bool {
+	bs.mu.Lock()
+	defer bs.mu.Unlock()
+	ab := bs.refilled(author, bs.now())
+	return ab == nil || (lane && ab.cons.fits(size)) || ab.bulk.fits(size)
+}
+
 // take charges one entry of size bytes to author's bucket. Unless force,
 // an entry the bucket cannot pay for is refused with ErrOverBudget; with
-// force (entries this peer pulled from a known peer) it is always taken
-// and empties the bucket at most.
+// force (entries a known peer sent) it is always taken and empties the
+// bucket at most.
 func (bs *budgets) take(author consent.ID, size int, lane bool, force bool) error {
 	bs.mu.Lock()
 	defer bs.mu.Unlock()
 	now := bs.now()
-	ab := bs.m[author]
+	ab := bs.refilled(author, now)
 	if ab == nil {
 		if len(bs.m) >= maxBudgetAuthors {
 			bs.forget(now)
@@ -129,20 +154,14 @@ func (bs *budgets) take(author consent.ID, size int, lane bool, force bool) erro
 			cons: bucket{float64(bs.cons.Entries), float64(bs.cons.Bytes)}, last: now}
 		bs.m[author] = ab
 	}
-	if d := now.Sub(ab.last); d > 0 {
-		ab.bulk.refill(bs.bulk, d)
-		ab.cons.refill(bs.cons, d)
-		ab.last = now
-	}
-	fits := func(b *bucket) bool { return b.n >= 1 && b.b >= float64(size) }
 	pay := func(b *bucket) {
 		b.n = max(0, b.n-1)
 		b.b = max(0, b.b-float64(size))
 	}
 	switch {
-	case lane && fits(&ab.cons):
+	case lane && ab.cons.fits(size):
 		pay(&ab.cons)
-	case fits(&ab.bulk) || force:
+	case ab.bulk.fits(size) || force:
 		pay(&ab.bulk)
 	default:
 		return fmt.Errorf("%w: %d bytes; it refills at %d entries and %d KiB an hour", ErrOverBudget,

@@ -357,3 +357,27 @@ func TestBudgetRefillAndExemptions(t *testing.T) {
 		t.Error("an empty budget was accepted")
 	}
 }
+
+// Once an author is over its budget, what claims to be its entry is
+// refused before the signature is checked (the costly part), and a forged
+// claim spends nothing of the author's budget.
+func TestOverBudgetRefusedBeforeVerification(t *testing.T) {
+	in := newTestIngest(t, WithClock(fixedClock), WithAuthorBudget(HourlyBudget(1, 1<<20), HourlyBudget(1, 1<<10)))
+	feed := makeFeed(t, testSigner(t, "other"), 3)
+	if _, err := in.decodeCharged(feed[1].Encode(), ""); err != nil {
+		t.Fatal(err)
+	}
+	forged := *feed[2]
+	forged.Sig = make([]byte, len(forged.Sig))
+	if _, err := in.decodeCharged(forged.Encode(), ""); !errors.Is(err, ErrOverBudget) {
+		t.Fatalf("a forged entry of an author over budget: %v, want ErrOverBudget", err)
+	}
+	// Within the budget, the forgery fails verification and is not charged.
+	in2 := newTestIngest(t, WithClock(fixedClock), WithAuthorBudget(HourlyBudget(1, 1<<20), HourlyBudget(1, 1<<10)))
+	if _, err := in2.decodeCharged(forged.Encode(), ""); err == nil || errors.Is(err, ErrOverBudget) {
+		t.Fatalf("a forged entry: %v, want a signature error", err)
+	}
+	if _, err := in2.decodeCharged(feed[1].Encode(), ""); err != nil {
+		t.Fatalf("the author's own entry after a forgery: %v", err)
+	}
+}

@@ -141,16 +141,11 @@ func (s *PushService) servePush(str network.Stream) {
 
 func (s *PushService) pushOne(remote peer.ID, b []byte) Ack {
 	ack := Ack{Hash: consent.HashBytes(b)}
-	e, err := s.in.decode(b)
+	e, err := s.in.decodeCharged(b, remote)
 	if err != nil {
 		s.in.n.rejected.Add(1)
 		ack.Status, ack.Reason = AckRejected, clip(err.Error())
-		return ack
-	}
-	if err := s.in.charge(e, len(b), remote); err != nil {
-		s.in.n.rejected.Add(1)
-		ack.Status, ack.Reason = AckRejected, clip(err.Error())
-		s.log.Debug("push over budget", "entry", entryName(e), "peer", shortPeer(remote))
+		s.log.Debug("push refused", "peer", shortPeer(remote), "err", err)
 		return ack
 	}
 	res := s.in.accept(e)
