@@ -55,7 +55,12 @@ type Config struct {
 	DataDir string
 	// Listen are multiaddrs to listen on (node.DefaultListen if empty).
 	Listen []string
-	// Bootstrap are full multiaddrs (with /p2p/ID) of peers to stay connected to.
+	// Bootstrap are full multiaddrs (with /p2p/ID) of peers to stay
+	// connected to. They are the peer's known peers: it serves grantees
+	// only once it has synced the ledger with one of them after it
+	// started, however long that takes (owners may read their own records
+	// before). A peer without bootstrap peers is the first or only peer of
+	// its network and serves at once. See docs/network.md.
 	Bootstrap []string
 	// MDNS enables discovery on the local network.
 	MDNS bool
@@ -63,11 +68,6 @@ type Config struct {
 	DHT bool
 	// SyncInterval is the anti-entropy period (ledgersync's default if zero).
 	SyncInterval time.Duration
-	// A peer with bootstrap peers serves grantees only once it has synced
-	// the ledger with one of them after it started, however long that
-	// takes (owners may read their own records before). A peer without
-	// bootstrap peers is the first or only peer of its network and serves
-	// at once. See docs/network.md.
 	// MaxClockSkew is how far ahead of this peer's clock a received
 	// ledger entry may be dated (ledgersync's default, 5 min, if zero).
 	MaxClockSkew time.Duration
