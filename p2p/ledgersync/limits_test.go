@@ -212,11 +212,13 @@ func feedBytes(l *consent.Ledger, a consent.ID) (n, size int) {
 // is spent; an honest author's entries, pushed alongside, still flow, and
 // so does a revocation by an author whose bulk budget is spent.
 func TestStrangerBudgetCutsOffBulk(t *testing.T) {
-	n := newNode(t, WithClock(fixedClock))
-	junk := paddedFeed(t, testSigner(t, "stranger"), 150, 200<<10)
+	// A budget of 2 MiB an hour keeps the test small: the default is 8.
+	budget := HourlyBudget(DefaultBulkBudget.Entries, 2<<20)
+	n := newNode(t, WithClock(fixedClock), WithAuthorBudget(budget, DefaultConsentBudget))
+	junk := paddedFeed(t, testSigner(t, "stranger"), 150, 100<<10)
 	stranger := newHost(t)
 	connect(t, stranger, n.h)
-	ctx := ctxT(t, time.Minute)
+	ctx := ctxT(t, 5*time.Minute)
 	acks, err := Push(ctx, stranger, n.h.ID(), junk)
 	if err != nil {
 		t.Fatal(err)
@@ -229,8 +231,8 @@ func TestStrangerBudgetCutsOffBulk(t *testing.T) {
 	}
 	held, size := feedBytes(n.l, junk[0].Author)
 	t.Logf("stranger: %d of %d entries of %d KiB held (%d KiB), %d refused", held, len(junk), len(junk[0].Encode())>>10, size>>10, rejected)
-	if size > DefaultBulkBudget.Bytes || rejected == 0 {
-		t.Errorf("the stranger got %d bytes in (budget %d), %d refused", size, DefaultBulkBudget.Bytes, rejected)
+	if size > budget.Bytes || rejected == 0 {
+		t.Errorf("the stranger got %d bytes in (budget %d), %d refused", size, budget.Bytes, rejected)
 	}
 	if acks[len(acks)-1].Status != AckRejected || n.s.BudgetStats().Refused == 0 {
 		t.Errorf("last ack %v, stats %+v", acks[len(acks)-1], n.s.BudgetStats())
@@ -252,7 +254,7 @@ func TestStrangerBudgetCutsOffBulk(t *testing.T) {
 
 	// An author that spent its bulk budget still gets a revocation in.
 	bob := testSigner(t, "bob")
-	bulk := paddedFeed(t, bob, 60, 200<<10)
+	bulk := paddedFeed(t, bob, 30, 100<<10)
 	acks, err = Push(ctx, client, n.h.ID(), bulk)
 	if err != nil {
 		t.Fatal(err)
@@ -279,20 +281,21 @@ func TestStrangerBudgetCutsOffBulk(t *testing.T) {
 // A sync this peer starts with a known peer is not throttled; the same
 // entries from a peer that is not known are cut off by the budget.
 func TestKnownPeerSyncIsNotThrottled(t *testing.T) {
+	budget := WithAuthorBudget(HourlyBudget(DefaultBulkBudget.Entries, 2<<20), DefaultConsentBudget)
 	src := newNode(t, WithClock(fixedClock))
 	author := testSigner(t, "busy")
-	feed := paddedFeed(t, author, 20, 600<<10)
+	feed := paddedFeed(t, author, 20, 150<<10)
 	for _, e := range feed {
 		if _, err := src.l.Ingest(e); err != nil {
 			t.Fatal(err)
 		}
 	}
 	_, total := feedBytes(src.l, author.ID())
-	if total <= DefaultBulkBudget.Bytes {
+	if total <= 2<<20 {
 		t.Fatalf("test feed of %d bytes is within the budget", total)
 	}
-	knows := newNode(t, WithClock(fixedClock), WithKnownPeers([]peer.ID{src.h.ID()}))
-	stranger := newNode(t, WithClock(fixedClock))
+	knows := newNode(t, WithClock(fixedClock), budget, WithKnownPeers([]peer.ID{src.h.ID()}))
+	stranger := newNode(t, WithClock(fixedClock), budget)
 	for _, nd := range []*node{knows, stranger} {
 		connect(t, nd.h, src.h)
 		if _, err := nd.s.SyncWith(ctxT(t, time.Minute), src.h.ID()); err != nil {
@@ -302,7 +305,7 @@ func TestKnownPeerSyncIsNotThrottled(t *testing.T) {
 	if got, _ := feedBytes(knows.l, author.ID()); got != len(feed) {
 		t.Errorf("from a known peer: %d of %d entries", got, len(feed))
 	}
-	if got, size := feedBytes(stranger.l, author.ID()); size > DefaultBulkBudget.Bytes || got == len(feed) {
+	if got, size := feedBytes(stranger.l, author.ID()); size > 2<<20 || got == len(feed) {
 		t.Errorf("from a peer that is not known: %d entries, %d bytes", got, size)
 	}
 }

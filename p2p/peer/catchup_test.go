@@ -143,7 +143,7 @@ func TestRestartedPeerNeverServesARevokedGrantee(t *testing.T) {
 	owner.push(t, a, grant, rev)
 
 	// Strangers take every sync stream a lets them have, and keep them
-	// busy with a heads request now and then, as the attack did.
+	// busy with a heads request every second, as the attack did.
 	holdSync(t, a, 8)
 
 	b, err = Start(ctx, cfgB)
@@ -171,7 +171,8 @@ func TestRestartedPeerNeverServesARevokedGrantee(t *testing.T) {
 }
 
 // holdSync has n strangers take every sync stream p lets each have, and
-// keep each busy with a heads request every 100 ms until the test ends.
+// keep each busy with a heads request every second (the idle deadline is
+// 20 s) until the test ends.
 func holdSync(t *testing.T, p *Peer, n int) {
 	t.Helper()
 	heads := []byte{0x03, 0xa1, 0x01, 0x01} // one frame: {1: 1}, the heads of every feed
@@ -193,7 +194,7 @@ func holdSync(t *testing.T, p *Peer, n int) {
 			}()
 			go func() {
 				defer wg.Done()
-				tick := time.NewTicker(100 * time.Millisecond)
+				tick := time.NewTicker(time.Second)
 				defer tick.Stop()
 				for range tick.C {
 					if _, err := str.Write(heads); err != nil {
