@@ -99,7 +99,7 @@ func (w *Wallet) Publish(ctx context.Context, c *client.Client) error {
 // publishGrace is how long the pushes to other peers may go on once one
 // peer took the whole feed: a peer that stalls (or is slow) cannot hold a
 // revocation up, since the peers that took it gossip it and peers sync it.
-const publishGrace = 3 * time.Second
+const publishGrace = 5 * time.Second
 
 // pushFeed pushes feed to every peer at once and succeeds once one of them
 // took every entry (accepted or already held) and the others finished or
