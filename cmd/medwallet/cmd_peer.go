@@ -13,6 +13,8 @@ import (
 
 	"github.com/medwallet/medwallet/internal/fsutil"
 	"github.com/medwallet/medwallet/p2p/ledgersync"
+	"github.com/medwallet/medwallet/p2p/netfile"
+	"github.com/medwallet/medwallet/p2p/node"
 	"github.com/medwallet/medwallet/p2p/peer"
 )
 
@@ -26,7 +28,14 @@ type peerOptions struct {
 	logLevel  string
 	clockSkew time.Duration
 	gapMiB    int
+	limits    peerLimitOptions
 	budget    [2]int // ledger budget per author and hour: entries, MiB
+}
+
+// peerLimitOptions are the connection and memory limits (docs/network.md).
+type peerLimitOptions struct {
+	knownFile                  string
+	maxConns, perIP, memoryMiB int
 }
 
 func newPeerCommand(g *globalOptions) *cobra.Command {
@@ -57,6 +66,10 @@ on the same --data keeps its identity and everything it stored.`,
 	f.IntVar(&o.gapMiB, "ledger-gap-mib", ledgersync.DefaultMaxGapBytes>>20, "MiB of ledger entries held while they wait for a missing predecessor, across all authors")
 	f.IntVar(&o.budget[0], "ledger-budget-entries", ledgersync.DefaultBulkBudget.Entries, "new ledger entries an author may send this peer an hour (known peers and catch-up are exempt)")
 	f.IntVar(&o.budget[1], "ledger-budget-mib", ledgersync.DefaultBulkBudget.Bytes>>20, "MiB of new ledger entries an author may send this peer an hour")
+	f.StringVar(&o.limits.knownFile, "known-peers", "", "network file whose peers are known peers (as --bootstrap ones are): never trimmed, with limits of their own; not dialled")
+	f.IntVar(&o.limits.maxConns, "max-conns", 0, "inbound connections from strangers, all together (0: scaled to the machine)")
+	f.IntVar(&o.limits.perIP, "max-conns-per-ip", node.DefaultMaxConnsPerIP, "connections from one IPv4 address or IPv6 /56 (127.0.0.1 and ::1 are not limited)")
+	f.IntVar(&o.limits.memoryMiB, "max-memory-mib", 0, "MiB strangers together may make the peer reserve for streams (0: an eighth of the machine's memory)")
 	return cmd
 }
 
@@ -81,6 +94,10 @@ func runPeer(ctx context.Context, o peerOptions, g *globalOptions) error {
 	if o.budget[0] < 1 || o.budget[1] < 1 || o.budget[1] > 1<<20 {
 		return usageError{fmt.Errorf("bad --ledger-budget-entries %d or --ledger-budget-mib %d: want at least 1 (MiB at most %d)", o.budget[0], o.budget[1], 1<<20)}
 	}
+	limits, known, err := o.limits.resolve()
+	if err != nil {
+		return err
+	}
 	if o.data == "" {
 		o.data = filepath.Join(g.home, "peer")
 	}
@@ -89,6 +106,7 @@ func runPeer(ctx context.Context, o peerOptions, g *globalOptions) error {
 		DataDir: o.data, Listen: o.listen, Bootstrap: o.bootstrap, MDNS: o.mdns, DHT: o.dht, Logger: log,
 		MaxClockSkew: o.clockSkew, GapBytes: o.gapMiB << 20,
 		Budget: ledgersync.HourlyBudget(o.budget[0], o.budget[1]<<20),
+		Limits: limits, Known: known,
 	})
 	if err != nil {
 		return err
@@ -110,4 +128,25 @@ func runPeer(ctx context.Context, o peerOptions, g *globalOptions) error {
 	<-ctx.Done()
 	log.Info("shutting down")
 	return p.Close()
+}
+
+// resolve checks the limit flags and reads the known peers' network file.
+func (o peerLimitOptions) resolve() (node.Limits, []string, error) {
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"--max-conns", o.maxConns}, {"--max-conns-per-ip", o.perIP}, {"--max-memory-mib", o.memoryMiB}} {
+		if f.v < 0 || f.v > 1<<20 {
+			return node.Limits{}, nil, usageError{fmt.Errorf("bad %s %d: want 0 to %d", f.name, f.v, 1<<20)}
+		}
+	}
+	l := node.Limits{MaxConns: o.maxConns, MaxConnsPerIP: o.perIP, Memory: int64(o.memoryMiB) << 20}
+	if o.knownFile == "" {
+		return l, nil, nil
+	}
+	n, err := netfile.Read(o.knownFile)
+	if err != nil {
+		return l, nil, fmt.Errorf("--known-peers: %w", err)
+	}
+	return l, n.Peers, nil
 }

@@ -62,6 +62,15 @@ type Config struct {
 	// before). A peer without bootstrap peers is the first or only peer of
 	// its network and serves at once. See docs/network.md.
 	Bootstrap []string
+	// Known are full multiaddrs (with /p2p/ID) of other peers the operator
+	// knows, such as those of the network's network file; they are not
+	// dialled. Bootstrap and Known peers are this peer's known peers
+	// (node.Options.Known): never trimmed, and with stream limits of their
+	// own, so strangers cannot starve sync and push between them.
+	Known []string
+	// Limits are the connection and memory limits for strangers (node's
+	// defaults, scaled to the machine, where zero).
+	Limits node.Limits
 	// MDNS enables discovery on the local network.
 	MDNS bool
 	// DHT enables the Kademlia DHT.
@@ -113,6 +122,10 @@ func Start(ctx context.Context, cfg Config) (_ *Peer, err error) {
 	if err != nil {
 		return nil, err
 	}
+	known, err := netfile.ParseAddrs(cfg.Known)
+	if err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, err
 	}
@@ -145,7 +158,10 @@ func Start(ctx context.Context, cfg Config) (_ *Peer, err error) {
 	if len(listen) == 0 {
 		listen = node.DefaultListen
 	}
-	if p.Host, err = node.New(key, node.Options{Listen: listen, UserAgent: "medwallet-peer"}); err != nil {
+	if p.Host, err = node.New(key, node.Options{
+		Listen: listen, UserAgent: "medwallet-peer",
+		Limits: cfg.Limits, Known: append(append([]lpeer.AddrInfo(nil), boot...), known...), Logger: log,
+	}); err != nil {
 		return nil, err
 	}
 	var sctx context.Context
@@ -171,13 +187,14 @@ func Start(ctx context.Context, cfg Config) (_ *Peer, err error) {
 		}
 		opts = append(opts, ledgersync.WithAuthorBudget(bulk, cons))
 	}
-	// The bootstrap peers are known: they get streams of their own, their
-	// entries and what this peer pulls from them are never throttled.
-	known := make([]lpeer.ID, 0, len(boot))
-	for _, ai := range boot {
-		known = append(known, ai.ID)
+	// Bootstrap and Known peers are known to ledgersync too: they get
+	// streams of their own, and their entries and what this peer pulls
+	// from them are never throttled.
+	knownIDs := make([]lpeer.ID, 0, len(boot)+len(known))
+	for _, ai := range append(append([]lpeer.AddrInfo(nil), boot...), known...) {
+		knownIDs = append(knownIDs, ai.ID)
 	}
-	opts = append(opts, ledgersync.WithKnownPeers(known))
+	opts = append(opts, ledgersync.WithKnownPeers(knownIDs))
 	if p.Sync, err = ledgersync.New(sctx, p.Host, p.Ledger, opts...); err != nil {
 		return nil, err
 	}
@@ -187,6 +204,7 @@ func Start(ctx context.Context, cfg Config) (_ *Peer, err error) {
 	p.outbox = make(chan *consent.Entry, 4096)
 	p.wg.Add(1)
 	go p.gossipOut(sctx)
+	p.logEquivocations()
 	p.shares = shares.NewService(p.Host, p.Store, p.Ledger, signer, shares.WithLogger(log),
 		shares.WithGate(p.gate),
 		shares.WithPublish(func(e *consent.Entry) {
@@ -216,7 +234,7 @@ func Start(ctx context.Context, cfg Config) (_ *Peer, err error) {
 		p.ready.Store(true)
 	}
 	p.wg.Add(1)
-	go p.maintain(sctx, boot)
+	go p.maintain(sctx, boot, known)
 	log.Info("peer started", "id", p.Host.ID().String(), "addrs", fmt.Sprint(p.Addrs()))
 	return p, nil
 }
@@ -266,8 +284,8 @@ func (p *Peer) gate(r *consent.Request) error {
 // catchUpLogEvery spaces the warnings of a peer that cannot catch up.
 const catchUpLogEvery = time.Minute
 
-// catchUp syncs the ledger with the connected bootstrap peers, all at once;
-// the peer serves grantees once one sync succeeded. There is no deadline:
+// catchUp syncs the ledger with the connected bootstrap and known peers,
+// all at once; the peer serves grantees once one sync succeeded. There is no deadline:
 // a peer that cannot reach any bootstrap peer keeps refusing grantees (fail
 // closed), and says so in its log now and then. It reports whether the
 // peer is ready.
@@ -302,10 +320,11 @@ func (p *Peer) catchUp(ctx context.Context, boot []lpeer.AddrInfo) bool {
 // maintain keeps bootstrap connections up, catches up with the ledger
 // after a start and, with the DHT, advertises this peer and connects to
 // others found under the rendezvous.
-func (p *Peer) maintain(ctx context.Context, boot []lpeer.AddrInfo) {
+func (p *Peer) maintain(ctx context.Context, boot, known []lpeer.AddrInfo) {
 	defer p.wg.Done()
 	start := time.Now()
 	lastWarn := start
+	catchFrom := append(append([]lpeer.AddrInfo(nil), boot...), known...)
 	var disc *drouting.RoutingDiscovery
 	if p.dht != nil {
 		_ = p.dht.Bootstrap(ctx)
@@ -329,7 +348,7 @@ func (p *Peer) maintain(ctx context.Context, boot []lpeer.AddrInfo) {
 			}
 			cancel()
 		}
-		if !p.catchUp(ctx, boot) && time.Since(lastWarn) >= catchUpLogEvery {
+		if !p.catchUp(ctx, catchFrom) && time.Since(lastWarn) >= catchUpLogEvery {
 			lastWarn = time.Now()
 			p.log.Warn("not caught up with any bootstrap peer; refusing grantees until then",
 				"since", time.Since(start).Round(time.Second), "bootstrap", len(boot))
