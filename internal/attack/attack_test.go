@@ -54,28 +54,28 @@ func TestSlowSyncWhileARevokedPeerRestarts(t *testing.T) {
 		n.revoked = true
 		n.start(p5)
 		n.waitUp(p5)
-		n.watchRestarted(ctx, p5, catchUpWindow)
+		n.watchRestarted(ctx, p5, catchUpWindow, "her grant was revoked while the peer was down")
 		n.honest(ctx)
 		n.measure("slow sync streams", defaultMaxRSS, defaultMaxDisk)
 	})
 }
 
-// watchRestarted asks p as Carol, whose grant was revoked while p was
-// down, for its share, for d: p must never serve her.
-func (n *testnet) watchRestarted(ctx context.Context, p *peerProc, d time.Duration) {
+// watchRestarted asks p as Carol for its share, for d: p must never serve
+// her (her grant was revoked while p was down, or she equivocated).
+func (n *testnet) watchRestarted(ctx context.Context, p *peerProc, d time.Duration, why string) {
 	t := n.t
 	t.Helper()
 	start := time.Now()
 	seen := map[outcome]int{}
 	last := ""
 	for time.Since(start) < d {
-		o, why := n.carolGet(ctx, p)
+		o, detail := n.carolGet(ctx, p)
 		seen[o]++
 		if o == served {
-			t.Errorf("restarted peer %s served the revoked grantee %v after it started", p.name, time.Since(start).Round(time.Millisecond))
+			t.Errorf("restarted peer %s served Carol (%s) %v after it started", p.name, why, time.Since(start).Round(time.Millisecond))
 			return
 		}
-		last = string(o.String()) + " " + why
+		last = o.String() + " " + detail
 		time.Sleep(500 * time.Millisecond)
 	}
 	t.Logf("restarted peer %s over %v: %d denied, %d refused (last: %s)", p.name, d, seen[denied], seen[refused], last)
@@ -192,7 +192,7 @@ func TestEquivocationRememberedAfterRestart(t *testing.T) {
 		n.waitAllDeny(ctx, time.Now())
 		p := n.peers[4]
 		n.restart(p)
-		n.watchRestarted(ctx, p, 10*time.Second)
+		n.watchRestarted(ctx, p, 10*time.Second, "she equivocated before the restart")
 		n.honest(ctx)
 		n.measure("equivocation", defaultMaxRSS, defaultMaxDisk)
 	})
@@ -219,7 +219,7 @@ func TestRepeatedTinyFetch(t *testing.T) {
 	p1 := n.peers[0]
 	before := n.accessEntries(p1)
 	var gets atomic.Int64
-	n.during(tinyFetch(&gets), func(ctx context.Context) {
+	n.during(tinyFetch(&gets, 300), func(ctx context.Context) {
 		n.honest(ctx)
 		deadline := time.Now().Add(3 * time.Minute)
 		for gets.Load() < 300 && time.Now().Before(deadline) {

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -437,8 +438,8 @@ var manyConns = attack{name: "100 identities connect to p1", run: func(ctx conte
 
 // Row 12: a stranger fetches its own tiny share over and over. Scaled:
 // 300 gets, 4 at a time (the issue: 3000); gets counts them.
-func tinyFetch(gets *atomic.Int64) attack {
-	return attack{name: "tiny share fetched 300 times", run: func(ctx context.Context, n *testnet, ready func()) error {
+func tinyFetch(gets *atomic.Int64, limit int64) attack {
+	return attack{name: fmt.Sprintf("tiny share fetched %d times", limit), run: func(ctx context.Context, n *testnet, ready func()) error {
 		s, err := newStranger(n)
 		if err != nil {
 			return err
@@ -460,7 +461,7 @@ func tinyFetch(gets *atomic.Int64) attack {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				for next.Add(1) <= 300 && ctx.Err() == nil {
+				for next.Add(1) <= limit && ctx.Err() == nil {
 					gctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 					rc, err := shares.Get(gctx, s.host, p.id, id, s.ownRequest(record))
 					code := "served"

@@ -607,19 +607,30 @@ func (n *testnet) waitAllDeny(ctx context.Context, since time.Time) time.Duratio
 
 // honest runs what must keep working during an attack: Alice's record get
 // (byte-identical), Bob's import, Alice's revoke of Carol's grant (once)
-// and every peer then denying Carol; and the log check.
+// and every peer then denying Carol; and the log check. A failure is
+// reported and the next check still runs.
 func (n *testnet) honest(ctx context.Context) {
 	t := n.t
 	t.Helper()
-	n.recordGet(ctx)
-	n.importBob(ctx)
-	if !n.revoked {
+	if d, err := n.tryRecordGet(ctx); err != nil {
+		t.Errorf("honest record get failed: %v", err)
+	} else {
+		t.Logf("record get took %v", d.Round(time.Millisecond))
+	}
+	if err := n.tryImport(ctx); err != nil {
+		t.Errorf("honest import failed: %v", err)
+	}
+	switch {
+	case !n.revoked:
 		start := time.Now()
-		n.mustRun(ctx, n.alice, "revoke", n.carolGrant)
+		if _, err := n.run(ctx, n.alice, "revoke", n.carolGrant); err != nil {
+			t.Errorf("honest revoke failed: %v", err)
+			break
+		}
 		n.revoked = true
 		t.Logf("revoke returned after %v", time.Since(start).Round(time.Millisecond))
 		t.Logf("every peer denied the revoked grantee %v after the revoke started", n.waitAllDeny(ctx, start).Round(time.Millisecond))
-	} else {
+	default:
 		n.waitAllDeny(ctx, time.Now())
 	}
 	n.checkLog(ctx, nil)
@@ -627,41 +638,51 @@ func (n *testnet) honest(ctx context.Context) {
 
 // recordGet has Alice read her record back; it returns the time it took.
 func (n *testnet) recordGet(ctx context.Context) time.Duration {
-	t := n.t
-	t.Helper()
-	out := filepath.Join(n.dir, fmt.Sprintf("get-%d.bin", time.Now().UnixNano()))
-	start := time.Now()
-	n.mustRun(ctx, n.alice, "record", "get", n.record, "--out", out)
-	d := time.Since(start)
-	b, err := os.ReadFile(out)
+	n.t.Helper()
+	d, err := n.tryRecordGet(ctx)
 	if err != nil {
-		t.Fatal(err)
-	}
-	os.Remove(out)
-	if !bytes.Equal(b, n.recBytes) {
-		t.Fatal("record get returned other bytes")
+		n.t.Fatal(err)
 	}
 	return d
 }
 
-// importBob has Bob import his grant into a fresh directory.
-func (n *testnet) importBob(ctx context.Context) {
-	t := n.t
-	t.Helper()
+func (n *testnet) tryRecordGet(ctx context.Context) (time.Duration, error) {
+	out := filepath.Join(n.dir, fmt.Sprintf("get-%d.bin", time.Now().UnixNano()))
+	start := time.Now()
+	if _, err := n.run(ctx, n.alice, "record", "get", n.record, "--out", out); err != nil {
+		return 0, err
+	}
+	d := time.Since(start)
+	b, err := os.ReadFile(out)
+	if err != nil {
+		return 0, err
+	}
+	os.Remove(out)
+	if !bytes.Equal(b, n.recBytes) {
+		return 0, errors.New("record get returned other bytes")
+	}
+	return d, nil
+}
+
+// tryImport has Bob import his grant into a fresh directory.
+func (n *testnet) tryImport(ctx context.Context) error {
 	n.imports++
 	dir := filepath.Join(n.dir, fmt.Sprintf("bob-import-%d", n.imports))
-	n.mustRun(ctx, n.bob, "import", n.bobGrant, "--out", dir)
+	if _, err := n.run(ctx, n.bob, "import", n.bobGrant, "--out", dir); err != nil {
+		return err
+	}
 	ents, err := os.ReadDir(dir)
 	if err != nil || len(ents) != 1 {
-		t.Fatalf("import wrote %d files (%v), want 1", len(ents), err)
+		return fmt.Errorf("import wrote %d files (%v), want 1", len(ents), err)
 	}
 	b, err := os.ReadFile(filepath.Join(dir, ents[0].Name()))
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	if !bytes.Equal(b, n.recBytes) {
-		t.Fatal("Bob imported other bytes")
+		return errors.New("Bob imported other bytes")
 	}
+	return nil
 }
 
 // checkLog asserts that Alice's `log` and `audit disclosures` show only
@@ -679,9 +700,13 @@ func (n *testnet) checkLog(ctx context.Context, forgers []consent.ID) {
 		Allowed    bool   `json:"allowed"`
 		Suspicious bool   `json:"suspicious"`
 	}
-	out := n.mustRun(ctx, n.alice, "log", "--json")
+	out, ok := n.try(ctx, n.alice, "log", "--json")
+	if !ok {
+		return
+	}
 	if err := json.Unmarshal([]byte(out), &log); err != nil {
-		t.Fatalf("log --json: %v", err)
+		t.Errorf("log --json: %v", err)
+		return
 	}
 	allowed := 0
 	for _, e := range log {
@@ -692,7 +717,7 @@ func (n *testnet) checkLog(ctx context.Context, forgers []consent.ID) {
 			allowed++
 		}
 	}
-	text := n.mustRun(ctx, n.alice, "log")
+	text, _ := n.try(ctx, n.alice, "log")
 	for _, f := range forgers {
 		if strings.Contains(text, f.Short()) || strings.Contains(text, string(f)) {
 			t.Errorf("log names the forger %s", f.Short())
@@ -701,9 +726,13 @@ func (n *testnet) checkLog(ctx context.Context, forgers []consent.ID) {
 	var disc []struct {
 		Decider string `json:"decider"`
 	}
-	dout := n.mustRun(ctx, n.alice, "audit", "disclosures", "--format", "json")
+	dout, ok := n.try(ctx, n.alice, "audit", "disclosures", "--format", "json")
+	if !ok {
+		return
+	}
 	if err := json.Unmarshal([]byte(dout), &disc); err != nil {
-		t.Fatalf("audit disclosures --format json: %v", err)
+		t.Errorf("audit disclosures --format json: %v", err)
+		return
 	}
 	for _, d := range disc {
 		if !ours[d.Decider] {
@@ -712,13 +741,24 @@ func (n *testnet) checkLog(ctx context.Context, forgers []consent.ID) {
 	}
 	for _, f := range forgers {
 		for _, format := range []string{"table", "csv", "fhir"} {
-			o := n.mustRun(ctx, n.alice, "audit", "disclosures", "--format", format)
+			o, _ := n.try(ctx, n.alice, "audit", "disclosures", "--format", format)
 			if strings.Contains(o, string(f)) || strings.Contains(o, f.Short()) {
 				t.Errorf("audit disclosures --format %s names the forger %s", format, f.Short())
 			}
 		}
 	}
 	t.Logf("log: %d entries, %d allowed; %d disclosures", len(log), allowed, len(disc))
+}
+
+// try runs the CLI as u; a failure is reported (t.Errorf) and ok is false.
+func (n *testnet) try(ctx context.Context, u *user, args ...string) (out string, ok bool) {
+	n.t.Helper()
+	out, err := n.run(ctx, u, args...)
+	if err != nil {
+		n.t.Errorf("%v", err)
+		return out, false
+	}
+	return out, true
 }
 
 // usage is one peer's measured memory and disk.
@@ -739,12 +779,12 @@ func (n *testnet) measure(what string, maxRSS, maxDisk int64) map[string]usage {
 		}
 		u.disk = diskUsage(p.dir)
 		res[p.name] = u
-		t.Logf("%s: peer %s: peak RSS %d MiB, RSS %d MiB, data dir %d MiB", what, p.name, u.hwm>>20, u.rss>>20, u.disk>>20)
+		t.Logf("%s: peer %s: peak RSS %.1f MiB, RSS %.1f MiB, data dir %.1f MiB", what, p.name, inMiB(u.hwm), inMiB(u.rss), inMiB(u.disk))
 		if maxRSS > 0 && u.hwm > maxRSS {
-			t.Errorf("%s: peer %s peak RSS %d MiB, over the bound of %d MiB", what, p.name, u.hwm>>20, maxRSS>>20)
+			t.Errorf("%s: peer %s peak RSS %.1f MiB, over the bound of %d MiB", what, p.name, inMiB(u.hwm), maxRSS>>20)
 		}
 		if maxDisk > 0 && u.disk > maxDisk {
-			t.Errorf("%s: peer %s data dir %d MiB, over the bound of %d MiB", what, p.name, u.disk>>20, maxDisk>>20)
+			t.Errorf("%s: peer %s data dir %.1f MiB, over the bound of %d MiB", what, p.name, inMiB(u.disk), maxDisk>>20)
 		}
 	}
 	return res
@@ -792,3 +832,5 @@ func diskUsage(dir string) int64 {
 }
 
 const mib = 1 << 20
+
+func inMiB(b int64) float64 { return float64(b) / mib }
