@@ -100,8 +100,10 @@ func TestValidBigEntries(t *testing.T) {
 		n.restart(n.peers[1])
 		t.Logf("peer p2 restarted in %v", time.Since(start).Round(time.Millisecond))
 		n.recordGet(ctx)
-		// 56 MiB was sent to every peer; a bounded author keeps a fraction.
-		n.measure("valid big entries", defaultMaxRSS, 40*mib)
+		// 33 MiB was sent; a peer that bounds what one author may send
+		// keeps a fraction (100 such entries, with no bound, left 58 MiB on
+		// disk and 350 MiB of RSS on every peer).
+		n.measure("valid big entries", 192*mib, 24*mib)
 	})
 }
 
@@ -146,12 +148,13 @@ func TestForgedAccessEntry(t *testing.T) {
 	n := newNetwork(t, netOptions{})
 	var forgers []consent.ID
 	var mu sync.Mutex
-	n.during(forgeAccess(&forgers, &mu), func(ctx context.Context) {
-		n.honest(ctx)
+	n.forgers = func() []consent.ID {
 		mu.Lock()
-		fs := append([]consent.ID(nil), forgers...)
-		mu.Unlock()
-		n.checkLog(ctx, fs)
+		defer mu.Unlock()
+		return append([]consent.ID(nil), forgers...)
+	}
+	n.during(forgeAccess(&forgers, &mu), func(ctx context.Context) {
+		n.honest(ctx) // with the log check: no output names a forger
 		n.auditVerify(ctx)
 		n.measure("forged access entries", defaultMaxRSS, defaultMaxDisk)
 	})
@@ -161,9 +164,13 @@ func TestFarFutureAccessEntry(t *testing.T) {
 	n := newNetwork(t, netOptions{})
 	var forgers []consent.ID
 	var mu sync.Mutex
+	n.forgers = func() []consent.ID {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]consent.ID(nil), forgers...)
+	}
 	n.during(farFuture(&forgers, &mu), func(ctx context.Context) {
-		n.honest(ctx) // log --json and audit disclosures --format json must keep working
-		n.checkLog(ctx, forgers)
+		n.honest(ctx) // with the log check: log --json and audit disclosures --format json keep working
 		n.auditVerify(ctx)
 		n.measure("access entries dated 2^62", defaultMaxRSS, defaultMaxDisk)
 	})
@@ -205,9 +212,11 @@ func TestManyConnections(t *testing.T) {
 		t.Fatal(err)
 	}
 	n.during(manyConns, func(ctx context.Context) {
-		// An honest client dials the crowded peer.
-		if out, err := n.run(ctx, n.alice, "--network", only, "peers"); err != nil {
-			t.Errorf("an honest client could not reach the crowded peer: %v\n%s", err, out)
+		// An honest client dials the crowded peer, three times.
+		for range 3 {
+			if out, err := n.run(ctx, n.alice, "--network", only, "peers"); err != nil {
+				t.Errorf("an honest client could not reach the crowded peer: %v\n%s", err, out)
+			}
 		}
 		n.honest(ctx)
 		n.measure("100 identities", defaultMaxRSS, defaultMaxDisk)

@@ -37,13 +37,6 @@ type (
 		Share  []byte `cbor:"3,keyasint,omitempty"`
 		Access []byte `cbor:"4,keyasint,omitempty"`
 	}
-	manifestRequest struct {
-		Op        string     `cbor:"1,keyasint"`
-		Owner     consent.ID `cbor:"2,keyasint,omitempty"`
-		Record    string     `cbor:"3,keyasint,omitempty"`
-		Recipient consent.ID `cbor:"4,keyasint,omitempty"`
-		Envelope  []byte     `cbor:"5,keyasint,omitempty"`
-	}
 	syncRequest struct {
 		Op     uint8      `cbor:"1,keyasint"`
 		After  consent.ID `cbor:"2,keyasint,omitempty"`
