@@ -219,7 +219,7 @@ func TestManyConnections(t *testing.T) {
 			}
 		}
 		n.honest(ctx)
-		n.measure("100 identities", defaultMaxRSS, defaultMaxDisk)
+		n.measure("200 identities", defaultMaxRSS, defaultMaxDisk)
 	})
 }
 
