@@ -33,12 +33,18 @@ import (
 	"github.com/medwallet/medwallet/vault"
 )
 
-// bin is the medwallet binary TestMain builds; empty under -short.
+// bin is the medwallet binary TestMain builds (or $MEDWALLET_ATTACK_BIN);
+// empty under -short.
 var bin string
 
 func TestMain(m *testing.M) {
 	flag.Parse()
 	if testing.Short() {
+		os.Exit(m.Run())
+	}
+	if b := os.Getenv("MEDWALLET_ATTACK_BIN"); b != "" {
+		// A binary built elsewhere (a release, another branch).
+		bin = b
 		os.Exit(m.Run())
 	}
 	dir, err := os.MkdirTemp("", "medwallet-attack-bin")
