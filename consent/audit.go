@@ -53,6 +53,47 @@ type AuditReport struct {
 	// Suspicious counts access entries that fail CheckAccess; they are
 	// not counted as accesses and not re-run.
 	Suspicious int `json:"suspicious"`
+
+	// Accesses, Allowed and Denied count decisions: a summary of repeated
+	// denials (AccessBody.Repeats) counts Repeats.Count. Repeated is how
+	// many of the denials were counted by summaries, in Summaries entries.
+	Repeated  int `json:"repeated"`
+	Summaries int `json:"summaries"`
+
+	// Proofs explains each equivocation, by author (one per Equivocators).
+	Proofs []ProofReport `json:"proofs"`
+}
+
+// ProofReport explains one equivocation: Author signed the two entries
+// Entries (in the proof's bytewise order) at Seq. LoggedBy lists the
+// equivocation entries that carry a proof against Author, by logger; it is
+// empty when the audit found the two entries among those audited and no one
+// logged a proof.
+type ProofReport struct {
+	Author   ID                `json:"author"`
+	Seq      uint64            `json:"seq"`
+	Entries  [2]EquivocalEntry `json:"entries"`
+	LoggedBy []ProofLog        `json:"logged_by"`
+}
+
+// EquivocalEntry is one of the two entries of an equivocation: its hash,
+// kind and the time its author put on it.
+type EquivocalEntry struct {
+	Hash Hash   `json:"hash"`
+	Kind string `json:"kind"`
+	Time int64  `json:"time"`
+}
+
+// explainProof builds the ProofReport of p, a verified proof, from v.
+func explainProof(v *View, p *EquivocationProof) ProofReport {
+	r := ProofReport{Author: p.Author(), Seq: p.Seq(), LoggedBy: v.ProofLogs(p.Author())}
+	if r.LoggedBy == nil {
+		r.LoggedBy = []ProofLog{}
+	}
+	for i, e := range []*Entry{p.a, p.b} {
+		r.Entries[i] = EquivocalEntry{Hash: e.Hash(), Kind: e.Kind.String(), Time: e.Time}
+	}
+	return r
 }
 
 // OK reports whether the audit found nothing that fails it.
@@ -74,6 +115,10 @@ func (r *AuditReport) OK() bool {
 //	       ∪ {R's requester's feed up to A.RequesterHead, if named}
 //	       ∪ {the issuer's feed up to A.IssuerHead, if named}, R, A.Time)
 //
+// (at A.Repeats.Last instead of A.Time for a summary of repeated denials,
+// which counts as Repeats.Count denials and must name an earlier denial of
+// the same request by D, else it is a mismatch).
+//
 // O's feed prefix holds every grant and revocation the decider could rely
 // on (only O's grants count for O's records); D's own earlier entries hold
 // the nonces it had logged and the equivocation proofs it had recorded;
@@ -93,7 +138,7 @@ func AuditLedger(entries []*Entry) *AuditReport {
 // ledger (the reading time, the peers that could decide): access entries
 // that fail CheckAccess with c are suspicious findings.
 func AuditLedgerWith(entries []*Entry, c AccessCheck) *AuditReport {
-	rep := &AuditReport{Entries: len(entries), Equivocators: []ID{}, Findings: []Finding{}}
+	rep := &AuditReport{Entries: len(entries), Equivocators: []ID{}, Findings: []Finding{}, Proofs: []ProofReport{}}
 	add := func(f Finding) { rep.Findings = append(rep.Findings, f) }
 
 	byAuthor := make(map[ID][]*Entry)
@@ -141,11 +186,18 @@ func AuditLedgerWith(entries []*Entry, c AccessCheck) *AuditReport {
 	}
 	for _, p := range full.Proofs() {
 		rep.Equivocators = append(rep.Equivocators, p.Author())
+		pr := explainProof(full, p)
+		rep.Proofs = append(rep.Proofs, pr)
 		if !reported[p.Author()] {
 			// Proven by a proof entry in some feed rather than by two
 			// entries among those audited.
+			where := "proof logged on the ledger"
+			if len(pr.LoggedBy) > 0 {
+				by := pr.LoggedBy[0]
+				where = fmt.Sprintf("proof logged on the ledger by %s in its entry #%d", by.Logger.Short(), by.Seq)
+			}
 			add(Finding{Kind: FindingEquivocation, Author: p.Author(), Seq: p.Seq(),
-				Detail: fmt.Sprintf("author %s: %v at seq %d (proof logged on the ledger)", p.Author().Short(), ErrEquivocation, p.Seq())})
+				Detail: fmt.Sprintf("author %s: %v at seq %d (%s)", p.Author().Short(), ErrEquivocation, p.Seq(), where)})
 		}
 	}
 	rep.Grants = len(full.grants)
@@ -221,19 +273,28 @@ func auditAccess(full *View, e *Entry, rep *AuditReport, cache map[string]*asOfV
 		// verified.
 		return
 	}
-	rep.Accesses++
+	n := ab.Decisions()
+	rep.Accesses += n
 	if ab.Allow {
 		rep.Allowed++
 		if ab.Reason == ReasonEmergency {
 			rep.Emergency++
 		}
 	} else {
-		rep.Denied++
+		rep.Denied += n
 	}
 	f := Finding{Author: e.Author, Seq: e.Seq, Entry: &h, Logged: ab.Reason}
 	if !ab.Grant.IsZero() {
 		g := ab.Grant
 		f.Grant = &g
+	}
+	if ab.Repeats != nil {
+		rep.Repeated += n
+		rep.Summaries++
+		if err := checkRepeats(full, e, ab, req); err != nil {
+			f.Kind, f.Detail = FindingMismatch, err.Error()
+			rep.Findings = append(rep.Findings, f)
+		}
 	}
 	d, err := decideAsOf(full, e, req, cache)
 	if err != nil {
@@ -261,6 +322,27 @@ func auditAccess(full *View, e *Entry, rep *AuditReport, cache map[string]*asOfV
 		return
 	}
 	rep.Findings = append(rep.Findings, f)
+}
+
+// checkRepeats checks a summary of repeated denials against the entry it
+// names: an earlier denial on the decider's own feed, for the same
+// requester, owner, record and reason, that the counted denials followed
+// within RepeatWindow.
+func checkRepeats(full *View, e *Entry, ab *AccessBody, req *Request) error {
+	bad := errors.New("repeated denials counted against no earlier denial of the same request by this decider")
+	of, ok := full.Entry(ab.Repeats.Of)
+	if !ok || of.Author != e.Author || of.Seq >= e.Seq || of.Kind != KindAccess {
+		return bad
+	}
+	ob, oreq, err := CheckAccess(of, AccessCheck{})
+	if err != nil || ob.Allow || ob.Reason != ab.Reason || oreq.Requester != req.Requester ||
+		oreq.Owner != req.Owner || oreq.Record != req.Record {
+		return bad
+	}
+	if w := int64(RepeatWindow / time.Second); ab.Repeats.First < of.Time || ab.Repeats.Last >= of.Time+w {
+		return errors.New("repeated denials counted outside the window of the denial they repeat")
+	}
+	return nil
 }
 
 // ErrUnknownHead reports an access entry naming a head (of the owner's,
@@ -338,7 +420,8 @@ func decideAsOf(full *View, e *Entry, req *Request, cache map[string]*asOfView) 
 			cache[key] = a
 		}
 	}
-	return Decide(a.v, req, TimeOf(e.Time)), nil
+	// A summary of repeated denials is re-run when its request was decided.
+	return Decide(a.v, req, TimeOf(ab.DecidedAt(e.Time))), nil
 }
 
 // Disclosure is one line of the accounting of disclosures (45 CFR 164.528):
@@ -441,7 +524,7 @@ type EmergencyAccess struct {
 	// emergency grant of the owner's with that ID.
 	Until       int64  `json:"until"`
 	Accesses    int    `json:"accesses"`     // allowed access entries whose request names it
-	Denied      int    `json:"denied"`       // denied access entries whose request names it
+	Denied      int    `json:"denied"`       // denials of requests naming it (a summary counts its repeats)
 	FirstAccess int64  `json:"first_access"` // time of the first allowed one; 0 if none
 	Review      string `json:"review"`       // "", ReviewOK or ReviewDispute: the owner's latest review
 	ReviewEntry Hash   `json:"review_entry,omitzero"`
@@ -487,7 +570,7 @@ func EmergencyAccesses(v *View, owner ID) []EmergencyAccess {
 			}
 			ea := &out[i]
 			if !ab.Allow {
-				ea.Denied++
+				ea.Denied += ab.Decisions()
 				continue
 			}
 			ea.Accesses++

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // IdentityBody announces the author's age recipient and role on the ledger.
@@ -89,6 +90,49 @@ type AccessBody struct {
 	Credential Hash  `cbor:"9,keyasint,omitzero" json:"credential,omitzero"`
 	// Until is the end of the time box of an emergency allow (Unix seconds).
 	Until int64 `cbor:"10,keyasint,omitempty" json:"until,omitempty"`
+	// Repeats, on a denial only, makes the entry a summary of repeated
+	// denials the decider did not log one by one (see Repeats).
+	Repeats *Repeats `cbor:"11,keyasint,omitempty" json:"repeats,omitempty"`
+}
+
+// Repeats is carried by an access entry that summarises a run of repeated
+// denials. When a requester is denied again for the same owner, record
+// and reason within RepeatWindow of the decider's access entry Of that
+// logged the first such denial, the decider answers with Of's hash and
+// does not append a fresh entry; it counts the denial instead. It later
+// appends one summary entry for the run: the body of the run's last
+// denial (that request verbatim, the heads it read, the reason), with
+// Count the number of denials the entry stands for, its own included.
+// The auditor re-runs Decide on the carried request at Last, the time the
+// decider decided it. Allowed accesses are never summarised.
+type Repeats struct {
+	Count uint32 `cbor:"1,keyasint" json:"count"` // denials this entry stands for, >= 1
+	First int64  `cbor:"2,keyasint" json:"first"` // when the first of them was decided (Unix s)
+	Last  int64  `cbor:"3,keyasint" json:"last"`  // when the last, the one carried, was decided (Unix s)
+	Of    Hash   `cbor:"4,keyasint" json:"of"`    // the entry that logged the run's first denial
+}
+
+// RepeatWindow is how long after logging a denial a decider counts the
+// same denial (same requester, owner, record and reason) instead of
+// logging it again.
+const RepeatWindow = time.Minute
+
+// Decisions is the number of decisions the entry records: Repeats.Count
+// for a summary of repeated denials, else 1.
+func (a *AccessBody) Decisions() int {
+	if a.Repeats != nil {
+		return int(a.Repeats.Count)
+	}
+	return 1
+}
+
+// DecidedAt is when the decider decided the carried request: Repeats.Last
+// for a summary, else the entry's time t.
+func (a *AccessBody) DecidedAt(t int64) int64 {
+	if a.Repeats != nil {
+		return a.Repeats.Last
+	}
+	return t
 }
 
 // Limits on grant bodies.
@@ -288,6 +332,9 @@ func decodeBody(k Kind, b []byte) (any, error) {
 		}
 		if v.Reason == ReasonOwner && !v.Grant.IsZero() {
 			return nil, malformed("access body: an owner's access names a grant")
+		}
+		if r := v.Repeats; r != nil && (v.Allow || r.Count == 0 || r.First > r.Last || r.Of.IsZero()) {
+			return nil, malformed("access body: repeats only on a denial, with a count, times in order and the entry repeated")
 		}
 		return &v, nil
 	case KindCredential:

@@ -1,6 +1,7 @@
 package consent
 
 import (
+	"slices"
 	"time"
 )
 
@@ -69,7 +70,9 @@ func deny(r Reason) Decision { return Decision{Reason: r} }
 //  2. freshness: |request time - now| <= FreshnessWindow, and the
 //     requester's nonce not seen in any access entry (replay);
 //  3. neither the owner nor the requester has equivocated
-//     (equivocating-author);
+//     (equivocating-author): the view was handed two entries of one of
+//     them with one seq, or holds an equivocation entry proving it, so
+//     no grant of an owner that equivocated is honoured;
 //  4. the requested scope and purpose parse (scope, purpose);
 //  5. a request by the owner itself is allowed (owner): patients read
 //     their own records through the same peers, logged like any access;
@@ -91,7 +94,8 @@ func deny(r Reason) Decision { return Decision{Reason: r} }
 // When several grants survive, an ordinary grant is preferred to an
 // emergency one, then the one with the smallest ID is used. Only grants
 // authored by the request's Owner count, and only credentials authored by
-// the role grant's issuer.
+// the role grant's issuer; credentials whose issuer equivocated do not
+// count at all (as if never issued: no-credential).
 func Decide(v *View, r *Request, now time.Time) Decision {
 	if VerifyRequest(r) != nil {
 		return deny(ReasonBadSignature)
@@ -123,6 +127,14 @@ func decide(v *View, r *Request, now time.Time) Decision {
 	// requester holds a credential for (in any state, so that a deny can
 	// say why) from the grant's issuer.
 	creds := v.credsBySubject[r.Requester]
+	for i, c := range creds {
+		if v.Equivocating(c.Issuer) {
+			// An issuer that equivocated vouches for no one: drop its
+			// credentials (copying only when there is one to drop).
+			creds = honestIssuers(v, creds, i)
+			break
+		}
+	}
 	reach := v.byOwnerTo[ownerGrantee{r.Owner, r.Requester}] > 0
 	var via ID // the issuer of the first credential that reaches a role grant
 	for _, c := range creds {
@@ -288,6 +300,18 @@ func decide(v *View, r *Request, now time.Time) Decision {
 		d.Reason, d.Until = ReasonEmergency, until(g)
 	}
 	return d
+}
+
+// honestIssuers returns creds without the credentials whose issuer
+// equivocated; creds[first] is the first of those.
+func honestIssuers(v *View, creds []*CredentialInfo, first int) []*CredentialInfo {
+	out := slices.Clone(creds[:first])
+	for _, c := range creds[first+1:] {
+		if !v.Equivocating(c.Issuer) {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // mergeByID merges two slices sorted by ID, dropping duplicates.

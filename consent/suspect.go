@@ -17,8 +17,9 @@ const (
 	// SuspectRequest: the embedded request does not decode or does not
 	// verify under the requester's key.
 	SuspectRequest Suspicion = "bad-request"
-	// SuspectTime: the entry's time, or the end of its time box, lies
-	// outside the years 0 to 9999 (what a time can be printed as).
+	// SuspectTime: the entry's time, the end of its time box, or the
+	// first time of its repeats lies outside the years 0 to 9999 (what a
+	// time can be printed as), or its repeats end after the entry.
 	SuspectTime Suspicion = "time-out-of-range"
 	// SuspectFuture: the entry is dated after the reading time plus
 	// AccessClockSkew.
@@ -102,7 +103,8 @@ func CheckAccess(e *Entry, c AccessCheck) (*AccessBody, *Request, error) {
 	if err != nil {
 		return ab, nil, suspect(SuspectRequest, err)
 	}
-	if !printable(e.Time) || ab.Until != 0 && !printable(ab.Until) {
+	if !printable(e.Time) || ab.Until != 0 && !printable(ab.Until) ||
+		ab.Repeats != nil && (!printable(ab.Repeats.First) || ab.Repeats.Last > e.Time) {
 		return ab, r, suspect(SuspectTime, nil)
 	}
 	if err := VerifyRequest(r); err != nil {

@@ -1,7 +1,9 @@
 package consent
 
 import (
+	"cmp"
 	"errors"
+	"slices"
 	"sort"
 )
 
@@ -74,6 +76,7 @@ type View struct {
 	revokedBy  map[Hash]map[ID]bool
 	nonces     map[nonceKey]struct{}
 	proofs     map[ID]*EquivocationProof
+	proofLogs  map[ID][]ProofLog // accepted equivocation entries, by equivocating author
 	identities map[ID]*IdentityBody
 	anchors    map[ownerRecord]*AnchorBody // latest anchor per (author, record)
 
@@ -109,6 +112,7 @@ func NewView() *View {
 		revokedBy:  make(map[Hash]map[ID]bool),
 		nonces:     make(map[nonceKey]struct{}),
 		proofs:     make(map[ID]*EquivocationProof),
+		proofLogs:  make(map[ID][]ProofLog),
 		identities: make(map[ID]*IdentityBody),
 		anchors:    make(map[ownerRecord]*AnchorBody),
 
@@ -265,6 +269,8 @@ func (v *View) accept(f *feed, e *Entry, h Hash) {
 		m[e.Author] = true
 	case *EquivocationProof:
 		v.addProof(b)
+		a := b.Author()
+		v.proofLogs[a] = append(v.proofLogs[a], ProofLog{Author: a, Logger: e.Author, Seq: e.Seq, Entry: h, Time: e.Time})
 	case *CredentialBody:
 		v.acceptCredential(e, h, b)
 	case *BreakGlassBody:
@@ -349,10 +355,46 @@ func (v *View) Revoked(id Hash) bool {
 	return ok && v.revokedBy[id][g.Author]
 }
 
-// Equivocating reports whether author is known to have equivocated.
+// Equivocating reports whether author is known to have equivocated: the
+// view was handed two entries of author with one seq, or holds an accepted
+// equivocation entry (by any author) proving it. The second survives a
+// restart, since it is an entry of the ledger.
 func (v *View) Equivocating(author ID) bool {
 	_, ok := v.proofs[author]
 	return ok
+}
+
+// Proof returns the equivocation proof the view holds against author: one
+// it found itself or one logged in an equivocation entry. Which of several
+// proofs is kept does not depend on the order they arrived in.
+func (v *View) Proof(author ID) (*EquivocationProof, bool) {
+	p, ok := v.proofs[author]
+	return p, ok
+}
+
+// ProofLog is an accepted equivocation entry: Logger logged, in its
+// entry Seq (hash Entry, dated Time), a proof that Author equivocated.
+type ProofLog struct {
+	Author ID     `json:"author"`
+	Logger ID     `json:"logger"`
+	Seq    uint64 `json:"seq"`
+	Entry  Hash   `json:"entry"`
+	Time   int64  `json:"time"`
+}
+
+// ProofLogs returns the accepted equivocation entries against author, by
+// logger then seq. Empty while the view knows of the equivocation only
+// from two entries it was handed (the proof then lives in memory only,
+// until someone logs it).
+func (v *View) ProofLogs(author ID) []ProofLog {
+	out := slices.Clone(v.proofLogs[author])
+	slices.SortFunc(out, func(a, b ProofLog) int {
+		if c := cmp.Compare(a.Logger, b.Logger); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Seq, b.Seq)
+	})
+	return out
 }
 
 // Proofs returns one equivocation proof per equivocating author, by author.

@@ -120,6 +120,8 @@ func (m *accessLogModel) view() string {
 		}
 		verdict, loud := "allowed", !a.Allow
 		switch {
+		case !a.Allow && a.Repeats > 1:
+			verdict = fmt.Sprintf("DENIED×%d", a.Repeats) // a peer's summary of repeats within a minute
 		case !a.Allow:
 			verdict = "DENIED"
 		case a.Emergency() || emergencyPurposes[a.Purpose]:

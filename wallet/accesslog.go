@@ -39,6 +39,12 @@ type AccessInfo struct {
 	// clamped to what can be printed.
 	Suspicion       consent.Suspicion
 	SuspicionDetail string
+	// Repeats is the number of decisions the entry records: 1, or for a
+	// peer's summary of a denial repeated within a minute (consent.Repeats)
+	// the count, the first and last of them decided at First and Last.
+	// Allows are never summarised.
+	Repeats     int
+	First, Last time.Time
 }
 
 // Emergency reports whether the access was made under an emergency
@@ -129,6 +135,10 @@ func (w *Wallet) accessLog(suspicious bool) ([]AccessInfo, error) {
 				}
 				if ab.Until != 0 {
 					ai.Until = consent.PrintableTime(ab.Until)
+				}
+				ai.Repeats = ab.Decisions()
+				if r := ab.Repeats; r != nil {
+					ai.First, ai.Last = consent.PrintableTime(r.First), consent.PrintableTime(r.Last)
 				}
 				if !r.BreakGlass.IsZero() && se == nil {
 					ai.EmergencyReason = reasons(v, r.BreakGlass)

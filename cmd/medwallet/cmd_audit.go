@@ -52,6 +52,11 @@ Without FILE it first pulls the network's ledger into the local one, so
 that it audits what the peers hold; --offline audits the local ledger as
 it is (so does a wallet without a network file).
 
+Each equivocation is explained under the summary: the author, the seq,
+the two entries it signed there (hash, kind, time) and who logged a proof
+of it on the ledger (peers log the equivocations they detect, and refuse
+the author from then on).
+
 Exit code 0 when everything verifies, 5 on any violation, invalid entry,
 broken chain or equivocation.`,
 		Example: "  medwallet audit verify\n  medwallet audit verify --offline\n  medwallet audit verify alice-ledger.mwl --json",
@@ -91,15 +96,77 @@ type auditJSON struct {
 	Suspicious   int           `json:"suspicious"` // access entries set apart as suspicious: they do not fail the audit
 	Equivocators []string      `json:"equivocators"`
 	Findings     []findingJSON `json:"findings"`
+	// Proofs explains each equivocation (one per equivocator).
+	Proofs []proofJSON `json:"proofs"`
 	// Unreviewed lists, for the wallet's own ledger, the emergency
 	// accesses to its records that it has not reviewed yet.
 	Unreviewed []emergencyJSON `json:"unreviewed_emergency_accesses"`
+	// Repeated denials (counted in accesses and denied) that peers
+	// logged in summary entries rather than one by one.
+	Repeated  int `json:"repeated"`
+	Summaries int `json:"summaries"`
+}
+
+// proofJSON explains one equivocation in audit verify --json: the author
+// signed two entries at seq; logged_by lists the equivocation entries that
+// carry a proof of it (empty when only the two entries were audited).
+type proofJSON struct {
+	Author   string           `json:"author"`
+	Seq      uint64           `json:"seq"`
+	Entries  []proofEntryJSON `json:"entries"`
+	LoggedBy []proofLogJSON   `json:"logged_by"`
+}
+
+type proofEntryJSON struct {
+	Hash string    `json:"hash"`
+	Kind string    `json:"kind"`
+	Time time.Time `json:"time"`
+}
+
+type proofLogJSON struct {
+	Logger string    `json:"logger"`
+	Seq    uint64    `json:"seq"`
+	Entry  string    `json:"entry"`
+	Time   time.Time `json:"time"`
+}
+
+func newProofJSON(p consent.ProofReport) proofJSON {
+	j := proofJSON{Author: string(p.Author), Seq: p.Seq, Entries: []proofEntryJSON{}, LoggedBy: []proofLogJSON{}}
+	for _, e := range p.Entries {
+		// The times are the equivocating author's word: clamp them to what
+		// JSON can carry.
+		j.Entries = append(j.Entries, proofEntryJSON{Hash: e.Hash.String(), Kind: e.Kind, Time: consent.PrintableTime(e.Time)})
+	}
+	for _, l := range p.LoggedBy {
+		j.LoggedBy = append(j.LoggedBy, proofLogJSON{Logger: string(l.Logger), Seq: l.Seq, Entry: l.Entry.String(), Time: consent.PrintableTime(l.Time)})
+	}
+	return j
+}
+
+// printProofs explains each equivocation under the summary line.
+func printProofs(out io.Writer, proofs []proofJSON) {
+	for _, p := range proofs {
+		fmt.Fprintf(out, "equivocation: %s signed two entries at seq %d:\n", p.Author, p.Seq)
+		for _, e := range p.Entries {
+			fmt.Fprintf(out, "  %s  %-12s  %s\n", e.Hash, e.Kind, e.Time.Format(time.RFC3339))
+		}
+		if len(p.LoggedBy) == 0 {
+			fmt.Fprintln(out, "  no proof logged on the ledger: both entries are among those audited")
+		}
+		for _, l := range p.LoggedBy {
+			fmt.Fprintf(out, "  proof logged by %s in its entry #%d (%s) at %s\n", l.Logger, l.Seq, l.Entry, l.Time.Format(time.RFC3339))
+		}
+	}
 }
 
 func newAuditJSON(source string, r *consent.AuditReport) auditJSON {
 	j := auditJSON{Source: source, OK: r.OK(), Entries: r.Entries, Feeds: r.Feeds, Grants: r.Grants,
 		Revocations: r.Revocations, Accesses: r.Accesses, Allowed: r.Allowed, Denied: r.Denied, Suspicious: r.Suspicious,
-		Equivocators: []string{}, Findings: []findingJSON{}, Unreviewed: []emergencyJSON{}}
+		Equivocators: []string{}, Findings: []findingJSON{}, Proofs: []proofJSON{}, Unreviewed: []emergencyJSON{},
+		Repeated: r.Repeated, Summaries: r.Summaries}
+	for _, p := range r.Proofs {
+		j.Proofs = append(j.Proofs, newProofJSON(p))
+	}
 	for _, id := range r.Equivocators {
 		j.Equivocators = append(j.Equivocators, string(id))
 	}
@@ -181,6 +248,10 @@ func runAuditVerify(ctx context.Context, opts auditVerifyOptions, g *globalOptio
 		}
 		fmt.Fprintf(out, "%s: %s: %d entries in %d feeds, %d grants, %d revocations, %d accesses (%d allowed, %d denied), %d equivocating authors\n",
 			source, verdict, j.Entries, j.Feeds, j.Grants, j.Revocations, j.Accesses, j.Allowed, j.Denied, len(j.Equivocators))
+		if j.Repeated > 0 {
+			fmt.Fprintf(out, "denied ×%d: repeated denials counted in %d summary entries (each denial again within a minute of one logged)\n", j.Repeated, j.Summaries)
+		}
+		printProofs(out, j.Proofs)
 		if j.Suspicious > 0 {
 			first := ""
 			for _, f := range j.Findings {

@@ -70,6 +70,12 @@ type accessJSON struct {
 	// Suspicious entries (log --suspicious): why the entry was set apart.
 	Suspicious       bool   `json:"suspicious"`
 	SuspiciousReason string `json:"suspicious_reason,omitempty"`
+	// Repeats is how many decisions the entry records: more than 1 for a
+	// peer's summary of one denial repeated within a minute, whose first
+	// and last were decided at first and last.
+	Repeats int        `json:"repeats"`
+	First   *time.Time `json:"first,omitempty"`
+	Last    *time.Time `json:"last,omitempty"`
 }
 
 func newAccessJSON(a wallet.AccessInfo) accessJSON {
@@ -89,6 +95,11 @@ func newAccessJSON(a wallet.AccessInfo) accessJSON {
 	if a.Suspicion != "" {
 		j.Suspicious, j.SuspiciousReason = true, string(a.Suspicion)
 	}
+	j.Repeats = max(1, a.Repeats)
+	if !a.First.IsZero() {
+		first, last := a.First, a.Last
+		j.First, j.Last = &first, &last
+	}
 	return j
 }
 
@@ -98,11 +109,16 @@ func printAccess(w io.Writer, a accessJSON) {
 		verdict = "DENIED "
 	}
 	reason := a.Reason
+	if a.Repeats > 1 && a.First != nil && a.Last != nil {
+		// One peer's summary of a denial repeated within a minute.
+		verdict = fmt.Sprintf("DENIED ×%d", a.Repeats)
+		reason = fmt.Sprintf("%s [repeated %s to %s]", reason, a.First.Format(time.TimeOnly), a.Last.Format(time.TimeOnly))
+	}
 	if a.Emergency {
 		// Break-glass: marked, with the emergency access ID to review and
 		// the clinician's stated reason.
 		verdict = "EMERGENCY " + verdict
-		reason = fmt.Sprintf("%s [emergency %s: %q]", a.Reason, a.BreakGlass[:12], a.EmergencyReason)
+		reason = fmt.Sprintf("%s [emergency %s: %q]", reason, a.BreakGlass[:12], a.EmergencyReason)
 	}
 	if a.Suspicious {
 		verdict = "SUSPICIOUS " + verdict

@@ -13,6 +13,8 @@ import (
 
 	"github.com/medwallet/medwallet/internal/fsutil"
 	"github.com/medwallet/medwallet/p2p/ledgersync"
+	"github.com/medwallet/medwallet/p2p/netfile"
+	"github.com/medwallet/medwallet/p2p/node"
 	"github.com/medwallet/medwallet/p2p/peer"
 )
 
@@ -26,6 +28,13 @@ type peerOptions struct {
 	logLevel  string
 	clockSkew time.Duration
 	gapMiB    int
+	limits    peerLimitOptions
+}
+
+// peerLimitOptions are the connection and memory limits (docs/network.md).
+type peerLimitOptions struct {
+	knownFile                  string
+	maxConns, perIP, memoryMiB int
 }
 
 func newPeerCommand(g *globalOptions) *cobra.Command {
@@ -54,6 +63,10 @@ on the same --data keeps its identity and everything it stored.`,
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.DurationVar(&o.clockSkew, "max-clock-skew", ledgersync.DefaultMaxClockSkew, "refuse ledger entries dated further ahead of this peer's clock")
 	f.IntVar(&o.gapMiB, "ledger-gap-mib", ledgersync.DefaultMaxGapBytes>>20, "MiB of ledger entries held while they wait for a missing predecessor, across all authors")
+	f.StringVar(&o.limits.knownFile, "known-peers", "", "network file whose peers are known peers (as --bootstrap ones are): never trimmed, with limits of their own; not dialled")
+	f.IntVar(&o.limits.maxConns, "max-conns", 0, "inbound connections from strangers, all together (0: scaled to the machine)")
+	f.IntVar(&o.limits.perIP, "max-conns-per-ip", node.DefaultMaxConnsPerIP, "connections from one IPv4 address or IPv6 /56 (127.0.0.1 and ::1 are not limited)")
+	f.IntVar(&o.limits.memoryMiB, "max-memory-mib", 0, "MiB strangers together may make the peer reserve for streams (0: an eighth of the machine's memory)")
 	return cmd
 }
 
@@ -75,6 +88,10 @@ func runPeer(ctx context.Context, o peerOptions, g *globalOptions) error {
 	if o.gapMiB < 1 || o.gapMiB > 1<<20 {
 		return usageError{fmt.Errorf("bad --ledger-gap-mib %d: want 1 to %d", o.gapMiB, 1<<20)}
 	}
+	limits, known, err := o.limits.resolve()
+	if err != nil {
+		return err
+	}
 	if o.data == "" {
 		o.data = filepath.Join(g.home, "peer")
 	}
@@ -82,6 +99,7 @@ func runPeer(ctx context.Context, o peerOptions, g *globalOptions) error {
 	p, err := peer.Start(ctx, peer.Config{
 		DataDir: o.data, Listen: o.listen, Bootstrap: o.bootstrap, MDNS: o.mdns, DHT: o.dht, Logger: log,
 		MaxClockSkew: o.clockSkew, GapBytes: o.gapMiB << 20,
+		Limits: limits, Known: known,
 	})
 	if err != nil {
 		return err
@@ -103,4 +121,25 @@ func runPeer(ctx context.Context, o peerOptions, g *globalOptions) error {
 	<-ctx.Done()
 	log.Info("shutting down")
 	return p.Close()
+}
+
+// resolve checks the limit flags and reads the known peers' network file.
+func (o peerLimitOptions) resolve() (node.Limits, []string, error) {
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"--max-conns", o.maxConns}, {"--max-conns-per-ip", o.perIP}, {"--max-memory-mib", o.memoryMiB}} {
+		if f.v < 0 || f.v > 1<<20 {
+			return node.Limits{}, nil, usageError{fmt.Errorf("bad %s %d: want 0 to %d", f.name, f.v, 1<<20)}
+		}
+	}
+	l := node.Limits{MaxConns: o.maxConns, MaxConnsPerIP: o.perIP, Memory: int64(o.memoryMiB) << 20}
+	if o.knownFile == "" {
+		return l, nil, nil
+	}
+	n, err := netfile.Read(o.knownFile)
+	if err != nil {
+		return l, nil, fmt.Errorf("--known-peers: %w", err)
+	}
+	return l, n.Peers, nil
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/medwallet/medwallet/consent"
+	"github.com/medwallet/medwallet/p2p/shares"
 	"github.com/medwallet/medwallet/vault"
 	"github.com/medwallet/medwallet/wallet"
 	"github.com/medwallet/medwallet/wallet/keystore"
@@ -180,6 +181,8 @@ func hintFor(err error) string {
 		return "check the peers with 'medwallet peers', then retry with 'medwallet sync'"
 	case errors.As(err, &ae):
 		return "see every finding with 'medwallet audit verify' (without --json)"
+	case rateLimited(err):
+		return "peers limit how fast one requester may fetch, and refused some of your requests: wait a minute, then retry"
 	case errors.As(err, &re) && errors.Is(err, vault.ErrNotEnoughShares):
 		return "run 'medwallet record verify " + short(re.Record, 8) + "' to see the state of every share"
 	case errors.Is(err, wallet.ErrBadLedger):
@@ -300,6 +303,21 @@ func listHint(k wallet.Kind) string {
 		return "list emergency accesses with 'medwallet audit verify' or 'medwallet emergency ls'"
 	}
 	return ""
+}
+
+// rateLimited reports whether err is, or names among the shares that
+// could not be read, a peer's refusal for too many requests.
+func rateLimited(err error) bool {
+	var ne *vault.NotEnoughSharesError
+	if errors.Is(err, shares.ErrRateLimited) || !errors.As(err, &ne) {
+		return errors.Is(err, shares.ErrRateLimited)
+	}
+	for _, h := range ne.Shares {
+		if strings.Contains(h.Detail, shares.ErrRateLimited.Error()) {
+			return true
+		}
+	}
+	return false
 }
 
 // quoteArg quotes s for a command line that a hint shows between single

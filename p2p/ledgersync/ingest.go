@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -23,11 +22,13 @@ type Ingest struct {
 
 	ingestMu sync.Mutex // serialises ingest and event queueing, so hooks see feed order
 
-	hookMu   sync.Mutex
-	hooks    map[uint64]func(*consent.Entry)
-	nextHook uint64
-	events   []*consent.Entry
-	eventSig chan struct{}
+	hookMu     sync.Mutex
+	hooks      map[uint64]func(*consent.Entry)
+	nextHook   uint64
+	events     []*consent.Entry
+	eventSig   chan struct{}
+	proofHooks map[uint64]func(*consent.EquivocationProof)
+	proofs     []*consent.EquivocationProof // detected, not yet handed to proofHooks
 
 	gap *gap // guarded by ingestMu
 
@@ -43,9 +44,10 @@ func NewIngest(l *consent.Ledger, opts ...Option) (*Ingest, error) {
 	}
 	in := &Ingest{
 		l: l, cfg: cfg, log: cfg.logger.With("svc", "ledgersync"), life: newLife(cfg.parent),
-		hooks:    make(map[uint64]func(*consent.Entry)),
-		eventSig: make(chan struct{}, 1),
-		gap:      newGap(cfg.gapEntries, cfg.gapBytes),
+		hooks:      make(map[uint64]func(*consent.Entry)),
+		eventSig:   make(chan struct{}, 1),
+		gap:        newGap(cfg.gapEntries, cfg.gapBytes),
+		proofHooks: make(map[uint64]func(*consent.EquivocationProof)),
 	}
 	in.life.goroutine(in.dispatchEvents)
 	return in, nil
@@ -65,7 +67,7 @@ type Stats struct {
 	Accepted   uint64 // entries that joined a feed through this service
 	Duplicates uint64 // entries already held
 	Pending    uint64 // entries held waiting for a missing predecessor
-	Rejected   uint64 // malformed, unknown kind, bad signature, bad chain, oversized
+	Rejected   uint64 // malformed, unknown kind, bad signature, bad chain, oversized, by an equivocating author
 	Conflicts  uint64 // equivocations: recorded as evidence, not forwarded
 	Synced     uint64 // of Accepted, those that came by pull sync
 	Syncs      uint64 // completed pull syncs
@@ -117,24 +119,21 @@ func (in *Ingest) dispatchEvents() {
 		}
 		for {
 			in.hookMu.Lock()
-			evs := in.events
-			in.events = nil
-			hooks := make([]func(*consent.Entry), 0, len(in.hooks))
-			ids := make([]uint64, 0, len(in.hooks))
-			for id := range in.hooks {
-				ids = append(ids, id)
-			}
-			slices.Sort(ids)
-			for _, id := range ids {
-				hooks = append(hooks, in.hooks[id])
-			}
+			evs, proofs := in.events, in.proofs
+			in.events, in.proofs = nil, nil
+			hooks, proofHooks := sortedHooks(in.hooks), sortedHooks(in.proofHooks)
 			in.hookMu.Unlock()
-			if len(evs) == 0 {
+			if len(evs) == 0 && len(proofs) == 0 {
 				break
 			}
 			for _, e := range evs {
 				for _, fn := range hooks {
 					fn(e)
+				}
+			}
+			for _, p := range proofs {
+				for _, fn := range proofHooks {
+					fn(p)
 				}
 			}
 		}
@@ -196,6 +195,9 @@ func (r result) reason() string {
 	case outPending:
 		return "waiting for a missing predecessor"
 	case outConflict:
+		if errors.Is(r.err, ErrEquivocatingAuthor) {
+			return r.err.Error()
+		}
 		return "equivocation: another entry holds this author and seq"
 	}
 	if r.err != nil {
@@ -218,12 +220,18 @@ func (in *Ingest) accept(e *consent.Entry) result {
 	in.ingestMu.Lock()
 	defer in.ingestMu.Unlock()
 	var head consent.Head
-	var known bool
+	var known, equivocated bool
 	in.l.View(func(v *consent.View) {
 		head = v.Head(e.Author)
 		_, known = v.Entry(h)
+		equivocated = v.Equivocating(e.Author)
 	})
 	switch {
+	case equivocated:
+		// Nothing more of an author proven to equivocate is taken in or
+		// forwarded (outConflict: gossip ignores it, sync skips the feed).
+		in.n.rejected.Add(1)
+		return result{out: outConflict, err: fmt.Errorf("%w %s", ErrEquivocatingAuthor, e.Author.Short())}
 	case known && e.Seq <= head.Seq:
 		in.n.duplicates.Add(1)
 		return result{out: outDuplicate}
@@ -248,8 +256,7 @@ func (in *Ingest) accept(e *consent.Entry) result {
 	var eq *consent.EquivocationError
 	switch {
 	case errors.As(err, &eq):
-		in.n.conflicts.Add(1)
-		in.log.Warn("equivocation", "author", e.Author.Short(), "seq", e.Seq)
+		in.noteEquivocation(eq.Proof)
 		return result{out: outConflict, err: err}
 	case err != nil && len(acc) > 0:
 		in.log.Error("ledger store failed", "entry", entryName(e), "err", err)
@@ -292,8 +299,7 @@ func (in *Ingest) hold(e *consent.Entry, h consent.Hash, size int) result {
 	_, _ = in.l.Ingest(ge.e)
 	_, err := in.l.Ingest(e)
 	if eq := (*consent.EquivocationError)(nil); errors.As(err, &eq) {
-		in.n.conflicts.Add(1)
-		in.log.Warn("equivocation", "author", e.Author.Short(), "seq", e.Seq)
+		in.noteEquivocation(eq.Proof)
 		return result{out: outConflict, err: err}
 	}
 	in.n.pending.Add(1)
@@ -310,9 +316,10 @@ func (in *Ingest) release(acc []*consent.Entry) ([]*consent.Entry, error) {
 		if ge := in.gap.get(authorSeq{a.Author, a.Seq}); ge != nil {
 			in.gap.remove(ge)
 			if ge.h != a.Hash() {
-				if _, err := in.l.Ingest(ge.e); errors.As(err, new(*consent.EquivocationError)) {
-					in.n.conflicts.Add(1)
-					in.log.Warn("equivocation", "author", a.Author.Short(), "seq", a.Seq)
+				if _, err := in.l.Ingest(ge.e); err != nil {
+					if eq := (*consent.EquivocationError)(nil); errors.As(err, &eq) {
+						in.noteEquivocation(eq.Proof)
+					}
 				}
 			}
 		}

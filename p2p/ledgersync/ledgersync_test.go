@@ -99,7 +99,7 @@ func TestValidator(t *testing.T) {
 	n := newNode(t, WithMaxMessageSize(2048))
 	stranger := newHost(t).ID()
 	alice := testSigner(t, "alice")
-	feed := makeFeed(t, alice, 4)
+	feed := makeFeed(t, alice, 5)
 
 	forged := *feed[0]
 	forged.Sig = slices.Clone(forged.Sig)
@@ -133,17 +133,20 @@ func TestValidator(t *testing.T) {
 		{"first", feed[0].Encode(), pubsub.ValidationAccept},
 		{"duplicate", feed[0].Encode(), pubsub.ValidationIgnore},
 		{"bad chain", badChainE.Encode(), pubsub.ValidationReject},
-		{"equivocation", other.Encode(), pubsub.ValidationIgnore},
 		{"fills the gap", feed[1].Encode(), pubsub.ValidationAccept},
 		{"pending one now held", feed[2].Encode(), pubsub.ValidationIgnore},
 		{"next", feed[3].Encode(), pubsub.ValidationAccept},
+		{"equivocation", other.Encode(), pubsub.ValidationIgnore},
+		// Nothing more of an author proven to equivocate: not taken in,
+		// not forwarded.
+		{"after the equivocation", feed[4].Encode(), pubsub.ValidationIgnore},
 	}
 	for _, st := range steps {
 		if got := n.s.validate(context.Background(), stranger, message(st.data)); got != st.want {
 			t.Errorf("%s: got %v, want %v", st.name, got, st.want)
 		}
 	}
-	for _, e := range []*consent.Entry{&forged, unknown, big, badChainE} {
+	for _, e := range []*consent.Entry{&forged, unknown, big, badChainE, feed[4]} {
 		if n.holdsHash(e.Hash()) {
 			t.Errorf("refused entry %s was ingested", entryName(e))
 		}
@@ -157,7 +160,7 @@ func TestValidator(t *testing.T) {
 		t.Error("equivocation not recorded")
 	}
 	st := n.s.Stats()
-	if st.Rejected != 7 || st.Conflicts != 1 || st.Accepted != 4 || st.Pending != 1 {
+	if st.Rejected != 8 || st.Conflicts != 1 || st.Accepted != 4 || st.Pending != 1 {
 		t.Errorf("stats %+v", st)
 	}
 	eventually(t, wait, "hooks in feed order", func() bool { return n.seenCount() == 4 })

@@ -2,18 +2,28 @@
 // on TCP and QUIC, or a light client that only dials. The host's key is the
 // actor's Ed25519 identity key, so its peer ID is the actor's medwallet ID
 // and every connection's Noise or TLS handshake authenticates it.
+//
+// Every host has go-libp2p's resource manager and connection manager,
+// configured in one place (limits.go): per-peer, per-protocol and
+// per-protocol-per-peer stream and memory limits, system-wide limits
+// scaled to the machine, per-IP connection limits, and a pool of its own
+// for the peers the operator knows (see Options.Known).
 package node
 
 import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
+	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 )
@@ -31,6 +41,25 @@ type Options struct {
 	Listen []string
 	// UserAgent is announced by identify.
 	UserAgent string
+	// Limits are the operator's tunables; the zero value is the defaults.
+	// A host with no Listen addresses gets a light client's limits.
+	Limits Limits
+	// Known are the peers this host's operator knows: the peer's
+	// bootstrap list and the peers of its network file, each a peer ID
+	// with the addresses it is known at. "Known" is the operator's word,
+	// never something a remote can claim: the ID is authenticated by the
+	// connection's handshake, and peers found through mDNS or the DHT,
+	// and every client, are strangers. Known peers are never trimmed by
+	// the connection manager; their streams and stream memory come from a
+	// pool strangers cannot use; their connections from the addresses
+	// listed here are allowlisted, so they do not count against the
+	// strangers' connection limits, and those addresses get four times
+	// the per-IP allowance. A known peer that connects from another
+	// address still gets its stream pool. A light client ignores Known.
+	Known []peer.AddrInfo
+	// Logger receives debug lines when a limit refuses something (peer IDs
+	// shortened, no payload). Nil discards.
+	Logger *slog.Logger
 }
 
 // New returns a host with key priv.
@@ -43,12 +72,25 @@ func New(priv ed25519.PrivateKey, o Options) (host.Host, error) {
 	if ua == "" {
 		ua = "medwallet"
 	}
+	client := len(o.Listen) == 0
+	cfg := newConfig(o.Limits, client, o.Known)
+	rm, err := newResourceManager(cfg, o.Known, o.Logger)
+	if err != nil {
+		return nil, err
+	}
+	cm, err := connmgr.NewConnManager(cfg.maxConns/2, cfg.maxConns*3/4, connmgr.WithGracePeriod(gracePeriod))
+	if err != nil {
+		rm.Close()
+		return nil, fmt.Errorf("connection manager: %w", err)
+	}
 	opts := []libp2p.Option{
 		libp2p.Identity(sk),
 		libp2p.Transport(tcp.NewTCPTransport),
 		libp2p.Transport(quic.NewTransport),
 		libp2p.DisableRelay(),
 		libp2p.UserAgent(ua),
+		libp2p.ResourceManager(rm),
+		libp2p.ConnectionManager(cm),
 	}
 	if len(o.Listen) == 0 {
 		opts = append(opts, libp2p.NoListenAddrs)
@@ -57,9 +99,57 @@ func New(priv ed25519.PrivateKey, o Options) (host.Host, error) {
 	}
 	h, err := libp2p.New(opts...)
 	if err != nil {
+		// libp2p.New closes the resource manager it was given.
+		cm.Close()
 		return nil, fmt.Errorf("starting libp2p: %w", err)
 	}
+	if !client {
+		for _, ai := range o.Known {
+			if ai.ID != h.ID() {
+				cm.Protect(ai.ID, knownTag)
+			}
+		}
+	}
 	return h, nil
+}
+
+// knownTag is the connection manager's protection tag of known peers.
+const knownTag = "medwallet-known"
+
+// newResourceManager builds a host's resource manager from cfg: for a
+// peer, the strangers' and the known peers' pools; for a client, one.
+func newResourceManager(cfg config, known []peer.AddrInfo, log *slog.Logger) (*pools, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	v4, v6 := cfg.subnetLimits()
+	p4, p6 := cfg.prefixLimits()
+	p := &pools{knownIDs: map[peer.ID]bool{}, strangerRefusals: newRefusals("strangers", log)}
+	strangers, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(cfg.strangers),
+		rcmgr.WithLimitPerSubnet(v4, v6),
+		rcmgr.WithNetworkPrefixLimit(p4, p6),
+		rcmgr.WithConnRateLimiters(cfg.rateLimiter()),
+		rcmgr.WithAllowlistedMultiaddrs(cfg.knownAddrs),
+		rcmgr.WithMetricsDisabled(),
+		rcmgr.WithMetrics(p.strangerRefusals))
+	if err != nil {
+		return nil, fmt.Errorf("resource manager: %w", err)
+	}
+	p.ResourceManager = strangers
+	if cfg.client {
+		return p, nil
+	}
+	for _, ai := range known {
+		p.knownIDs[ai.ID] = true
+	}
+	p.knownRefusals = newRefusals("known", log)
+	if p.known, err = rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(cfg.known),
+		rcmgr.WithMetricsDisabled(),
+		rcmgr.WithMetrics(p.knownRefusals)); err != nil {
+		strangers.Close()
+		return nil, fmt.Errorf("resource manager: %w", err)
+	}
+	return p, nil
 }
 
 // LoadOrCreateKey reads a peer's Ed25519 key from path (the 32-byte seed),

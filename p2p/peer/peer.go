@@ -57,6 +57,15 @@ type Config struct {
 	Listen []string
 	// Bootstrap are full multiaddrs (with /p2p/ID) of peers to stay connected to.
 	Bootstrap []string
+	// Known are full multiaddrs (with /p2p/ID) of other peers the operator
+	// knows, such as those of the network's network file; they are not
+	// dialled. Bootstrap and Known peers are this peer's known peers
+	// (node.Options.Known): never trimmed, and with stream limits of their
+	// own, so strangers cannot starve sync and push between them.
+	Known []string
+	// Limits are the connection and memory limits for strangers (node's
+	// defaults, scaled to the machine, where zero).
+	Limits node.Limits
 	// MDNS enables discovery on the local network.
 	MDNS bool
 	// DHT enables the Kademlia DHT.
@@ -109,6 +118,10 @@ func Start(ctx context.Context, cfg Config) (_ *Peer, err error) {
 	if err != nil {
 		return nil, err
 	}
+	known, err := netfile.ParseAddrs(cfg.Known)
+	if err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, err
 	}
@@ -141,7 +154,10 @@ func Start(ctx context.Context, cfg Config) (_ *Peer, err error) {
 	if len(listen) == 0 {
 		listen = node.DefaultListen
 	}
-	if p.Host, err = node.New(key, node.Options{Listen: listen, UserAgent: "medwallet-peer"}); err != nil {
+	if p.Host, err = node.New(key, node.Options{
+		Listen: listen, UserAgent: "medwallet-peer",
+		Limits: cfg.Limits, Known: append(append([]lpeer.AddrInfo(nil), boot...), known...), Logger: log,
+	}); err != nil {
 		return nil, err
 	}
 	var sctx context.Context
@@ -166,6 +182,7 @@ func Start(ctx context.Context, cfg Config) (_ *Peer, err error) {
 	p.outbox = make(chan *consent.Entry, 4096)
 	p.wg.Add(1)
 	go p.gossipOut(sctx)
+	p.logEquivocations()
 	p.shares = shares.NewService(p.Host, p.Store, p.Ledger, signer, shares.WithLogger(log),
 		shares.WithGate(func() error {
 			if !p.ready.Load() {

@@ -43,6 +43,8 @@ func readResponse(s network.Stream, br *bufio.Reader, p peer.ID) (response, erro
 		return r, &DeniedError{Peer: p, Reason: r.Reason}
 	case "not-found":
 		return r, fmt.Errorf("peer %s: %w", p.ShortString(), ErrNotFound)
+	case "rate-limited":
+		return r, fmt.Errorf("peer %s: %w", p.ShortString(), ErrRateLimited)
 	case "bad-request":
 		return r, fmt.Errorf("peer %s: %w: %s", p.ShortString(), ErrBadRequest, r.Error)
 	}

@@ -113,6 +113,7 @@ type emFixture struct {
 	share        vault.ShareID
 	other        string // another record of the patient, outside the grant
 	otherShare   vault.ShareID
+	svc          *Service
 }
 
 func emSigner(t *testing.T, name string) *consent.KeySigner {
@@ -142,6 +143,7 @@ func newEmergencyFixture(t *testing.T, payload int) *emFixture {
 		WithClock(f.now),
 		WithLogger(slog.New(slog.NewTextHandler(f.log, &slog.HandlerOptions{Level: slog.LevelDebug}))))
 	t.Cleanup(svc.Close)
+	f.svc = svc
 
 	ctx := context.Background()
 	p := make([]byte, payload)
@@ -253,6 +255,10 @@ func accessBody(t *testing.T, e *consent.Entry) *consent.AccessBody {
 // known reports true for.
 func (f *emFixture) auditOK(t *testing.T, allowed, emergency, denied int, known func(consent.Finding) bool) {
 	t.Helper()
+	// Denials repeated within a minute are counted and logged in one
+	// summary entry at the latest when the service closes: close it, so
+	// that every decision is on the feed.
+	f.svc.closeRepeats()
 	rep := consent.AuditLedger(f.ledger.Entries())
 	if !rep.OK() {
 		t.Errorf("audit of the peer's ledger failed: %+v", rep.Findings)

@@ -7,7 +7,10 @@
 // remote peer). A get carries the requester's signed consent.Request; the
 // peer runs consent.Decide on its own ledger view, appends an access entry
 // with the decision and the request to its own feed, and only then sends
-// a byte (log before release). Deletes are the owner's alone.
+// a byte (log before release). Deletes are the owner's alone. Gets are
+// rate-limited per requester before anything is decided (ratelimit.go),
+// and a denial repeated within a minute is counted into a later summary
+// entry instead of an entry of its own (repeats.go).
 package shares
 
 import (
@@ -17,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -58,7 +62,7 @@ type request struct {
 type response struct {
 	OK     bool           `cbor:"1,keyasint,omitempty"`
 	Error  string         `cbor:"2,keyasint,omitempty"`
-	Code   string         `cbor:"3,keyasint,omitempty"` // not-found, denied, bad-request, owner, internal
+	Code   string         `cbor:"3,keyasint,omitempty"` // not-found, denied, bad-request, owner, internal, busy, rate-limited
 	Share  []byte         `cbor:"4,keyasint,omitempty"`
 	Size   int64          `cbor:"5,keyasint,omitempty"`
 	Has    bool           `cbor:"6,keyasint,omitempty"`
@@ -110,6 +114,9 @@ type Service struct {
 
 	decideMu sync.Mutex
 	gate     func() error
+
+	gets getLimiter // per-requester limit on gets (ratelimit.go)
+	reps repeats    // repeated denials counted, not logged one by one (repeats.go); decideMu guards it
 }
 
 // Option configures a Service.
@@ -139,8 +146,9 @@ func NewService(h host.Host, st Store, l *consent.Ledger, signer consent.Signer,
 	return s
 }
 
-// Close removes the handler.
-func (s *Service) Close() { s.h.RemoveStreamHandler(ID) }
+// Close removes the handler and logs the repeated denials counted but not
+// logged yet.
+func (s *Service) Close() { s.h.RemoveStreamHandler(ID); s.closeRepeats() }
 
 func (s *Service) handle(st network.Stream) {
 	select {
@@ -235,9 +243,22 @@ func (s *Service) serve(st network.Stream) error {
 // decide runs the policy and logs the decision on this peer's feed. It is
 // serialised so that two concurrent requests with one nonce cannot both
 // pass the replay check before either is logged.
-func (s *Service) decide(ar *consent.Request) (*consent.Entry, consent.Decision, error) {
+//
+// It returns the entries it appended, to publish (summaries of repeated
+// denials that came due, then the decision's own entry), and the hash of
+// the entry that logs this decision: its own, or for a denial repeating
+// one logged within consent.RepeatWindow (same requester, owner, record,
+// reason and break-glass entry), that earlier entry; such a repeat is
+// counted, not appended, and a later summary entry names the earlier one
+// (repeats.go). An allow is always appended on its own.
+func (s *Service) decide(ar *consent.Request) ([]*consent.Entry, consent.Hash, consent.Decision, error) {
 	s.decideMu.Lock()
 	defer s.decideMu.Unlock()
+	// Summaries that came due first, so that this decision reads them.
+	logged, err := s.flushRepeats(s.now(), false)
+	if err != nil {
+		return logged, consent.Hash{}, consent.Decision{}, err
+	}
 	now := s.now()
 	var d consent.Decision
 	var body consent.AccessBody
@@ -262,12 +283,25 @@ func (s *Service) decide(ar *consent.Request) (*consent.Entry, consent.Decision,
 			body.IssuerHead = &h
 		}
 	})
+	if !d.Allow {
+		if of, ok := s.countRepeat(keyOf(ar, d.Reason), now, &body); ok {
+			return logged, of, d, nil
+		}
+	}
 	// Log before release: the decision is on this peer's feed before a byte leaves.
 	e, err := s.ledger.Append(s.signer, now, consent.KindAccess, &body)
 	if err != nil {
-		return nil, d, fmt.Errorf("logging the access: %w", err)
+		return logged, consent.Hash{}, d, fmt.Errorf("logging the access: %w", err)
 	}
-	return e, d, nil
+	logged = append(logged, e)
+	if !d.Allow {
+		more, err := s.startRun(keyOf(ar, d.Reason), e.Hash(), now)
+		logged = append(logged, more...)
+		if err != nil {
+			s.log.Warn("logging repeated denials failed", "err", err)
+		}
+	}
+	return logged, e.Hash(), d, nil
 }
 
 func shareID(b []byte) (vault.ShareID, error) {
@@ -281,6 +315,10 @@ func shareID(b []byte) (vault.ShareID, error) {
 
 func (s *Service) serveGet(st network.Stream, w io.Writer, remote consent.ID, req request) error {
 	reply := func(r response) error { return wire.Write(w, r) }
+	// Before anything is decided: a refusal here releases and logs nothing.
+	if !s.gets.allow(remote, s.now()) {
+		return reply(response{Error: ErrRateLimited.Error(), Code: "rate-limited"})
+	}
 	id, err := shareID(req.Share)
 	if err != nil {
 		return reply(response{Error: err.Error(), Code: "bad-request"})
@@ -301,14 +339,21 @@ func (s *Service) serveGet(st network.Stream, w io.Writer, remote consent.ID, re
 	if ar.Owner != m.Owner || ar.Record != m.Record || ar.Requester != remote {
 		return reply(response{Error: "request does not match this share or this connection", Code: "bad-request"})
 	}
-	e, d, err := s.decide(ar)
+	logged, eh, d, err := s.decide(ar)
+	for _, e := range logged {
+		s.publish(e)
+	}
 	if err != nil {
 		return err
 	}
-	s.publish(e)
-	eh := e.Hash()
-	s.log.Info("access decided", "requester", ar.Requester.Short(), "owner", ar.Owner.Short(),
-		"allow", d.Allow, "reason", string(d.Reason), "entry", eh.String()[:12], "emergency", d.Reason == consent.ReasonEmergency)
+	if !slices.ContainsFunc(logged, func(e *consent.Entry) bool { return e.Hash() == eh }) {
+		// A repeated denial: counted, and covered by entry eh.
+		s.log.Debug("access decided", "requester", ar.Requester.Short(), "owner", ar.Owner.Short(),
+			"allow", d.Allow, "reason", string(d.Reason), "entry", eh.String()[:12], "repeat", true)
+	} else {
+		s.log.Info("access decided", "requester", ar.Requester.Short(), "owner", ar.Owner.Short(),
+			"allow", d.Allow, "reason", string(d.Reason), "entry", eh.String()[:12], "emergency", d.Reason == consent.ReasonEmergency)
+	}
 	if !d.Allow {
 		return reply(response{Error: "denied", Code: "denied", Reason: d.Reason, Entry: eh[:]})
 	}

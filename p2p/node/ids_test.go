@@ -1,0 +1,70 @@
+package node
+
+import (
+	"testing"
+
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/medwallet/medwallet/p2p/ledgersync"
+	"github.com/medwallet/medwallet/p2p/manifests"
+	"github.com/medwallet/medwallet/p2p/shares"
+)
+
+// The limits name the protocols by ID; node cannot import the protocol
+// packages (their tests build hosts here), so this checks the copies.
+func TestProtocolIDsMatch(t *testing.T) {
+	for _, c := range []struct{ here, there protocol.ID }{
+		{sharesID, shares.ID},
+		{manifestsID, manifests.ID},
+		{pushID, ledgersync.PushID},
+		{syncID, ledgersync.SyncID},
+		{"/medwallet/kad/1.0.0", kadID},
+	} {
+		if c.here != c.there {
+			t.Errorf("node limits %q, the protocol is %q", c.here, c.there)
+		}
+	}
+	want := map[protocol.ID]bool{}
+	for _, id := range gossipIDs {
+		want[id] = true
+	}
+	for _, id := range []protocol.ID{pubsub.GossipSubID_v10, pubsub.GossipSubID_v11, pubsub.GossipSubID_v12, pubsub.GossipSubID_v13, pubsub.FloodSubID} {
+		if !want[id] {
+			t.Errorf("pubsub protocol %q has no limit", id)
+		}
+	}
+}
+
+// Every medwallet protocol has a per-peer limit for strangers and known
+// peers, and a stranger's shares allowance is the 4 streams
+// docs/network.md states.
+func TestProtocolLimitsSet(t *testing.T) {
+	c := newConfig(Limits{}, false, nil)
+	strangers := c.strangers.ToPartialLimitConfig()
+	known := c.known.ToPartialLimitConfig()
+	for _, p := range peerProtocols {
+		if _, ok := strangers.ProtocolPeer[p.id]; !ok {
+			t.Errorf("%s: no per-peer limit for strangers", p.id)
+		}
+		if _, ok := known.ProtocolPeer[p.id]; !ok {
+			t.Errorf("%s: no per-peer limit for known peers", p.id)
+		}
+	}
+	if got := strangers.ProtocolPeer[sharesID].StreamsInbound; got != 4 {
+		t.Errorf("a stranger's inbound share streams: %v, want 4", got)
+	}
+	if got := int64(strangers.Stream.Memory); got < 16<<20+4096 {
+		t.Errorf("stream memory %d is below a manifest request", got)
+	}
+	cl := newConfig(Limits{}, true, nil).strangers.ToPartialLimitConfig()
+	if got := int64(cl.Stream.Memory); got < 64<<20 {
+		t.Errorf("a client's stream memory %d is below a manifest list", got)
+	}
+	if got := newConfig(Limits{Memory: 512 << 20}, false, nil).strangers.ToPartialLimitConfig().System.Memory; got != 512<<20 {
+		t.Errorf("Memory 512 MiB: strangers' system memory %v", got)
+	}
+	if got := newConfig(Limits{MaxConns: 77}, false, nil); got.maxConns != 77 || got.strangers.ToPartialLimitConfig().System.ConnsInbound != 77 {
+		t.Errorf("MaxConns 77: maxConns %d, system %v", got.maxConns, got.strangers.ToPartialLimitConfig().System.ConnsInbound)
+	}
+}
