@@ -441,8 +441,8 @@ var manyConns = attack{name: "200 identities connect to p1", run: func(ctx conte
 	return nil
 }}
 
-// Row 12: a stranger fetches its own tiny share over and over. Scaled:
-// 300 gets, 4 at a time (the issue: 3000); gets counts them.
+// Row 12: a stranger fetches its own tiny share over and over, 8 gets at
+// a time, limit times (the issue: 3000); gets counts them.
 func tinyFetch(gets *atomic.Int64, limit int64) attack {
 	return attack{name: fmt.Sprintf("tiny share fetched %d times", limit), run: func(ctx context.Context, n *testnet, ready func()) error {
 		s, err := newStranger(n)
@@ -462,7 +462,7 @@ func tinyFetch(gets *atomic.Int64, limit int64) attack {
 		codes := map[string]int{}
 		var mu sync.Mutex
 		var once sync.Once
-		for range 4 {
+		for range 8 {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()

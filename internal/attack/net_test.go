@@ -295,6 +295,7 @@ func (n *testnet) start(p *peerProc) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, args...)
+	dieWithParent(cmd)
 	cmd.Env = n.env(nil)
 	cmd.Stderr = logw
 	cmd.Stdout = io.Discard
