@@ -158,6 +158,18 @@ func connect(ctx context.Context, t *testing.T, h host.Host, tg *target, ip stri
 	return nil
 }
 
+// A host that fails to start leaves no resource or connection manager
+// running (TestMain checks for goroutines left behind).
+func TestNewFailsCleanly(t *testing.T) {
+	_, key, _ := ed25519.GenerateKey(nil)
+	for _, l := range [][]string{{"not-a-multiaddr"}} {
+		if h, err := node.New(key, node.Options{Listen: l}); err == nil {
+			h.Close()
+			t.Errorf("listening on %q: no error", l)
+		}
+	}
+}
+
 // One remote identity cannot hold more streams of a protocol than its
 // per-peer allowance, whoever else is connected; a known peer has an
 // allowance of its own.

@@ -99,8 +99,9 @@ func New(priv ed25519.PrivateKey, o Options) (host.Host, error) {
 	}
 	h, err := libp2p.New(opts...)
 	if err != nil {
-		// libp2p.New closes the resource manager it was given.
+		// libp2p.New closes them on some errors only; closing twice is safe.
 		cm.Close()
+		rm.Close()
 		return nil, fmt.Errorf("starting libp2p: %w", err)
 	}
 	if !client {
@@ -108,6 +109,11 @@ func New(priv ed25519.PrivateKey, o Options) (host.Host, error) {
 			if ai.ID != h.ID() {
 				cm.Protect(ai.ID, knownTag)
 			}
+		}
+		if o.Logger != nil {
+			sys := cfg.strangers.ToPartialLimitConfig().System
+			o.Logger.Info("connection limits", "max_conns", cfg.maxConns, "max_conns_per_ip", cfg.perIP,
+				"memory_mib", int64(sys.Memory)>>20, "streams_in", int(sys.StreamsInbound), "known_peers", len(rm.knownIDs))
 		}
 	}
 	return h, nil
