@@ -15,9 +15,13 @@
 //
 // The attacks are scaled down from the issue's figures so that the whole
 // suite runs in a few minutes on two cores; each says how in a comment.
-// `go test -short` skips the suite (it builds the binary and starts
-// processes). BenchmarkAttacks (scripts/attack-bench.sh) measures honest
-// reads and revocation reach with and without each attack.
+// TestMain builds cmd/medwallet once with `go build`; MEDWALLET_ATTACK_BIN
+// runs the suite against a binary built elsewhere instead (a release, or
+// another branch's). `go test -short` skips the suite (it starts
+// processes); scripts/test.sh runs it, as part of `go test ./...`.
+// Peers are killed by t.Cleanup, and by the kernel if the test process
+// dies first (Linux). BenchmarkAttacks (scripts/attack-bench.sh) measures
+// honest reads and revocation reach with and without each attack.
 //
 // The package has no code outside its tests, so that it links nothing.
 package attack
