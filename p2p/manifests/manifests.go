@@ -41,8 +41,15 @@ const (
 	timeout     = 30 * time.Second
 )
 
-// ErrRemote reports a refusal by the peer.
-var ErrRemote = errors.New("peer refused")
+// Errors a client sees.
+var (
+	// ErrRemote reports a refusal by the peer.
+	ErrRemote = errors.New("peer refused")
+	// ErrBusy reports a peer that refused for now (code "busy": too many
+	// streams from this client or from everyone, or no memory left for
+	// the frame); it also wraps ErrRemote.
+	ErrBusy = errors.New("peer busy")
+)
 
 type request struct {
 	Op        string     `cbor:"1,keyasint"`
@@ -63,6 +70,7 @@ type response struct {
 	OK     bool   `cbor:"1,keyasint,omitempty"`
 	Error  string `cbor:"2,keyasint,omitempty"`
 	Copies []Copy `cbor:"3,keyasint,omitempty"`
+	Code   string `cbor:"4,keyasint,omitempty"` // busy
 }
 
 // Store is the disk a Service keeps manifest copies in; p2p/store/boltstore
@@ -77,17 +85,25 @@ type Store interface {
 
 // Service serves the protocol on a peer.
 type Service struct {
-	h   host.Host
-	st  Store
-	log *slog.Logger
+	h     host.Host
+	st    Store
+	log   *slog.Logger
+	lim   Limits
+	slots *wire.Slots
+	pool  *wire.Pool
 }
 
 // NewService registers the handler on h.
-func NewService(h host.Host, st Store, log *slog.Logger) *Service {
+func NewService(h host.Host, st Store, log *slog.Logger, opts ...Option) *Service {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Service{h: h, st: st, log: log}
+	s := &Service{h: h, st: st, log: log, lim: DefaultLimits()}
+	for _, o := range opts {
+		o(s)
+	}
+	s.slots = wire.NewSlots(s.lim.Streams)
+	s.pool = wire.NewPool(s.lim.Memory, smallFrame, s.lim.Memory/8)
 	h.SetStreamHandler(ID, s.handle)
 	return s
 }
@@ -95,22 +111,58 @@ func NewService(h host.Host, st Store, log *slog.Logger) *Service {
 // Close removes the handler.
 func (s *Service) Close() { s.h.RemoveStreamHandler(ID) }
 
+// handle takes a stream slot for the remote (or answers "busy" at once),
+// reads the request within the request budget into memory reserved in
+// the stream's scope and the service's pool, its decoded copy in the pool
+// (or answers "busy" before allocating either), and answers within the
+// transfer budget.
 func (s *Service) handle(st network.Stream) {
-	_ = st.SetDeadline(time.Now().Add(timeout))
+	p := st.Conn().RemotePeer()
+	t := wire.NewTransfer(st, s.lim.Request)
+	release, ok := s.slots.Acquire(p)
+	if !ok {
+		s.busy(st, t, "too many streams")
+		return
+	}
+	defer release()
 	var req request
-	if err := wire.Read(st, bufio.NewReader(st), maxRequest, &req); err != nil {
+	scoped := s.pool.Scoped(st)
+	held, err := wire.ReadKeep(scoped, bufio.NewReader(t), maxRequest, &req, s.pool.Take)
+	if errors.Is(err, network.ErrResourceLimitExceeded) {
+		s.busy(st, t, "no memory for the request")
+		return
+	}
+	if err != nil {
+		s.log.Debug("manifests request failed", "peer", p.ShortString(), "err", err)
 		st.Reset()
 		return
 	}
-	resp := s.serve(consent.ID(st.Conn().RemotePeer().String()), req)
-	if err := wire.Write(st, resp); err != nil {
+	answered := func() {}
+	resp := s.serve(consent.ID(p.String()), req, &answered)
+	held()
+	defer answered()
+	t.Start(s.lim.Transfer)
+	if err := wire.Write(t, resp); err != nil {
+		s.log.Debug("manifests answer failed", "peer", p.ShortString(), "err", err)
 		st.Reset()
 		return
 	}
 	st.Close()
 }
 
-func (s *Service) serve(remote consent.ID, req request) response {
+// busy refuses a stream with code "busy". It closes rather than resets, so
+// the answer is not dropped; the client stops sending when it reads it.
+func (s *Service) busy(st network.Stream, t *wire.Transfer, why string) {
+	s.log.Debug("manifests stream refused: busy", "peer", st.Conn().RemotePeer().ShortString(), "why", why)
+	t.Start(s.lim.Transfer)
+	_ = wire.Write(t, response{Error: "busy: " + why, Code: "busy"})
+	st.Close()
+}
+
+// serve runs one operation. The memory of its answer (a list's copies and
+// their frame) is reserved in the pool, and *release set to release it
+// once the answer is sent.
+func (s *Service) serve(remote consent.ID, req request, release *func()) response {
 	fail := func(msg string) response { return response{Error: msg} }
 	if req.Record != "" {
 		if _, err := vault.ParseRecordID(req.Record); err != nil {
@@ -151,12 +203,18 @@ func (s *Service) serve(remote consent.ID, req request) response {
 		out := make([]Copy, 0, len(cs))
 		size := 0
 		for _, c := range cs {
-			size += len(c.Envelope)
-			if size > maxResponse-4096 {
+			if size+len(c.Envelope) > maxResponse-4096 {
 				break
 			}
+			size += len(c.Envelope)
 			out = append(out, Copy{Record: c.Record, Recipient: c.Recipient, Envelope: c.Envelope})
 		}
+		// The copies, and the frame they are encoded into.
+		rel, err := s.pool.Take(2 * size)
+		if err != nil {
+			return response{Error: "busy: no memory for the answer", Code: "busy"}
+		}
+		*release = rel
 		return response{OK: true, Copies: out}
 	case "delete":
 		if req.Record == "" {
@@ -175,26 +233,37 @@ func call(ctx context.Context, h host.Host, p peer.ID, req request) (response, e
 	if err != nil {
 		return response{}, err
 	}
-	dl := time.Now().Add(timeout)
-	if d, ok := ctx.Deadline(); ok && d.Before(dl) {
-		dl = d
+	b := clientBudget
+	if d, ok := ctx.Deadline(); ok {
+		if left := max(time.Until(d), time.Nanosecond); left < b.Total {
+			b.Total = left
+		}
 	}
-	_ = st.SetDeadline(dl)
-	if err := wire.Write(st, req); err != nil {
+	t := wire.NewTransfer(st, b)
+	if err := wire.Write(t, req); err != nil {
 		st.Reset()
 		return response{}, err
 	}
 	_ = st.CloseWrite()
 	var resp response
-	if err := wire.Read(st, bufio.NewReader(st), maxResponse, &resp); err != nil {
+	if err := wire.Read(st, bufio.NewReader(t), maxResponse, &resp); err != nil {
 		st.Reset()
 		return response{}, err
 	}
 	st.Close()
-	if !resp.OK {
-		return resp, fmt.Errorf("peer %s: %w: %s", p.ShortString(), ErrRemote, resp.Error)
+	return resp, answerError(p, resp)
+}
+
+// answerError is the client's error for a peer's answer: nil on success,
+// else wrapping ErrRemote (and ErrBusy for code "busy").
+func answerError(p peer.ID, resp response) error {
+	switch {
+	case resp.OK:
+		return nil
+	case resp.Code == "busy":
+		return fmt.Errorf("peer %s: %w: %w: %s", p.ShortString(), ErrRemote, ErrBusy, resp.Error)
 	}
-	return resp, nil
+	return fmt.Errorf("peer %s: %w: %s", p.ShortString(), ErrRemote, resp.Error)
 }
 
 // Put stores envelope as the copy of the host's record manifest for recipient.

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"errors"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -17,7 +18,12 @@ import (
 	"github.com/medwallet/medwallet/p2p/store/boltstore"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	if dir := os.Getenv(serverEnv); dir != "" {
+		runServer(dir)
+	}
+	goleak.VerifyTestMain(m)
+}
 
 func newHost(t *testing.T, name string, listen bool) (host.Host, consent.ID) {
 	t.Helper()

@@ -3,8 +3,10 @@ package shares
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -15,100 +17,175 @@ import (
 	"github.com/medwallet/medwallet/vault"
 )
 
-func open(ctx context.Context, h host.Host, p peer.ID, req request) (network.Stream, error) {
-	s, err := h.NewStream(ctx, p, ID)
-	if err != nil {
-		return nil, err
+// ErrBusy reports a peer that refused for now (code "busy": too many
+// transfers of this kind from this client or from everyone, or not caught
+// up with the ledger); another peer, or a later try, may serve.
+var ErrBusy = errors.New("peer busy")
+
+// answerTimeout bounds the wait for a put's answer once every byte is sent
+// (the peer commits the share first).
+const answerTimeout = 30 * time.Second
+
+// CallOption configures one client call.
+type CallOption func(*wire.Budget)
+
+// WithBudget sets the time budget of a call's transfer. By default a peer
+// must send or take a share at 16 KiB/s or faster, averaged over 10 s,
+// and finish within an hour and the context's deadline; a peer that stalls
+// fails the call, so that a reader moves on to another holder.
+func WithBudget(b wire.Budget) CallOption { return func(o *wire.Budget) { *o = b } }
+
+// budget is the transfer budget of a call under ctx.
+func budget(ctx context.Context, opts []CallOption) wire.Budget {
+	b := transferBudget
+	for _, o := range opts {
+		o(&b)
 	}
 	if dl, ok := ctx.Deadline(); ok {
-		_ = s.SetDeadline(dl)
+		left := max(time.Until(dl), time.Nanosecond)
+		if b.Total == 0 || left < b.Total {
+			b.Total = left
+		}
 	}
-	if err := wire.Write(&wire.IdleWriter{S: s, Idle: idleTimeout}, req); err != nil {
+	return b
+}
+
+func open(ctx context.Context, h host.Host, p peer.ID, req request, b wire.Budget) (network.Stream, *wire.Transfer, error) {
+	s, err := h.NewStream(ctx, p, ID)
+	if err != nil {
+		return nil, nil, err
+	}
+	t := wire.NewTransfer(s, b)
+	if err := wire.Write(t, req); err != nil {
 		s.Reset()
-		return nil, err
+		return nil, nil, err
 	}
-	return s, nil
+	return s, t, nil
 }
 
-func readResponse(s network.Stream, br *bufio.Reader, p peer.ID) (response, error) {
-	var r response
-	if err := wire.Read(s, &idle{s, br}, maxFrame, &r); err != nil {
-		return r, err
+func readResponse(s wire.Scoped, r wire.Reader, p peer.ID) (response, error) {
+	var resp response
+	if err := wire.Read(s, r, maxFrame, &resp); err != nil {
+		return resp, err
 	}
-	if r.OK {
-		return r, nil
+	if resp.OK {
+		return resp, nil
 	}
-	switch r.Code {
+	switch resp.Code {
 	case "denied":
-		return r, &DeniedError{Peer: p, Reason: r.Reason}
+		return resp, &DeniedError{Peer: p, Reason: resp.Reason}
 	case "not-found":
-		return r, fmt.Errorf("peer %s: %w", p.ShortString(), ErrNotFound)
+		return resp, fmt.Errorf("peer %s: %w", p.ShortString(), ErrNotFound)
 	case "rate-limited":
-		return r, fmt.Errorf("peer %s: %w", p.ShortString(), ErrRateLimited)
+		return resp, fmt.Errorf("peer %s: %w", p.ShortString(), ErrRateLimited)
 	case "bad-request":
-		return r, fmt.Errorf("peer %s: %w: %s", p.ShortString(), ErrBadRequest, r.Error)
+		return resp, fmt.Errorf("peer %s: %w: %s", p.ShortString(), ErrBadRequest, resp.Error)
+	case "busy":
+		return resp, fmt.Errorf("peer %s: %w: %w: %s", p.ShortString(), ErrRemote, ErrBusy, resp.Error)
 	}
-	return r, fmt.Errorf("peer %s: %w: %s", p.ShortString(), ErrRemote, r.Error)
+	return resp, fmt.Errorf("peer %s: %w: %s", p.ShortString(), ErrRemote, resp.Error)
 }
-
-// idle adapts a stream's buffered reader so every read renews the deadline.
-type idle struct {
-	s  network.Stream
-	br *bufio.Reader
-}
-
-func (i *idle) Read(p []byte) (int, error) {
-	return (&wire.IdleReader{S: i.s, R: i.br, Idle: idleTimeout}).Read(p)
-}
-
-// ReadByte lets wire.Read parse the length prefix.
-func (i *idle) ReadByte() (byte, error) { return i.br.ReadByte() }
 
 // Put stores the share read from r on peer p, as a share of record owned
 // by the host's own ID, and returns its content address as the peer
-// computed it.
-func Put(ctx context.Context, h host.Host, p peer.ID, record string, r io.Reader) (vault.ShareID, error) {
-	s, err := open(ctx, h, p, request{Op: OpPut, Record: record})
+// computed it. The peer's answer is read while the share is sent, so a
+// refusal (busy, a header naming another record) stops the upload at once.
+func Put(ctx context.Context, h host.Host, p peer.ID, record string, r io.Reader, opts ...CallOption) (vault.ShareID, error) {
+	s, t, err := open(ctx, h, p, request{Op: OpPut, Record: record}, budget(ctx, opts))
 	if err != nil {
 		return vault.ShareID{}, err
 	}
-	if _, err := io.Copy(&wire.IdleWriter{S: s, Idle: idleTimeout}, r); err != nil {
-		s.Reset()
-		return vault.ShareID{}, err
+	end := t.Deadline()
+	_ = s.SetReadDeadline(end)
+	type answer struct {
+		resp response
+		err  error
 	}
-	if err := s.CloseWrite(); err != nil {
+	answered := make(chan answer, 1)
+	go func() {
+		// The raw stream: the peer is silent until it has every byte, and
+		// the overall deadline bounds the wait.
+		var a answer
+		a.resp, a.err = readResponse(s, bufio.NewReader(s), p)
+		if a.err != nil {
+			s.Reset() // stops the upload
+		}
+		answered <- a
+	}()
+	src := &sourceReader{r: r}
+	_, err = io.Copy(t, src)
+	if src.err != nil {
 		s.Reset()
-		return vault.ShareID{}, err
+		<-answered
+		return vault.ShareID{}, src.err
 	}
-	defer s.Close()
-	resp, err := readResponse(s, bufio.NewReader(s), p)
+	if err == nil {
+		err = s.CloseWrite()
+	}
+	// Sent, or the peer stopped taking bytes: either way its answer must
+	// come soon.
+	wait := time.Now().Add(answerTimeout)
+	if !end.IsZero() && end.Before(wait) {
+		wait = end
+	}
+	_ = s.SetReadDeadline(wait)
+	a := <-answered
+	if a.err != nil {
+		if err != nil && !isAnswer(a.err) {
+			return vault.ShareID{}, err
+		}
+		return vault.ShareID{}, a.err
+	}
 	if err != nil {
 		s.Reset()
 		return vault.ShareID{}, err
 	}
-	id, err := shareID(resp.Share)
+	s.Close()
+	id, err := shareID(a.resp.Share)
 	if err != nil {
 		return id, fmt.Errorf("peer %s: %w", p.ShortString(), err)
 	}
 	return id, nil
 }
 
+// isAnswer reports an error that is the peer's own answer.
+func isAnswer(err error) bool {
+	var de *DeniedError
+	return errors.Is(err, ErrRemote) || errors.Is(err, ErrNotFound) || errors.Is(err, ErrBadRequest) ||
+		errors.Is(err, ErrRateLimited) || errors.As(err, &de)
+}
+
+// sourceReader remembers an error of the local source, to tell it from
+// the stream's.
+type sourceReader struct {
+	r   io.Reader
+	err error
+}
+
+func (s *sourceReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err != nil && err != io.EOF {
+		s.err = err
+	}
+	return n, err
+}
+
 // Get asks peer p for share id under the signed access request ar. A denial
 // is a *DeniedError. The caller must verify the bytes (the manifest's block
 // hashes do) and close the reader.
-func Get(ctx context.Context, h host.Host, p peer.ID, id vault.ShareID, ar *consent.Request) (io.ReadCloser, error) {
-	s, err := open(ctx, h, p, request{Op: OpGet, Share: id[:], Access: ar.Encode()})
+func Get(ctx context.Context, h host.Host, p peer.ID, id vault.ShareID, ar *consent.Request, opts ...CallOption) (io.ReadCloser, error) {
+	s, t, err := open(ctx, h, p, request{Op: OpGet, Share: id[:], Access: ar.Encode()}, budget(ctx, opts))
 	if err != nil {
 		return nil, err
 	}
 	_ = s.CloseWrite()
-	br := bufio.NewReader(s)
+	br := bufio.NewReader(t)
 	resp, err := readResponse(s, br, p)
 	if err != nil {
 		s.Reset()
 		return nil, err
 	}
-	return &shareReader{s: s, r: io.LimitReader(&idle{s, br}, resp.Size), left: resp.Size}, nil
+	return &shareReader{s: s, r: io.LimitReader(br, resp.Size), left: resp.Size}, nil
 }
 
 type shareReader struct {
@@ -134,14 +211,14 @@ func (r *shareReader) Close() error {
 }
 
 // Has asks peer p whether it holds share id.
-func Has(ctx context.Context, h host.Host, p peer.ID, id vault.ShareID) (bool, error) {
-	s, err := open(ctx, h, p, request{Op: OpHas, Share: id[:]})
+func Has(ctx context.Context, h host.Host, p peer.ID, id vault.ShareID, opts ...CallOption) (bool, error) {
+	s, t, err := open(ctx, h, p, request{Op: OpHas, Share: id[:]}, budget(ctx, opts))
 	if err != nil {
 		return false, err
 	}
 	defer s.Close()
 	_ = s.CloseWrite()
-	resp, err := readResponse(s, bufio.NewReader(s), p)
+	resp, err := readResponse(s, bufio.NewReader(t), p)
 	if err != nil {
 		s.Reset()
 		return false, err
@@ -150,14 +227,14 @@ func Has(ctx context.Context, h host.Host, p peer.ID, id vault.ShareID) (bool, e
 }
 
 // Delete asks peer p to delete share id; only the owner may.
-func Delete(ctx context.Context, h host.Host, p peer.ID, id vault.ShareID) error {
-	s, err := open(ctx, h, p, request{Op: OpDelete, Share: id[:]})
+func Delete(ctx context.Context, h host.Host, p peer.ID, id vault.ShareID, opts ...CallOption) error {
+	s, t, err := open(ctx, h, p, request{Op: OpDelete, Share: id[:]}, budget(ctx, opts))
 	if err != nil {
 		return err
 	}
 	defer s.Close()
 	_ = s.CloseWrite()
-	if _, err := readResponse(s, bufio.NewReader(s), p); err != nil {
+	if _, err := readResponse(s, bufio.NewReader(t), p); err != nil {
 		s.Reset()
 		return err
 	}

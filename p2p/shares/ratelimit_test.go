@@ -48,7 +48,7 @@ func (f *fixture) peerFeed() []*consent.Entry {
 // rawGet asks for share id and returns the peer's response frame.
 func (f *fixture) rawGet(t *testing.T, by *actor, id vault.ShareID, req *consent.Request) response {
 	t.Helper()
-	s, err := open(context.Background(), by.h, f.peer.h.ID(), request{Op: OpGet, Share: id[:], Access: req.Encode()})
+	s, _, err := open(context.Background(), by.h, f.peer.h.ID(), request{Op: OpGet, Share: id[:], Access: req.Encode()}, transferBudget)
 	if err != nil {
 		t.Fatal(err)
 	}

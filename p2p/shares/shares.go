@@ -41,7 +41,6 @@ const ID protocol.ID = "/medwallet/shares/1.0.0"
 const (
 	maxFrame      = 64 << 10
 	headerTimeout = 10 * time.Second
-	idleTimeout   = 30 * time.Second
 )
 
 // Operations.
@@ -110,7 +109,8 @@ type Service struct {
 	publish func(*consent.Entry)
 	now     func() time.Time
 	log     *slog.Logger
-	sem     chan struct{}
+	lim     Limits
+	pools   pools
 
 	decideMu sync.Mutex
 	gate     func() error
@@ -138,10 +138,11 @@ func WithGate(f func() error) Option { return func(s *Service) { s.gate = f } }
 // NewService registers the protocol handler on h.
 func NewService(h host.Host, st Store, l *consent.Ledger, signer consent.Signer, opts ...Option) *Service {
 	s := &Service{h: h, st: st, ledger: l, signer: signer, publish: func(*consent.Entry) {}, now: time.Now,
-		log: slog.New(slog.DiscardHandler), sem: make(chan struct{}, 16)}
+		log: slog.New(slog.DiscardHandler), lim: DefaultLimits()}
 	for _, o := range opts {
 		o(s)
 	}
+	s.pools = newPools(s.lim)
 	h.SetStreamHandler(ID, s.handle)
 	return s
 }
@@ -150,32 +151,44 @@ func NewService(h host.Host, st Store, l *consent.Ledger, signer consent.Signer,
 // logged yet.
 func (s *Service) Close() { s.h.RemoveStreamHandler(ID); s.closeRepeats() }
 
+// handle reads the request within the request budget, takes a slot of
+// the operation's kind for the remote (or answers "busy" at once), and
+// serves the operation within the transfer budget: a remote that sends or
+// reads slower than the minimum rate, or past the deadline, is reset.
 func (s *Service) handle(st network.Stream) {
-	select {
-	case s.sem <- struct{}{}:
-		defer func() { <-s.sem }()
-	default:
-		_ = wire.Write(st, response{Error: "busy", Code: "busy"})
+	p := st.Conn().RemotePeer()
+	t := wire.NewTransfer(st, s.lim.Request)
+	br := bufio.NewReader(t)
+	var req request
+	if err := wire.Read(st, br, maxFrame, &req); err != nil {
+		s.log.Debug("shares request failed", "peer", p.ShortString(), "err", err)
 		st.Reset()
 		return
 	}
-	if err := s.serve(st); err != nil {
-		s.log.Debug("shares stream failed", "peer", st.Conn().RemotePeer().ShortString(), "err", err)
+	release, ok := s.pools.of(req.Op).Acquire(p)
+	if !ok {
+		s.log.Debug("shares stream refused: busy", "peer", p.ShortString(), "op", req.Op)
+		// Closed, not reset: a reset would drop the answer before the
+		// client reads it. The client stops sending when it reads it.
+		_ = wire.Write(t, response{Error: "busy", Code: "busy"})
+		st.Close()
+		return
+	}
+	defer release()
+	t.Start(s.lim.Transfer)
+	if err := s.serve(st, t, br, req); err != nil {
+		s.log.Debug("shares stream failed", "peer", p.ShortString(), "op", req.Op, "err", err)
 		st.Reset()
 		return
 	}
 	st.Close()
 }
 
-func (s *Service) serve(st network.Stream) error {
-	_ = st.SetReadDeadline(time.Now().Add(headerTimeout))
-	br := bufio.NewReader(st)
-	var req request
-	if err := wire.Read(st, br, maxFrame, &req); err != nil {
-		return err
-	}
+// serve runs one operation; t is the stream within its transfer budget
+// and br reads t.
+func (s *Service) serve(st network.Stream, t *wire.Transfer, br *bufio.Reader, req request) error {
 	remote := consent.ID(st.Conn().RemotePeer().String())
-	w := &wire.IdleWriter{S: st, Idle: idleTimeout}
+	w := t
 	reply := func(r response) error { return wire.Write(w, r) }
 	switch req.Op {
 	case OpPut:
@@ -190,7 +203,7 @@ func (s *Service) serve(st network.Stream) error {
 		if rid, err := vault.ShareRecord(hdr); err != nil || rid.String() != req.Record {
 			return reply(response{Error: "the share header does not name this record", Code: "bad-request"})
 		}
-		id, err := s.st.PutShare(context.Background(), remote, req.Record, &wire.IdleReader{S: st, R: br, Idle: idleTimeout})
+		id, err := s.st.PutShare(context.Background(), remote, req.Record, br)
 		if errors.Is(err, store.ErrOwner) {
 			return reply(response{Error: "share belongs to another owner", Code: "owner"})
 		}

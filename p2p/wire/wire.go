@@ -9,6 +9,13 @@
 // peer can make this process allocate is bounded by the resource manager
 // (per peer, per protocol, per stream), not by what its length prefix
 // claims. Each protocol keeps its own frame size caps.
+//
+// Time is bounded the same way for every protocol: a Transfer reads and
+// writes a stream within a Budget, an overall deadline and a minimum rate
+// (a remote sending or taking a byte every few seconds is reset, it does
+// not renew a deadline). Slots count the streams of one kind in progress
+// per remote and in total, so that no identity holds what others need; a
+// Pool bounds the bytes a service holds in frames from all remotes.
 package wire
 
 import (
@@ -16,7 +23,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
 
@@ -100,26 +106,27 @@ func Read(s Scoped, r Reader, limit int, v any) error {
 	return nil
 }
 
-// IdleReader renews a stream's read deadline before every read, so a
-// transfer may take as long as it needs but never stalls for more than idle.
-type IdleReader struct {
-	S    network.Stream
-	R    io.Reader
-	Idle time.Duration
-}
-
-func (r *IdleReader) Read(p []byte) (int, error) {
-	_ = r.S.SetReadDeadline(time.Now().Add(r.Idle))
-	return r.R.Read(p)
-}
-
-// IdleWriter renews a stream's write deadline before every write.
-type IdleWriter struct {
-	S    network.Stream
-	Idle time.Duration
-}
-
-func (w *IdleWriter) Write(p []byte) (int, error) {
-	_ = w.S.SetWriteDeadline(time.Now().Add(w.Idle))
-	return w.S.Write(p)
+// ReadKeep reads one frame and decodes it into v as Read does, for a
+// value that keeps copies of the frame's byte strings (a manifest
+// envelope): before decoding, it reserves the frame's size a second time
+// through keep (a service's Pool.Take, say), and holds that reservation
+// until the caller calls release, so the decoded value is counted for as
+// long as it lives. The frame itself is released once decoded.
+func ReadKeep(s Scoped, r Reader, limit int, v any, keep func(n int) (release func(), err error)) (release func(), err error) {
+	b, releaseFrame, err := ReadFrame(s, r, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer releaseFrame()
+	release = func() {}
+	if len(b) > 0 {
+		if release, err = keep(len(b)); err != nil {
+			return nil, fmt.Errorf("reserving %d bytes for a decoded frame: %w", len(b), err)
+		}
+	}
+	if err := consent.Unmarshal(b, v); err != nil {
+		release()
+		return nil, fmt.Errorf("decoding %T: %w", v, err)
+	}
+	return release, nil
 }
