@@ -83,7 +83,9 @@
 // entries with one author and seq are an equivocation: the error carries an
 // EquivocationProof that anyone can check with VerifyEquivocation, and a
 // View treats that author as untrusted from then on (every request
-// involving it is denied).
+// involving it is denied). A View that holds an equivocation entry (the
+// proof as a body, logged by anyone) does the same, so the knowledge
+// survives a restart and travels with the ledger.
 //
 // A View ingests entries in any order, holding an entry whose predecessor
 // is missing until the gap fills. Replicas that hold the same set of

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 
 	"github.com/medwallet/medwallet/p2p/client"
+	"github.com/medwallet/medwallet/p2p/store"
 	"github.com/medwallet/medwallet/vault"
 	"github.com/medwallet/medwallet/vault/dirstore"
 )
@@ -88,3 +89,29 @@ func sealErr(err error) error {
 	}
 	return err
 }
+
+// refusedByPeers reports whether err carries a peer's storage admission
+// refusal: a policy, quota or disk that a spare peer or fewer shares can
+// route around. (A put-rate refusal is not one: the same peers would refuse
+// a second try made at once.)
+func refusedByPeers(err error) bool {
+	return errors.Is(err, store.ErrNotAllowed) || errors.Is(err, store.ErrQuota) || errors.Is(err, store.ErrStorageFull)
+}
+
+// onceProgress passes on the bytes of a record once, however many times
+// it is sealed: after restart, bytes up to the mark already shown are not
+// shown again.
+type onceProgress struct {
+	p           vault.Progress
+	done, shown int64
+}
+
+func (o *onceProgress) Add(n int64) {
+	o.done += n
+	if o.p != nil && o.done > o.shown {
+		o.p.Add(o.done - o.shown)
+		o.shown = o.done
+	}
+}
+
+func (o *onceProgress) restart() { o.done = 0 }

@@ -98,12 +98,22 @@ func (w *Wallet) AddRecord(ctx context.Context, r io.Reader, opts AddRecordOptio
 	}
 	// An empty file is refused before anything is stored: it is almost
 	// always a mistake (a failed export, a truncated download).
+	// A seekable record can be sealed again (see below) from where it starts.
+	seeker, _ := r.(io.Seeker)
+	var start int64
+	if seeker != nil {
+		var err error
+		if start, err = seeker.Seek(0, io.SeekCurrent); err != nil {
+			seeker = nil
+		}
+	}
 	var first [1]byte
 	if _, err := io.ReadFull(r, first[:]); errors.Is(err, io.EOF) {
 		return RecordInfo{}, ErrEmptyRecord
 	} else if err != nil {
 		return RecordInfo{}, fmt.Errorf("reading the record: %w", err)
 	}
+	src := r
 	r = io.MultiReader(bytes.NewReader(first[:]), r)
 	id, err := w.Identity()
 	if err != nil {
@@ -126,13 +136,28 @@ func (w *Wallet) AddRecord(ctx context.Context, r io.Reader, opts AddRecordOptio
 	if err := os.MkdirAll(w.recordsPath(), 0o700); err != nil {
 		return RecordInfo{}, err
 	}
+	progress := &onceProgress{p: opts.Progress}
 	m, err := vault.Seal(ctx, r, store, vault.SealOptions{
 		Params:   vault.Params{K: k, N: n},
 		Owner:    id.Signing.Public().(ed25519.PublicKey),
 		Label:    opts.Label,
-		Progress: opts.Progress,
+		Progress: progress,
 		Now:      w.cfg.now,
 	})
+	// Peers that refuse to store for us (policy, quota, full disk) are
+	// passed over for spare peers; with none to spare, a seekable record
+	// is sealed again into one share fewer, down to k+1.
+	for c != nil && err != nil && n > k+1 && seeker != nil && refusedByPeers(err) && ctx.Err() == nil {
+		if _, serr := seeker.Seek(start, io.SeekStart); serr != nil {
+			break
+		}
+		n--
+		progress.restart()
+		m, err = vault.Seal(ctx, src, store, vault.SealOptions{
+			Params: vault.Params{K: k, N: n}, Owner: id.Signing.Public().(ed25519.PublicKey),
+			Label: opts.Label, Progress: progress, Now: w.cfg.now,
+		})
+	}
 	if err != nil {
 		return RecordInfo{}, sealErr(err)
 	}

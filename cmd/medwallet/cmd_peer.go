@@ -29,6 +29,7 @@ type peerOptions struct {
 	clockSkew time.Duration
 	gapMiB    int
 	limits    peerLimitOptions
+	storage   storageFlags
 }
 
 // peerLimitOptions are the connection and memory limits (docs/network.md).
@@ -67,6 +68,8 @@ on the same --data keeps its identity and everything it stored.`,
 	f.IntVar(&o.limits.maxConns, "max-conns", 0, "inbound connections from strangers, all together (0: scaled to the machine)")
 	f.IntVar(&o.limits.perIP, "max-conns-per-ip", node.DefaultMaxConnsPerIP, "connections from one IPv4 address or IPv6 /56 (127.0.0.1 and ::1 are not limited)")
 	f.IntVar(&o.limits.memoryMiB, "max-memory-mib", 0, "MiB strangers together may make the peer reserve for streams (0: an eighth of the machine's memory)")
+	addStorageFlags(cmd, &o.storage)
+	cmd.AddCommand(newPeerUsageCommand(g))
 	return cmd
 }
 
@@ -92,6 +95,10 @@ func runPeer(ctx context.Context, o peerOptions, g *globalOptions) error {
 	if err != nil {
 		return err
 	}
+	storage, err := o.storage.limits()
+	if err != nil {
+		return err
+	}
 	if o.data == "" {
 		o.data = filepath.Join(g.home, "peer")
 	}
@@ -99,7 +106,7 @@ func runPeer(ctx context.Context, o peerOptions, g *globalOptions) error {
 	p, err := peer.Start(ctx, peer.Config{
 		DataDir: o.data, Listen: o.listen, Bootstrap: o.bootstrap, MDNS: o.mdns, DHT: o.dht, Logger: log,
 		MaxClockSkew: o.clockSkew, GapBytes: o.gapMiB << 20,
-		Limits: limits, Known: known,
+		Limits: limits, Known: known, Storage: storage,
 	})
 	if err != nil {
 		return err

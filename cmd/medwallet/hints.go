@@ -7,6 +7,7 @@ import (
 
 	"github.com/medwallet/medwallet/consent"
 	"github.com/medwallet/medwallet/p2p/shares"
+	"github.com/medwallet/medwallet/p2p/store"
 	"github.com/medwallet/medwallet/vault"
 	"github.com/medwallet/medwallet/wallet"
 	"github.com/medwallet/medwallet/wallet/keystore"
@@ -114,6 +115,9 @@ func peersLine(e *wallet.PeersError) string {
 func networkLine(e *wallet.NetworkError) string {
 	switch e.Op {
 	case wallet.OpStoreShares:
+		if why := storageRefusal(e); why != "" {
+			return "no peer left would take one of the record's shares (" + why + "), so the record was not added"
+		}
 		return "a peer failed while storing the record's shares, so the record was not added"
 	case wallet.OpPublish:
 		return "no peer took the update to your ledger"
@@ -176,6 +180,9 @@ func hintFor(err error) string {
 		return "are the peers running? check with 'medwallet peers'"
 	case errors.As(err, &ne):
 		if ne.Op == wallet.OpStoreShares {
+			if h := storageRefusalHint(ne); h != "" {
+				return h
+			}
 			return "check the peers with 'medwallet peers', then add the record again"
 		}
 		return "check the peers with 'medwallet peers', then retry with 'medwallet sync'"
@@ -195,6 +202,8 @@ func hintFor(err error) string {
 		return "choose a backend with --keyring-backend or $MEDWALLET_KEYRING_BACKEND (file works everywhere)"
 	case errors.Is(err, wallet.ErrBadExport) && errors.Is(err, wallet.ErrVerify):
 		return "use the passphrase given to 'medwallet key export'"
+	case storageRefusal(err) != "": // a manifest copy no peer would take
+		return storageRefusalHint(err)
 	}
 	return ""
 }
@@ -335,4 +344,41 @@ func short(id string, n int) string {
 		return id[:n]
 	}
 	return id
+}
+
+// The peers' storage refusals (store's admission errors), in the words of
+// networkLine and the hint that fixes each.
+var storageRefusals = []struct {
+	err        error
+	line, hint string
+}{
+	{store.ErrNotAllowed, "a peer stores only for the IDs on its allowlist",
+		"ask the peers' operators to add your ID ('medwallet whoami') to their allowlist, or add open peers to the network file"},
+	{store.ErrQuota, "your storage quota on a peer is used up",
+		"remove records you no longer need with 'medwallet record rm ID', or add peers to the network file"},
+	{store.ErrStorageFull, "a peer's disk is nearly full",
+		"add peers to the network file, or ask the peers' operators to free disk space"},
+	{store.ErrPutRate, "you stored faster than a peer's put rate allows",
+		"wait a minute, then add the record again"},
+}
+
+// storageRefusal names the peers' refusals in err, or is "".
+func storageRefusal(err error) string {
+	var why []string
+	for _, r := range storageRefusals {
+		if errors.Is(err, r.err) {
+			why = append(why, r.line)
+		}
+	}
+	return strings.Join(why, "; ")
+}
+
+// storageRefusalHint is the hint for the first of the peers' refusals in err.
+func storageRefusalHint(err error) string {
+	for _, r := range storageRefusals {
+		if errors.Is(err, r.err) {
+			return r.hint
+		}
+	}
+	return ""
 }

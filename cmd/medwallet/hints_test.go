@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/medwallet/medwallet/p2p/store"
 	"github.com/medwallet/medwallet/wallet"
 )
 
@@ -117,6 +118,33 @@ func TestDescribePeers(t *testing.T) {
 		msg, hint, detail := describe(c.err)
 		if msg != c.msg || hint != c.hint || detail != c.err.Error() {
 			t.Errorf("%v:\n got %q %q %q\nwant %q %q", c.err, msg, hint, detail, c.msg, c.hint)
+		}
+	}
+}
+
+// TestDescribeStorageRefusals: when the peers refused a share, the line
+// names each refusal and the hint the fix for the first.
+func TestDescribeStorageRefusals(t *testing.T) {
+	for _, tc := range []struct {
+		errs       []error
+		line, hint string
+	}{
+		{[]error{store.ErrQuota}, "your storage quota on a peer is used up", "'medwallet record rm ID'"},
+		{[]error{store.ErrStorageFull}, "a peer's disk is nearly full", "free disk space"},
+		{[]error{store.ErrPutRate}, "faster than a peer's put rate", "wait a minute"},
+		{[]error{store.ErrNotAllowed, store.ErrQuota}, "allowlist; your storage quota", "'medwallet whoami'"},
+	} {
+		var wrapped []error
+		for _, e := range tc.errs {
+			wrapped = append(wrapped, fmt.Errorf("peer 12D3KooW: %w", e))
+		}
+		raw := fmt.Errorf("vault: storing share 2: no other peer to place the share on: %w", errors.Join(wrapped...))
+		msg, hint, _ := describe(&wallet.NetworkError{Op: wallet.OpStoreShares, Err: raw})
+		if !strings.Contains(msg, tc.line) || !strings.Contains(msg, "the record was not added") || strings.Contains(msg, "vault:") {
+			t.Errorf("%v: message %q", tc.errs, msg)
+		}
+		if !strings.Contains(hint, tc.hint) {
+			t.Errorf("%v: hint %q", tc.errs, hint)
 		}
 	}
 }

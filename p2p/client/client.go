@@ -20,6 +20,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -156,8 +157,11 @@ func (c *Client) rank(key string) []peer.ID {
 // ShareSink is where vault.Seal puts the user's records on the network. A
 // Put reads the share header to learn the record, then streams the share to
 // the next peer, in the record's rendezvous order, that holds no share of
-// that record yet, so a record's shares land on distinct peers. Delete
-// removes a share from every reachable peer that holds it.
+// that record yet, so a record's shares land on distinct peers. A peer
+// that refuses the share before taking a byte of it (its storage policy,
+// quota, put rate or full disk; or it cannot be reached) is passed over for
+// the next one. Delete removes a share from every reachable peer that
+// holds it.
 //
 // It is a sink, not a vault.ShareStore: Put takes only the shares Seal
 // writes (peers refuse a share whose header does not name its record), and
@@ -175,13 +179,24 @@ func (c *Client) RecordStore(access Access) vault.ShareStore {
 }
 
 type shareSink struct {
-	c    *Client
-	mu   sync.Mutex
-	used map[string]map[peer.ID]bool
+	c       *Client
+	mu      sync.Mutex
+	used    map[string]map[peer.ID]bool
+	refused map[string][]error // per record: the peers' refusals so far
 }
 
 func (c *Client) newSink() *shareSink {
-	return &shareSink{c: c, used: map[string]map[peer.ID]bool{}}
+	return &shareSink{c: c, used: map[string]map[peer.ID]bool{}, refused: map[string][]error{}}
+}
+
+// refuse notes a peer's refusal of a share of record and returns them all.
+func (s *shareSink) refuse(record string, err error) []error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		s.refused[record] = append(s.refused[record], err)
+	}
+	return slices.Clone(s.refused[record])
 }
 
 func (s *shareSink) next(record string) (peer.ID, bool) {
@@ -201,9 +216,12 @@ func (s *shareSink) next(record string) (peer.ID, bool) {
 	return "", false
 }
 
-// Put streams r to one peer. A put that fails cannot be retried elsewhere
-// without buffering the share, so it fails; Seal then fails the record and
-// removes what it stored.
+// Put streams r to one peer. Peers that refuse it before it starts are
+// passed over; once a peer took bytes of the share, a failure cannot be
+// retried elsewhere without buffering the share, so it fails; Seal then
+// fails the record and removes what it stored. When no peer is left and
+// peers refused shares of the record, the error joins their refusals
+// (errors.Is finds the store's admission errors in it).
 func (s *shareSink) Put(ctx context.Context, r io.Reader) (vault.ShareID, error) {
 	hdr := make([]byte, vault.ShareHeaderSize)
 	if _, err := io.ReadFull(r, hdr); err != nil {
@@ -213,11 +231,34 @@ func (s *shareSink) Put(ctx context.Context, r io.Reader) (vault.ShareID, error)
 	if err != nil {
 		return vault.ShareID{}, err
 	}
-	p, ok := s.next(rid.String())
-	if !ok {
-		return vault.ShareID{}, fmt.Errorf("%w: more shares than distinct peers", ErrNoPeers)
+	for {
+		p, ok := s.next(rid.String())
+		if !ok {
+			// The peers left were taken by refused shares of this record.
+			if refused := s.refuse(rid.String(), nil); len(refused) > 0 {
+				return vault.ShareID{}, fmt.Errorf("no other peer to place the share on: %w", errors.Join(refused...))
+			}
+			return vault.ShareID{}, fmt.Errorf("%w: more shares than distinct peers", ErrNoPeers)
+		}
+		body := &countReader{r: io.MultiReader(bytes.NewReader(hdr), r)}
+		id, err := shares.Put(ctx, s.c.h, p, rid.String(), body)
+		if err == nil || body.n.Load() > 0 || ctx.Err() != nil {
+			return id, err
+		}
+		s.refuse(rid.String(), err)
 	}
-	return shares.Put(ctx, s.c.h, p, rid.String(), io.MultiReader(bytes.NewReader(hdr), r))
+}
+
+// countReader counts the bytes read through it.
+type countReader struct {
+	r io.Reader
+	n atomic.Int64
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
 }
 
 // Delete removes the share from every reachable peer that holds it.
@@ -403,15 +444,15 @@ func (c *Client) Pull(ctx context.Context, have map[consent.ID]uint64) ([]*conse
 }
 
 // PutManifest stores a manifest copy on up to replicas peers, the record's
-// first in rendezvous order, and succeeds if at least one took it.
+// first in rendezvous order that take it (a peer that refuses or fails is
+// replaced by the next), and succeeds if at least one took it.
 func (c *Client) PutManifest(ctx context.Context, record string, recipient consent.ID, envelope []byte, replicas int) (int, error) {
-	order := c.rank("manifest\x00" + record)
-	if replicas < len(order) {
-		order = order[:replicas]
-	}
 	n := 0
 	var errs []error
-	for _, p := range order {
+	for _, p := range c.rank("manifest\x00" + record) {
+		if n >= replicas || ctx.Err() != nil {
+			break
+		}
 		if err := manifests.Put(ctx, c.h, p, record, recipient, envelope); err != nil {
 			errs = append(errs, err)
 			continue

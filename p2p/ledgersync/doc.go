@@ -79,9 +79,12 @@
 //	ErrEntryTooLarge  encoding over WithMaxMessageSize (DefaultMaxEntrySize)
 //	ErrFutureEntry    dated more than WithMaxClockSkew (5 min) ahead of
 //	                  the peer's clock (WithClock)
+//	ErrEquivocatingAuthor  by an author the ledger holds an equivocation
+//	                  proof against (ignored by gossip, not forwarded)
 //
 // A push ack carries the error's text as its reason; sync skips the rest
-// of that feed from that peer. Entries whose predecessor is missing wait
+// of that feed from that peer. OnEquivocation reports each equivocation
+// detected; the peer daemon logs its proof with LogEquivocation. Entries whose predecessor is missing wait
 // in the gap, bounded across all authors by WithGapLimit (count and
 // bytes); past either bound the oldest is dropped, and sync fetches it
 // again later. The ledger's own pending set is not used by ingestion.

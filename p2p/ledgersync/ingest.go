@@ -231,7 +231,7 @@ func (in *Ingest) accept(e *consent.Entry) result {
 		// Nothing more of an author proven to equivocate is taken in or
 		// forwarded (outConflict: gossip ignores it, sync skips the feed).
 		in.n.rejected.Add(1)
-		return result{out: outConflict, err: fmt.Errorf("%w %s", ErrEquivocatingAuthor, e.Author.Short())}
+		return result{out: outConflict, err: fmt.Errorf("%w (author %s)", ErrEquivocatingAuthor, e.Author.Short())}
 	case known && e.Seq <= head.Seq:
 		in.n.duplicates.Add(1)
 		return result{out: outDuplicate}

@@ -70,7 +70,7 @@ type response struct {
 	OK     bool   `cbor:"1,keyasint,omitempty"`
 	Error  string `cbor:"2,keyasint,omitempty"`
 	Copies []Copy `cbor:"3,keyasint,omitempty"`
-	Code   string `cbor:"4,keyasint,omitempty"` // busy
+	Code   string `cbor:"4,keyasint,omitempty"` // busy, or a put's admission refusal (store.Code)
 }
 
 // Store is the disk a Service keeps manifest copies in; p2p/store/boltstore
@@ -178,7 +178,8 @@ func (s *Service) serve(remote consent.ID, req request, release *func()) respons
 			return fail("bad recipient")
 		}
 		if err := s.st.PutManifest(remote, req.Record, req.Recipient, req.Envelope); err != nil {
-			return fail(err.Error())
+			s.log.Debug("manifest put refused", "owner", remote.Short(), "code", store.Code(err))
+			return response{Error: err.Error(), Code: store.Code(err)}
 		}
 		s.log.Info("manifest stored", "owner", remote.Short(), "recipient", req.Recipient.Short())
 		return response{OK: true}
@@ -262,6 +263,8 @@ func answerError(p peer.ID, resp response) error {
 		return nil
 	case resp.Code == "busy":
 		return fmt.Errorf("peer %s: %w: %w: %s", p.ShortString(), ErrRemote, ErrBusy, resp.Error)
+	case store.CodeError(resp.Code) != nil:
+		return fmt.Errorf("peer %s: %w", p.ShortString(), store.CodeError(resp.Code))
 	}
 	return fmt.Errorf("peer %s: %w: %s", p.ShortString(), ErrRemote, resp.Error)
 }

@@ -35,6 +35,7 @@ import (
 	"github.com/medwallet/medwallet/p2p/netfile"
 	"github.com/medwallet/medwallet/p2p/node"
 	"github.com/medwallet/medwallet/p2p/shares"
+	"github.com/medwallet/medwallet/p2p/store"
 	"github.com/medwallet/medwallet/p2p/store/boltstore"
 )
 
@@ -83,6 +84,10 @@ type Config struct {
 	// all authors, while they wait for a missing predecessor
 	// (ledgersync's default, 64 MiB, if zero).
 	GapBytes int
+	// Storage are the storage admission limits: policy, per-owner quota
+	// and put rate, free-space watermark (store.DefaultLimits if nil). The
+	// peer keeps a usage snapshot in DATA/usage.json (boltstore.UsageFile).
+	Storage *store.Limits
 	// Logger receives structured logs; it never sees PHI. Nil discards.
 	Logger *slog.Logger
 }
@@ -142,6 +147,11 @@ func Start(ctx context.Context, cfg Config) (_ *Peer, err error) {
 	if p.Store, err = boltstore.Open(filepath.Join(cfg.DataDir, SharesFile)); err != nil {
 		return nil, err
 	}
+	limits := store.DefaultLimits()
+	if cfg.Storage != nil {
+		limits = *cfg.Storage
+	}
+	p.Store.SetLimits(limits)
 	ls, err := ledgerstore.Open(filepath.Join(cfg.DataDir, LedgerFile))
 	if err != nil {
 		return nil, err
@@ -180,8 +190,14 @@ func Start(ctx context.Context, cfg Config) (_ *Peer, err error) {
 	// gossiping them happens in the background so that a slow mesh never
 	// holds up a transfer (anti-entropy sync carries what gossip drops).
 	p.outbox = make(chan *consent.Entry, 4096)
-	p.wg.Add(1)
+	p.wg.Add(2)
 	go p.gossipOut(sctx)
+	go func() {
+		defer p.wg.Done()
+		if err := p.Store.SnapshotUsage(sctx, filepath.Join(cfg.DataDir, boltstore.UsageFile), 5*time.Second); err != nil {
+			log.Warn("usage snapshot stopped", "err", err)
+		}
+	}()
 	p.logEquivocations()
 	p.shares = shares.NewService(p.Host, p.Store, p.Ledger, signer, shares.WithLogger(log),
 		shares.WithGate(func() error {

@@ -13,6 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/medwallet/medwallet/consent"
+	"github.com/medwallet/medwallet/p2p/store"
 	"github.com/medwallet/medwallet/p2p/wire"
 	"github.com/medwallet/medwallet/vault"
 )
@@ -83,19 +84,38 @@ func readResponse(s wire.Scoped, r wire.Reader, p peer.ID) (response, error) {
 	case "busy":
 		return resp, fmt.Errorf("peer %s: %w: %w: %s", p.ShortString(), ErrRemote, ErrBusy, resp.Error)
 	}
+	if e := store.CodeError(resp.Code); e != nil {
+		return resp, fmt.Errorf("peer %s: %w", p.ShortString(), e)
+	}
 	return resp, fmt.Errorf("peer %s: %w: %s", p.ShortString(), ErrRemote, resp.Error)
 }
 
 // Put stores the share read from r on peer p, as a share of record owned
 // by the host's own ID, and returns its content address as the peer
-// computed it. The peer's answer is read while the share is sent, so a
-// refusal (busy, a header naming another record) stops the upload at once.
+// computed it. The peer admits the put before Put reads a byte of r: a
+// refusal then (an error wrapping one of store's admission errors) leaves
+// r unread, and the caller may send it to another peer. The peer's final
+// answer is read while the share is sent, so a refusal while the share
+// streams (busy, the quota or the disk crossed, a header naming another
+// record) stops the upload at once.
 func Put(ctx context.Context, h host.Host, p peer.ID, record string, r io.Reader, opts ...CallOption) (vault.ShareID, error) {
-	s, t, err := open(ctx, h, p, request{Op: OpPut, Record: record}, budget(ctx, opts))
+	s, t, err := open(ctx, h, p, request{Op: OpPut, Record: record, Admit: true}, budget(ctx, opts))
 	if err != nil {
 		return vault.ShareID{}, err
 	}
 	end := t.Deadline()
+	// The raw stream: the peer is silent until it has admitted the put,
+	// and then until it has every byte; deadlines bound both waits.
+	br := bufio.NewReader(s)
+	admit := time.Now().Add(answerTimeout)
+	if !end.IsZero() && end.Before(admit) {
+		admit = end
+	}
+	_ = s.SetReadDeadline(admit)
+	if _, err := readResponse(s, br, p); err != nil {
+		s.Reset()
+		return vault.ShareID{}, err
+	}
 	_ = s.SetReadDeadline(end)
 	type answer struct {
 		resp response
@@ -103,10 +123,8 @@ func Put(ctx context.Context, h host.Host, p peer.ID, record string, r io.Reader
 	}
 	answered := make(chan answer, 1)
 	go func() {
-		// The raw stream: the peer is silent until it has every byte, and
-		// the overall deadline bounds the wait.
 		var a answer
-		a.resp, a.err = readResponse(s, bufio.NewReader(s), p)
+		a.resp, a.err = readResponse(s, br, p)
 		if a.err != nil {
 			s.Reset() // stops the upload
 		}
@@ -152,7 +170,7 @@ func Put(ctx context.Context, h host.Host, p peer.ID, record string, r io.Reader
 func isAnswer(err error) bool {
 	var de *DeniedError
 	return errors.Is(err, ErrRemote) || errors.Is(err, ErrNotFound) || errors.Is(err, ErrBadRequest) ||
-		errors.Is(err, ErrRateLimited) || errors.As(err, &de)
+		errors.Is(err, ErrRateLimited) || errors.As(err, &de) || store.Code(err) != ""
 }
 
 // sourceReader remembers an error of the local source, to tell it from

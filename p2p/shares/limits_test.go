@@ -226,7 +226,12 @@ func TestClientResetsStallingPeer(t *testing.T) {
 			}
 			drip := time.NewTicker(2 * time.Second)
 			defer drip.Stop()
-			for range drip.C {
+			for {
+				select {
+				case <-stop:
+					return
+				case <-drip.C:
+				}
 				if _, err := s.Write([]byte{'x'}); err != nil {
 					return
 				}

@@ -56,12 +56,13 @@ type request struct {
 	Record string `cbor:"2,keyasint,omitempty"`
 	Share  []byte `cbor:"3,keyasint,omitempty"`
 	Access []byte `cbor:"4,keyasint,omitempty"` // encoded signed consent.Request
+	Admit  bool   `cbor:"5,keyasint,omitempty"` // put: answer the admission before the share is sent
 }
 
 type response struct {
 	OK     bool           `cbor:"1,keyasint,omitempty"`
 	Error  string         `cbor:"2,keyasint,omitempty"`
-	Code   string         `cbor:"3,keyasint,omitempty"` // not-found, denied, bad-request, owner, internal, busy, rate-limited
+	Code   string         `cbor:"3,keyasint,omitempty"` // not-found, denied, bad-request, owner, internal, busy, rate-limited, or store.Code's
 	Share  []byte         `cbor:"4,keyasint,omitempty"`
 	Size   int64          `cbor:"5,keyasint,omitempty"`
 	Has    bool           `cbor:"6,keyasint,omitempty"`
@@ -91,8 +92,10 @@ func (e *DeniedError) Unwrap() error { return ErrDenied }
 // Store is the disk a Service serves shares from; p2p/store/boltstore is
 // one. Meta and Get return errors wrapping store.ErrNotFound for a share the
 // peer does not hold, and PutShare one wrapping store.ErrOwner for a share
-// another owner already put.
+// another owner already put. AdmitShare, asked before a put reads a byte,
+// and PutShare refuse with the store's admission errors (store.Code).
 type Store interface {
+	AdmitShare(owner consent.ID) error
 	PutShare(ctx context.Context, owner consent.ID, record string, r io.Reader) (vault.ShareID, error)
 	Meta(id vault.ShareID) (store.ShareMeta, error)
 	Has(ctx context.Context, id vault.ShareID) (bool, error)
@@ -195,6 +198,18 @@ func (s *Service) serve(st network.Stream, t *wire.Transfer, br *bufio.Reader, r
 		if _, err := vault.ParseRecordID(req.Record); err != nil {
 			return reply(response{Error: "bad record ID", Code: "bad-request"})
 		}
+		// Admission (policy, rate, disk, quota) before any share byte, so
+		// that a refused client can still send the share to another peer.
+		if err := s.st.AdmitShare(remote); store.Code(err) != "" {
+			s.log.Debug("share put refused", "owner", remote.Short(), "code", store.Code(err))
+			return reply(response{Error: err.Error(), Code: store.Code(err)})
+		} else if err != nil {
+			return err
+		} else if req.Admit {
+			if err := reply(response{OK: true}); err != nil {
+				return err
+			}
+		}
 		// The share's own header must name the record it is put for.
 		hdr, err := br.Peek(vault.ShareHeaderSize)
 		if err != nil {
@@ -206,6 +221,10 @@ func (s *Service) serve(st network.Stream, t *wire.Transfer, br *bufio.Reader, r
 		id, err := s.st.PutShare(context.Background(), remote, req.Record, br)
 		if errors.Is(err, store.ErrOwner) {
 			return reply(response{Error: "share belongs to another owner", Code: "owner"})
+		}
+		if c := store.Code(err); c != "" { // quota or disk crossed mid-stream
+			s.log.Debug("share put refused", "owner", remote.Short(), "code", c)
+			return reply(response{Error: err.Error(), Code: c})
 		}
 		if err != nil {
 			return err

@@ -27,7 +27,60 @@ var (
 	ErrOwner = errors.New("share belongs to another owner")
 	// ErrTooLarge reports an object over the configured limit.
 	ErrTooLarge = errors.New("too large")
+
+	// The admission refusals (see Limits). Each has a protocol code
+	// (Code) that the shares and manifests protocols send and their
+	// clients map back to the same error (CodeError), so that a client
+	// can place the object on another peer and the CLI can say why.
+
+	// ErrQuota reports a put that would take the owner over its quota
+	// of bytes or objects on this peer.
+	ErrQuota = errors.New("the owner's storage quota on this peer is used up")
+	// ErrPutRate reports an owner putting faster than the peer allows.
+	ErrPutRate = errors.New("too many puts from this owner; slow down")
+	// ErrStorageFull reports a peer whose disk is below its free-space
+	// watermark: it keeps what is left for its access log.
+	ErrStorageFull = errors.New("the peer's disk is nearly full")
+	// ErrNotAllowed reports an owner the peer's storage policy does not
+	// admit (it stores only for the owners on its allowlist).
+	ErrNotAllowed = errors.New("this peer does not store for this owner")
 )
+
+// The protocol codes of the admission refusals.
+const (
+	CodeQuota       = "quota"
+	CodePutRate     = "put-rate"
+	CodeStorageFull = "storage-full"
+	CodeNotAllowed  = "not-allowed"
+)
+
+var codes = []struct {
+	code string
+	err  error
+}{
+	{CodeQuota, ErrQuota}, {CodePutRate, ErrPutRate}, {CodeStorageFull, ErrStorageFull}, {CodeNotAllowed, ErrNotAllowed},
+}
+
+// Code is the protocol code of an admission refusal, or "" if err is none.
+func Code(err error) string {
+	for _, c := range codes {
+		if errors.Is(err, c.err) {
+			return c.code
+		}
+	}
+	return ""
+}
+
+// CodeError is the admission error of a protocol code, or nil if code is
+// not one.
+func CodeError(code string) error {
+	for _, c := range codes {
+		if c.code == code {
+			return c.err
+		}
+	}
+	return nil
+}
 
 // ShareMeta is what the peer knows about a share besides its bytes.
 type ShareMeta struct {

@@ -12,6 +12,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -36,9 +38,20 @@ var (
 
 // Store is a peer's bbolt-backed store.
 type Store struct {
-	db *bolt.DB
+	db  *bolt.DB
+	dir string
 	// MaxShare bounds the bytes of one share (default 8 GiB).
 	MaxShare int64
+
+	mu      sync.Mutex
+	limits  store.Limits
+	rate    *store.RateLimiter
+	usage   map[consent.ID]*use
+	changes uint64 // bumped by every committed change, for snapshots
+
+	snapMu    sync.Mutex
+	written   uint64
+	wroteOnce bool
 }
 
 // Open opens (creating if needed) the store at path and removes what
@@ -48,7 +61,7 @@ func Open(path string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	s := &Store{db: db, MaxShare: 8 << 30}
+	s := &Store{db: db, dir: filepath.Dir(path), MaxShare: 8 << 30}
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketShares, bucketChunks, bucketUploads, bucketManifest} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
@@ -59,6 +72,12 @@ func Open(path string) (*Store, error) {
 	})
 	if err == nil {
 		err = s.cleanUploads()
+	}
+	if err == nil {
+		err = db.View(func(tx *bolt.Tx) (err error) {
+			s.usage, err = loadUsage(tx)
+			return err
+		})
 	}
 	if err != nil {
 		db.Close()
@@ -121,8 +140,25 @@ func (s *Store) dropUpload(upload uint64) error {
 
 // PutShare reads r to EOF and stores it as a share of record owned by
 // owner. It computes the content address itself. A failed or cancelled put
-// stores nothing.
+// stores nothing. It enforces the limits (SetLimits) but for the put rate,
+// which AdmitShare takes: the policy and the owner's object quota before
+// reading, the owner's byte quota at every chunk and the free-space
+// watermark before every write, so a put that crosses one fails there.
 func (s *Store) PutShare(ctx context.Context, owner consent.ID, record string, r io.Reader) (vault.ShareID, error) {
+	l := s.Limits()
+	if !l.Allowed(owner) {
+		return vault.ShareID{}, store.ErrNotAllowed
+	}
+	if err := s.checkFree(l, 0); err != nil {
+		return vault.ShareID{}, err
+	}
+	if err := s.reserveObject(l, owner); err != nil {
+		return vault.ShareID{}, err
+	}
+	var reserved int64
+	var add store.OwnerUsage
+	defer func() { s.settle(owner, reserved, 1, add) }()
+
 	var ub [8]byte
 	if _, err := rand.Read(ub[:]); err != nil {
 		return vault.ShareID{}, err
@@ -170,9 +206,16 @@ func (s *Store) PutShare(ctx context.Context, owner consent.ID, record string, r
 			if size > s.MaxShare {
 				return vault.ShareID{}, fmt.Errorf("share: %w (limit %d bytes)", store.ErrTooLarge, s.MaxShare)
 			}
+			if err := s.reserveBytes(l, owner, int64(n)); err != nil {
+				return vault.ShareID{}, err
+			}
+			reserved += int64(n)
 			h.Write(buf[:n])
 			batch = append(batch, buf[:n])
 			if len(batch) == chunksPerTx {
+				if err := s.checkFree(l, int64(len(batch))*ChunkSize); err != nil {
+					return vault.ShareID{}, err
+				}
 				if err := flush(); err != nil {
 					return vault.ShareID{}, err
 				}
@@ -184,6 +227,9 @@ func (s *Store) PutShare(ctx context.Context, owner consent.ID, record string, r
 		if err != nil {
 			return vault.ShareID{}, err
 		}
+	}
+	if err := s.checkFree(l, int64(len(batch))*ChunkSize); err != nil {
+		return vault.ShareID{}, err
 	}
 	if err := flush(); err != nil {
 		return vault.ShareID{}, err
@@ -220,6 +266,9 @@ func (s *Store) PutShare(ctx context.Context, owner consent.ID, record string, r
 		return vault.ShareID{}, err
 	}
 	committed = !dup // a duplicate's chunks are dropped by the deferred clean-up
+	if committed {
+		add = store.OwnerUsage{Shares: 1, ShareBytes: size}
+	}
 	return id, nil
 }
 
@@ -302,7 +351,12 @@ func (s *Store) Delete(_ context.Context, id vault.ShareID) error {
 	if err != nil {
 		return err
 	}
+	gone := false
 	if err := s.db.Update(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketShares).Get(id[:]) == nil {
+			gone = true // a concurrent delete was first
+			return nil
+		}
 		// Mark the chunks for clean-up first, so a crash cannot orphan them.
 		if err := tx.Bucket(bucketUploads).Put(u64(m.Upload), nil); err != nil {
 			return err
@@ -311,6 +365,10 @@ func (s *Store) Delete(_ context.Context, id vault.ShareID) error {
 	}); err != nil {
 		return err
 	}
+	if gone {
+		return nil
+	}
+	s.settle(m.Owner, 0, 0, store.OwnerUsage{Shares: -1, ShareBytes: -m.Size})
 	return s.dropUpload(m.Upload)
 }
 

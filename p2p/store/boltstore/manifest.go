@@ -20,14 +20,61 @@ func manifestKey(owner consent.ID, record string, recipient consent.ID) []byte {
 }
 
 // PutManifest stores an encrypted manifest of owner's record, readable by
-// recipient (the owner's own copy has recipient == owner).
+// recipient (the owner's own copy has recipient == owner), replacing the
+// copy there was. It enforces every limit (SetLimits), the put rate
+// included; a replaced copy counts only for the bytes it adds.
 func (s *Store) PutManifest(owner consent.ID, record string, recipient consent.ID, envelope []byte) error {
 	if len(envelope) > store.MaxManifest {
 		return fmt.Errorf("manifest: %w", store.ErrTooLarge)
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketManifest).Put(manifestKey(owner, record, recipient), envelope)
+	l, rl := s.limitsAndRate()
+	if !l.Allowed(owner) {
+		return store.ErrNotAllowed
+	}
+	if !rl.Take(owner) {
+		return store.ErrPutRate
+	}
+	if err := s.checkFree(l, int64(len(envelope))); err != nil {
+		return err
+	}
+	key := manifestKey(owner, record, recipient)
+	old := -1
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketManifest).Get(key); v != nil {
+			old = len(v)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	objects := 0
+	if old < 0 {
+		if err := s.reserveObject(l, owner); err != nil {
+			return err
+		}
+		objects = 1
+	}
+	grow := int64(len(envelope) - max(old, 0))
+	if grow > 0 {
+		if err := s.reserveBytes(l, owner, grow); err != nil {
+			s.settle(owner, 0, objects, store.OwnerUsage{})
+			return err
+		}
+	}
+	var add store.OwnerUsage
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketManifest)
+		add = store.OwnerUsage{Manifests: 1, ManifestBytes: int64(len(envelope))}
+		if v := b.Get(key); v != nil {
+			add = store.OwnerUsage{ManifestBytes: int64(len(envelope) - len(v))}
+		}
+		return b.Put(key, envelope)
 	})
+	if err != nil {
+		add = store.OwnerUsage{}
+	}
+	s.settle(owner, max(grow, 0), objects, add)
+	return err
 }
 
 // Manifests lists owner's manifests readable by recipient ("" means any),
@@ -60,13 +107,21 @@ func (s *Store) Manifests(owner consent.ID, record string, recipient consent.ID)
 // DeleteManifests removes every copy of owner's record manifest.
 func (s *Store) DeleteManifests(owner consent.ID, record string) error {
 	prefix := append(append(append([]byte(owner), 0), record...), 0)
-	return s.db.Update(func(tx *bolt.Tx) error {
+	var gone store.OwnerUsage
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		gone = store.OwnerUsage{}
 		c := tx.Bucket(bucketManifest).Cursor()
-		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Seek(prefix) {
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Seek(prefix) {
+			gone.Manifests--
+			gone.ManifestBytes -= int64(len(v))
 			if err := c.Delete(); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
+	if err == nil {
+		s.settle(owner, 0, 0, gone)
+	}
+	return err
 }
