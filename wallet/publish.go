@@ -5,11 +5,17 @@ package wallet
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"time"
 
 	"filippo.io/age"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/medwallet/medwallet/consent"
 	"github.com/medwallet/medwallet/p2p/client"
+	"github.com/medwallet/medwallet/p2p/ledgersync"
 )
 
 // publishGrant stores, for each granted record, a copy of its manifest
@@ -81,8 +87,67 @@ func (w *Wallet) Publish(ctx context.Context, c *client.Client) error {
 	if len(feed) == 0 {
 		return nil
 	}
-	if _, err := c.Push(ctx, feed); err != nil {
+	if err := c.Require(1); err != nil {
 		return &NetworkError{Op: OpPublish, Err: err}
+	}
+	if err := pushFeed(ctx, c.Host(), c.Reachable(), feed, publishGrace); err != nil {
+		return &NetworkError{Op: OpPublish, Err: err}
+	}
+	return nil
+}
+
+// publishGrace is how long the pushes to other peers may go on once one
+// peer took the whole feed: a peer that stalls (or is slow) cannot hold a
+// revocation up, since the peers that took it gossip it and peers sync it.
+const publishGrace = 5 * time.Second
+
+// pushFeed pushes feed to every peer at once and succeeds once one of them
+// took every entry (accepted or already held) and the others finished or
+// grace passed since; the pushes still going then are cancelled.
+func pushFeed(ctx context.Context, h host.Host, peers []peer.ID, feed []*consent.Entry, grace time.Duration) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, len(peers))
+	for _, p := range peers {
+		go func() { done <- pushTo(ctx, h, p, feed) }()
+	}
+	var errs []error
+	took := 0
+	var graceC <-chan time.Time
+	for left := len(peers); left > 0; {
+		select {
+		case err := <-done:
+			left--
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			if took++; took == 1 && left > 0 {
+				t := time.NewTimer(grace)
+				defer t.Stop()
+				graceC = t.C
+			}
+		case <-graceC:
+			graceC = nil
+			cancel() // the pushes still going end at once; wait for them
+		}
+	}
+	if took == 0 {
+		return fmt.Errorf("no peer took the entries: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+// pushTo pushes feed to p and fails unless p took every entry.
+func pushTo(ctx context.Context, h host.Host, p peer.ID, feed []*consent.Entry) error {
+	acks, err := ledgersync.Push(ctx, h, p, feed)
+	if err != nil {
+		return err
+	}
+	for _, a := range acks {
+		if a.Status != ledgersync.AckAccepted && a.Status != ledgersync.AckDuplicate {
+			return fmt.Errorf("peer %s: entry %s: %s %s", p.ShortString(), a.Hash.String()[:12], a.Status, a.Reason)
+		}
 	}
 	return nil
 }

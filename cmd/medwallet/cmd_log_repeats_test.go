@@ -130,13 +130,21 @@ func TestLogRepeatedDenials(t *testing.T) {
 
 // A record that cannot be read because peers rate-limited the requester
 // says so in the hint.
-func TestHintRateLimited(t *testing.T) {
-	refused := fmt.Errorf("peer 12D3KooWabc: %w", shares.ErrRateLimited)
-	err := &wallet.RecordError{Record: "00112233445566778899aabbccddeeff", Err: &vault.NotEnoughSharesError{K: 3, N: 5,
-		Shares: []vault.ShareHealth{{Index: 0, Status: vault.StatusMissing, Detail: refused.Error()}}}}
-	for _, e := range []error{err, refused} {
-		if _, hint, _ := describe(e); !strings.Contains(hint, "limit how fast") {
-			t.Errorf("%v: hint %q", e, hint)
+func TestHintPeerRefusals(t *testing.T) {
+	for _, c := range []struct {
+		refusal error
+		want    string
+	}{
+		{shares.ErrRateLimited, "limit how fast"},
+		{fmt.Errorf("%w: %w: catching up", shares.ErrRemote, shares.ErrBusy), "busy (catching up"},
+	} {
+		refused := fmt.Errorf("peer 12D3KooWabc: %w", c.refusal)
+		err := &wallet.RecordError{Record: "00112233445566778899aabbccddeeff", Err: &vault.NotEnoughSharesError{K: 3, N: 5,
+			Shares: []vault.ShareHealth{{Index: 0, Status: vault.StatusMissing, Detail: refused.Error()}}}}
+		for _, e := range []error{err, refused} {
+			if _, hint, _ := describe(e); !strings.Contains(hint, c.want) {
+				t.Errorf("%v: hint %q, want %q", e, hint, c.want)
+			}
 		}
 	}
 }

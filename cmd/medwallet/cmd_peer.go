@@ -30,6 +30,7 @@ type peerOptions struct {
 	gapMiB    int
 	limits    peerLimitOptions
 	storage   storageFlags
+	budget    [2]int // ledger budget per author and hour: entries, MiB
 }
 
 // peerLimitOptions are the connection and memory limits (docs/network.md).
@@ -64,6 +65,8 @@ on the same --data keeps its identity and everything it stored.`,
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.DurationVar(&o.clockSkew, "max-clock-skew", ledgersync.DefaultMaxClockSkew, "refuse ledger entries dated further ahead of this peer's clock")
 	f.IntVar(&o.gapMiB, "ledger-gap-mib", ledgersync.DefaultMaxGapBytes>>20, "MiB of ledger entries held while they wait for a missing predecessor, across all authors")
+	f.IntVar(&o.budget[0], "ledger-budget-entries", ledgersync.DefaultBulkBudget.Entries, "new ledger entries an author may send this peer an hour (known peers and catch-up are exempt)")
+	f.IntVar(&o.budget[1], "ledger-budget-mib", ledgersync.DefaultBulkBudget.Bytes>>20, "MiB of new ledger entries an author may send this peer an hour")
 	f.StringVar(&o.limits.knownFile, "known-peers", "", "network file whose peers are known peers (as --bootstrap ones are): never trimmed, with limits of their own; not dialled")
 	f.IntVar(&o.limits.maxConns, "max-conns", 0, "inbound connections from strangers, all together (0: scaled to the machine)")
 	f.IntVar(&o.limits.perIP, "max-conns-per-ip", node.DefaultMaxConnsPerIP, "connections from one IPv4 address or IPv6 /56 (127.0.0.1 and ::1 are not limited)")
@@ -91,6 +94,9 @@ func runPeer(ctx context.Context, o peerOptions, g *globalOptions) error {
 	if o.gapMiB < 1 || o.gapMiB > 1<<20 {
 		return usageError{fmt.Errorf("bad --ledger-gap-mib %d: want 1 to %d", o.gapMiB, 1<<20)}
 	}
+	if o.budget[0] < 1 || o.budget[1] < 1 || o.budget[1] > 1<<20 {
+		return usageError{fmt.Errorf("bad --ledger-budget-entries %d or --ledger-budget-mib %d: want at least 1 (MiB at most %d)", o.budget[0], o.budget[1], 1<<20)}
+	}
 	limits, known, err := o.limits.resolve()
 	if err != nil {
 		return err
@@ -106,6 +112,7 @@ func runPeer(ctx context.Context, o peerOptions, g *globalOptions) error {
 	p, err := peer.Start(ctx, peer.Config{
 		DataDir: o.data, Listen: o.listen, Bootstrap: o.bootstrap, MDNS: o.mdns, DHT: o.dht, Logger: log,
 		MaxClockSkew: o.clockSkew, GapBytes: o.gapMiB << 20,
+		Budget: ledgersync.HourlyBudget(o.budget[0], o.budget[1]<<20),
 		Limits: limits, Known: known, Storage: storage,
 	})
 	if err != nil {

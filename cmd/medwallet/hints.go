@@ -188,8 +188,10 @@ func hintFor(err error) string {
 		return "check the peers with 'medwallet peers', then retry with 'medwallet sync'"
 	case errors.As(err, &ae):
 		return "see every finding with 'medwallet audit verify' (without --json)"
-	case rateLimited(err):
+	case refusedWith(err, shares.ErrRateLimited):
 		return "peers limit how fast one requester may fetch, and refused some of your requests: wait a minute, then retry"
+	case refusedWith(err, shares.ErrBusy):
+		return "some peers were busy (catching up with the ledger after a restart, or serving many transfers) and refused for now: retry in a minute; 'medwallet peers' shows which peers answer"
 	case errors.As(err, &re) && errors.Is(err, vault.ErrNotEnoughShares):
 		return "run 'medwallet record verify " + short(re.Record, 8) + "' to see the state of every share"
 	case errors.Is(err, wallet.ErrBadLedger):
@@ -314,15 +316,16 @@ func listHint(k wallet.Kind) string {
 	return ""
 }
 
-// rateLimited reports whether err is, or names among the shares that
-// could not be read, a peer's refusal for too many requests.
-func rateLimited(err error) bool {
+// refusedWith reports whether err is, or names among the shares that
+// could not be read, a peer's refusal target (shares.ErrRateLimited,
+// shares.ErrBusy): the vault keeps each share's failure as text.
+func refusedWith(err, target error) bool {
 	var ne *vault.NotEnoughSharesError
-	if errors.Is(err, shares.ErrRateLimited) || !errors.As(err, &ne) {
-		return errors.Is(err, shares.ErrRateLimited)
+	if errors.Is(err, target) || !errors.As(err, &ne) {
+		return errors.Is(err, target)
 	}
 	for _, h := range ne.Shares {
-		if strings.Contains(h.Detail, shares.ErrRateLimited.Error()) {
+		if strings.Contains(h.Detail, target.Error()) {
 			return true
 		}
 	}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/medwallet/medwallet/consent"
 )
 
@@ -33,6 +35,77 @@ func (in *Ingest) admit(e *consent.Entry, size int) error {
 			time.Unix(e.Time, 0).UTC().Format(time.RFC3339), time.Duration(e.Time-now.Unix())*time.Second, in.cfg.maxSkew)
 	}
 	return nil
+}
+
+// charge takes e, received from the remote from, out of its author's
+// budget, before it is ingested. It charges nothing for an entry that the
+// ledger holds already, one that fails another admission limit (ingestion
+// refuses it), and one by a known peer or a related author. What a known
+// peer sends (by sync or gossip) is charged but never refused: a sync this
+// peer started with a known peer is not throttled, so a long catch-up stays
+// fast, and an author cannot multiply its budget by going through several
+// known peers.
+func (in *Ingest) charge(e *consent.Entry, size int, from peer.ID) error {
+	if !in.chargeable(e, size) {
+		return nil
+	}
+	err := in.budget.take(e.Author, size, consentLane(e, size), in.cfg.isKnown(from))
+	if err != nil {
+		in.budget.refused.Add(1)
+		return fmt.Errorf("%s: %w", entryName(e), err)
+	}
+	return nil
+}
+
+// chargeable reports whether e is charged to its author's budget.
+func (in *Ingest) chargeable(e *consent.Entry, size int) bool {
+	if in.budget == nil || in.cfg.known[string(e.Author)] || (in.cfg.related != nil && in.cfg.related(e.Author)) {
+		return false
+	}
+	return in.admit(e, size) == nil && !in.holds(e)
+}
+
+// decodeCharged decodes and verifies b, received from the remote from, as
+// decode does, and charges it to its author's budget (charge). An entry
+// whose author cannot pay is refused before its signature is checked:
+// verification is most of the cost of a large entry, and refusing bytes
+// that merely claim an author spends nothing of that author's budget.
+func (in *Ingest) decodeCharged(b []byte, from peer.ID) (*consent.Entry, error) {
+	if len(b) > in.cfg.maxMsgSize {
+		return nil, fmt.Errorf("%w: %w (%d bytes, limit %d)", ErrEntryTooLarge, consent.ErrTooLarge, len(b), in.cfg.maxMsgSize)
+	}
+	e, err := consent.DecodeEntry(b)
+	if err != nil {
+		return nil, err
+	}
+	if !in.cfg.isKnown(from) && in.chargeable(e, len(b)) && !in.budget.fits(e.Author, len(b), consentLane(e, len(b))) {
+		in.budget.refused.Add(1)
+		return nil, fmt.Errorf("%s: %w", entryName(e), ErrOverBudget)
+	}
+	if err := consent.VerifyEntry(e); err != nil {
+		return nil, err
+	}
+	if err := in.charge(e, len(b), from); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// BudgetStats counts the entries refused because their author was over
+// its budget, and the authors whose buckets are tracked.
+type BudgetStats struct {
+	Refused uint64
+	Authors int
+}
+
+// BudgetStats returns the state of the author budgets.
+func (in *Ingest) BudgetStats() BudgetStats {
+	if in.budget == nil {
+		return BudgetStats{}
+	}
+	in.budget.mu.Lock()
+	defer in.budget.mu.Unlock()
+	return BudgetStats{Refused: in.budget.refused.Load(), Authors: len(in.budget.m)}
 }
 
 // authorSeq names one slot of a feed.

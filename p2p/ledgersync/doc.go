@@ -59,8 +59,9 @@
 // was told. To catch forks, a peer behind on a feed fetches from its own
 // head (not after it), and one that is ahead or level checks the other
 // side's head hash: a conflicting entry is ingested, which records the
-// equivocation. Each request and answer has its own deadline (20 s); an
-// oversized or undecodable frame resets the stream.
+// equivocation. Each request and answer has its own deadline (20 s), and
+// the stream as a whole SyncStreamLife (5 min); an oversized or
+// undecodable frame resets the stream.
 //
 // # Push: protocol "/medwallet/ledger-push/1.0.0"
 //
@@ -69,7 +70,13 @@
 // maximum message size, at most 4096 per stream) and closes its side; the
 // peer answers each with {1: hash of the bytes, 2: status, 3: reason}:
 // 1 accepted (and gossiped), 2 already held, 3 pending (predecessor
-// missing), 4 rejected with a reason of at most 256 bytes.
+// missing), 4 rejected with a reason of at most 256 bytes. A push stream
+// lives at most PushStreamLife (2 min) and must keep MinPushRate (1 KiB/s)
+// over the time the peer waits for it.
+//
+// Each remote may hold StreamsPerPeer (2) push and 2 sync streams at once,
+// a known peer (WithKnownPeers) KnownStreamsPerPeer (8): there is no pool
+// shared by all remotes that a crowd of identities could fill.
 //
 // # Admission
 //
@@ -81,6 +88,16 @@
 //	                  the peer's clock (WithClock)
 //	ErrEquivocatingAuthor  by an author the ledger holds an equivocation
 //	                  proof against (ignored by gossip, not forwarded)
+//
+//	ErrOverBudget     the author spent its budget of new entries on this
+//	                  peer (WithAuthorBudget): a token bucket per author in
+//	                  entries and bytes, with a small consent lane for
+//	                  grants, revocations and other consent entries
+//
+// The budget charges new entries only, received by push, by gossip or by
+// a sync with a peer that is not known; what a known peer sends is charged
+// but never refused, and entries by known peers are not charged. Gossip
+// ignores an entry over budget rather than rejecting it.
 //
 // A push ack carries the error's text as its reason; sync skips the rest
 // of that feed from that peer. OnEquivocation reports each equivocation

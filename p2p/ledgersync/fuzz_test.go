@@ -138,7 +138,7 @@ func FuzzPushRequest(f *testing.F) {
 			if err != nil {
 				return
 			}
-			ack := s.pushOne(fr)
+			ack := s.pushOne("", fr)
 			if ack.Hash != consent.HashBytes(fr) || len(ack.Reason) > maxReasonLen {
 				t.Fatalf("ack %+v for a %d-byte frame", ack, len(fr))
 			}

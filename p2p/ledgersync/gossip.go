@@ -218,15 +218,22 @@ func (s *GossipService) publishLoop() {
 //	        follows), equivocation (recorded as evidence; not forwarded)
 //	accept: joined its feed here, or published by this peer
 func (s *GossipService) validate(_ context.Context, from peer.ID, m *pubsub.Message) pubsub.ValidationResult {
-	e, err := s.in.decode(m.GetData())
+	if from == s.h.ID() {
+		// Publish and republish only send entries the ledger holds.
+		return pubsub.ValidationAccept
+	}
+	e, err := s.in.decodeCharged(m.GetData(), from)
+	if errors.Is(err, ErrOverBudget) {
+		// The author is over its budget here, whoever forwarded it:
+		// ignored, so that honest forwarders are not penalised.
+		s.in.n.rejected.Add(1)
+		s.log.Debug("gossip over budget", "from", shortPeer(from), "err", err)
+		return pubsub.ValidationIgnore
+	}
 	if err != nil {
 		s.in.n.rejected.Add(1)
 		s.log.Debug("gossip rejected", "from", shortPeer(from), "err", err)
 		return pubsub.ValidationReject
-	}
-	if from == s.h.ID() {
-		// Publish and republish only send entries the ledger holds.
-		return pubsub.ValidationAccept
 	}
 	res := s.in.accept(e)
 	switch res.out {

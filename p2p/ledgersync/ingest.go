@@ -30,7 +30,8 @@ type Ingest struct {
 	proofHooks map[uint64]func(*consent.EquivocationProof)
 	proofs     []*consent.EquivocationProof // detected, not yet handed to proofHooks
 
-	gap *gap // guarded by ingestMu
+	gap    *gap     // guarded by ingestMu
+	budget *budgets // per-author budgets of new entries (budget.go)
 
 	n counters
 }
@@ -48,6 +49,7 @@ func NewIngest(l *consent.Ledger, opts ...Option) (*Ingest, error) {
 		eventSig:   make(chan struct{}, 1),
 		gap:        newGap(cfg.gapEntries, cfg.gapBytes),
 		proofHooks: make(map[uint64]func(*consent.EquivocationProof)),
+		budget:     newBudgets(cfg.bulk, cfg.cons, cfg.now),
 	}
 	in.life.goroutine(in.dispatchEvents)
 	return in, nil

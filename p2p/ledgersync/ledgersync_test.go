@@ -564,7 +564,7 @@ func TestInboundStreamsPerPeerAreBounded(t *testing.T) {
 	connect(t, client, n.h)
 	ctx := ctxT(t, wait)
 	var held []network.Stream
-	for range maxInboundPerPeer {
+	for range StreamsPerPeer {
 		str, err := client.NewStream(ctx, n.h.ID(), SyncID)
 		if err != nil {
 			t.Fatal(err)
@@ -578,7 +578,7 @@ func TestInboundStreamsPerPeerAreBounded(t *testing.T) {
 	eventually(t, wait, "handlers hold their slots", func() bool {
 		n.s.syncLim.mu.Lock()
 		defer n.s.syncLim.mu.Unlock()
-		return n.s.syncLim.perPeer[client.ID()] == maxInboundPerPeer
+		return n.s.syncLim.perPeer[client.ID()] == StreamsPerPeer
 	})
 	if _, err := Pull(ctx, client, n.h.ID(), nil); err == nil {
 		t.Error("a third concurrent sync stream was served")

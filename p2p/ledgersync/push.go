@@ -45,7 +45,8 @@ func NewPushService(h host.Host, in *Ingest, pub Republisher, opts ...Option) (*
 	if err != nil {
 		return nil, err
 	}
-	s := &PushService{h: h, in: in, cfg: cfg, log: in.log, life: newLife(cfg.parent), pub: pub}
+	s := &PushService{h: h, in: in, cfg: cfg, log: in.log, life: newLife(cfg.parent), pub: pub,
+		pushLim: newLimiter(cfg.isKnown)}
 	h.SetStreamHandler(PushID, s.handlePush)
 	return s, nil
 }
@@ -108,21 +109,27 @@ func (s *PushService) handlePush(str network.Stream) {
 }
 
 func (s *PushService) servePush(str network.Stream) {
-	r := bufio.NewReader(str)
+	remote := str.Conn().RemotePeer()
+	m := newMeter(str, PushStreamLife, s.cfg.timeout, MinPushRate)
+	r := bufio.NewReader(m)
 	for range maxPushLen {
-		_ = str.SetDeadline(time.Now().Add(s.cfg.timeout))
+		if err := m.next(); err != nil {
+			s.log.Debug("push stream reset", "peer", shortPeer(remote), "err", err)
+			str.Reset()
+			return
+		}
 		b, rel, err := wire.ReadFrame(str, r, s.cfg.maxMsgSize)
 		if errors.Is(err, io.EOF) {
 			str.Close()
 			return
 		}
 		if err != nil {
-			s.log.Debug("push refused", "peer", shortPeer(str.Conn().RemotePeer()), "err", err)
+			s.log.Debug("push refused", "peer", shortPeer(remote), "err", err)
 			s.in.n.rejected.Add(1)
 			str.Reset()
 			return
 		}
-		ack := s.pushOne(b)
+		ack := s.pushOne(remote, b)
 		rel()
 		if err := wire.Write(str, wireAck{Hash: ack.Hash, Status: uint8(ack.Status), Reason: ack.Reason}); err != nil {
 			str.Reset()
@@ -132,12 +139,13 @@ func (s *PushService) servePush(str network.Stream) {
 	str.Reset()
 }
 
-func (s *PushService) pushOne(b []byte) Ack {
+func (s *PushService) pushOne(remote peer.ID, b []byte) Ack {
 	ack := Ack{Hash: consent.HashBytes(b)}
-	e, err := s.in.decode(b)
+	e, err := s.in.decodeCharged(b, remote)
 	if err != nil {
 		s.in.n.rejected.Add(1)
 		ack.Status, ack.Reason = AckRejected, clip(err.Error())
+		s.log.Debug("push refused", "peer", shortPeer(remote), "err", err)
 		return ack
 	}
 	res := s.in.accept(e)

@@ -26,11 +26,7 @@ const (
 	// outboundQueue is gossipsub's per-peer queue: the default (32) drops
 	// messages in bursts (see DEPENDENCIES.md).
 	outboundQueue = 4096
-	// maxInbound and maxInboundPerPeer bound concurrent inbound streams
-	// of each protocol.
-	maxInbound        = 16
-	maxInboundPerPeer = 2
-	syncWorkers       = 2
+	syncWorkers   = 2
 	// DefaultMaxEntrySize is the largest entry encoding a peer admits on
 	// gossip, push and sync. The largest entry a wallet writes is a grant
 	// of consent.MaxGrantRecords records with their wrapped keys, about
@@ -58,7 +54,13 @@ type config struct {
 	gapEntries   int
 	gapBytes     int
 	logger       *slog.Logger
+	known        map[string]bool // IDs of known peers (WithKnownPeers)
+	bulk, cons   Budget          // per-author budgets (WithAuthorBudget)
+	related      func(consent.ID) bool
 }
+
+// isKnown reports whether p is a known peer.
+func (c *config) isKnown(p peer.ID) bool { return c.known[p.String()] }
 
 // Option configures the services; each takes the options that apply to it.
 type Option func(*config) error
@@ -129,6 +131,52 @@ func WithGapLimit(entries, bytes int) Option {
 	}
 }
 
+// WithKnownPeers names the peers this one knows (the peer daemon's
+// bootstrap list): each may hold KnownStreamsPerPeer push and sync streams
+// instead of StreamsPerPeer, outside the cap on strangers' streams; what
+// this peer pulls from them, or they gossip, is never refused for an
+// author's budget (it is still charged, so it cannot be multiplied by
+// sending through several known peers); and their own entries are not
+// charged at all.
+func WithKnownPeers(ps []peer.ID) Option {
+	return func(c *config) error {
+		c.known = make(map[string]bool, len(ps))
+		for _, p := range ps {
+			c.known[p.String()] = true
+		}
+		return nil
+	}
+}
+
+// WithAuthorBudget sets the budget every author has on this peer for new
+// entries received by push, by gossip and by syncs with peers that are not
+// known: bulk for every entry, consent for small consent entries (identity
+// cards, grants, revocations, credentials, break-glass declarations,
+// reviews), which fall back to bulk when it is spent. The defaults are
+// DefaultBulkBudget and DefaultConsentBudget.
+func WithAuthorBudget(bulk, consent Budget) Option {
+	return func(c *config) error {
+		if err := bulk.valid(); err != nil {
+			return err
+		}
+		if err := consent.valid(); err != nil {
+			return err
+		}
+		c.bulk, c.cons = bulk, consent
+		return nil
+	}
+}
+
+// WithRelatedAuthors exempts from the author budget the authors for which
+// related returns true (the peer has a relationship with them, for example
+// it stores their shares); known peers are exempt already.
+func WithRelatedAuthors(related func(consent.ID) bool) Option {
+	return func(c *config) error {
+		c.related = related
+		return nil
+	}
+}
+
 // WithLogger sets the logger. The service logs kinds, seqs, short IDs and
 // short hashes, never entry bodies. The default discards.
 func WithLogger(l *slog.Logger) Option {
@@ -153,6 +201,8 @@ func newConfig(opts []Option) (config, error) {
 		gapEntries:   DefaultMaxGapEntries,
 		gapBytes:     DefaultMaxGapBytes,
 		logger:       slog.New(slog.DiscardHandler),
+		bulk:         DefaultBulkBudget,
+		cons:         DefaultConsentBudget,
 	}
 	for _, o := range opts {
 		if err := o(&cfg); err != nil {
@@ -282,9 +332,9 @@ func (l *life) end() {
 }
 
 // guard runs serve on an inbound stream within the service's lifetime and
-// the per-peer stream limit lim, accounted to the service's resource scope,
-// and resets the stream when the service closes. A stream over the limit,
-// or arriving after Close, is reset at once.
+// the per-remote stream limit lim, accounted to the service's resource
+// scope, and resets the stream when the service closes. A stream over the
+// limit, or arriving after Close, is reset at once.
 func (l *life) guard(str network.Stream, lim *limiter, serve func(network.Stream)) {
 	if !l.enter() {
 		str.Reset()
@@ -311,34 +361,3 @@ func entryName(e *consent.Entry) string {
 }
 
 func shortPeer(p peer.ID) string { return consent.ID(p.String()).Short() }
-
-// limiter bounds concurrent inbound streams of one protocol, in all and
-// per peer, so that one peer cannot take every slot.
-type limiter struct {
-	mu      sync.Mutex
-	total   int
-	perPeer map[peer.ID]int
-}
-
-func (l *limiter) acquire(p peer.ID) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.total >= maxInbound || l.perPeer[p] >= maxInboundPerPeer {
-		return false
-	}
-	if l.perPeer == nil {
-		l.perPeer = make(map[peer.ID]int)
-	}
-	l.total++
-	l.perPeer[p]++
-	return true
-}
-
-func (l *limiter) release(p peer.ID) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.total--
-	if l.perPeer[p]--; l.perPeer[p] == 0 {
-		delete(l.perPeer, p)
-	}
-}

@@ -63,8 +63,9 @@ func NewSyncService(h host.Host, in *Ingest, opts ...Option) (*SyncService, erro
 	}
 	s := &SyncService{
 		h: h, in: in, cfg: cfg, log: in.log, life: newLife(cfg.parent),
-		syncQ:  make(chan peer.ID, syncQueue),
-		queued: make(map[peer.ID]bool),
+		syncQ:   make(chan peer.ID, syncQueue),
+		queued:  make(map[peer.ID]bool),
+		syncLim: newLimiter(cfg.isKnown),
 	}
 	s.evsub, err = h.EventBus().Subscribe([]any{
 		new(event.EvtPeerIdentificationCompleted),
@@ -165,7 +166,9 @@ func (s *SyncService) syncWorker() {
 			s.queuedMu.Lock()
 			delete(s.queued, p)
 			s.queuedMu.Unlock()
-			n, err := s.syncWith(s.life.ctx, p)
+			ctx, cancel := context.WithTimeout(s.life.ctx, SyncStreamLife)
+			n, err := s.syncWith(ctx, p)
+			cancel()
 			s.syncBusy.Add(-1)
 			if err != nil {
 				if s.life.ctx.Err() == nil {
@@ -183,17 +186,27 @@ func (s *SyncService) syncWorker() {
 func (s *SyncService) periodicSync() {
 	t := time.NewTimer(jitter(s.cfg.syncInterval))
 	defer t.Stop()
+	known := false
 	for {
 		select {
 		case <-s.life.ctx.Done():
 			return
 		case <-t.C:
 		}
-		var cands []peer.ID
+		// Every other round with a known peer, when one is connected,
+		// so that many strangers connected cannot crowd them out.
+		known = !known
+		var cands, knownCands []peer.ID
 		for _, p := range s.h.Network().Peers() {
 			if s.speaksSync(p) {
 				cands = append(cands, p)
+				if s.cfg.isKnown(p) {
+					knownCands = append(knownCands, p)
+				}
 			}
+		}
+		if known && len(knownCands) > 0 {
+			cands = knownCands
 		}
 		if len(cands) > 0 {
 			s.RequestSync(cands[rand.IntN(len(cands))])
@@ -239,9 +252,13 @@ func (s *SyncService) handleSync(str network.Stream) {
 }
 
 func (s *SyncService) serveSync(str network.Stream) {
-	r := bufio.NewReader(str)
+	m := newMeter(str, SyncStreamLife, s.cfg.timeout, 0)
+	r := bufio.NewReader(m)
 	for range maxSyncRequests {
-		_ = str.SetDeadline(time.Now().Add(s.cfg.timeout))
+		if err := m.next(); err != nil {
+			str.Reset()
+			return
+		}
 		var req syncRequest
 		err := wire.Read(str, r, maxRequestFrame, &req)
 		if errors.Is(err, io.EOF) {
@@ -366,6 +383,12 @@ func (s *SyncService) syncWith(ctx context.Context, p peer.ID) (int, error) {
 		return from, ok
 	}
 	sink := func(e *consent.Entry) error {
+		if err := s.in.charge(e, len(e.Encode()), p); err != nil {
+			// The author spent its budget here: the rest of its feed
+			// waits for a later sync.
+			s.in.n.rejected.Add(1)
+			return errSkipFeed
+		}
 		res := s.in.accept(e)
 		n += len(res.acc)
 		acc = append(acc, res.acc...)

@@ -98,7 +98,10 @@ type protoLimit struct {
 var peerProtocols = []protoLimit{
 	{sharesID, streams{4, 4, 8 << 20}, streams{256, 256, 256 << 20}, streams{16, 16, 32 << 20}},
 	{manifestsID, streams{2, 2, 20 << 20}, streams{32, 32, 256 << 20}, streams{4, 4, 80 << 20}},
-	{pushID, streams{2, 2, 8 << 20}, streams{64, 64, 64 << 20}, streams{8, 8, 32 << 20}},
+	// Push carries revocations: its strangers' total is set so that only
+	// the per-remote allowance and the connection limits bind, never a
+	// pool a few dozen identities could fill (memory stays within B).
+	{pushID, streams{2, 2, 8 << 20}, streams{512, 512, 256 << 20}, streams{8, 8, 32 << 20}},
 	{syncID, streams{2, 4, 16 << 20}, streams{64, 128, 128 << 20}, streams{8, 8, 64 << 20}},
 	{kadID, streams{8, 8, 8 << 20}, streams{256, 256, 64 << 20}, streams{16, 16, 16 << 20}},
 }

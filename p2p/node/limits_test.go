@@ -333,3 +333,23 @@ func TestConnManagerTrimsStrangers(t *testing.T) {
 		t.Errorf("the known peer was trimmed")
 	}
 }
+
+// Push carries revocations, and the patient's client is a stranger to
+// peers: 60 stranger identities on 6 addresses (more than the 80 push
+// streams a fixed strangers' pool of the smallest budget would allow),
+// each holding every push stream it may, leave a fresh client from a fresh
+// address its push stream.
+func TestStrangersCannotFillThePushPool(t *testing.T) {
+	ctx := context.Background()
+	defer node.SetGracePeriod(time.Hour)()
+	tg := newTarget(t, node.Options{Limits: node.Limits{Memory: 256 << 20}})
+	cr, sr := strangers(ctx, t, tg, 60, ips(10, 6), ledgersync.PushID)
+	t.Logf("strangers: %d connections refused, %d stopped by a stream limit; target holds %d streams", cr, sr, tg.held.Load())
+	client := party(t, "127.0.0.3")
+	if err := connect(ctx, t, client, tg, "127.0.0.3"); err != nil {
+		t.Fatalf("client: %v", err)
+	}
+	if hold(ctx, client, tg, ledgersync.PushID) == nil {
+		t.Fatal("a fresh client's push stream was refused while strangers held theirs")
+	}
+}

@@ -56,7 +56,12 @@ type Config struct {
 	DataDir string
 	// Listen are multiaddrs to listen on (node.DefaultListen if empty).
 	Listen []string
-	// Bootstrap are full multiaddrs (with /p2p/ID) of peers to stay connected to.
+	// Bootstrap are full multiaddrs (with /p2p/ID) of peers to stay
+	// connected to. They are the peer's known peers: it serves grantees
+	// only once it has synced the ledger with one of them after it
+	// started, however long that takes (owners may read their own records
+	// before). A peer without bootstrap peers is the first or only peer of
+	// its network and serves at once. See docs/network.md.
 	Bootstrap []string
 	// Known are full multiaddrs (with /p2p/ID) of other peers the operator
 	// knows, such as those of the network's network file; they are not
@@ -73,10 +78,6 @@ type Config struct {
 	DHT bool
 	// SyncInterval is the anti-entropy period (ledgersync's default if zero).
 	SyncInterval time.Duration
-	// CatchUpTimeout bounds how long a starting peer refuses to serve
-	// shares while it tries to sync the ledger with its bootstrap peers
-	// (default 15 s). A peer without bootstrap peers serves at once.
-	CatchUpTimeout time.Duration
 	// MaxClockSkew is how far ahead of this peer's clock a received
 	// ledger entry may be dated (ledgersync's default, 5 min, if zero).
 	MaxClockSkew time.Duration
@@ -88,6 +89,9 @@ type Config struct {
 	// and put rate, free-space watermark (store.DefaultLimits if nil). The
 	// peer keeps a usage snapshot in DATA/usage.json (boltstore.UsageFile).
 	Storage *store.Limits
+	// Budget and ConsentBudget are every author's budgets for new ledger
+	// entries from strangers (ledgersync's defaults if zero).
+	Budget, ConsentBudget ledgersync.Budget
 	// Logger receives structured logs; it never sees PHI. Nil discards.
 	Logger *slog.Logger
 }
@@ -183,6 +187,24 @@ func Start(ctx context.Context, cfg Config) (_ *Peer, err error) {
 	if cfg.GapBytes > 0 {
 		opts = append(opts, ledgersync.WithGapLimit(ledgersync.DefaultMaxGapEntries, cfg.GapBytes))
 	}
+	if cfg.Budget != (ledgersync.Budget{}) || cfg.ConsentBudget != (ledgersync.Budget{}) {
+		bulk, cons := ledgersync.DefaultBulkBudget, ledgersync.DefaultConsentBudget
+		if cfg.Budget != (ledgersync.Budget{}) {
+			bulk = cfg.Budget
+		}
+		if cfg.ConsentBudget != (ledgersync.Budget{}) {
+			cons = cfg.ConsentBudget
+		}
+		opts = append(opts, ledgersync.WithAuthorBudget(bulk, cons))
+	}
+	// Bootstrap and Known peers are known to ledgersync too: they get
+	// streams of their own, and their entries and what this peer pulls
+	// from them are never throttled.
+	knownIDs := make([]lpeer.ID, 0, len(boot)+len(known))
+	for _, ai := range append(append([]lpeer.AddrInfo(nil), boot...), known...) {
+		knownIDs = append(knownIDs, ai.ID)
+	}
+	opts = append(opts, ledgersync.WithKnownPeers(knownIDs))
 	if p.Sync, err = ledgersync.New(sctx, p.Host, p.Ledger, opts...); err != nil {
 		return nil, err
 	}
@@ -200,12 +222,7 @@ func Start(ctx context.Context, cfg Config) (_ *Peer, err error) {
 	}()
 	p.logEquivocations()
 	p.shares = shares.NewService(p.Host, p.Store, p.Ledger, signer, shares.WithLogger(log),
-		shares.WithGate(func() error {
-			if !p.ready.Load() {
-				return errCatchingUp
-			}
-			return nil
-		}),
+		shares.WithGate(p.gate),
 		shares.WithPublish(func(e *consent.Entry) {
 			select {
 			case p.outbox <- e:
@@ -229,14 +246,11 @@ func Start(ctx context.Context, cfg Config) (_ *Peer, err error) {
 		}
 	}
 	if len(boot) == 0 {
+		log.Info("no bootstrap peers: this is the first or only peer of its network; serving on the ledger as stored")
 		p.ready.Store(true)
 	}
-	catchUp := cfg.CatchUpTimeout
-	if catchUp == 0 {
-		catchUp = 15 * time.Second
-	}
 	p.wg.Add(1)
-	go p.maintain(sctx, boot, catchUp)
+	go p.maintain(sctx, boot, known)
 	log.Info("peer started", "id", p.Host.ID().String(), "addrs", fmt.Sprint(p.Addrs()))
 	return p, nil
 }
@@ -272,38 +286,61 @@ func (n notifee) HandlePeerFound(ai lpeer.AddrInfo) {
 
 var errCatchingUp = errors.New("the peer is catching up with the ledger; ask another peer")
 
-// catchUp syncs the ledger with the connected bootstrap peers; the peer
-// serves shares once one sync succeeded, or once the deadline passed (a
-// peer cannot wait forever for a network that is down).
-func (p *Peer) catchUp(ctx context.Context, boot []lpeer.AddrInfo, deadline time.Time) {
-	if p.ready.Load() {
-		return
+// gate lets a get through once the peer has caught up with the ledger; before
+// that only an owner reading its own record (the shares service then checks
+// that the requester is the remote and owns the share): a stale view of
+// consent cannot harm the owner, but could serve a revoked grantee.
+func (p *Peer) gate(r *consent.Request) error {
+	if p.ready.Load() || r.Requester == r.Owner {
+		return nil
 	}
+	return errCatchingUp
+}
+
+// catchUpLogEvery spaces the warnings of a peer that cannot catch up.
+const catchUpLogEvery = time.Minute
+
+// catchUp syncs the ledger with the connected bootstrap and known peers,
+// all at once; the peer serves grantees once one sync succeeded. There is no deadline:
+// a peer that cannot reach any bootstrap peer keeps refusing grantees (fail
+// closed), and says so in its log now and then. It reports whether the
+// peer is ready.
+func (p *Peer) catchUp(ctx context.Context, boot []lpeer.AddrInfo) bool {
+	if p.ready.Load() {
+		return true
+	}
+	var wg sync.WaitGroup
 	for _, ai := range boot {
-		if p.Host.Network().Connectedness(ai.ID) != network.Connected {
+		if ai.ID == p.Host.ID() || p.Host.Network().Connectedness(ai.ID) != network.Connected {
 			continue
 		}
-		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		n, err := p.Sync.SyncWith(sctx, ai.ID)
-		cancel()
-		if err == nil {
-			p.log.Info("caught up with the ledger; serving shares", "from", ai.ID.ShortString(), "entries", n)
-			p.ready.Store(true)
-			return
-		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sctx, cancel := context.WithTimeout(ctx, ledgersync.SyncStreamLife)
+			n, err := p.Sync.SyncWith(sctx, ai.ID)
+			cancel()
+			if err != nil {
+				p.log.Debug("catch-up sync failed", "peer", ai.ID.ShortString(), "err", err)
+				return
+			}
+			if !p.ready.Swap(true) {
+				p.log.Info("caught up with the ledger; serving shares", "from", ai.ID.ShortString(), "entries", n)
+			}
+		}()
 	}
-	if time.Now().After(deadline) {
-		p.log.Warn("no bootstrap peer to catch up with; serving shares on the ledger as stored")
-		p.ready.Store(true)
-	}
+	wg.Wait()
+	return p.ready.Load()
 }
 
 // maintain keeps bootstrap connections up, catches up with the ledger
 // after a start and, with the DHT, advertises this peer and connects to
 // others found under the rendezvous.
-func (p *Peer) maintain(ctx context.Context, boot []lpeer.AddrInfo, catchUp time.Duration) {
+func (p *Peer) maintain(ctx context.Context, boot, known []lpeer.AddrInfo) {
 	defer p.wg.Done()
-	deadline := time.Now().Add(catchUp)
+	start := time.Now()
+	lastWarn := start
+	catchFrom := append(append([]lpeer.AddrInfo(nil), boot...), known...)
 	var disc *drouting.RoutingDiscovery
 	if p.dht != nil {
 		_ = p.dht.Bootstrap(ctx)
@@ -327,7 +364,11 @@ func (p *Peer) maintain(ctx context.Context, boot []lpeer.AddrInfo, catchUp time
 			}
 			cancel()
 		}
-		p.catchUp(ctx, boot, deadline)
+		if !p.catchUp(ctx, catchFrom) && time.Since(lastWarn) >= catchUpLogEvery {
+			lastWarn = time.Now()
+			p.log.Warn("not caught up with any bootstrap peer; refusing grantees until then",
+				"since", time.Since(start).Round(time.Second), "bootstrap", len(boot))
+		}
 		if disc != nil && len(p.Host.Network().Peers()) > 0 {
 			dutil.Advertise(ctx, disc, rendezvous)
 			fctx, cancel := context.WithTimeout(ctx, 10*time.Second)

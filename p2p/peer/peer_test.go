@@ -104,11 +104,11 @@ func TestCatchUpBeforeServing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	// b's only bootstrap peer is down: it refuses gets until its deadline.
+	// b's only bootstrap peer is down: it refuses grantees for as long.
 	_, deadKey, _ := ed25519.GenerateKey(nil)
 	dead, _ := consent.IDFromPublicKey(deadKey.Public().(ed25519.PublicKey))
 	b, err := Start(ctx, Config{DataDir: t.TempDir(), Listen: node.LoopbackListen,
-		Bootstrap: []string{"/ip4/127.0.0.1/tcp/1/p2p/" + string(dead)}, CatchUpTimeout: time.Hour})
+		Bootstrap: []string{"/ip4/127.0.0.1/tcp/1/p2p/" + string(dead)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,11 +127,13 @@ func TestCatchUpBeforeServing(t *testing.T) {
 	}
 	defer client.Close()
 	signer, _ := consent.NewKeySigner(ck)
-	get := func(p *Peer) error {
+	// get asks p for a share of owner's as the client: a grantee's request
+	// unless owner is the client.
+	get := func(p *Peer, owner consent.ID) error {
 		if err := client.Connect(ctx, p.Host.Peerstore().PeerInfo(p.Host.ID())); err != nil {
 			return err
 		}
-		req, err := consent.SignRequest(signer, consent.Request{Owner: signer.ID(), Record: "00112233445566778899aabbccddeeff",
+		req, err := consent.SignRequest(signer, consent.Request{Owner: owner, Record: "00112233445566778899aabbccddeeff",
 			Scope: "patient/*.rs", Purpose: "PATRQT", Time: time.Now().Unix(), Nonce: []byte("0123456789abcdef")})
 		if err != nil {
 			return err
@@ -139,13 +141,18 @@ func TestCatchUpBeforeServing(t *testing.T) {
 		_, err = shares.Get(ctx, client, p.Host.ID(), vault.ShareID{1}, req)
 		return err
 	}
-	if err := get(b); !errors.Is(err, shares.ErrRemote) || !strings.Contains(err.Error(), "catching up") {
-		t.Fatalf("a peer that could not catch up served: %v", err)
+	grantor := dead // any owner but the client
+	if err := get(b, grantor); !errors.Is(err, shares.ErrRemote) || !strings.Contains(err.Error(), "catching up") {
+		t.Fatalf("a peer that could not catch up served a grantee: %v", err)
+	}
+	// An owner reads its own records while the peer catches up.
+	if err := get(b, signer.ID()); !errors.Is(err, shares.ErrNotFound) {
+		t.Fatalf("a peer catching up refused the owner: %v", err)
 	}
 	testutil.Eventually(t, 10*time.Second, "c catches up and serves", func() bool {
-		return errors.Is(get(c), shares.ErrNotFound)
+		return errors.Is(get(c, grantor), shares.ErrNotFound)
 	})
-	if err := get(a); !errors.Is(err, shares.ErrNotFound) {
+	if err := get(a, grantor); !errors.Is(err, shares.ErrNotFound) {
 		t.Fatalf("a peer without bootstrap peers should serve at once: %v", err)
 	}
 }

@@ -116,7 +116,7 @@ type Service struct {
 	pools   pools
 
 	decideMu sync.Mutex
-	gate     func() error
+	gate     func(*consent.Request) error
 
 	gets getLimiter // per-requester limit on gets (ratelimit.go)
 	reps repeats    // repeated denials counted, not logged one by one (repeats.go); decideMu guards it
@@ -132,11 +132,13 @@ func WithPublish(f func(*consent.Entry)) Option { return func(s *Service) { s.pu
 // WithLogger sets the logger; it never receives record contents or PHI.
 func WithLogger(l *slog.Logger) Option { return func(s *Service) { s.log = l } }
 
-// WithGate is asked before every get; a non-nil error refuses the get with
-// code "busy" (the peer daemon refuses until it has caught up with the
-// ledger after a start, so a peer that was offline never serves on a stale
-// view of consent).
-func WithGate(f func() error) Option { return func(s *Service) { s.gate = f } }
+// WithGate is asked before every get, with its decoded request; a non-nil
+// error refuses the get with code "busy" (the peer daemon refuses grantees
+// until it has caught up with the ledger after a start, so a peer that was
+// offline never serves on a stale view of consent, and lets owners read).
+// A request the gate lets through must still name the share's owner and
+// record and the remote as its requester.
+func WithGate(f func(*consent.Request) error) Option { return func(s *Service) { s.gate = f } }
 
 // NewService registers the protocol handler on h.
 func NewService(h host.Host, st Store, l *consent.Ledger, signer consent.Signer, opts ...Option) *Service {
@@ -262,11 +264,6 @@ func (s *Service) serve(st network.Stream, t *wire.Transfer, br *bufio.Reader, r
 		s.log.Info("share deleted", "owner", remote.Short(), "share", id.String()[:12])
 		return reply(response{OK: true})
 	case OpGet:
-		if s.gate != nil {
-			if err := s.gate(); err != nil {
-				return reply(response{Error: err.Error(), Code: "busy"})
-			}
-		}
 		return s.serveGet(st, w, remote, req)
 	}
 	return reply(response{Error: "unknown operation", Code: "bad-request"})
@@ -358,6 +355,11 @@ func (s *Service) serveGet(st network.Stream, w io.Writer, remote consent.ID, re
 	ar, err := consent.DecodeRequest(req.Access)
 	if err != nil {
 		return reply(response{Error: "bad access request", Code: "bad-request"})
+	}
+	if s.gate != nil {
+		if err := s.gate(ar); err != nil {
+			return reply(response{Error: err.Error(), Code: "busy"})
+		}
 	}
 	m, err := s.st.Meta(id)
 	if errors.Is(err, store.ErrNotFound) {
