@@ -232,6 +232,7 @@ func TestRepeatedTinyFetch(t *testing.T) {
 	p1 := n.peers[0]
 	before := n.accessEntries(p1)
 	var gets atomic.Int64
+	start := time.Now()
 	n.during(tinyFetch(&gets, tinyGets), func(ctx context.Context) {
 		n.honest(ctx)
 		deadline := time.Now().Add(3 * time.Minute)
@@ -244,6 +245,11 @@ func TestRepeatedTinyFetch(t *testing.T) {
 		// repeat: at most half the gets may each leave an entry.
 		if after-before > int(gets.Load())/2 {
 			t.Errorf("p1 appended %d access entries for %d gets of one stranger", after-before, gets.Load())
+		}
+		// The per-requester limit: a burst of 300, then 5 a second (and
+		// a margin for the honest checks' timing).
+		if most := 300 + 5*int(time.Since(start).Seconds()) + 20; after-before > most {
+			t.Errorf("p1 appended %d access entries for one stranger in %s: its rate limit allows %d", after-before, time.Since(start).Round(time.Second), most)
 		}
 		n.measure("tiny share fetched", defaultMaxRSS, defaultMaxDisk)
 	})
