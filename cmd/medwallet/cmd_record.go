@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -143,6 +144,10 @@ func runRecordAdd(ctx context.Context, o recordAddOptions, g *globalOptions, arg
 	}
 	g.note("medwallet: added %s record %s (%s, any %d of %d shares rebuild it)",
 		info.Metadata.Format, info.ID, units.Size(info.Metadata.Size), info.K, info.N)
+	if asked := cmp.Or(o.n, vault.DefaultN); info.N < asked {
+		g.note("medwallet: note: peers refused some shares, so the record has %d shares, not the %d asked for: it tolerates the loss of %d, not %d",
+			info.N, asked, info.N-info.K, asked-info.K)
+	}
 	return g.emit(newRecordJSON(info), func(out io.Writer) { fmt.Fprintln(out, info.ID) })
 }
 
