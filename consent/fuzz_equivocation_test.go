@@ -2,11 +2,10 @@ package consent
 
 import (
 	"bytes"
-	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/medwallet/medwallet/internal/testutil"
 )
 
 // equivocationSeeds returns real equivocation bodies: the proof of two
@@ -47,23 +46,15 @@ func equivocationSeeds(tb testing.TB) [][]byte {
 }
 
 // TestEquivocationFuzzSeeds checks that testdata/fuzz/FuzzEquivocationProof
-// holds every seed; CONSENT_WRITE_SEEDS=1 rewrites them.
+// holds every seed (testutil.FuzzSeeds rewrites them with
+// $MEDWALLET_WRITE_FUZZ_SEEDS set).
 func TestEquivocationFuzzSeeds(t *testing.T) {
-	dir := filepath.Join("testdata", "fuzz", "FuzzEquivocationProof")
 	names := []string{"valid-anchors", "valid-anchor-grant", "tampered-order", "tampered-signature"}
+	named := map[string][]byte{}
 	for i, s := range equivocationSeeds(t) {
-		name := filepath.Join(dir, names[i])
-		data := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", s)
-		if os.Getenv("CONSENT_WRITE_SEEDS") != "" {
-			if err := os.WriteFile(name, []byte(data), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		if got, err := os.ReadFile(name); err != nil || string(got) != data {
-			t.Errorf("%s is missing or stale (CONSENT_WRITE_SEEDS=1 go test -run TestEquivocationFuzzSeeds): %v", name, err)
-		}
+		named[names[i]] = s
 	}
+	testutil.FuzzSeeds(t, "FuzzEquivocationProof", named)
 }
 
 // FuzzEquivocationProof: an equivocation body decodes strictly and

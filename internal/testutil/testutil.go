@@ -4,6 +4,7 @@
 package testutil
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -50,5 +51,38 @@ func Eventually(tb testing.TB, d time.Duration, what string, cond func() bool) {
 			tb.Fatalf("timed out after %v waiting: %s", d, what)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// WriteSeedsEnv names the environment variable that makes FuzzSeeds
+// rewrite a seed corpus instead of checking it.
+const WriteSeedsEnv = "MEDWALLET_WRITE_FUZZ_SEEDS"
+
+// FuzzSeeds keeps the checked-in seed corpus of fuzz target in
+// testdata/fuzz/TARGET: seeds maps a file name to the seed's bytes. With
+// $MEDWALLET_WRITE_FUZZ_SEEDS set it writes them (in go test's corpus file
+// format); otherwise it fails the test for every seed whose file is missing
+// or stale, so a changed message format cannot leave the corpus behind.
+func FuzzSeeds(t *testing.T, target string, seeds map[string][]byte) {
+	t.Helper()
+	dir := filepath.Join("testdata", "fuzz", target)
+	write := os.Getenv(WriteSeedsEnv) != ""
+	if write {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, b := range seeds {
+		path := filepath.Join(dir, name)
+		data := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", b)
+		if write {
+			if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if got, err := os.ReadFile(path); err != nil || string(got) != data {
+			t.Errorf("%s is missing or stale (%s=1 go test -run %s rewrites it): %v", path, WriteSeedsEnv, t.Name(), err)
+		}
 	}
 }

@@ -6,8 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -16,6 +14,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 
 	"github.com/medwallet/medwallet/consent"
+	"github.com/medwallet/medwallet/internal/testutil"
 	"github.com/medwallet/medwallet/p2p/wire"
 )
 
@@ -24,7 +23,7 @@ import (
 // frames in; heads and batch frames out), a gossip message, and a
 // sequence of entries through the ingest path. Each target's seed corpus
 // is in testdata/fuzz/FuzzXxx, made of real encoded messages by
-// TestWriteFuzzSeeds (LEDGERSYNC_WRITE_SEEDS=1 rewrites it).
+// TestWriteFuzzSeeds ($MEDWALLET_WRITE_FUZZ_SEEDS=1 rewrites it).
 
 // fuzzFixture is the ledger state every target starts from: two entries
 // of alice's feed held (more of it, and a fork of it, are offered), and a
@@ -447,30 +446,16 @@ func mustMarshalAny(v any) []byte {
 	return b
 }
 
-// TestWriteFuzzSeeds writes the seed corpora under testdata/fuzz when
-// LEDGERSYNC_WRITE_SEEDS is set; otherwise it checks the checked-in
-// corpora hold every seed.
+// TestWriteFuzzSeeds checks that the checked-in corpora under
+// testdata/fuzz hold every seed (testutil.FuzzSeeds rewrites them with
+// $MEDWALLET_WRITE_FUZZ_SEEDS set).
 func TestWriteFuzzSeeds(t *testing.T) {
 	x := newFuzzFixture(t)
-	write := os.Getenv("LEDGERSYNC_WRITE_SEEDS") != ""
 	for target, seeds := range x.seeds() {
-		dir := filepath.Join("testdata", "fuzz", target)
+		named := map[string][]byte{}
 		for i, s := range seeds {
-			name := filepath.Join(dir, "seed-"+strconv.Itoa(i))
-			data := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", s)
-			if write {
-				if err := os.MkdirAll(dir, 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(name, []byte(data), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				continue
-			}
-			got, err := os.ReadFile(name)
-			if err != nil || string(got) != data {
-				t.Errorf("%s is missing or stale (LEDGERSYNC_WRITE_SEEDS=1 go test -run TestWriteFuzzSeeds): %v", name, err)
-			}
+			named["seed-"+strconv.Itoa(i)] = s
 		}
+		testutil.FuzzSeeds(t, target, named)
 	}
 }
