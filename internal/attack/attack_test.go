@@ -146,14 +146,8 @@ func TestBigManifestFrames(t *testing.T) {
 
 func TestForgedAccessEntry(t *testing.T) {
 	n := newNetwork(t, netOptions{})
-	var forgers []consent.ID
-	var mu sync.Mutex
-	n.forgers = func() []consent.ID {
-		mu.Lock()
-		defer mu.Unlock()
-		return append([]consent.ID(nil), forgers...)
-	}
-	n.during(forgeAccess(&forgers, &mu), func(ctx context.Context) {
+	forgers, mu := n.trackForgers()
+	n.during(forgeAccess(forgers, mu), func(ctx context.Context) {
 		n.honest(ctx) // with the log check: no output names a forger
 		n.auditVerify(ctx)
 		n.measure("forged access entries", defaultMaxRSS, defaultMaxDisk)
@@ -162,14 +156,8 @@ func TestForgedAccessEntry(t *testing.T) {
 
 func TestFarFutureAccessEntry(t *testing.T) {
 	n := newNetwork(t, netOptions{})
-	var forgers []consent.ID
-	var mu sync.Mutex
-	n.forgers = func() []consent.ID {
-		mu.Lock()
-		defer mu.Unlock()
-		return append([]consent.ID(nil), forgers...)
-	}
-	n.during(farFuture(&forgers, &mu), func(ctx context.Context) {
+	forgers, mu := n.trackForgers()
+	n.during(farFuture(forgers, mu), func(ctx context.Context) {
 		n.honest(ctx) // with the log check: log --json and audit disclosures --format json keep working
 		n.auditVerify(ctx)
 		n.measure("access entries dated 2^62", defaultMaxRSS, defaultMaxDisk)
@@ -290,4 +278,17 @@ func (n *testnet) accessEntries(p *peerProc) int {
 		}
 	}
 	return c
+}
+
+// trackForgers gives an attack the list to add its forgers' IDs to, under
+// mu, and makes the log checks refuse any output that names one of them.
+func (n *testnet) trackForgers() (*[]consent.ID, *sync.Mutex) {
+	var forgers []consent.ID
+	mu := new(sync.Mutex)
+	n.forgers = func() []consent.ID {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]consent.ID(nil), forgers...)
+	}
+	return &forgers, mu
 }
