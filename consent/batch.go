@@ -96,6 +96,7 @@ func (bv *batchVerifier) verify(es []*Entry, errs []error, hashes []Hash, useMem
 		return
 	}
 	if len(bv.idx) > 1 {
+		sigChecks.Add(int64(len(bv.idx)))
 		v := ed25519consensus.NewPreallocatedBatchVerifier(len(bv.idx))
 		for j, i := range bv.idx {
 			v.Add(bv.pubs[j], bv.msgs[j], es[i].Sig)
@@ -110,6 +111,7 @@ func (bv *batchVerifier) verify(es []*Entry, errs []error, hashes []Hash, useMem
 	// One entry, or a batch holding at least one bad signature: check
 	// each on its own to name the culprits.
 	for j, i := range bv.idx {
+		sigChecks.Add(1)
 		if ed25519consensus.Verify(bv.pubs[j], bv.msgs[j], es[i].Sig) {
 			memoAdd(hashes[i])
 			continue
@@ -117,6 +119,10 @@ func (bv *batchVerifier) verify(es []*Entry, errs []error, hashes []Hash, useMem
 		errs[i] = &EntryError{Author: es[i].Author, Seq: es[i].Seq, Err: ErrBadSignature}
 	}
 }
+
+// sigChecks counts the entry signatures checked (in a batch or alone), for
+// the tests that make sure an entry is verified once.
+var sigChecks atomic.Int64
 
 // The memo of verified entries: hashes of entries that passed VerifyEntry
 // or VerifyBatch lately. An entry's hash covers its whole encoding,

@@ -282,6 +282,7 @@ func (e *Entry) verify() error {
 }
 
 func (e *Entry) verifySig() error {
+	sigChecks.Add(1)
 	if !verifySig(e.Author, e.SignedMessage(), e.Sig) {
 		return &EntryError{Author: e.Author, Seq: e.Seq, Err: ErrBadSignature}
 	}
