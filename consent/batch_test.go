@@ -426,3 +426,65 @@ func TestIngestBatchStoreFailure(t *testing.T) {
 		t.Fatalf("IngestBatch into a closed store: %d accepted, %v", len(acc), err)
 	}
 }
+
+// TestOpenLedgerTrustsItsStore: OpenLedger does not check the signatures
+// of its own store (they were checked before the entries were stored),
+// only their chains; VerifyStore checks everything and names what fails.
+func TestOpenLedgerTrustsItsStore(t *testing.T) {
+	alice, bob := batchSigner(t, "store-alice"), batchSigner(t, "store-bob")
+	st := consent.NewMemStore()
+	as, bs := chainOf(t, alice, 6, ""), chainOf(t, bob, 3, "")
+	// The disk flipped a bit of the signature of alice's head (a bit
+	// anywhere else in the feed would break the next entry's chain).
+	bad := cloneEntry(as[5])
+	bad.Sig[7] ^= 0x20
+	for _, e := range append(append(as[:5:5], bad), bs...) {
+		if err := st.Put(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := consent.SigChecks()
+	l, err := consent.OpenLedger(st)
+	if err != nil {
+		t.Fatalf("OpenLedger: %v", err)
+	}
+	if n := consent.SigChecks() - before; n != 0 {
+		t.Fatalf("OpenLedger checked %d signatures, want 0", n)
+	}
+	if n := len(l.Entries()); n != 9 {
+		t.Fatalf("opened ledger holds %d entries, want 9", n)
+	}
+	rep, err := consent.VerifyStore(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.OK() || rep.Bad != 1 || rep.Entries != 9 || rep.Feeds != 2 || len(rep.Problems) != 1 ||
+		!errors.Is(rep.Problems[0], consent.ErrBadSignature) {
+		t.Fatalf("VerifyStore = %+v", rep)
+	}
+	var ee *consent.EntryError
+	if !errors.As(rep.Problems[0], &ee) || ee.Author != alice.ID() || ee.Seq != 6 {
+		t.Fatalf("problem %v names the wrong entry", rep.Problems[0])
+	}
+
+	// A store whose chain is broken still fails to open, and VerifyStore
+	// says where.
+	st2 := consent.NewMemStore()
+	other := chainOf(t, alice, 6, "other")
+	for _, e := range []*consent.Entry{as[0], as[1], other[2], bs[0]} {
+		if err := st2.Put(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := consent.OpenLedger(st2); !errors.Is(err, consent.ErrGap) {
+		t.Fatalf("OpenLedger of a broken chain: %v", err)
+	}
+	rep, err = consent.VerifyStore(st2)
+	if err != nil || rep.Bad != 1 || !errors.Is(rep.Problems[0], consent.ErrWrongPrev) {
+		t.Fatalf("VerifyStore of a broken chain = %+v, %v", rep, err)
+	}
+	rep, err = consent.VerifyStore(consent.NewMemStore())
+	if err != nil || !rep.OK() || rep.Entries != 0 {
+		t.Fatalf("VerifyStore of an empty store = %+v, %v", rep, err)
+	}
+}

@@ -183,3 +183,73 @@ func (l *Ledger) Entries() []*Entry {
 
 // Close closes the store.
 func (l *Ledger) Close() error { return l.store.Close() }
+
+// StoreReport is what VerifyStore found in a store.
+type StoreReport struct {
+	Entries  int     // entries read
+	Feeds    int     // authors
+	Bad      int     // entries that do not verify or do not chain
+	Problems []error // the first MaxStoreProblems of them, in scan order
+}
+
+// MaxStoreProblems bounds StoreReport.Problems.
+const MaxStoreProblems = 100
+
+// OK reports whether every stored entry verified and chained.
+func (r *StoreReport) OK() bool { return r.Bad == 0 }
+
+// verifyChunk is how many entries VerifyStore holds at once.
+const verifyChunk = 4096
+
+// VerifyStore re-checks every entry of s: its fields, body and signature
+// (VerifyBatch, on every core), and its place in its author's feed
+// (numbered 1, 2, 3..., chained, time never going back). It is the only
+// full re-verification: OpenLedger trusts the signatures of its own store.
+// Memory stays bounded: entries are read and checked in chunks. The error
+// is the store's; what does not verify is in the report.
+func VerifyStore(s Store) (*StoreReport, error) {
+	rep := &StoreReport{}
+	var (
+		chunk  []*Entry
+		author ID
+		head   Head
+	)
+	problem := func(err error) {
+		rep.Bad++
+		if len(rep.Problems) < MaxStoreProblems {
+			rep.Problems = append(rep.Problems, err)
+		}
+	}
+	flush := func() {
+		errs := VerifyBatch(chunk)
+		for i, e := range chunk {
+			if e.Author != author || rep.Feeds == 0 {
+				author, head = e.Author, Head{}
+				rep.Feeds++
+			}
+			err := errs[i]
+			if err == nil {
+				err = checkLink(head, e)
+			}
+			if err != nil {
+				problem(err)
+			}
+			// Go on from this entry, so one bad entry is one problem.
+			head = Head{Seq: e.Seq, Hash: e.Hash(), Time: e.Time}
+		}
+		rep.Entries += len(chunk)
+		chunk = chunk[:0]
+	}
+	err := s.Scan(func(e *Entry) error {
+		chunk = append(chunk, e)
+		if len(chunk) == verifyChunk {
+			flush()
+		}
+		return nil
+	})
+	if err != nil {
+		return rep, fmt.Errorf("verify ledger: %w", err)
+	}
+	flush()
+	return rep, nil
+}
