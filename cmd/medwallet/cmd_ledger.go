@@ -5,10 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
+	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	ledgerstore "github.com/medwallet/medwallet/consent/boltstore"
+	"github.com/medwallet/medwallet/p2p/peer"
 	"github.com/medwallet/medwallet/wallet"
 )
 
@@ -208,4 +213,22 @@ func runLedgerVerify(_ context.Context, _ ledgerVerifyOptions, g *globalOptions)
 		return resultError{result: j, error: err}
 	}
 	return g.emit(j, human)
+}
+
+// verifyPeerLedger re-checks the peer's stored ledger (--verify-ledger).
+func verifyPeerLedger(data string, log *slog.Logger) error {
+	path := filepath.Join(data, peer.LedgerFile)
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	start := time.Now()
+	rep, err := ledgerstore.Verify(path)
+	if err != nil {
+		return err
+	}
+	log.Info("ledger verified", "entries", rep.Entries, "feeds", rep.Feeds, "bad", rep.Bad, "took", time.Since(start).Round(time.Millisecond))
+	if err := wallet.LedgerVerifyFailure(rep); err != nil {
+		return fmt.Errorf("peer ledger %s: %w", path, err)
+	}
+	return nil
 }

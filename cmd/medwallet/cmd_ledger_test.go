@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,6 +14,9 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/medwallet/medwallet/consent"
+	ledgerstore "github.com/medwallet/medwallet/consent/boltstore"
+	"github.com/medwallet/medwallet/p2p/peer"
 	"github.com/medwallet/medwallet/wallet"
 )
 
@@ -80,5 +85,48 @@ func TestLedgerVerify(t *testing.T) {
 	if err := runLedgerVerify(ctx, ledgerVerifyOptions{}, g); err == nil ||
 		!strings.Contains(out.String(), "ledger bad: 1 of ") || !strings.Contains(out.String(), "bad: ledger entry ") {
 		t.Fatalf("ledger verify: %v\n%s", err, out)
+	}
+}
+
+// peer --verify-ledger refuses to start on a ledger whose stored
+// signatures do not verify; without the flag start-up does not check them.
+func TestPeerVerifyLedger(t *testing.T) {
+	g := newGlobals(strings.NewReader(""), &bytes.Buffer{}, &bytes.Buffer{})
+	if f := newPeerCommand(g).Flags().Lookup("verify-ledger"); f == nil || f.DefValue != "false" {
+		t.Fatalf("peer --verify-ledger: %+v", f)
+	}
+	dir := t.TempDir()
+	log := slog.New(slog.DiscardHandler)
+	if err := verifyPeerLedger(dir, log); err != nil {
+		t.Fatalf("no ledger yet: %v", err)
+	}
+	s, err := ledgerstore.Open(filepath.Join(dir, peer.LedgerFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, priv, _ := ed25519.GenerateKey(nil)
+	signer, err := consent.NewKeySigner(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var head consent.Head
+	for i := range 3 {
+		e, err := consent.NewEntry(signer, head, time.Unix(1767225600+int64(i), 0), consent.KindAnchor,
+			&consent.AnchorBody{Record: "rec-1", Manifest: consent.HashBytes([]byte{byte(i)})})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 2 {
+			e.Sig[3] ^= 1 // stored as is: stores do not verify
+		}
+		if err := s.Put(e); err != nil {
+			t.Fatal(err)
+		}
+		head = e.Head()
+	}
+	s.Close()
+	err = verifyPeerLedger(dir, log)
+	if !errors.Is(err, wallet.ErrVerify) || exitCode(err) != exitVerify || !strings.Contains(err.Error(), "1 of 3 stored entries") {
+		t.Fatalf("verify a peer ledger with a bad signature: %v", err)
 	}
 }

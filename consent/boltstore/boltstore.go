@@ -165,3 +165,15 @@ func (s *Store) Scan(fn func(*consent.Entry) error) error {
 
 // Close implements consent.Store.
 func (s *Store) Close() error { return s.db.Close() }
+
+// Verify opens the ledger at path, re-checks every stored entry with
+// consent.VerifyStore and closes it: what a peer started with
+// --verify-ledger does before it opens its ledger.
+func Verify(path string) (*consent.StoreReport, error) {
+	s, err := Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	return consent.VerifyStore(s)
+}
