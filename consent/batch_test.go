@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 	"time"
 
@@ -487,4 +488,45 @@ func TestOpenLedgerTrustsItsStore(t *testing.T) {
 	if err != nil || !rep.OK() || rep.Entries != 0 {
 		t.Fatalf("VerifyStore of an empty store = %+v, %v", rep, err)
 	}
+}
+
+// BenchmarkVerifyBatch compares checking 4096 entries one by one
+// (VerifyEntry) with VerifyBatch on one core and on every core.
+func BenchmarkVerifyBatch(b *testing.B) {
+	const n = 4096
+	var es []*consent.Entry
+	for i := range 8 {
+		es = append(es, chainOf(b, batchSigner(b, fmt.Sprint("bench-", i)), n/8, "")...)
+	}
+	run := func(name string, procs int, f func() error) {
+		b.Run(name, func(b *testing.B) {
+			if procs > 0 {
+				defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+			}
+			for b.Loop() {
+				if err := f(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "entries/s")
+		})
+	}
+	batch := func() error {
+		for _, err := range consent.VerifyBatch(es) {
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	run("single", 0, func() error {
+		for _, e := range es {
+			if err := consent.VerifyEntry(e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	run("batch-1-core", 1, batch)
+	run(fmt.Sprintf("batch-%d-cores", runtime.GOMAXPROCS(0)), 0, batch)
 }
