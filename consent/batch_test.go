@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -518,12 +519,18 @@ func BenchmarkVerifyBatch(b *testing.B) {
 			if procs > 0 {
 				defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
 			}
+			var ru syscall.Rusage
+			syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+			cpu0 := ru.Utime.Nano() + ru.Stime.Nano()
 			for b.Loop() {
 				if err := f(); err != nil {
 					b.Fatal(err)
 				}
 			}
+			syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 			b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "entries/s")
+			// CPU time, every thread: on a shared machine, the cost.
+			b.ReportMetric(float64(ru.Utime.Nano()+ru.Stime.Nano()-cpu0)/1e6/float64(b.N), "cpu-ms/op")
 		})
 	}
 	batch := func() error {
