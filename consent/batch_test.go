@@ -223,7 +223,8 @@ func TestBatchMatchesSingle(t *testing.T) {
 
 // TestVerifyOnce: an entry checked when it arrived (VerifyEntry, as
 // ledgersync does) is not checked again when the ledger ingests it, and
-// IngestBatch checks each new entry once.
+// IngestBatch checks each new entry once. Not parallel: it counts the
+// signature checks of the whole process.
 func TestVerifyOnce(t *testing.T) {
 	es := chainOf(t, batchSigner(t, "once"), 10, "")
 	l, err := consent.OpenLedger(consent.NewMemStore())
@@ -447,6 +448,7 @@ func TestIngestBatchStoreFailure(t *testing.T) {
 // TestOpenLedgerTrustsItsStore: OpenLedger does not check the signatures
 // of its own store (they were checked before the entries were stored),
 // only their chains; VerifyStore checks everything and names what fails.
+// Not parallel: it counts the signature checks of the whole process.
 func TestOpenLedgerTrustsItsStore(t *testing.T) {
 	alice, bob := batchSigner(t, "store-alice"), batchSigner(t, "store-bob")
 	st := consent.NewMemStore()
