@@ -201,51 +201,8 @@ func AuditLedgerWith(entries []*Entry, c AccessCheck) *AuditReport {
 		}
 	}
 	rep.Grants = len(full.grants)
-	for _, a := range full.Authors() {
-		// One as-of view per owner (and set of other feeds named), extended
-		// entry by entry while the decider's feed is walked in order:
-		// linear in the usual case.
-		cache := map[string]*asOfView{}
-		for _, e := range full.Feed(a) {
-			switch e.Kind {
-			case KindRevoke:
-				rep.Revocations++
-			case KindAccess:
-				auditAccess(full, e, rep, cache, c)
-			}
-		}
-	}
+	auditAccesses(full, rep, c)
 	return rep
-}
-
-// asOfView is the union of prefixes of some feeds: n[author] entries of
-// each.
-type asOfView struct {
-	v *View
-	n map[ID]int
-}
-
-// extend grows the view to the given prefix lengths, or reports false if
-// that would mean shrinking it. A feed the view holds entries of but want
-// does not name counts as a prefix of length 0: an access entry that names
-// no issuer head must not be judged on an issuer's feed that an earlier
-// access entry named.
-func (a *asOfView) extend(full *View, want map[ID]int) bool {
-	for id, n := range a.n {
-		if want[id] < n {
-			return false
-		}
-	}
-	for id, n := range want {
-		f := full.feeds[id]
-		for i := a.n[id]; i < n; i++ {
-			a.v.ingestVerified(f.entries[i], f.hashes[i])
-		}
-		if n > a.n[id] {
-			a.n[id] = n
-		}
-	}
-	return true
 }
 
 func dedupe(es []*Entry) []*Entry {
@@ -259,19 +216,79 @@ func dedupe(es []*Entry) []*Entry {
 	return out
 }
 
-func auditAccess(full *View, e *Entry, rep *AuditReport, cache map[string]*asOfView, c AccessCheck) {
+// auditAccesses counts revocations and checks every access entry of the
+// full view, walking feeds by author then seq. Findings keep that order,
+// though the policy re-runs go owner by owner (auditIndex.decideJobs).
+func auditAccesses(full *View, rep *AuditReport, c AccessCheck) {
+	x := newAuditIndex(full)
+	var found [][]Finding // per access entry re-run, its findings in order
+	var jobs []asOfJob
+	var pending []Finding // finding templates, per job
+	for _, a := range full.Authors() {
+		for _, e := range full.Feed(a) {
+			switch e.Kind {
+			case KindRevoke:
+				rep.Revocations++
+			case KindAccess:
+				j, f, ok := auditAccess(full, e, rep, c)
+				if !ok {
+					continue
+				}
+				j.i = len(found)
+				found = append(found, j.pre)
+				if j.job.e != nil {
+					j.job.i = j.i
+					jobs = append(jobs, j.job)
+					pending = append(pending, f)
+				}
+			}
+		}
+	}
+	// pending is indexed like jobs before sorting: keep the template with
+	// the job's walk position.
+	tmpl := make(map[int]Finding, len(pending))
+	for k, j := range jobs {
+		tmpl[j.i] = pending[k]
+	}
+	x.decideJobs(jobs, func(j *asOfJob, d Decision) {
+		f := tmpl[j.i]
+		if judge(&f, j.ab, d) {
+			found[j.i] = append(found[j.i], f)
+		}
+	})
+	for _, fs := range found {
+		rep.Findings = append(rep.Findings, fs...)
+	}
+}
+
+// accessAudit is what auditAccess found before the policy is re-run: the
+// findings so far (pre) and, when e.job.e is set, the re-run to do.
+type accessAudit struct {
+	i   int
+	pre []Finding
+	job asOfJob
+}
+
+// auditAccess checks access entry e on its own and against its heads. It
+// reports false for an entry whose body does not decode; otherwise the
+// findings so far and the job to re-run, unless the entry is suspicious
+// or names an unknown head (then the verdict is in pre already), and the
+// finding template the re-run completes.
+func auditAccess(full *View, e *Entry, rep *AuditReport, c AccessCheck) (accessAudit, Finding, bool) {
+	var out accessAudit
 	h := full.seen[authorSeq{e.Author, e.Seq}]
 	ab, req, err := CheckAccess(e, c)
 	if err != nil {
 		var se *SuspiciousAccessError
 		if errors.As(err, &se) {
 			rep.Suspicious++
-			rep.Findings = append(rep.Findings, Finding{Kind: FindingSuspicious, Author: e.Author, Seq: e.Seq, Entry: &h,
+			out.pre = append(out.pre, Finding{Kind: FindingSuspicious, Author: e.Author, Seq: e.Seq, Entry: &h,
 				Logged: ab.Reason, Suspicion: se.Reason, Detail: err.Error()})
+			return out, Finding{}, true
 		}
 		// Otherwise the body does not decode: checked when the entry was
 		// verified.
-		return
+		return out, Finding{}, false
 	}
 	n := ab.Decisions()
 	rep.Accesses += n
@@ -292,18 +309,28 @@ func auditAccess(full *View, e *Entry, rep *AuditReport, cache map[string]*asOfV
 		rep.Repeated += n
 		rep.Summaries++
 		if err := checkRepeats(full, e, ab, req); err != nil {
-			f.Kind, f.Detail = FindingMismatch, err.Error()
-			rep.Findings = append(rep.Findings, f)
+			m := f
+			m.Kind, m.Detail = FindingMismatch, err.Error()
+			out.pre = append(out.pre, m)
 		}
 	}
-	d, err := decideAsOf(full, e, req, cache)
+	lim, err := accessLimits(full, e, ab, req)
 	if err != nil {
 		if ab.Allow {
-			f.Kind, f.Detail = FindingViolation, err.Error()
-			rep.Findings = append(rep.Findings, f)
+			v := f
+			v.Kind, v.Detail = FindingViolation, err.Error()
+			out.pre = append(out.pre, v)
 		}
-		return
+		return out, Finding{}, true
 	}
+	// A summary of repeated denials is re-run when its request was decided.
+	out.job = asOfJob{e: e, ab: ab, req: req, owner: req.Owner, at: lim.of(req.Owner), lim: lim}
+	return out, f, true
+}
+
+// judge compares the logged decision ab with the policy's d and fills in
+// f; it reports whether f is a finding.
+func judge(f *Finding, ab *AccessBody, d Decision) bool {
 	f.Reason = d.Reason
 	switch {
 	case ab.Allow && !d.Allow:
@@ -319,9 +346,9 @@ func auditAccess(full *View, e *Entry, rep *AuditReport, cache map[string]*asOfV
 	case !ab.Allow && d.Reason != ab.Reason:
 		f.Kind, f.Detail = FindingMismatch, "access denied for another reason than the policy gives"
 	default:
-		return
+		return false
 	}
-	rep.Findings = append(rep.Findings, f)
+	return true
 }
 
 // checkRepeats checks a summary of repeated denials against the entry it
@@ -351,12 +378,9 @@ func checkRepeats(full *View, e *Entry, ab *AccessBody, req *Request) error {
 var ErrUnknownHead = errors.New("head in access entry is not in its feed")
 
 // DecideAsOf re-runs Decide for access entry e (carrying req) on the view
-// as of e, built from full (see AuditLedger).
+// as of e, built from full (see AuditLedger). It indexes full on each
+// call: the audit indexes once for all entries.
 func DecideAsOf(full *View, e *Entry, req *Request) (Decision, error) {
-	return decideAsOf(full, e, req, nil)
-}
-
-func decideAsOf(full *View, e *Entry, req *Request, cache map[string]*asOfView) (Decision, error) {
 	body, err := e.DecodedBody()
 	if err != nil {
 		return Decision{}, err
@@ -365,63 +389,17 @@ func decideAsOf(full *View, e *Entry, req *Request, cache map[string]*asOfView) 
 	if !ok {
 		return Decision{}, malformed("not an access entry")
 	}
-	// The prefix of each feed the decider relied on: the owner's up to
-	// the head it names, the decider's before e, and, when named, the
-	// requester's and the credential issuer's.
-	want := map[ID]int{e.Author: int(e.Seq - 1)}
-	prefix := func(role string, author ID, h Head) error {
-		f := full.feeds[author]
-		if h.Seq == 0 {
-			if !h.Hash.IsZero() {
-				return fmt.Errorf("%s head: %w", role, ErrUnknownHead)
-			}
-			return nil
-		}
-		if f == nil || h.Seq > uint64(len(f.entries)) || f.hashes[h.Seq-1] != h.Hash {
-			return fmt.Errorf("%s head: %w", role, ErrUnknownHead)
-		}
-		if author == e.Author {
-			if h.Seq > e.Seq-1 {
-				return fmt.Errorf("%s head: %w", role, ErrUnknownHead)
-			}
-			return nil
-		}
-		if int(h.Seq) > want[author] {
-			want[author] = int(h.Seq)
-		}
-		return nil
-	}
-	if err := prefix("owner", req.Owner, ab.OwnerHead); err != nil {
+	lim, err := accessLimits(full, e, ab, req)
+	if err != nil {
 		return Decision{}, err
 	}
-	if ab.RequesterHead != nil {
-		if err := prefix("requester", req.Requester, *ab.RequesterHead); err != nil {
-			return Decision{}, err
-		}
+	x := newAuditIndex(full)
+	gc := x.cursor(req.Owner)
+	gc.advance(lim.of(req.Owner))
+	if VerifyRequest(req) != nil {
+		return deny(ReasonBadSignature), nil
 	}
-	if ab.IssuerHead != nil {
-		if err := prefix("issuer", ab.Issuer, *ab.IssuerHead); err != nil {
-			return Decision{}, err
-		}
-	}
-	// Access entries that name the same feeds share a cached view.
-	key := string(req.Owner)
-	if ab.RequesterHead != nil {
-		key += "|r:" + string(req.Requester)
-	}
-	if ab.IssuerHead != nil {
-		key += "|i:" + string(ab.Issuer)
-	}
-	a := cache[key]
-	if a == nil || !a.extend(full, want) {
-		a = &asOfView{v: NewView(), n: map[ID]int{}}
-		a.extend(full, want)
-		if cache != nil {
-			cache[key] = a
-		}
-	}
-	// A summary of repeated denials is re-run when its request was decided.
-	return Decide(a.v, req, TimeOf(ab.DecidedAt(e.Time))), nil
+	return decide(&asOf{x: x, lim: lim, gc: gc}, req, TimeOf(ab.DecidedAt(e.Time))), nil
 }
 
 // Disclosure is one line of the accounting of disclosures (45 CFR 164.528):

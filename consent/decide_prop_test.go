@@ -348,4 +348,53 @@ func TestDecideMatchesReference(t *testing.T) {
 // the reference's.
 func checkAsOf(t *testing.T, l *randLedger, reached map[Reason]int) {
 	t.Helper()
+	x := newAuditIndex(l.view)
+	type ref struct {
+		d   Decision
+		err error
+	}
+	want := map[int]ref{}
+	var jobs []asOfJob
+	for i, e := range l.entries {
+		if e.Kind != KindAccess {
+			continue
+		}
+		b, err := e.DecodedBody()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ab := b.(*AccessBody)
+		req, err := DecodeRequest(ab.Request)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := refDecideAsOf(l.feeds, e, req)
+		want[i] = ref{d, err}
+		reached[d.Reason]++
+		lim, lerr := accessLimits(l.view, e, ab, req)
+		if (lerr == nil) != (err == nil) || lerr != nil && lerr.Error() != err.Error() {
+			t.Fatalf("entry %d: heads: %v, reference %v", i, lerr, err)
+		}
+		if i%7 == 0 {
+			// The exported, unindexed way.
+			got, gerr := DecideAsOf(l.view, e, req)
+			if got != d || (gerr == nil) != (err == nil) {
+				t.Fatalf("entry %d: DecideAsOf = %+v, %v; reference %+v, %v", i, got, gerr, d, err)
+			}
+		}
+		if lerr != nil || VerifyRequest(req) != nil {
+			continue
+		}
+		jobs = append(jobs, asOfJob{i: i, e: e, ab: ab, req: req, owner: req.Owner, at: lim.of(req.Owner), lim: lim})
+	}
+	n := 0
+	x.decideJobs(jobs, func(j *asOfJob, d Decision) {
+		n++
+		if w := want[j.i].d; d != w {
+			t.Fatalf("access entry %d (%s#%d): as of its heads %+v, reference %+v", j.i, j.e.Author.Short(), j.e.Seq, d, w)
+		}
+	})
+	if n != len(jobs) {
+		t.Fatalf("%d of %d jobs decided", n, len(jobs))
+	}
 }
