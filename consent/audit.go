@@ -138,14 +138,12 @@ func AuditLedger(entries []*Entry) *AuditReport {
 // ledger (the reading time, the peers that could decide): access entries
 // that fail CheckAccess with c are suspicious findings.
 func AuditLedgerWith(entries []*Entry, c AccessCheck) *AuditReport {
-	rep := &AuditReport{Entries: len(entries), Equivocators: []ID{}, Findings: []Finding{}, Proofs: []ProofReport{}}
-	add := func(f Finding) { rep.Findings = append(rep.Findings, f) }
-
+	a := newAuditor(len(entries))
 	byAuthor := make(map[ID][]*Entry)
-	for _, e := range entries {
-		if err := VerifyEntry(e); err != nil {
-			h := e.Hash()
-			add(Finding{Kind: FindingInvalid, Author: e.Author, Seq: e.Seq, Entry: &h, Detail: err.Error()})
+	for i, err := range verifyEntries(entries) {
+		e := entries[i]
+		if err != nil {
+			a.invalid(e, err)
 			continue
 		}
 		byAuthor[e.Author] = append(byAuthor[e.Author], e)
@@ -155,29 +153,110 @@ func AuditLedgerWith(entries []*Entry, c AccessCheck) *AuditReport {
 		authors = append(authors, a)
 	}
 	sort.Slice(authors, func(i, j int) bool { return authors[i] < authors[j] })
-	rep.Feeds = len(authors)
-
-	full := NewView()
-	for _, a := range authors {
-		es := byAuthor[a]
-		sort.SliceStable(es, func(i, j int) bool {
-			if es[i].Seq != es[j].Seq {
-				return es[i].Seq < es[j].Seq
-			}
-			return bytes.Compare(es[i].Encode(), es[j].Encode()) < 0
-		})
-		if _, err := verifyFeed(a, dedupe(es), false); err != nil {
-			kind := FindingChain
-			var eq *EquivocationError
-			if errors.As(err, &eq) {
-				kind = FindingEquivocation
-			}
-			add(Finding{Kind: kind, Author: a, Detail: err.Error()})
-		}
-		for _, e := range es {
-			full.ingestVerified(e, e.Hash())
-		}
+	for _, id := range authors {
+		a.feed(id, byAuthor[id])
 	}
+	return a.finish(c)
+}
+
+// AuditStore is AuditLedgerWith over every entry of s, read feed by feed
+// (Store.Scan gives them by author then seq) rather than all at once. It
+// also returns the view of the audited entries, so that a caller needs no
+// second pass over the store (for EmergencyAccesses, say). An error is a
+// store that cannot be read.
+func AuditStore(s Store, c AccessCheck) (*AuditReport, *View, error) {
+	a := newAuditor(0)
+	var cur []*Entry
+	flush := func() {
+		if len(cur) == 0 {
+			return
+		}
+		valid := cur[:0:0]
+		for i, err := range verifyEntries(cur) {
+			if err != nil {
+				a.invalid(cur[i], err)
+				continue
+			}
+			valid = append(valid, cur[i])
+		}
+		if len(valid) > 0 {
+			a.feed(valid[0].Author, valid)
+		}
+		cur = nil
+	}
+	err := s.Scan(func(e *Entry) error {
+		a.rep.Entries++
+		if len(cur) > 0 && e.Author != cur[0].Author {
+			flush()
+		}
+		cur = append(cur, e)
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	flush()
+	return a.finish(c), a.full, nil
+}
+
+// verifyEntries checks every entry on its own (fields, body, signature):
+// the audit's one place of signature verification.
+func verifyEntries(es []*Entry) []error {
+	errs := make([]error, len(es))
+	for i, e := range es {
+		errs[i] = VerifyEntry(e)
+	}
+	return errs
+}
+
+// auditor builds an AuditReport: entries that verify on their own go in
+// feed by feed (each feed's entries sorted by seq), then finish checks
+// equivocations and access entries.
+type auditor struct {
+	rep     *AuditReport
+	full    *View
+	invalid func(e *Entry, err error)
+	bad     []Finding // invalid entries, first in the report
+	chain   []Finding // chain and equivocation findings, by author
+}
+
+func newAuditor(n int) *auditor {
+	a := &auditor{rep: &AuditReport{Entries: n, Equivocators: []ID{}, Findings: []Finding{}, Proofs: []ProofReport{}},
+		full: NewView()}
+	a.invalid = func(e *Entry, err error) {
+		h := e.Hash()
+		a.bad = append(a.bad, Finding{Kind: FindingInvalid, Author: e.Author, Seq: e.Seq, Entry: &h, Detail: err.Error()})
+	}
+	return a
+}
+
+// feed checks the chain of author's entries (each verified on its own)
+// and adds them to the full view.
+func (a *auditor) feed(author ID, es []*Entry) {
+	a.rep.Feeds++
+	sort.SliceStable(es, func(i, j int) bool {
+		if es[i].Seq != es[j].Seq {
+			return es[i].Seq < es[j].Seq
+		}
+		return bytes.Compare(es[i].Encode(), es[j].Encode()) < 0
+	})
+	if _, err := verifyFeed(author, dedupe(es), false); err != nil {
+		kind := FindingChain
+		var eq *EquivocationError
+		if errors.As(err, &eq) {
+			kind = FindingEquivocation
+		}
+		a.chain = append(a.chain, Finding{Kind: kind, Author: author, Detail: err.Error()})
+	}
+	for _, e := range es {
+		a.full.ingestVerified(e, e.Hash())
+	}
+}
+
+func (a *auditor) finish(c AccessCheck) *AuditReport {
+	rep, full := a.rep, a.full
+	add := func(f Finding) { rep.Findings = append(rep.Findings, f) }
+	rep.Findings = append(append(rep.Findings, a.bad...), a.chain...)
 	reported := map[ID]bool{}
 	for _, f := range rep.Findings {
 		if f.Kind == FindingEquivocation {
