@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"runtime"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -199,13 +202,22 @@ func AuditStore(s Store, c AccessCheck) (*AuditReport, *View, error) {
 	return a.finish(c), a.full, nil
 }
 
-// verifyEntries checks every entry on its own (fields, body, signature):
-// the audit's one place of signature verification.
+// verifyEntries checks every entry on its own (fields, body, signature),
+// on every core: the audit's one place of signature verification.
 func verifyEntries(es []*Entry) []error {
 	errs := make([]error, len(es))
-	for i, e := range es {
-		errs[i] = VerifyEntry(e)
+	workers := min(runtime.GOMAXPROCS(0), len(es))
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(es); i += workers {
+				errs[i] = VerifyEntry(es[i])
+			}
+		}()
 	}
+	wg.Wait()
 	return errs
 }
 
@@ -298,76 +310,105 @@ func dedupe(es []*Entry) []*Entry {
 // auditAccesses counts revocations and checks every access entry of the
 // full view, walking feeds by author then seq. Findings keep that order,
 // though the policy re-runs go owner by owner (auditIndex.decideJobs).
+// Between the two passes an access entry waits as a few words: its body
+// and request are decoded again when its turn comes.
 func auditAccesses(full *View, rep *AuditReport, c AccessCheck) {
 	x := newAuditIndex(full)
-	var found [][]Finding // per access entry re-run, its findings in order
+	found := map[int][]Finding{} // by position of the access entry in the walk
 	var jobs []asOfJob
-	var pending []Finding // finding templates, per job
+	n := 0 // access entries so far
+	var batch []*Entry
+	flush := func() {
+		for k, ck := range checkAccesses(batch, c) {
+			pre, job := auditAccess(full, batch[k], ck, rep)
+			if len(pre) > 0 {
+				found[n] = pre
+			}
+			if job.e != nil {
+				job.i = n
+				jobs = append(jobs, job)
+			}
+			n++
+		}
+		batch = batch[:0]
+	}
 	for _, a := range full.Authors() {
 		for _, e := range full.Feed(a) {
 			switch e.Kind {
 			case KindRevoke:
 				rep.Revocations++
 			case KindAccess:
-				j, f, ok := auditAccess(full, e, rep, c)
-				if !ok {
-					continue
-				}
-				j.i = len(found)
-				found = append(found, j.pre)
-				if j.job.e != nil {
-					j.job.i = j.i
-					jobs = append(jobs, j.job)
-					pending = append(pending, f)
+				if batch = append(batch, e); len(batch) == accessBatch {
+					flush()
 				}
 			}
 		}
 	}
-	// pending is indexed like jobs before sorting: keep the template with
-	// the job's walk position.
-	tmpl := make(map[int]Finding, len(pending))
-	for k, j := range jobs {
-		tmpl[j.i] = pending[k]
-	}
+	flush()
 	x.decideJobs(jobs, func(j *asOfJob, d Decision) {
-		f := tmpl[j.i]
+		f := newAccessFinding(j.e, full.seen[authorSeq{j.e.Author, j.e.Seq}], j.ab)
 		if judge(&f, j.ab, d) {
 			found[j.i] = append(found[j.i], f)
 		}
 	})
-	for _, fs := range found {
-		rep.Findings = append(rep.Findings, fs...)
+	at := make([]int, 0, len(found))
+	for i := range found {
+		at = append(at, i)
+	}
+	slices.Sort(at)
+	for _, i := range at {
+		rep.Findings = append(rep.Findings, found[i]...)
 	}
 }
 
-// accessAudit is what auditAccess found before the policy is re-run: the
-// findings so far (pre) and, when e.job.e is set, the re-run to do.
-type accessAudit struct {
-	i   int
-	pre []Finding
-	job asOfJob
+// accessBatch is how many access entries the audit checks at once (their
+// requests' signatures in parallel).
+const accessBatch = 256
+
+// accessChecked is CheckAccess's answer for one entry.
+type accessChecked struct {
+	ab  *AccessBody
+	req *Request
+	err error
 }
 
-// auditAccess checks access entry e on its own and against its heads. It
-// reports false for an entry whose body does not decode; otherwise the
-// findings so far and the job to re-run, unless the entry is suspicious
-// or names an unknown head (then the verdict is in pre already), and the
-// finding template the re-run completes.
-func auditAccess(full *View, e *Entry, rep *AuditReport, c AccessCheck) (accessAudit, Finding, bool) {
-	var out accessAudit
+// checkAccesses runs CheckAccess on every entry, on every core.
+func checkAccesses(es []*Entry, c AccessCheck) []accessChecked {
+	out := make([]accessChecked, len(es))
+	workers := min(runtime.GOMAXPROCS(0), len(es))
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(es); i += workers {
+				ab, req, err := CheckAccess(es[i], c)
+				out[i] = accessChecked{ab, req, err}
+			}
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// auditAccess takes access entry e, checked on its own (ck), and counts
+// it. It returns its findings so far and, unless the entry is suspicious,
+// does not decode or names an unknown head (the verdict is then in the
+// findings already), the policy re-run to do.
+func auditAccess(full *View, e *Entry, ck accessChecked, rep *AuditReport) ([]Finding, asOfJob) {
+	var pre []Finding
 	h := full.seen[authorSeq{e.Author, e.Seq}]
-	ab, req, err := CheckAccess(e, c)
+	ab, req, err := ck.ab, ck.req, ck.err
 	if err != nil {
 		var se *SuspiciousAccessError
 		if errors.As(err, &se) {
 			rep.Suspicious++
-			out.pre = append(out.pre, Finding{Kind: FindingSuspicious, Author: e.Author, Seq: e.Seq, Entry: &h,
+			pre = append(pre, Finding{Kind: FindingSuspicious, Author: e.Author, Seq: e.Seq, Entry: &h,
 				Logged: ab.Reason, Suspicion: se.Reason, Detail: err.Error()})
-			return out, Finding{}, true
 		}
 		// Otherwise the body does not decode: checked when the entry was
 		// verified.
-		return out, Finding{}, false
+		return pre, asOfJob{}
 	}
 	n := ab.Decisions()
 	rep.Accesses += n
@@ -379,32 +420,34 @@ func auditAccess(full *View, e *Entry, rep *AuditReport, c AccessCheck) (accessA
 	} else {
 		rep.Denied += n
 	}
-	f := Finding{Author: e.Author, Seq: e.Seq, Entry: &h, Logged: ab.Reason}
-	if !ab.Grant.IsZero() {
-		g := ab.Grant
-		f.Grant = &g
-	}
+	f := newAccessFinding(e, h, ab)
 	if ab.Repeats != nil {
 		rep.Repeated += n
 		rep.Summaries++
 		if err := checkRepeats(full, e, ab, req); err != nil {
-			m := f
-			m.Kind, m.Detail = FindingMismatch, err.Error()
-			out.pre = append(out.pre, m)
+			f.Kind, f.Detail = FindingMismatch, err.Error()
+			pre = append(pre, f)
+			f = newAccessFinding(e, h, ab)
 		}
 	}
 	lim, err := accessLimits(full, e, ab, req)
 	if err != nil {
 		if ab.Allow {
-			v := f
-			v.Kind, v.Detail = FindingViolation, err.Error()
-			out.pre = append(out.pre, v)
+			f.Kind, f.Detail = FindingViolation, err.Error()
+			pre = append(pre, f)
 		}
-		return out, Finding{}, true
+		return pre, asOfJob{}
 	}
-	// A summary of repeated denials is re-run when its request was decided.
-	out.job = asOfJob{e: e, ab: ab, req: req, owner: req.Owner, at: lim.of(req.Owner), lim: lim}
-	return out, f, true
+	return pre, asOfJob{e: e, owner: req.Owner, at: lim.of(req.Owner)}
+}
+
+func newAccessFinding(e *Entry, h Hash, ab *AccessBody) Finding {
+	f := Finding{Author: e.Author, Seq: e.Seq, Entry: &h, Logged: ab.Reason}
+	if !ab.Grant.IsZero() {
+		g := ab.Grant
+		f.Grant = &g
+	}
+	return f
 }
 
 // judge compares the logged decision ab with the policy's d and fills in

@@ -238,15 +238,18 @@ func (a *asOf) firstBreakGlassOf(requester ID, grant Hash) *BreakGlassInfo {
 }
 
 // asOfJob is one access entry to re-decide: its position in the audit's
-// walk, and the prefixes it names.
+// walk, its owner and the owner's prefix it names. Its body, request and
+// the prefixes it names are decoded when its turn comes (decideJobs), so
+// that waiting jobs hold no copies.
 type asOfJob struct {
 	i     int
 	e     *Entry
-	ab    *AccessBody
-	req   *Request
 	owner ID
 	at    uint64 // the owner's prefix
-	lim   limits
+
+	ab  *AccessBody
+	req *Request
+	lim limits
 }
 
 // decideJobs re-runs the policy for each job, owner by owner in order of
@@ -269,7 +272,22 @@ func (x *auditIndex) decideJobs(jobs []asOfJob, done func(j *asOfJob, d Decision
 			gc = x.cursor(j.owner)
 		}
 		gc.advance(j.at)
+		if j.ab == nil {
+			// Checked before (CheckAccess, accessLimits): cannot fail.
+			body, err := j.e.DecodedBody()
+			if err != nil {
+				panic(fmt.Sprintf("audit: access entry no longer decodes: %v", err))
+			}
+			j.ab = body.(*AccessBody)
+			if j.req, err = DecodeRequest(j.ab.Request); err != nil {
+				panic(fmt.Sprintf("audit: request no longer decodes: %v", err))
+			}
+			if j.lim, err = accessLimits(x.full, j.e, j.ab, j.req); err != nil {
+				panic(fmt.Sprintf("audit: heads no longer found: %v", err))
+			}
+		}
 		// The request was verified by CheckAccess.
 		done(j, decide(&asOf{x: x, lim: j.lim, gc: gc}, j.req, TimeOf(j.ab.DecidedAt(j.e.Time))))
+		j.ab, j.req, j.lim = nil, nil, nil
 	}
 }
