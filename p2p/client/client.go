@@ -403,9 +403,9 @@ func (c *Client) Push(ctx context.Context, entries []*consent.Entry) ([]peer.ID,
 		}
 		good := len(acks) == len(entries)
 		for _, a := range acks {
-			if a.Status != ledgersync.AckAccepted && a.Status != ledgersync.AckDuplicate {
+			if err := a.Err(p); err != nil {
 				good = false
-				errs = append(errs, fmt.Errorf("peer %s: entry %s: %s %s", p.ShortString(), a.Hash.String()[:12], a.Status, a.Reason))
+				errs = append(errs, err)
 			}
 		}
 		if good {

@@ -106,6 +106,19 @@
 // bytes); past either bound the oldest is dropped, and sync fetches it
 // again later. The ledger's own pending set is not used by ingestion.
 //
+// # Authorisation (need to know)
+//
+// WithAuthoriser sets a policy (Authoriser) over who may read and write
+// which feeds; without one every remote reads and writes everything. With
+// one, heads list only the feeds the remote MayRead, and a remote that may
+// read none gets {1: [], 3: "not-authorised"}; a fetch of a feed it may
+// not read gets {1: [], 2: "not-authorised"}; an entry MayWrite refuses,
+// received by push, sync or gossip, is not stored and not gossiped, and a
+// push acks it 5 (refused) with code "not-authorised". Clients turn the
+// code into a *RefusedError wrapping ErrNotAuthorised. Refusals are counted
+// (Stats.NotAuthorised) and logged at info at most once a minute per
+// remote, naming a feed by a short hash of its author only.
+//
 // # Services
 //
 // Each part is one small service over an Ingest (the ledger, the checks

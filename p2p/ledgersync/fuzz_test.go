@@ -201,7 +201,7 @@ func FuzzSyncRequest(f *testing.F) {
 			var ans any
 			switch req.Op {
 			case opHeads:
-				page := s.headsAfter(req.After)
+				page := s.headsAfter("", req.After)
 				for _, h := range page.Heads {
 					if h.Author <= req.After {
 						t.Fatalf("head of %s after %s", h.Author, req.After)
@@ -209,7 +209,7 @@ func FuzzSyncRequest(f *testing.F) {
 				}
 				ans = page
 			case opFetch:
-				bt, err := s.fetch(req.Author, req.From, req.Limit)
+				bt, err := s.fetch("", req.Author, req.From, req.Limit)
 				if err != nil {
 					continue
 				}
@@ -275,7 +275,7 @@ func FuzzSyncResponse(f *testing.F) {
 			if from > fh.Seq || fh.Seq-from > 64 {
 				continue
 			}
-			if err := fetchFeed(scoped{}, r, func() {}, fh, from, sink); err != nil {
+			if err := fetchFeed(scoped{}, r, "", func() {}, fh, from, sink); err != nil {
 				return
 			}
 		}

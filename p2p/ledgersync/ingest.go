@@ -30,8 +30,9 @@ type Ingest struct {
 	proofHooks map[uint64]func(*consent.EquivocationProof)
 	proofs     []*consent.EquivocationProof // detected, not yet handed to proofHooks
 
-	gap    *gap     // guarded by ingestMu
-	budget *budgets // per-author budgets of new entries (budget.go)
+	gap     *gap     // guarded by ingestMu
+	budget  *budgets // per-author budgets of new entries (budget.go)
+	refused refusals // when the last refusal of each remote was logged
 
 	n counters
 }
@@ -74,10 +75,18 @@ type Stats struct {
 	Synced     uint64 // of Accepted, those that came by pull sync
 	Syncs      uint64 // completed pull syncs
 	SyncErrors uint64 // failed pull syncs
+	// NotAuthorised counts the requests and entries the Authoriser
+	// refused: heads pages, fetches, pushed, synced and gossiped entries.
+	NotAuthorised uint64
+	PushBatches   uint64 // entry frames received by push
+	PushEntries   uint64 // entries received by push
+	Fetches       uint64 // fetch requests served
+	Served        uint64 // entries sent in answer to fetches
 }
 
 type counters struct {
 	accepted, duplicates, pending, rejected, conflicts, synced, syncs, syncErrors atomic.Uint64
+	notAuthorised, pushBatches, pushEntries, fetches, served                      atomic.Uint64
 }
 
 // Stats returns the counters of every service on this Ingest.
@@ -91,6 +100,12 @@ func (in *Ingest) Stats() Stats {
 		Synced:     in.n.synced.Load(),
 		Syncs:      in.n.syncs.Load(),
 		SyncErrors: in.n.syncErrors.Load(),
+
+		NotAuthorised: in.n.notAuthorised.Load(),
+		PushBatches:   in.n.pushBatches.Load(),
+		PushEntries:   in.n.pushEntries.Load(),
+		Fetches:       in.n.fetches.Load(),
+		Served:        in.n.served.Load(),
 	}
 }
 

@@ -78,6 +78,7 @@ const (
 	AckDuplicate AckStatus = 2 // the peer already held it
 	AckPending   AckStatus = 3 // held until its predecessor arrives: push the feed from the peer's head
 	AckRejected  AckStatus = 4 // refused; Reason says why
+	AckRefused   AckStatus = 5 // not stored: the peer's policy refused it; Code says why (CodeNotAuthorised)
 )
 
 func (a AckStatus) String() string {
@@ -90,6 +91,8 @@ func (a AckStatus) String() string {
 		return "pending"
 	case AckRejected:
 		return "rejected"
+	case AckRefused:
+		return "refused"
 	}
 	return fmt.Sprintf("ack(%d)", uint8(a))
 }
@@ -100,6 +103,20 @@ type Ack struct {
 	Hash   consent.Hash `json:"hash"`
 	Status AckStatus    `json:"status"`
 	Reason string       `json:"reason,omitempty"` // for rejections; never holds entry bodies
+	Code   string       `json:"code,omitempty"`   // for refusals: CodeNotAuthorised
+}
+
+// Err is nil if the peer took the entry (accepted, or held it already),
+// else an error naming the entry and the peer p that sent the ack; a
+// refusal is a *RefusedError (errors.Is ErrNotAuthorised for its code).
+func (a Ack) Err(p peer.ID) error {
+	switch a.Status {
+	case AckAccepted, AckDuplicate:
+		return nil
+	case AckRefused:
+		return fmt.Errorf("entry %s: %w", a.Hash.String()[:12], &RefusedError{Peer: p, Code: a.Code, Detail: a.Reason})
+	}
+	return fmt.Errorf("peer %s: entry %s: %s %s", p.ShortString(), a.Hash.String()[:12], a.Status, a.Reason)
 }
 
 // handlePush serves PushID: entry frames in, one ack frame out per entry,
@@ -131,7 +148,7 @@ func (s *PushService) servePush(str network.Stream) {
 		}
 		ack := s.pushOne(remote, b)
 		rel()
-		if err := wire.Write(str, wireAck{Hash: ack.Hash, Status: uint8(ack.Status), Reason: ack.Reason}); err != nil {
+		if err := wire.Write(str, wireAck{Hash: ack.Hash, Status: uint8(ack.Status), Reason: ack.Reason, Code: ack.Code}); err != nil {
 			str.Reset()
 			return
 		}
@@ -141,7 +158,11 @@ func (s *PushService) servePush(str network.Stream) {
 
 func (s *PushService) pushOne(remote peer.ID, b []byte) Ack {
 	ack := Ack{Hash: consent.HashBytes(b)}
-	e, err := s.in.decodeCharged(b, remote)
+	e, err := s.in.decodeChargedBy(b, remote, "push")
+	if errors.Is(err, ErrNotAuthorised) {
+		ack.Status, ack.Code, ack.Reason = AckRefused, CodeNotAuthorised, clip(err.Error())
+		return ack
+	}
 	if err != nil {
 		s.in.n.rejected.Add(1)
 		ack.Status, ack.Reason = AckRejected, clip(err.Error())
@@ -233,7 +254,7 @@ func Push(ctx context.Context, h host.Host, p peer.ID, entries []*consent.Entry)
 		if wa.Hash != e.Hash() {
 			return acks, fmt.Errorf("ack for %s names another entry", entryName(e))
 		}
-		acks = append(acks, Ack{Hash: wa.Hash, Status: AckStatus(wa.Status), Reason: wa.Reason})
+		acks = append(acks, Ack{Hash: wa.Hash, Status: AckStatus(wa.Status), Reason: wa.Reason, Code: wa.Code})
 	}
 	return acks, nil
 }

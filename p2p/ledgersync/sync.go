@@ -270,12 +270,13 @@ func (s *SyncService) serveSync(str network.Stream) {
 			str.Reset()
 			return
 		}
+		remote := str.Conn().RemotePeer()
 		switch req.Op {
 		case opHeads:
-			err = wire.Write(str, s.headsAfter(req.After))
+			err = wire.Write(str, s.headsAfter(remote, req.After))
 		case opFetch:
 			var b batch
-			b, err = s.fetch(req.Author, req.From, req.Limit)
+			b, err = s.fetch(remote, req.Author, req.From, req.Limit)
 			if err == nil {
 				err = wire.Write(str, b)
 			}
@@ -291,9 +292,12 @@ func (s *SyncService) serveSync(str network.Stream) {
 	str.Reset()
 }
 
-// headsAfter returns the page of heads of authors sorted after `after`.
-func (s *SyncService) headsAfter(after consent.ID) headsPage {
+// headsAfter returns the page of heads of authors sorted after `after`
+// whose feeds remote may read. A remote that may read none of the feeds
+// held here is refused (CodeNotAuthorised) on its first page.
+func (s *SyncService) headsAfter(remote peer.ID, after consent.ID) headsPage {
 	var page headsPage
+	hidden := 0
 	s.in.l.View(func(v *consent.View) {
 		authors := v.Authors()
 		i := sort.Search(len(authors), func(i int) bool { return authors[i] > after })
@@ -302,21 +306,35 @@ func (s *SyncService) headsAfter(after consent.ID) headsPage {
 				page.More = true
 				break
 			}
+			if !s.in.mayRead(remote, authors[i]) {
+				hidden++
+				continue
+			}
 			h := v.Head(authors[i])
 			page.Heads = append(page.Heads, feedHead{Author: authors[i], Seq: h.Seq, Hash: h.Hash})
 		}
 	})
+	if after == "" && hidden > 0 && len(page.Heads) == 0 {
+		s.in.notAuthorised(remote, "heads", "")
+		return headsPage{Heads: []feedHead{}, Code: CodeNotAuthorised}
+	}
 	if page.Heads == nil {
 		page.Heads = []feedHead{}
 	}
 	return page
 }
 
-// fetch returns consecutive entries of author's feed from seq `from`.
-func (s *SyncService) fetch(author consent.ID, from uint64, limit uint32) (batch, error) {
+// fetch returns consecutive entries of author's feed from seq `from`, or
+// a refusal if remote may not read it.
+func (s *SyncService) fetch(remote peer.ID, author consent.ID, from uint64, limit uint32) (batch, error) {
 	if from == 0 {
 		return batch{}, errors.New("fetch from seq 0")
 	}
+	if !s.in.mayRead(remote, author) {
+		s.in.notAuthorised(remote, "fetch", author)
+		return batch{Entries: [][]byte{}, Code: CodeNotAuthorised}, nil
+	}
+	s.in.n.fetches.Add(1)
 	n := min(int(limit), maxBatchLen)
 	var es []*consent.Entry
 	s.in.l.View(func(v *consent.View) {
@@ -337,6 +355,7 @@ func (s *SyncService) fetch(author consent.ID, from uint64, limit uint32) (batch
 		size += len(enc)
 		b.Entries = append(b.Entries, enc)
 	}
+	s.in.n.served.Add(uint64(len(b.Entries)))
 	return b, nil
 }
 
@@ -383,6 +402,10 @@ func (s *SyncService) syncWith(ctx context.Context, p peer.ID) (int, error) {
 		return from, ok
 	}
 	sink := func(e *consent.Entry) error {
+		if err := s.in.mayWrite(p, "sync", e); err != nil {
+			// Not stored here: the rest of the feed neither.
+			return errSkipFeed
+		}
 		if err := s.in.charge(e, len(e.Encode()), p); err != nil {
 			// The author spent its budget here: the rest of its feed
 			// waits for a later sync.
@@ -487,6 +510,9 @@ func pull(ctx context.Context, h host.Host, p peer.ID, timeout time.Duration,
 		if err := wire.Read(str, r, maxHeadsFrame, &page); err != nil {
 			return fmt.Errorf("heads: %w", err)
 		}
+		if page.Code != "" {
+			return &RefusedError{Peer: p, Code: page.Code, Detail: "heads"}
+		}
 		if len(page.Heads) > headsPageSize {
 			return fmt.Errorf("heads: %d in one page", len(page.Heads))
 		}
@@ -503,7 +529,7 @@ func pull(ctx context.Context, h host.Host, p peer.ID, timeout time.Duration,
 			if !ok || from == 0 || from > fh.Seq {
 				continue
 			}
-			if err := fetchFeed(str, r, deadline, fh, from, sink); err != nil {
+			if err := fetchFeed(str, r, p, deadline, fh, from, sink); err != nil {
 				return err
 			}
 		}
@@ -517,7 +543,7 @@ func pull(ctx context.Context, h host.Host, p peer.ID, timeout time.Duration,
 }
 
 // fetchFeed fetches fh.Author's entries from seq `from` to fh.Seq.
-func fetchFeed(str network.Stream, r *bufio.Reader, deadline func(), fh feedHead, from uint64, sink func(*consent.Entry) error) error {
+func fetchFeed(str network.Stream, r *bufio.Reader, p peer.ID, deadline func(), fh feedHead, from uint64, sink func(*consent.Entry) error) error {
 	next := from
 	var prev consent.Hash
 	for next <= fh.Seq {
@@ -529,6 +555,9 @@ func fetchFeed(str network.Stream, r *bufio.Reader, deadline func(), fh feedHead
 		var b batch
 		if err := wire.Read(str, r, maxBatchFrame, &b); err != nil {
 			return fmt.Errorf("fetch %s#%d: %w", fh.Author.Short(), next, err)
+		}
+		if b.Code != "" {
+			return &RefusedError{Peer: p, Code: b.Code, Detail: "fetch"}
 		}
 		if len(b.Entries) == 0 {
 			return nil // the peer has less than it announced: nothing more here

@@ -46,16 +46,20 @@ type feedHead struct {
 	Hash   consent.Hash `cbor:"3,keyasint"`
 }
 
-// headsPage answers opHeads: heads sorted by author, More if the page is full.
+// headsPage answers opHeads: heads sorted by author, More if the page is
+// full. Code, when set, is a refusal (CodeNotAuthorised) and Heads is empty.
 type headsPage struct {
 	Heads []feedHead `cbor:"1,keyasint"`
 	More  bool       `cbor:"2,keyasint,omitempty"`
+	Code  string     `cbor:"3,keyasint,omitempty"`
 }
 
 // batch answers opFetch: canonical entry encodings with consecutive seqs
-// starting at the request's From; empty if the peer has none.
+// starting at the request's From; empty if the peer has none. Code, when
+// set, is a refusal (CodeNotAuthorised) and Entries is empty.
 type batch struct {
 	Entries [][]byte `cbor:"1,keyasint"`
+	Code    string   `cbor:"2,keyasint,omitempty"`
 }
 
 // wireAck is one push acknowledgement on the wire.
@@ -63,4 +67,5 @@ type wireAck struct {
 	Hash   consent.Hash `cbor:"1,keyasint"`
 	Status uint8        `cbor:"2,keyasint"`
 	Reason string       `cbor:"3,keyasint,omitempty"`
+	Code   string       `cbor:"4,keyasint,omitempty"` // AckRefused: CodeNotAuthorised
 }
