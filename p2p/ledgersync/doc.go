@@ -63,16 +63,29 @@
 // the stream as a whole SyncStreamLife (5 min); an oversized or
 // undecodable frame resets the stream.
 //
-// # Push: protocol "/medwallet/ledger-push/1.0.0"
+// # Push: protocol "/medwallet/ledger-push/2.0.0"
 //
-// For clients outside the mesh (the CLI dials a peer for one command). The
-// client sends frames holding one entry encoding each (at most the peer's
-// maximum message size, at most 4096 per stream) and closes its side; the
-// peer answers each with {1: hash of the bytes, 2: status, 3: reason}:
-// 1 accepted (and gossiped), 2 already held, 3 pending (predecessor
-// missing), 4 rejected with a reason of at most 256 bytes. A push stream
-// lives at most PushStreamLife (2 min) and must keep MinPushRate (1 KiB/s)
-// over the time the peer waits for it.
+// For clients outside the mesh (the CLI dials a peer for one command).
+// Frames as for sync; the client sends requests, each answered by one
+// frame, and closes its side:
+//
+//	request {1: op, 2: [heads], 3: [entry encodings]}
+//	op 1, offer: up to 1024 heads {1: author, 2: seq, 3: hash}, the
+//	  client's latest entry per author; the peer answers {1: [{1: seq,
+//	  2: hash, 3: has}...]}, its head of each feed and whether it holds
+//	  the offered entry                                       <= 64 KiB
+//	op 2, entries: up to 256 encodings (clients cut at 1 MiB, the peer
+//	  reads up to 4 MiB, each at most the maximum message size); the peer
+//	  answers {1: [{1: hash of the bytes, 2: status, 3: reason, 4: code}...]}
+//
+// Status: 1 accepted (and gossiped), 2 already held, 3 pending
+// (predecessor missing), 4 rejected with a reason of at most 256 bytes,
+// 5 refused by the Authoriser (code "not-authorised"). The client sends
+// only what the offer showed the peer lacks, and acks the rest as already
+// held without sending it: a write pushes only what is new, and a feed of
+// any length publishes. A push stream must keep MinPushRate (1 KiB/s)
+// over the time the peer waits for it, and lives PushStreamLife (2 min)
+// from its last batch that made progress.
 //
 // Each remote may hold StreamsPerPeer (2) push and 2 sync streams at once,
 // a known peer (WithKnownPeers) KnownStreamsPerPeer (8): there is no pool

@@ -109,6 +109,10 @@ func newMeter(str network.Stream, life, idle time.Duration, minRate int) *meter 
 	return &meter{str: str, end: time.Now().Add(life), idle: idle, minRate: minRate, grace: pushRateGrace}
 }
 
+// progress starts the stream's life again: the remote made progress (a
+// push batch was taken), so a long push is bounded per batch, not in all.
+func (m *meter) progress(life time.Duration) { m.end = time.Now().Add(life) }
+
 // next is called before each frame is read: it fails once the stream is
 // below its minimum rate, and sets the deadline of the next exchange to
 // the earlier of now plus idle and the end of the stream's life.
