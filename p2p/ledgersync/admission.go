@@ -103,6 +103,53 @@ func (in *Ingest) decodeChargedBy(b []byte, from peer.ID, op string) (*consent.E
 	return e, nil
 }
 
+// decodeBatch is decodeChargedBy of each of encs, received from the remote
+// from by op, in order: es[i] is the entry, or errs[i] why it was refused.
+// The entries charged to their author's budget are checked one by one as
+// decodeChargedBy does, so that a budget is charged in order and only for
+// valid entries; the others (by known peers, related authors) have their
+// signatures checked together (consent.VerifyBatch), which the ledger
+// then does not check again.
+func (in *Ingest) decodeBatch(encs [][]byte, from peer.ID, op string) ([]*consent.Entry, []error) {
+	es := make([]*consent.Entry, len(encs))
+	errs := make([]error, len(encs))
+	var rest []int
+	for i, b := range encs {
+		if len(b) > in.cfg.maxMsgSize {
+			errs[i] = fmt.Errorf("%w: %w (%d bytes, limit %d)", ErrEntryTooLarge, consent.ErrTooLarge, len(b), in.cfg.maxMsgSize)
+			continue
+		}
+		e, err := consent.DecodeEntry(b)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		if in.chargeable(e, len(b)) {
+			es[i], errs[i] = in.decodeChargedBy(b, from, op)
+			continue
+		}
+		if err := in.mayWrite(from, op, e); err != nil {
+			errs[i] = err
+			continue
+		}
+		es[i] = e
+		rest = append(rest, i)
+	}
+	if len(rest) == 0 {
+		return es, errs
+	}
+	batch := make([]*consent.Entry, len(rest))
+	for j, i := range rest {
+		batch[j] = es[i]
+	}
+	for j, err := range consent.VerifyBatch(batch) {
+		if err != nil {
+			es[rest[j]], errs[rest[j]] = nil, err
+		}
+	}
+	return es, errs
+}
+
 // BudgetStats counts the entries refused because their author was over
 // its budget, and the authors whose buckets are tracked.
 type BudgetStats struct {

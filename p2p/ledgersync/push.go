@@ -226,45 +226,51 @@ func (s *PushService) offer(heads []feedHead) offerAnswer {
 	return ans
 }
 
-// pushBatch ingests one batch of pushed entries and acks each.
+// pushBatch ingests one batch of pushed entries and acks each: the
+// entries are checked (decodeBatch: signatures together where no budget
+// applies), then those that extend their feeds join the ledger together
+// (acceptBatch: one store transaction).
 func (s *PushService) pushBatch(remote peer.ID, encs [][]byte) []Ack {
 	acks := make([]Ack, len(encs))
+	es, errs := s.in.decodeBatch(encs, remote, "push")
+	var ok []*consent.Entry
+	var at []int
 	for i, b := range encs {
-		acks[i] = s.pushOne(remote, b)
-	}
-	return acks
-}
-
-func (s *PushService) pushOne(remote peer.ID, b []byte) Ack {
-	ack := Ack{Hash: consent.HashBytes(b)}
-	e, err := s.in.decodeChargedBy(b, remote, "push")
-	if errors.Is(err, ErrNotAuthorised) {
-		ack.Status, ack.Code, ack.Reason = AckRefused, CodeNotAuthorised, clip(err.Error())
-		return ack
-	}
-	if err != nil {
-		s.in.n.rejected.Add(1)
-		ack.Status, ack.Reason = AckRejected, clip(err.Error())
-		s.log.Debug("push refused", "peer", shortPeer(remote), "err", err)
-		return ack
-	}
-	res := s.in.accept(e)
-	switch res.out {
-	case outAccepted:
-		ack.Status = AckAccepted
-		s.republish(res.acc)
-	case outDuplicate:
-		ack.Status = AckDuplicate
-	case outPending:
-		ack.Status = AckPending
-	default:
-		ack.Status, ack.Reason = AckRejected, clip(res.reason())
-		if res.out == outInternal {
-			s.republish(res.acc)
+		acks[i].Hash = consent.HashBytes(b)
+		switch err := errs[i]; {
+		case errors.Is(err, ErrNotAuthorised):
+			acks[i].Status, acks[i].Code, acks[i].Reason = AckRefused, CodeNotAuthorised, clip(err.Error())
+		case err != nil:
+			s.in.n.rejected.Add(1)
+			acks[i].Status, acks[i].Reason = AckRejected, clip(err.Error())
+			s.log.Debug("push refused", "peer", shortPeer(remote), "err", err)
+		default:
+			ok = append(ok, es[i])
+			at = append(at, i)
 		}
 	}
-	s.log.Debug("pushed", "entry", entryName(e), "ack", ack.Status)
-	return ack
+	res, _ := s.in.acceptBatch(ok, nil)
+	var acc []*consent.Entry
+	for j, r := range res {
+		ack := &acks[at[j]]
+		switch r.out {
+		case outAccepted:
+			ack.Status = AckAccepted
+			acc = append(acc, r.acc...)
+		case outDuplicate:
+			ack.Status = AckDuplicate
+		case outPending:
+			ack.Status = AckPending
+		default:
+			ack.Status, ack.Reason = AckRejected, clip(r.reason())
+			if r.out == outInternal {
+				acc = append(acc, r.acc...)
+			}
+		}
+		s.log.Debug("pushed", "entry", entryName(ok[j]), "ack", ack.Status)
+	}
+	s.republish(acc)
+	return acks
 }
 
 func clip(s string) string {
