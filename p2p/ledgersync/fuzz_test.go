@@ -287,17 +287,22 @@ func FuzzSyncResponse(f *testing.F) {
 		if err := wire.Read(scoped{}, r, maxHeadsFrame, &page); err != nil {
 			return
 		}
-		sink := func(e *consent.Entry) error {
-			if consent.VerifyEntry(e) != nil {
-				t.Fatal("an entry that does not verify reached the sink")
-			}
-			res := in.accept(e)
-			for _, a := range res.acc {
-				if a.Author == x.mallory[0].Author {
-					t.Fatal("an equivocating author's entry joined a feed")
+		stops := func(o outcome) bool { return o == outConflict || o == outRefused || o == outBadChain }
+		sink := func(es []*consent.Entry) error {
+			for _, e := range es {
+				if consent.VerifyEntry(e) != nil {
+					t.Fatal("an entry that does not verify reached the sink")
 				}
 			}
-			if res.out == outConflict || res.out == outRefused || res.out == outBadChain {
+			res, k := in.acceptBatch(es, stops)
+			for _, r := range res[:k] {
+				for _, a := range r.acc {
+					if a.Author == x.mallory[0].Author {
+						t.Fatal("an equivocating author's entry joined a feed")
+					}
+				}
+			}
+			if k > 0 && stops(res[k-1].out) {
 				return errSkipFeed
 			}
 			return nil
