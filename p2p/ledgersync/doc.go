@@ -60,7 +60,8 @@
 // head (not after it), and one that is ahead or level checks the other
 // side's head hash: a conflicting entry is ingested, which records the
 // equivocation. Each request and answer has its own deadline (20 s), and
-// the stream as a whole SyncStreamLife (5 min); an oversized or
+// the stream SyncStreamLife (5 min) from its start or its last fetch
+// answered with entries, so a long catch-up is never cut; an oversized or
 // undecodable frame resets the stream.
 //
 // # Push: protocol "/medwallet/ledger-push/2.0.0"

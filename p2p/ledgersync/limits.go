@@ -27,11 +27,11 @@ const (
 	// The resource manager's own limits bound the streams before this.
 	maxStrangerStreams = 512
 
-	// PushStreamLife and SyncStreamLife bound an inbound stream from
-	// start to end, however it is fed: a remote that sends a byte every
-	// few seconds no longer keeps a stream for ever. A long push or
-	// catch-up is cut into several streams (a sync resumes from the heads
-	// it reached; the client pushes what is left).
+	// PushStreamLife and SyncStreamLife bound an inbound stream from its
+	// start, or from its last batch that made progress (a push batch
+	// taken, a fetch answered with entries), however it is fed: a remote
+	// that sends a byte every few seconds no longer keeps a stream for
+	// ever, and a long feed is never cut while it moves on.
 	PushStreamLife = 2 * time.Minute
 	SyncStreamLife = 5 * time.Minute
 	// MinPushRate is the least average rate, in bytes per second of time

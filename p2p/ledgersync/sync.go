@@ -280,6 +280,11 @@ func (s *SyncService) serveSync(str network.Stream) {
 			if err == nil {
 				err = wire.Write(str, b)
 			}
+			if err == nil && len(b.Entries) > 0 {
+				// A pull that moves on gets a new life: a long feed is
+				// never cut while it progresses.
+				m.progress(SyncStreamLife)
+			}
 		default:
 			err = fmt.Errorf("unknown sync op %d", req.Op)
 		}
