@@ -143,7 +143,7 @@ func AuditLedger(entries []*Entry) *AuditReport {
 func AuditLedgerWith(entries []*Entry, c AccessCheck) *AuditReport {
 	a := newAuditor(len(entries))
 	byAuthor := make(map[ID][]*Entry)
-	for i, err := range verifyEntries(entries) {
+	for i, err := range auditVerifyEntries(entries) {
 		e := entries[i]
 		if err != nil {
 			a.invalid(e, err)
@@ -175,7 +175,7 @@ func AuditStore(s Store, c AccessCheck) (*AuditReport, *View, error) {
 			return
 		}
 		valid := cur[:0:0]
-		for i, err := range verifyEntries(cur) {
+		for i, err := range auditVerifyEntries(cur) {
 			if err != nil {
 				a.invalid(cur[i], err)
 				continue
@@ -202,9 +202,9 @@ func AuditStore(s Store, c AccessCheck) (*AuditReport, *View, error) {
 	return a.finish(c), a.full, nil
 }
 
-// verifyEntries checks every entry on its own (fields, body, signature),
+// auditVerifyEntries checks every entry on its own (fields, body, signature),
 // on every core: the audit's one place of signature verification.
-func verifyEntries(es []*Entry) []error {
+func auditVerifyEntries(es []*Entry) []error {
 	errs := make([]error, len(es))
 	workers := min(runtime.GOMAXPROCS(0), len(es))
 	var wg sync.WaitGroup
