@@ -130,4 +130,12 @@
 // time. An allow the re-run denies, gives another reason for, or gives a
 // shorter time box than logged is a violation. EmergencyAccesses sums up
 // the break-glass entries naming an owner for the owner's review.
+//
+// Neither Decide nor the audit scans history: the view indexes the
+// unrevoked grants of each owner, grantee, record, issuer and role (and
+// the smallest grant ID ever, which a revoked deny names), and the audit
+// indexes every fact with the position of its entry, replaying each
+// owner's grants with a cursor that only moves forward (access entries are
+// re-run in order of the owner head they name). AuditStore audits a Store
+// feed by feed.
 package consent

@@ -29,16 +29,22 @@ func (w *Wallet) AuditLedger(ctx context.Context) (*consent.AuditReport, error) 
 // pass over the local ledger (what 'audit verify' reports): every entry
 // is read and verified once. A ledger that does not verify is reported,
 // not refused: the emergency accesses are those of its entries that do.
+// The keyring is opened only if there are emergency accesses, to read
+// their reasons.
 func (w *Wallet) AuditLedgerEmergencies(ctx context.Context) (*consent.AuditReport, []EmergencyAccess, error) {
 	rep, v, err := w.auditLocal()
 	if err != nil {
 		return nil, nil, err
 	}
+	eas := consent.EmergencyAccesses(v, w.ID())
+	if len(eas) == 0 {
+		return rep, []EmergencyAccess{}, nil
+	}
 	id, err := w.Identity()
 	if err != nil {
 		return nil, nil, err
 	}
-	return rep, w.emergencyAccessesIn(v, id), nil
+	return rep, w.emergencyAccessesIn(v, eas, id), nil
 }
 
 // auditLocal audits the local ledger straight from its store, feed by
