@@ -99,11 +99,11 @@ func TestPushSendsOnlyWhatThePeerLacks(t *testing.T) {
 	n := pushNode(t, feed)
 	client := newHost(t)
 	connect(t, client, n.h)
-	if _, err := Push(ctxT(t, wait), client, n.h.ID(), feed[:500]); err != nil {
+	if _, err := Push(ctxT(t, time.Minute), client, n.h.ID(), feed[:500]); err != nil {
 		t.Fatal(err)
 	}
 	before := n.s.Stats()
-	acks, err := Push(ctxT(t, wait), client, n.h.ID(), feed)
+	acks, err := Push(ctxT(t, time.Minute), client, n.h.ID(), feed)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +123,7 @@ func TestPushSendsOnlyWhatThePeerLacks(t *testing.T) {
 	if d := after.PushBatches - before.PushBatches; d != 1 {
 		t.Errorf("the second push sent %d batches, want 1", d)
 	}
-	if _, err := Push(ctxT(t, wait), client, n.h.ID(), feed); err != nil {
+	if _, err := Push(ctxT(t, time.Minute), client, n.h.ID(), feed); err != nil {
 		t.Fatal(err)
 	}
 	if again := n.s.Stats(); again.PushEntries != after.PushEntries {
@@ -142,7 +142,7 @@ func TestPushOfAForkSendsTheFork(t *testing.T) {
 	n := pushNode(t, feed)
 	client := newHost(t)
 	connect(t, client, n.h)
-	if _, err := Push(ctxT(t, wait), client, n.h.ID(), feed); err != nil {
+	if _, err := Push(ctxT(t, time.Minute), client, n.h.ID(), feed); err != nil {
 		t.Fatal(err)
 	}
 	last := len(feed) - 1
