@@ -16,6 +16,7 @@ import (
 	"github.com/medwallet/medwallet/p2p/netfile"
 	"github.com/medwallet/medwallet/p2p/node"
 	"github.com/medwallet/medwallet/p2p/peer"
+	"github.com/medwallet/medwallet/p2p/witness"
 )
 
 type peerOptions struct {
@@ -31,6 +32,8 @@ type peerOptions struct {
 	limits    peerLimitOptions
 	storage   storageFlags
 	budget    [2]int // ledger budget per author and hour: entries, MiB
+	witness   bool
+	witnessN  int
 }
 
 // peerLimitOptions are the connection and memory limits (docs/network.md).
@@ -71,6 +74,8 @@ on the same --data keeps its identity and everything it stored.`,
 	f.IntVar(&o.limits.maxConns, "max-conns", 0, "inbound connections from strangers, all together (0: scaled to the machine)")
 	f.IntVar(&o.limits.perIP, "max-conns-per-ip", node.DefaultMaxConnsPerIP, "connections from one IPv4 address or IPv6 /56 (127.0.0.1 and ::1 are not limited)")
 	f.IntVar(&o.limits.memoryMiB, "max-memory-mib", 0, "MiB strangers together may make the peer reserve for streams (0: an eighth of the machine's memory)")
+	f.BoolVar(&o.witness, "witness", true, "witness feed checkpoints: cosign them for wallets (/medwallet/witness/1.0.0)")
+	f.IntVar(&o.witnessN, "witness-max-logs", witness.DefaultMaxLogs, "feeds this peer keeps a witnessed checkpoint of (about 250 bytes each); new feeds beyond it are refused busy")
 	addStorageFlags(cmd, &o.storage)
 	cmd.AddCommand(newPeerUsageCommand(g))
 	return cmd
@@ -94,6 +99,9 @@ func runPeer(ctx context.Context, o peerOptions, g *globalOptions) error {
 	if o.gapMiB < 1 || o.gapMiB > 1<<20 {
 		return usageError{fmt.Errorf("bad --ledger-gap-mib %d: want 1 to %d", o.gapMiB, 1<<20)}
 	}
+	if o.witnessN < 1 {
+		return usageError{fmt.Errorf("bad --witness-max-logs %d: want at least 1", o.witnessN)}
+	}
 	if o.budget[0] < 1 || o.budget[1] < 1 || o.budget[1] > 1<<20 {
 		return usageError{fmt.Errorf("bad --ledger-budget-entries %d or --ledger-budget-mib %d: want at least 1 (MiB at most %d)", o.budget[0], o.budget[1], 1<<20)}
 	}
@@ -114,6 +122,7 @@ func runPeer(ctx context.Context, o peerOptions, g *globalOptions) error {
 		MaxClockSkew: o.clockSkew, GapBytes: o.gapMiB << 20,
 		Budget: ledgersync.HourlyBudget(o.budget[0], o.budget[1]<<20),
 		Limits: limits, Known: known, Storage: storage,
+		NoWitness: !o.witness, WitnessMaxLogs: o.witnessN,
 	})
 	if err != nil {
 		return err
