@@ -33,18 +33,24 @@ func (w *Wallet) AuditLedger(ctx context.Context) (*consent.AuditReport, error) 
 	if err := s.Scan(func(e *consent.Entry) error { es = append(es, e); return nil }); err != nil {
 		return nil, fmt.Errorf("reading the local ledger: %w: %w", ErrVerify, err)
 	}
-	return consent.AuditLedgerWith(es, w.accessCheck()), nil
+	rep := consent.AuditLedgerWith(es, w.accessCheck())
+	ca, err := w.auditCheckpoints(es)
+	if err != nil {
+		return nil, err
+	}
+	rep.AddCheckpoints(ca)
+	return rep, nil
 }
 
 // AuditExport audits an exported ledger file. It needs no wallet: an
 // auditor runs it on any machine, so only the checks the ledger alone
 // allows set access entries apart as suspicious.
 func AuditExport(r io.Reader) (*consent.AuditReport, error) {
-	es, err := consent.ReadExport(r)
+	x, err := consent.ReadExportFile(r)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrVerify, err)
 	}
-	return consent.AuditLedger(es), nil
+	return consent.AuditExportFile(x), nil
 }
 
 // AuditFailure turns a failed report into an ErrVerify error that names
@@ -65,7 +71,8 @@ func AuditFailure(rep *consent.AuditReport) error {
 		}
 	}
 	e := &AuditError{Detail: first.Detail}
-	for _, k := range []string{consent.FindingViolation, consent.FindingInvalid, consent.FindingChain, consent.FindingEquivocation} {
+	for _, k := range []string{consent.FindingViolation, consent.FindingInvalid, consent.FindingChain, consent.FindingEquivocation,
+		consent.FindingFork, consent.FindingWithheld, consent.FindingCheckpoint} {
 		if n := counts[k]; n > 0 {
 			e.Counts = append(e.Counts, fmt.Sprintf("%d %s", n, k))
 		}
