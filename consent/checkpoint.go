@@ -371,12 +371,10 @@ func (v *cosignatureVerifier) Verify(msg, sig []byte) bool {
 // checkpoint note msg, dated t. It does not check the note: the witness
 // does that first (OpenCheckpoint, then consistency).
 func Cosign(msg []byte, w Signer, t time.Time) ([]byte, error) {
-	n, err := note.Open(msg, note.VerifierList())
-	var unv *note.UnverifiedNoteError
-	if !errors.As(err, &unv) {
-		return nil, fmt.Errorf("%w: %v", ErrCheckpoint, err)
+	text, err := checkpointText(msg)
+	if err != nil {
+		return nil, err
 	}
-	n = unv.Note
 	pub, err := cachedPublicKey(w.ID())
 	if err != nil {
 		return nil, err
@@ -387,11 +385,11 @@ func Cosign(msg []byte, w Signer, t time.Time) ([]byte, error) {
 		ts = 0
 	}
 	c := &cosigner{s: w, name: name, hash: cosignatureKeyHash(name, pub), time: uint64(ts)}
-	signed, err := note.Sign(&note.Note{Text: n.Text}, c)
+	signed, err := note.Sign(&note.Note{Text: text}, c)
 	if err != nil {
 		return nil, err
 	}
-	return signed[len(n.Text)+1:], nil
+	return signed[len(text)+1:], nil
 }
 
 // AddCosignatures appends signature lines (as Cosign returns them) to a

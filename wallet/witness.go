@@ -102,20 +102,22 @@ type WitnessResult struct {
 }
 
 // witnessFeed asks witnesses to cosign a checkpoint of feed, the wallet's
-// own feed as just published. It is best effort: a publish does not fail
-// because witnesses are unreachable; what it got is in witness.json.
-func (w *Wallet) witnessFeed(ctx context.Context, feed []*consent.Entry) {
+// own feed as just published through c: among the peers c reached. It is
+// best effort: a publish does not fail because witnesses are unreachable;
+// what it got is in witness.json.
+func (w *Wallet) witnessFeed(ctx context.Context, c *client.Client, feed []*consent.Entry) {
 	if w.cfg.Witnesses < 0 || len(feed) == 0 {
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, witnessTimeout)
 	defer cancel()
-	_, _ = w.Witness(ctx, feed)
+	_, _ = w.Witness(ctx, feed, c.Reachable())
 }
 
 // Witness signs a checkpoint of feed (the wallet's own feed, in seq order)
-// and asks up to Config.Witnesses witnesses to cosign it.
-func (w *Wallet) Witness(ctx context.Context, feed []*consent.Entry) (*WitnessResult, error) {
+// and asks up to Config.Witnesses witnesses to cosign it, among the peers
+// of the network file (only those in up, when up is not nil).
+func (w *Wallet) Witness(ctx context.Context, feed []*consent.Entry, up []peer.ID) (*WitnessResult, error) {
 	id, err := w.Identity()
 	if err != nil {
 		return nil, err
@@ -158,7 +160,7 @@ func (w *Wallet) Witness(ctx context.Context, feed []*consent.Entry) (*WitnessRe
 		fc = &feedCheckpoints{Cert: cert, Sizes: map[string]uint64{}}
 		st.Feeds[key.Origin()] = fc
 	}
-	addrs, err := w.witnessAddrs()
+	addrs, err := w.witnessAddrs(up)
 	if err != nil {
 		return nil, err
 	}
@@ -287,7 +289,7 @@ func (fc *feedCheckpoints) keepNewest(msg []byte, size uint64, key ed25519.Publi
 // wallet does not record its shares' holders today, so all peers rank
 // alike (by rendezvous hash with the origin, so that one feed keeps its
 // witnesses while others spread).
-func (w *Wallet) witnessAddrs() ([]string, error) {
+func (w *Wallet) witnessAddrs(up []peer.ID) ([]string, error) {
 	n, err := netfile.Read(w.NetworkPath())
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -295,7 +297,20 @@ func (w *Wallet) witnessAddrs() ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	return n.Peers, nil
+	if up == nil {
+		return n.Peers, nil
+	}
+	ok := map[peer.ID]bool{}
+	for _, p := range up {
+		ok[p] = true
+	}
+	var out []string
+	for _, a := range n.Peers {
+		if ai, err := peer.AddrInfoFromString(a); err == nil && ok[ai.ID] {
+			out = append(out, a)
+		}
+	}
+	return out, nil
 }
 
 // rankByOrigin orders peers by SHA-256(origin ‖ peer ID).
