@@ -2,9 +2,13 @@ package wallet
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"testing"
 
 	"github.com/medwallet/medwallet/consent"
+	"github.com/medwallet/medwallet/p2p/client"
+	"github.com/medwallet/medwallet/p2p/netfile"
+	"github.com/medwallet/medwallet/p2p/witness"
 )
 
 // After each publish, three of the devnet's four peers cosign a checkpoint
@@ -60,5 +64,76 @@ func TestPublishWitnessesTheFeed(t *testing.T) {
 	local, err := w.AuditLedger(ctx)
 	if err != nil || !local.OK() || len(local.Checkpoints) != 1 {
 		t.Fatalf("local audit: %v %+v", err, local)
+	}
+}
+
+// A witness that cosigned another branch of the wallet's feed (a second
+// device, a stolen key) answers conflict; the wallet keeps that note as
+// evidence, and its audit reports the fork with both checkpoints.
+func TestWitnessConflictBecomesEvidence(t *testing.T) {
+	ctx, netPath := startDevnet(t)
+	w := rotateWallet(t, netPath, "Alice", "patient")
+	w.cfg.Witnesses = 4
+	l, signer, err := w.openLedger(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var head consent.Head
+	l.View(func(v *consent.View) { head = v.Head(w.ID()) })
+	// The other branch: an anchor at seq 2 that this wallet never holds.
+	other, err := consent.NewEntry(signer, head, w.Now(), consent.KindAnchor, &consent.AnchorBody{
+		Record: "00112233445566778899aabbccddeeff", Manifest: consent.HashBytes([]byte("elsewhere"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = l.Append(signer, w.Now(), consent.KindAnchor, &consent.AnchorBody{Record: "00112233445566778899aabbccddeeff",
+		Manifest: consent.HashBytes([]byte("here"))})
+	var feed []*consent.Entry
+	l.View(func(v *consent.View) { feed = v.Feed(w.ID()) })
+	l.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := consent.DeriveCheckpointKey(signer)
+	root, _ := consent.NewTree([]consent.Hash{feed[0].Hash(), other.Hash()}).Root(2)
+	forged, _ := key.Sign(2, root)
+
+	// The other branch reaches one witness first.
+	n, err := netfile.Read(netPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, eph, _ := ed25519.GenerateKey(nil)
+	c, err := client.Dial(ctx, eph, n.Peers[:1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := witness.Submit(ctx, c.Host(), c.Reachable()[0], &witness.Request{Note: forged, Key: key.Public()})
+	c.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	forgedCosigned := consent.AddCosignatures(forged, resp.Cosignature)
+
+	res, err := w.Witness(ctx, feed, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Conflicts != 1 || len(res.Cosigners) != 3 {
+		t.Fatalf("witnessing: %+v", res)
+	}
+	rep, err := w.AuditLedger(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.OK() || len(rep.Forks) != 1 || len(rep.Forks[0].Evidence) != 2 {
+		t.Fatalf("audit: %+v %+v", rep.Findings, rep.Forks)
+	}
+	found := false
+	for _, e := range rep.Forks[0].Evidence {
+		found = found || e.Note == string(forgedCosigned)
+	}
+	if !found {
+		t.Fatalf("the witness's note is not in the evidence: %+v", rep.Forks[0].Evidence)
 	}
 }
