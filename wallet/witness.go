@@ -160,45 +160,43 @@ func (w *Wallet) Witness(ctx context.Context, feed []*consent.Entry, up []peer.I
 		fc = &feedCheckpoints{Cert: cert, Sizes: map[string]uint64{}}
 		st.Feeds[key.Origin()] = fc
 	}
-	addrs, err := w.witnessAddrs(up)
-	if err != nil {
-		return nil, err
-	}
-	res := &WitnessResult{Size: size}
-	if len(addrs) == 0 {
-		return res, nil
-	}
-	// A throw-away identity: the witness learns the feed's pseudonymous
-	// origin, never who asked.
-	_, eph, err := ed25519.GenerateKey(nil)
-	if err != nil {
-		return nil, err
-	}
-	c, err := client.Dial(ctx, eph, addrs)
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
 	k := w.cfg.Witnesses
 	if k == 0 {
 		k = DefaultWitnesses
 	}
+	if fc.Note != "" {
+		if sc, err := consent.OpenCheckpoint([]byte(fc.Note), key.Public()); err == nil &&
+			sc.Size == size && sc.Root == root && len(sc.Cosigners) >= k {
+			return &WitnessResult{Size: size, Cosigners: cosignerIDs(sc.Cosigners)}, nil // witnessed already
+		}
+	}
+	cands, err := w.witnessCandidates(up)
+	if err != nil {
+		return nil, err
+	}
+	res := &WitnessResult{Size: size}
+	// Ask the first k candidates by rank at once, then the next ones in
+	// place of those that did not cosign.
+	ranked := rankByOrigin(cands, key.Origin())
 	var lines [][]byte
-	for _, p := range rankByOrigin(c.Reachable(), key.Origin()) {
-		if len(lines) >= k || ctx.Err() != nil {
-			break
-		}
-		line, evidence, err := w.askWitness(ctx, c, p, key, tree, msg, fc.Sizes[p.String()])
-		if evidence != nil {
-			res.Conflicts++
-			fc.addEvidence(evidence)
-		}
+	for len(ranked) > 0 && len(lines) < k && ctx.Err() == nil {
+		batch := ranked[:min(k-len(lines), len(ranked))]
+		ranked = ranked[len(batch):]
+		got, err := w.askWitnesses(ctx, batch, key, tree, msg, fc)
 		if err != nil {
-			continue
+			return nil, err
 		}
-		fc.Sizes[p.String()] = size
-		lines = append(lines, line)
-		res.Cosigners = append(res.Cosigners, p.String())
+		for _, g := range got {
+			if g.evidence != nil {
+				res.Conflicts++
+				fc.addEvidence(g.evidence)
+			}
+			if g.line != nil {
+				fc.Sizes[g.peer.String()] = size
+				lines = append(lines, g.line)
+				res.Cosigners = append(res.Cosigners, g.peer.String())
+			}
+		}
 	}
 	if len(lines) > 0 {
 		fc.keepNewest(msg, size, key.Public(), lines)
@@ -206,11 +204,61 @@ func (w *Wallet) Witness(ctx context.Context, feed []*consent.Entry, up []peer.I
 	return res, w.writeWitnessState(st)
 }
 
+func cosignerIDs(cs []consent.Cosigner) []string {
+	out := make([]string, len(cs))
+	for i, c := range cs {
+		out[i] = string(c.Witness)
+	}
+	return out
+}
+
+type witnessAnswer struct {
+	peer           peer.ID
+	line, evidence []byte
+}
+
+// askWitnesses dials the candidates with a throw-away identity (the
+// witness learns the feed's pseudonymous origin, never who asked) and
+// asks them all at once.
+func (w *Wallet) askWitnesses(ctx context.Context, batch []candidate, key *consent.CheckpointKey,
+	tree *consent.Tree, msg []byte, fc *feedCheckpoints) ([]witnessAnswer, error) {
+	_, eph, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		return nil, err
+	}
+	var addrs []string
+	for _, c := range batch {
+		addrs = append(addrs, c.addrs...)
+	}
+	c, err := client.Dial(ctx, eph, addrs)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	up := c.Reachable()
+	out := make([]witnessAnswer, len(up))
+	var wg sync.WaitGroup
+	for i, p := range up {
+		old := fc.Sizes[p.String()]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			line, evidence, err := askWitness(ctx, c, p, key, tree, msg, old)
+			out[i] = witnessAnswer{peer: p, evidence: evidence}
+			if err == nil {
+				out[i].line = line
+			}
+		}()
+	}
+	wg.Wait()
+	return out, nil
+}
+
 // askWitness asks p to cosign msg, proving from the size p last cosigned
 // as the wallet believes it; if p holds another size, once more from its
 // size, when its checkpoint is a prefix of the feed. A checkpoint of p's
 // that the feed does not extend is returned as evidence.
-func (w *Wallet) askWitness(ctx context.Context, c *client.Client, p peer.ID, key *consent.CheckpointKey,
+func askWitness(ctx context.Context, c *client.Client, p peer.ID, key *consent.CheckpointKey,
 	tree *consent.Tree, msg []byte, old uint64) (line, evidence []byte, err error) {
 	size := tree.Size()
 	if old > size {
@@ -284,12 +332,17 @@ func (fc *feedCheckpoints) keepNewest(msg []byte, size uint64, key ed25519.Publi
 	fc.Note = string(consent.AddCosignatures(msg, lines...))
 }
 
-// witnessAddrs lists the network file's peers as candidate witnesses.
-// Peers that serve the wallet's records would be the last choice, but the
-// wallet does not record its shares' holders today, so all peers rank
-// alike (by rendezvous hash with the origin, so that one feed keeps its
-// witnesses while others spread).
-func (w *Wallet) witnessAddrs(up []peer.ID) ([]string, error) {
+// candidate is a peer of the network file and its addresses.
+type candidate struct {
+	id    peer.ID
+	addrs []string
+}
+
+// witnessCandidates lists the network file's peers (those in up, when up
+// is not nil) as candidate witnesses. Peers that serve the wallet's
+// records would be the last choice, but the wallet does not record its
+// shares' holders today, so all peers rank alike.
+func (w *Wallet) witnessCandidates(up []peer.ID) ([]candidate, error) {
 	n, err := netfile.Read(w.NetworkPath())
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -297,28 +350,34 @@ func (w *Wallet) witnessAddrs(up []peer.ID) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	if up == nil {
-		return n.Peers, nil
-	}
 	ok := map[peer.ID]bool{}
 	for _, p := range up {
 		ok[p] = true
 	}
-	var out []string
+	var out []candidate
+	at := map[peer.ID]int{}
 	for _, a := range n.Peers {
-		if ai, err := peer.AddrInfoFromString(a); err == nil && ok[ai.ID] {
-			out = append(out, a)
+		ai, err := peer.AddrInfoFromString(a)
+		if err != nil || (up != nil && !ok[ai.ID]) {
+			continue
 		}
+		if i, seen := at[ai.ID]; seen {
+			out[i].addrs = append(out[i].addrs, a)
+			continue
+		}
+		at[ai.ID] = len(out)
+		out = append(out, candidate{id: ai.ID, addrs: []string{a}})
 	}
 	return out, nil
 }
 
-// rankByOrigin orders peers by SHA-256(origin ‖ peer ID).
-func rankByOrigin(ps []peer.ID, origin string) []peer.ID {
-	score := func(p peer.ID) [32]byte { return sha256.Sum256([]byte(origin + "\n" + string(p))) }
-	out := append([]peer.ID(nil), ps...)
+// rankByOrigin orders candidates by SHA-256(origin ‖ "\n" ‖ peer ID), so
+// that one feed keeps its witnesses while feeds spread over the peers.
+func rankByOrigin(cs []candidate, origin string) []candidate {
+	score := func(p peer.ID) [32]byte { return sha256.Sum256([]byte(origin + "\n" + p.String())) }
+	out := append([]candidate(nil), cs...)
 	sort.Slice(out, func(i, j int) bool {
-		a, b := score(out[i]), score(out[j])
+		a, b := score(out[i].id), score(out[j].id)
 		return string(a[:]) < string(b[:])
 	})
 	return out
