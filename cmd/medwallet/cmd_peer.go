@@ -75,7 +75,7 @@ on the same --data keeps its identity and everything it stored.`,
 	f.IntVar(&o.limits.perIP, "max-conns-per-ip", node.DefaultMaxConnsPerIP, "connections from one IPv4 address or IPv6 /56 (127.0.0.1 and ::1 are not limited)")
 	f.IntVar(&o.limits.memoryMiB, "max-memory-mib", 0, "MiB strangers together may make the peer reserve for streams (0: an eighth of the machine's memory)")
 	f.BoolVar(&o.witness, "witness", true, "witness feed checkpoints: cosign them for wallets (/medwallet/witness/1.0.0)")
-	f.IntVar(&o.witnessN, "witness-max-logs", witness.DefaultMaxLogs, "feeds this peer keeps a witnessed checkpoint of (about 250 bytes each); new feeds beyond it are refused busy")
+	f.IntVar(&o.witnessN, "witness-max-logs", witness.DefaultMaxLogs, "feeds this peer keeps a witnessed checkpoint of (about 1 KiB of disk each); new feeds beyond it are refused busy")
 	addStorageFlags(cmd, &o.storage)
 	cmd.AddCommand(newPeerUsageCommand(g))
 	return cmd

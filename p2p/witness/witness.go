@@ -145,7 +145,8 @@ type Limits struct {
 	Budget wire.Budget
 }
 
-// DefaultMaxLogs is the default Limits.MaxLogs: about 250 MB of disk.
+// DefaultMaxLogs is the default Limits.MaxLogs: about 1 GB of disk (a
+// record is about 500 bytes, about 1 KiB in bbolt).
 const DefaultMaxLogs = 1_000_000
 
 // DefaultLimits are the limits of a Service unless WithLimits says
