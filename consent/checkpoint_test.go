@@ -11,7 +11,7 @@ import (
 )
 
 // feed signs n identity-free anchor entries by s, starting after head.
-func testFeed(t *testing.T, s Signer, head Head, n int, label string) []*Entry {
+func testFeed(t testing.TB, s Signer, head Head, n int, label string) []*Entry {
 	t.Helper()
 	var out []*Entry
 	for i := 0; i < n; i++ {
@@ -198,7 +198,7 @@ type forkWorld struct {
 	rootA, rtB Hash
 }
 
-func newForkWorld(t *testing.T) *forkWorld {
+func newForkWorld(t testing.TB) *forkWorld {
 	f := &forkWorld{alice: testSigner(t, "alice"), w1: testSigner(t, "w1"), w2: testSigner(t, "w2")}
 	f.key, _ = DeriveCheckpointKey(f.alice)
 	f.cert, _ = f.key.Certify(f.alice)
@@ -213,7 +213,7 @@ func newForkWorld(t *testing.T) *forkWorld {
 	return f
 }
 
-func (f *forkWorld) cosigned(t *testing.T, root Hash, w *KeySigner) []byte {
+func (f *forkWorld) cosigned(t testing.TB, root Hash, w *KeySigner) []byte {
 	msg, err := f.key.Sign(5, root)
 	if err != nil {
 		t.Fatal(err)
@@ -346,4 +346,29 @@ func TestExportCompatible(t *testing.T) {
 	if _, err := ReadExportFile(bytes.NewReader(append(b, 0))); !errors.Is(err, ErrBadExport) {
 		t.Fatalf("trailing byte: %v", err)
 	}
+}
+
+// FuzzExportCheckpoints: an export with checkpoints never makes the reader
+// or the checkpoint audit panic, and a checkpoint the audit accepts
+// opens with its certified key.
+func FuzzExportCheckpoints(f *testing.F) {
+	w := newForkWorld(f)
+	var buf bytes.Buffer
+	_ = WriteExportFile(&buf, &ExportFile{Entries: w.a, Certs: []*CheckpointCert{w.cert}, Checkpoints: [][]byte{w.noteA, w.noteB}})
+	f.Add(buf.Bytes())
+	buf.Reset()
+	_ = WriteExportFile(&buf, &ExportFile{Entries: w.a[:1], Certs: []*CheckpointCert{w.cert}, Checkpoints: [][]byte{w.noteA}})
+	f.Add(buf.Bytes())
+	f.Fuzz(func(t *testing.T, b []byte) {
+		x, err := ReadExportFile(bytes.NewReader(b))
+		if err != nil {
+			return
+		}
+		rep := AuditExportFile(x)
+		for _, c := range rep.Checkpoints {
+			if c.Author == "" || !strings.HasPrefix(c.Origin, OriginPrefix) {
+				t.Fatalf("checkpoint %+v", c)
+			}
+		}
+	})
 }
