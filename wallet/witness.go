@@ -176,8 +176,12 @@ func (w *Wallet) Witness(ctx context.Context, feed []*consent.Entry, up []peer.I
 	}
 	res := &WitnessResult{Size: size}
 	// Ask the first k candidates by rank at once, then the next ones in
-	// place of those that did not cosign.
+	// place of those that did not cosign; peers that hold the wallet's
+	// shares or manifests come last.
 	ranked := rankByOrigin(cands, key.Origin())
+	if len(ranked) > k {
+		ranked = servingLast(ranked, w.servingEstimate(ctx, ranked))
+	}
 	var lines [][]byte
 	for len(ranked) > 0 && len(lines) < k && ctx.Err() == nil {
 		batch := ranked[:min(k-len(lines), len(ranked))]
@@ -339,9 +343,7 @@ type candidate struct {
 }
 
 // witnessCandidates lists the network file's peers (those in up, when up
-// is not nil) as candidate witnesses. Peers that serve the wallet's
-// records would be the last choice, but the wallet does not record its
-// shares' holders today, so all peers rank alike.
+// is not nil) as candidate witnesses.
 func (w *Wallet) witnessCandidates(up []peer.ID) ([]candidate, error) {
 	n, err := netfile.Read(w.NetworkPath())
 	if errors.Is(err, os.ErrNotExist) {
@@ -369,6 +371,63 @@ func (w *Wallet) witnessCandidates(up []peer.ID) ([]candidate, error) {
 		out = append(out, candidate{id: ai.ID, addrs: []string{a}})
 	}
 	return out, nil
+}
+
+// servingEstimate returns the candidates that hold shares or manifest
+// copies of the wallet's records, as the light client places them: a
+// record's shares on the first N peers of its rendezvous order, its
+// manifest on the first ManifestReplicas of the manifest's (see
+// p2p/client, rank). It is an estimate: placement used the peers
+// reachable then, and passed over peers that refused. Nil when the records
+// cannot be listed.
+func (w *Wallet) servingEstimate(ctx context.Context, cs []candidate) map[peer.ID]bool {
+	infos, err := w.ListRecords(ctx)
+	if err != nil || len(infos) == 0 {
+		return nil
+	}
+	ids := make([]peer.ID, len(cs))
+	for i, c := range cs {
+		ids[i] = c.id
+	}
+	out := map[peer.ID]bool{}
+	for _, info := range infos {
+		for _, p := range placementOrder(info.ID, ids)[:min(info.N, len(ids))] {
+			out[p] = true
+		}
+		for _, p := range placementOrder("manifest\x00"+info.ID, ids)[:min(ManifestReplicas, len(ids))] {
+			out[p] = true
+		}
+	}
+	return out
+}
+
+// placementOrder is p2p/client's rendezvous order for key: peers by
+// SHA-256(key ‖ 0x00 ‖ peer ID bytes), highest first.
+func placementOrder(key string, ps []peer.ID) []peer.ID {
+	score := func(p peer.ID) [32]byte { return sha256.Sum256([]byte(key + "\x00" + string(p))) }
+	out := append([]peer.ID(nil), ps...)
+	sort.Slice(out, func(i, j int) bool {
+		a, b := score(out[i]), score(out[j])
+		return string(a[:]) > string(b[:])
+	})
+	return out
+}
+
+// servingLast moves the candidates in serving after the others, keeping
+// their order.
+func servingLast(cs []candidate, serving map[peer.ID]bool) []candidate {
+	out := make([]candidate, 0, len(cs))
+	for _, c := range cs {
+		if !serving[c.id] {
+			out = append(out, c)
+		}
+	}
+	for _, c := range cs {
+		if serving[c.id] {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // rankByOrigin orders candidates by SHA-256(origin ‖ "\n" ‖ peer ID), so

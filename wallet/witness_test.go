@@ -2,11 +2,15 @@ package wallet
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"testing"
+	"time"
 
 	"github.com/medwallet/medwallet/consent"
 	"github.com/medwallet/medwallet/p2p/client"
+	"github.com/medwallet/medwallet/p2p/devnet"
+	"github.com/medwallet/medwallet/p2p/manifests"
 	"github.com/medwallet/medwallet/p2p/netfile"
 	"github.com/medwallet/medwallet/p2p/witness"
 )
@@ -135,5 +139,63 @@ func TestWitnessConflictBecomesEvidence(t *testing.T) {
 	}
 	if !found {
 		t.Fatalf("the witness's note is not in the evidence: %+v", rep.Forks[0].Evidence)
+	}
+}
+
+// With more peers than witnesses, the peers that hold the wallet's shares
+// and manifests are asked last: a record of 2+1 shares on a devnet of 8
+// peers leaves 5 or more peers that hold none of it, and the 3 witnesses
+// are among them.
+func TestWitnessesOutsideTheServingSet(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a devnet")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dn, err := devnet.Start(ctx, devnet.Options{Peers: 8, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dn.Close()
+	w := rotateWallet(t, dn.NetworkPath(), "Alice", "patient")
+	info, err := w.AddRecord(ctx, bytes.NewReader([]byte("a small record")), AddRecordOptions{Label: "note", K: 2, N: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := w.Dial(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	serving := map[string]bool{}
+	for _, s := range info.Shares {
+		for _, p := range c.Holders(ctx, s) {
+			serving[p.String()] = true
+		}
+	}
+	for _, p := range c.Reachable() {
+		if cs, _ := manifests.ListFor(ctx, c.Host(), p, w.ID(), info.ID, ""); len(cs) > 0 {
+			serving[p.String()] = true
+		}
+	}
+	if len(serving) < 3 || len(serving) > 6 {
+		t.Fatalf("%d serving peers", len(serving))
+	}
+	_, notes, err := w.witnessedCheckpoints()
+	if err != nil || len(notes) != 1 {
+		t.Fatalf("%v, %d notes", err, len(notes))
+	}
+	certs, _, _ := w.witnessedCheckpoints()
+	sc, err := consent.OpenCheckpoint(notes[0], certs[0].Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sc.Cosigners) != 3 {
+		t.Fatalf("%d cosigners", len(sc.Cosigners))
+	}
+	for _, cs := range sc.Cosigners {
+		if serving[string(cs.Witness)] {
+			t.Errorf("witness %s holds the record's shares or manifest", cs.Witness.Short())
+		}
 	}
 }
