@@ -279,6 +279,13 @@ func askWitness(ctx context.Context, c *client.Client, p peer.ID, key *consent.C
 		}
 		resp, err := witness.Submit(ctx, c.Host(), p, req)
 		if err == nil {
+			// Keep only a cosignature that verifies, by p: a bad line would
+			// spoil the note for every audit.
+			sc, err := consent.OpenCheckpoint(consent.AddCosignatures(msg, resp.Cosignature), key.Public())
+			if err != nil || len(sc.Cosigners) != 1 || string(sc.Cosigners[0].Witness) != p.String() ||
+				bytes.Count(resp.Cosignature, []byte("\n")) != 1 {
+				return nil, nil, fmt.Errorf("witness %s: its cosignature does not verify", p.ShortString())
+			}
 			return resp.Cosignature, nil, nil
 		}
 		if resp == nil || !(errors.Is(err, witness.ErrConflict) || errors.Is(err, witness.ErrBadProof)) {
