@@ -4,14 +4,20 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"io"
 	"testing"
 	"time"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/network"
 
 	"github.com/medwallet/medwallet/consent"
 	"github.com/medwallet/medwallet/p2p/client"
 	"github.com/medwallet/medwallet/p2p/devnet"
 	"github.com/medwallet/medwallet/p2p/manifests"
 	"github.com/medwallet/medwallet/p2p/netfile"
+	"github.com/medwallet/medwallet/p2p/wire"
 	"github.com/medwallet/medwallet/p2p/witness"
 )
 
@@ -197,5 +203,70 @@ func TestWitnessesOutsideTheServingSet(t *testing.T) {
 		if serving[string(cs.Witness)] {
 			t.Errorf("witness %s holds the record's shares or manifest", cs.Witness.Short())
 		}
+	}
+}
+
+// A witness that answers ok with a cosignature that does not verify is
+// not kept: the wallet's checkpoint and its audit stay clean.
+func TestBogusCosignatureNotKept(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a devnet")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dn, err := devnet.Start(ctx, devnet.Options{Peers: 1, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dn.Close()
+	// The bogus witness answers with its cosignature of another note: the
+	// right key and format, a signature that does not verify.
+	_, priv, _ := ed25519.GenerateKey(nil)
+	sk, _ := crypto.UnmarshalEd25519PrivateKey(priv)
+	bogus, err := libp2p.New(libp2p.Identity(sk), libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bogus.Close()
+	bogusSigner, _ := consent.NewKeySigner(priv)
+	otherKey, _ := consent.DeriveCheckpointKey(bogusSigner)
+	otherNote, _ := otherKey.Sign(1, consent.Hash{})
+	line, err := consent.Cosign(otherNote, bogusSigner, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	bogus.SetStreamHandler(witness.ID, func(s network.Stream) {
+		defer s.Close()
+		_, _ = io.Copy(io.Discard, io.LimitReader(s, 1))
+		_ = wire.Write(s, witness.Response{Code: witness.CodeOK, Cosignature: line})
+	})
+	cfg := memConfig(t)
+	cfg.Network = dn.NetworkPath()
+	cfg.Witnesses = 2
+	if err := netfile.Write(cfg.Network, netfile.Network{Peers: append(dn.Addrs(),
+		bogus.Addrs()[0].String()+"/p2p/"+bogus.ID().String())}); err != nil {
+		t.Fatal(err)
+	}
+	w, err := Init(cfg, "Alice", "patient")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, _, err := w.openLedger(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var feed []*consent.Entry
+	l.View(func(v *consent.View) { feed = v.Feed(w.ID()) })
+	l.Close()
+	res, err := w.Witness(ctx, feed, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Cosigners) != 1 || res.Cosigners[0] == bogus.ID().String() {
+		t.Fatalf("cosigners %v", res.Cosigners)
+	}
+	rep, err := w.AuditLedger(ctx)
+	if err != nil || !rep.OK() || len(rep.Checkpoints) != 1 || len(rep.Checkpoints[0].Cosigners) != 1 {
+		t.Fatalf("audit: %v %+v", err, rep)
 	}
 }
