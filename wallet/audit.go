@@ -62,6 +62,11 @@ func (w *Wallet) auditLocal() (*consent.AuditReport, *consent.View, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading the local ledger: %w: %w", ErrVerify, err)
 	}
+	ca, err := w.auditCheckpoints(s)
+	if err != nil {
+		return nil, nil, err
+	}
+	rep.AddCheckpoints(ca)
 	return rep, v, nil
 }
 
@@ -69,11 +74,11 @@ func (w *Wallet) auditLocal() (*consent.AuditReport, *consent.View, error) {
 // auditor runs it on any machine, so only the checks the ledger alone
 // allows set access entries apart as suspicious.
 func AuditExport(r io.Reader) (*consent.AuditReport, error) {
-	es, err := consent.ReadExport(r)
+	x, err := consent.ReadExportFile(r)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrVerify, err)
 	}
-	return consent.AuditLedger(es), nil
+	return consent.AuditExportFile(x), nil
 }
 
 // AuditFailure turns a failed report into an ErrVerify error that names
@@ -94,7 +99,8 @@ func AuditFailure(rep *consent.AuditReport) error {
 		}
 	}
 	e := &AuditError{Detail: first.Detail}
-	for _, k := range []string{consent.FindingViolation, consent.FindingInvalid, consent.FindingChain, consent.FindingEquivocation} {
+	for _, k := range []string{consent.FindingViolation, consent.FindingInvalid, consent.FindingChain, consent.FindingEquivocation,
+		consent.FindingFork, consent.FindingWithheld, consent.FindingCheckpoint} {
 		if n := counts[k]; n > 0 {
 			e.Counts = append(e.Counts, fmt.Sprintf("%d %s", n, k))
 		}

@@ -37,6 +37,7 @@ import (
 	"github.com/medwallet/medwallet/p2p/shares"
 	"github.com/medwallet/medwallet/p2p/store"
 	"github.com/medwallet/medwallet/p2p/store/boltstore"
+	"github.com/medwallet/medwallet/p2p/witness"
 )
 
 // Files under a peer's data directory.
@@ -94,6 +95,10 @@ type Config struct {
 	Budget, ConsentBudget ledgersync.Budget
 	// Logger receives structured logs; it never sees PHI. Nil discards.
 	Logger *slog.Logger
+	// NoWitness turns off witnessing feed checkpoints; WitnessMaxLogs
+	// bounds the feeds witnessed (witness.DefaultMaxLogs if zero).
+	NoWitness      bool
+	WitnessMaxLogs int
 }
 
 // Peer is a running peer.
@@ -106,6 +111,8 @@ type Peer struct {
 	signer    *consent.KeySigner
 	shares    *shares.Service
 	manifests *manifests.Service
+	witness   *witness.Service
+	witnessDB *witness.BoltStore
 	dht       *dht.IpfsDHT
 	mdns      interface{ Close() error }
 	outbox    chan *consent.Entry
@@ -231,6 +238,9 @@ func Start(ctx context.Context, cfg Config) (_ *Peer, err error) {
 			}
 		}))
 	p.manifests = manifests.NewService(p.Host, p.Store, log)
+	if err := p.startWitness(cfg); err != nil {
+		return nil, err
+	}
 
 	if cfg.DHT {
 		if p.dht, err = dht.New(p.Host, dht.Mode(dht.ModeServer), dht.ProtocolPrefix("/medwallet"), dht.BootstrapPeers(boot...)); err != nil {
@@ -432,6 +442,12 @@ func (p *Peer) Close() error {
 		}
 		if p.manifests != nil {
 			p.manifests.Close()
+		}
+		if p.witness != nil {
+			p.witness.Close()
+		}
+		if p.witnessDB != nil {
+			errs = append(errs, p.witnessDB.Close())
 		}
 		if p.Sync != nil {
 			errs = append(errs, p.Sync.Close())
