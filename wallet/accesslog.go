@@ -7,7 +7,8 @@ package wallet
 import (
 	"context"
 	"errors"
-	"sort"
+	"slices"
+	"strings"
 	"time"
 
 	"filippo.io/age"
@@ -56,14 +57,148 @@ func (a AccessInfo) Emergency() bool { return !a.BreakGlass.IsZero() }
 // network's). Access entries that fail consent.CheckAccess (see
 // accessCheck) are left out: SuspiciousAccesses lists them.
 func (w *Wallet) AccessLog(ctx context.Context) ([]AccessInfo, error) {
-	return w.accessLog(false)
+	p, err := w.ListAccesses(ctx, AccessLogOptions{})
+	return p.Accesses, err
 }
 
 // SuspiciousAccesses lists the access entries naming this wallet's
 // records that fail consent.CheckAccess, oldest first, each with its
 // Suspicion. They are evidence against their authors, not accesses.
 func (w *Wallet) SuspiciousAccesses(ctx context.Context) ([]AccessInfo, error) {
-	return w.accessLog(true)
+	p, err := w.ListAccesses(ctx, AccessLogOptions{Suspicious: true})
+	return p.Accesses, err
+}
+
+// AccessLogOptions select what ListAccesses lists.
+type AccessLogOptions struct {
+	// Suspicious lists the access entries set apart as suspicious instead
+	// of the accepted ones.
+	Suspicious bool
+	// Limit, above 0, lists only the newest Limit entries; 0 lists all.
+	Limit int
+}
+
+// AccessPage is what ListAccesses found.
+type AccessPage struct {
+	// Accesses are the entries listed, oldest first.
+	Accesses []AccessInfo
+	// More is true when older entries of the same kind were left out by
+	// the limit.
+	More bool
+	// SetApart counts, when listing accepted accesses, the suspicious
+	// entries among those examined: all of them when More is false, else
+	// those no older than the oldest access listed (Since).
+	SetApart int
+	// Since, when More is true, is the time of the oldest access listed.
+	Since time.Time
+}
+
+// ListAccesses lists the accepted access entries naming this wallet's
+// records (or the suspicious ones), newest first up to opts.Limit, and
+// returns them oldest first. Entries are ordered by time, then by hash;
+// only the entries it lists (and those newer) have their requests
+// verified, so the cost of a page does not grow with the log. The contact
+// book is read once.
+func (w *Wallet) ListAccesses(ctx context.Context, opts AccessLogOptions) (AccessPage, error) {
+	l, _, err := w.openLedger(false)
+	if err != nil {
+		return AccessPage{}, err
+	}
+	defer l.Close()
+	check := w.accessCheck()
+	var me age.Identity
+	if id, err := w.Identity(); err == nil {
+		me = id.Age
+	}
+	book := w.contactBook()
+	opened := map[consent.Hash]string{}
+	var page AccessPage
+	setApart := 0
+	l.View(func(v *consent.View) {
+		// reason decrypts a break-glass entry's stated reason once.
+		reason := func(h consent.Hash) string {
+			if s, ok := opened[h]; ok {
+				return s
+			}
+			s := ""
+			if b, ok := v.BreakGlass(h); ok && me != nil {
+				if p, err := decryptWith(b.Reason, me, consent.MaxReasonSize); err == nil {
+					s = string(p)
+				}
+			}
+			opened[h] = s
+			return s
+		}
+		cands := accessCandidates(v, w.ID())
+		for i := len(cands) - 1; i >= 0; i-- {
+			e := cands[i].e
+			ab, r, err := consent.CheckAccess(e, check)
+			var se *consent.SuspiciousAccessError
+			if err != nil && !errors.As(err, &se) || r == nil || r.Owner != w.ID() {
+				continue
+			}
+			if (se != nil) != opts.Suspicious {
+				if se != nil {
+					page.SetApart++
+				}
+				continue
+			}
+			if opts.Limit > 0 && len(page.Accesses) == opts.Limit {
+				// An older one exists: those set apart since the oldest
+				// listed were counted when the page filled.
+				page.More, page.SetApart = true, setApart
+				break
+			}
+			page.Accesses = append(page.Accesses, accessInfo(e, ab, r, se, book, reason))
+			setApart = page.SetApart
+		}
+	})
+	slices.Reverse(page.Accesses)
+	if page.More && len(page.Accesses) > 0 {
+		page.Since = page.Accesses[0].Time
+	}
+	return page, nil
+}
+
+// accessCandidate is an access entry naming a record of the wallet, with
+// the keys it is listed by.
+type accessCandidate struct {
+	e    *consent.Entry
+	t    time.Time
+	hash string
+}
+
+// accessCandidates returns the access entries whose request decodes and
+// names owner, ordered oldest first by (time, hash): only decoding, no
+// signature is checked here.
+func accessCandidates(v *consent.View, owner consent.ID) []accessCandidate {
+	var out []accessCandidate
+	for _, a := range v.Authors() {
+		for _, e := range v.Feed(a) {
+			if e.Kind != consent.KindAccess {
+				continue
+			}
+			b, err := e.DecodedBody()
+			if err != nil {
+				continue
+			}
+			ab, ok := b.(*consent.AccessBody)
+			if !ok {
+				continue
+			}
+			if r, err := consent.DecodeRequest(ab.Request); err != nil || r.Owner != owner {
+				continue
+			}
+			out = append(out, accessCandidate{e: e, t: consent.PrintableTime(e.Time), hash: e.Hash().String()})
+		}
+	}
+	slices.SortFunc(out, func(a, b accessCandidate) int {
+		if c := a.t.Compare(b.t); c != 0 {
+			return c
+		}
+		return strings.Compare(a.hash, b.hash)
+	})
+	return out
 }
 
 // accessCheck is what the wallet knows beyond the ledger when it reads
@@ -88,70 +223,25 @@ func (w *Wallet) accessCheck() consent.AccessCheck {
 	return c
 }
 
-// accessLog lists the accepted access entries, or the suspicious ones.
-func (w *Wallet) accessLog(suspicious bool) ([]AccessInfo, error) {
-	l, _, err := w.openLedger(false)
-	if err != nil {
-		return nil, err
+// accessInfo describes one access entry (se is set for a suspicious one);
+// reason returns the stated reason of a break-glass entry.
+func accessInfo(e *consent.Entry, ab *consent.AccessBody, r *consent.Request,
+	se *consent.SuspiciousAccessError, book *contactBook, reason func(consent.Hash) string) AccessInfo {
+	ai := AccessInfo{Entry: e.Hash(), Time: consent.PrintableTime(e.Time), Decider: e.Author,
+		Requester: r.Requester, RequesterName: book.nameOf(r.Requester), Record: r.Record, Scope: r.Scope,
+		Purpose: r.Purpose, Allow: ab.Allow, Reason: ab.Reason, Grant: ab.Grant, BreakGlass: r.BreakGlass}
+	if se != nil {
+		ai.Suspicion, ai.SuspicionDetail = se.Reason, se.Error()
 	}
-	defer l.Close()
-	check := w.accessCheck()
-	var me age.Identity
-	if id, err := w.Identity(); err == nil {
-		me = id.Age
+	if ab.Until != 0 {
+		ai.Until = consent.PrintableTime(ab.Until)
 	}
-	opened := map[consent.Hash]string{}
-	// reasons decrypts a break-glass reason once per entry.
-	reasons := func(v *consent.View, h consent.Hash) string {
-		if s, ok := opened[h]; ok {
-			return s
-		}
-		s := ""
-		if b, ok := v.BreakGlass(h); ok && me != nil {
-			if p, err := decryptWith(b.Reason, me, consent.MaxReasonSize); err == nil {
-				s = string(p)
-			}
-		}
-		opened[h] = s
-		return s
+	ai.Repeats = ab.Decisions()
+	if r := ab.Repeats; r != nil {
+		ai.First, ai.Last = consent.PrintableTime(r.First), consent.PrintableTime(r.Last)
 	}
-	var out []AccessInfo
-	l.View(func(v *consent.View) {
-		for _, a := range v.Authors() {
-			for _, e := range v.Feed(a) {
-				if e.Kind != consent.KindAccess {
-					continue
-				}
-				ab, r, err := consent.CheckAccess(e, check)
-				var se *consent.SuspiciousAccessError
-				if errors.As(err, &se) != suspicious || (err != nil && se == nil) || r == nil || r.Owner != w.ID() {
-					continue
-				}
-				ai := AccessInfo{Entry: e.Hash(), Time: consent.PrintableTime(e.Time), Decider: e.Author,
-					Requester: r.Requester, RequesterName: w.NameOf(r.Requester), Record: r.Record, Scope: r.Scope,
-					Purpose: r.Purpose, Allow: ab.Allow, Reason: ab.Reason, Grant: ab.Grant, BreakGlass: r.BreakGlass}
-				if se != nil {
-					ai.Suspicion, ai.SuspicionDetail = se.Reason, se.Error()
-				}
-				if ab.Until != 0 {
-					ai.Until = consent.PrintableTime(ab.Until)
-				}
-				ai.Repeats = ab.Decisions()
-				if r := ab.Repeats; r != nil {
-					ai.First, ai.Last = consent.PrintableTime(r.First), consent.PrintableTime(r.Last)
-				}
-				if !r.BreakGlass.IsZero() && se == nil {
-					ai.EmergencyReason = reasons(v, r.BreakGlass)
-				}
-				out = append(out, ai)
-			}
-		}
-	})
-	sort.SliceStable(out, func(i, j int) bool {
-		if !out[i].Time.Equal(out[j].Time) {
-			return out[i].Time.Before(out[j].Time)
-		}
-		return out[i].Entry.String() < out[j].Entry.String()
-	})
-	return out, nil
+	if !r.BreakGlass.IsZero() && se == nil {
+		ai.EmergencyReason = reason(r.BreakGlass)
+	}
+	return ai
 }

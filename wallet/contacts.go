@@ -1,7 +1,8 @@
 package wallet
 
 // Contacts: the address book of identity cards (Contacts, AddContact,
-// RemoveContact, Resolve, NameOf).
+// RemoveContact, Resolve, NameOf), and the contact book a command reads
+// once to name the parties of many rows (contactBook).
 
 import (
 	"encoding/json"
@@ -40,6 +41,9 @@ type contactJSON struct {
 // Contacts returns the address book sorted by name. Every card is verified
 // again on load, so a hand-edited file cannot slip in a forged one.
 func (w *Wallet) Contacts() ([]Contact, error) {
+	if testHookReadContacts != nil {
+		testHookReadContacts()
+	}
 	b, err := os.ReadFile(filepath.Join(w.cfg.Home, contactsFile))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -131,20 +135,38 @@ func (w *Wallet) Resolve(nameOrID string) (Contact, error) {
 	return Contact{}, &NotFoundError{Kind: KindContact, Ref: nameOrID}
 }
 
+// testHookReadContacts, when set by a test, is called each time the
+// address book is read from disk (and its cards verified).
+var testHookReadContacts func()
+
 // NameOf returns the display name for id: the contact's name, the wallet's
-// own name, or "" when id is unknown.
+// own name, or "" when id is unknown. It reads the address book; a command
+// naming the parties of many rows reads it once with contactBook instead.
 func (w *Wallet) NameOf(id consent.ID) string {
-	if id == w.ID() {
-		return w.card.Name
-	}
-	cs, err := w.Contacts()
-	if err != nil {
-		return ""
-	}
-	for _, c := range cs {
-		if c.Card.ID == id {
-			return c.Name
+	return w.contactBook().nameOf(id)
+}
+
+// contactBook is the address book as read once by a command: display
+// names by ID, the wallet's own included.
+type contactBook struct {
+	names map[consent.ID]string
+}
+
+// contactBook reads the address book once (verifying every card) for a
+// command that names the parties of many rows. A damaged address book
+// yields a book that knows only the wallet itself, as NameOf always did.
+func (w *Wallet) contactBook() *contactBook {
+	b := &contactBook{names: map[consent.ID]string{}}
+	if cs, err := w.Contacts(); err == nil {
+		for _, c := range cs {
+			if _, ok := b.names[c.Card.ID]; !ok {
+				b.names[c.Card.ID] = c.Name
+			}
 		}
 	}
-	return ""
+	b.names[w.ID()] = w.card.Name
+	return b
 }
+
+// nameOf returns the display name for id, or "" when id is unknown.
+func (b *contactBook) nameOf(id consent.ID) string { return b.names[id] }

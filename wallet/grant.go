@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -338,14 +339,20 @@ func ParseExpiry(s string, now time.Time) (time.Time, error) {
 	return t.UTC().Truncate(time.Second), nil
 }
 
+// grantInfo describes one grant, reading the contact book for its names;
+// listings read the book once and call grantInfoWith.
 func (w *Wallet) grantInfo(v *consent.View, g *consent.GrantInfo, now time.Time) GrantInfo {
+	return w.grantInfoWith(v, g, now, w.contactBook())
+}
+
+func (w *Wallet) grantInfoWith(v *consent.View, g *consent.GrantInfo, now time.Time, book *contactBook) GrantInfo {
 	p, _ := consent.LookupPurpose(g.Purpose)
 	gi := GrantInfo{
-		ID: g.ID, Author: g.Author, AuthorName: w.NameOf(g.Author), Grantee: g.Grantee, GranteeName: w.NameOf(g.Grantee),
+		ID: g.ID, Author: g.Author, AuthorName: book.nameOf(g.Author), Grantee: g.Grantee, GranteeName: book.nameOf(g.Grantee),
 		Records: g.Records, All: g.All, Scopes: g.Scopes, Purpose: p,
 		Created: consent.TimeOf(g.Time), NotBefore: consent.TimeOf(g.NotBefore),
 		WrappedKeys: len(g.Keys), Given: g.Author == w.ID(),
-		Role: g.Role, Issuer: g.Issuer, IssuerName: w.NameOf(g.Issuer), TimeBox: time.Duration(g.TimeBox) * time.Second,
+		Role: g.Role, Issuer: g.Issuer, IssuerName: book.nameOf(g.Issuer), TimeBox: time.Duration(g.TimeBox) * time.Second,
 	}
 	if g.Expires != 0 {
 		gi.Expires = consent.TimeOf(g.Expires)
@@ -372,21 +379,53 @@ func status(revoked bool, notBefore, expires int64, now time.Time) string {
 // Grants lists the grants the wallet made and the grants made to it that
 // the local ledger holds, oldest first.
 func (w *Wallet) Grants(ctx context.Context) ([]GrantInfo, error) {
+	p, err := w.ListGrants(ctx, GrantsOptions{})
+	return p.Grants, err
+}
+
+// GrantsOptions select what ListGrants lists.
+type GrantsOptions struct {
+	// Limit, above 0, lists only the newest Limit grants; 0 lists all.
+	Limit int
+}
+
+// GrantsPage is what ListGrants found.
+type GrantsPage struct {
+	// Grants are the grants listed, oldest first (by time, then ID).
+	Grants []GrantInfo
+	// Older counts the grants left out by the limit, all older than
+	// those listed.
+	Older int
+}
+
+// ListGrants lists the grants the wallet made and the grants made to it
+// that the local ledger holds, newest first up to opts.Limit, and returns
+// them oldest first. The contact book is read once.
+func (w *Wallet) ListGrants(ctx context.Context, opts GrantsOptions) (GrantsPage, error) {
 	l, _, err := w.openLedger(false)
 	if err != nil {
-		return nil, err
+		return GrantsPage{}, err
 	}
 	defer l.Close()
 	now := w.Now()
-	out := []GrantInfo{}
+	book := w.contactBook()
+	page := GrantsPage{Grants: []GrantInfo{}}
 	l.View(func(v *consent.View) {
-		for _, g := range v.Grants() {
-			if g.Author == w.ID() || w.reaches(v, g) {
-				out = append(out, w.grantInfo(v, g, now))
+		all := v.Grants()
+		for i := len(all) - 1; i >= 0; i-- {
+			g := all[i]
+			if g.Author != w.ID() && !w.reaches(v, g) {
+				continue
 			}
+			if opts.Limit > 0 && len(page.Grants) == opts.Limit {
+				page.Older++
+				continue
+			}
+			page.Grants = append(page.Grants, w.grantInfoWith(v, g, now, book))
 		}
 	})
-	return out, nil
+	slices.Reverse(page.Grants)
+	return page, nil
 }
 
 // findGrant resolves a grant ID or unique prefix (at least MinGrantPrefix

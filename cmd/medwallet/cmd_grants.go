@@ -17,25 +17,36 @@ import (
 type grantsOptions struct {
 	// offline: report the local ledger without pulling the network's.
 	offline bool
+	// limit: list the newest limit grants; all: list every one.
+	limit int
+	all   bool
 }
 
 func newGrantsCommand(g *globalOptions) *cobra.Command {
 	var opts grantsOptions
 	cmd := &cobra.Command{
-		Use:   "grants",
+		Use:   "grants [--limit N | --all]",
 		Short: "List the grants you made and the grants made to you",
 		Long: `Pull the network's ledger (unless --offline), then list every grant that
 you made (direction "given") or that names you as grantee ("received"),
-oldest first, with its status: active, revoked, expired or not-yet-valid.`,
-		Example: "  medwallet grants\n  medwallet grants --offline --json",
+oldest first, with its status: active, revoked, expired or not-yet-valid.
+
+The newest 100 grants are listed (oldest of them first); --limit N lists
+the newest N, --all every one.`,
+		Example: "  medwallet grants\n  medwallet grants --offline --json\n  medwallet grants --all",
 		Args:    cobra.NoArgs,
 		RunE:    func(cmd *cobra.Command, _ []string) error { return runGrants(cmd.Context(), opts, g) },
 	}
+	addLimitFlags(cmd, &opts.limit, &opts.all, "grants")
 	addOfflineFlag(cmd, &opts.offline)
 	return cmd
 }
 
 func runGrants(ctx context.Context, opts grantsOptions, g *globalOptions) error {
+	limit, err := listLimit(opts.limit, opts.all)
+	if err != nil {
+		return err
+	}
 	w, err := g.openWallet()
 	if err != nil {
 		return err
@@ -43,10 +54,14 @@ func runGrants(ctx context.Context, opts grantsOptions, g *globalOptions) error 
 	if err := refreshLedger(ctx, g, w, opts.offline); err != nil {
 		return err
 	}
-	gs, err := w.Grants(ctx)
+	page, err := w.ListGrants(ctx, wallet.GrantsOptions{Limit: limit})
 	if err != nil {
 		return err
 	}
+	if page.Older > 0 && !g.json {
+		defer g.note("medwallet: the newest %d shown, %d older; 'medwallet grants --all' lists every one", len(page.Grants), page.Older)
+	}
+	gs := page.Grants
 	return emitGrants(g, gs, "medwallet: no grants yet; make one with 'medwallet grant --to CONTACT --record ID --scope SCOPE --purpose CODE'")
 }
 

@@ -19,12 +19,19 @@ type logOptions struct {
 	offline bool
 	// suspicious: list the access entries set apart as suspicious instead.
 	suspicious bool
+	// limit: list the newest limit entries; all: list every one.
+	limit int
+	all   bool
 }
+
+// defaultListLimit is how many rows log and grants list without --limit
+// or --all: the newest ones.
+const defaultListLimit = 100
 
 func newLogCommand(g *globalOptions) *cobra.Command {
 	var o logOptions
 	cmd := &cobra.Command{
-		Use:   "log [--watch] [--suspicious]",
+		Use:   "log [--watch] [--suspicious] [--limit N | --all]",
 		Short: "Show every access to your records, allowed or denied",
 		Long: `Pull the ledger from the network and list every decision peers logged on a
 request for one of your records: when, which peer decided, who asked, for
@@ -36,14 +43,19 @@ Only real accesses are listed: an access entry whose request does not
 verify under the requester's key, whose decider is neither you nor a peer
 of your network, or whose time is out of range or ahead of your clock is
 set apart as suspicious (evidence against its author, not an access).
---suspicious lists those instead.`,
-		Example: "  medwallet log\n  medwallet log --watch --json\n  medwallet log --suspicious",
+--suspicious lists those instead.
+
+The newest 100 entries are listed (oldest of them first), so the command
+costs the same however long the log grows; --limit N lists the newest N,
+--all every one. --watch prints the newest ones, then every new one.`,
+		Example: "  medwallet log\n  medwallet log --limit 20\n  medwallet log --all --json\n  medwallet log --watch --json\n  medwallet log --suspicious",
 		Args:    cobra.NoArgs,
 		RunE:    func(cmd *cobra.Command, _ []string) error { return runLog(cmd.Context(), o, g) },
 	}
 	cmd.Flags().BoolVar(&o.watch, "watch", false, "keep watching for new accesses")
 	cmd.Flags().DurationVar(&o.interval, "interval", time.Second, "how often --watch pulls")
 	cmd.Flags().BoolVar(&o.suspicious, "suspicious", false, "list the access entries set apart as suspicious instead")
+	addLimitFlags(cmd, &o.limit, &o.all, "entries")
 	addOfflineFlag(cmd, &o.offline)
 	return cmd
 }
@@ -128,7 +140,29 @@ func printAccess(w io.Writer, a accessJSON) {
 		a.Purpose, reason, a.Record[:min(12, len(a.Record))], idOf(a.Decider).Short())
 }
 
+// addLimitFlags adds --limit and --all to a listing command.
+func addLimitFlags(cmd *cobra.Command, limit *int, all *bool, what string) {
+	cmd.Flags().IntVar(limit, "limit", defaultListLimit, "list the newest N "+what)
+	cmd.Flags().BoolVar(all, "all", false, "list every one of the "+what)
+	cmd.MarkFlagsMutuallyExclusive("limit", "all")
+}
+
+// listLimit is the limit that --limit and --all ask for: 0 for every row.
+func listLimit(limit int, all bool) (int, error) {
+	if all {
+		return 0, nil
+	}
+	if limit < 1 {
+		return 0, usageError{fmt.Errorf("--limit %d: want 1 or more (or --all)", limit)}
+	}
+	return limit, nil
+}
+
 func runLog(ctx context.Context, o logOptions, g *globalOptions) error {
+	limit, err := listLimit(o.limit, o.all)
+	if err != nil {
+		return err
+	}
 	w, err := g.openWallet()
 	if err != nil {
 		return err
@@ -143,13 +177,21 @@ func runLog(ctx context.Context, o logOptions, g *globalOptions) error {
 		} else if !o.offline && w.HasNetwork() {
 			_, _ = w.PullLedger(ctx) // while watching, a failed pull is retried at the next interval
 		}
-		list := w.AccessLog
-		if o.suspicious {
-			list = w.SuspiciousAccesses
+		opts := wallet.AccessLogOptions{Suspicious: o.suspicious, Limit: limit}
+		if o.watch {
+			// Every round lists every entry, so that none is missed
+			// between rounds; the first round prints only the newest.
+			opts.Limit = 0
 		}
-		as, err := list(ctx)
+		page, err := w.ListAccesses(ctx, opts)
 		if err != nil {
 			return err
+		}
+		as := page.Accesses
+		if first && o.watch && limit > 0 && len(as) > limit {
+			for _, a := range as[:len(as)-limit] {
+				seen[a.Entry.String()] = true
+			}
 		}
 		var fresh []accessJSON
 		for _, a := range as {
@@ -160,9 +202,16 @@ func runLog(ctx context.Context, o logOptions, g *globalOptions) error {
 		}
 		switch {
 		case !o.watch:
-			if !o.suspicious && !g.json {
-				if sus, err := w.SuspiciousAccesses(ctx); err == nil && len(sus) > 0 {
-					defer g.note("medwallet: %d suspicious access entries set apart; see 'medwallet log --suspicious'", len(sus))
+			if !g.json {
+				if page.More {
+					defer g.note("medwallet: the newest %d shown; 'medwallet log --all' lists every one", limit)
+				}
+				if n := page.SetApart; !o.suspicious && n > 0 {
+					if page.More {
+						defer g.note("medwallet: %d suspicious access entries set apart since %s; see 'medwallet log --suspicious'", n, page.Since.Format(time.RFC3339))
+					} else {
+						defer g.note("medwallet: %d suspicious access entries set apart; see 'medwallet log --suspicious'", n)
+					}
 				}
 			}
 			return g.emit(fresh, func(out io.Writer) {
