@@ -143,7 +143,7 @@ func AuditLedger(entries []*Entry) *AuditReport {
 func AuditLedgerWith(entries []*Entry, c AccessCheck) *AuditReport {
 	a := newAuditor(len(entries))
 	byAuthor := make(map[ID][]*Entry)
-	for i, err := range auditVerifyEntries(entries) {
+	for i, err := range VerifyBatch(entries) {
 		e := entries[i]
 		if err != nil {
 			a.invalid(e, err)
@@ -175,7 +175,7 @@ func AuditStore(s Store, c AccessCheck) (*AuditReport, *View, error) {
 			return
 		}
 		valid := cur[:0:0]
-		for i, err := range auditVerifyEntries(cur) {
+		for i, err := range VerifyBatch(cur) {
 			if err != nil {
 				a.invalid(cur[i], err)
 				continue
@@ -200,25 +200,6 @@ func AuditStore(s Store, c AccessCheck) (*AuditReport, *View, error) {
 	}
 	flush()
 	return a.finish(c), a.full, nil
-}
-
-// auditVerifyEntries checks every entry on its own (fields, body, signature),
-// on every core: the audit's one place of signature verification.
-func auditVerifyEntries(es []*Entry) []error {
-	errs := make([]error, len(es))
-	workers := min(runtime.GOMAXPROCS(0), len(es))
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; i < len(es); i += workers {
-				errs[i] = VerifyEntry(es[i])
-			}
-		}()
-	}
-	wg.Wait()
-	return errs
 }
 
 // auditor builds an AuditReport: entries that verify on their own go in

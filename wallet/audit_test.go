@@ -2,7 +2,6 @@ package wallet
 
 import (
 	"context"
-	"errors"
 	"reflect"
 	"testing"
 
@@ -63,9 +62,8 @@ func TestAuditLedgerEmergenciesOnePass(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	if _, err := alice.EmergencyAccesses(ctx); !errors.Is(err, ErrBadLedger) {
-		t.Fatalf("EmergencyAccesses on a bad ledger: %v", err)
-	}
+	// Commands trust the signatures their own store holds (checked on
+	// ingest, docs/network.md "Verify once"); the audit re-checks them.
 	rep, _, err = alice.AuditLedgerEmergencies(ctx)
 	if err != nil {
 		t.Fatal(err)
