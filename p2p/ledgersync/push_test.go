@@ -183,14 +183,17 @@ func BenchmarkPush10k(b *testing.B) { benchPush(b, 10_000) }
 func benchPush(b *testing.B, n int) {
 	feed := longFeed(b, n)
 	client := newHost(b)
+	var cpu time.Duration
 	for b.Loop() {
 		b.StopTimer()
 		nd := pushNode(b, feed)
 		connect(b, client, nd.h)
 		b.StartTimer()
+		start := cpuTime()
 		if _, err := Push(ctxT(b, 10*time.Minute), client, nd.h.ID(), feed); err != nil {
 			b.Fatal(err)
 		}
+		cpu += cpuTime() - start
 		b.StopTimer()
 		if h := nd.head(feed[0].Author); h.Seq != uint64(n) {
 			b.Fatalf("head %d, want %d", h.Seq, n)
@@ -200,4 +203,5 @@ func benchPush(b *testing.B, n int) {
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "entries/s")
+	b.ReportMetric(cpu.Seconds()*1000/float64(b.N), "cpu-ms/op")
 }
