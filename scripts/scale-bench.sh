@@ -87,7 +87,12 @@ cell() {
   local rc; rc=$(cat "$out/$1.rc")
   if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then echo "timeout >${TIMEOUT}s"; return; fi
   if [ "$rc" != 0 ]; then
-    echo "fails: \"$(grep -m1 'error' "$out/$1.err" | sed 's/^medwallet: error: //; s/|/\\|/g' | cut -c1-90)\""
+    # The error line, and the detail behind it (the commands run with --verbose).
+    local msg detail
+    msg=$(grep -m1 '^medwallet: error: ' "$out/$1.err" | sed 's/^medwallet: error: //' | cut -c1-90)
+    detail=$(grep -m1 '^medwallet: detail: ' "$out/$1.err" | sed 's/^medwallet: detail: //' | cut -c1-120)
+    [ -z "$msg" ] && msg=$(head -1 "$out/$1.err" | cut -c1-90)
+    echo "fails: \"$msg\"${detail:+ ($detail)}" | sed 's/|/\\|/g'
     return
   fi
   local s; s="$(cpu_of "$1") s, $(rss_of "$1") MiB"
@@ -171,14 +176,14 @@ if [[ " $PARTS " == *" table "* ]]; then
       rows+=("| $(num "$n") | $start | | | | | | |")
       stop_all; continue
     fi
-    measure "audit-$n" "$mw" --home "$net/alice" audit verify --offline
-    measure "log-$n" "$mw" --home "$net/alice" log --offline
-    measure "grants-$n" "$mw" --home "$net/alice" grants --offline
-    measure "lognet-$n" "$mw" --home "$net/alice" log
+    measure "audit-$n" "$mw" --verbose --home "$net/alice" audit verify --offline
+    measure "log-$n" "$mw" --verbose --home "$net/alice" log --offline
+    measure "grants-$n" "$mw" --verbose --home "$net/alice" grants --offline
+    measure "lognet-$n" "$mw" --verbose --home "$net/alice" log
     fresh_wallet "new"
-    measure "sync-$n" "$mw" --home "$net/new" sync
+    measure "sync-$n" "$mw" --verbose --home "$net/new" sync
     printf '{"resourceType":"Bundle","type":"collection","entry":[]}\n' > "$net/small.json"
-    measure "add-$n" "$mw" --home "$net/alice" record add "$net/small.json"
+    measure "add-$n" "$mw" --verbose --home "$net/alice" record add "$net/small.json"
     rows+=("| $(num "$n") | $start | $(cell "audit-$n") | $(cell "log-$n") | $(cell "grants-$n") | $(cell "lognet-$n" wall) | $(cell "sync-$n" wall) | $(cell "add-$n" wall) |")
     stop_all
     rm -rf "$net"
@@ -202,7 +207,7 @@ if [[ " $PARTS " == *" net "* ]]; then
       stop_all; continue
     fi
     fresh_wallet "new"
-    measure "netsync-$p" "$mw" --home "$net/new" sync
+    measure "netsync-$p" "$mw" --verbose --home "$net/new" sync
     size="-"
     [ -f "$net/new/ledger.db" ] && size="$(du -k "$net/new/ledger.db" | awk '{ printf "%.1f MiB", $1/1024 }'), $("$mw" --home "$net/new" ledger export "$net/new.export" --json 2>/dev/null | sed -n 's/.*"entries": *\([0-9]*\).*/\1 entries/p')"
     rows+=("| $(num "$p") | $(num "$total") | $start | $(cell "netsync-$p" wall) | $size |")
