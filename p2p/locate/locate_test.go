@@ -6,6 +6,8 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -77,13 +79,17 @@ func dhtNet(t *testing.T, n int) ([]host.Host, []*dht.IpfsDHT) {
 		}
 		cancel()
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
 	for _, d := range ds {
 		for d.RoutingTable().Size() == 0 {
-			if time.Now().After(deadline) {
+			select {
+			case <-ctx.Done():
 				t.Fatal("DHT routing tables stay empty")
+			case <-tick.C:
 			}
-			time.Sleep(10 * time.Millisecond)
 		}
 	}
 	return hs, ds
@@ -168,5 +174,74 @@ func TestCIDStable(t *testing.T) {
 	}
 	if got, want := CID(k).String(), "bafkreiaaaebagbafaydqqcikbmga2dqpcaireeyuculbogazdinryhi6d4"; got != want {
 		t.Errorf("CID = %s, want %s", got, want)
+	}
+}
+
+// mutable is a Served whose set grows.
+type mutable struct {
+	mu  sync.Mutex
+	m   map[consent.ID][32]byte
+	fns []func()
+}
+
+func (s *mutable) Subjects() []consent.ID {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []consent.ID
+	for id := range s.m {
+		out = append(out, id)
+	}
+	return out
+}
+
+func (s *mutable) Secret(id consent.ID) ([32]byte, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.m[id]
+	return r, ok
+}
+
+func (s *mutable) OnChange(fn func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fns = append(s.fns, fn)
+}
+
+func (s *mutable) add(id consent.ID, r [32]byte) {
+	s.mu.Lock()
+	s.m[id] = r
+	fns := slices.Clone(s.fns)
+	s.mu.Unlock()
+	for _, fn := range fns {
+		fn()
+	}
+}
+
+// TestAnnounceFollowsChanges: a subject enrolled after the announcer
+// started is provided at once, not at the next 12-hour round.
+func TestAnnounceFollowsChanges(t *testing.T) {
+	hs, ds := dhtNet(t, 3)
+	set := &mutable{m: map[consent.ID][32]byte{}}
+	a := Announce(context.Background(), ds[1], set, 0, nil)
+	defer a.Close()
+	bob := signer(t, "bob")
+	r, err := consent.Rendezvous(bob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set.add(bob.ID(), r)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if got := Find(ctx, ds[2], hs[2].ID(), consent.ServeKey(bob.ID(), r)); len(got) == 1 && got[0].ID == hs[1].ID() {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal("bob's serving peer is not provided after he was enrolled")
+		case <-tick.C:
+		}
 	}
 }
