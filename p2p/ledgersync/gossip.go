@@ -266,6 +266,17 @@ func (s *GossipService) validateOn(_ context.Context, from peer.ID, m *pubsub.Me
 		// Publish and republish only send entries the ledger holds.
 		return pubsub.ValidationAccept
 	}
+	if subject != nil {
+		// Before any charge: an entry replayed on another subject's topic
+		// must not spend its author's budget here.
+		if e, err := consent.DecodeEntry(m.GetData()); err == nil {
+			if got, ok := s.follow.SubjectOf(e); !ok || got != *subject {
+				s.in.n.rejected.Add(1)
+				s.log.Debug("gossip rejected: entry of another subject", "entry", entryName(e), "from", shortPeer(from))
+				return pubsub.ValidationReject
+			}
+		}
+	}
 	e, err := s.in.decodeCharged(m.GetData(), from)
 	if errors.Is(err, ErrOverBudget) {
 		// The author is over its budget here, whoever forwarded it:
@@ -278,13 +289,6 @@ func (s *GossipService) validateOn(_ context.Context, from peer.ID, m *pubsub.Me
 		s.in.n.rejected.Add(1)
 		s.log.Debug("gossip rejected", "from", shortPeer(from), "err", err)
 		return pubsub.ValidationReject
-	}
-	if subject != nil {
-		if got, ok := s.follow.SubjectOf(e); !ok || got != *subject {
-			s.in.n.rejected.Add(1)
-			s.log.Debug("gossip rejected: entry of another subject", "entry", entryName(e), "from", shortPeer(from))
-			return pubsub.ValidationReject
-		}
 	}
 	res := s.in.accept(e)
 	switch res.out {
