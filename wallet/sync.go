@@ -102,8 +102,9 @@ type SyncResult struct {
 // the wallet's own manifests from peers (each must verify and match its
 // anchor on the wallet's feed), saves the missing ones locally, and pushes
 // the wallet's feed back. The peers it asks are those of the network file
-// and the wallet's serving peers located through them (dialServing). After 'key import' on a new machine this brings
-// back every record, grant and log entry.
+// and the wallet's serving peers located through them (dialServing).
+// After 'key import' on a new machine this brings back every record,
+// grant and log entry.
 func (w *Wallet) Sync(ctx context.Context) (SyncResult, error) {
 	var res SyncResult
 	c, err := w.dialServing(ctx)
