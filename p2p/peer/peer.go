@@ -31,6 +31,7 @@ import (
 	"github.com/medwallet/medwallet/consent"
 	ledgerstore "github.com/medwallet/medwallet/consent/boltstore"
 	"github.com/medwallet/medwallet/p2p/ledgersync"
+	"github.com/medwallet/medwallet/p2p/locate"
 	"github.com/medwallet/medwallet/p2p/manifests"
 	"github.com/medwallet/medwallet/p2p/netfile"
 	"github.com/medwallet/medwallet/p2p/node"
@@ -114,6 +115,7 @@ type Peer struct {
 	witness   *witness.Service
 	witnessDB *witness.BoltStore
 	dht       *dht.IpfsDHT
+	locate    *locate.Service
 	mdns      interface{ Close() error }
 	outbox    chan *consent.Entry
 	ready     atomic.Bool
@@ -246,6 +248,8 @@ func Start(ctx context.Context, cfg Config) (_ *Peer, err error) {
 		if p.dht, err = dht.New(p.Host, dht.Mode(dht.ModeServer), dht.ProtocolPrefix("/medwallet"), dht.BootstrapPeers(boot...)); err != nil {
 			return nil, err
 		}
+		// Light clients locate serving peers through this peer's DHT.
+		p.locate = locate.NewService(p.Host, p.dht, log)
 	}
 	if cfg.MDNS {
 		m := mdns.NewMdnsService(p.Host, "medwallet", notifee{p})
@@ -448,6 +452,9 @@ func (p *Peer) Close() error {
 		}
 		if p.witnessDB != nil {
 			errs = append(errs, p.witnessDB.Close())
+		}
+		if p.locate != nil {
+			p.locate.Close()
 		}
 		if p.Sync != nil {
 			errs = append(errs, p.Sync.Close())
