@@ -24,6 +24,11 @@ type Store interface {
 	// Put stores e under (e.Author, e.Seq). Storing the same entry again is
 	// a no-op; a different entry at the same place is ErrConflict.
 	Put(e *Entry) error
+	// PutBatch stores every entry of es as Put would, in one transaction:
+	// either all are stored or, when one of them is ErrConflict (with the
+	// store or with another entry of es) or the store fails, none is.
+	// Storing an entry that is already held is a no-op, as for Put.
+	PutBatch(es []*Entry) error
 	// Get returns the entry at (author, seq), or ErrNotFound.
 	Get(author ID, seq uint64) (*Entry, error)
 	// Scan calls fn for every entry, ordered by author then seq, and stops
@@ -31,6 +36,15 @@ type Store interface {
 	Scan(fn func(*Entry) error) error
 	// Close releases the store.
 	Close() error
+}
+
+// RawScanner is implemented by stores that can hand over the stored
+// encodings themselves: OpenLedger then hashes those bytes rather than
+// encoding every entry again. fn must not keep b.
+type RawScanner interface {
+	// ScanRaw calls fn with the encoding of every entry, in Scan's order,
+	// and stops at the first error fn returns.
+	ScanRaw(fn func(b []byte) error) error
 }
 
 // MemStore is a Store in memory, for tests and for auditing exported files.
@@ -62,6 +76,38 @@ func (s *MemStore) Put(e *Entry) error {
 	return nil
 }
 
+// PutBatch implements Store.
+func (s *MemStore) PutBatch(es []*Entry) error {
+	enc := make([][]byte, len(es))
+	for i, e := range es {
+		enc[i] = e.Encode()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	add := make(map[authorSeq][]byte, len(es))
+	for i, e := range es {
+		k := authorSeq{e.Author, e.Seq}
+		old, ok := s.m[k]
+		if !ok {
+			old, ok = add[k]
+		}
+		if ok {
+			if bytes.Equal(old, enc[i]) {
+				continue
+			}
+			return fmt.Errorf("put %s#%d: %w", e.Author.Short(), e.Seq, ErrConflict)
+		}
+		add[k] = enc[i]
+	}
+	for k, b := range add {
+		s.m[k] = b
+	}
+	return nil
+}
+
 // Get implements Store.
 func (s *MemStore) Get(author ID, seq uint64) (*Entry, error) {
 	s.mu.Lock()
@@ -79,6 +125,17 @@ func (s *MemStore) Get(author ID, seq uint64) (*Entry, error) {
 
 // Scan implements Store.
 func (s *MemStore) Scan(fn func(*Entry) error) error {
+	return s.ScanRaw(func(b []byte) error {
+		e, err := DecodeEntry(b)
+		if err != nil {
+			return err
+		}
+		return fn(e)
+	})
+}
+
+// ScanRaw implements RawScanner.
+func (s *MemStore) ScanRaw(fn func(b []byte) error) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -98,11 +155,7 @@ func (s *MemStore) Scan(fn func(*Entry) error) error {
 		return a.author < b.author || a.author == b.author && a.seq < b.seq
 	})
 	for _, k := range keys {
-		e, err := DecodeEntry(vals[k])
-		if err != nil {
-			return err
-		}
-		if err := fn(e); err != nil {
+		if err := fn(vals[k]); err != nil {
 			return err
 		}
 	}

@@ -70,9 +70,7 @@ type View struct {
 	byHash    map[Hash]*Entry    // validly signed entries, accepted or pending
 
 	grants     map[Hash]*GrantInfo
-	byKey      map[grantKey][]*GrantInfo // sorted by ID
-	byOwnerRec map[ownerRecord]int
-	byOwnerTo  map[ownerGrantee]int
+	gx         *grantIndex
 	revokedBy  map[Hash]map[ID]bool
 	nonces     map[nonceKey]struct{}
 	proofs     map[ID]*EquivocationProof
@@ -82,7 +80,6 @@ type View struct {
 
 	creds          map[Hash]*CredentialInfo
 	credsBySubject map[ID][]*CredentialInfo // sorted by ID
-	roleOwnerRec   map[ownerRecord]int      // role grants per (owner, record)
 	breakGlass     map[Hash]*BreakGlassInfo
 	firstBG        map[requesterGrant]*BreakGlassInfo
 	reviews        map[authorHash]*ReviewInfo
@@ -106,9 +103,7 @@ func NewView() *View {
 		seen:       make(map[authorSeq]Hash),
 		byHash:     make(map[Hash]*Entry),
 		grants:     make(map[Hash]*GrantInfo),
-		byKey:      make(map[grantKey][]*GrantInfo),
-		byOwnerRec: make(map[ownerRecord]int),
-		byOwnerTo:  make(map[ownerGrantee]int),
+		gx:         newGrantIndex(),
 		revokedBy:  make(map[Hash]map[ID]bool),
 		nonces:     make(map[nonceKey]struct{}),
 		proofs:     make(map[ID]*EquivocationProof),
@@ -118,7 +113,6 @@ func NewView() *View {
 
 		creds:          make(map[Hash]*CredentialInfo),
 		credsBySubject: make(map[ID][]*CredentialInfo),
-		roleOwnerRec:   make(map[ownerRecord]int),
 		breakGlass:     make(map[Hash]*BreakGlassInfo),
 		firstBG:        make(map[requesterGrant]*BreakGlassInfo),
 		reviews:        make(map[authorHash]*ReviewInfo),
@@ -134,11 +128,17 @@ func NewView() *View {
 // author and seq is evidence of equivocation: the view records the proof,
 // treats the author as untrusted from then on, and returns an
 // *EquivocationError carrying the proof.
+//
+// An entry that passed VerifyEntry or VerifyBatch lately (these very
+// bytes: the memo is keyed by the entry's hash) is not verified again.
 func (v *View) Ingest(e *Entry) ([]*Entry, error) {
-	if err := VerifyEntry(e); err != nil {
-		return nil, err
+	h := e.Hash()
+	if !memoHas(h) {
+		if err := e.verify(); err != nil {
+			return nil, err
+		}
 	}
-	return v.ingestVerified(e, e.Hash())
+	return v.ingestVerified(e, h)
 }
 
 func (v *View) ingestVerified(e *Entry, h Hash) ([]*Entry, error) {
@@ -248,23 +248,15 @@ func (v *View) accept(f *feed, e *Entry, h Hash) {
 			}
 		}
 		v.grants[h] = gi
-		v.byOwnerTo[ownerGrantee{e.Author, b.Grantee}]++
-		recs := b.Records
-		if b.All {
-			recs = []string{""}
-		}
-		for _, r := range recs {
-			v.index(grantKey{e.Author, b.Grantee, r}, gi)
-			v.byOwnerRec[ownerRecord{e.Author, r}]++
-			if b.IsRole() {
-				v.roleOwnerRec[ownerRecord{e.Author, r}]++
-			}
-		}
+		v.gx.add(gi, !v.revokedBy[h][e.Author])
 	case *RevokeBody:
 		m := v.revokedBy[b.Grant]
 		if m == nil {
 			m = make(map[ID]bool, 1)
 			v.revokedBy[b.Grant] = m
+		}
+		if g, ok := v.grants[b.Grant]; ok && g.Author == e.Author && !m[e.Author] {
+			v.gx.revoke(g)
 		}
 		m[e.Author] = true
 	case *EquivocationProof:
@@ -278,15 +270,6 @@ func (v *View) accept(f *feed, e *Entry, h Hash) {
 	case *ReviewBody:
 		v.acceptReview(e, h, b)
 	}
-}
-
-func (v *View) index(k grantKey, gi *GrantInfo) {
-	s := v.byKey[k]
-	i := sort.Search(len(s), func(i int) bool { return string(s[i].ID[:]) >= string(gi.ID[:]) })
-	s = append(s, nil)
-	copy(s[i+1:], s[i:])
-	s[i] = gi
-	v.byKey[k] = s
 }
 
 // Head returns the head of author's feed as far as it is contiguous.

@@ -491,11 +491,20 @@ func (w *Wallet) exportFile(es []*consent.Entry) (*consent.ExportFile, error) {
 	return &consent.ExportFile{Entries: es, Certs: certs, Checkpoints: notes}, nil
 }
 
-// auditCheckpoints audits the wallet's checkpoints against es.
-func (w *Wallet) auditCheckpoints(es []*consent.Entry) (*consent.CheckpointAudit, error) {
+// auditCheckpoints audits the wallet's checkpoints against the feeds of
+// their authors in v.
+func (w *Wallet) auditCheckpoints(v *consent.View) (*consent.CheckpointAudit, error) {
 	certs, notes, err := w.witnessedCheckpoints()
 	if err != nil {
 		return nil, err
+	}
+	var es []*consent.Entry
+	seen := map[consent.ID]bool{}
+	for _, c := range certs {
+		if !seen[c.Author] {
+			seen[c.Author] = true
+			es = append(es, v.Feed(c.Author)...)
+		}
 	}
 	return consent.AuditCheckpoints(es, certs, notes), nil
 }

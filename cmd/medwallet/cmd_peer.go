@@ -34,6 +34,8 @@ type peerOptions struct {
 	budget    [2]int // ledger budget per author and hour: entries, MiB
 	witness   bool
 	witnessN  int
+	// verifyLedger: re-check every stored ledger signature before starting.
+	verifyLedger bool
 }
 
 // peerLimitOptions are the connection and memory limits (docs/network.md).
@@ -76,6 +78,7 @@ on the same --data keeps its identity and everything it stored.`,
 	f.IntVar(&o.limits.memoryMiB, "max-memory-mib", 0, "MiB strangers together may make the peer reserve for streams (0: an eighth of the machine's memory)")
 	f.BoolVar(&o.witness, "witness", true, "witness feed checkpoints: cosign them for wallets (/medwallet/witness/1.0.0)")
 	f.IntVar(&o.witnessN, "witness-max-logs", witness.DefaultMaxLogs, "feeds this peer keeps a witnessed checkpoint of (about 1 KiB of disk each); new feeds beyond it are refused busy")
+	f.BoolVar(&o.verifyLedger, "verify-ledger", false, "re-check every signature and chain of the stored ledger before starting (start-up trusts its own disk otherwise)")
 	addStorageFlags(cmd, &o.storage)
 	cmd.AddCommand(newPeerUsageCommand(g))
 	return cmd
@@ -117,6 +120,11 @@ func runPeer(ctx context.Context, o peerOptions, g *globalOptions) error {
 		o.data = filepath.Join(g.home, "peer")
 	}
 	log := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: level}))
+	if o.verifyLedger {
+		if err := verifyPeerLedger(o.data, log); err != nil {
+			return err
+		}
+	}
 	p, err := peer.Start(ctx, peer.Config{
 		DataDir: o.data, Listen: o.listen, Bootstrap: o.bootstrap, MDNS: o.mdns, DHT: o.dht, Logger: log,
 		MaxClockSkew: o.clockSkew, GapBytes: o.gapMiB << 20,

@@ -29,7 +29,10 @@ type Store struct {
 	db *bolt.DB
 }
 
-var _ consent.Store = (*Store)(nil)
+var (
+	_ consent.Store      = (*Store)(nil)
+	_ consent.RawScanner = (*Store)(nil)
+)
 
 // Open opens or creates the ledger database at path (mode 0600). It waits
 // at most a second for another process holding the file.
@@ -90,6 +93,44 @@ func (s *Store) Put(e *consent.Entry) error {
 	return nil
 }
 
+// PutBatch implements consent.Store: one bbolt transaction, so one fsync
+// for the whole batch.
+func (s *Store) PutBatch(es []*consent.Entry) error {
+	if len(es) == 0 {
+		return nil
+	}
+	enc := make([][]byte, len(es))
+	for i, e := range es {
+		enc[i] = e.Encode()
+	}
+	var bad *consent.Entry
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		bk := tx.Bucket(entriesBucket)
+		for i, e := range es {
+			k := key(e.Author, e.Seq)
+			if old := bk.Get(k); old != nil {
+				if bytes.Equal(old, enc[i]) {
+					continue
+				}
+				bad = e
+				return consent.ErrConflict
+			}
+			if err := bk.Put(k, enc[i]); err != nil {
+				bad = e
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		if bad != nil {
+			return fmt.Errorf("put %s#%d: %w", bad.Author.Short(), bad.Seq, err)
+		}
+		return fmt.Errorf("put %d entries: %w", len(es), err)
+	}
+	return nil
+}
+
 // Get implements consent.Store.
 func (s *Store) Get(author consent.ID, seq uint64) (*consent.Entry, error) {
 	var b []byte
@@ -125,5 +166,25 @@ func (s *Store) Scan(fn func(*consent.Entry) error) error {
 	})
 }
 
+// ScanRaw implements consent.RawScanner. fn runs inside a read
+// transaction, must not write to the store, and must not keep b.
+func (s *Store) ScanRaw(fn func(b []byte) error) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(entriesBucket).ForEach(func(_, v []byte) error { return fn(v) })
+	})
+}
+
 // Close implements consent.Store.
 func (s *Store) Close() error { return s.db.Close() }
+
+// Verify opens the ledger at path, re-checks every stored entry with
+// consent.VerifyStore and closes it: what a peer started with
+// --verify-ledger does before it opens its ledger.
+func Verify(path string) (*consent.StoreReport, error) {
+	s, err := Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	return consent.VerifyStore(s)
+}

@@ -403,9 +403,9 @@ func (c *Client) Push(ctx context.Context, entries []*consent.Entry) ([]peer.ID,
 		}
 		good := len(acks) == len(entries)
 		for _, a := range acks {
-			if a.Status != ledgersync.AckAccepted && a.Status != ledgersync.AckDuplicate {
+			if err := a.Err(p); err != nil {
 				good = false
-				errs = append(errs, fmt.Errorf("peer %s: entry %s: %s %s", p.ShortString(), a.Hash.String()[:12], a.Status, a.Reason))
+				errs = append(errs, err)
 			}
 		}
 		if good {
@@ -418,30 +418,102 @@ func (c *Client) Push(ctx context.Context, entries []*consent.Entry) ([]peer.ID,
 	return ok, nil
 }
 
-// Pull fetches, from every reachable peer, the entries beyond have and
-// returns them all (duplicates included; the caller's ledger drops them).
+// Pull fetches, from the reachable peers, the entries beyond have and
+// returns them (PullInto, collected). have is updated as for PullInto.
 func (c *Client) Pull(ctx context.Context, have map[consent.ID]uint64) ([]*consent.Entry, error) {
-	if err := c.Require(1); err != nil {
-		return nil, err
-	}
-	var mu sync.Mutex
 	var out []*consent.Entry
-	var errs []error
-	c.eachPeer(func(p peer.ID) {
-		es, err := ledgersync.Pull(ctx, c.h, p, have)
-		mu.Lock()
-		defer mu.Unlock()
-		if err != nil {
-			errs = append(errs, err)
-			return
-		}
-		out = append(out, es...)
-	})
-	if len(out) == 0 && len(errs) == len(c.up) {
-		return nil, errors.Join(errs...)
+	if have == nil {
+		have = map[consent.ID]uint64{}
 	}
-	return out, nil
+	err := c.PullInto(ctx, have, func(es []*consent.Entry) error {
+		out = append(out, es...)
+		return nil
+	})
+	return out, err
 }
+
+// PullInto fetches the entries beyond have from the reachable peers, one
+// after another, and hands them to fn in batches as they come (verified;
+// each feed's entries in order and chained; at most pullCommit entries),
+// so that the caller never holds the whole ledger: fn ingests each. fn
+// runs on a goroutine of its own, one batch at a time, while at most
+// pullAhead fetched batches (of up to 256 entries) wait; those waiting
+// go to fn together. Once a batch is queued for fn, have[author] moves to its last
+// seq, so a later peer is asked only for what the earlier ones lacked. A
+// peer that fails is skipped; an error from fn stops the pull and is
+// returned as is. PullInto fails if no peer answered.
+func (c *Client) PullInto(ctx context.Context, have map[consent.ID]uint64, fn func([]*consent.Entry) error) error {
+	if err := c.Require(1); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	queue := make(chan []*consent.Entry, pullAhead)
+	done := make(chan struct{})
+	var fnErr atomic.Pointer[error]
+	go func() {
+		defer close(done)
+		for es := range queue {
+			if fnErr.Load() != nil {
+				continue
+			}
+			// Batches that wait go to fn together, up to pullCommit
+			// entries: a commit costs about as much for 1024 entries as
+			// for 256.
+		more:
+			for len(es) < pullCommit {
+				select {
+				case next, ok := <-queue:
+					if !ok {
+						break more
+					}
+					es = slices.Concat(es, next)
+				default:
+					break more
+				}
+			}
+			if err := fn(es); err != nil {
+				fnErr.Store(&err)
+				cancel()
+			}
+		}
+	}()
+	take := func(es []*consent.Entry) error {
+		select {
+		case queue <- es:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		last := es[len(es)-1]
+		have[last.Author] = max(have[last.Author], last.Seq)
+		return nil
+	}
+	var errs []error
+	for _, p := range c.up {
+		if ctx.Err() != nil {
+			break
+		}
+		if err := ledgersync.PullBatches(ctx, c.h, p, have, take); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	close(queue)
+	<-done
+	if err := fnErr.Load(); err != nil {
+		return *err
+	}
+	if len(errs) == len(c.up) {
+		return errors.Join(errs...)
+	}
+	return nil
+}
+
+// pullAhead is how many fetched batches PullInto holds while fn takes
+// one, and pullCommit the most entries it hands fn at once.
+const (
+	pullAhead  = 4
+	pullCommit = 1024
+)
 
 // PutManifest stores a manifest copy on up to replicas peers, the record's
 // first in rendezvous order that take it (a peer that refuses or fails is
