@@ -41,8 +41,8 @@ TIMEOUT=${TIMEOUT:-300}
 NPEERS=6
 
 out=$(mktemp -d "${TMPDIR:-/tmp}/scale-bench.XXXXXX")
-# genledger writes on tmpfs when there is one (a bbolt commit per entry
-# would wait on the disk 100,000 times); the store is then copied.
+# genledger writes on tmpfs when there is one (fewer waits on the disk);
+# the store is then copied.
 scratch=$(mktemp -d "$( [ -w /dev/shm ] && echo /dev/shm || echo "$out")/scale-bench-gen.XXXXXX")
 pids=()
 stop_all() {

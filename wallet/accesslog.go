@@ -96,9 +96,9 @@ type AccessPage struct {
 // ListAccesses lists the accepted access entries naming this wallet's
 // records (or the suspicious ones), newest first up to opts.Limit, and
 // returns them oldest first. Entries are ordered by time, then by hash;
-// only the entries it lists (and those newer) have their requests
-// verified, so the cost of a page does not grow with the log. The contact
-// book is read once.
+// only the entries it lists (with those newer and the next older one) are
+// decoded and have their requests verified, so the cost of a page barely
+// grows with the log. The contact book is read once.
 func (w *Wallet) ListAccesses(ctx context.Context, opts AccessLogOptions) (AccessPage, error) {
 	l, _, err := w.openLedger(false)
 	if err != nil {
@@ -129,9 +129,12 @@ func (w *Wallet) ListAccesses(ctx context.Context, opts AccessLogOptions) (Acces
 			opened[h] = s
 			return s
 		}
-		cands := accessCandidates(v, w.ID())
+		cands := accessCandidates(v)
 		for i := len(cands) - 1; i >= 0; i-- {
 			e := cands[i].e
+			if !namesOwner(e, w.ID()) {
+				continue // decoded only: another owner's requests are not verified
+			}
 			ab, r, err := consent.CheckAccess(e, check)
 			var se *consent.SuspiciousAccessError
 			if err != nil && !errors.As(err, &se) || r == nil || r.Owner != w.ID() {
@@ -160,45 +163,57 @@ func (w *Wallet) ListAccesses(ctx context.Context, opts AccessLogOptions) (Acces
 	return page, nil
 }
 
-// accessCandidate is an access entry naming a record of the wallet, with
-// the keys it is listed by.
+// accessCandidate is an access entry, with the keys it is listed by.
 type accessCandidate struct {
 	e    *consent.Entry
 	t    time.Time
-	hash string
+	hash string // set only where needed: for entries that share a time
 }
 
-// accessCandidates returns the access entries whose request decodes and
-// names owner, ordered oldest first by (time, hash): only decoding, no
-// signature is checked here.
-func accessCandidates(v *consent.View, owner consent.ID) []accessCandidate {
+// accessCandidates returns every access entry ordered oldest first by
+// (time, hash). Nothing is decoded or verified here, and the hash (which
+// costs an encoding) is computed only to order entries of the same time:
+// the caller decodes, from the newest, only as many as it lists.
+func accessCandidates(v *consent.View) []accessCandidate {
 	var out []accessCandidate
 	for _, a := range v.Authors() {
 		for _, e := range v.Feed(a) {
-			if e.Kind != consent.KindAccess {
-				continue
+			if e.Kind == consent.KindAccess {
+				out = append(out, accessCandidate{e: e, t: consent.PrintableTime(e.Time)})
 			}
-			b, err := e.DecodedBody()
-			if err != nil {
-				continue
-			}
-			ab, ok := b.(*consent.AccessBody)
-			if !ok {
-				continue
-			}
-			if r, err := consent.DecodeRequest(ab.Request); err != nil || r.Owner != owner {
-				continue
-			}
-			out = append(out, accessCandidate{e: e, t: consent.PrintableTime(e.Time), hash: e.Hash().String()})
 		}
 	}
-	slices.SortFunc(out, func(a, b accessCandidate) int {
-		if c := a.t.Compare(b.t); c != 0 {
-			return c
+	slices.SortFunc(out, func(a, b accessCandidate) int { return a.t.Compare(b.t) })
+	for i := 0; i < len(out); {
+		j := i + 1
+		for j < len(out) && out[j].t.Equal(out[i].t) {
+			j++
 		}
-		return strings.Compare(a.hash, b.hash)
-	})
+		if j-i > 1 {
+			run := out[i:j]
+			for k := range run {
+				run[k].hash = run[k].e.Hash().String()
+			}
+			slices.SortFunc(run, func(a, b accessCandidate) int { return strings.Compare(a.hash, b.hash) })
+		}
+		i = j
+	}
 	return out
+}
+
+// namesOwner reports whether access entry e carries a request (decoded,
+// not verified) for a record of owner.
+func namesOwner(e *consent.Entry, owner consent.ID) bool {
+	b, err := e.DecodedBody()
+	if err != nil {
+		return false
+	}
+	ab, ok := b.(*consent.AccessBody)
+	if !ok {
+		return false
+	}
+	r, err := consent.DecodeRequest(ab.Request)
+	return err == nil && r.Owner == owner
 }
 
 // accessCheck is what the wallet knows beyond the ledger when it reads

@@ -208,12 +208,42 @@ func newParty(role string, created time.Time) (*party, error) {
 	return &party{signer: s, card: consent.Card{ID: s.ID(), AgeRecipient: x.Recipient().String(), Role: role, Created: created.Unix()}}, nil
 }
 
-// writer appends entries to the store, one second apart.
+// writer appends entries to the store, one second apart, a batch per
+// transaction when the store can (PutBatch), else one by one.
 type writer struct {
-	st    consent.Store
-	clock time.Time
-	n     int
-	nonce uint64
+	st      consent.Store
+	clock   time.Time
+	n       int
+	nonce   uint64
+	pending []*consent.Entry
+}
+
+// batchStore is a store that commits many entries at once.
+type batchStore interface {
+	PutBatch([]*consent.Entry) error
+}
+
+const batchSize = 1024
+
+func (w *writer) put(e *consent.Entry) error {
+	if _, ok := w.st.(batchStore); !ok {
+		return w.st.Put(e)
+	}
+	w.pending = append(w.pending, e)
+	if len(w.pending) >= batchSize {
+		return w.flush()
+	}
+	return nil
+}
+
+// flush commits the pending entries.
+func (w *writer) flush() error {
+	if len(w.pending) == 0 {
+		return nil
+	}
+	err := w.st.(batchStore).PutBatch(w.pending)
+	w.pending = w.pending[:0]
+	return err
 }
 
 func (w *writer) add(p *party, kind consent.Kind, body any) (*consent.Entry, error) {
@@ -225,7 +255,7 @@ func (w *writer) addAt(p *party, t time.Time, kind consent.Kind, body any) (*con
 	if err != nil {
 		return nil, fmt.Errorf("%v entry: %w", kind, err)
 	}
-	if err := w.st.Put(e); err != nil {
+	if err := w.put(e); err != nil {
 		return nil, err
 	}
 	p.head = e.Head()
@@ -347,5 +377,5 @@ func generate(c *config, st consent.Store) (int, error) {
 		}
 		s.turn = ps.turn
 	}
-	return w.n, nil
+	return w.n, w.flush()
 }
