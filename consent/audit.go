@@ -261,7 +261,7 @@ func dedupe(es []*Entry) []*Entry {
 
 func auditAccess(full *View, e *Entry, rep *AuditReport, cache map[string]*asOfView, c AccessCheck) {
 	h := full.seen[authorSeq{e.Author, e.Seq}]
-	ab, req, err := CheckAccess(e, c)
+	ab, req, err := CheckAccessIn(full, e, c)
 	if err != nil {
 		var se *SuspiciousAccessError
 		if errors.As(err, &se) {
@@ -468,13 +468,13 @@ func DisclosuresWith(v *View, owner ID, since time.Time, c AccessCheck) []Disclo
 			if e.Kind != KindAccess || e.Time < since.Unix() {
 				continue
 			}
-			ab, r, err := CheckAccess(e, c)
+			ab, r, err := CheckAccessIn(v, e, c)
 			if err != nil || !ab.Allow || r.Owner != owner || r.Requester == owner {
 				continue // the owner's own reads are accesses, not disclosures
 			}
 			out = append(out, Disclosure{
 				Time: e.Time, Recipient: r.Requester, Record: r.Record, Scope: r.Scope, Scopes: grantScopes(v, ab.Grant, r.Scope),
-				Purpose: r.Purpose, Decider: e.Author, Grant: ab.Grant, Entry: f.hashes[i],
+				Purpose: r.Purpose, Decider: v.Decider(e.Author), Grant: ab.Grant, Entry: f.hashes[i],
 				Emergency: ab.Reason == ReasonEmergency, BreakGlass: r.BreakGlass, Credential: ab.Credential,
 			})
 		}

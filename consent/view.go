@@ -86,6 +86,10 @@ type View struct {
 	breakGlass     map[Hash]*BreakGlassInfo
 	firstBG        map[requesterGrant]*BreakGlassInfo
 	reviews        map[authorHash]*ReviewInfo
+
+	// Sub-feeds and serving sets (subfeed.go), made on first use.
+	links   map[ID]*LinkBody  // sub-feed -> its link
+	serving map[ID]*ServeBody // author -> its latest serve entry
 }
 
 // MaxPendingPerAuthor bounds the entries of one author a view holds while
@@ -277,6 +281,10 @@ func (v *View) accept(f *feed, e *Entry, h Hash) {
 		v.acceptBreakGlass(e, h, b)
 	case *ReviewBody:
 		v.acceptReview(e, h, b)
+	case *LinkBody:
+		v.acceptLink(e, b)
+	case *ServeBody:
+		v.acceptServe(e, b)
 	}
 }
 

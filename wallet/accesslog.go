@@ -122,12 +122,12 @@ func (w *Wallet) accessLog(suspicious bool) ([]AccessInfo, error) {
 				if e.Kind != consent.KindAccess {
 					continue
 				}
-				ab, r, err := consent.CheckAccess(e, check)
+				ab, r, err := consent.CheckAccessIn(v, e, check)
 				var se *consent.SuspiciousAccessError
 				if errors.As(err, &se) != suspicious || (err != nil && se == nil) || r == nil || r.Owner != w.ID() {
 					continue
 				}
-				ai := AccessInfo{Entry: e.Hash(), Time: consent.PrintableTime(e.Time), Decider: e.Author,
+				ai := AccessInfo{Entry: e.Hash(), Time: consent.PrintableTime(e.Time), Decider: v.Decider(e.Author),
 					Requester: r.Requester, RequesterName: w.NameOf(r.Requester), Record: r.Record, Scope: r.Scope,
 					Purpose: r.Purpose, Allow: ab.Allow, Reason: ab.Reason, Grant: ab.Grant, BreakGlass: r.BreakGlass}
 				if se != nil {
