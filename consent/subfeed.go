@@ -199,3 +199,42 @@ func (v *View) ServingPeers(subject ID) []ID {
 	}
 	return nil
 }
+
+// Names reports whether owner's entries name party: party is the grantee
+// of one of owner's grants, or holds a credential (from any issuer) for a
+// role ID one of owner's grants goes to. It is what lets a grantee read,
+// and a peer serving owner keep, the party's feed and owner's.
+func (v *View) Names(owner, party ID) bool {
+	if v.byOwnerTo[ownerGrantee{owner, party}] > 0 {
+		return true
+	}
+	for _, c := range v.credsBySubject[party] {
+		if v.byOwnerTo[ownerGrantee{owner, c.RoleID}] > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// noteGrantor records that owner granted grantee something; called once
+// per grant, before byOwnerTo is read for it again.
+func (v *View) noteGrantor(owner, grantee ID) {
+	if v.byOwnerTo[ownerGrantee{owner, grantee}] > 1 {
+		return
+	}
+	if v.grantors == nil {
+		v.grantors = make(map[ID][]ID)
+	}
+	v.grantors[grantee] = append(v.grantors[grantee], owner)
+}
+
+// Grantors returns the owners whose entries name party (see Names): the
+// owners of grants to party, and of grants to a role ID party holds a
+// credential for.
+func (v *View) Grantors(party ID) []ID {
+	out := append([]ID(nil), v.grantors[party]...)
+	for _, c := range v.credsBySubject[party] {
+		out = append(out, v.grantors[c.RoleID]...)
+	}
+	return out
+}

@@ -88,8 +88,9 @@ type View struct {
 	reviews        map[authorHash]*ReviewInfo
 
 	// Sub-feeds and serving sets (subfeed.go), made on first use.
-	links   map[ID]*LinkBody  // sub-feed -> its link
-	serving map[ID]*ServeBody // author -> its latest serve entry
+	links    map[ID]*LinkBody  // sub-feed -> its link
+	serving  map[ID]*ServeBody // author -> its latest serve entry
+	grantors map[ID][]ID       // grantee -> the owners granting it, each once
 }
 
 // MaxPendingPerAuthor bounds the entries of one author a view holds while
@@ -253,6 +254,7 @@ func (v *View) accept(f *feed, e *Entry, h Hash) {
 		}
 		v.grants[h] = gi
 		v.byOwnerTo[ownerGrantee{e.Author, b.Grantee}]++
+		v.noteGrantor(e.Author, b.Grantee)
 		recs := b.Records
 		if b.All {
 			recs = []string{""}
