@@ -125,22 +125,30 @@ func (a *authoriser) MayWrite(remote lpeer.ID, e *consent.Entry) error {
 
 func (a *authoriser) mayWrite(v *consent.View, r consent.ID, e *consent.Entry) bool {
 	author := e.Author
-	if author == a.self || a.known[author] {
+	if author == a.self {
 		return true
 	}
-	// A sub-feed's link is the entry that says what it is about.
+	s, parent, sub := subject(v, author)
+	var link *consent.LinkBody
 	if e.Kind == consent.KindLink && e.Seq == 1 {
-		if b, err := e.DecodedBody(); err == nil {
-			return a.Serves(v, b.(*consent.LinkBody).Subject)
+		// A sub-feed's link is the entry that says what it is about.
+		b, err := e.DecodedBody()
+		if err != nil {
+			return false
 		}
-		return false
+		link = b.(*consent.LinkBody)
+		s, parent, sub = link.Subject, link.Parent, true
 	}
-	s, _, sub := subject(v, author)
-	if a.Serves(v, s) {
-		return true
+	if !a.party(v, r, author, s, parent, sub) {
+		return false
 	}
 	if sub {
-		return false
+		// Sub-feeds of the peers serving s (and of s itself) only, or
+		// any stranger could log "accesses" about a served patient.
+		return a.Serves(v, s) && (parent == s || a.isPeerOf(v, parent, s))
+	}
+	if a.known[author] || a.Serves(v, s) {
+		return true
 	}
 	// A feed a served subject's entries name (grantee, role holder).
 	for _, owner := range v.Grantors(author) {
@@ -159,4 +167,28 @@ func (a *authoriser) mayWrite(v *consent.View, r consent.ID, e *consent.Entry) b
 		return from && (b.Role == "issuer" || b.Role == "peer")
 	}
 	return from && a.public(v, author)
+}
+
+// isPeerOf reports whether p is this peer, a known peer or a peer of
+// subject s's serve entry.
+func (a *authoriser) isPeerOf(v *consent.View, p, s consent.ID) bool {
+	if p == a.self || a.known[p] {
+		return true
+	}
+	for _, q := range v.ServingPeers(s) {
+		if q == p {
+			return true
+		}
+	}
+	return false
+}
+
+// party reports whether r may hand this peer entries of author's feed,
+// about subject s: the author, the subject, a sub-feed's parent, a known
+// peer, a serving peer of s, or a party s's entries name.
+func (a *authoriser) party(v *consent.View, r, author, s, parent consent.ID, sub bool) bool {
+	if r == author || r == s || sub && r == parent || a.isPeerOf(v, r, s) {
+		return true
+	}
+	return v.Names(s, r)
 }

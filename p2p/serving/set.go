@@ -139,7 +139,7 @@ func (s *Set) Subjects() []consent.ID {
 }
 
 // Secret returns subject's rendezvous secret, if subject is enrolled.
-func (s *Set) Secret(subject consent.ID) (Secret, bool) {
+func (s *Set) Secret(subject consent.ID) ([32]byte, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	m, ok := s.m[subject]
