@@ -31,11 +31,13 @@ var errNotAuthorised = errors.New("not authorised")
 // peer's own). Named parties see the subject's whole home feed, other grants
 // included: a known leak (docs/network.md).
 //
-// Writes (MayWrite): entries of feeds whose subject this peer serves; of
-// feeds whose author a served subject's entries name; of known peers and
-// this peer; an issuer's credentials and a public identity pushed by their
-// own author; a break-glass entry naming a served subject. The rest is
-// refused.
+// Writes (MayWrite): entries of feeds whose subject this peer serves,
+// handed over by a party of the feed (its author, the subject, a
+// sub-feed's parent, a known or serving peer, a party the subject names);
+// sub-feeds only of the subject's peers; the feeds of parties a served
+// subject's entries name; known peers' home feeds; issuers' public feeds
+// from their author or a known peer. The rest is refused with an error
+// wrapping errNotAuthorised.
 type authoriser struct {
 	self   consent.ID
 	ledger *consent.Ledger
@@ -138,6 +140,17 @@ func (a *authoriser) mayWrite(v *consent.View, r consent.ID, e *consent.Entry) b
 		}
 		link = b.(*consent.LinkBody)
 		s, parent, sub = link.Subject, link.Parent, true
+	}
+	if !sub && !a.known[author] && e.Kind == consent.KindAccess && e.Seq > 1 && v.Head(author).Seq == 0 {
+		// An access entry of a sub-feed whose link has not arrived yet
+		// (gossip reorders): a fellow peer may hand it over, to wait for
+		// the link, when it is about a served subject.
+		if b, err := e.DecodedBody(); err == nil {
+			if req, err := consent.DecodeRequest(b.(*consent.AccessBody).Request); err == nil {
+				return a.Serves(v, req.Owner) && r != author && a.isPeerOf(v, r, req.Owner)
+			}
+		}
+		return false
 	}
 	if !a.party(v, r, author, s, parent, sub) {
 		return false
