@@ -9,6 +9,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/hdevalence/ed25519consensus"
 )
 
 // CardPrefix starts every encoded identity card.
@@ -123,7 +125,7 @@ func (c Card) Verify() error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrBadCard, err)
 	}
-	if len(c.Sig) != ed25519.SignatureSize || !ed25519.Verify(pub, msg, c.Sig) {
+	if len(c.Sig) != ed25519.SignatureSize || !ed25519consensus.Verify(pub, msg, c.Sig) {
 		return fmt.Errorf("%w: signature does not verify", ErrBadCard)
 	}
 	return nil

@@ -265,8 +265,20 @@ func (e *Entry) checkFields() error {
 }
 
 // VerifyEntry checks e's fields, body and signature on their own (not its
-// place in a feed: see CheckNext and VerifyFeed).
+// place in a feed: see CheckNext and VerifyFeed). The signature is checked
+// under ZIP-215, as VerifyBatch checks it. An entry that passes is
+// remembered for a while (by hash), so that View.Ingest and Ledger.Ingest
+// of the same entry do not check its signature again.
 func VerifyEntry(e *Entry) error {
+	if err := e.verify(); err != nil {
+		return err
+	}
+	memoAdd(e.Hash())
+	return nil
+}
+
+// verify is VerifyEntry without the memo.
+func (e *Entry) verify() error {
 	if err := e.checkFields(); err != nil {
 		return err
 	}
@@ -274,6 +286,7 @@ func VerifyEntry(e *Entry) error {
 }
 
 func (e *Entry) verifySig() error {
+	sigChecks.Add(1)
 	if !verifySig(e.Author, e.SignedMessage(), e.Sig) {
 		return &EntryError{Author: e.Author, Seq: e.Seq, Err: ErrBadSignature}
 	}

@@ -15,13 +15,16 @@ type Ledger struct {
 	view  *View
 }
 
-// OpenLedger loads and verifies every stored entry. A stored entry that
-// does not verify, or a gap, means the store was tampered with or damaged,
-// and is an error.
+// OpenLedger loads every stored entry and checks that each feed chains
+// (seq, previous hash, time) with no gap. It does not check signatures
+// again: a Store holds only entries that a Ledger verified before storing
+// them (Append, Ingest, IngestBatch), and it is the replica's own disk.
+// VerifyStore re-checks every signature, for an operator who doubts that
+// disk. A gap means the store was damaged, and is an error.
 func OpenLedger(s Store) (*Ledger, error) {
 	l := &Ledger{store: s, view: NewView()}
 	err := s.Scan(func(e *Entry) error {
-		if _, err := l.view.Ingest(e); err != nil && !errors.Is(err, ErrEquivocation) {
+		if _, err := l.view.ingestVerified(e, e.Hash()); err != nil && !errors.Is(err, ErrEquivocation) {
 			return err
 		}
 		return nil
@@ -67,6 +70,99 @@ func (l *Ledger) Ingest(e *Entry) ([]*Entry, error) {
 	return acc, err
 }
 
+// IngestBatch is Ingest of every entry of es, in order, with the same
+// outcome, but cheaper: the signatures are checked together (VerifyBatch:
+// batch verification on every core; an entry that passed VerifyEntry or
+// VerifyBatch lately is not checked again) and the entries that joined a
+// feed are stored in one transaction (Store.PutBatch). It returns those
+// entries in the order they joined. When an entry is refused (what Ingest
+// would have returned for it: a bad signature, an *EquivocationError,
+// ErrTooManyPending...) the others are still ingested, and the error is a
+// *BatchError naming each refusal; errors.Is and errors.As see through it.
+func (l *Ledger) IngestBatch(es []*Entry) ([]*Entry, error) {
+	if len(es) == 0 {
+		return nil, nil
+	}
+	verrs, hashes := verifyEntries(es, true) // outside the lock: the slow part
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var acc []*Entry
+	var berr *BatchError
+	fail := func(i int, err error) {
+		if berr == nil {
+			berr = &BatchError{Errs: make([]error, len(es))}
+		}
+		berr.Errs[i] = err
+	}
+	for i, e := range es {
+		if verrs[i] != nil {
+			fail(i, verrs[i])
+			continue
+		}
+		a, err := l.view.ingestVerified(e, hashes[i])
+		acc = append(acc, a...)
+		if err != nil {
+			fail(i, err)
+		}
+	}
+	if len(acc) > 0 {
+		if err := l.store.PutBatch(acc); err != nil {
+			if berr == nil {
+				berr = &BatchError{}
+			}
+			berr.Store = err
+		}
+	}
+	if berr != nil {
+		return acc, berr
+	}
+	return acc, nil
+}
+
+// BatchError reports what IngestBatch refused.
+type BatchError struct {
+	// Errs[i] is the error Ingest would have returned for the batch's entry
+	// i, nil when that entry was fine. Errs is nil when only the store
+	// failed.
+	Errs []error
+	// Store is the store's error: the entries that joined a feed are in
+	// the view but were not stored.
+	Store error
+}
+
+func (e *BatchError) Error() string {
+	n, first := 0, error(nil)
+	for _, err := range e.Errs {
+		if err != nil {
+			if first == nil {
+				first = err
+			}
+			n++
+		}
+	}
+	switch {
+	case e.Store != nil && n == 0:
+		return fmt.Sprintf("ledger batch: store failed: %v", e.Store)
+	case e.Store != nil:
+		return fmt.Sprintf("ledger batch: store failed: %v; and %d of %d entries refused, first: %v", e.Store, n, len(e.Errs), first)
+	}
+	return fmt.Sprintf("ledger batch: %d of %d entries refused, first: %v", n, len(e.Errs), first)
+}
+
+// Unwrap returns the store's error and every entry's error.
+func (e *BatchError) Unwrap() []error {
+	var out []error
+	if e.Store != nil {
+		out = append(out, e.Store)
+	}
+	for _, err := range e.Errs {
+		if err != nil {
+			out = append(out, err)
+		}
+	}
+	return out
+}
+
 // View runs fn with the ledger's view; fn must not keep it.
 func (l *Ledger) View(fn func(v *View)) {
 	l.mu.Lock()
@@ -87,3 +183,73 @@ func (l *Ledger) Entries() []*Entry {
 
 // Close closes the store.
 func (l *Ledger) Close() error { return l.store.Close() }
+
+// StoreReport is what VerifyStore found in a store.
+type StoreReport struct {
+	Entries  int     // entries read
+	Feeds    int     // authors
+	Bad      int     // entries that do not verify or do not chain
+	Problems []error // the first MaxStoreProblems of them, in scan order
+}
+
+// MaxStoreProblems bounds StoreReport.Problems.
+const MaxStoreProblems = 100
+
+// OK reports whether every stored entry verified and chained.
+func (r *StoreReport) OK() bool { return r.Bad == 0 }
+
+// verifyChunk is how many entries VerifyStore holds at once.
+const verifyChunk = 4096
+
+// VerifyStore re-checks every entry of s: its fields, body and signature
+// (VerifyBatch, on every core), and its place in its author's feed
+// (numbered 1, 2, 3..., chained, time never going back). It is the only
+// full re-verification: OpenLedger trusts the signatures of its own store.
+// Memory stays bounded: entries are read and checked in chunks. The error
+// is the store's; what does not verify is in the report.
+func VerifyStore(s Store) (*StoreReport, error) {
+	rep := &StoreReport{}
+	var (
+		chunk  []*Entry
+		author ID
+		head   Head
+	)
+	problem := func(err error) {
+		rep.Bad++
+		if len(rep.Problems) < MaxStoreProblems {
+			rep.Problems = append(rep.Problems, err)
+		}
+	}
+	flush := func() {
+		errs := VerifyBatch(chunk)
+		for i, e := range chunk {
+			if e.Author != author || rep.Feeds == 0 {
+				author, head = e.Author, Head{}
+				rep.Feeds++
+			}
+			err := errs[i]
+			if err == nil {
+				err = checkLink(head, e)
+			}
+			if err != nil {
+				problem(err)
+			}
+			// Go on from this entry, so one bad entry is one problem.
+			head = Head{Seq: e.Seq, Hash: e.Hash(), Time: e.Time}
+		}
+		rep.Entries += len(chunk)
+		chunk = chunk[:0]
+	}
+	err := s.Scan(func(e *Entry) error {
+		chunk = append(chunk, e)
+		if len(chunk) == verifyChunk {
+			flush()
+		}
+		return nil
+	})
+	if err != nil {
+		return rep, fmt.Errorf("verify ledger: %w", err)
+	}
+	flush()
+	return rep, nil
+}

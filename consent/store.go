@@ -24,6 +24,11 @@ type Store interface {
 	// Put stores e under (e.Author, e.Seq). Storing the same entry again is
 	// a no-op; a different entry at the same place is ErrConflict.
 	Put(e *Entry) error
+	// PutBatch stores every entry of es as Put would, in one transaction:
+	// either all are stored or, when one of them is ErrConflict (with the
+	// store or with another entry of es) or the store fails, none is.
+	// Storing an entry that is already held is a no-op, as for Put.
+	PutBatch(es []*Entry) error
 	// Get returns the entry at (author, seq), or ErrNotFound.
 	Get(author ID, seq uint64) (*Entry, error)
 	// Scan calls fn for every entry, ordered by author then seq, and stops
@@ -59,6 +64,38 @@ func (s *MemStore) Put(e *Entry) error {
 		return fmt.Errorf("put %s#%d: %w", e.Author.Short(), e.Seq, ErrConflict)
 	}
 	s.m[k] = b
+	return nil
+}
+
+// PutBatch implements Store.
+func (s *MemStore) PutBatch(es []*Entry) error {
+	enc := make([][]byte, len(es))
+	for i, e := range es {
+		enc[i] = e.Encode()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	add := make(map[authorSeq][]byte, len(es))
+	for i, e := range es {
+		k := authorSeq{e.Author, e.Seq}
+		old, ok := s.m[k]
+		if !ok {
+			old, ok = add[k]
+		}
+		if ok {
+			if bytes.Equal(old, enc[i]) {
+				continue
+			}
+			return fmt.Errorf("put %s#%d: %w", e.Author.Short(), e.Seq, ErrConflict)
+		}
+		add[k] = enc[i]
+	}
+	for k, b := range add {
+		s.m[k] = b
+	}
 	return nil
 }
 

@@ -148,8 +148,8 @@ func pushTo(ctx context.Context, h host.Host, p peer.ID, feed []*consent.Entry) 
 		return err
 	}
 	for _, a := range acks {
-		if a.Status != ledgersync.AckAccepted && a.Status != ledgersync.AckDuplicate {
-			return fmt.Errorf("peer %s: entry %s: %s %s", p.ShortString(), a.Hash.String()[:12], a.Status, a.Reason)
+		if err := a.Err(p); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -30,22 +30,43 @@ func (w *Wallet) pull(ctx context.Context, c *client.Client) (int, error) {
 			have[a] = v.Head(a).Seq
 		}
 	})
-	entries, err := c.Pull(ctx, have)
-	if err != nil && !errors.Is(err, client.ErrNoPeers) {
-		return 0, &NetworkError{Op: OpPull, Err: err}
-	}
-	if err != nil {
-		return 0, err
-	}
+	// Each batch is ingested (one store transaction) as it comes; a later
+	// peer is asked only for what the earlier ones lacked.
 	n := 0
-	for _, e := range entries {
-		acc, err := l.Ingest(e)
+	var bad error
+	err = c.PullInto(ctx, have, func(es []*consent.Entry) error {
+		acc, err := l.IngestBatch(es)
 		n += len(acc)
-		if err != nil && !errors.Is(err, consent.ErrEquivocation) && !errors.Is(err, consent.ErrDuplicate) {
-			return n, fmt.Errorf("an entry from the network does not verify: %w: %w", ErrVerify, err)
+		if err := unexpected(err); err != nil {
+			bad = fmt.Errorf("an entry from the network does not verify: %w: %w", ErrVerify, err)
+			return bad
 		}
+		return nil
+	})
+	switch {
+	case bad != nil:
+		return n, bad
+	case err != nil && !errors.Is(err, client.ErrNoPeers):
+		return n, &NetworkError{Op: OpPull, Err: err}
+	case err != nil:
+		return n, err
 	}
 	return n, nil
+}
+
+// unexpected returns err, an IngestBatch error, unless every entry it
+// names was an equivocation (recorded as evidence) or a duplicate.
+func unexpected(err error) error {
+	var be *consent.BatchError
+	if err == nil || !errors.As(err, &be) || be.Store != nil {
+		return err
+	}
+	for _, e := range be.Errs {
+		if e != nil && !errors.Is(e, consent.ErrEquivocation) && !errors.Is(e, consent.ErrDuplicate) {
+			return e
+		}
+	}
+	return nil
 }
 
 // catchUp pulls the ledger before the wallet signs anything new, when it

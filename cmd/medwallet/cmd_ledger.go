@@ -5,22 +5,28 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
+	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	ledgerstore "github.com/medwallet/medwallet/consent/boltstore"
+	"github.com/medwallet/medwallet/p2p/peer"
 	"github.com/medwallet/medwallet/wallet"
 )
 
 func newLedgerCommand(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "ledger",
-		Short: "Export and import the consent ledger",
+		Short: "Export, import and verify the consent ledger",
 		Example: `  medwallet ledger export alice-ledger.mwl
-  medwallet ledger import alice-ledger.mwl`,
+  medwallet ledger import alice-ledger.mwl
+  medwallet ledger verify`,
 		Args: cobra.NoArgs,
 	}
-	cmd.AddCommand(newLedgerExportCommand(g), newLedgerImportCommand(g))
+	cmd.AddCommand(newLedgerExportCommand(g), newLedgerImportCommand(g), newLedgerVerifyCommand(g))
 	return cmd
 }
 
@@ -139,4 +145,90 @@ func runLedgerImport(_ context.Context, _ ledgerImportOptions, g *globalOptions,
 		fmt.Fprintf(out, "imported %s: %d entries, %d added, %d already known, %d waiting for missing entries, %d rejected\n",
 			file, r.Entries, r.Added, r.Known, r.Pending, r.Rejected)
 	})
+}
+
+// ledgerVerifyOptions are the flags of ledger verify.
+type ledgerVerifyOptions struct{}
+
+func newLedgerVerifyCommand(g *globalOptions) *cobra.Command {
+	var opts ledgerVerifyOptions
+	return &cobra.Command{
+		Use:   "verify",
+		Short: "Re-check every signature and chain of the local ledger",
+		Long: `Re-check every entry stored in the local ledger: its signature, and its
+place in its author's feed (numbered, chained, time never going back).
+Every command reads the ledger without checking signatures again: each
+entry was verified once, when it arrived, before it was stored. This
+command is for a ledger whose disk is in doubt; it checks in batches on
+every core. It reads only the local ledger (no network).
+
+Exit code 0 when every entry verifies, 5 otherwise ('medwallet audit
+verify' also re-runs the consent policy on every access).`,
+		Example: "  medwallet ledger verify\n  medwallet ledger verify --json",
+		Args:    cobra.NoArgs,
+		RunE:    func(cmd *cobra.Command, _ []string) error { return runLedgerVerify(cmd.Context(), opts, g) },
+	}
+}
+
+// ledgerVerifyJSON is the --json shape of ledger verify.
+type ledgerVerifyJSON struct {
+	OK       bool     `json:"ok"`
+	Entries  int      `json:"entries"`
+	Feeds    int      `json:"feeds"`
+	Bad      int      `json:"bad"`
+	Problems []string `json:"problems"`
+}
+
+// runLedgerVerify re-verifies the local ledger.
+func runLedgerVerify(_ context.Context, _ ledgerVerifyOptions, g *globalOptions) error {
+	w, err := g.openWallet()
+	if err != nil {
+		return err
+	}
+	rep, err := w.VerifyLedger()
+	if err != nil {
+		return err
+	}
+	j := ledgerVerifyJSON{OK: rep.OK(), Entries: rep.Entries, Feeds: rep.Feeds, Bad: rep.Bad, Problems: []string{}}
+	for _, p := range rep.Problems {
+		j.Problems = append(j.Problems, p.Error())
+	}
+	human := func(out io.Writer) {
+		for _, p := range j.Problems {
+			fmt.Fprintf(out, "bad: %s\n", p)
+		}
+		if more := j.Bad - len(j.Problems); more > 0 {
+			fmt.Fprintf(out, "... and %d more\n", more)
+		}
+		if j.OK {
+			fmt.Fprintf(out, "ledger ok: %d entries in %d feeds, every signature and chain verifies\n", j.Entries, j.Feeds)
+		} else {
+			fmt.Fprintf(out, "ledger bad: %d of %d entries in %d feeds do not verify\n", j.Bad, j.Entries, j.Feeds)
+		}
+	}
+	if err := wallet.LedgerVerifyFailure(rep); err != nil {
+		if !g.json {
+			human(g.stdout)
+		}
+		return resultError{result: j, error: err}
+	}
+	return g.emit(j, human)
+}
+
+// verifyPeerLedger re-checks the peer's stored ledger (--verify-ledger).
+func verifyPeerLedger(data string, log *slog.Logger) error {
+	path := filepath.Join(data, peer.LedgerFile)
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	start := time.Now()
+	rep, err := ledgerstore.Verify(path)
+	if err != nil {
+		return err
+	}
+	log.Info("ledger verified", "entries", rep.Entries, "feeds", rep.Feeds, "bad", rep.Bad, "took", time.Since(start).Round(time.Millisecond))
+	if err := wallet.LedgerVerifyFailure(rep); err != nil {
+		return fmt.Errorf("peer ledger %s: %w", path, err)
+	}
+	return nil
 }

@@ -31,6 +31,8 @@ type peerOptions struct {
 	limits    peerLimitOptions
 	storage   storageFlags
 	budget    [2]int // ledger budget per author and hour: entries, MiB
+	// verifyLedger: re-check every stored ledger signature before starting.
+	verifyLedger bool
 }
 
 // peerLimitOptions are the connection and memory limits (docs/network.md).
@@ -71,6 +73,7 @@ on the same --data keeps its identity and everything it stored.`,
 	f.IntVar(&o.limits.maxConns, "max-conns", 0, "inbound connections from strangers, all together (0: scaled to the machine)")
 	f.IntVar(&o.limits.perIP, "max-conns-per-ip", node.DefaultMaxConnsPerIP, "connections from one IPv4 address or IPv6 /56 (127.0.0.1 and ::1 are not limited)")
 	f.IntVar(&o.limits.memoryMiB, "max-memory-mib", 0, "MiB strangers together may make the peer reserve for streams (0: an eighth of the machine's memory)")
+	f.BoolVar(&o.verifyLedger, "verify-ledger", false, "re-check every signature and chain of the stored ledger before starting (start-up trusts its own disk otherwise)")
 	addStorageFlags(cmd, &o.storage)
 	cmd.AddCommand(newPeerUsageCommand(g))
 	return cmd
@@ -109,6 +112,11 @@ func runPeer(ctx context.Context, o peerOptions, g *globalOptions) error {
 		o.data = filepath.Join(g.home, "peer")
 	}
 	log := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: level}))
+	if o.verifyLedger {
+		if err := verifyPeerLedger(o.data, log); err != nil {
+			return err
+		}
+	}
 	p, err := peer.Start(ctx, peer.Config{
 		DataDir: o.data, Listen: o.listen, Bootstrap: o.bootstrap, MDNS: o.mdns, DHT: o.dht, Logger: log,
 		MaxClockSkew: o.clockSkew, GapBytes: o.gapMiB << 20,

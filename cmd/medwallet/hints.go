@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/medwallet/medwallet/consent"
+	"github.com/medwallet/medwallet/p2p/ledgersync"
 	"github.com/medwallet/medwallet/p2p/shares"
 	"github.com/medwallet/medwallet/p2p/store"
 	"github.com/medwallet/medwallet/vault"
@@ -120,8 +121,14 @@ func networkLine(e *wallet.NetworkError) string {
 		}
 		return "a peer failed while storing the record's shares, so the record was not added"
 	case wallet.OpPublish:
+		if errors.Is(e, ledgersync.ErrNotAuthorised) {
+			return "no peer took the update to your ledger: they refused it (not authorised)"
+		}
 		return "no peer took the update to your ledger"
 	case wallet.OpPull:
+		if errors.Is(e, ledgersync.ErrNotAuthorised) {
+			return "no peer sent its copy of the ledger: they refused (not authorised)"
+		}
 		return "no peer sent its copy of the ledger"
 	}
 	return "the peers failed while " + e.Op
@@ -178,6 +185,8 @@ func hintFor(err error) string {
 			return "check the peers with 'medwallet peers' and start the ones that are down, or lower --k"
 		}
 		return "are the peers running? check with 'medwallet peers'"
+	case errors.Is(err, ledgersync.ErrNotAuthorised):
+		return "peers keep and share a patient's ledger only with the patient, the parties its entries name and the peers that serve it: check that the network file lists your own peers with 'medwallet peers'"
 	case errors.As(err, &ne):
 		if ne.Op == wallet.OpStoreShares {
 			if h := storageRefusalHint(ne); h != "" {

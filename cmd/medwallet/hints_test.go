@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/medwallet/medwallet/p2p/ledgersync"
 	"github.com/medwallet/medwallet/p2p/store"
 	"github.com/medwallet/medwallet/wallet"
 )
@@ -145,6 +146,27 @@ func TestDescribeStorageRefusals(t *testing.T) {
 		}
 		if !strings.Contains(hint, tc.hint) {
 			t.Errorf("%v: hint %q", tc.errs, hint)
+		}
+	}
+}
+
+// TestDescribeNotAuthorised: a peer's not-authorised refusal of a pull or
+// a push is named as such, with a hint about who may read a ledger.
+func TestDescribeNotAuthorised(t *testing.T) {
+	refused := &ledgersync.RefusedError{Peer: "12D3KooWtest", Code: ledgersync.CodeNotAuthorised, Detail: "heads"}
+	for _, c := range []struct {
+		op, want string
+	}{
+		{wallet.OpPull, "no peer sent its copy of the ledger: they refused (not authorised)"},
+		{wallet.OpPublish, "no peer took the update to your ledger: they refused it (not authorised)"},
+	} {
+		err := &wallet.NetworkError{Op: c.op, Err: fmt.Errorf("no peer took the entries: %w", errors.Join(refused))}
+		msg, hint, _ := describe(err)
+		if msg != c.want {
+			t.Errorf("%s: message %q, want %q", c.op, msg, c.want)
+		}
+		if !strings.Contains(hint, "serve it") || !strings.Contains(hint, "'medwallet peers'") {
+			t.Errorf("%s: hint %q", c.op, hint)
 		}
 	}
 }

@@ -90,6 +90,44 @@ func (s *Store) Put(e *consent.Entry) error {
 	return nil
 }
 
+// PutBatch implements consent.Store: one bbolt transaction, so one fsync
+// for the whole batch.
+func (s *Store) PutBatch(es []*consent.Entry) error {
+	if len(es) == 0 {
+		return nil
+	}
+	enc := make([][]byte, len(es))
+	for i, e := range es {
+		enc[i] = e.Encode()
+	}
+	var bad *consent.Entry
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		bk := tx.Bucket(entriesBucket)
+		for i, e := range es {
+			k := key(e.Author, e.Seq)
+			if old := bk.Get(k); old != nil {
+				if bytes.Equal(old, enc[i]) {
+					continue
+				}
+				bad = e
+				return consent.ErrConflict
+			}
+			if err := bk.Put(k, enc[i]); err != nil {
+				bad = e
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		if bad != nil {
+			return fmt.Errorf("put %s#%d: %w", bad.Author.Short(), bad.Seq, err)
+		}
+		return fmt.Errorf("put %d entries: %w", len(es), err)
+	}
+	return nil
+}
+
 // Get implements consent.Store.
 func (s *Store) Get(author consent.ID, seq uint64) (*consent.Entry, error) {
 	var b []byte
@@ -127,3 +165,15 @@ func (s *Store) Scan(fn func(*consent.Entry) error) error {
 
 // Close implements consent.Store.
 func (s *Store) Close() error { return s.db.Close() }
+
+// Verify opens the ledger at path, re-checks every stored entry with
+// consent.VerifyStore and closes it: what a peer started with
+// --verify-ledger does before it opens its ledger.
+func Verify(path string) (*consent.StoreReport, error) {
+	s, err := Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	return consent.VerifyStore(s)
+}

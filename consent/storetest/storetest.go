@@ -89,6 +89,53 @@ func Run(t *testing.T, newStore func(t *testing.T) consent.Store) {
 			t.Fatalf("conflicting put changed the stored entry: %v", err)
 		}
 	})
+	t.Run("PutBatch", func(t *testing.T) {
+		s := newStore(t)
+		a := signer(t, "alice")
+		es := feed(t, a, 5, "")
+		if err := s.Put(es[1]); err != nil {
+			t.Fatal(err)
+		}
+		// Out of order, one entry held already and one twice in the batch.
+		batch := []*consent.Entry{es[3], es[0], es[1], es[4], es[2], es[0]}
+		if err := s.PutBatch(batch); err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range es {
+			got, err := s.Get(e.Author, e.Seq)
+			if err != nil || got.Hash() != e.Hash() {
+				t.Fatalf("seq %d after PutBatch: %v", e.Seq, err)
+			}
+		}
+		if err := s.PutBatch(nil); err != nil {
+			t.Fatalf("empty batch: %v", err)
+		}
+	})
+	t.Run("PutBatchAllOrNothing", func(t *testing.T) {
+		s := newStore(t)
+		a, b := signer(t, "alice"), signer(t, "bob")
+		x, y := feed(t, a, 3, "x"), feed(t, a, 3, "y")
+		if err := s.Put(x[0]); err != nil {
+			t.Fatal(err)
+		}
+		bobs := feed(t, b, 2, "")
+		// y[0] conflicts with the stored x[0]: nothing of the batch is kept.
+		if err := s.PutBatch([]*consent.Entry{bobs[0], bobs[1], y[0]}); !errors.Is(err, consent.ErrConflict) {
+			t.Fatalf("conflict with the store: err = %v, want ErrConflict", err)
+		}
+		// x[1] and y[1] conflict with each other inside the batch.
+		if err := s.PutBatch([]*consent.Entry{bobs[0], x[1], y[1]}); !errors.Is(err, consent.ErrConflict) {
+			t.Fatalf("conflict inside the batch: err = %v, want ErrConflict", err)
+		}
+		for _, e := range append(bobs, x[1]) {
+			if _, err := s.Get(e.Author, e.Seq); !errors.Is(err, consent.ErrNotFound) {
+				t.Fatalf("%s#%d was stored by a refused batch (err %v)", e.Author.Short(), e.Seq, err)
+			}
+		}
+		if got, err := s.Get(a.ID(), 1); err != nil || got.Hash() != x[0].Hash() {
+			t.Fatalf("a refused batch changed the stored entry: %v", err)
+		}
+	})
 	t.Run("ScanOrder", func(t *testing.T) {
 		s := newStore(t)
 		var all []*consent.Entry
@@ -169,6 +216,9 @@ func Run(t *testing.T, newStore func(t *testing.T) consent.Store) {
 		}
 		if err := s.Put(feed(t, signer(t, "alice"), 1, "")[0]); err == nil {
 			t.Fatal("put on a closed store succeeded")
+		}
+		if err := s.PutBatch(feed(t, signer(t, "alice"), 1, "")); err == nil {
+			t.Fatal("put batch on a closed store succeeded")
 		}
 	})
 }

@@ -403,9 +403,9 @@ func (c *Client) Push(ctx context.Context, entries []*consent.Entry) ([]peer.ID,
 		}
 		good := len(acks) == len(entries)
 		for _, a := range acks {
-			if a.Status != ledgersync.AckAccepted && a.Status != ledgersync.AckDuplicate {
+			if err := a.Err(p); err != nil {
 				good = false
-				errs = append(errs, fmt.Errorf("peer %s: entry %s: %s %s", p.ShortString(), a.Hash.String()[:12], a.Status, a.Reason))
+				errs = append(errs, err)
 			}
 		}
 		if good {
@@ -418,29 +418,59 @@ func (c *Client) Push(ctx context.Context, entries []*consent.Entry) ([]peer.ID,
 	return ok, nil
 }
 
-// Pull fetches, from every reachable peer, the entries beyond have and
-// returns them all (duplicates included; the caller's ledger drops them).
+// Pull fetches, from the reachable peers, the entries beyond have and
+// returns them (PullInto, collected). have is updated as for PullInto.
 func (c *Client) Pull(ctx context.Context, have map[consent.ID]uint64) ([]*consent.Entry, error) {
-	if err := c.Require(1); err != nil {
-		return nil, err
-	}
-	var mu sync.Mutex
 	var out []*consent.Entry
+	if have == nil {
+		have = map[consent.ID]uint64{}
+	}
+	err := c.PullInto(ctx, have, func(es []*consent.Entry) error {
+		out = append(out, es...)
+		return nil
+	})
+	return out, err
+}
+
+// PullInto fetches the entries beyond have from the reachable peers, one
+// after another, and hands them to fn in batches as they come (at most 256
+// entries of one feed, verified and chained), so that the caller never
+// holds more than a batch: fn ingests it. After each batch fn took,
+// have[author] moves to the batch's last seq, so a later peer is asked
+// only for what the earlier ones lacked. A peer that fails is skipped; an
+// error from fn stops the pull and is returned as is. PullInto fails if
+// no peer answered.
+func (c *Client) PullInto(ctx context.Context, have map[consent.ID]uint64, fn func([]*consent.Entry) error) error {
+	if err := c.Require(1); err != nil {
+		return err
+	}
+	var fnErr error
+	take := func(es []*consent.Entry) error {
+		if err := fn(es); err != nil {
+			fnErr = err
+			return err
+		}
+		last := es[len(es)-1]
+		have[last.Author] = max(have[last.Author], last.Seq)
+		return nil
+	}
 	var errs []error
-	c.eachPeer(func(p peer.ID) {
-		es, err := ledgersync.Pull(ctx, c.h, p, have)
-		mu.Lock()
-		defer mu.Unlock()
+	for _, p := range c.up {
+		err := ledgersync.PullBatches(ctx, c.h, p, have, take)
+		if fnErr != nil {
+			return fnErr
+		}
 		if err != nil {
 			errs = append(errs, err)
-			return
+			if ctx.Err() != nil {
+				break
+			}
 		}
-		out = append(out, es...)
-	})
-	if len(out) == 0 && len(errs) == len(c.up) {
-		return nil, errors.Join(errs...)
 	}
-	return out, nil
+	if len(errs) == len(c.up) {
+		return errors.Join(errs...)
+	}
+	return nil
 }
 
 // PutManifest stores a manifest copy on up to replicas peers, the record's

@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"github.com/medwallet/medwallet/internal/testutil"
 	"testing"
 	"time"
@@ -189,5 +190,62 @@ func TestRevocationStopsEveryPeer(t *testing.T) {
 				t.Fatalf("share %d after revocation: %v, want a revoked denial", i, err)
 			}
 		}
+	}
+}
+
+// testFeed returns n chained anchors of s's feed, dated in the last hour.
+func testFeed(t *testing.T, s consent.Signer, n int) []*consent.Entry {
+	t.Helper()
+	var out []*consent.Entry
+	var head consent.Head
+	start := time.Now().Add(-time.Hour)
+	for i := range n {
+		e, err := consent.NewEntry(s, head, start.Add(time.Duration(i)*time.Millisecond), consent.KindAnchor,
+			&consent.AnchorBody{Record: fmt.Sprintf("%032x", i), Manifest: consent.HashBytes(fmt.Appendf(nil, "m%d", i))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, e)
+		head = consent.Head{Seq: e.Seq, Hash: e.Hash(), Time: e.Time}
+	}
+	return out
+}
+
+// A pull from several peers that hold the same feed fetches each entry
+// once, in batches: a later peer is asked only for what the earlier ones
+// lacked; and a pull from a held seq fetches only what follows it.
+func TestPullAsksEachPeerOnlyForWhatItLacks(t *testing.T) {
+	ctx := context.Background()
+	d := startDevnet(t, 3)
+	patient := newActor(t, d)
+	feed := testFeed(t, patient.signer, 650)
+	if ok, err := patient.c.Push(ctx, feed); err != nil || len(ok) != 3 {
+		t.Fatalf("push took by %d peers: %v", len(ok), err)
+	}
+	reader := newActor(t, d)
+	have := map[consent.ID]uint64{}
+	got, batches, biggest := 0, 0, 0
+	err := reader.c.PullInto(ctx, have, func(es []*consent.Entry) error {
+		got += len(es)
+		batches++
+		biggest = max(biggest, len(es))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != len(feed) || have[patient.signer.ID()] != uint64(len(feed)) {
+		t.Fatalf("pulled %d entries (have %d) from 3 peers holding %d", got, have[patient.signer.ID()], len(feed))
+	}
+	if biggest > 256 || batches < 3 {
+		t.Errorf("%d batches, the biggest of %d entries", batches, biggest)
+	}
+	have = map[consent.ID]uint64{patient.signer.ID(): 600}
+	es, err := reader.c.Pull(ctx, have)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(es) != 50 || es[0].Seq != 601 {
+		t.Fatalf("pull from seq 600 got %d entries", len(es))
 	}
 }

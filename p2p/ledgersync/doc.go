@@ -60,19 +60,33 @@
 // head (not after it), and one that is ahead or level checks the other
 // side's head hash: a conflicting entry is ingested, which records the
 // equivocation. Each request and answer has its own deadline (20 s), and
-// the stream as a whole SyncStreamLife (5 min); an oversized or
+// the stream SyncStreamLife (5 min) from its start or its last fetch
+// answered with entries, so a long catch-up is never cut; an oversized or
 // undecodable frame resets the stream.
 //
-// # Push: protocol "/medwallet/ledger-push/1.0.0"
+// # Push: protocol "/medwallet/ledger-push/2.0.0"
 //
-// For clients outside the mesh (the CLI dials a peer for one command). The
-// client sends frames holding one entry encoding each (at most the peer's
-// maximum message size, at most 4096 per stream) and closes its side; the
-// peer answers each with {1: hash of the bytes, 2: status, 3: reason}:
-// 1 accepted (and gossiped), 2 already held, 3 pending (predecessor
-// missing), 4 rejected with a reason of at most 256 bytes. A push stream
-// lives at most PushStreamLife (2 min) and must keep MinPushRate (1 KiB/s)
-// over the time the peer waits for it.
+// For clients outside the mesh (the CLI dials a peer for one command).
+// Frames as for sync; the client sends requests, each answered by one
+// frame, and closes its side:
+//
+//	request {1: op, 2: [heads], 3: [entry encodings]}
+//	op 1, offer: up to 1024 heads {1: author, 2: seq, 3: hash}, the
+//	  client's latest entry per author; the peer answers {1: [{1: seq,
+//	  2: hash, 3: has}...]}, its head of each feed and whether it holds
+//	  the offered entry                                       <= 64 KiB
+//	op 2, entries: up to 256 encodings (clients cut at 1 MiB, the peer
+//	  reads up to 4 MiB, each at most the maximum message size); the peer
+//	  answers {1: [{1: hash of the bytes, 2: status, 3: reason, 4: code}...]}
+//
+// Status: 1 accepted (and gossiped), 2 already held, 3 pending
+// (predecessor missing), 4 rejected with a reason of at most 256 bytes,
+// 5 refused by the Authoriser (code "not-authorised"). The client sends
+// only what the offer showed the peer lacks, and acks the rest as already
+// held without sending it: a write pushes only what is new, and a feed of
+// any length publishes. A push stream must keep MinPushRate (1 KiB/s)
+// over the time the peer waits for it, and lives PushStreamLife (2 min)
+// from its last batch that made progress.
 //
 // Each remote may hold StreamsPerPeer (2) push and 2 sync streams at once,
 // a known peer (WithKnownPeers) KnownStreamsPerPeer (8): there is no pool
@@ -105,6 +119,19 @@
 // in the gap, bounded across all authors by WithGapLimit (count and
 // bytes); past either bound the oldest is dropped, and sync fetches it
 // again later. The ledger's own pending set is not used by ingestion.
+//
+// # Authorisation (need to know)
+//
+// WithAuthoriser sets a policy (Authoriser) over who may read and write
+// which feeds; without one every remote reads and writes everything. With
+// one, heads list only the feeds the remote MayRead, and a remote that may
+// read none gets {1: [], 3: "not-authorised"}; a fetch of a feed it may
+// not read gets {1: [], 2: "not-authorised"}; an entry MayWrite refuses,
+// received by push, sync or gossip, is not stored and not gossiped, and a
+// push acks it 5 (refused) with code "not-authorised". Clients turn the
+// code into a *RefusedError wrapping ErrNotAuthorised. Refusals are counted
+// (Stats.NotAuthorised) and logged at info at most once a minute per
+// remote, naming a feed by a short hash of its author only.
 //
 // # Services
 //

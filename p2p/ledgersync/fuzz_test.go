@@ -19,7 +19,7 @@ import (
 )
 
 // Fuzz targets for every decoder of network bytes in this package: the
-// push stream (entry frames in, ack frames out), the sync stream (request
+// push stream (offers and entry batches in, held heads and acks out), the sync stream (request
 // frames in; heads and batch frames out), a gossip message, and a
 // sequence of entries through the ingest path. Each target's seed corpus
 // is in testdata/fuzz/FuzzXxx, made of real encoded messages by
@@ -119,9 +119,10 @@ func held(in *Ingest, e *consent.Entry) bool {
 	return ok
 }
 
-// FuzzPushRequest: the server side of a push stream. Every frame gets an
-// ack naming the frame's hash; an accepted entry is in its feed; an
-// equivocating author's entry is never taken in.
+// FuzzPushRequest: the server side of a push stream. An offer is answered
+// with one held head per offered head; a batch gets one ack per entry,
+// naming its hash; an accepted entry is in its feed; an equivocating
+// author's entry is never taken in; answers fit their frame limits.
 func FuzzPushRequest(f *testing.F) {
 	x := newFuzzFixture(f)
 	for _, s := range x.seeds()["FuzzPushRequest"] {
@@ -130,36 +131,63 @@ func FuzzPushRequest(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		in := x.ingest(t, consent.NewMemStore())
 		defer in.Close()
-		s := &PushService{in: in, log: in.log}
+		s := &PushService{in: in, log: in.log, cfg: in.cfg}
 		r := bufio.NewReader(bytes.NewReader(b))
 		for range 16 {
-			fr, err := scoped{}.readFrame(r, in.cfg.maxMsgSize)
+			fr, err := scoped{}.readFrame(r, s.maxPushFrame())
 			if err != nil {
 				return
 			}
-			ack := s.pushOne("", fr)
-			if ack.Hash != consent.HashBytes(fr) || len(ack.Reason) > maxReasonLen {
-				t.Fatalf("ack %+v for a %d-byte frame", ack, len(fr))
+			ans, err := s.serveRequest("", fr, &meter{})
+			if err != nil {
+				continue
 			}
-			e, derr := consent.DecodeEntry(fr)
-			switch ack.Status {
-			case AckAccepted, AckDuplicate:
-				if derr != nil || !held(in, e) {
-					t.Fatalf("%v but not held (%v)", ack.Status, derr)
+			var req pushRequest
+			if err := consent.Unmarshal(fr, &req); err != nil {
+				t.Fatalf("answered a request that does not decode: %v", err)
+			}
+			limit := maxOfferFrame
+			switch a := ans.(type) {
+			case offerAnswer:
+				if len(a.Held) != len(req.Heads) {
+					t.Fatalf("%d held heads for %d offered", len(a.Held), len(req.Heads))
 				}
-				if e.Author == x.mallory[0].Author {
-					t.Fatal("an equivocating author's entry was taken in")
+			case pushAcks:
+				limit = maxPushAcksFrame
+				if len(a.Acks) != len(req.Entries) {
+					t.Fatalf("%d acks for %d entries", len(a.Acks), len(req.Entries))
 				}
-			case AckPending, AckRejected:
+				for i, ack := range a.Acks {
+					enc := req.Entries[i]
+					if ack.Hash != consent.HashBytes(enc) || len(ack.Reason) > maxReasonLen {
+						t.Fatalf("ack %+v for a %d-byte entry", ack, len(enc))
+					}
+					e, derr := consent.DecodeEntry(enc)
+					switch AckStatus(ack.Status) {
+					case AckAccepted, AckDuplicate:
+						if derr != nil || !held(in, e) {
+							t.Fatalf("%v but not held (%v)", AckStatus(ack.Status), derr)
+						}
+						if e.Author == x.mallory[0].Author {
+							t.Fatal("an equivocating author's entry was taken in")
+						}
+					case AckPending, AckRejected:
+					default:
+						t.Fatalf("status %v", AckStatus(ack.Status))
+					}
+				}
 			default:
-				t.Fatalf("status %v", ack.Status)
+				t.Fatalf("answer %T", ans)
+			}
+			if enc, err := consent.Marshal(ans); err != nil || len(enc) > limit {
+				t.Fatalf("answer of %d bytes over its limit %d (%v)", len(enc), limit, err)
 			}
 		}
 	})
 }
 
-// FuzzPushResponse: the client side of a push stream: ack frames decode
-// strictly or fail, never panic.
+// FuzzPushResponse: the client side of a push stream: offer answers and
+// ack batches decode strictly or fail, never panic.
 func FuzzPushResponse(f *testing.F) {
 	x := newFuzzFixture(f)
 	for _, s := range x.seeds()["FuzzPushResponse"] {
@@ -167,14 +195,22 @@ func FuzzPushResponse(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r := bufio.NewReader(bytes.NewReader(b))
+		var oa offerAnswer
+		if err := wire.Read(scoped{}, r, maxOfferFrame, &oa); err != nil {
+			return
+		}
 		for range 16 {
-			var wa wireAck
-			if err := wire.Read(scoped{}, r, maxAckFrame, &wa); err != nil {
+			var pa pushAcks
+			if err := wire.Read(scoped{}, r, maxPushAcksFrame, &pa); err != nil {
 				return
 			}
-			_ = AckStatus(wa.Status).String()
-			if again, err := consent.Marshal(wa); err != nil || len(again) > maxAckFrame {
-				t.Fatalf("a decoded ack does not re-encode within the frame limit: %v", err)
+			for _, wa := range pa.Acks {
+				a := Ack{Hash: wa.Hash, Status: AckStatus(wa.Status), Reason: wa.Reason, Code: wa.Code}
+				_ = a.Status.String()
+				_ = a.Err("")
+			}
+			if again, err := consent.Marshal(pa); err != nil || len(again) > maxPushAcksFrame {
+				t.Fatalf("decoded acks do not re-encode within the frame limit: %v", err)
 			}
 		}
 	})
@@ -201,7 +237,7 @@ func FuzzSyncRequest(f *testing.F) {
 			var ans any
 			switch req.Op {
 			case opHeads:
-				page := s.headsAfter(req.After)
+				page := s.headsAfter("", req.After)
 				for _, h := range page.Heads {
 					if h.Author <= req.After {
 						t.Fatalf("head of %s after %s", h.Author, req.After)
@@ -209,7 +245,7 @@ func FuzzSyncRequest(f *testing.F) {
 				}
 				ans = page
 			case opFetch:
-				bt, err := s.fetch(req.Author, req.From, req.Limit)
+				bt, err := s.fetch("", req.Author, req.From, req.Limit)
 				if err != nil {
 					continue
 				}
@@ -251,17 +287,22 @@ func FuzzSyncResponse(f *testing.F) {
 		if err := wire.Read(scoped{}, r, maxHeadsFrame, &page); err != nil {
 			return
 		}
-		sink := func(e *consent.Entry) error {
-			if consent.VerifyEntry(e) != nil {
-				t.Fatal("an entry that does not verify reached the sink")
-			}
-			res := in.accept(e)
-			for _, a := range res.acc {
-				if a.Author == x.mallory[0].Author {
-					t.Fatal("an equivocating author's entry joined a feed")
+		stops := func(o outcome) bool { return o == outConflict || o == outRefused || o == outBadChain }
+		sink := func(es []*consent.Entry) error {
+			for _, e := range es {
+				if consent.VerifyEntry(e) != nil {
+					t.Fatal("an entry that does not verify reached the sink")
 				}
 			}
-			if res.out == outConflict || res.out == outRefused || res.out == outBadChain {
+			res, k := in.acceptBatch(es, stops)
+			for _, r := range res[:k] {
+				for _, a := range r.acc {
+					if a.Author == x.mallory[0].Author {
+						t.Fatal("an equivocating author's entry joined a feed")
+					}
+				}
+			}
+			if k > 0 && stops(res[k-1].out) {
 				return errSkipFeed
 			}
 			return nil
@@ -275,7 +316,7 @@ func FuzzSyncResponse(f *testing.F) {
 			if from > fh.Seq || fh.Seq-from > 64 {
 				continue
 			}
-			if err := fetchFeed(scoped{}, r, func() {}, fh, from, sink); err != nil {
+			if err := fetchFeed(scoped{}, r, "", func() {}, fh, from, sink); err != nil {
 				return
 			}
 		}
@@ -397,7 +438,13 @@ func (x *fuzzFixture) seeds() map[string][][]byte {
 		}
 		return out
 	}
-	ack := func(a wireAck) []byte { return mustMarshalAny(a) }
+	acks := func(as ...wireAck) []byte { return mustMarshalAny(pushAcks{Acks: as}) }
+	push := func(es ...*consent.Entry) []byte {
+		return mustMarshalAny(pushRequest{Op: pushOpEntries, Entries: enc(es...)})
+	}
+	offer := func(head *consent.Entry) []byte {
+		return mustMarshalAny(pushRequest{Op: pushOpOffer, Heads: []feedHead{{Author: head.Author, Seq: head.Seq, Hash: head.Hash()}}})
+	}
 	req := func(r syncRequest) []byte { return mustMarshalAny(r) }
 	// What a peer holding alice's whole feed answers to a pull.
 	heads := mustMarshalAny(headsPage{Heads: []feedHead{{Author: x.alice.ID(), Seq: 5, Hash: x.feed[4].Hash()}}})
@@ -405,16 +452,22 @@ func (x *fuzzFixture) seeds() map[string][][]byte {
 	forked := mustMarshalAny(batch{Entries: enc(x.feed[1], x.fork)})
 	return map[string][][]byte{
 		"FuzzPushRequest": {
-			frames(enc(x.feed[2], x.feed[3], x.feed[4])...),
-			frames(enc(x.feed[3], x.feed[2])...),
-			frames(enc(x.fork, x.feed[2])...),
-			frames(enc(x.mallory[0])...),
-			frames([]byte("not an entry")),
+			frames(offer(x.feed[4]), push(x.feed[2], x.feed[3], x.feed[4])),
+			frames(push(x.feed[3], x.feed[2])),
+			frames(offer(x.fork), push(x.fork, x.feed[2])),
+			frames(push(x.mallory[0])),
+			frames(mustMarshalAny(pushRequest{Op: pushOpEntries, Entries: [][]byte{[]byte("not an entry")}})),
+			frames([]byte("not a request")),
 		},
 		"FuzzPushResponse": {
-			frames(ack(wireAck{Hash: x.feed[2].Hash(), Status: uint8(AckAccepted)})),
-			frames(ack(wireAck{Hash: x.fork.Hash(), Status: uint8(AckRejected), Reason: "equivocation: another entry holds this author and seq"})),
-			frames(ack(wireAck{Hash: x.feed[4].Hash(), Status: uint8(AckPending)}), ack(wireAck{Hash: x.feed[3].Hash(), Status: uint8(AckDuplicate)})),
+			frames(mustMarshalAny(offerAnswer{Held: []heldHead{{Seq: 2, Hash: x.feed[1].Hash()}}}),
+				acks(wireAck{Hash: x.feed[2].Hash(), Status: uint8(AckAccepted)})),
+			frames(mustMarshalAny(offerAnswer{Held: []heldHead{{Seq: 5, Hash: x.feed[4].Hash(), Has: true}}}),
+				acks(wireAck{Hash: x.fork.Hash(), Status: uint8(AckRejected), Reason: "equivocation: another entry holds this author and seq"})),
+			frames(mustMarshalAny(offerAnswer{Held: []heldHead{{}}}),
+				acks(wireAck{Hash: x.feed[4].Hash(), Status: uint8(AckPending)}, wireAck{Hash: x.feed[3].Hash(), Status: uint8(AckDuplicate)})),
+			frames(mustMarshalAny(offerAnswer{Held: []heldHead{{}}}),
+				acks(wireAck{Hash: x.feed[0].Hash(), Status: uint8(AckRefused), Code: CodeNotAuthorised, Reason: "not authorised"})),
 		},
 		"FuzzSyncRequest": {
 			frames(req(syncRequest{Op: opHeads})),
@@ -427,6 +480,8 @@ func (x *fuzzFixture) seeds() map[string][][]byte {
 			frames(heads, forked),
 			frames(mustMarshalAny(headsPage{Heads: []feedHead{{Author: x.mallory[0].Author, Seq: 1, Hash: x.mallory[0].Hash()}}}),
 				mustMarshalAny(batch{Entries: enc(x.mallory[0])})),
+			frames(mustMarshalAny(headsPage{Heads: []feedHead{}, Code: CodeNotAuthorised})),
+			frames(heads, mustMarshalAny(batch{Entries: [][]byte{}, Code: CodeNotAuthorised})),
 		},
 		"FuzzGossipMessage": enc(x.feed[2], x.feed[3], x.fork, x.mallory[0], x.proof),
 		"FuzzIngest": {

@@ -30,8 +30,9 @@ type Ingest struct {
 	proofHooks map[uint64]func(*consent.EquivocationProof)
 	proofs     []*consent.EquivocationProof // detected, not yet handed to proofHooks
 
-	gap    *gap     // guarded by ingestMu
-	budget *budgets // per-author budgets of new entries (budget.go)
+	gap     *gap     // guarded by ingestMu
+	budget  *budgets // per-author budgets of new entries (budget.go)
+	refused refusals // when the last refusal of each remote was logged
 
 	n counters
 }
@@ -74,10 +75,18 @@ type Stats struct {
 	Synced     uint64 // of Accepted, those that came by pull sync
 	Syncs      uint64 // completed pull syncs
 	SyncErrors uint64 // failed pull syncs
+	// NotAuthorised counts the requests and entries the Authoriser
+	// refused: heads pages, fetches, pushed, synced and gossiped entries.
+	NotAuthorised uint64
+	PushBatches   uint64 // entry frames received by push
+	PushEntries   uint64 // entries received by push
+	Fetches       uint64 // fetch requests served
+	Served        uint64 // entries sent in answer to fetches
 }
 
 type counters struct {
 	accepted, duplicates, pending, rejected, conflicts, synced, syncs, syncErrors atomic.Uint64
+	notAuthorised, pushBatches, pushEntries, fetches, served                      atomic.Uint64
 }
 
 // Stats returns the counters of every service on this Ingest.
@@ -91,6 +100,12 @@ func (in *Ingest) Stats() Stats {
 		Synced:     in.n.synced.Load(),
 		Syncs:      in.n.syncs.Load(),
 		SyncErrors: in.n.syncErrors.Load(),
+
+		NotAuthorised: in.n.notAuthorised.Load(),
+		PushBatches:   in.n.pushBatches.Load(),
+		PushEntries:   in.n.pushEntries.Load(),
+		Fetches:       in.n.fetches.Load(),
+		Served:        in.n.served.Load(),
 	}
 }
 
@@ -218,9 +233,152 @@ func (in *Ingest) accept(e *consent.Entry) result {
 		in.n.rejected.Add(1)
 		return result{out: outRefused, err: err}
 	}
-	h := consent.HashBytes(enc)
 	in.ingestMu.Lock()
 	defer in.ingestMu.Unlock()
+	return in.acceptLocked(e, consent.HashBytes(enc), len(enc))
+}
+
+// acceptBatch is accept of each entry of es, in order, with the same
+// outcomes, but the runs of entries that extend their feeds (the usual
+// case: a feed pushed or fetched in order) join the ledger together, in
+// one store transaction (consent.Ledger.IngestBatch). The entries are
+// decoded and verified; verifying them with consent.VerifyBatch first
+// spares the ledger a second check.
+//
+// With stop set, it stops after the first entry whose outcome stop
+// reports true: n is how many entries it took (the rest have no result).
+func (in *Ingest) acceptBatch(es []*consent.Entry, stop func(outcome) bool) (res []result, n int) {
+	res = make([]result, len(es))
+	sizes := make([]int, len(es))
+	hashes := make([]consent.Hash, len(es))
+	for i, e := range es {
+		enc := e.Encode()
+		sizes[i], hashes[i] = len(enc), consent.HashBytes(enc)
+	}
+	in.ingestMu.Lock()
+	defer in.ingestMu.Unlock()
+	var run []int                          // indexes of the entries of the current run
+	heads := map[consent.ID]consent.Head{} // each author's head once the run joins
+	// flush commits the run and returns 1 + the index of the first entry
+	// of it whose outcome stops the batch, or 0.
+	flush := func() int {
+		if len(run) == 0 {
+			return 0
+		}
+		in.commitRun(es, run, res)
+		at := 0
+		for _, i := range run {
+			if stop != nil && stop(res[i].out) {
+				at = i + 1
+				break
+			}
+		}
+		run = run[:0]
+		clear(heads)
+		return at
+	}
+	for i, e := range es {
+		if in.extends(e, hashes[i], heads) && in.admit(e, sizes[i]) == nil {
+			run = append(run, i)
+			heads[e.Author] = consent.Head{Seq: e.Seq, Hash: hashes[i], Time: e.Time}
+			continue
+		}
+		// Anything else depends on what the run does: commit it first,
+		// then take e alone.
+		if at := flush(); at > 0 {
+			return res, at
+		}
+		if err := in.admit(e, sizes[i]); err != nil {
+			in.n.rejected.Add(1)
+			res[i] = result{out: outRefused, err: err}
+		} else {
+			res[i] = in.acceptLocked(e, hashes[i], sizes[i])
+		}
+		if stop != nil && stop(res[i].out) {
+			return res, i + 1
+		}
+	}
+	if at := flush(); at > 0 {
+		return res, at
+	}
+	return res, len(es)
+}
+
+// extends reports whether e, whose hash is h, is the next entry of its
+// feed after heads[e.Author] (or, for an author not in heads, the head
+// the ledger holds) and nothing about its slot waits in the gap, so that
+// ingesting it can do nothing but join its feed. Called with ingestMu held.
+func (in *Ingest) extends(e *consent.Entry, h consent.Hash, heads map[consent.ID]consent.Head) bool {
+	if in.gap.get(authorSeq{e.Author, e.Seq}) != nil || in.gap.get(authorSeq{e.Author, e.Seq + 1}) != nil {
+		return false
+	}
+	head, inRun := heads[e.Author]
+	ok := true
+	in.l.View(func(v *consent.View) {
+		if !inRun {
+			head = v.Head(e.Author)
+		}
+		_, known := v.Entry(h)
+		ok = !known && !v.Equivocating(e.Author)
+	})
+	return ok && e.Seq == head.Seq+1 && e.Prev == head.Hash && e.Time >= head.Time
+}
+
+// commitRun ingests the entries es[i] for i in run, which extend their
+// feeds in order, in one IngestBatch, and sets their results. Called with
+// ingestMu held.
+func (in *Ingest) commitRun(es []*consent.Entry, run []int, res []result) {
+	batch := make([]*consent.Entry, len(run))
+	for j, i := range run {
+		batch[j] = es[i]
+	}
+	acc, err := in.l.IngestBatch(batch)
+	in.queueEvents(acc)
+	in.n.accepted.Add(uint64(len(acc)))
+	joined := make(map[*consent.Entry]bool, len(acc))
+	for _, a := range acc {
+		joined[a] = true
+	}
+	var berr *consent.BatchError
+	errors.As(err, &berr)
+	for j, i := range run {
+		var eerr error
+		if berr != nil && berr.Errs != nil {
+			eerr = berr.Errs[j]
+		}
+		switch {
+		case berr != nil && berr.Store != nil:
+			in.log.Error("ledger store failed", "entry", entryName(es[i]), "err", berr.Store)
+			var a []*consent.Entry
+			if joined[es[i]] {
+				a = []*consent.Entry{es[i]}
+			}
+			res[i] = result{out: outInternal, acc: a, err: errors.New("internal error: store failed")}
+		case eerr != nil:
+			var eq *consent.EquivocationError
+			if errors.As(eerr, &eq) {
+				in.noteEquivocation(eq.Proof)
+				res[i] = result{out: outConflict, err: eerr}
+				continue
+			}
+			in.n.rejected.Add(1)
+			res[i] = result{out: outInvalid, err: eerr}
+		case joined[es[i]]:
+			res[i] = result{out: outAccepted, acc: []*consent.Entry{es[i]}}
+		case err != nil && berr == nil:
+			// Not a BatchError: treat as the store's.
+			in.log.Error("ledger store failed", "entry", entryName(es[i]), "err", err)
+			res[i] = result{out: outInternal, err: errors.New("internal error: store failed")}
+		default:
+			in.n.pending.Add(1)
+			res[i] = result{out: outPending}
+		}
+	}
+}
+
+// acceptLocked is accept of e, whose hash is h and encoding size bytes,
+// past the admission limits; called with ingestMu held.
+func (in *Ingest) acceptLocked(e *consent.Entry, h consent.Hash, size int) result {
 	var head consent.Head
 	var known, equivocated bool
 	in.l.View(func(v *consent.View) {
@@ -247,7 +405,7 @@ func (in *Ingest) accept(e *consent.Entry) result {
 		in.n.rejected.Add(1)
 		return result{out: outBadChain, err: &consent.EntryError{Author: e.Author, Seq: e.Seq, Err: consent.ErrTimeBackwards}}
 	case e.Seq > head.Seq+1:
-		return in.hold(e, h, len(enc))
+		return in.hold(e, h, size)
 	}
 	acc, err := in.l.Ingest(e)
 	if err == nil {

@@ -27,11 +27,11 @@ const (
 	// The resource manager's own limits bound the streams before this.
 	maxStrangerStreams = 512
 
-	// PushStreamLife and SyncStreamLife bound an inbound stream from
-	// start to end, however it is fed: a remote that sends a byte every
-	// few seconds no longer keeps a stream for ever. A long push or
-	// catch-up is cut into several streams (a sync resumes from the heads
-	// it reached; the client pushes what is left).
+	// PushStreamLife and SyncStreamLife bound an inbound stream from its
+	// start, or from its last batch that made progress (a push batch
+	// taken, a fetch answered with entries), however it is fed: a remote
+	// that sends a byte every few seconds no longer keeps a stream for
+	// ever, and a long feed is never cut while it moves on.
 	PushStreamLife = 2 * time.Minute
 	SyncStreamLife = 5 * time.Minute
 	// MinPushRate is the least average rate, in bytes per second of time
@@ -108,6 +108,10 @@ type meter struct {
 func newMeter(str network.Stream, life, idle time.Duration, minRate int) *meter {
 	return &meter{str: str, end: time.Now().Add(life), idle: idle, minRate: minRate, grace: pushRateGrace}
 }
+
+// progress starts the stream's life again: the remote made progress (a
+// push batch was taken), so a long push is bounded per batch, not in all.
+func (m *meter) progress(life time.Duration) { m.end = time.Now().Add(life) }
 
 // next is called before each frame is read: it fails once the stream is
 // below its minimum rate, and sets the deadline of the next exchange to

@@ -18,8 +18,9 @@ import (
 	"github.com/medwallet/medwallet/p2p/wire"
 )
 
-// PushID is the light-client protocol: entries in, one ack per entry out.
-const PushID protocol.ID = "/medwallet/ledger-push/1.0.0"
+// PushID is the light-client protocol: heads offered, then the entries
+// the peer lacks in batches, one ack per entry.
+const PushID protocol.ID = "/medwallet/ledger-push/2.0.0"
 
 // Republisher gossips the entries a push brought in: *GossipService is one.
 type Republisher interface {
@@ -78,6 +79,7 @@ const (
 	AckDuplicate AckStatus = 2 // the peer already held it
 	AckPending   AckStatus = 3 // held until its predecessor arrives: push the feed from the peer's head
 	AckRejected  AckStatus = 4 // refused; Reason says why
+	AckRefused   AckStatus = 5 // not stored: the peer's policy refused it; Code says why (CodeNotAuthorised)
 )
 
 func (a AckStatus) String() string {
@@ -90,6 +92,8 @@ func (a AckStatus) String() string {
 		return "pending"
 	case AckRejected:
 		return "rejected"
+	case AckRefused:
+		return "refused"
 	}
 	return fmt.Sprintf("ack(%d)", uint8(a))
 }
@@ -100,25 +104,44 @@ type Ack struct {
 	Hash   consent.Hash `json:"hash"`
 	Status AckStatus    `json:"status"`
 	Reason string       `json:"reason,omitempty"` // for rejections; never holds entry bodies
+	Code   string       `json:"code,omitempty"`   // for refusals: CodeNotAuthorised
 }
 
-// handlePush serves PushID: entry frames in, one ack frame out per entry,
-// until the client closes its side.
+// Err is nil if the peer took the entry (accepted, or held it already),
+// else an error naming the entry and the peer p that sent the ack; a
+// refusal is a *RefusedError (errors.Is ErrNotAuthorised for its code).
+func (a Ack) Err(p peer.ID) error {
+	switch a.Status {
+	case AckAccepted, AckDuplicate:
+		return nil
+	case AckRefused:
+		return fmt.Errorf("entry %s: %w", a.Hash.String()[:12], &RefusedError{Peer: p, Code: a.Code, Detail: a.Reason})
+	}
+	return fmt.Errorf("peer %s: entry %s: %s %s", p.ShortString(), a.Hash.String()[:12], a.Status, a.Reason)
+}
+
+// handlePush serves PushID: offers and entry batches in, one answer out
+// per frame, until the client closes its side.
 func (s *PushService) handlePush(str network.Stream) {
 	s.life.guard(str, &s.pushLim, s.servePush)
+}
+
+// maxPushFrame bounds one request frame of a push: a batch of entries.
+func (s *PushService) maxPushFrame() int {
+	return pushBatchBytes + s.cfg.maxMsgSize + frameOverhead
 }
 
 func (s *PushService) servePush(str network.Stream) {
 	remote := str.Conn().RemotePeer()
 	m := newMeter(str, PushStreamLife, s.cfg.timeout, MinPushRate)
 	r := bufio.NewReader(m)
-	for range maxPushLen {
+	for range maxPushRequests {
 		if err := m.next(); err != nil {
 			s.log.Debug("push stream reset", "peer", shortPeer(remote), "err", err)
 			str.Reset()
 			return
 		}
-		b, rel, err := wire.ReadFrame(str, r, s.cfg.maxMsgSize)
+		b, rel, err := wire.ReadFrame(str, r, s.maxPushFrame())
 		if errors.Is(err, io.EOF) {
 			str.Close()
 			return
@@ -129,9 +152,14 @@ func (s *PushService) servePush(str network.Stream) {
 			str.Reset()
 			return
 		}
-		ack := s.pushOne(remote, b)
+		var ans any
+		ans, err = s.serveRequest(remote, b, m)
 		rel()
-		if err := wire.Write(str, wireAck{Hash: ack.Hash, Status: uint8(ack.Status), Reason: ack.Reason}); err != nil {
+		if err == nil {
+			err = wire.Write(str, ans)
+		}
+		if err != nil {
+			s.log.Debug("push stream reset", "peer", shortPeer(remote), "err", err)
 			str.Reset()
 			return
 		}
@@ -139,32 +167,110 @@ func (s *PushService) servePush(str network.Stream) {
 	str.Reset()
 }
 
-func (s *PushService) pushOne(remote peer.ID, b []byte) Ack {
-	ack := Ack{Hash: consent.HashBytes(b)}
-	e, err := s.in.decodeCharged(b, remote)
-	if err != nil {
+// serveRequest answers one push request frame: an offer of heads, or a
+// batch of entries. An error resets the stream.
+func (s *PushService) serveRequest(remote peer.ID, b []byte, m *meter) (any, error) {
+	var req pushRequest
+	if err := consent.Unmarshal(b, &req); err != nil {
 		s.in.n.rejected.Add(1)
-		ack.Status, ack.Reason = AckRejected, clip(err.Error())
-		s.log.Debug("push refused", "peer", shortPeer(remote), "err", err)
-		return ack
+		return nil, fmt.Errorf("decoding a push request: %w", err)
 	}
-	res := s.in.accept(e)
-	switch res.out {
-	case outAccepted:
-		ack.Status = AckAccepted
-		s.republish(res.acc)
-	case outDuplicate:
-		ack.Status = AckDuplicate
-	case outPending:
-		ack.Status = AckPending
-	default:
-		ack.Status, ack.Reason = AckRejected, clip(res.reason())
-		if res.out == outInternal {
-			s.republish(res.acc)
+	switch req.Op {
+	case pushOpOffer:
+		if len(req.Heads) == 0 || len(req.Heads) > maxOfferHeads || len(req.Entries) > 0 {
+			return nil, fmt.Errorf("offer of %d heads", len(req.Heads))
+		}
+		return s.offer(req.Heads), nil
+	case pushOpEntries:
+		if len(req.Entries) == 0 || len(req.Entries) > maxPushBatch || len(req.Heads) > 0 {
+			return nil, fmt.Errorf("batch of %d entries", len(req.Entries))
+		}
+		for _, enc := range req.Entries {
+			if len(enc) > s.cfg.maxMsgSize {
+				s.in.n.rejected.Add(1)
+				return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrEntryTooLarge, len(enc), s.cfg.maxMsgSize)
+			}
+		}
+		s.in.n.pushBatches.Add(1)
+		s.in.n.pushEntries.Add(uint64(len(req.Entries)))
+		acks := s.pushBatch(remote, req.Entries)
+		ans := pushAcks{Acks: make([]wireAck, len(acks))}
+		progress := false
+		for i, a := range acks {
+			ans.Acks[i] = wireAck{Hash: a.Hash, Status: uint8(a.Status), Reason: a.Reason, Code: a.Code}
+			progress = progress || a.Status == AckAccepted || a.Status == AckDuplicate || a.Status == AckPending
+		}
+		if progress {
+			// A push that moves on gets a new life: a long feed never
+			// times out while it progresses.
+			m.progress(PushStreamLife)
+		}
+		return ans, nil
+	}
+	return nil, fmt.Errorf("unknown push op %d", req.Op)
+}
+
+// offer answers the client's heads with what this peer holds of each
+// author's feed.
+func (s *PushService) offer(heads []feedHead) offerAnswer {
+	ans := offerAnswer{Held: make([]heldHead, len(heads))}
+	s.in.l.View(func(v *consent.View) {
+		for i, fh := range heads {
+			h := v.Head(fh.Author)
+			ans.Held[i] = heldHead{Seq: h.Seq, Hash: h.Hash}
+			if fh.Seq >= 1 && fh.Seq <= h.Seq {
+				ans.Held[i].Has = v.Feed(fh.Author)[fh.Seq-1].Hash() == fh.Hash
+			}
+		}
+	})
+	return ans
+}
+
+// pushBatch ingests one batch of pushed entries and acks each: the
+// entries are checked (decodeBatch: signatures together where no budget
+// applies), then those that extend their feeds join the ledger together
+// (acceptBatch: one store transaction).
+func (s *PushService) pushBatch(remote peer.ID, encs [][]byte) []Ack {
+	acks := make([]Ack, len(encs))
+	es, errs := s.in.decodeBatch(encs, remote, "push")
+	var ok []*consent.Entry
+	var at []int
+	for i, b := range encs {
+		acks[i].Hash = consent.HashBytes(b)
+		switch err := errs[i]; {
+		case errors.Is(err, ErrNotAuthorised):
+			acks[i].Status, acks[i].Code, acks[i].Reason = AckRefused, CodeNotAuthorised, clip(err.Error())
+		case err != nil:
+			s.in.n.rejected.Add(1)
+			acks[i].Status, acks[i].Reason = AckRejected, clip(err.Error())
+			s.log.Debug("push refused", "peer", shortPeer(remote), "err", err)
+		default:
+			ok = append(ok, es[i])
+			at = append(at, i)
 		}
 	}
-	s.log.Debug("pushed", "entry", entryName(e), "ack", ack.Status)
-	return ack
+	res, _ := s.in.acceptBatch(ok, nil)
+	var acc []*consent.Entry
+	for j, r := range res {
+		ack := &acks[at[j]]
+		switch r.out {
+		case outAccepted:
+			ack.Status = AckAccepted
+			acc = append(acc, r.acc...)
+		case outDuplicate:
+			ack.Status = AckDuplicate
+		case outPending:
+			ack.Status = AckPending
+		default:
+			ack.Status, ack.Reason = AckRejected, clip(r.reason())
+			if r.out == outInternal {
+				acc = append(acc, r.acc...)
+			}
+		}
+		s.log.Debug("pushed", "entry", entryName(ok[j]), "ack", ack.Status)
+	}
+	s.republish(acc)
+	return acks
 }
 
 func clip(s string) string {
@@ -175,11 +281,15 @@ func clip(s string) string {
 }
 
 // Push sends entries to p over PushID and returns one Ack per entry, in
-// order. p verifies and ingests each and gossips those it accepted. Push a
-// feed's entries in seq order, starting after p's head (see Pull).
+// order. It first offers p the head of each author's entries and sends
+// only those p lacks, in batches; the entries p showed it holds (its head
+// is one of them, or follows from one by the hash chain) are acked
+// AckDuplicate without being sent. p verifies and ingests each entry it
+// gets and gossips those it accepted. Give each feed's entries in seq
+// order; any number of entries may be pushed.
 func Push(ctx context.Context, h host.Host, p peer.ID, entries []*consent.Entry) (acks []Ack, err error) {
-	if len(entries) > maxPushLen {
-		return nil, fmt.Errorf("ledgersync: push: %d entries, at most %d per push", len(entries), maxPushLen)
+	if len(entries) == 0 {
+		return nil, nil
 	}
 	str, err := h.NewStream(ctx, p, PushID)
 	if err != nil {
@@ -187,18 +297,51 @@ func Push(ctx context.Context, h host.Host, p peer.ID, entries []*consent.Entry)
 	}
 	stop := context.AfterFunc(ctx, func() { str.Reset() })
 	defer stop()
-	if d, ok := ctx.Deadline(); ok {
+	defer func() {
+		if err != nil {
+			str.Reset()
+			if ctx.Err() != nil {
+				err = fmt.Errorf("%w (%w)", ctx.Err(), err)
+			}
+			err = fmt.Errorf("ledgersync: push to %s: %w", shortPeer(p), err)
+			return
+		}
+		str.Close()
+	}()
+	deadline := func() {
+		d := time.Now().Add(DefaultStreamTimeout)
+		if cd, ok := ctx.Deadline(); ok && cd.Before(d) {
+			d = cd
+		}
 		_ = str.SetDeadline(d)
-	} else {
-		_ = str.SetDeadline(time.Now().Add(DefaultStreamTimeout + time.Duration(len(entries))*time.Second))
+	}
+	r := bufio.NewReader(str)
+
+	acks = make([]Ack, len(entries))
+	send, err := offerHeads(str, r, deadline, entries)
+	if err != nil {
+		return nil, err
+	}
+	for i, e := range entries {
+		if !send[i] {
+			acks[i] = Ack{Hash: e.Hash(), Status: AckDuplicate}
+		}
+	}
+	batches := pushBatches(entries, send)
+	if len(batches) == 0 {
+		return acks, str.CloseWrite()
 	}
 
-	// Write while reading acks, so a long push does not wait on flow
-	// control in both directions.
+	// Write the batches while reading their acks, so that the peer never
+	// waits for the next batch; flow control bounds what is in flight.
 	werr := make(chan error, 1)
 	go func() {
-		for _, e := range entries {
-			if err := wire.WriteFrame(str, e.Encode()); err != nil {
+		for _, bt := range batches {
+			encs := make([][]byte, len(bt))
+			for j, i := range bt {
+				encs[j] = entries[i].Encode()
+			}
+			if err := wire.Write(str, pushRequest{Op: pushOpEntries, Entries: encs}); err != nil {
 				werr <- err
 				return
 			}
@@ -208,32 +351,134 @@ func Push(ctx context.Context, h host.Host, p peer.ID, entries []*consent.Entry)
 	defer func() {
 		if err != nil {
 			str.Reset()
-			<-werr
-			err = fmt.Errorf("ledgersync: push to %s: %w", shortPeer(p), err)
-			return
 		}
-		if err = <-werr; err != nil {
-			str.Reset()
-			err = fmt.Errorf("ledgersync: push to %s: %w", shortPeer(p), err)
-			return
+		if werrv := <-werr; err == nil && werrv != nil {
+			err = werrv
 		}
-		str.Close()
 	}()
-
-	r := bufio.NewReader(str)
-	acks = make([]Ack, 0, len(entries))
-	for _, e := range entries {
-		var wa wireAck
-		if err := wire.Read(str, r, maxAckFrame, &wa); err != nil {
-			if ctx.Err() != nil {
-				err = ctx.Err()
+	for _, bt := range batches {
+		deadline()
+		var ans pushAcks
+		if err := wire.Read(str, r, maxPushAcksFrame, &ans); err != nil {
+			return acks, fmt.Errorf("acks: %w", err)
+		}
+		if len(ans.Acks) != len(bt) {
+			return acks, fmt.Errorf("%d acks for a batch of %d", len(ans.Acks), len(bt))
+		}
+		for j, i := range bt {
+			wa := ans.Acks[j]
+			if wa.Hash != entries[i].Hash() {
+				return acks, fmt.Errorf("ack for %s names another entry", entryName(entries[i]))
 			}
-			return acks, err
+			acks[i] = Ack{Hash: wa.Hash, Status: AckStatus(wa.Status), Reason: wa.Reason, Code: wa.Code}
 		}
-		if wa.Hash != e.Hash() {
-			return acks, fmt.Errorf("ack for %s names another entry", entryName(e))
-		}
-		acks = append(acks, Ack{Hash: wa.Hash, Status: AckStatus(wa.Status), Reason: wa.Reason})
 	}
 	return acks, nil
+}
+
+// offerHeads offers p the head of each author's entries and returns which
+// entries to send: all but those p showed it holds.
+func offerHeads(str network.Stream, r *bufio.Reader, deadline func(), entries []*consent.Entry) ([]bool, error) {
+	// Per author, its entries by seq; a seq given twice (a fork) makes
+	// nothing of that author provably held.
+	type feed struct {
+		head   *consent.Entry
+		bySeq  map[uint64]*consent.Entry
+		forked bool
+	}
+	feeds := map[consent.ID]*feed{}
+	var authors []consent.ID
+	for _, e := range entries {
+		f := feeds[e.Author]
+		if f == nil {
+			f = &feed{bySeq: map[uint64]*consent.Entry{}}
+			feeds[e.Author] = f
+			authors = append(authors, e.Author)
+		}
+		if o, ok := f.bySeq[e.Seq]; ok && o.Hash() != e.Hash() {
+			f.forked = true
+		}
+		f.bySeq[e.Seq] = e
+		if f.head == nil || e.Seq >= f.head.Seq {
+			f.head = e
+		}
+	}
+	// held[author] is the highest seq p provably holds of the entries.
+	held := make(map[consent.ID]uint64, len(authors))
+	for len(authors) > 0 {
+		n := min(len(authors), maxOfferHeads)
+		page := authors[:n]
+		authors = authors[n:]
+		heads := make([]feedHead, n)
+		for i, a := range page {
+			hd := feeds[a].head
+			heads[i] = feedHead{Author: a, Seq: hd.Seq, Hash: hd.Hash()}
+		}
+		deadline()
+		if err := wire.Write(str, pushRequest{Op: pushOpOffer, Heads: heads}); err != nil {
+			return nil, err
+		}
+		var ans offerAnswer
+		if err := wire.Read(str, r, maxOfferFrame, &ans); err != nil {
+			return nil, fmt.Errorf("offer: %w", err)
+		}
+		if len(ans.Held) != n {
+			return nil, fmt.Errorf("offer: %d answers for %d heads", len(ans.Held), n)
+		}
+		for i, a := range page {
+			f, hh := feeds[a], ans.Held[i]
+			switch {
+			case f.forked:
+			case hh.Has:
+				held[a] = heads[i].Seq
+			case hh.Seq > 0 && hh.Seq < heads[i].Seq && f.bySeq[hh.Seq] != nil && f.bySeq[hh.Seq].Hash() == hh.Hash:
+				held[a] = hh.Seq
+			}
+		}
+	}
+	send := make([]bool, len(entries))
+	for i, e := range entries {
+		send[i] = true
+		top := held[e.Author]
+		if top == 0 || e.Seq > top {
+			continue
+		}
+		// e is held if the hash chain links it to the held entry.
+		f := feeds[e.Author]
+		cur := f.bySeq[top]
+		for cur.Seq > e.Seq {
+			prev := f.bySeq[cur.Seq-1]
+			if prev == nil || cur.Prev != prev.Hash() {
+				break
+			}
+			cur = prev
+		}
+		send[i] = cur.Seq != e.Seq || cur.Hash() != e.Hash()
+	}
+	return send, nil
+}
+
+// pushBatches cuts the entries to send into batches of at most
+// maxPushBatch entries and about pushBatchBytes (a batch always holds its
+// first entry), as indexes into entries, in order.
+func pushBatches(entries []*consent.Entry, send []bool) [][]int {
+	var out [][]int
+	var cur []int
+	size := 0
+	for i, e := range entries {
+		if !send[i] {
+			continue
+		}
+		n := len(e.Encode())
+		if len(cur) > 0 && (len(cur) == maxPushBatch || size+n > clientBatchBytes) {
+			out = append(out, cur)
+			cur, size = nil, 0
+		}
+		cur = append(cur, i)
+		size += n
+	}
+	if len(cur) > 0 {
+		out = append(out, cur)
+	}
+	return out
 }

@@ -19,6 +19,26 @@ import (
 // ErrClosed is returned by a service that was closed.
 var ErrClosed = errors.New("ledgersync: service closed")
 
+// ErrNotAuthorised is what an Authoriser's refusal wraps, and what a
+// client's error wraps when a peer refused it with code CodeNotAuthorised.
+var ErrNotAuthorised = errors.New("not authorised")
+
+// CodeNotAuthorised is the refusal code of a request or entry the peer's
+// Authoriser refused: heads of a remote that may read no feed here, a fetch
+// of a feed it may not read, a pushed entry this peer does not store.
+const CodeNotAuthorised = "not-authorised"
+
+// Authoriser says who may read and who may write which feeds. It is
+// called for every heads page, fetch and received entry, so it must be
+// cheap; it must not call back into the services.
+type Authoriser interface {
+	// MayRead reports whether remote may learn of and fetch author's feed.
+	MayRead(remote peer.ID, author consent.ID) bool
+	// MayWrite returns nil if this peer should store e, received from
+	// remote; else an error wrapping ErrNotAuthorised.
+	MayWrite(remote peer.ID, e *consent.Entry) error
+}
+
 // Defaults of the options.
 const (
 	DefaultSyncInterval  = 30 * time.Second
@@ -57,6 +77,7 @@ type config struct {
 	known        map[string]bool // IDs of known peers (WithKnownPeers)
 	bulk, cons   Budget          // per-author budgets (WithAuthorBudget)
 	related      func(consent.ID) bool
+	auth         Authoriser // nil: everyone reads and writes everything
 }
 
 // isKnown reports whether p is a known peer.
@@ -173,6 +194,22 @@ func WithAuthorBudget(bulk, consent Budget) Option {
 func WithRelatedAuthors(related func(consent.ID) bool) Option {
 	return func(c *config) error {
 		c.related = related
+		return nil
+	}
+}
+
+// WithAuthoriser makes the services ask a who may read and write which
+// feeds: sync heads list only the feeds the remote may read (a remote that
+// may read none is refused with code CodeNotAuthorised), a fetch of a feed
+// it may not read is refused, and an entry a refuses (received by push,
+// sync or gossip) is not stored and not gossiped; a push acks it
+// AckRefused with code CodeNotAuthorised. Each refusal is counted in
+// Stats.NotAuthorised and logged at info, at most one line per remote a
+// minute, naming feeds by a short hash only. Without it (or with nil),
+// every remote reads and writes every feed.
+func WithAuthoriser(a Authoriser) Option {
+	return func(c *config) error {
+		c.auth = a
 		return nil
 	}
 }

@@ -270,14 +270,20 @@ func (s *SyncService) serveSync(str network.Stream) {
 			str.Reset()
 			return
 		}
+		remote := str.Conn().RemotePeer()
 		switch req.Op {
 		case opHeads:
-			err = wire.Write(str, s.headsAfter(req.After))
+			err = wire.Write(str, s.headsAfter(remote, req.After))
 		case opFetch:
 			var b batch
-			b, err = s.fetch(req.Author, req.From, req.Limit)
+			b, err = s.fetch(remote, req.Author, req.From, req.Limit)
 			if err == nil {
 				err = wire.Write(str, b)
+			}
+			if err == nil && len(b.Entries) > 0 {
+				// A pull that moves on gets a new life: a long feed is
+				// never cut while it progresses.
+				m.progress(SyncStreamLife)
 			}
 		default:
 			err = fmt.Errorf("unknown sync op %d", req.Op)
@@ -291,9 +297,12 @@ func (s *SyncService) serveSync(str network.Stream) {
 	str.Reset()
 }
 
-// headsAfter returns the page of heads of authors sorted after `after`.
-func (s *SyncService) headsAfter(after consent.ID) headsPage {
+// headsAfter returns the page of heads of authors sorted after `after`
+// whose feeds remote may read. A remote that may read none of the feeds
+// held here is refused (CodeNotAuthorised) on its first page.
+func (s *SyncService) headsAfter(remote peer.ID, after consent.ID) headsPage {
 	var page headsPage
+	hidden := 0
 	s.in.l.View(func(v *consent.View) {
 		authors := v.Authors()
 		i := sort.Search(len(authors), func(i int) bool { return authors[i] > after })
@@ -302,21 +311,35 @@ func (s *SyncService) headsAfter(after consent.ID) headsPage {
 				page.More = true
 				break
 			}
+			if !s.in.mayRead(remote, authors[i]) {
+				hidden++
+				continue
+			}
 			h := v.Head(authors[i])
 			page.Heads = append(page.Heads, feedHead{Author: authors[i], Seq: h.Seq, Hash: h.Hash})
 		}
 	})
+	if after == "" && hidden > 0 && len(page.Heads) == 0 {
+		s.in.notAuthorised(remote, "heads", "")
+		return headsPage{Heads: []feedHead{}, Code: CodeNotAuthorised}
+	}
 	if page.Heads == nil {
 		page.Heads = []feedHead{}
 	}
 	return page
 }
 
-// fetch returns consecutive entries of author's feed from seq `from`.
-func (s *SyncService) fetch(author consent.ID, from uint64, limit uint32) (batch, error) {
+// fetch returns consecutive entries of author's feed from seq `from`, or
+// a refusal if remote may not read it.
+func (s *SyncService) fetch(remote peer.ID, author consent.ID, from uint64, limit uint32) (batch, error) {
 	if from == 0 {
 		return batch{}, errors.New("fetch from seq 0")
 	}
+	if !s.in.mayRead(remote, author) {
+		s.in.notAuthorised(remote, "fetch", author)
+		return batch{Entries: [][]byte{}, Code: CodeNotAuthorised}, nil
+	}
+	s.in.n.fetches.Add(1)
 	n := min(int(limit), maxBatchLen)
 	var es []*consent.Entry
 	s.in.l.View(func(v *consent.View) {
@@ -337,6 +360,7 @@ func (s *SyncService) fetch(author consent.ID, from uint64, limit uint32) (batch
 		size += len(enc)
 		b.Entries = append(b.Entries, enc)
 	}
+	s.in.n.served.Add(uint64(len(b.Entries)))
 	return b, nil
 }
 
@@ -382,27 +406,50 @@ func (s *SyncService) syncWith(ctx context.Context, p peer.ID) (int, error) {
 		})
 		return from, ok
 	}
-	sink := func(e *consent.Entry) error {
-		if err := s.in.charge(e, len(e.Encode()), p); err != nil {
-			// The author spent its budget here: the rest of its feed
-			// waits for a later sync.
-			s.in.n.rejected.Add(1)
-			return errSkipFeed
+	// stops: nothing more of this feed from p fits here (the author
+	// forked, which is recorded as evidence when both entries are at hand,
+	// or p sent an entry over an admission limit), or p misbehaved.
+	stops := func(o outcome) bool {
+		switch o {
+		case outConflict, outBadChain, outRefused, outInvalid, outInternal:
+			return true
 		}
-		res := s.in.accept(e)
-		n += len(res.acc)
-		acc = append(acc, res.acc...)
-		s.in.n.synced.Add(uint64(len(res.acc)))
-		switch res.out {
-		case outConflict, outBadChain, outRefused:
-			// The author forked (recorded as evidence when both entries
-			// are at hand), or p sent an entry over an admission limit:
-			// nothing more of this feed from p fits here.
+		return false
+	}
+	sink := func(es []*consent.Entry) error {
+		take, skip := es, false
+		for i, e := range es {
+			if err := s.in.mayWrite(p, "sync", e); err != nil {
+				// Not stored here: the rest of the feed neither.
+				take, skip = es[:i], true
+				break
+			}
+			if err := s.in.charge(e, len(e.Encode()), p); err != nil {
+				// The author spent its budget here: the rest of its feed
+				// waits for a later sync.
+				s.in.n.rejected.Add(1)
+				take, skip = es[:i], true
+				break
+			}
+		}
+		res, k := s.in.acceptBatch(take, stops)
+		for _, r := range res[:k] {
+			n += len(r.acc)
+			acc = append(acc, r.acc...)
+			s.in.n.synced.Add(uint64(len(r.acc)))
+		}
+		if k > 0 {
+			switch r := res[k-1]; r.out {
+			case outConflict, outBadChain, outRefused:
+				return errSkipFeed
+			case outInvalid:
+				return fmt.Errorf("peer sent %s: %s", entryName(take[k-1]), r.reason())
+			case outInternal:
+				return r.err
+			}
+		}
+		if skip {
 			return errSkipFeed
-		case outInvalid:
-			return fmt.Errorf("peer sent %s: %s", entryName(e), res.reason())
-		case outInternal:
-			return res.err
 		}
 		return nil
 	}
@@ -423,35 +470,52 @@ func (s *SyncService) syncWith(ctx context.Context, p peer.ID) (int, error) {
 //
 // One Pull returns at most MaxPullBytes of entries: past that it returns
 // what it has with ErrPullLimit, and the caller ingests them and pulls
-// again from its new heads.
+// again from its new heads. PullBatches hands the entries over as they
+// come instead, with no such limit.
 func Pull(ctx context.Context, h host.Host, p peer.ID, have map[consent.ID]uint64) ([]*consent.Entry, error) {
 	var out []*consent.Entry
+	size := 0
+	err := PullBatches(ctx, h, p, have, func(es []*consent.Entry) error {
+		for _, e := range es {
+			if size += len(e.Body) + len(e.Sig) + 128; size > pullLimit {
+				return ErrPullLimit
+			}
+			out = append(out, e)
+		}
+		return nil
+	})
+	if errors.Is(err, ErrPullLimit) {
+		return out, ErrPullLimit
+	}
+	return out, err
+}
+
+// PullBatches fetches from p what Pull does, and hands the entries to fn
+// as they come, in batches (at most 256 entries of one feed, in order,
+// verified and chained; the first of a feed follows the caller's seq), so
+// that the caller holds one batch at a time: fn ingests it, say. An error
+// from fn stops the pull and is returned (wrapped); errors.Is finds it.
+// After a batch that fn took, have is not updated: the caller passes
+// what it holds to the next peer's pull.
+func PullBatches(ctx context.Context, h host.Host, p peer.ID, have map[consent.ID]uint64, fn func([]*consent.Entry) error) error {
 	start := func(fh feedHead) (uint64, bool) {
 		seq := have[fh.Author]
 		return seq + 1, fh.Seq > seq
 	}
-	size := 0
-	sink := func(e *consent.Entry) error {
-		if size += len(e.Body) + len(e.Sig) + 128; size > pullLimit {
-			return ErrPullLimit
-		}
-		out = append(out, e)
-		return nil
-	}
-	if err := pull(ctx, h, p, DefaultStreamTimeout, start, sink); err != nil {
+	if err := pull(ctx, h, p, DefaultStreamTimeout, start, fn); err != nil {
 		if errors.Is(err, ErrPullLimit) {
-			return out, ErrPullLimit
+			return err
 		}
-		return out, fmt.Errorf("ledgersync: pull from %s: %w", shortPeer(p), err)
+		return fmt.Errorf("ledgersync: pull from %s: %w", shortPeer(p), err)
 	}
-	return out, nil
+	return nil
 }
 
 // pull runs the client side of SyncID: page through p's heads; for each
 // head that start wants, fetch from the seq it says up to the head, in
 // batches, verifying every entry before handing it to sink.
 func pull(ctx context.Context, h host.Host, p peer.ID, timeout time.Duration,
-	start func(feedHead) (uint64, bool), sink func(*consent.Entry) error) (err error) {
+	start func(feedHead) (uint64, bool), sink func([]*consent.Entry) error) (err error) {
 	str, err := h.NewStream(ctx, p, SyncID)
 	if err != nil {
 		return err
@@ -487,6 +551,9 @@ func pull(ctx context.Context, h host.Host, p peer.ID, timeout time.Duration,
 		if err := wire.Read(str, r, maxHeadsFrame, &page); err != nil {
 			return fmt.Errorf("heads: %w", err)
 		}
+		if page.Code != "" {
+			return &RefusedError{Peer: p, Code: page.Code, Detail: "heads"}
+		}
 		if len(page.Heads) > headsPageSize {
 			return fmt.Errorf("heads: %d in one page", len(page.Heads))
 		}
@@ -503,7 +570,7 @@ func pull(ctx context.Context, h host.Host, p peer.ID, timeout time.Duration,
 			if !ok || from == 0 || from > fh.Seq {
 				continue
 			}
-			if err := fetchFeed(str, r, deadline, fh, from, sink); err != nil {
+			if err := fetchFeed(str, r, p, deadline, fh, from, sink); err != nil {
 				return err
 			}
 		}
@@ -516,8 +583,10 @@ func pull(ctx context.Context, h host.Host, p peer.ID, timeout time.Duration,
 	}
 }
 
-// fetchFeed fetches fh.Author's entries from seq `from` to fh.Seq.
-func fetchFeed(str network.Stream, r *bufio.Reader, deadline func(), fh feedHead, from uint64, sink func(*consent.Entry) error) error {
+// fetchFeed fetches fh.Author's entries from seq `from` to fh.Seq, in
+// batches: each batch's signatures are checked together, and the entries
+// up to the first bad one go to sink before the error is returned.
+func fetchFeed(str network.Stream, r *bufio.Reader, p peer.ID, deadline func(), fh feedHead, from uint64, sink func([]*consent.Entry) error) error {
 	next := from
 	var prev consent.Hash
 	for next <= fh.Seq {
@@ -530,34 +599,52 @@ func fetchFeed(str network.Stream, r *bufio.Reader, deadline func(), fh feedHead
 		if err := wire.Read(str, r, maxBatchFrame, &b); err != nil {
 			return fmt.Errorf("fetch %s#%d: %w", fh.Author.Short(), next, err)
 		}
+		if b.Code != "" {
+			return &RefusedError{Peer: p, Code: b.Code, Detail: "fetch"}
+		}
 		if len(b.Entries) == 0 {
 			return nil // the peer has less than it announced: nothing more here
 		}
 		if len(b.Entries) > int(limit) {
 			return fmt.Errorf("fetch %s#%d: %d entries for %d asked", fh.Author.Short(), next, len(b.Entries), limit)
 		}
+		es := make([]*consent.Entry, 0, len(b.Entries))
+		var bad error
 		for _, enc := range b.Entries {
 			e, err := consent.DecodeEntry(enc)
 			if err != nil {
-				return fmt.Errorf("fetch %s#%d: %w", fh.Author.Short(), next, err)
-			}
-			if err := consent.VerifyEntry(e); err != nil {
-				return fmt.Errorf("fetch %s#%d: %w", fh.Author.Short(), next, err)
+				bad = fmt.Errorf("fetch %s#%d: %w", fh.Author.Short(), next, err)
+				break
 			}
 			if e.Author != fh.Author || e.Seq != next {
-				return fmt.Errorf("fetch %s#%d: got %s", fh.Author.Short(), next, entryName(e))
+				bad = fmt.Errorf("fetch %s#%d: got %s", fh.Author.Short(), next, entryName(e))
+				break
 			}
 			if next > from && e.Prev != prev {
-				return fmt.Errorf("fetch %s#%d: %w", fh.Author.Short(), next, consent.ErrWrongPrev)
+				bad = fmt.Errorf("fetch %s#%d: %w", fh.Author.Short(), next, consent.ErrWrongPrev)
+				break
 			}
 			prev = consent.HashBytes(enc)
-			if err := sink(e); err != nil {
+			es = append(es, e)
+			next++
+		}
+		for i, err := range consent.VerifyBatch(es) {
+			if err != nil {
+				bad = fmt.Errorf("fetch %s#%d: %w", fh.Author.Short(), es[i].Seq, err)
+				es = es[:i]
+				break
+			}
+		}
+		if len(es) > 0 {
+			if err := sink(es); err != nil {
 				if errors.Is(err, errSkipFeed) {
 					return nil
 				}
 				return err
 			}
-			next++
+		}
+		if bad != nil {
+			return bad
 		}
 	}
 	return nil

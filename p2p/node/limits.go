@@ -59,7 +59,7 @@ const clientConnsPerIP = 256
 const (
 	sharesID    protocol.ID = "/medwallet/shares/1.0.0"
 	manifestsID protocol.ID = "/medwallet/manifests/1.0.0"
-	pushID      protocol.ID = "/medwallet/ledger-push/1.0.0"
+	pushID      protocol.ID = "/medwallet/ledger-push/2.0.0"
 	syncID      protocol.ID = "/medwallet/ledger-sync/1.0.0"
 	kadID       protocol.ID = "/medwallet/kad/1.0.0"
 )

@@ -1,0 +1,5 @@
+//go:build race
+
+package ledgersync
+
+const raceEnabled = true
