@@ -1,17 +1,17 @@
 package peer
 
 import (
-	"errors"
 	"fmt"
 
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/medwallet/medwallet/consent"
+	"github.com/medwallet/medwallet/p2p/ledgersync"
 	"github.com/medwallet/medwallet/p2p/serving"
 )
 
 // errNotAuthorised is what MayWrite refuses with.
-var errNotAuthorised = errors.New("not authorised")
+var errNotAuthorised = ledgersync.ErrNotAuthorised
 
 // authoriser decides who may read and write which feeds on this peer
 // (need to know). A feed's subject is the patient it is about: the author
@@ -174,6 +174,8 @@ func (a *authoriser) mayWrite(v *consent.View, r consent.ID, e *consent.Entry) b
 	switch b, _ := e.DecodedBody(); b := b.(type) {
 	case *consent.BreakGlassBody:
 		return a.Serves(v, b.Owner)
+	case *consent.EquivocationProof:
+		return a.Serves(v, b.Author()) // a proof against a served subject
 	case *consent.CredentialBody:
 		return from // only an issuer's credentials count
 	case *consent.IdentityBody:

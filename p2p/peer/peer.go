@@ -215,6 +215,7 @@ func Start(ctx context.Context, cfg Config) (_ *Peer, err error) {
 		return nil, err
 	}
 	p.auth = newAuthoriser(signer.ID(), p.Ledger, p.served, p.Store.Holds, knownIDs)
+	opts = append(opts, ledgersync.WithAuthoriser(p.auth))
 	if p.Sync, err = ledgersync.New(sctx, p.Host, p.Ledger, opts...); err != nil {
 		return nil, err
 	}
