@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"runtime"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -138,14 +141,12 @@ func AuditLedger(entries []*Entry) *AuditReport {
 // ledger (the reading time, the peers that could decide): access entries
 // that fail CheckAccess with c are suspicious findings.
 func AuditLedgerWith(entries []*Entry, c AccessCheck) *AuditReport {
-	rep := &AuditReport{Entries: len(entries), Equivocators: []ID{}, Findings: []Finding{}, Proofs: []ProofReport{}}
-	add := func(f Finding) { rep.Findings = append(rep.Findings, f) }
-
+	a := newAuditor(len(entries))
 	byAuthor := make(map[ID][]*Entry)
-	for _, e := range entries {
-		if err := VerifyEntry(e); err != nil {
-			h := e.Hash()
-			add(Finding{Kind: FindingInvalid, Author: e.Author, Seq: e.Seq, Entry: &h, Detail: err.Error()})
+	for i, err := range VerifyBatch(entries) {
+		e := entries[i]
+		if err != nil {
+			a.invalid(e, err)
 			continue
 		}
 		byAuthor[e.Author] = append(byAuthor[e.Author], e)
@@ -155,29 +156,100 @@ func AuditLedgerWith(entries []*Entry, c AccessCheck) *AuditReport {
 		authors = append(authors, a)
 	}
 	sort.Slice(authors, func(i, j int) bool { return authors[i] < authors[j] })
-	rep.Feeds = len(authors)
-
-	full := NewView()
-	for _, a := range authors {
-		es := byAuthor[a]
-		sort.SliceStable(es, func(i, j int) bool {
-			if es[i].Seq != es[j].Seq {
-				return es[i].Seq < es[j].Seq
-			}
-			return bytes.Compare(es[i].Encode(), es[j].Encode()) < 0
-		})
-		if _, err := verifyFeed(a, dedupe(es), false); err != nil {
-			kind := FindingChain
-			var eq *EquivocationError
-			if errors.As(err, &eq) {
-				kind = FindingEquivocation
-			}
-			add(Finding{Kind: kind, Author: a, Detail: err.Error()})
-		}
-		for _, e := range es {
-			full.ingestVerified(e, e.Hash())
-		}
+	for _, id := range authors {
+		a.feed(id, byAuthor[id])
 	}
+	return a.finish(c)
+}
+
+// AuditStore is AuditLedgerWith over every entry of s, read feed by feed
+// (Store.Scan gives them by author then seq) rather than all at once. It
+// also returns the view of the audited entries, so that a caller needs no
+// second pass over the store (for EmergencyAccesses, say). An error is a
+// store that cannot be read.
+func AuditStore(s Store, c AccessCheck) (*AuditReport, *View, error) {
+	a := newAuditor(0)
+	var cur []*Entry
+	flush := func() {
+		if len(cur) == 0 {
+			return
+		}
+		valid := cur[:0:0]
+		for i, err := range VerifyBatch(cur) {
+			if err != nil {
+				a.invalid(cur[i], err)
+				continue
+			}
+			valid = append(valid, cur[i])
+		}
+		if len(valid) > 0 {
+			a.feed(valid[0].Author, valid)
+		}
+		cur = nil
+	}
+	err := s.Scan(func(e *Entry) error {
+		a.rep.Entries++
+		if len(cur) > 0 && e.Author != cur[0].Author {
+			flush()
+		}
+		cur = append(cur, e)
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	flush()
+	return a.finish(c), a.full, nil
+}
+
+// auditor builds an AuditReport: entries that verify on their own go in
+// feed by feed (each feed's entries sorted by seq), then finish checks
+// equivocations and access entries.
+type auditor struct {
+	rep     *AuditReport
+	full    *View
+	invalid func(e *Entry, err error)
+	bad     []Finding // invalid entries, first in the report
+	chain   []Finding // chain and equivocation findings, by author
+}
+
+func newAuditor(n int) *auditor {
+	a := &auditor{rep: &AuditReport{Entries: n, Equivocators: []ID{}, Findings: []Finding{}, Proofs: []ProofReport{}},
+		full: NewView()}
+	a.invalid = func(e *Entry, err error) {
+		h := e.Hash()
+		a.bad = append(a.bad, Finding{Kind: FindingInvalid, Author: e.Author, Seq: e.Seq, Entry: &h, Detail: err.Error()})
+	}
+	return a
+}
+
+// feed checks the chain of author's entries (each verified on its own)
+// and adds them to the full view.
+func (a *auditor) feed(author ID, es []*Entry) {
+	a.rep.Feeds++
+	sort.SliceStable(es, func(i, j int) bool {
+		if es[i].Seq != es[j].Seq {
+			return es[i].Seq < es[j].Seq
+		}
+		return bytes.Compare(es[i].Encode(), es[j].Encode()) < 0
+	})
+	if _, err := verifyFeed(author, dedupe(es), false); err != nil {
+		kind := FindingChain
+		var eq *EquivocationError
+		if errors.As(err, &eq) {
+			kind = FindingEquivocation
+		}
+		a.chain = append(a.chain, Finding{Kind: kind, Author: author, Detail: err.Error()})
+	}
+	for _, e := range es {
+		a.full.ingestVerified(e, e.Hash())
+	}
+}
+
+func (a *auditor) finish(c AccessCheck) *AuditReport {
+	rep, full := a.rep, a.full
+	add := func(f Finding) { rep.Findings = append(rep.Findings, f) }
+	rep.Findings = append(append(rep.Findings, a.bad...), a.chain...)
 	reported := map[ID]bool{}
 	for _, f := range rep.Findings {
 		if f.Kind == FindingEquivocation {
@@ -201,51 +273,8 @@ func AuditLedgerWith(entries []*Entry, c AccessCheck) *AuditReport {
 		}
 	}
 	rep.Grants = len(full.grants)
-	for _, a := range full.Authors() {
-		// One as-of view per owner (and set of other feeds named), extended
-		// entry by entry while the decider's feed is walked in order:
-		// linear in the usual case.
-		cache := map[string]*asOfView{}
-		for _, e := range full.Feed(a) {
-			switch e.Kind {
-			case KindRevoke:
-				rep.Revocations++
-			case KindAccess:
-				auditAccess(full, e, rep, cache, c)
-			}
-		}
-	}
+	auditAccesses(full, rep, c)
 	return rep
-}
-
-// asOfView is the union of prefixes of some feeds: n[author] entries of
-// each.
-type asOfView struct {
-	v *View
-	n map[ID]int
-}
-
-// extend grows the view to the given prefix lengths, or reports false if
-// that would mean shrinking it. A feed the view holds entries of but want
-// does not name counts as a prefix of length 0: an access entry that names
-// no issuer head must not be judged on an issuer's feed that an earlier
-// access entry named.
-func (a *asOfView) extend(full *View, want map[ID]int) bool {
-	for id, n := range a.n {
-		if want[id] < n {
-			return false
-		}
-	}
-	for id, n := range want {
-		f := full.feeds[id]
-		for i := a.n[id]; i < n; i++ {
-			a.v.ingestVerified(f.entries[i], f.hashes[i])
-		}
-		if n > a.n[id] {
-			a.n[id] = n
-		}
-	}
-	return true
 }
 
 func dedupe(es []*Entry) []*Entry {
@@ -259,19 +288,108 @@ func dedupe(es []*Entry) []*Entry {
 	return out
 }
 
-func auditAccess(full *View, e *Entry, rep *AuditReport, cache map[string]*asOfView, c AccessCheck) {
+// auditAccesses counts revocations and checks every access entry of the
+// full view, walking feeds by author then seq. Findings keep that order,
+// though the policy re-runs go owner by owner (auditIndex.decideJobs).
+// Between the two passes an access entry waits as a few words: its body
+// and request are decoded again when its turn comes.
+func auditAccesses(full *View, rep *AuditReport, c AccessCheck) {
+	x := newAuditIndex(full)
+	found := map[int][]Finding{} // by position of the access entry in the walk
+	var jobs []asOfJob
+	n := 0 // access entries so far
+	var batch []*Entry
+	flush := func() {
+		for k, ck := range checkAccesses(full, batch, c) {
+			pre, job := auditAccess(full, batch[k], ck, rep)
+			if len(pre) > 0 {
+				found[n] = pre
+			}
+			if job.e != nil {
+				job.i = n
+				jobs = append(jobs, job)
+			}
+			n++
+		}
+		batch = batch[:0]
+	}
+	for _, a := range full.Authors() {
+		for _, e := range full.Feed(a) {
+			switch e.Kind {
+			case KindRevoke:
+				rep.Revocations++
+			case KindAccess:
+				if batch = append(batch, e); len(batch) == accessBatch {
+					flush()
+				}
+			}
+		}
+	}
+	flush()
+	x.decideJobs(jobs, func(j *asOfJob, d Decision) {
+		f := newAccessFinding(j.e, full.seen[authorSeq{j.e.Author, j.e.Seq}], j.ab)
+		if judge(&f, j.ab, d) {
+			found[j.i] = append(found[j.i], f)
+		}
+	})
+	at := make([]int, 0, len(found))
+	for i := range found {
+		at = append(at, i)
+	}
+	slices.Sort(at)
+	for _, i := range at {
+		rep.Findings = append(rep.Findings, found[i]...)
+	}
+}
+
+// accessBatch is how many access entries the audit checks at once (their
+// requests' signatures in parallel).
+const accessBatch = 256
+
+// accessChecked is CheckAccess's answer for one entry.
+type accessChecked struct {
+	ab  *AccessBody
+	req *Request
+	err error
+}
+
+// checkAccesses runs CheckAccessIn on every entry of v, on every core.
+func checkAccesses(v *View, es []*Entry, c AccessCheck) []accessChecked {
+	out := make([]accessChecked, len(es))
+	workers := min(runtime.GOMAXPROCS(0), len(es))
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(es); i += workers {
+				ab, req, err := CheckAccessIn(v, es[i], c)
+				out[i] = accessChecked{ab, req, err}
+			}
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// auditAccess takes access entry e, checked on its own (ck), and counts
+// it. It returns its findings so far and, unless the entry is suspicious,
+// does not decode or names an unknown head (the verdict is then in the
+// findings already), the policy re-run to do.
+func auditAccess(full *View, e *Entry, ck accessChecked, rep *AuditReport) ([]Finding, asOfJob) {
+	var pre []Finding
 	h := full.seen[authorSeq{e.Author, e.Seq}]
-	ab, req, err := CheckAccessIn(full, e, c)
+	ab, req, err := ck.ab, ck.req, ck.err
 	if err != nil {
 		var se *SuspiciousAccessError
 		if errors.As(err, &se) {
 			rep.Suspicious++
-			rep.Findings = append(rep.Findings, Finding{Kind: FindingSuspicious, Author: e.Author, Seq: e.Seq, Entry: &h,
+			pre = append(pre, Finding{Kind: FindingSuspicious, Author: e.Author, Seq: e.Seq, Entry: &h,
 				Logged: ab.Reason, Suspicion: se.Reason, Detail: err.Error()})
 		}
 		// Otherwise the body does not decode: checked when the entry was
 		// verified.
-		return
+		return pre, asOfJob{}
 	}
 	n := ab.Decisions()
 	rep.Accesses += n
@@ -283,27 +401,39 @@ func auditAccess(full *View, e *Entry, rep *AuditReport, cache map[string]*asOfV
 	} else {
 		rep.Denied += n
 	}
-	f := Finding{Author: e.Author, Seq: e.Seq, Entry: &h, Logged: ab.Reason}
-	if !ab.Grant.IsZero() {
-		g := ab.Grant
-		f.Grant = &g
-	}
+	f := newAccessFinding(e, h, ab)
 	if ab.Repeats != nil {
 		rep.Repeated += n
 		rep.Summaries++
 		if err := checkRepeats(full, e, ab, req); err != nil {
 			f.Kind, f.Detail = FindingMismatch, err.Error()
-			rep.Findings = append(rep.Findings, f)
+			pre = append(pre, f)
+			f = newAccessFinding(e, h, ab)
 		}
 	}
-	d, err := decideAsOf(full, e, req, cache)
+	lim, err := accessLimits(full, e, ab, req)
 	if err != nil {
 		if ab.Allow {
 			f.Kind, f.Detail = FindingViolation, err.Error()
-			rep.Findings = append(rep.Findings, f)
+			pre = append(pre, f)
 		}
-		return
+		return pre, asOfJob{}
 	}
+	return pre, asOfJob{e: e, owner: req.Owner, at: lim.of(req.Owner)}
+}
+
+func newAccessFinding(e *Entry, h Hash, ab *AccessBody) Finding {
+	f := Finding{Author: e.Author, Seq: e.Seq, Entry: &h, Logged: ab.Reason}
+	if !ab.Grant.IsZero() {
+		g := ab.Grant
+		f.Grant = &g
+	}
+	return f
+}
+
+// judge compares the logged decision ab with the policy's d and fills in
+// f; it reports whether f is a finding.
+func judge(f *Finding, ab *AccessBody, d Decision) bool {
 	f.Reason = d.Reason
 	switch {
 	case ab.Allow && !d.Allow:
@@ -319,9 +449,9 @@ func auditAccess(full *View, e *Entry, rep *AuditReport, cache map[string]*asOfV
 	case !ab.Allow && d.Reason != ab.Reason:
 		f.Kind, f.Detail = FindingMismatch, "access denied for another reason than the policy gives"
 	default:
-		return
+		return false
 	}
-	rep.Findings = append(rep.Findings, f)
+	return true
 }
 
 // checkRepeats checks a summary of repeated denials against the entry it
@@ -351,12 +481,9 @@ func checkRepeats(full *View, e *Entry, ab *AccessBody, req *Request) error {
 var ErrUnknownHead = errors.New("head in access entry is not in its feed")
 
 // DecideAsOf re-runs Decide for access entry e (carrying req) on the view
-// as of e, built from full (see AuditLedger).
+// as of e, built from full (see AuditLedger). It indexes full on each
+// call: the audit indexes once for all entries.
 func DecideAsOf(full *View, e *Entry, req *Request) (Decision, error) {
-	return decideAsOf(full, e, req, nil)
-}
-
-func decideAsOf(full *View, e *Entry, req *Request, cache map[string]*asOfView) (Decision, error) {
 	body, err := e.DecodedBody()
 	if err != nil {
 		return Decision{}, err
@@ -365,63 +492,17 @@ func decideAsOf(full *View, e *Entry, req *Request, cache map[string]*asOfView) 
 	if !ok {
 		return Decision{}, malformed("not an access entry")
 	}
-	// The prefix of each feed the decider relied on: the owner's up to
-	// the head it names, the decider's before e, and, when named, the
-	// requester's and the credential issuer's.
-	want := map[ID]int{e.Author: int(e.Seq - 1)}
-	prefix := func(role string, author ID, h Head) error {
-		f := full.feeds[author]
-		if h.Seq == 0 {
-			if !h.Hash.IsZero() {
-				return fmt.Errorf("%s head: %w", role, ErrUnknownHead)
-			}
-			return nil
-		}
-		if f == nil || h.Seq > uint64(len(f.entries)) || f.hashes[h.Seq-1] != h.Hash {
-			return fmt.Errorf("%s head: %w", role, ErrUnknownHead)
-		}
-		if author == e.Author {
-			if h.Seq > e.Seq-1 {
-				return fmt.Errorf("%s head: %w", role, ErrUnknownHead)
-			}
-			return nil
-		}
-		if int(h.Seq) > want[author] {
-			want[author] = int(h.Seq)
-		}
-		return nil
-	}
-	if err := prefix("owner", req.Owner, ab.OwnerHead); err != nil {
+	lim, err := accessLimits(full, e, ab, req)
+	if err != nil {
 		return Decision{}, err
 	}
-	if ab.RequesterHead != nil {
-		if err := prefix("requester", req.Requester, *ab.RequesterHead); err != nil {
-			return Decision{}, err
-		}
+	x := newAuditIndex(full)
+	gc := x.cursor(req.Owner)
+	gc.advance(lim.of(req.Owner))
+	if VerifyRequest(req) != nil {
+		return deny(ReasonBadSignature), nil
 	}
-	if ab.IssuerHead != nil {
-		if err := prefix("issuer", ab.Issuer, *ab.IssuerHead); err != nil {
-			return Decision{}, err
-		}
-	}
-	// Access entries that name the same feeds share a cached view.
-	key := string(req.Owner)
-	if ab.RequesterHead != nil {
-		key += "|r:" + string(req.Requester)
-	}
-	if ab.IssuerHead != nil {
-		key += "|i:" + string(ab.Issuer)
-	}
-	a := cache[key]
-	if a == nil || !a.extend(full, want) {
-		a = &asOfView{v: NewView(), n: map[ID]int{}}
-		a.extend(full, want)
-		if cache != nil {
-			cache[key] = a
-		}
-	}
-	// A summary of repeated denials is re-run when its request was decided.
-	return Decide(a.v, req, TimeOf(ab.DecidedAt(e.Time))), nil
+	return decide(&asOf{x: x, lim: lim, gc: gc}, req, TimeOf(ab.DecidedAt(e.Time))), nil
 }
 
 // Disclosure is one line of the accounting of disclosures (45 CFR 164.528):

@@ -4,6 +4,8 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"runtime"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -173,4 +175,145 @@ func BenchmarkAuditLedger(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N*len(w.entries))/b.Elapsed().Seconds(), "entries/s")
+}
+
+// longHistoryView builds a view in which alice granted bob rec-1 and
+// revoked it again n times, then granted it once more (live). Entries are
+// built unsigned and ingested as verified: the benchmark measures the
+// indexes, not signatures.
+func longHistoryView(b *testing.B, n int) (*View, *KeySigner, ID) {
+	alice, bob := testSigner(b, "alice"), testSigner(b, "bob")
+	v := NewView()
+	var head Head
+	at := t0.Add(-time.Hour).Unix()
+	add := func(kind Kind, body any) Hash {
+		e := &Entry{Author: alice.ID(), Seq: head.Seq + 1, Prev: head.Hash, Time: at, Kind: kind}
+		var err error
+		if e.Body, err = Marshal(body); err != nil {
+			b.Fatal(err)
+		}
+		h := e.Hash()
+		if _, err := v.ingestVerified(e, h); err != nil {
+			b.Fatal(err)
+		}
+		head = Head{Seq: e.Seq, Hash: h, Time: e.Time}
+		return h
+	}
+	g := Grant{Grantee: bob.ID(), Records: []string{"rec-1"}, Scopes: []string{"patient/Observation.rs"}, Purpose: "TREAT",
+		NotBefore: t0.Add(-2 * time.Hour).Unix()}
+	for i := range n {
+		g.Keys = []WrappedKey{{Record: "rec-1", Key: []byte(fmt.Sprint(i))}}
+		add(KindRevoke, &RevokeBody{Grant: add(KindGrant, &g)})
+	}
+	g.Keys = []WrappedKey{{Record: "rec-1", Key: []byte("live")}}
+	add(KindGrant, &g)
+	return v, bob, alice.ID()
+}
+
+// BenchmarkDecideLongHistory measures one decision on a key whose history
+// holds n revoked grants and one live grant: the cost must not grow with n.
+// "build" is the cost per grant+revoke pair of building the view.
+func BenchmarkDecideLongHistory(b *testing.B) {
+	for _, n := range []int{1000, 10000, 100000} {
+		var v *View
+		var bob *KeySigner
+		var alice ID
+		b.Run(fmt.Sprintf("history=%d/build", n), func(b *testing.B) {
+			for b.Loop() {
+				v, bob, alice = longHistoryView(b, n)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/pair")
+		})
+		if v == nil {
+			continue
+		}
+		r := newRequest(b, bob, alice, "rec-1", "patient/Observation.r", "TREAT", t0)
+		if d := decide(v, r, t0); !d.Allow {
+			b.Fatalf("%+v", d)
+		}
+		b.Run(fmt.Sprintf("history=%d/decide", n), func(b *testing.B) {
+			for b.Loop() {
+				decide(v, r, t0)
+			}
+		})
+	}
+}
+
+// auditLedger builds the ledger of the table: one patient (alice)
+// grants one clinician (bob) a record, bob reads it three times through a
+// peer (dave), alice revokes the grant and bob is denied once; repeated
+// until the ledger holds about n entries. The logged decisions are what
+// Decide gives (computed here without Decide, so that building the ledger
+// does not depend on the code measured).
+func auditLedger(b *testing.B, n int) []*Entry {
+	alice, bob, dave := testSigner(b, "alice"), testSigner(b, "bob"), testSigner(b, "dave")
+	heads := map[ID]Head{}
+	var es []*Entry
+	at := t0
+	add := func(s Signer, kind Kind, body any) *Entry {
+		e, err := NewEntry(s, heads[s.ID()], at, kind, body)
+		if err != nil {
+			b.Fatal(err)
+		}
+		heads[s.ID()] = e.Head()
+		es = append(es, e)
+		return e
+	}
+	var first Hash // smallest grant ID so far: the grant a revoked deny names
+	access := func(g Hash, allow bool) {
+		at = at.Add(time.Second)
+		r := newRequest(b, bob, alice.ID(), "rec-1", "patient/Observation.rs", "TREAT", at)
+		body := &AccessBody{Request: r.Encode(), Allow: allow, Reason: ReasonGranted, Grant: g, OwnerHead: heads[alice.ID()]}
+		if !allow {
+			body.Reason, body.Grant = ReasonRevoked, first
+		}
+		add(dave, KindAccess, body)
+	}
+	for i := 0; len(es) < n; i++ {
+		at = at.Add(time.Second)
+		g := add(alice, KindGrant, &Grant{Grantee: bob.ID(), Records: []string{"rec-1"}, Scopes: []string{"patient/Observation.rs"},
+			Purpose: "TREAT", NotBefore: t0.Unix(), Keys: []WrappedKey{{Record: "rec-1", Key: make([]byte, 200)}}}).Hash()
+		if i == 0 || string(g[:]) < string(first[:]) {
+			first = g
+		}
+		for range 3 {
+			access(g, true)
+		}
+		at = at.Add(time.Second)
+		add(alice, KindRevoke, &RevokeBody{Grant: g})
+		access(Hash{}, false)
+	}
+	return es
+}
+
+// BenchmarkAuditLedgerHistory audits the ledger of the table
+// (auditLedger) at 1,000, 10,000 and 100,000 entries.
+func BenchmarkAuditLedgerHistory(b *testing.B) {
+	for _, n := range []int{1000, 10000, 100000} {
+		b.Run(fmt.Sprintf("entries=%d", n), func(b *testing.B) {
+			es := auditLedger(b, n)
+			runtime.GC()
+			cpu0 := cpuTime()
+			for b.Loop() {
+				rep := AuditLedger(es)
+				if !rep.OK() || len(rep.Findings) != 0 || rep.Accesses != len(es)/6*4 {
+					b.Fatalf("%d findings, %d accesses", len(rep.Findings), rep.Accesses)
+				}
+			}
+			// CPU seconds, not wall time: the machine may be shared.
+			b.ReportMetric((cpuTime()-cpu0).Seconds()/float64(b.N), "cpu-s/op")
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			b.ReportMetric(float64(ms.HeapSys)/(1<<20), "heap-sys-MiB")
+		})
+	}
+}
+
+// cpuTime is the CPU time (user and system) of the process so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

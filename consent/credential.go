@@ -3,6 +3,7 @@ package consent
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -255,10 +256,7 @@ func (v *View) acceptCredential(e *Entry, h Hash, b *CredentialBody) {
 	v.creds[h] = ci
 	s := v.credsBySubject[b.Subject]
 	i := sort.Search(len(s), func(i int) bool { return string(s[i].ID[:]) >= string(h[:]) })
-	s = append(s, nil)
-	copy(s[i+1:], s[i:])
-	s[i] = ci
-	v.credsBySubject[b.Subject] = s
+	v.credsBySubject[b.Subject] = slices.Insert(s, i, ci)
 }
 
 func (v *View) acceptBreakGlass(e *Entry, h Hash, b *BreakGlassBody) {
@@ -281,4 +279,21 @@ func (v *View) acceptReview(e *Entry, h Hash, b *ReviewBody) {
 func (v *View) CredentialRevoked(id Hash) bool {
 	c, ok := v.creds[id]
 	return ok && v.revokedBy[id][c.Issuer]
+}
+
+// The View answers the policy's questions (facts) from its own state.
+
+func (v *View) grantIndex() *grantIndex { return v.gx }
+
+func (v *View) credentialsOf(id ID) []*CredentialInfo { return v.credsBySubject[id] }
+
+func (v *View) credentialRevoked(c *CredentialInfo) bool { return v.revokedBy[c.ID][c.Issuer] }
+
+func (v *View) breakGlassEntry(id Hash) (*BreakGlassInfo, bool) {
+	b, ok := v.breakGlass[id]
+	return b, ok
+}
+
+func (v *View) firstBreakGlassOf(requester ID, grant Hash) *BreakGlassInfo {
+	return v.firstBG[requesterGrant{requester, grant}]
 }

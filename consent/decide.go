@@ -103,8 +103,29 @@ func Decide(v *View, r *Request, now time.Time) Decision {
 	return decide(v, r, now)
 }
 
+// facts is what the policy reads: the View for a live decision, or the
+// audit's cursor for a decision as of an access entry.
+type facts interface {
+	// NonceSeen reports whether an access entry already carried a request
+	// by requester with this nonce.
+	NonceSeen(requester ID, nonce []byte) bool
+	// Equivocating reports whether author is known to have equivocated.
+	Equivocating(author ID) bool
+	// grantIndex holds the owner's grants (only the owner's count).
+	grantIndex() *grantIndex
+	// credentialsOf returns the credentials whose subject is id, by ID.
+	credentialsOf(id ID) []*CredentialInfo
+	// credentialRevoked reports whether c's issuer revoked it.
+	credentialRevoked(c *CredentialInfo) bool
+	// breakGlassEntry returns a break-glass entry by hash.
+	breakGlassEntry(id Hash) (*BreakGlassInfo, bool)
+	// firstBreakGlass returns requester's first break-glass entry
+	// invoking grant; only asked when one such entry is held.
+	firstBreakGlassOf(requester ID, grant Hash) *BreakGlassInfo
+}
+
 // decide is Decide without the signature check (benchmarked on its own).
-func decide(v *View, r *Request, now time.Time) Decision {
+func decide(v facts, r *Request, now time.Time) Decision {
 	t := now.Unix()
 	w := int64(FreshnessWindow / time.Second)
 	if r.Time > t+w || r.Time < t-w || v.NonceSeen(r.Requester, r.Nonce) {
@@ -123,10 +144,11 @@ func decide(v *View, r *Request, now time.Time) Decision {
 	if r.Requester == r.Owner {
 		return Decision{Allow: true, Reason: ReasonOwner}
 	}
+	ix := v.grantIndex()
 	// Candidates: grants to the requester, and role grants to a role the
 	// requester holds a credential for (in any state, so that a deny can
 	// say why) from the grant's issuer.
-	creds := v.credsBySubject[r.Requester]
+	creds := v.credentialsOf(r.Requester)
 	for i, c := range creds {
 		if v.Equivocating(c.Issuer) {
 			// An issuer that equivocated vouches for no one: drop its
@@ -135,10 +157,10 @@ func decide(v *View, r *Request, now time.Time) Decision {
 			break
 		}
 	}
-	reach := v.byOwnerTo[ownerGrantee{r.Owner, r.Requester}] > 0
+	reach := ix.byOwnerTo[ownerGrantee{r.Owner, r.Requester}] > 0
 	var via ID // the issuer of the first credential that reaches a role grant
 	for _, c := range creds {
-		if v.byOwnerTo[ownerGrantee{r.Owner, c.RoleID}] > 0 {
+		if ix.byOwnerTo[ownerGrantee{r.Owner, c.RoleID}] > 0 {
 			reach = true
 			if via == "" {
 				via = c.Issuer
@@ -147,14 +169,29 @@ func decide(v *View, r *Request, now time.Time) Decision {
 	}
 	if !reach {
 		switch {
-		case v.roleOwnerRec[ownerRecord{r.Owner, r.Record}] > 0 || v.roleOwnerRec[ownerRecord{r.Owner, ""}] > 0:
+		case ix.roleOwnerRec[ownerRecord{r.Owner, r.Record}] > 0 || ix.roleOwnerRec[ownerRecord{r.Owner, ""}] > 0:
 			return deny(ReasonNoCredential)
-		case v.byOwnerRec[ownerRecord{r.Owner, r.Record}] > 0 || v.byOwnerRec[ownerRecord{r.Owner, ""}] > 0:
+		case ix.byOwnerRec[ownerRecord{r.Owner, r.Record}] > 0 || ix.byOwnerRec[ownerRecord{r.Owner, ""}] > 0:
 			return deny(ReasonWrongGrantee)
 		}
 		return deny(ReasonNoGrant)
 	}
-	cands := mergeByID(v.byKey[grantKey{r.Owner, r.Requester, r.Record}], v.byKey[grantKey{r.Owner, r.Requester, ""}])
+	// The index keeps unrevoked grants apart, so the stages below run
+	// over those only; first is the smallest ID of every candidate, which
+	// a revoked deny names.
+	cands, first := ix.candidates(r.Owner, r.Requester, r.Record, creds)
+	if first == nil {
+		if ix.byOwnerTo[ownerGrantee{r.Owner, r.Requester}] == 0 &&
+			(ix.roleOwnerRec[ownerRecord{r.Owner, r.Record}] > 0 || ix.roleOwnerRec[ownerRecord{r.Owner, ""}] > 0) {
+			return deny(ReasonNoCredential) // credentials for other roles or issuers only
+		}
+		if ix.byOwnerTo[ownerGrantee{r.Owner, r.Requester}] == 0 {
+			// Only a credential made the owner's grants reach the
+			// requester: name its issuer, so the audit reads that feed.
+			return Decision{Reason: ReasonRecord, Issuer: via}
+		}
+		return deny(ReasonRecord)
+	}
 	matching := func(g *GrantInfo) []*CredentialInfo {
 		var out []*CredentialInfo
 		for _, c := range creds {
@@ -163,29 +200,6 @@ func decide(v *View, r *Request, now time.Time) Decision {
 			}
 		}
 		return out
-	}
-	for _, c := range creds {
-		for _, k := range []grantKey{{r.Owner, c.RoleID, r.Record}, {r.Owner, c.RoleID, ""}} {
-			var role []*GrantInfo
-			for _, g := range v.byKey[k] {
-				if c.Reaches(&g.Grant) {
-					role = append(role, g)
-				}
-			}
-			cands = mergeByID(cands, role)
-		}
-	}
-	if len(cands) == 0 {
-		if v.byOwnerTo[ownerGrantee{r.Owner, r.Requester}] == 0 &&
-			(v.roleOwnerRec[ownerRecord{r.Owner, r.Record}] > 0 || v.roleOwnerRec[ownerRecord{r.Owner, ""}] > 0) {
-			return deny(ReasonNoCredential) // credentials for other roles or issuers only
-		}
-		if v.byOwnerTo[ownerGrantee{r.Owner, r.Requester}] == 0 {
-			// Only a credential made the owner's grants reach the
-			// requester: name its issuer, so the audit reads that feed.
-			return Decision{Reason: ReasonRecord, Issuer: via}
-		}
-		return deny(ReasonRecord)
 	}
 	// Each stage keeps the grants that pass it; the first stage that
 	// leaves none gives the reason, and the first grant that reached it is
@@ -202,17 +216,15 @@ func decide(v *View, r *Request, now time.Time) Decision {
 	denied := func(reason Reason, g *GrantInfo) Decision {
 		return Decision{Reason: reason, Grant: g.ID, Issuer: g.Issuer}
 	}
-	next := stage(func(g *GrantInfo) bool { return !v.revokedBy[g.ID][g.Author] })
-	if len(next) == 0 {
-		return denied(ReasonRevoked, cands[0])
+	if len(cands) == 0 {
+		return denied(ReasonRevoked, first)
 	}
-	cands = next
-	next = stage(func(g *GrantInfo) bool {
+	next := stage(func(g *GrantInfo) bool {
 		if !g.IsRole() {
 			return true
 		}
 		for _, c := range matching(g) {
-			if !v.revokedBy[c.ID][c.Issuer] {
+			if !v.credentialRevoked(c) {
 				return true
 			}
 		}
@@ -224,7 +236,7 @@ func decide(v *View, r *Request, now time.Time) Decision {
 	cands = next
 	valid := func(g *GrantInfo) *CredentialInfo {
 		for _, c := range matching(g) {
-			if !v.revokedBy[c.ID][c.Issuer] && c.ValidAt(t) {
+			if !v.credentialRevoked(c) && c.ValidAt(t) {
 				return c
 			}
 		}
@@ -269,7 +281,7 @@ func decide(v *View, r *Request, now time.Time) Decision {
 		if !g.IsEmergency() {
 			return true
 		}
-		b, ok := v.breakGlass[r.BreakGlass]
+		b, ok := v.breakGlassEntry(r.BreakGlass)
 		return ok && b.Author == r.Requester && b.Owner == r.Owner && b.Grant == g.ID && b.Time <= t+w
 	})
 	if len(next) == 0 {
@@ -277,7 +289,7 @@ func decide(v *View, r *Request, now time.Time) Decision {
 	}
 	cands = next
 	until := func(g *GrantInfo) int64 {
-		first := v.firstBG[requesterGrant{r.Requester, g.ID}]
+		first := v.firstBreakGlassOf(r.Requester, g.ID)
 		return first.Time + g.TimeBox
 	}
 	next = stage(func(g *GrantInfo) bool { return !g.IsEmergency() || t < until(g) })
@@ -304,7 +316,7 @@ func decide(v *View, r *Request, now time.Time) Decision {
 
 // honestIssuers returns creds without the credentials whose issuer
 // equivocated; creds[first] is the first of those.
-func honestIssuers(v *View, creds []*CredentialInfo, first int) []*CredentialInfo {
+func honestIssuers(v facts, creds []*CredentialInfo, first int) []*CredentialInfo {
 	out := slices.Clone(creds[:first])
 	for _, c := range creds[first+1:] {
 		if !v.Equivocating(c.Issuer) {

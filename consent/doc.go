@@ -26,7 +26,12 @@
 //	7 sig     bytes  64: Ed25519 signature
 //
 // The signature covers "medwallet ledger entry v1\n" followed by the
-// encoding of the entry without key 7. An entry's hash (its ID, and the
+// encoding of the entry without key 7. Signatures (of entries, requests
+// and cards) are checked under ZIP-215 (github.com/hdevalence/ed25519consensus):
+// canonical s, any encoding of A and R, the cofactored equation. It
+// accepts every signature crypto/ed25519 accepts, and batch verification
+// (VerifyBatch) accepts exactly what single verification (VerifyEntry)
+// does, so replicas agree however they checked. An entry's hash (its ID, and the
 // next entry's prev) is the SHA-256 of its full encoding, signature
 // included. Entries are at most MaxEntrySize bytes. Unknown kinds are
 // refused (ErrUnknownKind).
@@ -104,6 +109,15 @@
 // A View ingests entries in any order, holding an entry whose predecessor
 // is missing until the gap fills. Replicas that hold the same set of
 // entries make the same decisions, whatever the order of delivery.
+//
+// An entry is verified once. A Ledger verifies what it ingests (Ingest;
+// IngestBatch checks a batch's signatures together, on every core, and
+// stores it in one transaction) and stores only entries that passed, so
+// OpenLedger checks each stored feed's chain but not its signatures:
+// the store is the replica's own disk. VerifyStore re-checks everything,
+// for a disk in doubt. An entry that passed VerifyEntry or VerifyBatch is
+// remembered (by hash, boundedly), so ingesting it right after does not
+// check its signature again.
 //
 // # Policy
 //

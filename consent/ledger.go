@@ -1,6 +1,7 @@
 package consent
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"sync"
@@ -23,12 +24,26 @@ type Ledger struct {
 // disk. A gap means the store was damaged, and is an error.
 func OpenLedger(s Store) (*Ledger, error) {
 	l := &Ledger{store: s, view: NewView()}
-	err := s.Scan(func(e *Entry) error {
-		if _, err := l.view.ingestVerified(e, e.Hash()); err != nil && !errors.Is(err, ErrEquivocation) {
+	add := func(e *Entry, h Hash) error {
+		if _, err := l.view.ingestVerified(e, h); err != nil && !errors.Is(err, ErrEquivocation) {
 			return err
 		}
 		return nil
-	})
+	}
+	var err error
+	if rs, ok := s.(RawScanner); ok {
+		// Hash the stored bytes: DecodeEntry accepts canonical encodings
+		// only, so they are what e.Encode() would give.
+		err = rs.ScanRaw(func(b []byte) error {
+			e, err := DecodeEntry(bytes.Clone(b))
+			if err != nil {
+				return fmt.Errorf("stored entry: %w", err)
+			}
+			return add(e, HashBytes(b))
+		})
+	} else {
+		err = s.Scan(func(e *Entry) error { return add(e, e.Hash()) })
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open ledger: %w", err)
 	}

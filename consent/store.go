@@ -38,6 +38,15 @@ type Store interface {
 	Close() error
 }
 
+// RawScanner is implemented by stores that can hand over the stored
+// encodings themselves: OpenLedger then hashes those bytes rather than
+// encoding every entry again. fn must not keep b.
+type RawScanner interface {
+	// ScanRaw calls fn with the encoding of every entry, in Scan's order,
+	// and stops at the first error fn returns.
+	ScanRaw(fn func(b []byte) error) error
+}
+
 // MemStore is a Store in memory, for tests and for auditing exported files.
 type MemStore struct {
 	mu     sync.Mutex
@@ -116,6 +125,17 @@ func (s *MemStore) Get(author ID, seq uint64) (*Entry, error) {
 
 // Scan implements Store.
 func (s *MemStore) Scan(fn func(*Entry) error) error {
+	return s.ScanRaw(func(b []byte) error {
+		e, err := DecodeEntry(b)
+		if err != nil {
+			return err
+		}
+		return fn(e)
+	})
+}
+
+// ScanRaw implements RawScanner.
+func (s *MemStore) ScanRaw(fn func(b []byte) error) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -135,11 +155,7 @@ func (s *MemStore) Scan(fn func(*Entry) error) error {
 		return a.author < b.author || a.author == b.author && a.seq < b.seq
 	})
 	for _, k := range keys {
-		e, err := DecodeEntry(vals[k])
-		if err != nil {
-			return err
-		}
-		if err := fn(e); err != nil {
+		if err := fn(vals[k]); err != nil {
 			return err
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -205,21 +206,12 @@ func (v *View) ServingPeers(subject ID) []ID {
 // role ID one of owner's grants goes to. It is what lets a grantee read,
 // and a peer serving owner keep, the party's feed and owner's.
 func (v *View) Names(owner, party ID) bool {
-	if v.byOwnerTo[ownerGrantee{owner, party}] > 0 {
-		return true
-	}
-	for _, c := range v.credsBySubject[party] {
-		if v.byOwnerTo[ownerGrantee{owner, c.RoleID}] > 0 {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(v.Grantors(party), owner)
 }
 
-// noteGrantor records that owner granted grantee something; called once
-// per grant, before byOwnerTo is read for it again.
+// noteGrantor records that owner granted grantee something.
 func (v *View) noteGrantor(owner, grantee ID) {
-	if v.byOwnerTo[ownerGrantee{owner, grantee}] > 1 {
+	if slices.Contains(v.grantors[grantee], owner) {
 		return
 	}
 	if v.grantors == nil {

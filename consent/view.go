@@ -70,9 +70,7 @@ type View struct {
 	byHash    map[Hash]*Entry    // validly signed entries, accepted or pending
 
 	grants     map[Hash]*GrantInfo
-	byKey      map[grantKey][]*GrantInfo // sorted by ID
-	byOwnerRec map[ownerRecord]int
-	byOwnerTo  map[ownerGrantee]int
+	gx         *grantIndex
 	revokedBy  map[Hash]map[ID]bool
 	nonces     map[nonceKey]struct{}
 	proofs     map[ID]*EquivocationProof
@@ -82,7 +80,6 @@ type View struct {
 
 	creds          map[Hash]*CredentialInfo
 	credsBySubject map[ID][]*CredentialInfo // sorted by ID
-	roleOwnerRec   map[ownerRecord]int      // role grants per (owner, record)
 	breakGlass     map[Hash]*BreakGlassInfo
 	firstBG        map[requesterGrant]*BreakGlassInfo
 	reviews        map[authorHash]*ReviewInfo
@@ -111,9 +108,7 @@ func NewView() *View {
 		seen:       make(map[authorSeq]Hash),
 		byHash:     make(map[Hash]*Entry),
 		grants:     make(map[Hash]*GrantInfo),
-		byKey:      make(map[grantKey][]*GrantInfo),
-		byOwnerRec: make(map[ownerRecord]int),
-		byOwnerTo:  make(map[ownerGrantee]int),
+		gx:         newGrantIndex(),
 		revokedBy:  make(map[Hash]map[ID]bool),
 		nonces:     make(map[nonceKey]struct{}),
 		proofs:     make(map[ID]*EquivocationProof),
@@ -123,7 +118,6 @@ func NewView() *View {
 
 		creds:          make(map[Hash]*CredentialInfo),
 		credsBySubject: make(map[ID][]*CredentialInfo),
-		roleOwnerRec:   make(map[ownerRecord]int),
 		breakGlass:     make(map[Hash]*BreakGlassInfo),
 		firstBG:        make(map[requesterGrant]*BreakGlassInfo),
 		reviews:        make(map[authorHash]*ReviewInfo),
@@ -259,24 +253,16 @@ func (v *View) accept(f *feed, e *Entry, h Hash) {
 			}
 		}
 		v.grants[h] = gi
-		v.byOwnerTo[ownerGrantee{e.Author, b.Grantee}]++
+		v.gx.add(gi, !v.revokedBy[h][e.Author])
 		v.noteGrantor(e.Author, b.Grantee)
-		recs := b.Records
-		if b.All {
-			recs = []string{""}
-		}
-		for _, r := range recs {
-			v.index(grantKey{e.Author, b.Grantee, r}, gi)
-			v.byOwnerRec[ownerRecord{e.Author, r}]++
-			if b.IsRole() {
-				v.roleOwnerRec[ownerRecord{e.Author, r}]++
-			}
-		}
 	case *RevokeBody:
 		m := v.revokedBy[b.Grant]
 		if m == nil {
 			m = make(map[ID]bool, 1)
 			v.revokedBy[b.Grant] = m
+		}
+		if g, ok := v.grants[b.Grant]; ok && g.Author == e.Author && !m[e.Author] {
+			v.gx.revoke(g)
 		}
 		m[e.Author] = true
 	case *EquivocationProof:
@@ -294,15 +280,6 @@ func (v *View) accept(f *feed, e *Entry, h Hash) {
 	case *ServeBody:
 		v.acceptServe(e, b)
 	}
-}
-
-func (v *View) index(k grantKey, gi *GrantInfo) {
-	s := v.byKey[k]
-	i := sort.Search(len(s), func(i int) bool { return string(s[i].ID[:]) >= string(gi.ID[:]) })
-	s = append(s, nil)
-	copy(s[i+1:], s[i:])
-	s[i] = gi
-	v.byKey[k] = s
 }
 
 // Head returns the head of author's feed as far as it is contiguous.

@@ -21,19 +21,42 @@ import (
 // outsider would (see consent.AuditLedger). A ledger that cannot even be
 // decoded is reported as an ErrVerify error.
 func (w *Wallet) AuditLedger(ctx context.Context) (*consent.AuditReport, error) {
+	rep, _, err := w.auditLocal()
+	return rep, err
+}
+
+// AuditLedgerEmergencies is AuditLedger and EmergencyAccesses from one
+// pass over the local ledger (what 'audit verify' reports): every entry
+// is read and verified once. A ledger that does not verify is reported,
+// not refused: the emergency accesses are those of its entries that do.
+func (w *Wallet) AuditLedgerEmergencies(ctx context.Context) (*consent.AuditReport, []EmergencyAccess, error) {
+	rep, v, err := w.auditLocal()
+	if err != nil {
+		return nil, nil, err
+	}
+	id, err := w.Identity()
+	if err != nil {
+		return nil, nil, err
+	}
+	return rep, w.emergencyAccessesIn(v, id), nil
+}
+
+// auditLocal audits the local ledger straight from its store, feed by
+// feed, and returns the report and the view of the audited entries.
+func (w *Wallet) auditLocal() (*consent.AuditReport, *consent.View, error) {
 	if _, err := os.Stat(w.ledgerPath()); errors.Is(err, os.ErrNotExist) {
-		return consent.AuditLedger(nil), nil
+		return consent.AuditLedger(nil), consent.NewView(), nil
 	}
 	s, err := boltstore.Open(w.ledgerPath())
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer s.Close()
-	var es []*consent.Entry
-	if err := s.Scan(func(e *consent.Entry) error { es = append(es, e); return nil }); err != nil {
-		return nil, fmt.Errorf("reading the local ledger: %w: %w", ErrVerify, err)
+	rep, v, err := consent.AuditStore(s, w.accessCheck())
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading the local ledger: %w: %w", ErrVerify, err)
 	}
-	return consent.AuditLedgerWith(es, w.accessCheck()), nil
+	return rep, v, nil
 }
 
 // AuditExport audits an exported ledger file. It needs no wallet: an

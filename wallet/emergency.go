@@ -212,24 +212,30 @@ func (w *Wallet) EmergencyAccesses(ctx context.Context) ([]EmergencyAccess, erro
 		return nil, err
 	}
 	defer l.Close()
-	out := []EmergencyAccess{}
-	l.View(func(v *consent.View) {
-		for _, ea := range consent.EmergencyAccesses(v, w.ID()) {
-			x := EmergencyAccess{EmergencyAccess: ea, RequesterName: w.NameOf(ea.Requester)}
-			if b, ok := v.BreakGlass(ea.BreakGlass); ok {
-				if p, err := decryptWith(b.Reason, id.Age, consent.MaxReasonSize); err == nil {
-					x.Reason = string(p)
-				}
-			}
-			if r, ok := v.Review(ea.BreakGlass); ok && len(r.Note) > 0 {
-				if p, err := decryptWith(r.Note, id.Age, consent.MaxReasonSize); err == nil {
-					x.Note = string(p)
-				}
-			}
-			out = append(out, x)
-		}
-	})
+	var out []EmergencyAccess
+	l.View(func(v *consent.View) { out = w.emergencyAccessesIn(v, id) })
 	return out, nil
+}
+
+// emergencyAccessesIn lists the emergency accesses to this wallet's
+// records in v, decrypting reasons and notes with id.
+func (w *Wallet) emergencyAccessesIn(v *consent.View, id *Identity) []EmergencyAccess {
+	out := []EmergencyAccess{}
+	for _, ea := range consent.EmergencyAccesses(v, w.ID()) {
+		x := EmergencyAccess{EmergencyAccess: ea, RequesterName: w.NameOf(ea.Requester)}
+		if b, ok := v.BreakGlass(ea.BreakGlass); ok {
+			if p, err := decryptWith(b.Reason, id.Age, consent.MaxReasonSize); err == nil {
+				x.Reason = string(p)
+			}
+		}
+		if r, ok := v.Review(ea.BreakGlass); ok && len(r.Note) > 0 {
+			if p, err := decryptWith(r.Note, id.Age, consent.MaxReasonSize); err == nil {
+				x.Note = string(p)
+			}
+		}
+		out = append(out, x)
+	}
+	return out
 }
 
 // Unreviewed returns the emergency accesses the patient has not reviewed.

@@ -215,11 +215,8 @@ func runAuditVerify(ctx context.Context, opts auditVerifyOptions, g *globalOptio
 		if err := refreshLedger(ctx, g, w, opts.offline); err != nil {
 			return err
 		}
-		if rep, err = w.AuditLedger(ctx); err != nil {
-			return err
-		}
-		eas, err := w.EmergencyAccesses(ctx)
-		if err != nil {
+		var eas []wallet.EmergencyAccess
+		if rep, eas, err = w.AuditLedgerEmergencies(ctx); err != nil {
 			return err
 		}
 		unreviewed = wallet.Unreviewed(eas)

@@ -29,7 +29,10 @@ type Store struct {
 	db *bolt.DB
 }
 
-var _ consent.Store = (*Store)(nil)
+var (
+	_ consent.Store      = (*Store)(nil)
+	_ consent.RawScanner = (*Store)(nil)
+)
 
 // Open opens or creates the ledger database at path (mode 0600). It waits
 // at most a second for another process holding the file.
@@ -160,6 +163,14 @@ func (s *Store) Scan(fn func(*consent.Entry) error) error {
 			}
 			return fn(e)
 		})
+	})
+}
+
+// ScanRaw implements consent.RawScanner. fn runs inside a read
+// transaction, must not write to the store, and must not keep b.
+func (s *Store) ScanRaw(fn func(b []byte) error) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(entriesBucket).ForEach(func(_, v []byte) error { return fn(v) })
 	})
 }
 

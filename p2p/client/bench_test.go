@@ -3,8 +3,11 @@ package client
 import (
 	"context"
 	"crypto/ed25519"
+	"fmt"
 	"io"
 	"math/rand/v2"
+	"path/filepath"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -13,6 +16,7 @@ import (
 	"filippo.io/age"
 
 	"github.com/medwallet/medwallet/consent"
+	"github.com/medwallet/medwallet/consent/boltstore"
 	"github.com/medwallet/medwallet/p2p/devnet"
 	"github.com/medwallet/medwallet/vault"
 )
@@ -195,4 +199,92 @@ func BenchmarkRevocationReach(b *testing.B) {
 	b.ReportMetric(float64(reach[len(reach)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(reach[len(reach)*99/100].Microseconds())/1000, "p99-ms")
 	b.ReportMetric(float64(reach[len(reach)-1].Microseconds())/1000, "max-ms")
+}
+
+// BenchmarkPullFrom3Peers pulls a feed of 10,000 and of 100,000 entries,
+// held by each of 3 peers, into a fresh ledger on disk (as a wallet's
+// sync does: PullInto, one IngestBatch per batch). peak-heap-MiB is the
+// largest heap growth seen during the pull, the peers' own included.
+func BenchmarkPullFrom3Peers(b *testing.B) {
+	for _, n := range []int{10_000, 100_000} {
+		b.Run(fmt.Sprintf("%dk", n/1000), func(b *testing.B) { benchPull(b, n) })
+	}
+}
+
+func benchPull(b *testing.B, n int) {
+	ctx := context.Background()
+	d := benchDevnet(b, 3)
+	_, key, _ := ed25519.GenerateKey(nil)
+	s, _ := consent.NewKeySigner(key)
+	feed := testFeed(b, s, n)
+	for _, p := range d.Peers {
+		for i := 0; i < len(feed); i += 1024 {
+			if _, err := p.Ledger.IngestBatch(feed[i:min(i+1024, len(feed))]); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	var peak uint64
+	var ingestTime time.Duration
+	for b.Loop() {
+		b.StopTimer()
+		st, err := boltstore.Open(filepath.Join(b.TempDir(), "ledger.db"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		l, err := consent.OpenLedger(st)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, rk, _ := ed25519.GenerateKey(nil)
+		c, err := Dial(ctx, rk, d.Addrs())
+		if err != nil {
+			b.Fatal(err)
+		}
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		base := ms.HeapInuse
+		done := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			t := time.NewTicker(20 * time.Millisecond)
+			defer t.Stop()
+			for {
+				var ms runtime.MemStats
+				runtime.ReadMemStats(&ms)
+				if ms.HeapInuse > base {
+					peak = max(peak, ms.HeapInuse-base)
+				}
+				select {
+				case <-done:
+					return
+				case <-t.C:
+				}
+			}
+		})
+		b.StartTimer()
+		got := 0
+		var ingest time.Duration
+		err = c.PullInto(ctx, map[consent.ID]uint64{}, func(es []*consent.Entry) error {
+			start := time.Now()
+			acc, err := l.IngestBatch(es)
+			ingest += time.Since(start)
+			got += len(acc)
+			return err
+		})
+		ingestTime += ingest
+		b.StopTimer()
+		close(done)
+		wg.Wait()
+		if err != nil || got != n {
+			b.Fatalf("pulled %d of %d: %v", got, n, err)
+		}
+		c.Close()
+		l.Close()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
+	b.ReportMetric(ingestTime.Seconds()/float64(b.N), "ingest-s/op")
+	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "entries/s")
 }

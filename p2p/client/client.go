@@ -433,22 +433,56 @@ func (c *Client) Pull(ctx context.Context, have map[consent.ID]uint64) ([]*conse
 }
 
 // PullInto fetches the entries beyond have from the reachable peers, one
-// after another, and hands them to fn in batches as they come (at most 256
-// entries of one feed, verified and chained), so that the caller never
-// holds more than a batch: fn ingests it. After each batch fn took,
-// have[author] moves to the batch's last seq, so a later peer is asked
-// only for what the earlier ones lacked. A peer that fails is skipped; an
-// error from fn stops the pull and is returned as is. PullInto fails if
-// no peer answered.
+// after another, and hands them to fn in batches as they come (verified;
+// each feed's entries in order and chained; at most pullCommit entries),
+// so that the caller never holds the whole ledger: fn ingests each. fn
+// runs on a goroutine of its own, one batch at a time, while at most
+// pullAhead fetched batches (of up to 256 entries) wait; those waiting
+// go to fn together. Once a batch is queued for fn, have[author] moves to its last
+// seq, so a later peer is asked only for what the earlier ones lacked. A
+// peer that fails is skipped; an error from fn stops the pull and is
+// returned as is. PullInto fails if no peer answered.
 func (c *Client) PullInto(ctx context.Context, have map[consent.ID]uint64, fn func([]*consent.Entry) error) error {
 	if err := c.Require(1); err != nil {
 		return err
 	}
-	var fnErr error
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	queue := make(chan []*consent.Entry, pullAhead)
+	done := make(chan struct{})
+	var fnErr atomic.Pointer[error]
+	go func() {
+		defer close(done)
+		for es := range queue {
+			if fnErr.Load() != nil {
+				continue
+			}
+			// Batches that wait go to fn together, up to pullCommit
+			// entries: a commit costs about as much for 1024 entries as
+			// for 256.
+		more:
+			for len(es) < pullCommit {
+				select {
+				case next, ok := <-queue:
+					if !ok {
+						break more
+					}
+					es = slices.Concat(es, next)
+				default:
+					break more
+				}
+			}
+			if err := fn(es); err != nil {
+				fnErr.Store(&err)
+				cancel()
+			}
+		}
+	}()
 	take := func(es []*consent.Entry) error {
-		if err := fn(es); err != nil {
-			fnErr = err
-			return err
+		select {
+		case queue <- es:
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 		last := es[len(es)-1]
 		have[last.Author] = max(have[last.Author], last.Seq)
@@ -456,22 +490,30 @@ func (c *Client) PullInto(ctx context.Context, have map[consent.ID]uint64, fn fu
 	}
 	var errs []error
 	for _, p := range c.up {
-		err := ledgersync.PullBatches(ctx, c.h, p, have, take)
-		if fnErr != nil {
-			return fnErr
+		if ctx.Err() != nil {
+			break
 		}
-		if err != nil {
+		if err := ledgersync.PullBatches(ctx, c.h, p, have, take); err != nil {
 			errs = append(errs, err)
-			if ctx.Err() != nil {
-				break
-			}
 		}
+	}
+	close(queue)
+	<-done
+	if err := fnErr.Load(); err != nil {
+		return *err
 	}
 	if len(errs) == len(c.up) {
 		return errors.Join(errs...)
 	}
 	return nil
 }
+
+// pullAhead is how many fetched batches PullInto holds while fn takes
+// one, and pullCommit the most entries it hands fn at once.
+const (
+	pullAhead  = 4
+	pullCommit = 1024
+)
 
 // PutManifest stores a manifest copy on up to replicas peers, the record's
 // first in rendezvous order that take it (a peer that refuses or fails is

@@ -593,19 +593,28 @@ func pull(ctx context.Context, h host.Host, p peer.ID, timeout time.Duration,
 
 // fetchFeed fetches fh.Author's entries from seq `from` to fh.Seq, in
 // batches: each batch's signatures are checked together, and the entries
-// up to the first bad one go to sink before the error is returned.
+// up to the first bad one go to sink before the error is returned. The
+// request for the next batch goes out before a batch is checked and handed
+// to sink, so the peer prepares it meanwhile: at most two batches are in
+// flight.
 func fetchFeed(str network.Stream, r *bufio.Reader, p peer.ID, deadline func(), fh feedHead, from uint64, sink func([]*consent.Entry) error) error {
-	next := from
-	var prev consent.Hash
-	for next <= fh.Seq {
-		limit := uint32(min(fh.Seq-next+1, maxBatchLen))
+	next := from // the first seq not yet asked for
+	var limit uint32
+	ask := func() error {
+		limit = uint32(min(fh.Seq-next+1, maxBatchLen))
 		deadline()
-		if err := wire.Write(str, syncRequest{Op: opFetch, Author: fh.Author, From: next, Limit: limit}); err != nil {
-			return err
-		}
+		return wire.Write(str, syncRequest{Op: opFetch, Author: fh.Author, From: next, Limit: limit})
+	}
+	if err := ask(); err != nil {
+		return err
+	}
+	var prev consent.Hash
+	for pending := true; pending; {
+		pending = false
+		asked, at := limit, next
 		var b batch
 		if err := wire.Read(str, r, maxBatchFrame, &b); err != nil {
-			return fmt.Errorf("fetch %s#%d: %w", fh.Author.Short(), next, err)
+			return fmt.Errorf("fetch %s#%d: %w", fh.Author.Short(), at, err)
 		}
 		if b.Code != "" {
 			return &RefusedError{Peer: p, Code: b.Code, Detail: "fetch"}
@@ -613,8 +622,8 @@ func fetchFeed(str network.Stream, r *bufio.Reader, p peer.ID, deadline func(), 
 		if len(b.Entries) == 0 {
 			return nil // the peer has less than it announced: nothing more here
 		}
-		if len(b.Entries) > int(limit) {
-			return fmt.Errorf("fetch %s#%d: %d entries for %d asked", fh.Author.Short(), next, len(b.Entries), limit)
+		if len(b.Entries) > int(asked) {
+			return fmt.Errorf("fetch %s#%d: %d entries for %d asked", fh.Author.Short(), at, len(b.Entries), asked)
 		}
 		es := make([]*consent.Entry, 0, len(b.Entries))
 		var bad error
@@ -636,6 +645,12 @@ func fetchFeed(str network.Stream, r *bufio.Reader, p peer.ID, deadline func(), 
 			es = append(es, e)
 			next++
 		}
+		if bad == nil && next <= fh.Seq {
+			if err := ask(); err != nil {
+				return err
+			}
+			pending = true
+		}
 		for i, err := range consent.VerifyBatch(es) {
 			if err != nil {
 				bad = fmt.Errorf("fetch %s#%d: %w", fh.Author.Short(), es[i].Seq, err)
@@ -645,10 +660,18 @@ func fetchFeed(str network.Stream, r *bufio.Reader, p peer.ID, deadline func(), 
 		}
 		if len(es) > 0 {
 			if err := sink(es); err != nil {
-				if errors.Is(err, errSkipFeed) {
-					return nil
+				if !errors.Is(err, errSkipFeed) {
+					return err
 				}
-				return err
+				if pending {
+					// The stream goes on with other feeds: drop the
+					// answer to the request already sent.
+					var drop batch
+					if err := wire.Read(str, r, maxBatchFrame, &drop); err != nil {
+						return fmt.Errorf("fetch %s#%d: %w", fh.Author.Short(), next, err)
+					}
+				}
+				return nil
 			}
 		}
 		if bad != nil {
