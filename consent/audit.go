@@ -304,7 +304,7 @@ func auditAccesses(full *View, rep *AuditReport, c AccessCheck) {
 	n := 0 // access entries so far
 	var batch []*Entry
 	flush := func() {
-		for k, ck := range checkAccesses(batch, c) {
+		for k, ck := range checkAccesses(full, batch, c) {
 			pre, job := auditAccess(full, batch[k], ck, rep)
 			if len(pre) > 0 {
 				found[n] = pre
@@ -357,8 +357,8 @@ type accessChecked struct {
 	err error
 }
 
-// checkAccesses runs CheckAccess on every entry, on every core.
-func checkAccesses(es []*Entry, c AccessCheck) []accessChecked {
+// checkAccesses runs CheckAccessIn on every entry of v, on every core.
+func checkAccesses(v *View, es []*Entry, c AccessCheck) []accessChecked {
 	out := make([]accessChecked, len(es))
 	workers := min(runtime.GOMAXPROCS(0), len(es))
 	var wg sync.WaitGroup
@@ -367,7 +367,7 @@ func checkAccesses(es []*Entry, c AccessCheck) []accessChecked {
 		go func() {
 			defer wg.Done()
 			for i := w; i < len(es); i += workers {
-				ab, req, err := CheckAccess(es[i], c)
+				ab, req, err := CheckAccessIn(v, es[i], c)
 				out[i] = accessChecked{ab, req, err}
 			}
 		}()
@@ -553,13 +553,13 @@ func DisclosuresWith(v *View, owner ID, since time.Time, c AccessCheck) []Disclo
 			if e.Kind != KindAccess || e.Time < since.Unix() {
 				continue
 			}
-			ab, r, err := CheckAccess(e, c)
+			ab, r, err := CheckAccessIn(v, e, c)
 			if err != nil || !ab.Allow || r.Owner != owner || r.Requester == owner {
 				continue // the owner's own reads are accesses, not disclosures
 			}
 			out = append(out, Disclosure{
 				Time: e.Time, Recipient: r.Requester, Record: r.Record, Scope: r.Scope, Scopes: grantScopes(v, ab.Grant, r.Scope),
-				Purpose: r.Purpose, Decider: e.Author, Grant: ab.Grant, Entry: f.hashes[i],
+				Purpose: r.Purpose, Decider: v.Decider(e.Author), Grant: ab.Grant, Entry: f.hashes[i],
 				Emergency: ab.Reason == ReasonEmergency, BreakGlass: r.BreakGlass, Credential: ab.Credential,
 			})
 		}

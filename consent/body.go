@@ -364,6 +364,24 @@ func decodeBody(k Kind, b []byte) (any, error) {
 			return nil, fmt.Errorf("review body: %w", err)
 		}
 		return &v, nil
+	case KindServe:
+		var v ServeBody
+		if err := Unmarshal(b, &v); err != nil {
+			return nil, malformed("serve body: %v", err)
+		}
+		if err := v.Validate(); err != nil {
+			return nil, err
+		}
+		return &v, nil
+	case KindLink:
+		var v LinkBody
+		if err := Unmarshal(b, &v); err != nil {
+			return nil, malformed("link body: %v", err)
+		}
+		if err := v.Validate(); err != nil {
+			return nil, err
+		}
+		return &v, nil
 	case KindEquivocation:
 		var v EquivocationProof
 		if err := Unmarshal(b, &v); err != nil {
@@ -375,6 +393,34 @@ func decodeBody(k Kind, b []byte) (any, error) {
 		return &v, nil
 	}
 	return nil, fmt.Errorf("%w %d", ErrUnknownKind, k)
+}
+
+// ServeBody is the body of a serve entry, in the author's home feed: the
+// peers that serve the author (hold its shares and manifests and keep its
+// feeds), sorted and without duplicates. The author's latest serve entry
+// is the one that counts.
+type ServeBody struct {
+	Peers []ID `cbor:"1,keyasint" json:"peers"`
+}
+
+// MaxServePeers bounds the peers one serve entry names.
+const MaxServePeers = 64
+
+// Validate checks that Peers holds 1 to MaxServePeers valid IDs, sorted and
+// unique.
+func (b *ServeBody) Validate() error {
+	if len(b.Peers) == 0 || len(b.Peers) > MaxServePeers {
+		return malformed("serve body: %d peers, want 1 to %d", len(b.Peers), MaxServePeers)
+	}
+	for i, p := range b.Peers {
+		if _, err := cachedPublicKey(p); err != nil {
+			return malformed("serve body: peer %d: %v", i, err)
+		}
+		if i > 0 && b.Peers[i-1] >= p {
+			return malformed("serve body: peers are not sorted and unique")
+		}
+	}
+	return nil
 }
 
 // EquivocationProof holds two different, validly signed encodings of

@@ -21,7 +21,7 @@
 //	3 prev    bytes  32: SHA-256 of the author's entry seq-1; zeros for seq 1
 //	4 time    uint   Unix seconds; never earlier than prev's time
 //	5 kind    uint   1 identity, 2 anchor, 3 grant, 4 revoke, 5 access, 6 equivocation,
-//	                 7 credential, 8 break-glass, 9 review
+//	                 7 credential, 8 break-glass, 9 review, 10 serve, 12 link
 //	6 body    bytes  the canonical CBOR encoding of the kind's body
 //	7 sig     bytes  64: Ed25519 signature
 //
@@ -66,6 +66,10 @@
 //	                                (age ciphertext to owner and author)
 //	review        ReviewBody        1 hash of the break-glass entry reviewed, 2 outcome ("ok" or
 //	                                "dispute"), 3 note (age ciphertext to the owner; optional)
+//	serve         ServeBody         1 the author's serving peers (1 to 64 IDs, sorted, unique);
+//	                                the latest serve entry counts
+//	link          LinkBody          1 parent ID, 2 subject ID, 3 the sub-feed's ID, 4 the parent's
+//	                                signature over "medwallet sub-feed link v1\n" || 3 || "\n" || 2
 //
 // A request is a map: 1 requester, 2 owner, 3 record ID, 4 scope, 5 purpose,
 // 6 time (Unix seconds), 7 nonce (16 to 64 bytes), 8 signature by the
@@ -118,6 +122,16 @@
 // involving it is denied). A View that holds an equivocation entry (the
 // proof as a body, logged by anyone) does the same, so the knowledge
 // survives a restart and travels with the ledger.
+//
+// # Sub-feeds
+//
+// A peer logs its access entries about patient S in a sub-feed (SubFeed):
+// a feed of its own whose Ed25519 seed is SHA-256 of the parent's
+// (deterministic) signature over "medwallet sub-feed v1\n" || S, and whose
+// seq 1 is a link entry signed over by the parent. Each (parent, S) pair is
+// thus an ordinary feed, as Secure Scuttlebutt's meta-feeds do it. A View
+// maps a sub-feed to its parent and subject (SubFeedOf, Decider); readers
+// name the parent as the decider (CheckAccessIn, Disclosures).
 //
 // A View ingests entries in any order, holding an entry whose predecessor
 // is missing until the gap fills. Replicas that hold the same set of

@@ -13,15 +13,17 @@ type Kind uint8
 
 // Entry kinds. Unknown kinds are refused.
 const (
-	KindIdentity     Kind = 1 // IdentityBody: the author's age recipient and role
-	KindAnchor       Kind = 2 // AnchorBody: hash of an encrypted record manifest
-	KindGrant        Kind = 3 // Grant: consent to a grantee
-	KindRevoke       Kind = 4 // RevokeBody: withdraws one of the author's grants
-	KindAccess       Kind = 5 // AccessBody: a decision on a signed request
-	KindEquivocation Kind = 6 // EquivocationProof: two entries with one author and seq
-	KindCredential   Kind = 7 // CredentialBody: the author vouches for a subject's role
-	KindBreakGlass   Kind = 8 // BreakGlassBody: the author declares an emergency access
-	KindReview       Kind = 9 // ReviewBody: the owner reviews an emergency access
+	KindIdentity     Kind = 1  // IdentityBody: the author's age recipient and role
+	KindAnchor       Kind = 2  // AnchorBody: hash of an encrypted record manifest
+	KindGrant        Kind = 3  // Grant: consent to a grantee
+	KindRevoke       Kind = 4  // RevokeBody: withdraws one of the author's grants
+	KindAccess       Kind = 5  // AccessBody: a decision on a signed request
+	KindEquivocation Kind = 6  // EquivocationProof: two entries with one author and seq
+	KindCredential   Kind = 7  // CredentialBody: the author vouches for a subject's role
+	KindBreakGlass   Kind = 8  // BreakGlassBody: the author declares an emergency access
+	KindReview       Kind = 9  // ReviewBody: the owner reviews an emergency access
+	KindServe        Kind = 10 // ServeBody: the author's serving peers
+	KindLink         Kind = 12 // LinkBody: opens a sub-feed of a parent about a subject
 )
 
 var kindNames = map[Kind]string{
@@ -34,6 +36,8 @@ var kindNames = map[Kind]string{
 	KindCredential:   "credential",
 	KindBreakGlass:   "break-glass",
 	KindReview:       "review",
+	KindServe:        "serve",
+	KindLink:         "link",
 }
 
 func (k Kind) String() string {

@@ -83,6 +83,11 @@ type View struct {
 	breakGlass     map[Hash]*BreakGlassInfo
 	firstBG        map[requesterGrant]*BreakGlassInfo
 	reviews        map[authorHash]*ReviewInfo
+
+	// Sub-feeds and serving sets (subfeed.go), made on first use.
+	links    map[ID]*LinkBody  // sub-feed -> its link
+	serving  map[ID]*ServeBody // author -> its latest serve entry
+	grantors map[ID][]ID       // grantee -> the owners granting it, each once
 }
 
 // MaxPendingPerAuthor bounds the entries of one author a view holds while
@@ -249,6 +254,7 @@ func (v *View) accept(f *feed, e *Entry, h Hash) {
 		}
 		v.grants[h] = gi
 		v.gx.add(gi, !v.revokedBy[h][e.Author])
+		v.noteGrantor(e.Author, b.Grantee)
 	case *RevokeBody:
 		m := v.revokedBy[b.Grant]
 		if m == nil {
@@ -269,6 +275,10 @@ func (v *View) accept(f *feed, e *Entry, h Hash) {
 		v.acceptBreakGlass(e, h, b)
 	case *ReviewBody:
 		v.acceptReview(e, h, b)
+	case *LinkBody:
+		v.acceptLink(e, b)
+	case *ServeBody:
+		v.acceptServe(e, b)
 	}
 }
 

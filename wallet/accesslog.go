@@ -135,7 +135,7 @@ func (w *Wallet) ListAccesses(ctx context.Context, opts AccessLogOptions) (Acces
 			if !namesOwner(e, w.ID()) {
 				continue // decoded only: another owner's requests are not verified
 			}
-			ab, r, err := consent.CheckAccess(e, check)
+			ab, r, err := consent.CheckAccessIn(v, e, check)
 			var se *consent.SuspiciousAccessError
 			if err != nil && !errors.As(err, &se) || r == nil || r.Owner != w.ID() {
 				continue
@@ -152,7 +152,7 @@ func (w *Wallet) ListAccesses(ctx context.Context, opts AccessLogOptions) (Acces
 				page.More, page.SetApart = true, setApart
 				break
 			}
-			page.Accesses = append(page.Accesses, accessInfo(e, ab, r, se, book, reason))
+			page.Accesses = append(page.Accesses, accessInfo(e, v.Decider(e.Author), ab, r, se, book, reason))
 			setApart = page.SetApart
 		}
 	})
@@ -240,9 +240,9 @@ func (w *Wallet) accessCheck() consent.AccessCheck {
 
 // accessInfo describes one access entry (se is set for a suspicious one);
 // reason returns the stated reason of a break-glass entry.
-func accessInfo(e *consent.Entry, ab *consent.AccessBody, r *consent.Request,
+func accessInfo(e *consent.Entry, decider consent.ID, ab *consent.AccessBody, r *consent.Request,
 	se *consent.SuspiciousAccessError, book *contactBook, reason func(consent.Hash) string) AccessInfo {
-	ai := AccessInfo{Entry: e.Hash(), Time: consent.PrintableTime(e.Time), Decider: e.Author,
+	ai := AccessInfo{Entry: e.Hash(), Time: consent.PrintableTime(e.Time), Decider: decider,
 		Requester: r.Requester, RequesterName: book.nameOf(r.Requester), Record: r.Record, Scope: r.Scope,
 		Purpose: r.Purpose, Allow: ab.Allow, Reason: ab.Reason, Grant: ab.Grant, BreakGlass: r.BreakGlass}
 	if se != nil {

@@ -6,6 +6,7 @@ package wallet
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/medwallet/medwallet/consent"
 	"github.com/medwallet/medwallet/p2p/client"
+	"github.com/medwallet/medwallet/p2p/ledgersync"
 )
 
 // Emergency access ("break-glass"). The patient records an emergency
@@ -179,7 +181,11 @@ func (w *Wallet) importEmergency(ctx context.Context, c *client.Client, o Import
 	if err != nil {
 		return nil, err
 	}
-	if err := w.Publish(ctx, c); err != nil {
+	// Peers refuse the break-glass entry of a requester the patient's
+	// entries do not name (need to know: no credential for the role of her
+	// emergency grant); the requests then go on, and the peers deny and
+	// log them.
+	if err := w.Publish(ctx, c); err != nil && !errors.Is(err, ledgersync.ErrNotAuthorised) {
 		return nil, fmt.Errorf("the break-glass entry is signed but not on the network: %w", err)
 	}
 	return w.importInto(ctx, c, []importGrant{{g: g, op: opener{recipient: g.Grantee, key: roleKey, breakGlass: bg.Hash()}}}, o)

@@ -22,6 +22,7 @@ import (
 	"github.com/medwallet/medwallet/consent"
 	"github.com/medwallet/medwallet/internal/fsutil"
 	"github.com/medwallet/medwallet/p2p/client"
+	"github.com/medwallet/medwallet/p2p/ledgersync"
 	"github.com/medwallet/medwallet/vault"
 )
 
@@ -81,8 +82,10 @@ func (w *Wallet) Import(ctx context.Context, o ImportOptions) ([]ImportedRecord,
 		return nil, err
 	}
 	// Our identity entry (age recipient and role, no name) goes to the
-	// network, so that others can address grants to our ID.
-	if err := w.Publish(ctx, c); err != nil {
+	// network, so that others can address grants to our ID. Peers keep it
+	// once a patient they serve names us (need to know): a refusal is no
+	// reason to stop.
+	if err := w.Publish(ctx, c); err != nil && !errors.Is(err, ledgersync.ErrNotAuthorised) {
 		return nil, err
 	}
 	if o.Emergency {

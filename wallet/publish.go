@@ -71,6 +71,9 @@ func (w *Wallet) publishRecord(ctx context.Context, c *client.Client, rid string
 	if _, err := w.AnchorRecord(ctx, rid); err != nil {
 		return err
 	}
+	if err := w.serveOn(ctx, c); err != nil {
+		return err
+	}
 	return w.Publish(ctx, c)
 }
 

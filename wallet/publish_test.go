@@ -62,6 +62,17 @@ func TestPublishDoesNotWaitForAStalledPeer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The wallet enrols its peers first, as where placement ends (the
+	// staller refuses: it serves nothing).
+	c, err := w.Dial(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = w.serveOn(ctx, c)
+	c.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
 	start := time.Now()
 	if err := w.publishFeed(ctx); err != nil {
 		t.Fatal(err)

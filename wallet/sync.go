@@ -13,6 +13,7 @@ import (
 	"github.com/medwallet/medwallet/consent"
 	"github.com/medwallet/medwallet/internal/fsutil"
 	"github.com/medwallet/medwallet/p2p/client"
+	"github.com/medwallet/medwallet/p2p/ledgersync"
 	"github.com/medwallet/medwallet/vault"
 )
 
@@ -46,6 +47,10 @@ func (w *Wallet) pull(ctx context.Context, c *client.Client) (int, error) {
 	switch {
 	case bad != nil:
 		return n, bad
+	case errors.Is(err, ledgersync.ErrNotAuthorised):
+		// No peer holds a feed this identity may read (need to know): a
+		// new identity's ledger is its own feed alone.
+		return n, nil
 	case err != nil && !errors.Is(err, client.ErrNoPeers):
 		return n, &NetworkError{Op: OpPull, Err: err}
 	case err != nil:

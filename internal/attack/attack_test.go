@@ -2,7 +2,8 @@ package attack
 
 import (
 	"context"
-
+	"crypto/ed25519"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -218,39 +219,47 @@ const tinyGets = 1500
 func TestRepeatedTinyFetch(t *testing.T) {
 	n := newNetwork(t, netOptions{})
 	p1 := n.peers[0]
-	before := n.accessEntries(p1)
 	var gets atomic.Int64
+	var who atomic.Pointer[stranger]
 	start := time.Now()
-	n.during(tinyFetch(&gets, tinyGets), func(ctx context.Context) {
+	n.during(tinyFetch(&gets, tinyGets, &who), func(ctx context.Context) {
 		n.honest(ctx)
 		deadline := time.Now().Add(3 * time.Minute)
 		for gets.Load() < tinyGets && time.Now().Before(deadline) {
 			time.Sleep(100 * time.Millisecond)
 		}
-		after := n.accessEntries(p1)
-		t.Logf("p1 logged %d access entries by strangers for %d gets", after-before, gets.Load())
+		// The stranger is fresh: p1's sub-feed about it starts empty.
+		logged := n.accessEntries(p1, who.Load())
+		t.Logf("p1 logged %d access entries by strangers for %d gets", logged, gets.Load())
+		if logged == 0 {
+			t.Errorf("p1 logged no access entry for %d gets of the stranger's share", gets.Load())
+		}
 		// A peer rate-limits one requester's gets and does not log every
 		// repeat: at most half the gets may each leave an entry.
-		if after-before > int(gets.Load())/2 {
-			t.Errorf("p1 appended %d access entries for %d gets of one stranger", after-before, gets.Load())
+		if logged > int(gets.Load())/2 {
+			t.Errorf("p1 appended %d access entries for %d gets of one stranger", logged, gets.Load())
 		}
 		// The per-requester limit: a burst of 300, then 5 a second (and
 		// a margin for the honest checks' timing).
-		if most := 300 + 5*int(time.Since(start).Seconds()) + 20; after-before > most {
-			t.Errorf("p1 appended %d access entries for one stranger in %s: its rate limit allows %d", after-before, time.Since(start).Round(time.Second), most)
+		if most := 300 + 5*int(time.Since(start).Seconds()) + 20; logged > most {
+			t.Errorf("p1 appended %d access entries for one stranger in %s: its rate limit allows %d", logged, time.Since(start).Round(time.Second), most)
 		}
 		n.measure("tiny share fetched", defaultMaxRSS, defaultMaxDisk)
 	})
 }
 
-// accessEntries counts the access entries on p's own feed for requesters
-// other than the honest parties.
-func (n *testnet) accessEntries(p *peerProc) int {
+// accessEntries counts the access entries p logged about s's records (in
+// its sub-feed about s) for requesters other than the honest parties,
+// read over ledger-sync as s, the subject, may.
+func (n *testnet) accessEntries(p *peerProc, s *stranger) int {
 	t := n.t
 	t.Helper()
+	if s == nil {
+		t.Fatal("the attack made no stranger")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	h := newHost(t, newKey(t))
+	h := newHost(t, s.priv)
 	defer h.Close()
 	if err := h.Connect(ctx, p.info()); err != nil {
 		t.Fatal(err)
@@ -259,10 +268,14 @@ func (n *testnet) accessEntries(p *peerProc) int {
 	if err != nil {
 		t.Fatal(err)
 	}
+	sub, err := consent.NewSubFeed(peerSigner(t, p), s.id())
+	if err != nil {
+		t.Fatal(err)
+	}
 	honest := map[consent.ID]bool{n.alice.id: true, n.bob.id: true, n.carol.id(): true}
 	c := 0
 	for _, e := range es {
-		if string(e.Author) != p.id.String() || e.Kind != consent.KindAccess {
+		if e.Author != sub.ID() || e.Kind != consent.KindAccess {
 			continue
 		}
 		b, err := e.DecodedBody()
@@ -278,6 +291,20 @@ func (n *testnet) accessEntries(p *peerProc) int {
 		}
 	}
 	return c
+}
+
+// peerSigner is p's key, read from its data directory.
+func peerSigner(t testing.TB, p *peerProc) *consent.KeySigner {
+	t.Helper()
+	seed, err := os.ReadFile(filepath.Join(p.dir, "peer.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := consent.NewKeySigner(ed25519.NewKeyFromSeed(seed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 // trackForgers gives an attack the list to add its forgers' IDs to, under

@@ -444,13 +444,16 @@ var manyConns = attack{name: "200 identities connect to p1", run: func(ctx conte
 // Row 12: a stranger fetches its own tiny share over and over, 2 gets at
 // a time (more would meet the resource manager's per-identity stream limit
 // first, and this case is about the peer's per-requester limit), limit times (the issue: 3000); gets counts them.
-func tinyFetch(gets *atomic.Int64, limit int64) attack {
+func tinyFetch(gets *atomic.Int64, limit int64, who *atomic.Pointer[stranger]) attack {
 	return attack{name: fmt.Sprintf("tiny share fetched %d times", limit), run: func(ctx context.Context, n *testnet, ready func()) error {
 		s, err := newStranger(n)
 		if err != nil {
 			return err
 		}
 		defer s.host.Close()
+		if who != nil {
+			who.Store(s)
+		}
 		p := n.peers[0]
 		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		id, record, err := s.putShare(pctx, p, 1024)

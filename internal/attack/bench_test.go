@@ -61,7 +61,7 @@ func BenchmarkAttacks(b *testing.B) {
 		{farFuture(&forgers, &mu), nil},
 		{strangerEquivocates, nil},
 		{manyConns, nil},
-		{tinyFetch(&gets, 3000), nil},
+		{tinyFetch(&gets, 3000, nil), nil},
 	}
 	only := os.Getenv("MEDWALLET_ATTACK_ONLY")
 	var rows []*benchRow

@@ -15,6 +15,7 @@ import (
 
 	"github.com/medwallet/medwallet/consent"
 	"github.com/medwallet/medwallet/p2p/devnet"
+	"github.com/medwallet/medwallet/p2p/serving"
 	"github.com/medwallet/medwallet/p2p/shares"
 	"github.com/medwallet/medwallet/vault"
 )
@@ -219,13 +220,27 @@ func TestPullAsksEachPeerOnlyForWhatItLacks(t *testing.T) {
 	d := startDevnet(t, 3)
 	patient := newActor(t, d)
 	feed := testFeed(t, patient.signer, 650)
+	// Peers keep the feeds of the patients they serve: the patient
+	// enrols them first, as its wallet does.
+	for _, p := range patient.c.Reachable() {
+		if err := serving.Enrol(ctx, patient.c.Host(), p, serving.Secret{1}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if ok, err := patient.c.Push(ctx, feed); err != nil || len(ok) != 3 {
 		t.Fatalf("push took by %d peers: %v", len(ok), err)
 	}
-	reader := newActor(t, d)
+	// The reader is the patient's other device: only the patient and the
+	// parties its entries name read its feed.
+	rc, err := Dial(ctx, patient.key, d.Addrs())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rc.Close() })
+	reader := &actor{key: patient.key, signer: patient.signer, c: rc}
 	have := map[consent.ID]uint64{}
 	got, batches, biggest := 0, 0, 0
-	err := reader.c.PullInto(ctx, have, func(es []*consent.Entry) error {
+	err = reader.c.PullInto(ctx, have, func(es []*consent.Entry) error {
 		got += len(es)
 		batches++
 		biggest = max(biggest, len(es))

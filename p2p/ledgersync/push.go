@@ -180,7 +180,7 @@ func (s *PushService) serveRequest(remote peer.ID, b []byte, m *meter) (any, err
 		if len(req.Heads) == 0 || len(req.Heads) > maxOfferHeads || len(req.Entries) > 0 {
 			return nil, fmt.Errorf("offer of %d heads", len(req.Heads))
 		}
-		return s.offer(req.Heads), nil
+		return s.offer(remote, req.Heads), nil
 	case pushOpEntries:
 		if len(req.Entries) == 0 || len(req.Entries) > maxPushBatch || len(req.Heads) > 0 {
 			return nil, fmt.Errorf("batch of %d entries", len(req.Entries))
@@ -211,11 +211,21 @@ func (s *PushService) serveRequest(remote peer.ID, b []byte, m *meter) (any, err
 }
 
 // offer answers the client's heads with what this peer holds of each
-// author's feed.
-func (s *PushService) offer(heads []feedHead) offerAnswer {
+// author's feed: nothing of a feed the remote may not read (the
+// Authoriser), so that an offer tells a stranger nothing; its entries then
+// meet the Authoriser one by one.
+func (s *PushService) offer(remote peer.ID, heads []feedHead) offerAnswer {
 	ans := offerAnswer{Held: make([]heldHead, len(heads))}
+	// The Authoriser reads the ledger itself: ask it outside the lock.
+	hidden := make([]bool, len(heads))
+	for i, fh := range heads {
+		hidden[i] = !s.in.mayRead(remote, fh.Author)
+	}
 	s.in.l.View(func(v *consent.View) {
 		for i, fh := range heads {
+			if hidden[i] {
+				continue
+			}
 			h := v.Head(fh.Author)
 			ans.Held[i] = heldHead{Seq: h.Seq, Hash: h.Hash}
 			if fh.Seq >= 1 && fh.Seq <= h.Seq {

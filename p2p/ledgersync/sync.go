@@ -303,20 +303,28 @@ func (s *SyncService) serveSync(str network.Stream) {
 func (s *SyncService) headsAfter(remote peer.ID, after consent.ID) headsPage {
 	var page headsPage
 	hidden := 0
+	var authors []consent.ID
 	s.in.l.View(func(v *consent.View) {
-		authors := v.Authors()
-		i := sort.Search(len(authors), func(i int) bool { return authors[i] > after })
-		for ; i < len(authors); i++ {
-			if len(page.Heads) == headsPageSize {
-				page.More = true
-				break
-			}
-			if !s.in.mayRead(remote, authors[i]) {
-				hidden++
-				continue
-			}
-			h := v.Head(authors[i])
-			page.Heads = append(page.Heads, feedHead{Author: authors[i], Seq: h.Seq, Hash: h.Hash})
+		all := v.Authors()
+		authors = all[sort.Search(len(all), func(i int) bool { return all[i] > after }):]
+	})
+	// The Authoriser reads the ledger itself: ask it outside the lock.
+	var readable []consent.ID
+	for _, a := range authors {
+		if len(readable) == headsPageSize {
+			page.More = true
+			break
+		}
+		if !s.in.mayRead(remote, a) {
+			hidden++
+			continue
+		}
+		readable = append(readable, a)
+	}
+	s.in.l.View(func(v *consent.View) {
+		for _, a := range readable {
+			h := v.Head(a)
+			page.Heads = append(page.Heads, feedHead{Author: a, Seq: h.Seq, Hash: h.Hash})
 		}
 	})
 	if after == "" && hidden > 0 && len(page.Heads) == 0 {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +21,7 @@ import (
 	"github.com/medwallet/medwallet/p2p/client"
 	"github.com/medwallet/medwallet/p2p/ledgersync"
 	"github.com/medwallet/medwallet/p2p/node"
+	"github.com/medwallet/medwallet/p2p/serving"
 	"github.com/medwallet/medwallet/p2p/shares"
 	"github.com/medwallet/medwallet/vault"
 )
@@ -48,6 +50,15 @@ func newActor(t *testing.T) actor {
 func (a actor) dial(t *testing.T, p *Peer) {
 	t.Helper()
 	if err := a.h.Connect(context.Background(), p.Host.Peerstore().PeerInfo(p.Host.ID())); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// enrol asks p to serve a, as a patient's wallet does before it pushes.
+func (a actor) enrol(t *testing.T, p *Peer) {
+	t.Helper()
+	a.dial(t, p)
+	if err := serving.Enrol(context.Background(), a.h, p.Host.ID(), serving.Secret{1}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -99,7 +110,17 @@ func TestRestartedPeerNeverServesARevokedGrantee(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	owner.push(t, b, grant)
+	// The owner's serve entry names a and b: each reads the owner's
+	// feeds from the other (neither knows the other otherwise: b only
+	// bootstraps from a).
+	servers := []consent.ID{a.ID(), b.ID()}
+	slices.Sort(servers)
+	serve, err := ol.Append(owner.s, now, consent.KindServe, &consent.ServeBody{Peers: servers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner.enrol(t, b)
+	owner.push(t, b, grant, serve)
 	owner.dial(t, b)
 	rid, _ := vault.ParseRecordID(rec)
 	data := make([]byte, vault.ShareHeaderSize)
@@ -140,7 +161,8 @@ func TestRestartedPeerNeverServesARevokedGrantee(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	owner.push(t, a, grant, rev)
+	owner.enrol(t, a)
+	owner.push(t, a, grant, serve, rev)
 
 	// Strangers take every sync stream a lets them have, and keep them
 	// busy with a heads request every second, as the attack did.
@@ -278,6 +300,22 @@ func TestRevocationWhileStrangersHoldStreams(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
+	// The owner's wallet enrolled its three peers, and another device of
+	// the owner's the fourth: every peer serves the owner, and the fourth
+	// must get the revocation from the others.
+	oh, err := node.New(ok, node.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer oh.Close()
+	for _, p := range peers {
+		if err := oh.Connect(ctx, p.Host.Peerstore().PeerInfo(p.Host.ID())); err != nil {
+			t.Fatal(err)
+		}
+		if err := serving.Enrol(ctx, oh, p.Host.ID(), serving.Secret{1}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if _, err := c.Pull(ctx, nil); err != nil {
 		t.Fatalf("pull while strangers hold sync streams: %v", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/medwallet/medwallet/internal/testutil"
 	"github.com/medwallet/medwallet/p2p/ledgersync"
 	"github.com/medwallet/medwallet/p2p/node"
+	"github.com/medwallet/medwallet/p2p/serving"
 )
 
 func namedSigner(t *testing.T, name string) *consent.KeySigner {
@@ -67,8 +68,10 @@ func TestEquivocationSurvivesRestartAndSpreads(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	_, ck, _ := ed25519.GenerateKey(nil)
-	client, err := node.New(ck, node.Options{})
+	// The client is alice's own: a peer keeps the feeds of the patients
+	// it serves, pushed by them after they enrolled it.
+	aliceSeed := sha256.Sum256([]byte("peer test key: alice"))
+	client, err := node.New(ed25519.NewKeyFromSeed(aliceSeed[:]), node.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,6 +79,9 @@ func TestEquivocationSurvivesRestartAndSpreads(t *testing.T) {
 	push := func(p *Peer, e *consent.Entry) ledgersync.Ack {
 		t.Helper()
 		if err := client.Connect(ctx, p.Host.Peerstore().PeerInfo(p.Host.ID())); err != nil {
+			t.Fatal(err)
+		}
+		if err := serving.Enrol(ctx, client, p.Host.ID(), serving.Secret{1}); err != nil {
 			t.Fatal(err)
 		}
 		acks, err := ledgersync.Push(ctx, client, p.Host.ID(), []*consent.Entry{e})

@@ -35,6 +35,7 @@ import (
 	"github.com/medwallet/medwallet/p2p/manifests"
 	"github.com/medwallet/medwallet/p2p/netfile"
 	"github.com/medwallet/medwallet/p2p/node"
+	"github.com/medwallet/medwallet/p2p/serving"
 	"github.com/medwallet/medwallet/p2p/shares"
 	"github.com/medwallet/medwallet/p2p/store"
 	"github.com/medwallet/medwallet/p2p/store/boltstore"
@@ -110,6 +111,9 @@ type Peer struct {
 	Sync   *ledgersync.Service
 
 	signer    *consent.KeySigner
+	served    *serving.Set
+	auth      *authoriser
+	serve     *serving.Service
 	shares    *shares.Service
 	manifests *manifests.Service
 	witness   *witness.Service
@@ -214,6 +218,13 @@ func Start(ctx context.Context, cfg Config) (_ *Peer, err error) {
 		knownIDs = append(knownIDs, ai.ID)
 	}
 	opts = append(opts, ledgersync.WithKnownPeers(knownIDs))
+	// Need to know: this peer keeps and serves the feeds of the patients it
+	// serves and of the parties they name (authorise.go).
+	if p.served, err = serving.Open(filepath.Join(cfg.DataDir, serving.File)); err != nil {
+		return nil, err
+	}
+	p.auth = newAuthoriser(signer.ID(), p.Ledger, p.served, p.Store.Holds, knownIDs)
+	opts = append(opts, ledgersync.WithAuthoriser(p.auth))
 	if p.Sync, err = ledgersync.New(sctx, p.Host, p.Ledger, opts...); err != nil {
 		return nil, err
 	}
@@ -243,6 +254,12 @@ func Start(ctx context.Context, cfg Config) (_ *Peer, err error) {
 	if err := p.startWitness(cfg); err != nil {
 		return nil, err
 	}
+	p.serve = serving.NewService(p.Host, p.served, func(id consent.ID) error {
+		if !limits.Allowed(id) {
+			return store.ErrNotAllowed
+		}
+		return nil
+	}, log)
 
 	if cfg.DHT {
 		if p.dht, err = dht.New(p.Host, dht.Mode(dht.ModeServer), dht.ProtocolPrefix("/medwallet"), dht.BootstrapPeers(boot...)); err != nil {
@@ -406,6 +423,19 @@ func (p *Peer) maintain(ctx context.Context, boot, known []lpeer.AddrInfo) {
 // ID is the peer's ID.
 func (p *Peer) ID() consent.ID { return p.signer.ID() }
 
+// Served is the set of patients enrolled on this peer (with their
+// rendezvous secrets). The peer also serves the patients whose shares or
+// manifests it holds and whose serve entry names it: see Serves.
+func (p *Peer) Served() *serving.Set { return p.served }
+
+// Serves reports whether this peer serves subject: enrolled, holding its
+// shares or manifests, or named by its latest serve entry.
+func (p *Peer) Serves(subject consent.ID) bool {
+	var ok bool
+	p.Ledger.View(func(v *consent.View) { ok = p.auth.Serves(v, subject) })
+	return ok
+}
+
 // Addrs returns the peer's full multiaddrs, loopback first.
 func (p *Peer) Addrs() []string {
 	var out []string
@@ -455,6 +485,9 @@ func (p *Peer) Close() error {
 		}
 		if p.locate != nil {
 			p.locate.Close()
+		}
+		if p.serve != nil {
+			p.serve.Close()
 		}
 		if p.Sync != nil {
 			errs = append(errs, p.Sync.Close())

@@ -225,13 +225,6 @@ func (f *emFixture) emRequest(t *testing.T, by *actor, record string, bg *consen
 	return sr
 }
 
-// peerFeed is the peer's own feed as it holds it now.
-func (f *emFixture) peerFeed() []*consent.Entry {
-	var feed []*consent.Entry
-	f.ledger.View(func(v *consent.View) { feed = v.Feed(f.peer.id) })
-	return feed
-}
-
 func (f *emFixture) head(id consent.ID) consent.Head {
 	var h consent.Head
 	f.ledger.View(func(v *consent.View) { h = v.Head(id) })

@@ -161,14 +161,19 @@ func (s *Service) summarise(r *repeatRun, now time.Time) (*consent.Entry, error)
 	if now.Unix() < r.last {
 		now = time.Unix(r.last, 0)
 	}
+	// The run's first denial opened (or found) the sub-feed: no link here.
+	feed, _, err := s.subFeed(r.key.owner, now)
+	if err != nil {
+		return nil, fmt.Errorf("logging %d repeated denials: %w", r.count, err)
+	}
 	s.ledger.View(func(v *consent.View) {
-		if h := v.Head(s.signer.ID()); now.Unix() < h.Time {
+		if h := v.Head(feed.ID()); now.Unix() < h.Time {
 			now = time.Unix(h.Time, 0)
 		}
 	})
 	body := r.body
 	body.Repeats = &consent.Repeats{Count: r.count, First: r.first, Last: r.last, Of: r.of}
-	e, err := s.ledger.Append(s.signer, now, consent.KindAccess, &body)
+	e, err := s.ledger.Append(feed, now, consent.KindAccess, &body)
 	if err != nil {
 		return nil, fmt.Errorf("logging %d repeated denials: %w", r.count, err)
 	}

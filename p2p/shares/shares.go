@@ -118,8 +118,9 @@ type Service struct {
 	decideMu sync.Mutex
 	gate     func(*consent.Request) error
 
-	gets getLimiter // per-requester limit on gets (ratelimit.go)
-	reps repeats    // repeated denials counted, not logged one by one (repeats.go); decideMu guards it
+	feeds subFeeds   // this peer's sub-feed per owner (subfeed.go); decideMu guards it
+	gets  getLimiter // per-requester limit on gets (ratelimit.go)
+	reps  repeats    // repeated denials counted, not logged one by one (repeats.go); decideMu guards it
 }
 
 // Option configures a Service.
@@ -289,13 +290,21 @@ func (s *Service) decide(ar *consent.Request) ([]*consent.Entry, consent.Hash, c
 		return logged, consent.Hash{}, consent.Decision{}, err
 	}
 	now := s.now()
+	// The decision is logged in this peer's sub-feed about the owner.
+	feed, link, err := s.subFeed(ar.Owner, now)
+	if err != nil {
+		return logged, consent.Hash{}, consent.Decision{}, err
+	}
+	if link != nil {
+		logged = append(logged, link)
+	}
 	var d consent.Decision
 	var body consent.AccessBody
 	s.ledger.View(func(v *consent.View) {
 		// Decide at the time the access entry will carry: never before
 		// this peer's previous entry, even if the clock stepped back, so
 		// that an auditor re-running the decision gets the same answer.
-		if h := v.Head(s.signer.ID()); now.Unix() < h.Time {
+		if h := v.Head(feed.ID()); now.Unix() < h.Time {
 			now = time.Unix(h.Time, 0)
 		}
 		d = consent.Decide(v, ar, now)
@@ -318,7 +327,7 @@ func (s *Service) decide(ar *consent.Request) ([]*consent.Entry, consent.Hash, c
 		}
 	}
 	// Log before release: the decision is on this peer's feed before a byte leaves.
-	e, err := s.ledger.Append(s.signer, now, consent.KindAccess, &body)
+	e, err := s.ledger.Append(feed, now, consent.KindAccess, &body)
 	if err != nil {
 		return logged, consent.Hash{}, d, fmt.Errorf("logging the access: %w", err)
 	}

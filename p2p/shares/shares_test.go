@@ -138,12 +138,43 @@ func readAll(t *testing.T, rc io.ReadCloser) []byte {
 	return b
 }
 
+// accessFeed is the peer's sub-feed about the patient, where it logs its
+// decisions on the patient's records.
+func (f *fixture) accessFeed(t *testing.T) consent.ID { return f.subFeed(f.patient.id) }
+
+// subFeed is the ID of the peer's sub-feed about owner.
+func (f *fixture) subFeed(owner consent.ID) consent.ID {
+	sf, err := consent.NewSubFeed(f.peer.signer, owner)
+	if err != nil {
+		panic(err) // two signatures by an in-memory key
+	}
+	return sf.ID()
+}
+
+// peerFeed is the access entries of the peer's sub-feed about the
+// patient (its link left out), as the peer holds them now.
+func (f *fixture) peerFeed() []*consent.Entry { return f.accessesAbout(f.patient.id) }
+
+// accessesAbout is the access entries of the peer's sub-feed about owner.
+func (f *fixture) accessesAbout(owner consent.ID) []*consent.Entry {
+	var feed []*consent.Entry
+	id := f.subFeed(owner)
+	f.ledger.View(func(v *consent.View) { feed = v.Feed(id) })
+	if len(feed) > 0 && feed[0].Kind == consent.KindLink {
+		feed = feed[1:]
+	}
+	return feed
+}
+
 func (f *fixture) lastAccess(t *testing.T) *consent.AccessBody {
 	t.Helper()
 	select {
 	case e := <-f.published:
-		if e.Kind != consent.KindAccess || e.Author != f.peer.id {
-			t.Fatalf("published %v by %s, want an access entry by the peer", e.Kind, e.Author)
+		if e.Kind == consent.KindLink && e.Author == f.accessFeed(t) && e.Seq == 1 {
+			e = <-f.published // the sub-feed's link comes before its first entry
+		}
+		if e.Kind != consent.KindAccess || e.Author != f.accessFeed(t) {
+			t.Fatalf("published %v by %s, want an access entry by the peer's sub-feed about the patient", e.Kind, e.Author)
 		}
 		b, err := e.DecodedBody()
 		if err != nil {
@@ -248,13 +279,22 @@ func TestPutGetGrantRevoke(t *testing.T) {
 	}
 	f.lastAccess(t)
 
-	// Every decision is on the peer's own verified feed.
-	var feed []*consent.Entry
-	f.ledger.View(func(v *consent.View) { feed = v.Feed(f.peer.id) })
-	if len(feed) != 8 {
-		t.Fatalf("peer feed has %d entries, want 8 access decisions", len(feed))
+	// Every decision is on the peer's verified sub-feed about the patient,
+	// after the link to the peer; nothing is in the peer's home feed.
+	var feed, home []*consent.Entry
+	sub := f.accessFeed(t)
+	var parent, subject consent.ID
+	f.ledger.View(func(v *consent.View) {
+		feed, home = v.Feed(sub), v.Feed(f.peer.id)
+		parent, subject, _ = v.SubFeedOf(sub)
+	})
+	if len(feed) != 9 || feed[0].Kind != consent.KindLink || len(home) != 0 {
+		t.Fatalf("peer sub-feed has %d entries, home feed %d, want a link and 8 access decisions, none", len(feed), len(home))
 	}
-	if _, err := consent.VerifyFeed(f.peer.id, feed); err != nil {
+	if parent != f.peer.id || subject != f.patient.id {
+		t.Fatalf("sub-feed links to %s about %s, want the peer about the patient", parent, subject)
+	}
+	if _, err := consent.VerifyFeed(sub, feed); err != nil {
 		t.Fatal(err)
 	}
 

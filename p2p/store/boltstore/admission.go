@@ -330,3 +330,12 @@ func ReadUsageSnapshot(path string) (store.Usage, error) {
 	}
 	return u, nil
 }
+
+// Holds reports whether owner keeps at least one share or manifest here
+// (the peer serves owner's ledger then: p2p/peer).
+func (s *Store) Holds(owner consent.ID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u := s.usage[owner]
+	return u != nil && u.Objects() > 0
+}

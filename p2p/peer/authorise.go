@@ -1,0 +1,209 @@
+package peer
+
+import (
+	"fmt"
+
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/medwallet/medwallet/consent"
+	"github.com/medwallet/medwallet/p2p/ledgersync"
+	"github.com/medwallet/medwallet/p2p/serving"
+)
+
+// errNotAuthorised is what MayWrite refuses with.
+var errNotAuthorised = ledgersync.ErrNotAuthorised
+
+// authoriser decides who may read and write which feeds on this peer
+// (need to know). A feed's subject is the patient it is about: the author
+// itself for a home feed, S for a sub-feed about S (consent.SubFeed).
+//
+// This peer serves subject S when S enrolled it (serving.Set), when it
+// holds S's shares or manifests, or when S's latest serve entry names it.
+//
+// Reads (MayRead): the feed's author itself and, for a sub-feed, its
+// parent; this peer's known peers (bootstrap and network file: its fellow
+// serving peers); the subject; the peers of the subject's serve entry;
+// for a home feed, the parties its author's entries name (grantees, holders
+// of a credential for a role ID granted) and, the other way round, the
+// owners whose entries name its author (a patient reads the feed of a
+// clinician it granted, with its break-glass entries); and anyone for a
+// public feed (identity role issuer or peer, a known peer's home feed, this
+// peer's own). Named parties see the subject's whole home feed, other grants
+// included: a known leak (docs/network.md).
+//
+// Writes (MayWrite): entries of feeds whose subject this peer serves,
+// handed over by a party of the feed (its author, the subject, a
+// sub-feed's parent, a known or serving peer, a party the subject names);
+// sub-feeds only of the subject's peers; the feeds of parties a served
+// subject's entries name; known peers' home feeds; issuers' public feeds
+// from their author or a known peer. The rest is refused with an error
+// wrapping errNotAuthorised.
+type authoriser struct {
+	self   consent.ID
+	ledger *consent.Ledger
+	served *serving.Set
+	holds  func(consent.ID) bool
+	known  map[consent.ID]bool
+}
+
+func newAuthoriser(self consent.ID, l *consent.Ledger, served *serving.Set, holds func(consent.ID) bool,
+	known []lpeer.ID) *authoriser {
+	a := &authoriser{self: self, ledger: l, served: served, holds: holds, known: make(map[consent.ID]bool)}
+	for _, k := range known {
+		a.known[consent.ID(k.String())] = true
+	}
+	return a
+}
+
+// Serves reports whether this peer serves subject (see authoriser).
+func (a *authoriser) Serves(v *consent.View, subject consent.ID) bool {
+	if subject == a.self || a.served.Has(subject) || a.holds(subject) {
+		return true
+	}
+	for _, p := range v.ServingPeers(subject) {
+		if p == a.self {
+			return true
+		}
+	}
+	return false
+}
+
+// subject is the patient author's feed is about, and whether the feed is a
+// sub-feed (then parent is its parent).
+func subject(v *consent.View, author consent.ID) (subj, parent consent.ID, sub bool) {
+	if p, s, ok := v.SubFeedOf(author); ok {
+		return s, p, true
+	}
+	return author, "", false
+}
+
+func (a *authoriser) public(v *consent.View, author consent.ID) bool {
+	if author == a.self || a.known[author] {
+		return true
+	}
+	if id, ok := v.Identity(author); ok && (id.Role == "issuer" || id.Role == "peer") {
+		return true
+	}
+	return false
+}
+
+// MayRead reports whether remote may read author's feed.
+func (a *authoriser) MayRead(remote lpeer.ID, author consent.ID) bool {
+	r := consent.ID(remote.String())
+	ok := r == author || a.known[r]
+	if !ok {
+		a.ledger.View(func(v *consent.View) { ok = a.mayRead(v, r, author) })
+	}
+	return ok
+}
+
+func (a *authoriser) mayRead(v *consent.View, r, author consent.ID) bool {
+	s, parent, sub := subject(v, author)
+	if r == s || sub && r == parent {
+		return true
+	}
+	for _, p := range v.ServingPeers(s) {
+		if p == r {
+			return true
+		}
+	}
+	if sub {
+		return false // access sub-feeds: the subject and its peers only
+	}
+	return a.public(v, author) || v.Names(author, r) || v.Names(r, author)
+}
+
+// MayWrite accepts e from remote, or refuses it with an error wrapping
+// errNotAuthorised.
+func (a *authoriser) MayWrite(remote lpeer.ID, e *consent.Entry) error {
+	r := consent.ID(remote.String())
+	var ok bool
+	a.ledger.View(func(v *consent.View) { ok = a.mayWrite(v, r, e) })
+	if ok {
+		return nil
+	}
+	return fmt.Errorf("%w: this peer keeps only the feeds of the patients it serves and of the parties they name", errNotAuthorised)
+}
+
+func (a *authoriser) mayWrite(v *consent.View, r consent.ID, e *consent.Entry) bool {
+	author := e.Author
+	if author == a.self {
+		return true
+	}
+	s, parent, sub := subject(v, author)
+	var link *consent.LinkBody
+	if e.Kind == consent.KindLink && e.Seq == 1 {
+		// A sub-feed's link is the entry that says what it is about.
+		b, err := e.DecodedBody()
+		if err != nil {
+			return false
+		}
+		link = b.(*consent.LinkBody)
+		s, parent, sub = link.Subject, link.Parent, true
+	}
+	if !sub && !a.known[author] && e.Kind == consent.KindAccess && e.Seq > 1 && v.Head(author).Seq == 0 {
+		// An access entry of a sub-feed whose link has not arrived yet
+		// (gossip reorders): a fellow peer may hand it over, to wait for
+		// the link, when it is about a served subject.
+		if b, err := e.DecodedBody(); err == nil {
+			if req, err := consent.DecodeRequest(b.(*consent.AccessBody).Request); err == nil {
+				return a.Serves(v, req.Owner) && r != author && a.isPeerOf(v, r, req.Owner)
+			}
+		}
+		return false
+	}
+	if !a.party(v, r, author, s, parent, sub) {
+		return false
+	}
+	if sub {
+		// Sub-feeds of the peers serving s (and of s itself) only, or
+		// any stranger could log "accesses" about a served patient.
+		return a.Serves(v, s) && (parent == s || a.isPeerOf(v, parent, s))
+	}
+	if a.known[author] || a.Serves(v, s) {
+		return true
+	}
+	// A feed a served subject's entries name (grantee, role holder).
+	for _, owner := range v.Grantors(author) {
+		if a.Serves(v, owner) {
+			return true
+		}
+	}
+	// Public feeds (issuers', peers'), from their author or a known peer.
+	from := r == author || a.known[r]
+	switch b, _ := e.DecodedBody(); b := b.(type) {
+	case *consent.BreakGlassBody:
+		return a.Serves(v, b.Owner)
+	case *consent.EquivocationProof:
+		return a.Serves(v, b.Author()) // a proof against a served subject
+	case *consent.CredentialBody:
+		return from // only an issuer's credentials count
+	case *consent.IdentityBody:
+		return from && (b.Role == "issuer" || b.Role == "peer")
+	}
+	return from && a.public(v, author)
+}
+
+// isPeerOf reports whether p is this peer, a known peer or a peer of
+// subject s's serve entry.
+func (a *authoriser) isPeerOf(v *consent.View, p, s consent.ID) bool {
+	if p == a.self || a.known[p] {
+		return true
+	}
+	for _, q := range v.ServingPeers(s) {
+		if q == p {
+			return true
+		}
+	}
+	return false
+}
+
+// party reports whether r may hand this peer entries of author's feed,
+// about subject s: the author, the subject, a sub-feed's parent, a known
+// peer, a serving peer of s, or a party s's entries name.
+func (a *authoriser) party(v *consent.View, r, author, s, parent consent.ID, sub bool) bool {
+	if r == author || r == s || sub && r == parent || a.isPeerOf(v, r, s) {
+		return true
+	}
+	return v.Names(s, r)
+}

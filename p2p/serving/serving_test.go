@@ -1,0 +1,115 @@
+package serving
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"go.uber.org/goleak"
+
+	"github.com/medwallet/medwallet/consent"
+	"github.com/medwallet/medwallet/p2p/node"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func newHost(t *testing.T, name string, listen bool) (host.Host, consent.ID) {
+	t.Helper()
+	seed := sha256.Sum256([]byte("serving test " + name))
+	key := ed25519.NewKeyFromSeed(seed[:])
+	var l []string
+	if listen {
+		l = []string{"/ip4/127.0.0.1/tcp/0"}
+	}
+	h, err := node.New(key, node.Options{Listen: l})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	return h, consent.ID(h.ID().String())
+}
+
+// The set survives a reopen; OnChange runs once per change.
+func TestSetPersists(t *testing.T) {
+	path := filepath.Join(t.TempDir(), File)
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, alice := newHost(t, "alice", false)
+	_, bob := newHost(t, "bob", false)
+	changes := 0
+	s.OnChange(func() { changes++ })
+	now := time.Unix(1767225600, 0)
+	for i, c := range []struct {
+		id     consent.ID
+		secret byte
+		added  bool
+	}{{alice, 1, true}, {alice, 1, false}, {bob, 2, true}, {alice, 3, false}} {
+		added, err := s.Enrol(c.id, Secret{c.secret}, now)
+		if err != nil || added != c.added {
+			t.Fatalf("enrolment %d: added %v, %v; want %v", i, added, err, c.added)
+		}
+	}
+	if changes != 3 {
+		t.Fatalf("%d changes, want 3 (the repeat changes nothing)", changes)
+	}
+	r, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := r.Subjects(); len(got) != 2 || !r.Has(alice) || !r.Has(bob) {
+		t.Fatalf("reopened: %v", got)
+	}
+	if sec, ok := r.Secret(alice); !ok || sec != [32]byte{3} {
+		t.Fatalf("alice's secret after reopening: %v %v", sec, ok)
+	}
+	if since, _ := r.Since(alice); !since.Equal(now) {
+		t.Fatalf("alice enrolled %v, want %v", since, now)
+	}
+	if _, ok := r.Secret("nobody"); ok {
+		t.Fatal("a secret for a subject never enrolled")
+	}
+}
+
+// Enrolment enrols the stream's remote, and only if the peer admits it.
+func TestEnrol(t *testing.T) {
+	ph, _ := newHost(t, "peer", true)
+	ah, alice := newHost(t, "alice", false)
+	mh, mallory := newHost(t, "mallory", false)
+	set, err := Open(filepath.Join(t.TempDir(), File))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := NewService(ph, set, func(id consent.ID) error {
+		if id == mallory {
+			return errors.New("not on the allowlist")
+		}
+		return nil
+	}, nil)
+	defer svc.Close()
+	ctx := context.Background()
+	for _, h := range []host.Host{ah, mh} {
+		if err := h.Connect(ctx, peer.AddrInfo{ID: ph.ID(), Addrs: ph.Addrs()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := Enrol(ctx, ah, ph.ID(), Secret{7}); err != nil {
+		t.Fatal(err)
+	}
+	if sec, ok := set.Secret(alice); !ok || sec != [32]byte{7} {
+		t.Fatalf("alice enrolled: %v %v", sec, ok)
+	}
+	if err := Enrol(ctx, mh, ph.ID(), Secret{8}); !errors.Is(err, ErrRefused) {
+		t.Fatalf("mallory: %v, want refused", err)
+	}
+	if set.Has(mallory) || len(set.Subjects()) != 1 {
+		t.Fatalf("served: %v", set.Subjects())
+	}
+}
