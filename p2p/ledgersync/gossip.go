@@ -278,11 +278,14 @@ func (s *GossipService) validateOn(_ context.Context, from peer.ID, m *pubsub.Me
 		}
 	}
 	e, err := s.in.decodeCharged(m.GetData(), from)
-	if errors.Is(err, ErrOverBudget) {
-		// The author is over its budget here, whoever forwarded it:
-		// ignored, so that honest forwarders are not penalised.
+	if errors.Is(err, ErrOverBudget) || errors.Is(err, ErrNotAuthorised) {
+		// The author is over its budget here, or this peer keeps nothing
+		// of that feed from that forwarder (need to know), whoever
+		// forwarded it: ignored, so that honest forwarders, such as a
+		// fellow serving peer this peer does not know as one yet, are not
+		// penalised. Strangers are kept out of the mesh by Follow.
 		s.in.n.rejected.Add(1)
-		s.log.Debug("gossip over budget", "from", shortPeer(from), "err", err)
+		s.log.Debug("gossip not kept", "from", shortPeer(from), "err", err)
 		return pubsub.ValidationIgnore
 	}
 	if err != nil {

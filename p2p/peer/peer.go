@@ -120,6 +120,7 @@ type Peer struct {
 	witnessDB *witness.BoltStore
 	dht       *dht.IpfsDHT
 	locate    *locate.Service
+	announce  *locate.Announcer
 	mdns      interface{ Close() error }
 	outbox    chan *consent.Entry
 	ready     atomic.Bool
@@ -224,8 +225,14 @@ func Start(ctx context.Context, cfg Config) (_ *Peer, err error) {
 		return nil, err
 	}
 	p.auth = newAuthoriser(signer.ID(), p.Ledger, p.served, p.Store.Holds, knownIDs)
-	opts = append(opts, ledgersync.WithAuthoriser(p.auth))
+	opts = append(opts, ledgersync.WithAuthoriser(p.auth),
+		// A patient this peer serves publishes a feed of any length here:
+		// its entries are not charged to the per-author budget.
+		ledgersync.WithRelatedAuthors(func(id consent.ID) bool { return p.served.Has(id) || p.Store.Holds(id) }))
 	if p.Sync, err = ledgersync.New(sctx, p.Host, p.Ledger, opts...); err != nil {
+		return nil, err
+	}
+	if err := p.follow(); err != nil {
 		return nil, err
 	}
 	// Access entries are on this peer's ledger before any byte is served;
@@ -265,8 +272,10 @@ func Start(ctx context.Context, cfg Config) (_ *Peer, err error) {
 		if p.dht, err = dht.New(p.Host, dht.Mode(dht.ModeServer), dht.ProtocolPrefix("/medwallet"), dht.BootstrapPeers(boot...)); err != nil {
 			return nil, err
 		}
-		// Light clients locate serving peers through this peer's DHT.
+		// Light clients locate serving peers through this peer's DHT,
+		// where this peer provides the serve key of every enrolled patient.
 		p.locate = locate.NewService(p.Host, p.dht, log)
+		p.announce = locate.Announce(sctx, p.dht, p.served, 0, log)
 	}
 	if cfg.MDNS {
 		m := mdns.NewMdnsService(p.Host, "medwallet", notifee{p})
@@ -482,6 +491,9 @@ func (p *Peer) Close() error {
 		}
 		if p.witnessDB != nil {
 			errs = append(errs, p.witnessDB.Close())
+		}
+		if p.announce != nil {
+			p.announce.Close()
 		}
 		if p.locate != nil {
 			p.locate.Close()
