@@ -80,17 +80,24 @@ func (w *Wallet) publishRecord(ctx context.Context, c *client.Client, rid string
 // Publish pushes the wallet's own feed to the network; peers keep what
 // they lack, so this also repairs a feed that was only partly published.
 func (w *Wallet) Publish(ctx context.Context, c *client.Client) error {
-	l, _, err := w.openLedger(false)
+	l, signer, err := w.openLedger(true)
 	if err != nil {
 		return err
 	}
 	var feed []*consent.Entry
 	l.View(func(v *consent.View) { feed = v.Feed(w.ID()) })
-	l.Close()
 	if len(feed) == 0 {
+		l.Close()
 		return nil
 	}
 	if err := c.Require(1); err != nil {
+		l.Close()
+		return &NetworkError{Op: OpPublish, Err: err}
+	}
+	// Peers keep only the feeds of the patients they serve.
+	err = w.enrolNew(ctx, c, l, signer)
+	l.Close()
+	if err != nil {
 		return &NetworkError{Op: OpPublish, Err: err}
 	}
 	if err := pushFeed(ctx, c.Host(), c.Reachable(), feed, publishGrace); err != nil {

@@ -28,14 +28,47 @@ func (w *Wallet) serveOn(ctx context.Context, c *client.Client) error {
 		return err
 	}
 	defer l.Close()
+	enrolled, err := enrol(ctx, c, signer, nil)
+	if err != nil || len(enrolled) == 0 {
+		return err
+	}
+	if len(enrolled) > consent.MaxServePeers {
+		enrolled = enrolled[:consent.MaxServePeers]
+	}
+	var same bool
+	l.View(func(v *consent.View) { same = slices.Equal(v.ServingPeers(w.ID()), enrolled) })
+	if same {
+		return nil
+	}
+	_, err = l.Append(signer, w.Now(), consent.KindServe, &consent.ServeBody{Peers: enrolled})
+	return err
+}
+
+// enrolNew enrols the reachable peers of c that the wallet's latest serve
+// entry does not name (those were enrolled when it was written), so that
+// a wallet which never placed a record (a grant, a revocation, a first
+// publish) still has peers that keep its feed. It writes no entry.
+func (w *Wallet) enrolNew(ctx context.Context, c *client.Client, l *consent.Ledger, signer consent.Signer) error {
+	var named []consent.ID
+	l.View(func(v *consent.View) { named = v.ServingPeers(w.ID()) })
+	_, err := enrol(ctx, c, signer, named)
+	return err
+}
+
+// enrol asks every reachable peer of c but those in skip to serve the
+// signer, and returns the IDs of those that accepted, sorted.
+func enrol(ctx context.Context, c *client.Client, signer consent.Signer, skip []consent.ID) ([]consent.ID, error) {
 	secret, err := consent.Rendezvous(signer)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var mu sync.Mutex
 	var enrolled []consent.ID
 	var wg sync.WaitGroup
 	for _, p := range c.Reachable() {
+		if slices.Contains(skip, consent.ID(p.String())) {
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -48,21 +81,8 @@ func (w *Wallet) serveOn(ctx context.Context, c *client.Client) error {
 	}
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
-		return err
+		return nil, err
 	}
 	slices.Sort(enrolled)
-	enrolled = slices.Compact(enrolled)
-	if len(enrolled) == 0 {
-		return nil
-	}
-	if len(enrolled) > consent.MaxServePeers {
-		enrolled = enrolled[:consent.MaxServePeers]
-	}
-	var same bool
-	l.View(func(v *consent.View) { same = slices.Equal(v.ServingPeers(w.ID()), enrolled) })
-	if same {
-		return nil
-	}
-	_, err = l.Append(signer, w.Now(), consent.KindServe, &consent.ServeBody{Peers: enrolled})
-	return err
+	return slices.Compact(enrolled), nil
 }

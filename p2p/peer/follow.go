@@ -1,19 +1,80 @@
 package peer
 
 import (
+	"sync"
+	"sync/atomic"
+
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/medwallet/medwallet/consent"
 	"github.com/medwallet/medwallet/p2p/ledgersync"
 )
 
 // follow makes gossip per patient: this peer joins the topic of each
-// subject that enrolled it (the served set), and only the subject itself
-// and this peer's known peers (bootstrap and network file) get the
-// subject's messages or a place in its mesh (the default access of
-// ledgersync.Follow; docs/network.md, "Discovery and per-patient gossip").
-// Serving peers this peer does not know, and subjects it serves only
-// through shares it holds, are reached by push and sync.
+// subject that enrolled it (the served set), and only the subject itself,
+// the peers its latest serve entry names and this peer's known peers
+// (bootstrap and network file) get the subject's messages or a place in
+// its mesh (docs/network.md, "Discovery and per-patient gossip"). Subjects
+// it serves only through shares it holds are reached by push and sync.
 func (p *Peer) follow() error {
-	return p.Sync.Follow(ledgersync.Follow{Served: p.served, SubjectOf: subjectOf})
+	p.topicPeers = newServingPeers()
+	p.Ledger.View(func(v *consent.View) {
+		for _, a := range v.Authors() {
+			if sp := v.ServingPeers(a); len(sp) > 0 {
+				p.topicPeers.set(a, sp)
+			}
+		}
+	})
+	p.Sync.OnAccepted(func(e *consent.Entry) {
+		if e.Kind != consent.KindServe {
+			return
+		}
+		var sp []consent.ID
+		p.Ledger.View(func(v *consent.View) { sp = v.ServingPeers(e.Author) })
+		p.topicPeers.set(e.Author, sp)
+	})
+	return p.Sync.Follow(ledgersync.Follow{Served: p.served, SubjectOf: subjectOf, Access: p.topicAccess})
+}
+
+// topicAccess is gossip's access rule for subject's topic. gossipsub asks
+// it on its event loop, so it reads a snapshot and takes no lock.
+func (p *Peer) topicAccess(remote lpeer.ID, subject consent.ID) bool {
+	r := consent.ID(remote.String())
+	return r == subject || p.auth.known[r] || p.topicPeers.has(subject, r)
+}
+
+// servingPeers is a copy-on-write snapshot of each subject's serving
+// peers (its latest serve entry), read without locks.
+type servingPeers struct {
+	mu   sync.Mutex // serialises writers
+	snap atomic.Pointer[map[consent.ID]map[consent.ID]bool]
+}
+
+func newServingPeers() *servingPeers {
+	s := &servingPeers{}
+	m := map[consent.ID]map[consent.ID]bool{}
+	s.snap.Store(&m)
+	return s
+}
+
+func (s *servingPeers) set(subject consent.ID, peers []consent.ID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := *s.snap.Load()
+	m := make(map[consent.ID]map[consent.ID]bool, len(old)+1)
+	for k, v := range old {
+		m[k] = v
+	}
+	set := make(map[consent.ID]bool, len(peers))
+	for _, p := range peers {
+		set[p] = true
+	}
+	m[subject] = set
+	s.snap.Store(&m)
+}
+
+func (s *servingPeers) has(subject, p consent.ID) bool {
+	return (*s.snap.Load())[subject][p]
 }
 
 // subjectOf is ledgersync.DefaultSubjectOf, but the link that opens an

@@ -110,25 +110,26 @@ type Peer struct {
 	Ledger *consent.Ledger
 	Sync   *ledgersync.Service
 
-	signer    *consent.KeySigner
-	served    *serving.Set
-	auth      *authoriser
-	serve     *serving.Service
-	shares    *shares.Service
-	manifests *manifests.Service
-	witness   *witness.Service
-	witnessDB *witness.BoltStore
-	dht       *dht.IpfsDHT
-	locate    *locate.Service
-	announce  *locate.Announcer
-	mdns      interface{ Close() error }
-	outbox    chan *consent.Entry
-	ready     atomic.Bool
-	log       *slog.Logger
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
-	closeOnce sync.Once
-	closeErr  error
+	signer     *consent.KeySigner
+	served     *serving.Set
+	auth       *authoriser
+	serve      *serving.Service
+	shares     *shares.Service
+	manifests  *manifests.Service
+	witness    *witness.Service
+	witnessDB  *witness.BoltStore
+	dht        *dht.IpfsDHT
+	locate     *locate.Service
+	announce   *locate.Announcer
+	topicPeers *servingPeers
+	mdns       interface{ Close() error }
+	outbox     chan *consent.Entry
+	ready      atomic.Bool
+	log        *slog.Logger
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
+	closeOnce  sync.Once
+	closeErr   error
 }
 
 // Start opens the stores, starts the host and every service.
