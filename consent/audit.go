@@ -65,6 +65,10 @@ type AuditReport struct {
 
 	// Proofs explains each equivocation, by author (one per Equivocators).
 	Proofs []ProofReport `json:"proofs"`
+
+	// Checkpoints and Forks: the checkpoint audit (checkpoint_audit.go).
+	Checkpoints []CheckpointReport `json:"checkpoints,omitempty"`
+	Forks       []ForkReport       `json:"forks,omitempty"`
 }
 
 // ProofReport explains one equivocation: Author signed the two entries

@@ -36,6 +36,47 @@ type Card struct {
 	Role         string `cbor:"4,keyasint" json:"role"`
 	Created      int64  `cbor:"5,keyasint" json:"created"` // Unix seconds
 	Sig          []byte `cbor:"6,keyasint,omitempty" json:"-"`
+	// Rendezvous is the holder's rendezvous secret (32 bytes; see
+	// Rendezvous), on a card the owner hands to a party it lets find its
+	// serving peers and join its gossip topic; absent on the card the
+	// owner publishes. It is signed with the rest, so no one can swap it
+	// for a secret that would lead the holder to other peers; never
+	// printed.
+	Rendezvous []byte `cbor:"7,keyasint,omitempty" json:"-"`
+}
+
+// NewSharedCard makes and signs c's fields again with the rendezvous
+// secret r added: the card to give to a party that may find the owner's
+// serving peers. priv must be the key of c.ID.
+func NewSharedCard(priv ed25519.PrivateKey, c Card, r [32]byte) (Card, error) {
+	id, err := IDFromPublicKey(priv.Public().(ed25519.PublicKey))
+	if err != nil {
+		return Card{}, err
+	}
+	if id != c.ID {
+		return Card{}, fmt.Errorf("%w: the key is not the card's", ErrBadCard)
+	}
+	c.Rendezvous = append([]byte(nil), r[:]...)
+	c.Sig = nil
+	if err := c.checkFields(); err != nil {
+		return Card{}, err
+	}
+	msg, err := c.signedBytes()
+	if err != nil {
+		return Card{}, err
+	}
+	c.Sig = ed25519.Sign(priv, msg)
+	return c, nil
+}
+
+// RendezvousSecret is the rendezvous secret the card carries, if any.
+func (c Card) RendezvousSecret() ([32]byte, bool) {
+	var r [32]byte
+	if len(c.Rendezvous) != len(r) {
+		return r, false
+	}
+	copy(r[:], c.Rendezvous)
+	return r, true
 }
 
 // NewCard makes and signs a card for the key priv.
@@ -99,6 +140,9 @@ func (c Card) checkFields() error {
 	}
 	if c.Created <= 0 {
 		return errors.New("creation time is missing")
+	}
+	if c.Rendezvous != nil && len(c.Rendezvous) != 32 {
+		return errors.New("rendezvous secret is not 32 bytes")
 	}
 	return nil
 }

@@ -75,7 +75,34 @@
 //
 // An exported ledger file is "medwallet ledger v1\n", the number of entries
 // as a CBOR unsigned integer, then each entry's encoding as a CBOR byte
-// string, and nothing after.
+// string, and nothing after. A file that carries checkpoints starts
+// "medwallet ledger v1 checkpoints\n" instead and, after the entries, has
+// the number of checkpoint key certificates and each one's encoding as a
+// byte string, then the number of checkpoint notes and each note as a
+// byte string.
+//
+// # Checkpoints and witnesses
+//
+// Each author feed is a C2SP log. Its tree is the RFC 6962 Merkle tree
+// (golang.org/x/mod/sumdb/tlog) over its entry hashes in seq order (leaf
+// data = the 32-byte entry hash). A checkpoint is a C2SP tlog-checkpoint
+// signed note (golang.org/x/mod/sumdb/note): origin line, size, base64
+// root, no extension lines, signed by the feed's checkpoint key under the
+// origin as key name. The checkpoint key is derived from the identity key
+// (seed = SHA-256 of the author's signature of "medwallet checkpoint key
+// v1\n"), so a restored wallet has it back; the origin is
+// "medwallet.ledger/v1/" and the unpadded base64url of the first 16 bytes
+// of SHA-256("medwallet checkpoint origin v1\n" ‖ public key), so a
+// witness learns no author. A CheckpointCert {1 author, 2 key, 3 signature
+// by the author of "medwallet checkpoint key certificate v1\n" ‖ key}
+// binds the key to the author for auditors. Witnesses add C2SP
+// tlog-cosignature/v1 lines named "medwallet.witness/" + their ID (key ID
+// SHA-256(name ‖ "\n" ‖ 0x04 ‖ key)[:4]; signature = 8-byte time ‖ Ed25519
+// signature of "cosignature/v1\ntime <t>\n" ‖ body). AuditCheckpoints
+// reports fork (two checkpoints of one key, one size, two roots; or a root
+// that differs from the entries held), withheld (a cosigned size beyond
+// the entries held) and invalid-checkpoint findings; p2p/witness is the
+// protocol.
 //
 // docs/format.md describes the same format with a byte-by-byte example;
 // testdata/vectors holds test vectors, valid and tampered, made by
@@ -130,4 +157,12 @@
 // time. An allow the re-run denies, gives another reason for, or gives a
 // shorter time box than logged is a violation. EmergencyAccesses sums up
 // the break-glass entries naming an owner for the owner's review.
+//
+// Neither Decide nor the audit scans history: the view indexes the
+// unrevoked grants of each owner, grantee, record, issuer and role (and
+// the smallest grant ID ever, which a revoked deny names), and the audit
+// indexes every fact with the position of its entry, replaying each
+// owner's grants with a cursor that only moves forward (access entries are
+// re-run in order of the owner head they name). AuditStore audits a Store
+// feed by feed.
 package consent

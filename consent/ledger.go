@@ -236,7 +236,7 @@ func VerifyStore(s Store) (*StoreReport, error) {
 		}
 	}
 	flush := func() {
-		errs := VerifyBatch(chunk)
+		errs, hashes := verifyEntries(chunk, false)
 		for i, e := range chunk {
 			if e.Author != author || rep.Feeds == 0 {
 				author, head = e.Author, Head{}
@@ -250,7 +250,7 @@ func VerifyStore(s Store) (*StoreReport, error) {
 				problem(err)
 			}
 			// Go on from this entry, so one bad entry is one problem.
-			head = Head{Seq: e.Seq, Hash: e.Hash(), Time: e.Time}
+			head = Head{Seq: e.Seq, Hash: hashes[i], Time: e.Time}
 		}
 		rep.Entries += len(chunk)
 		chunk = chunk[:0]

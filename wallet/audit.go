@@ -29,16 +29,22 @@ func (w *Wallet) AuditLedger(ctx context.Context) (*consent.AuditReport, error) 
 // pass over the local ledger (what 'audit verify' reports): every entry
 // is read and verified once. A ledger that does not verify is reported,
 // not refused: the emergency accesses are those of its entries that do.
+// The keyring is opened only if there are emergency accesses, to read
+// their reasons.
 func (w *Wallet) AuditLedgerEmergencies(ctx context.Context) (*consent.AuditReport, []EmergencyAccess, error) {
 	rep, v, err := w.auditLocal()
 	if err != nil {
 		return nil, nil, err
 	}
+	eas := consent.EmergencyAccesses(v, w.ID())
+	if len(eas) == 0 {
+		return rep, []EmergencyAccess{}, nil
+	}
 	id, err := w.Identity()
 	if err != nil {
 		return nil, nil, err
 	}
-	return rep, w.emergencyAccessesIn(v, id), nil
+	return rep, w.emergencyAccessesIn(v, eas, id), nil
 }
 
 // auditLocal audits the local ledger straight from its store, feed by
@@ -56,6 +62,11 @@ func (w *Wallet) auditLocal() (*consent.AuditReport, *consent.View, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading the local ledger: %w: %w", ErrVerify, err)
 	}
+	ca, err := w.auditCheckpoints(s)
+	if err != nil {
+		return nil, nil, err
+	}
+	rep.AddCheckpoints(ca)
 	return rep, v, nil
 }
 
@@ -63,11 +74,11 @@ func (w *Wallet) auditLocal() (*consent.AuditReport, *consent.View, error) {
 // auditor runs it on any machine, so only the checks the ledger alone
 // allows set access entries apart as suspicious.
 func AuditExport(r io.Reader) (*consent.AuditReport, error) {
-	es, err := consent.ReadExport(r)
+	x, err := consent.ReadExportFile(r)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrVerify, err)
 	}
-	return consent.AuditLedger(es), nil
+	return consent.AuditExportFile(x), nil
 }
 
 // AuditFailure turns a failed report into an ErrVerify error that names
@@ -88,7 +99,8 @@ func AuditFailure(rep *consent.AuditReport) error {
 		}
 	}
 	e := &AuditError{Detail: first.Detail}
-	for _, k := range []string{consent.FindingViolation, consent.FindingInvalid, consent.FindingChain, consent.FindingEquivocation} {
+	for _, k := range []string{consent.FindingViolation, consent.FindingInvalid, consent.FindingChain, consent.FindingEquivocation,
+		consent.FindingFork, consent.FindingWithheld, consent.FindingCheckpoint} {
 		if n := counts[k]; n > 0 {
 			e.Counts = append(e.Counts, fmt.Sprintf("%d %s", n, k))
 		}

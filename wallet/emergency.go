@@ -207,15 +207,15 @@ func (w *Wallet) EmergencyAccesses(ctx context.Context) ([]EmergencyAccess, erro
 	}
 	defer l.Close()
 	var out []EmergencyAccess
-	l.View(func(v *consent.View) { out = w.emergencyAccessesIn(v, id) })
+	l.View(func(v *consent.View) { out = w.emergencyAccessesIn(v, consent.EmergencyAccesses(v, w.ID()), id) })
 	return out, nil
 }
 
-// emergencyAccessesIn lists the emergency accesses to this wallet's
-// records in v, decrypting reasons and notes with id.
-func (w *Wallet) emergencyAccessesIn(v *consent.View, id *Identity) []EmergencyAccess {
+// emergencyAccessesIn completes eas, the emergency accesses to this
+// wallet's records in v, decrypting reasons and notes with id.
+func (w *Wallet) emergencyAccessesIn(v *consent.View, eas []consent.EmergencyAccess, id *Identity) []EmergencyAccess {
 	out := []EmergencyAccess{}
-	for _, ea := range consent.EmergencyAccesses(v, w.ID()) {
+	for _, ea := range eas {
 		x := EmergencyAccess{EmergencyAccess: ea, RequesterName: w.NameOf(ea.Requester)}
 		if b, ok := v.BreakGlass(ea.BreakGlass); ok {
 			if p, err := decryptWith(b.Reason, id.Age, consent.MaxReasonSize); err == nil {

@@ -123,7 +123,11 @@ func (w *Wallet) ExportLedger(out io.Writer) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if err := consent.WriteExport(out, es); err != nil {
+	x, err := w.exportFile(es)
+	if err != nil {
+		return 0, err
+	}
+	if err := consent.WriteExportFile(out, x); err != nil {
 		return 0, err
 	}
 	return len(es), nil

@@ -93,6 +93,7 @@ func (w *Wallet) Publish(ctx context.Context, c *client.Client) error {
 	if err := pushFeed(ctx, c.Host(), c.Reachable(), feed, publishGrace); err != nil {
 		return &NetworkError{Op: OpPublish, Err: err}
 	}
+	w.witnessFeed(ctx, c, feed)
 	return nil
 }
 

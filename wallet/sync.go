@@ -101,11 +101,13 @@ type SyncResult struct {
 // Sync rebuilds the wallet from the network: it pulls the ledger, fetches
 // the wallet's own manifests from peers (each must verify and match its
 // anchor on the wallet's feed), saves the missing ones locally, and pushes
-// the wallet's feed back. After 'key import' on a new machine this brings
-// back every record, grant and log entry.
+// the wallet's feed back. The peers it asks are those of the network file
+// and the wallet's serving peers located through them (dialServing).
+// After 'key import' on a new machine this brings back every record,
+// grant and log entry.
 func (w *Wallet) Sync(ctx context.Context) (SyncResult, error) {
 	var res SyncResult
-	c, err := w.Dial(ctx)
+	c, err := w.dialServing(ctx)
 	if err != nil {
 		return res, err
 	}

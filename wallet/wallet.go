@@ -52,6 +52,10 @@ type Config struct {
 	// ExportWorkFactor is the scrypt work factor (log2 N) of key exports;
 	// 0 means 18. Only tests lower it.
 	ExportWorkFactor int
+	// Witnesses is how many witnesses cosign each checkpoint of the
+	// wallet's feed after a publish: 0 means DefaultWitnesses, a negative
+	// number none (wallet/witness.go).
+	Witnesses int
 }
 
 func (c Config) now() time.Time {

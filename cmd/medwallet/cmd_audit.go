@@ -105,6 +105,9 @@ type auditJSON struct {
 	// logged in summary entries rather than one by one.
 	Repeated  int `json:"repeated"`
 	Summaries int `json:"summaries"`
+	// Checkpoints and forks: see audit_checkpoints.go.
+	Checkpoints []consent.CheckpointReport `json:"checkpoints,omitempty"`
+	Forks       []consent.ForkReport       `json:"forks,omitempty"`
 }
 
 // proofJSON explains one equivocation in audit verify --json: the author
@@ -163,7 +166,7 @@ func newAuditJSON(source string, r *consent.AuditReport) auditJSON {
 	j := auditJSON{Source: source, OK: r.OK(), Entries: r.Entries, Feeds: r.Feeds, Grants: r.Grants,
 		Revocations: r.Revocations, Accesses: r.Accesses, Allowed: r.Allowed, Denied: r.Denied, Suspicious: r.Suspicious,
 		Equivocators: []string{}, Findings: []findingJSON{}, Proofs: []proofJSON{}, Unreviewed: []emergencyJSON{},
-		Repeated: r.Repeated, Summaries: r.Summaries}
+		Repeated: r.Repeated, Summaries: r.Summaries, Checkpoints: r.Checkpoints, Forks: r.Forks}
 	for _, p := range r.Proofs {
 		j.Proofs = append(j.Proofs, newProofJSON(p))
 	}
@@ -249,6 +252,7 @@ func runAuditVerify(ctx context.Context, opts auditVerifyOptions, g *globalOptio
 			fmt.Fprintf(out, "denied ×%d: repeated denials counted in %d summary entries (each denial again within a minute of one logged)\n", j.Repeated, j.Summaries)
 		}
 		printProofs(out, j.Proofs)
+		printForks(out, j.Forks)
 		if j.Suspicious > 0 {
 			first := ""
 			for _, f := range j.Findings {

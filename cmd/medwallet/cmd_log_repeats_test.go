@@ -80,7 +80,7 @@ func TestLogRepeatedDenials(t *testing.T) {
 	addRepeatedDenial(t, g, rec)
 
 	g.json = true
-	if err := runLog(ctx, logOptions{offline: true}, g); err != nil {
+	if err := runLog(ctx, logOptions{offline: true, all: true}, g); err != nil {
 		t.Fatal(err)
 	}
 	var as []accessJSON
@@ -101,7 +101,7 @@ func TestLogRepeatedDenials(t *testing.T) {
 
 	g.json = false
 	out.Reset()
-	if err := runLog(ctx, logOptions{offline: true}, g); err != nil {
+	if err := runLog(ctx, logOptions{offline: true, all: true}, g); err != nil {
 		t.Fatal(err)
 	}
 	if n := strings.Count(out.String(), "DENIED ×3"); n != 1 {

@@ -77,7 +77,7 @@ func TestLogSuspicious(t *testing.T) {
 	g.json = true
 
 	out.Reset()
-	if err := runLog(ctx, logOptions{offline: true}, g); err != nil {
+	if err := runLog(ctx, logOptions{offline: true, all: true}, g); err != nil {
 		t.Fatal(err)
 	}
 	var as []accessJSON
@@ -91,7 +91,7 @@ func TestLogSuspicious(t *testing.T) {
 	}
 
 	out.Reset()
-	if err := runLog(ctx, logOptions{offline: true, suspicious: true}, g); err != nil {
+	if err := runLog(ctx, logOptions{offline: true, suspicious: true, all: true}, g); err != nil {
 		t.Fatal(err)
 	}
 	as = nil

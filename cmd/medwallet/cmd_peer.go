@@ -16,6 +16,7 @@ import (
 	"github.com/medwallet/medwallet/p2p/netfile"
 	"github.com/medwallet/medwallet/p2p/node"
 	"github.com/medwallet/medwallet/p2p/peer"
+	"github.com/medwallet/medwallet/p2p/witness"
 )
 
 type peerOptions struct {
@@ -33,6 +34,8 @@ type peerOptions struct {
 	budget    [2]int // ledger budget per author and hour: entries, MiB
 	// verifyLedger: re-check every stored ledger signature before starting.
 	verifyLedger bool
+	witness      bool
+	witnessN     int
 }
 
 // peerLimitOptions are the connection and memory limits (docs/network.md).
@@ -74,6 +77,8 @@ on the same --data keeps its identity and everything it stored.`,
 	f.IntVar(&o.limits.perIP, "max-conns-per-ip", node.DefaultMaxConnsPerIP, "connections from one IPv4 address or IPv6 /56 (127.0.0.1 and ::1 are not limited)")
 	f.IntVar(&o.limits.memoryMiB, "max-memory-mib", 0, "MiB strangers together may make the peer reserve for streams (0: an eighth of the machine's memory)")
 	f.BoolVar(&o.verifyLedger, "verify-ledger", false, "re-check every signature and chain of the stored ledger before starting (start-up trusts its own disk otherwise)")
+	f.BoolVar(&o.witness, "witness", true, "witness feed checkpoints: cosign them for wallets (/medwallet/witness/1.0.0)")
+	f.IntVar(&o.witnessN, "witness-max-logs", witness.DefaultMaxLogs, "feeds this peer keeps a witnessed checkpoint of (about 1 KiB of disk each); new feeds beyond it are refused busy")
 	addStorageFlags(cmd, &o.storage)
 	cmd.AddCommand(newPeerUsageCommand(g))
 	return cmd
@@ -96,6 +101,9 @@ func runPeer(ctx context.Context, o peerOptions, g *globalOptions) error {
 	}
 	if o.gapMiB < 1 || o.gapMiB > 1<<20 {
 		return usageError{fmt.Errorf("bad --ledger-gap-mib %d: want 1 to %d", o.gapMiB, 1<<20)}
+	}
+	if o.witnessN < 1 {
+		return usageError{fmt.Errorf("bad --witness-max-logs %d: want at least 1", o.witnessN)}
 	}
 	if o.budget[0] < 1 || o.budget[1] < 1 || o.budget[1] > 1<<20 {
 		return usageError{fmt.Errorf("bad --ledger-budget-entries %d or --ledger-budget-mib %d: want at least 1 (MiB at most %d)", o.budget[0], o.budget[1], 1<<20)}
@@ -122,6 +130,7 @@ func runPeer(ctx context.Context, o peerOptions, g *globalOptions) error {
 		MaxClockSkew: o.clockSkew, GapBytes: o.gapMiB << 20,
 		Budget: ledgersync.HourlyBudget(o.budget[0], o.budget[1]<<20),
 		Limits: limits, Known: known, Storage: storage,
+		NoWitness: !o.witness, WitnessMaxLogs: o.witnessN,
 	})
 	if err != nil {
 		return err

@@ -2,10 +2,17 @@
 // and from light clients. It has three parts, each with its own wire
 // format, versioned by its protocol name:
 //
-// # Gossip: topic "/medwallet/ledger/1"
+// # Gossip: a topic per patient, "/medwallet/feed/1/<hex>"
 //
-// One gossipsub topic for every feed; the name carries no ID, since which
-// feeds a peer follows is itself health information. A message's data is
+// A peer given its serving set (GossipService.Follow) gossips each entry
+// on the topic of its subject (consent.Topic: an HMAC of the patient's ID
+// under the patient's rendezvous secret, so a stranger who knows only the
+// ID cannot name it), joins only the topics of the patients it serves,
+// and sends a patient's entries only to remotes its access rule allows
+// for that patient (their subscriptions to anything else are not even
+// tracked). A peer without a serving set uses the one global topic
+// "/medwallet/ledger/1", whose name carries no ID. On every topic a
+// message's data is
 // exactly one entry in its canonical encoding (consent.Entry.Encode), at
 // most WithMaxMessageSize bytes (default DefaultMaxEntrySize, 640 KiB;
 // see Admission).

@@ -280,9 +280,13 @@ func clip(s string) string {
 	return s
 }
 
+// maxUnofferedPush is the most entries Push sends without offering heads
+// first: for a grant or a revocation, sending is cheaper than asking.
+const maxUnofferedPush = 16
+
 // Push sends entries to p over PushID and returns one Ack per entry, in
-// order. It first offers p the head of each author's entries and sends
-// only those p lacks, in batches; the entries p showed it holds (its head
+// order. Unless they are few (maxUnofferedPush), it first offers p the
+// head of each author's entries and sends only those p lacks, in batches; the entries p showed it holds (its head
 // is one of them, or follows from one by the hash chain) are acked
 // AckDuplicate without being sent. p verifies and ingests each entry it
 // gets and gossips those it accepted. Give each feed's entries in seq
@@ -318,9 +322,14 @@ func Push(ctx context.Context, h host.Host, p peer.ID, entries []*consent.Entry)
 	r := bufio.NewReader(str)
 
 	acks = make([]Ack, len(entries))
-	send, err := offerHeads(str, r, deadline, entries)
-	if err != nil {
-		return nil, err
+	send := make([]bool, len(entries))
+	for i := range send {
+		send[i] = true
+	}
+	if len(entries) > maxUnofferedPush {
+		if send, err = offerHeads(str, r, deadline, entries); err != nil {
+			return nil, err
+		}
 	}
 	for i, e := range entries {
 		if !send[i] {

@@ -19,22 +19,18 @@ type meshTracer struct{ s *GossipService }
 var _ pubsub.RawTracer = meshTracer{}
 
 func (t meshTracer) Graft(p peer.ID, topic string) {
-	if topic != GossipTopic {
+	if !t.s.ours(topic) {
 		return
 	}
-	t.s.meshMu.Lock()
-	t.s.mesh[p] = true
-	t.s.meshMu.Unlock()
+	t.s.meshGraft(p, topic)
 	t.s.askSync(p)
 }
 
 func (t meshTracer) Prune(p peer.ID, topic string) {
-	if topic != GossipTopic {
+	if !t.s.ours(topic) {
 		return
 	}
-	t.s.meshMu.Lock()
-	delete(t.s.mesh, p)
-	t.s.meshMu.Unlock()
+	t.s.meshPrune(p, topic)
 }
 
 func (meshTracer) OnNewOutboundStream(peer.ID, protocol.ID)             {}

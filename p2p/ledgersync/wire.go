@@ -10,7 +10,6 @@ import (
 const (
 	maxRequestFrame = 4 << 10   // sync requests
 	maxHeadsFrame   = 256 << 10 // one page of heads
-	maxAckFrame     = 4 << 10   // one push ack
 	frameOverhead   = 64 << 10  // CBOR headers around a batch of entries
 
 	headsPageSize = 1024    // heads per page

@@ -7,6 +7,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/medwallet/medwallet/p2p/ledgersync"
+	"github.com/medwallet/medwallet/p2p/locate"
 	"github.com/medwallet/medwallet/p2p/manifests"
 	"github.com/medwallet/medwallet/p2p/shares"
 )
@@ -20,6 +21,7 @@ func TestProtocolIDsMatch(t *testing.T) {
 		{pushID, ledgersync.PushID},
 		{syncID, ledgersync.SyncID},
 		{"/medwallet/kad/1.0.0", kadID},
+		{locateID, locate.ID},
 	} {
 		if c.here != c.there {
 			t.Errorf("node limits %q, the protocol is %q", c.here, c.there)

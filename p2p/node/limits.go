@@ -62,6 +62,7 @@ const (
 	pushID      protocol.ID = "/medwallet/ledger-push/2.0.0"
 	syncID      protocol.ID = "/medwallet/ledger-sync/1.0.0"
 	kadID       protocol.ID = "/medwallet/kad/1.0.0"
+	locateID    protocol.ID = "/medwallet/locate/1.0.0"
 )
 
 // gossipIDs are the pubsub protocols a gossipsub router speaks.
@@ -104,6 +105,8 @@ var peerProtocols = []protoLimit{
 	{pushID, streams{2, 2, 8 << 20}, streams{512, 512, 256 << 20}, streams{8, 8, 32 << 20}},
 	{syncID, streams{2, 4, 16 << 20}, streams{64, 128, 128 << 20}, streams{8, 8, 64 << 20}},
 	{kadID, streams{8, 8, 8 << 20}, streams{256, 256, 64 << 20}, streams{16, 16, 16 << 20}},
+	// A locate request is 64 bytes, its answer at most 64 KiB.
+	{locateID, streams{2, 2, 1 << 20}, streams{64, 64, 16 << 20}, streams{4, 4, 1 << 20}},
 }
 
 // clientProtocols are a light client's: it serves none of them and dials
@@ -113,6 +116,7 @@ var clientProtocols = []protoLimit{
 	{manifestsID, streams{2, 4, 140 << 20}, streams{16, 64, 256 << 20}, streams{}},
 	{pushID, streams{2, 4, 8 << 20}, streams{16, 64, 64 << 20}, streams{}},
 	{syncID, streams{2, 4, 16 << 20}, streams{16, 64, 128 << 20}, streams{}},
+	{locateID, streams{0, 4, 1 << 20}, streams{0, 16, 4 << 20}, streams{}},
 }
 
 // gossipLimit is the allowance of each pubsub protocol.

@@ -31,12 +31,14 @@ import (
 	"github.com/medwallet/medwallet/consent"
 	ledgerstore "github.com/medwallet/medwallet/consent/boltstore"
 	"github.com/medwallet/medwallet/p2p/ledgersync"
+	"github.com/medwallet/medwallet/p2p/locate"
 	"github.com/medwallet/medwallet/p2p/manifests"
 	"github.com/medwallet/medwallet/p2p/netfile"
 	"github.com/medwallet/medwallet/p2p/node"
 	"github.com/medwallet/medwallet/p2p/shares"
 	"github.com/medwallet/medwallet/p2p/store"
 	"github.com/medwallet/medwallet/p2p/store/boltstore"
+	"github.com/medwallet/medwallet/p2p/witness"
 )
 
 // Files under a peer's data directory.
@@ -94,6 +96,10 @@ type Config struct {
 	Budget, ConsentBudget ledgersync.Budget
 	// Logger receives structured logs; it never sees PHI. Nil discards.
 	Logger *slog.Logger
+	// NoWitness turns off witnessing feed checkpoints; WitnessMaxLogs
+	// bounds the feeds witnessed (witness.DefaultMaxLogs if zero).
+	NoWitness      bool
+	WitnessMaxLogs int
 }
 
 // Peer is a running peer.
@@ -106,7 +112,10 @@ type Peer struct {
 	signer    *consent.KeySigner
 	shares    *shares.Service
 	manifests *manifests.Service
+	witness   *witness.Service
+	witnessDB *witness.BoltStore
 	dht       *dht.IpfsDHT
+	locate    *locate.Service
 	mdns      interface{ Close() error }
 	outbox    chan *consent.Entry
 	ready     atomic.Bool
@@ -231,11 +240,16 @@ func Start(ctx context.Context, cfg Config) (_ *Peer, err error) {
 			}
 		}))
 	p.manifests = manifests.NewService(p.Host, p.Store, log)
+	if err := p.startWitness(cfg); err != nil {
+		return nil, err
+	}
 
 	if cfg.DHT {
 		if p.dht, err = dht.New(p.Host, dht.Mode(dht.ModeServer), dht.ProtocolPrefix("/medwallet"), dht.BootstrapPeers(boot...)); err != nil {
 			return nil, err
 		}
+		// Light clients locate serving peers through this peer's DHT.
+		p.locate = locate.NewService(p.Host, p.dht, log)
 	}
 	if cfg.MDNS {
 		m := mdns.NewMdnsService(p.Host, "medwallet", notifee{p})
@@ -432,6 +446,15 @@ func (p *Peer) Close() error {
 		}
 		if p.manifests != nil {
 			p.manifests.Close()
+		}
+		if p.witness != nil {
+			p.witness.Close()
+		}
+		if p.witnessDB != nil {
+			errs = append(errs, p.witnessDB.Close())
+		}
+		if p.locate != nil {
+			p.locate.Close()
 		}
 		if p.Sync != nil {
 			errs = append(errs, p.Sync.Close())

@@ -1,0 +1,518 @@
+package wallet
+
+// Witnessed checkpoints: after each publish the wallet signs a checkpoint
+// of its own feed with the feed's checkpoint key and asks witnesses (peers
+// of the network file) to cosign it; it keeps the newest cosigned
+// checkpoint and any conflicting one a witness shows it, in
+// HOME/witness.json, and puts them with the key certificate in exports
+// and in the audit. See docs/format.md, "Checkpoints and witnesses".
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/medwallet/medwallet/consent"
+	"github.com/medwallet/medwallet/internal/fsutil"
+	"github.com/medwallet/medwallet/p2p/client"
+	"github.com/medwallet/medwallet/p2p/netfile"
+	"github.com/medwallet/medwallet/p2p/witness"
+)
+
+// witnessFile holds the wallet's checkpoints and what witnesses showed it.
+const witnessFile = "witness.json"
+
+// DefaultWitnesses is how many witnesses the wallet asks to cosign each
+// checkpoint unless Config.Witnesses says otherwise.
+const DefaultWitnesses = 3
+
+// maxEvidence bounds the conflicting checkpoints kept per feed.
+const maxEvidence = 16
+
+// witnessTimeout bounds the whole round of cosignatures after a publish.
+const witnessTimeout = 10 * time.Second
+
+// witnessState is HOME/witness.json.
+type witnessState struct {
+	Version int `json:"version"`
+	// Feeds by origin: the wallet's own feed today.
+	Feeds map[string]*feedCheckpoints `json:"feeds"`
+}
+
+type feedCheckpoints struct {
+	Cert *consent.CheckpointCert `json:"cert"`
+	// Note is the newest checkpoint of the feed with every cosignature
+	// collected for it.
+	Note string `json:"note"`
+	// Sizes is the size of the last checkpoint each witness cosigned.
+	Sizes map[string]uint64 `json:"sizes"`
+	// Evidence are validly signed checkpoints of this feed that
+	// witnesses hold and that conflict with the feed as the wallet holds
+	// it: a fork of the feed (a restored or second device, or a stolen
+	// key) that an audit reports.
+	Evidence []string `json:"evidence,omitempty"`
+}
+
+var witnessMu sync.Mutex // serialises witness.json in one process
+
+func (w *Wallet) witnessPath() string { return filepath.Join(w.cfg.Home, witnessFile) }
+
+func (w *Wallet) readWitnessState() (*witnessState, error) {
+	s := &witnessState{Version: 1, Feeds: map[string]*feedCheckpoints{}}
+	b, err := os.ReadFile(w.witnessPath())
+	if errors.Is(err, os.ErrNotExist) {
+		return s, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(b, s); err != nil || s.Version != 1 {
+		return nil, fmt.Errorf("%s is damaged: %w", witnessFile, ErrInvalid)
+	}
+	if s.Feeds == nil {
+		s.Feeds = map[string]*feedCheckpoints{}
+	}
+	return s, nil
+}
+
+func (w *Wallet) writeWitnessState(s *witnessState) error {
+	b, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return err
+	}
+	return fsutil.WriteFileAtomic(w.witnessPath(), append(b, '\n'), 0o600)
+}
+
+// WitnessResult says what one round of witnessing did.
+type WitnessResult struct {
+	Size      uint64   // entries in the checkpoint
+	Cosigners []string // witnesses that cosigned it
+	Conflicts int      // conflicting checkpoints witnesses showed
+}
+
+// witnessFeed asks witnesses to cosign a checkpoint of feed, the wallet's
+// own feed as just published through c: among the peers c reached. It is
+// best effort: a publish does not fail because witnesses are unreachable;
+// what it got is in witness.json.
+func (w *Wallet) witnessFeed(ctx context.Context, c *client.Client, feed []*consent.Entry) {
+	if w.cfg.Witnesses < 0 || len(feed) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, witnessTimeout)
+	defer cancel()
+	_, _ = w.Witness(ctx, feed, c.Reachable())
+}
+
+// Witness signs a checkpoint of feed (the wallet's own feed, in seq order)
+// and asks up to Config.Witnesses witnesses to cosign it, among the peers
+// of the network file (only those in up, when up is not nil).
+func (w *Wallet) Witness(ctx context.Context, feed []*consent.Entry, up []peer.ID) (*WitnessResult, error) {
+	id, err := w.Identity()
+	if err != nil {
+		return nil, err
+	}
+	signer, err := consent.NewKeySigner(id.Signing)
+	if err != nil {
+		return nil, err
+	}
+	key, err := consent.DeriveCheckpointKey(signer)
+	if err != nil {
+		return nil, err
+	}
+	hashes := make([]consent.Hash, len(feed))
+	for i, e := range feed {
+		hashes[i] = e.Hash()
+	}
+	tree := consent.NewTree(hashes)
+	size := tree.Size()
+	root, err := tree.Root(size)
+	if err != nil {
+		return nil, err
+	}
+	msg, err := key.Sign(size, root)
+	if err != nil {
+		return nil, err
+	}
+
+	witnessMu.Lock()
+	defer witnessMu.Unlock()
+	st, err := w.readWitnessState()
+	if err != nil {
+		return nil, err
+	}
+	fc := st.Feeds[key.Origin()]
+	if fc == nil {
+		cert, err := key.Certify(signer)
+		if err != nil {
+			return nil, err
+		}
+		fc = &feedCheckpoints{Cert: cert, Sizes: map[string]uint64{}}
+		st.Feeds[key.Origin()] = fc
+	}
+	k := w.cfg.Witnesses
+	if k == 0 {
+		k = DefaultWitnesses
+	}
+	if fc.Note != "" {
+		if sc, err := consent.OpenCheckpoint([]byte(fc.Note), key.Public()); err == nil &&
+			sc.Size == size && sc.Root == root && len(sc.Cosigners) >= k {
+			return &WitnessResult{Size: size, Cosigners: cosignerIDs(sc.Cosigners)}, nil // witnessed already
+		}
+	}
+	cands, err := w.witnessCandidates(up)
+	if err != nil {
+		return nil, err
+	}
+	res := &WitnessResult{Size: size}
+	// Ask the first k candidates by rank at once, then the next ones in
+	// place of those that did not cosign; peers that hold the wallet's
+	// shares or manifests come last.
+	ranked := rankByOrigin(cands, key.Origin())
+	if len(ranked) > k {
+		ranked = servingLast(ranked, w.servingEstimate(ctx, ranked))
+	}
+	var lines [][]byte
+	for len(ranked) > 0 && len(lines) < k && ctx.Err() == nil {
+		batch := ranked[:min(k-len(lines), len(ranked))]
+		ranked = ranked[len(batch):]
+		got, err := w.askWitnesses(ctx, batch, key, tree, msg, fc)
+		if err != nil {
+			return nil, err
+		}
+		for _, g := range got {
+			if g.evidence != nil {
+				res.Conflicts++
+				fc.addEvidence(g.evidence)
+			}
+			if g.line != nil {
+				fc.Sizes[g.peer.String()] = size
+				lines = append(lines, g.line)
+				res.Cosigners = append(res.Cosigners, g.peer.String())
+			}
+		}
+	}
+	if len(lines) > 0 {
+		fc.keepNewest(msg, size, key.Public(), lines)
+	}
+	return res, w.writeWitnessState(st)
+}
+
+func cosignerIDs(cs []consent.Cosigner) []string {
+	out := make([]string, len(cs))
+	for i, c := range cs {
+		out[i] = string(c.Witness)
+	}
+	return out
+}
+
+type witnessAnswer struct {
+	peer           peer.ID
+	line, evidence []byte
+}
+
+// askWitnesses dials the candidates with a throw-away identity (the
+// witness learns the feed's pseudonymous origin, never who asked) and
+// asks them all at once.
+func (w *Wallet) askWitnesses(ctx context.Context, batch []candidate, key *consent.CheckpointKey,
+	tree *consent.Tree, msg []byte, fc *feedCheckpoints) ([]witnessAnswer, error) {
+	_, eph, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		return nil, err
+	}
+	var addrs []string
+	for _, c := range batch {
+		addrs = append(addrs, c.addrs...)
+	}
+	c, err := client.Dial(ctx, eph, addrs)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	up := c.Reachable()
+	out := make([]witnessAnswer, len(up))
+	var wg sync.WaitGroup
+	for i, p := range up {
+		old := fc.Sizes[p.String()]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			line, evidence, err := askWitness(ctx, c, p, key, tree, msg, old)
+			out[i] = witnessAnswer{peer: p, evidence: evidence}
+			if err == nil {
+				out[i].line = line
+			}
+		}()
+	}
+	wg.Wait()
+	return out, nil
+}
+
+// askWitness asks p to cosign msg, proving from the size p last cosigned
+// as the wallet believes it; if p holds another size, once more from its
+// size, when its checkpoint is a prefix of the feed. A checkpoint of p's
+// that the feed does not extend is returned as evidence.
+func askWitness(ctx context.Context, c *client.Client, p peer.ID, key *consent.CheckpointKey,
+	tree *consent.Tree, msg []byte, old uint64) (line, evidence []byte, err error) {
+	size := tree.Size()
+	if old > size {
+		old = 0
+	}
+	for try := 0; try < 2; try++ {
+		proof, err := tree.Prove(old, size)
+		if err != nil {
+			return nil, nil, err
+		}
+		req := &witness.Request{Note: msg, OldSize: old, Key: key.Public()}
+		for _, h := range proof {
+			req.Proof = append(req.Proof, append([]byte(nil), h[:]...))
+		}
+		resp, err := witness.Submit(ctx, c.Host(), p, req)
+		if err == nil {
+			// Keep only a cosignature that verifies, by p: a bad line would
+			// spoil the note for every audit.
+			sc, err := consent.OpenCheckpoint(consent.AddCosignatures(msg, resp.Cosignature), key.Public())
+			if err != nil || len(sc.Cosigners) != 1 || string(sc.Cosigners[0].Witness) != p.String() ||
+				bytes.Count(resp.Cosignature, []byte("\n")) != 1 {
+				return nil, nil, fmt.Errorf("witness %s: its cosignature does not verify", p.ShortString())
+			}
+			return resp.Cosignature, nil, nil
+		}
+		if resp == nil || !(errors.Is(err, witness.ErrConflict) || errors.Is(err, witness.ErrBadProof)) {
+			return nil, nil, err
+		}
+		if len(resp.Latest) == 0 {
+			if resp.Size != 0 {
+				return nil, nil, err
+			}
+			old = 0 // the witness has no checkpoint of this feed
+			continue
+		}
+		theirs, oerr := consent.OpenCheckpoint(resp.Latest, key.Public())
+		if oerr != nil {
+			return nil, nil, err // not evidence of anything
+		}
+		if theirs.Size <= size {
+			if r, _ := tree.Root(theirs.Size); r == theirs.Root {
+				old = theirs.Size
+				continue
+			}
+		}
+		// The witness cosigned a checkpoint of this feed that the
+		// feed as held does not extend: a fork.
+		return nil, resp.Latest, err
+	}
+	return nil, nil, fmt.Errorf("witness %s: no agreement on its size", p.ShortString())
+}
+
+func (fc *feedCheckpoints) addEvidence(note []byte) {
+	for _, e := range fc.Evidence {
+		if e == string(note) {
+			return
+		}
+	}
+	if len(fc.Evidence) < maxEvidence {
+		fc.Evidence = append(fc.Evidence, string(note))
+	}
+}
+
+// keepNewest keeps msg with its new cosignatures if it is the newest
+// checkpoint, merging cosignatures of the same checkpoint.
+func (fc *feedCheckpoints) keepNewest(msg []byte, size uint64, key ed25519.PublicKey, lines [][]byte) {
+	if fc.Note != "" {
+		if old, err := consent.OpenCheckpoint([]byte(fc.Note), key); err == nil {
+			switch {
+			case old.Size > size:
+				return
+			case old.Size == size && bytes.HasPrefix(old.Note, msg):
+				fc.Note = string(consent.AddCosignatures([]byte(fc.Note), lines...))
+				return
+			}
+		}
+	}
+	fc.Note = string(consent.AddCosignatures(msg, lines...))
+}
+
+// candidate is a peer of the network file and its addresses.
+type candidate struct {
+	id    peer.ID
+	addrs []string
+}
+
+// witnessCandidates lists the network file's peers (those in up, when up
+// is not nil) as candidate witnesses.
+func (w *Wallet) witnessCandidates(up []peer.ID) ([]candidate, error) {
+	n, err := netfile.Read(w.NetworkPath())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	ok := map[peer.ID]bool{}
+	for _, p := range up {
+		ok[p] = true
+	}
+	var out []candidate
+	at := map[peer.ID]int{}
+	for _, a := range n.Peers {
+		ai, err := peer.AddrInfoFromString(a)
+		if err != nil || (up != nil && !ok[ai.ID]) {
+			continue
+		}
+		if i, seen := at[ai.ID]; seen {
+			out[i].addrs = append(out[i].addrs, a)
+			continue
+		}
+		at[ai.ID] = len(out)
+		out = append(out, candidate{id: ai.ID, addrs: []string{a}})
+	}
+	return out, nil
+}
+
+// servingEstimate returns the candidates that hold shares or manifest
+// copies of the wallet's records, as the light client places them: a
+// record's shares on the first N peers of its rendezvous order, its
+// manifest on the first ManifestReplicas of the manifest's (see
+// p2p/client, rank). It is an estimate: placement used the peers
+// reachable then, and passed over peers that refused. Nil when the records
+// cannot be listed.
+func (w *Wallet) servingEstimate(ctx context.Context, cs []candidate) map[peer.ID]bool {
+	infos, err := w.ListRecords(ctx)
+	if err != nil || len(infos) == 0 {
+		return nil
+	}
+	ids := make([]peer.ID, len(cs))
+	for i, c := range cs {
+		ids[i] = c.id
+	}
+	out := map[peer.ID]bool{}
+	for _, info := range infos {
+		for _, p := range placementOrder(info.ID, ids)[:min(info.N, len(ids))] {
+			out[p] = true
+		}
+		for _, p := range placementOrder("manifest\x00"+info.ID, ids)[:min(ManifestReplicas, len(ids))] {
+			out[p] = true
+		}
+	}
+	return out
+}
+
+// placementOrder is p2p/client's rendezvous order for key: peers by
+// SHA-256(key ‖ 0x00 ‖ peer ID bytes), highest first.
+func placementOrder(key string, ps []peer.ID) []peer.ID {
+	score := func(p peer.ID) [32]byte { return sha256.Sum256([]byte(key + "\x00" + string(p))) }
+	out := append([]peer.ID(nil), ps...)
+	sort.Slice(out, func(i, j int) bool {
+		a, b := score(out[i]), score(out[j])
+		return string(a[:]) > string(b[:])
+	})
+	return out
+}
+
+// servingLast moves the candidates in serving after the others, keeping
+// their order.
+func servingLast(cs []candidate, serving map[peer.ID]bool) []candidate {
+	out := make([]candidate, 0, len(cs))
+	for _, c := range cs {
+		if !serving[c.id] {
+			out = append(out, c)
+		}
+	}
+	for _, c := range cs {
+		if serving[c.id] {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// rankByOrigin orders candidates by SHA-256(origin ‖ "\n" ‖ peer ID), so
+// that one feed keeps its witnesses while feeds spread over the peers.
+func rankByOrigin(cs []candidate, origin string) []candidate {
+	score := func(p peer.ID) [32]byte { return sha256.Sum256([]byte(origin + "\n" + p.String())) }
+	out := append([]candidate(nil), cs...)
+	sort.Slice(out, func(i, j int) bool {
+		a, b := score(out[i].id), score(out[j].id)
+		return string(a[:]) < string(b[:])
+	})
+	return out
+}
+
+// witnessedCheckpoints returns the key certificates and checkpoint notes
+// the wallet holds: its newest cosigned checkpoints and the conflicting
+// ones witnesses showed it.
+func (w *Wallet) witnessedCheckpoints() ([]*consent.CheckpointCert, [][]byte, error) {
+	witnessMu.Lock()
+	defer witnessMu.Unlock()
+	st, err := w.readWitnessState()
+	if err != nil {
+		return nil, nil, err
+	}
+	origins := make([]string, 0, len(st.Feeds))
+	for o := range st.Feeds {
+		origins = append(origins, o)
+	}
+	sort.Strings(origins)
+	var certs []*consent.CheckpointCert
+	var notes [][]byte
+	for _, o := range origins {
+		fc := st.Feeds[o]
+		if fc.Note == "" && len(fc.Evidence) == 0 {
+			continue
+		}
+		certs = append(certs, fc.Cert)
+		if fc.Note != "" {
+			notes = append(notes, []byte(fc.Note))
+		}
+		for _, e := range fc.Evidence {
+			notes = append(notes, []byte(e))
+		}
+	}
+	return certs, notes, nil
+}
+
+// exportFile is the export of entries with the wallet's checkpoints.
+func (w *Wallet) exportFile(es []*consent.Entry) (*consent.ExportFile, error) {
+	certs, notes, err := w.witnessedCheckpoints()
+	if err != nil {
+		return nil, err
+	}
+	return &consent.ExportFile{Entries: es, Certs: certs, Checkpoints: notes}, nil
+}
+
+// auditCheckpoints audits the wallet's checkpoints against the feeds
+// of s they certify (read from the store, only those feeds).
+func (w *Wallet) auditCheckpoints(s consent.Store) (*consent.CheckpointAudit, error) {
+	certs, notes, err := w.witnessedCheckpoints()
+	if err != nil {
+		return nil, err
+	}
+	if len(certs) == 0 && len(notes) == 0 {
+		return nil, nil
+	}
+	want := make(map[consent.ID]bool, len(certs))
+	for _, c := range certs {
+		want[c.Author] = true
+	}
+	var es []*consent.Entry
+	if err := s.Scan(func(e *consent.Entry) error {
+		if want[e.Author] {
+			es = append(es, e)
+		}
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("reading the local ledger: %w: %w", ErrVerify, err)
+	}
+	return consent.AuditCheckpoints(es, certs, notes), nil
+}
