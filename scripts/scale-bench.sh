@@ -90,7 +90,7 @@ cell() {
     # The error line, and the detail behind it (the commands run with --verbose).
     local msg detail
     msg=$(grep -m1 '^medwallet: error: ' "$out/$1.err" | sed 's/^medwallet: error: //' | cut -c1-90)
-    detail=$(grep -m1 '^medwallet: detail: ' "$out/$1.err" | sed 's/^medwallet: detail: //' | cut -c1-120)
+    detail=$(grep -m1 '^medwallet: detail: ' "$out/$1.err" | sed 's/^medwallet: detail: //' | cut -c1-240)
     [ -z "$msg" ] && msg=$(head -1 "$out/$1.err" | cut -c1-90)
     echo "fails: \"$msg\"${detail:+ ($detail)}" | sed 's/|/\\|/g'
     return

@@ -43,10 +43,7 @@ the newest N, --all every one.`,
 }
 
 func runGrants(ctx context.Context, opts grantsOptions, g *globalOptions) error {
-	limit, err := listLimit(opts.limit, opts.all)
-	if err != nil {
-		return err
-	}
+	limit := listLimit(opts.limit, opts.all)
 	w, err := g.openWallet()
 	if err != nil {
 		return err

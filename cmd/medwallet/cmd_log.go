@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"text/tabwriter"
 	"time"
 
@@ -142,27 +144,40 @@ func printAccess(w io.Writer, a accessJSON) {
 
 // addLimitFlags adds --limit and --all to a listing command.
 func addLimitFlags(cmd *cobra.Command, limit *int, all *bool, what string) {
-	cmd.Flags().IntVar(limit, "limit", defaultListLimit, "list the newest N "+what)
+	*limit = defaultListLimit
+	cmd.Flags().Var((*limitValue)(limit), "limit", "list the newest N "+what)
 	cmd.Flags().BoolVar(all, "all", false, "list every one of the "+what)
 	cmd.MarkFlagsMutuallyExclusive("limit", "all")
 }
 
+// limitValue is the value of --limit: 1 or more.
+type limitValue int
+
+func (v *limitValue) String() string { return strconv.Itoa(int(*v)) }
+func (v *limitValue) Type() string   { return "int" }
+func (v *limitValue) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		return errors.New("want 1 or more (or --all)")
+	}
+	*v = limitValue(n)
+	return nil
+}
+
 // listLimit is the limit that --limit and --all ask for: 0 for every row.
-func listLimit(limit int, all bool) (int, error) {
-	if all {
-		return 0, nil
+// An options struct made without the flags (limit 0) gets the default.
+func listLimit(limit int, all bool) int {
+	switch {
+	case all:
+		return 0
+	case limit < 1:
+		return defaultListLimit
 	}
-	if limit < 1 {
-		return 0, usageError{fmt.Errorf("--limit %d: want 1 or more (or --all)", limit)}
-	}
-	return limit, nil
+	return limit
 }
 
 func runLog(ctx context.Context, o logOptions, g *globalOptions) error {
-	limit, err := listLimit(o.limit, o.all)
-	if err != nil {
-		return err
-	}
+	limit := listLimit(o.limit, o.all)
 	w, err := g.openWallet()
 	if err != nil {
 		return err
