@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test of medwallet: go test -race ./... inside a private D-Bus
+# Runs every test of medwallet: go test -race ./... (each package's tests get
+# 30 minutes: the attack suite runs separate peer processes) inside a private D-Bus
 # session with an unlocked gnome-keyring, so that the Secret Service keyring
 # backend is exercised for real next to keyctl, pass and the file backend.
 # Extra arguments go to go test (for example -run TestScripts).
@@ -8,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 if ! command -v dbus-run-session >/dev/null || ! command -v gnome-keyring-daemon >/dev/null; then
   echo "scripts/test.sh: no dbus-run-session/gnome-keyring here: the Secret Service test will be skipped (bash .ci/run installs them)" >&2
-  exec go test -race -count=1 ./... "$@"
+  exec go test -race -count=1 -timeout 30m ./... "$@"
 fi
 
 # On a machine set up by .ci/run every real backend must run, never skip.
@@ -20,5 +21,5 @@ keyrings=$(mktemp -d)
 trap 'rm -rf "$keyrings"' EXIT
 XDG_DATA_HOME="$keyrings" dbus-run-session -- bash -c '
   printf %s medwallet-test | gnome-keyring-daemon --unlock --components=secrets >/dev/null
-  exec go test -race -count=1 ./... "$@"
+  exec go test -race -count=1 -timeout 30m ./... "$@"
 ' bash "$@" 2> >(grep -v "Failed to set fd limit" >&2)
