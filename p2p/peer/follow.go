@@ -8,13 +8,13 @@ import (
 
 	"github.com/medwallet/medwallet/consent"
 	"github.com/medwallet/medwallet/p2p/ledgersync"
+	"github.com/medwallet/medwallet/p2p/serving"
 )
 
 // follow makes gossip per patient: this peer joins the topic of each
-// subject that enrolled it (the served set), and only the subject itself,
-// the peers its latest serve entry names and this peer's known peers
-// (bootstrap and network file) get the subject's messages or a place in
-// its mesh (docs/network.md, "Discovery and per-patient gossip"). Subjects
+// subject that enrolled it (the served set), and only the subject itself
+// and peers (topicAccess) get the subject's messages or a place in its
+// mesh (docs/network.md, "Discovery and per-patient gossip"). Subjects
 // it serves only through shares it holds are reached by push and sync.
 func (p *Peer) follow() error {
 	p.topicPeers = newServingPeers()
@@ -36,11 +36,21 @@ func (p *Peer) follow() error {
 	return p.Sync.Follow(ledgersync.Follow{Served: p.served, SubjectOf: subjectOf, Access: p.topicAccess})
 }
 
-// topicAccess is gossip's access rule for subject's topic. gossipsub asks
-// it on its event loop, so it reads a snapshot and takes no lock.
+// topicAccess is gossip's access rule for subject's topic: the subject, a
+// known peer, a peer of the subject's serve entry, or a remote that is a
+// peer itself (it serves /medwallet/serve/1.0.0, as identify told us) and
+// knows the topic's name, which only the subject's rendezvous secret
+// gives. The last rule matters because gossipsub asks once, when the
+// remote subscribes: fellow serving peers enrol and subscribe before the
+// serve entry naming them reaches this peer. gossipsub asks on its event
+// loop, so this reads a snapshot and the peerstore and takes no lock.
 func (p *Peer) topicAccess(remote lpeer.ID, subject consent.ID) bool {
 	r := consent.ID(remote.String())
-	return r == subject || p.auth.known[r] || p.topicPeers.has(subject, r)
+	if r == subject || p.auth.known[r] || p.topicPeers.has(subject, r) {
+		return true
+	}
+	ps, err := p.Host.Peerstore().SupportsProtocols(remote, serving.ID)
+	return err == nil && len(ps) > 0
 }
 
 // servingPeers is a copy-on-write snapshot of each subject's serving
