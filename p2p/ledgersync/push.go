@@ -455,24 +455,36 @@ func offerHeads(str network.Stream, r *bufio.Reader, deadline func(), entries []
 			}
 		}
 	}
-	send := make([]bool, len(entries))
-	for i, e := range entries {
-		send[i] = true
-		top := held[e.Author]
-		if top == 0 || e.Seq > top {
+	// An entry is held if the hash chain links it to the held entry: walk
+	// each author's chain down from there once (linear in the feed; a walk
+	// per entry was quadratic, and a long feed's push stalled the stream
+	// until the peer reset it).
+	linked := make(map[consent.ID]map[uint64]consent.Hash, len(held))
+	for a, top := range held {
+		f := feeds[a]
+		cur := f.bySeq[top]
+		if cur == nil {
 			continue
 		}
-		// e is held if the hash chain links it to the held entry.
-		f := feeds[e.Author]
-		cur := f.bySeq[top]
-		for cur.Seq > e.Seq {
+		chain := map[uint64]consent.Hash{top: cur.Hash()}
+		for cur.Seq > 1 {
 			prev := f.bySeq[cur.Seq-1]
-			if prev == nil || cur.Prev != prev.Hash() {
+			if prev == nil {
 				break
 			}
+			ph := prev.Hash()
+			if cur.Prev != ph {
+				break
+			}
+			chain[prev.Seq] = ph
 			cur = prev
 		}
-		send[i] = cur.Seq != e.Seq || cur.Hash() != e.Hash()
+		linked[a] = chain
+	}
+	send := make([]bool, len(entries))
+	for i, e := range entries {
+		h, ok := linked[e.Author][e.Seq]
+		send[i] = !ok || h != e.Hash()
 	}
 	return send, nil
 }
