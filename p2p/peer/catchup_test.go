@@ -286,6 +286,18 @@ func TestRevocationWhileStrangersHoldStreams(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The owner names its four serving peers (as a wallet does where it
+	// places records): peers that do not know each other otherwise may
+	// then sync the owner's feed between them (need to know).
+	var serving4 []consent.ID
+	for _, p := range peers {
+		serving4 = append(serving4, consent.ID(p.Host.ID().String()))
+	}
+	slices.Sort(serving4)
+	serve, err := ol.Append(owner, now, consent.KindServe, &consent.ServeBody{Peers: serving4})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, p := range peers {
 		holdPush(t, p, 8)
 		holdSync(t, p, 8)
@@ -319,7 +331,7 @@ func TestRevocationWhileStrangersHoldStreams(t *testing.T) {
 	if _, err := c.Pull(ctx, nil); err != nil {
 		t.Fatalf("pull while strangers hold sync streams: %v", err)
 	}
-	took, err := c.Push(ctx, []*consent.Entry{grant, rev})
+	took, err := c.Push(ctx, []*consent.Entry{grant, rev, serve})
 	if err != nil || len(took) != 3 {
 		t.Fatalf("push while strangers hold push streams: %d peers took it: %v", len(took), err)
 	}
