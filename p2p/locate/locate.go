@@ -27,7 +27,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -37,7 +36,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 	ma "github.com/multiformats/go-multiaddr"
 	mh "github.com/multiformats/go-multihash"
-	"golang.org/x/time/rate"
 
 	"github.com/medwallet/medwallet/consent"
 	"github.com/medwallet/medwallet/p2p/wire"
@@ -56,7 +54,6 @@ const (
 	streamTimeout = LookupTimeout + 5*time.Second
 	maxRequest    = 64
 	maxResponse   = 64 << 10
-	maxRemotes    = 4096 // rate buckets kept; beyond, all are forgotten
 	retryAfter    = time.Minute
 )
 
@@ -129,8 +126,7 @@ type Service struct {
 	r   Router
 	log *slog.Logger
 
-	mu      sync.Mutex
-	buckets map[peer.ID]*rate.Limiter
+	rates *wire.RemoteRates
 }
 
 // NewService registers the locate handler on h, answering from r.
@@ -138,7 +134,7 @@ func NewService(h host.Host, r Router, log *slog.Logger) *Service {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Service{h: h, r: r, log: log, buckets: map[peer.ID]*rate.Limiter{}}
+	s := &Service{h: h, r: r, log: log, rates: wire.NewRemoteRates(Rate, Burst)}
 	h.SetStreamHandler(ID, s.handle)
 	return s
 }
@@ -146,19 +142,7 @@ func NewService(h host.Host, r Router, log *slog.Logger) *Service {
 // Close removes the handler.
 func (s *Service) Close() { s.h.RemoveStreamHandler(ID) }
 
-func (s *Service) allow(p peer.ID) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	l, ok := s.buckets[p]
-	if !ok {
-		if len(s.buckets) >= maxRemotes {
-			clear(s.buckets)
-		}
-		l = rate.NewLimiter(rate.Limit(Rate), Burst)
-		s.buckets[p] = l
-	}
-	return l.Allow()
-}
+func (s *Service) allow(p peer.ID) bool { return s.rates.Allow(p) }
 
 func (s *Service) handle(st network.Stream) {
 	p := st.Conn().RemotePeer()

@@ -52,7 +52,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
-	"golang.org/x/time/rate"
 
 	"github.com/medwallet/medwallet/consent"
 	"github.com/medwallet/medwallet/p2p/wire"
@@ -182,25 +181,20 @@ type Service struct {
 	now    func() time.Time
 	slots  *wire.Slots
 
-	mu       sync.Mutex // serialises checks and updates of the store
-	rlMu     sync.Mutex
-	limiters map[peer.ID]*rate.Limiter
+	mu    sync.Mutex // serialises checks and updates of the store
+	rates *wire.RemoteRates
 }
-
-// maxLimiters bounds the remotes whose rate is tracked; beyond it the
-// table starts again (a forgotten remote gets a new burst, as a new
-// identity would).
-const maxLimiters = 4096
 
 // NewService registers the handler on h. signer is the peer's identity:
 // its key makes the cosignatures.
 func NewService(h host.Host, st Store, signer consent.Signer, opts ...Option) *Service {
 	s := &Service{h: h, st: st, signer: signer, lim: DefaultLimits(), log: slog.New(slog.DiscardHandler),
-		now: time.Now, limiters: map[peer.ID]*rate.Limiter{}}
+		now: time.Now}
 	for _, o := range opts {
 		o(s)
 	}
 	s.slots = wire.NewSlots(s.lim.Streams)
+	s.rates = wire.NewRemoteRates(s.lim.Rate, s.lim.Burst)
 	h.SetStreamHandler(ID, s.handle)
 	return s
 }
@@ -208,19 +202,7 @@ func NewService(h host.Host, st Store, signer consent.Signer, opts ...Option) *S
 // Close removes the handler (the store is the caller's to close).
 func (s *Service) Close() { s.h.RemoveStreamHandler(ID) }
 
-func (s *Service) allow(p peer.ID) bool {
-	s.rlMu.Lock()
-	defer s.rlMu.Unlock()
-	l, ok := s.limiters[p]
-	if !ok {
-		if len(s.limiters) >= maxLimiters {
-			s.limiters = map[peer.ID]*rate.Limiter{}
-		}
-		l = rate.NewLimiter(rate.Limit(s.lim.Rate), s.lim.Burst)
-		s.limiters[p] = l
-	}
-	return l.Allow()
-}
+func (s *Service) allow(p peer.ID) bool { return s.rates.Allow(p) }
 
 func (s *Service) handle(st network.Stream) {
 	p := st.Conn().RemotePeer()
