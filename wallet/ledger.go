@@ -19,8 +19,9 @@ import (
 
 // The consent ledger lives in HOME/ledger.db (consent/boltstore): the
 // wallet's own feed (identity, record anchors, grants, revocations) and the
-// entries of other feeds it has received. Every entry is verified again
-// each time the ledger is opened.
+// entries of other feeds it has received. Every entry was verified when it
+// came in; opening the ledger checks the chains, not the signatures again
+// (`medwallet ledger verify` and `audit verify` re-check those).
 const ledgerFile = "ledger.db"
 
 func (w *Wallet) ledgerPath() string { return filepath.Join(w.cfg.Home, ledgerFile) }

@@ -204,7 +204,7 @@ func hintFor(err error) string {
 	case errors.As(err, &re) && errors.Is(err, vault.ErrNotEnoughShares):
 		return "run 'medwallet record verify " + short(re.Record, 8) + "' to see the state of every share"
 	case errors.Is(err, wallet.ErrBadLedger):
-		return "run 'medwallet audit verify' for details; restore " + wallet.LedgerFile + " from a backup or a peer"
+		return "run 'medwallet ledger verify' or 'medwallet audit verify' for details; restore " + wallet.LedgerFile + " from a backup or a peer"
 	case errors.Is(err, wallet.ErrNoNetwork):
 		return "start one with 'medwallet devnet' and set $MEDWALLET_NETWORK, or pass --network FILE"
 	case errors.Is(err, keystore.ErrNoPassphrase):
