@@ -12,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+	"golang.org/x/time/rate"
 
 	"github.com/medwallet/medwallet/consent"
 	"github.com/medwallet/medwallet/p2p/wire"
@@ -23,6 +24,19 @@ const ID protocol.ID = "/medwallet/serve/1.0.0"
 const (
 	maxFrame = 256
 	timeout  = 10 * time.Second
+)
+
+// Enrolment rates. Enrolling again with the same secret is free; a change
+// (a new patient, or a new secret) rewrites the served set on disk, joins a
+// gossip topic and provides a DHT record, so one identity may make one
+// every 10 s after a burst of 4, and all identities together 5 new
+// patients a second after a burst of 100: a thousand free keys cannot
+// make a peer rewrite its set or join topics faster than that.
+const (
+	changeRate      = 0.1
+	changeBurst     = 4
+	newPatientRate  = 5
+	newPatientBurst = 100
 )
 
 // Errors a client sees.
@@ -49,6 +63,9 @@ type Service struct {
 	admit func(consent.ID) error
 	log   *slog.Logger
 	now   func() time.Time
+
+	changes     *wire.RemoteRates // per remote: changes of the set
+	newPatients *rate.Limiter     // all remotes: patients added
 }
 
 // NewService registers the handler on h. admit decides whether the peer
@@ -60,7 +77,9 @@ func NewService(h host.Host, set *Set, admit func(consent.ID) error, log *slog.L
 	if admit == nil {
 		admit = func(consent.ID) error { return nil }
 	}
-	s := &Service{h: h, set: set, admit: admit, log: log, now: time.Now}
+	s := &Service{h: h, set: set, admit: admit, log: log, now: time.Now,
+		changes:     wire.NewRemoteRates(changeRate, changeBurst),
+		newPatients: rate.NewLimiter(newPatientRate, newPatientBurst)}
 	h.SetStreamHandler(ID, s.handle)
 	return s
 }
@@ -77,13 +96,13 @@ func (s *Service) handle(st network.Stream) {
 		st.Reset()
 		return
 	}
-	resp := s.enrol(remote, req)
+	resp := s.enrol(st.Conn().RemotePeer(), remote, req)
 	if err := wire.Write(st, resp); err != nil {
 		st.Reset()
 	}
 }
 
-func (s *Service) enrol(remote consent.ID, req request) response {
+func (s *Service) enrol(p peer.ID, remote consent.ID, req request) response {
 	var sec Secret
 	if len(req.Secret) != len(sec) {
 		return response{Error: "the secret is not 32 bytes", Code: "bad-request"}
@@ -92,6 +111,13 @@ func (s *Service) enrol(remote consent.ID, req request) response {
 	if err := s.admit(remote); err != nil {
 		s.log.Info("enrolment refused", "patient", remote.Short(), "err", err)
 		return response{Error: err.Error(), Code: "denied"}
+	}
+	cur, had := s.set.Secret(remote)
+	if had && cur == [32]byte(sec) {
+		return response{OK: true} // nothing changes: free
+	}
+	if !s.changes.Allow(p) || !had && !s.newPatients.Allow() {
+		return response{Error: "too many enrolments; try again later", Code: "busy"}
 	}
 	added, err := s.set.Enrol(remote, sec, s.now())
 	if err != nil {

@@ -113,3 +113,37 @@ func TestEnrol(t *testing.T) {
 		t.Fatalf("served: %v", set.Subjects())
 	}
 }
+
+// One identity may change the served set a few times, then is answered
+// busy without the set changing; enrolling again with the same secret
+// stays free.
+func TestEnrolRate(t *testing.T) {
+	ph, _ := newHost(t, "peer", true)
+	ah, alice := newHost(t, "alice", false)
+	set, err := Open(filepath.Join(t.TempDir(), File))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := NewService(ph, set, nil, nil)
+	defer svc.Close()
+	ctx := context.Background()
+	if err := ah.Connect(ctx, peer.AddrInfo{ID: ph.ID(), Addrs: ph.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range changeBurst {
+		if err := Enrol(ctx, ah, ph.ID(), Secret{byte(i + 1)}); err != nil {
+			t.Fatalf("change %d: %v", i+1, err)
+		}
+	}
+	if err := Enrol(ctx, ah, ph.ID(), Secret{99}); !errors.Is(err, ErrRefused) {
+		t.Fatalf("change beyond the burst: %v, want refused (busy)", err)
+	}
+	if sec, _ := set.Secret(alice); sec != [32]byte{changeBurst} {
+		t.Fatalf("secret %v after a refused change", sec[0])
+	}
+	for range 10 {
+		if err := Enrol(ctx, ah, ph.ID(), Secret{changeBurst}); err != nil {
+			t.Fatalf("same secret again: %v", err)
+		}
+	}
+}
