@@ -147,3 +147,54 @@ func TestEnrolRate(t *testing.T) {
 		}
 	}
 }
+
+// Leaving removes the stream's remote (and only it) from the set, on disk
+// too; leaving a peer that does not serve you is free.
+func TestLeave(t *testing.T) {
+	ph, _ := newHost(t, "peer", true)
+	ah, alice := newHost(t, "alice", false)
+	bh, bob := newHost(t, "bob", false)
+	path := filepath.Join(t.TempDir(), File)
+	set, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changes := 0
+	set.OnChange(func() { changes++ })
+	svc := NewService(ph, set, nil, nil)
+	defer svc.Close()
+	ctx := context.Background()
+	for _, h := range []host.Host{ah, bh} {
+		if err := h.Connect(ctx, peer.AddrInfo{ID: ph.ID(), Addrs: ph.Addrs()}); err != nil {
+			t.Fatal(err)
+		}
+		if err := Enrol(ctx, h, ph.ID(), Secret{1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := Leave(ctx, ah, ph.ID()); err != nil {
+		t.Fatal(err)
+	}
+	if set.Has(alice) || !set.Has(bob) || changes != 3 {
+		t.Fatalf("after alice left: %v, %d changes", set.Subjects(), changes)
+	}
+	for range 10 { // not served: free, no change
+		if err := Leave(ctx, ah, ph.ID()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if changes != 3 {
+		t.Fatalf("%d changes, want 3", changes)
+	}
+	r, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Has(alice) || !r.Has(bob) {
+		t.Fatalf("reopened: %v", r.Subjects())
+	}
+	// Enrolling again works.
+	if err := Enrol(ctx, ah, ph.ID(), Secret{2}); err != nil || !set.Has(alice) {
+		t.Fatalf("enrolling again: %v", err)
+	}
+}

@@ -3,14 +3,16 @@
 //
 // A peer serves patient S when it holds S's shares or manifests, when S's
 // latest serve entry (consent.KindServe) names it, or when S enrolled it
-// over /medwallet/serve/1.0.0. Serving S means keeping S's feeds (S's home
+// over /medwallet/serve/1.0.0 and has not left it since. Serving S means keeping S's feeds (S's home
 // feed, every peer's access sub-feed about S) and the feeds of the parties
 // S's entries name, and answering ledger requests about them to S, to S's
 // other serving peers and to those parties only (p2p/peer's authoriser).
 //
 // Enrolment: the patient (the stream's authenticated remote, so a peer
 // can only enrol itself) sends {1: rendezvous secret, 32 bytes}; the peer
-// answers {1: ok} or {2: error, 3: code}. The set of enrolled subjects,
+// answers {1: ok} or {2: error, 3: code}. Leaving: the patient sends
+// {2: true} when its serve entry no longer names the peer; the peer drops
+// it from the set (answer as for enrolment). The set of enrolled subjects,
 // with each one's rendezvous secret and enrolment time, is kept in the
 // peer's data directory (Set, file "served.json", mode 0600): the secret
 // lets the peer be found by those who know it (DHT provider records and
@@ -111,6 +113,31 @@ func (s *Set) Enrol(subject consent.ID, secret Secret, now time.Time) (bool, err
 	return !had, nil
 }
 
+// Leave removes subject and saves the set. It reports whether subject was
+// enrolled.
+func (s *Set) Leave(subject consent.ID) (bool, error) {
+	s.mu.Lock()
+	old, had := s.m[subject]
+	if !had {
+		s.mu.Unlock()
+		return false, nil
+	}
+	delete(s.m, subject)
+	err := s.saveLocked()
+	if err != nil {
+		s.m[subject] = old
+	}
+	fns := append([]func(){}, s.change...)
+	s.mu.Unlock()
+	if err != nil {
+		return false, err
+	}
+	for _, fn := range fns {
+		fn()
+	}
+	return true, nil
+}
+
 func (s *Set) saveLocked() error {
 	b, err := json.Marshal(s.m)
 	if err != nil {
@@ -163,7 +190,7 @@ func (s *Set) Has(subject consent.ID) bool {
 }
 
 // OnChange registers fn, called (outside the set's lock) after every
-// enrolment that changed the set.
+// enrolment or leave that changed the set.
 func (s *Set) OnChange(fn func()) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
