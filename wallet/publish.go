@@ -77,9 +77,14 @@ func (w *Wallet) publishRecord(ctx context.Context, c *client.Client, rid string
 	return w.Publish(ctx, c)
 }
 
-// Publish pushes the wallet's own feed to the network; peers keep what
-// they lack, so this also repairs a feed that was only partly published.
+// Publish pushes the wallet's own feed to its serving peers (serve.go:
+// first it records what c placed and updates the serve entry); peers keep
+// what they lack, so this also repairs a feed that was only partly
+// published.
 func (w *Wallet) Publish(ctx context.Context, c *client.Client) error {
+	if _, err := w.serveSet(ctx, c); err != nil { // what c placed (manifest copies for grantees)
+		return err
+	}
 	l, signer, err := w.openLedger(true)
 	if err != nil {
 		return err
@@ -95,12 +100,12 @@ func (w *Wallet) Publish(ctx context.Context, c *client.Client) error {
 		return &NetworkError{Op: OpPublish, Err: err}
 	}
 	// Peers keep only the feeds of the patients they serve.
-	err = w.enrolNew(ctx, c, l, signer)
+	targets, err := w.servingTargets(ctx, c, l, signer)
 	l.Close()
 	if err != nil {
 		return &NetworkError{Op: OpPublish, Err: err}
 	}
-	if err := pushFeed(ctx, c.Host(), c.Reachable(), feed, publishGrace); err != nil {
+	if err := pushFeed(ctx, c.Host(), targets, feed, publishGrace); err != nil {
 		return &NetworkError{Op: OpPublish, Err: err}
 	}
 	w.witnessFeed(ctx, c, feed)

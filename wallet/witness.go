@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -180,7 +181,7 @@ func (w *Wallet) Witness(ctx context.Context, feed []*consent.Entry, up []peer.I
 	// shares or manifests come last.
 	ranked := rankByOrigin(cands, key.Origin())
 	if len(ranked) > k {
-		ranked = servingLast(ranked, w.servingEstimate(ctx, ranked))
+		ranked = servingLast(ranked, w.servingPeers(ranked))
 	}
 	var lines [][]byte
 	for len(ranked) > 0 && len(lines) < k && ctx.Err() == nil {
@@ -380,43 +381,20 @@ func (w *Wallet) witnessCandidates(up []peer.ID) ([]candidate, error) {
 	return out, nil
 }
 
-// servingEstimate returns the candidates that hold shares or manifest
-// copies of the wallet's records, as the light client places them: a
-// record's shares on the first N peers of its rendezvous order, its
-// manifest on the first ManifestReplicas of the manifest's (see
-// p2p/client, rank). It is an estimate: placement used the peers
-// reachable then, and passed over peers that refused. Nil when the records
-// cannot be listed.
-func (w *Wallet) servingEstimate(ctx context.Context, cs []candidate) map[peer.ID]bool {
-	infos, err := w.ListRecords(ctx)
-	if err != nil || len(infos) == 0 {
+// servingPeers returns the candidates that hold shares or manifest
+// copies of the wallet's records (its serving set, placement.json). Nil
+// when the wallet placed no record or the placement cannot be read.
+func (w *Wallet) servingPeers(cs []candidate) map[peer.ID]bool {
+	set, err := w.servingSet()
+	if err != nil || len(set) == 0 {
 		return nil
 	}
-	ids := make([]peer.ID, len(cs))
-	for i, c := range cs {
-		ids[i] = c.id
-	}
 	out := map[peer.ID]bool{}
-	for _, info := range infos {
-		for _, p := range placementOrder(info.ID, ids)[:min(info.N, len(ids))] {
-			out[p] = true
-		}
-		for _, p := range placementOrder("manifest\x00"+info.ID, ids)[:min(ManifestReplicas, len(ids))] {
-			out[p] = true
+	for _, c := range cs {
+		if slices.Contains(set, consent.ID(c.id.String())) {
+			out[c.id] = true
 		}
 	}
-	return out
-}
-
-// placementOrder is p2p/client's rendezvous order for key: peers by
-// SHA-256(key ‖ 0x00 ‖ peer ID bytes), highest first.
-func placementOrder(key string, ps []peer.ID) []peer.ID {
-	score := func(p peer.ID) [32]byte { return sha256.Sum256([]byte(key + "\x00" + string(p))) }
-	out := append([]peer.ID(nil), ps...)
-	sort.Slice(out, func(i, j int) bool {
-		a, b := score(out[i]), score(out[j])
-		return string(a[:]) > string(b[:])
-	})
 	return out
 }
 
