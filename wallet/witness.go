@@ -47,7 +47,8 @@ const witnessTimeout = 10 * time.Second
 // witnessState is HOME/witness.json.
 type witnessState struct {
 	Version int `json:"version"`
-	// Feeds by origin: the wallet's own feed today.
+	// Feeds by origin: the wallet's own feed and the access sub-feeds
+	// about it (witness_subfeeds.go).
 	Feeds map[string]*feedCheckpoints `json:"feeds"`
 }
 
@@ -145,28 +146,40 @@ func (w *Wallet) Witness(ctx context.Context, feed []*consent.Entry, up []peer.I
 	if err != nil {
 		return nil, err
 	}
+	certify := func() (*consent.CheckpointCert, error) { return key.Certify(signer) }
+	return w.witnessLog(ctx, up, "", key.Public(), certify, tree, msg)
+}
 
+// witnessLog asks witnesses among up (all the network file's peers when
+// up is nil; never exclude) to cosign msg, the signed checkpoint of tree
+// by the feed key pub, and keeps what they answer in witness.json. certify
+// makes the key's certificate the first time the feed is witnessed.
+func (w *Wallet) witnessLog(ctx context.Context, up []peer.ID, exclude peer.ID, pub ed25519.PublicKey,
+	certify func() (*consent.CheckpointCert, error), tree *consent.Tree, msg []byte) (*WitnessResult, error) {
+	size := tree.Size()
+	root, err := tree.Root(size)
+	if err != nil {
+		return nil, err
+	}
+	origin := consent.CheckpointOrigin(pub)
 	witnessMu.Lock()
 	defer witnessMu.Unlock()
 	st, err := w.readWitnessState()
 	if err != nil {
 		return nil, err
 	}
-	fc := st.Feeds[key.Origin()]
+	fc := st.Feeds[origin]
 	if fc == nil {
-		cert, err := key.Certify(signer)
+		cert, err := certify()
 		if err != nil {
 			return nil, err
 		}
 		fc = &feedCheckpoints{Cert: cert, Sizes: map[string]uint64{}}
-		st.Feeds[key.Origin()] = fc
+		st.Feeds[origin] = fc
 	}
-	k := w.cfg.Witnesses
-	if k == 0 {
-		k = DefaultWitnesses
-	}
+	k := w.witnessCount()
 	if fc.Note != "" {
-		if sc, err := consent.OpenCheckpoint([]byte(fc.Note), key.Public()); err == nil &&
+		if sc, err := consent.OpenCheckpoint([]byte(fc.Note), pub); err == nil &&
 			sc.Size == size && sc.Root == root && len(sc.Cosigners) >= k {
 			return &WitnessResult{Size: size, Cosigners: cosignerIDs(sc.Cosigners)}, nil // witnessed already
 		}
@@ -175,11 +188,12 @@ func (w *Wallet) Witness(ctx context.Context, feed []*consent.Entry, up []peer.I
 	if err != nil {
 		return nil, err
 	}
+	cands = slices.DeleteFunc(cands, func(c candidate) bool { return c.id == exclude })
 	res := &WitnessResult{Size: size}
 	// Ask the first k candidates by rank at once, then the next ones in
 	// place of those that did not cosign; peers that hold the wallet's
 	// shares or manifests come last.
-	ranked := rankByOrigin(cands, key.Origin())
+	ranked := rankByOrigin(cands, origin)
 	if len(ranked) > k {
 		ranked = servingLast(ranked, w.servingPeers(ranked))
 	}
@@ -187,7 +201,7 @@ func (w *Wallet) Witness(ctx context.Context, feed []*consent.Entry, up []peer.I
 	for len(ranked) > 0 && len(lines) < k && ctx.Err() == nil {
 		batch := ranked[:min(k-len(lines), len(ranked))]
 		ranked = ranked[len(batch):]
-		got, err := w.askWitnesses(ctx, batch, key, tree, msg, fc)
+		got, err := w.askWitnesses(ctx, batch, pub, tree, msg, fc)
 		if err != nil {
 			return nil, err
 		}
@@ -204,9 +218,17 @@ func (w *Wallet) Witness(ctx context.Context, feed []*consent.Entry, up []peer.I
 		}
 	}
 	if len(lines) > 0 {
-		fc.keepNewest(msg, size, key.Public(), lines)
+		fc.keepNewest(msg, size, pub, lines)
 	}
 	return res, w.writeWitnessState(st)
+}
+
+// witnessCount is how many witnesses to ask per checkpoint.
+func (w *Wallet) witnessCount() int {
+	if w.cfg.Witnesses == 0 {
+		return DefaultWitnesses
+	}
+	return w.cfg.Witnesses
 }
 
 func cosignerIDs(cs []consent.Cosigner) []string {
@@ -225,7 +247,7 @@ type witnessAnswer struct {
 // askWitnesses dials the candidates with a throw-away identity (the
 // witness learns the feed's pseudonymous origin, never who asked) and
 // asks them all at once.
-func (w *Wallet) askWitnesses(ctx context.Context, batch []candidate, key *consent.CheckpointKey,
+func (w *Wallet) askWitnesses(ctx context.Context, batch []candidate, key ed25519.PublicKey,
 	tree *consent.Tree, msg []byte, fc *feedCheckpoints) ([]witnessAnswer, error) {
 	_, eph, err := ed25519.GenerateKey(nil)
 	if err != nil {
@@ -263,7 +285,7 @@ func (w *Wallet) askWitnesses(ctx context.Context, batch []candidate, key *conse
 // as the wallet believes it; if p holds another size, once more from its
 // size, when its checkpoint is a prefix of the feed. A checkpoint of p's
 // that the feed does not extend is returned as evidence.
-func askWitness(ctx context.Context, c *client.Client, p peer.ID, key *consent.CheckpointKey,
+func askWitness(ctx context.Context, c *client.Client, p peer.ID, key ed25519.PublicKey,
 	tree *consent.Tree, msg []byte, old uint64) (line, evidence []byte, err error) {
 	size := tree.Size()
 	if old > size {
@@ -274,7 +296,7 @@ func askWitness(ctx context.Context, c *client.Client, p peer.ID, key *consent.C
 		if err != nil {
 			return nil, nil, err
 		}
-		req := &witness.Request{Note: msg, OldSize: old, Key: key.Public()}
+		req := &witness.Request{Note: msg, OldSize: old, Key: key}
 		for _, h := range proof {
 			req.Proof = append(req.Proof, append([]byte(nil), h[:]...))
 		}
@@ -282,7 +304,7 @@ func askWitness(ctx context.Context, c *client.Client, p peer.ID, key *consent.C
 		if err == nil {
 			// Keep only a cosignature that verifies, by p: a bad line would
 			// spoil the note for every audit.
-			sc, err := consent.OpenCheckpoint(consent.AddCosignatures(msg, resp.Cosignature), key.Public())
+			sc, err := consent.OpenCheckpoint(consent.AddCosignatures(msg, resp.Cosignature), key)
 			if err != nil || len(sc.Cosigners) != 1 || string(sc.Cosigners[0].Witness) != p.String() ||
 				bytes.Count(resp.Cosignature, []byte("\n")) != 1 {
 				return nil, nil, fmt.Errorf("witness %s: its cosignature does not verify", p.ShortString())
@@ -299,7 +321,7 @@ func askWitness(ctx context.Context, c *client.Client, p peer.ID, key *consent.C
 			old = 0 // the witness has no checkpoint of this feed
 			continue
 		}
-		theirs, oerr := consent.OpenCheckpoint(resp.Latest, key.Public())
+		theirs, oerr := consent.OpenCheckpoint(resp.Latest, key)
 		if oerr != nil {
 			return nil, nil, err // not evidence of anything
 		}
