@@ -120,6 +120,15 @@ func (w *Wallet) witnessFeed(ctx context.Context, c *client.Client, feed []*cons
 // and asks up to Config.Witnesses witnesses to cosign it, among the peers
 // of the network file (only those in up, when up is not nil).
 func (w *Wallet) Witness(ctx context.Context, feed []*consent.Entry, up []peer.ID) (*WitnessResult, error) {
+	hashes := make([]consent.Hash, len(feed))
+	for i, e := range feed {
+		hashes[i] = e.Hash()
+	}
+	return w.witnessHashes(ctx, hashes, up)
+}
+
+// witnessHashes is Witness of the feed whose entries have these hashes.
+func (w *Wallet) witnessHashes(ctx context.Context, hashes []consent.Hash, up []peer.ID) (*WitnessResult, error) {
 	id, err := w.Identity()
 	if err != nil {
 		return nil, err
@@ -131,10 +140,6 @@ func (w *Wallet) Witness(ctx context.Context, feed []*consent.Entry, up []peer.I
 	key, err := consent.DeriveCheckpointKey(signer)
 	if err != nil {
 		return nil, err
-	}
-	hashes := make([]consent.Hash, len(feed))
-	for i, e := range feed {
-		hashes[i] = e.Hash()
 	}
 	tree := consent.NewTree(hashes)
 	size := tree.Size()
