@@ -27,7 +27,7 @@ const (
 )
 
 // Enrolment rates. Enrolling again with the same secret is free; a change
-// (a new patient, or a new secret) rewrites the served set on disk, joins a
+// (a new patient, or a new secret) writes the served set on disk, joins a
 // gossip topic and provides a DHT record, so one identity may make one
 // every 10 s after a burst of 4, and all identities together 5 new
 // patients a second after a burst of 100: a thousand free keys cannot
