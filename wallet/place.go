@@ -78,7 +78,11 @@ func (w *Wallet) updatePlacement(placed map[string]client.Placement) error {
 	for rid, pl := range placed {
 		var ids []consent.ID
 		if len(pl.Shares) == 0 {
-			ids = slices.Clone(p.Records[rid])
+			old, known := p.Records[rid]
+			if !known {
+				continue // copies of a record placed before placement.json (servingSet)
+			}
+			ids = slices.Clone(old)
 		}
 		for _, q := range append(slices.Clone(pl.Shares), pl.Manifests...) {
 			ids = append(ids, consent.ID(q.String()))
@@ -114,8 +118,11 @@ func (w *Wallet) forgetPlacement(rid string) error {
 // servingSet is the wallet's serving set: every peer that holds a share
 // or a manifest copy of one of its records, sorted, at most
 // consent.MaxServePeers (the first in ID order). Empty when the wallet
-// placed no record on the network.
-func (w *Wallet) servingSet() ([]consent.ID, error) {
+// placed no record on the network. A record of the wallet's whose
+// placement is not recorded (placed before placement.json, or on another
+// machine before a restore) may be on any peer named: then the peers named
+// now (the latest serve entry) stay in the set.
+func (w *Wallet) servingSet(named []consent.ID) ([]consent.ID, error) {
 	placementMu.Lock()
 	p, err := w.readPlacement()
 	placementMu.Unlock()
@@ -125,6 +132,17 @@ func (w *Wallet) servingSet() ([]consent.ID, error) {
 	var out []consent.ID
 	for _, ps := range p.Records {
 		out = append(out, ps...)
+	}
+	if len(out) == 0 {
+		return nil, nil
+	}
+	if rids, err := w.recordIDs(); err == nil {
+		for _, rid := range rids {
+			if _, ok := p.Records[rid]; !ok {
+				out = append(out, named...)
+				break
+			}
+		}
 	}
 	slices.Sort(out)
 	out = slices.Compact(out)

@@ -44,9 +44,8 @@ func (w *Wallet) serveSet(ctx context.Context, c *client.Client) (bool, error) {
 	if err := w.updatePlacement(c.Placed()); err != nil {
 		return false, fmt.Errorf("recording where records are placed: %w", err)
 	}
-	set, err := w.servingSet()
-	if err != nil || len(set) == 0 {
-		return false, err
+	if set, err := w.servingSet(nil); err != nil || len(set) == 0 {
+		return false, err // nothing placed: no serve entry (and no ledger to open)
 	}
 	l, signer, err := w.openLedger(true)
 	if err != nil {
@@ -55,8 +54,9 @@ func (w *Wallet) serveSet(ctx context.Context, c *client.Client) (bool, error) {
 	defer l.Close()
 	var named []consent.ID
 	l.View(func(v *consent.View) { named = v.ServingPeers(w.ID()) })
-	if slices.Equal(named, set) {
-		return false, nil
+	set, err := w.servingSet(named)
+	if err != nil || len(set) == 0 || slices.Equal(named, set) {
+		return false, err
 	}
 	var skip []consent.ID
 	for _, p := range c.Reachable() {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"slices"
 	"testing"
 	"time"
@@ -147,4 +148,48 @@ func TestServeEntryIsThePlacement(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("after rotation")
+}
+
+// A record whose placement was never recorded (placed before
+// placement.json, or before a restore) keeps the peers named so far in
+// the serve entry: placing another record or granting does not drop them.
+func TestServeEntryKeepsUnrecordedPlacement(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a devnet")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dn, err := devnet.Start(ctx, devnet.Options{Peers: 7, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dn.Close()
+	alice := rotateWallet(t, dn.NetworkPath(), "Alice", "patient")
+	named := func() []consent.ID {
+		l, _, err := alice.openLedger(false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		var ps []consent.ID
+		l.View(func(v *consent.View) { ps = v.ServingPeers(alice.ID()) })
+		return ps
+	}
+	if _, err := alice.AddRecord(ctx, bytes.NewReader([]byte("old record")), AddRecordOptions{K: 1, N: 2}); err != nil {
+		t.Fatal(err)
+	}
+	before := named()
+	if err := os.Remove(alice.placementPath()); err != nil { // as before placement.json
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if _, err := alice.AddRecord(ctx, bytes.NewReader([]byte(fmt.Sprint("new record ", i))), AddRecordOptions{K: 1, N: 2}); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range before {
+			if !slices.Contains(named(), p) {
+				t.Fatalf("after record %d the serve entry %v dropped %s, a holder of the unrecorded record", i, named(), p.Short())
+			}
+		}
+	}
 }

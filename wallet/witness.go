@@ -412,7 +412,7 @@ func (w *Wallet) witnessCandidates(up []peer.ID) ([]candidate, error) {
 // copies of the wallet's records (its serving set, placement.json). Nil
 // when the wallet placed no record or the placement cannot be read.
 func (w *Wallet) servingPeers(cs []candidate) map[peer.ID]bool {
-	set, err := w.servingSet()
+	set, err := w.servingSet(nil)
 	if err != nil || len(set) == 0 {
 		return nil
 	}
