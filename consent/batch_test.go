@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"crypto/sha512"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -13,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"filippo.io/edwards25519"
 
 	"github.com/medwallet/medwallet/consent"
 )
@@ -119,7 +122,17 @@ func batchCases(t *testing.T) (names []string, es []*consent.Entry) {
 		c.Sig = sig
 		add(fmt.Sprintf("wrong key %d", i), c)
 	}
-	// Small-order keys with small-order R and s = 0: valid under ZIP-215.
+	// A torsion component in R: signed by a real key with R = rB + T, T of
+	// small order, valid under ZIP-215 (cofactored) and refused by
+	// crypto/ed25519 (cofactorless) for T != 0.
+	torsioned := batchSigner(t, "torsion")
+	for i, ts := range smallOrder[:8] {
+		e := &consent.Entry{Author: torsioned.ID(), Seq: 1, Time: bt0.Unix(), Kind: consent.KindAnchor, Body: anchorBody(t, i)}
+		e.Sig = torsionSign(t, "torsion", ts, e.SignedMessage())
+		add(fmt.Sprintf("torsion R %d", i), e)
+	}
+	// Small-order keys with small-order R and s = 0: valid under ZIP-215
+	// as signatures, refused as identities (consent.ErrSmallOrderKey).
 	for i, ks := range smallOrder {
 		pub, _ := hex.DecodeString(ks)
 		id, err := consent.IDFromPublicKey(pub)
@@ -150,6 +163,34 @@ func batchCases(t *testing.T) (names []string, es []*consent.Entry) {
 	return names, es
 }
 
+// torsionSign signs msg with batchSigner(name)'s key, adding the
+// small-order point of encoding ts (hex) to R: R = rB + T, s = r + k·a.
+func torsionSign(tb testing.TB, name, ts string, msg []byte) []byte {
+	tb.Helper()
+	seed := sha256.Sum256([]byte("medwallet batch test key: " + name))
+	h := sha512.Sum512(seed[:])
+	a, err := edwards25519.NewScalar().SetBytesWithClamping(h[:32])
+	if err != nil {
+		tb.Fatal(err)
+	}
+	A := new(edwards25519.Point).ScalarBaseMult(a)
+	rh := sha512.Sum512(append([]byte("torsion r "+ts), msg...))
+	r, _ := edwards25519.NewScalar().SetUniformBytes(rh[:])
+	tb2, _ := hex.DecodeString(ts)
+	T, err := new(edwards25519.Point).SetBytes(tb2)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	R := new(edwards25519.Point).Add(new(edwards25519.Point).ScalarBaseMult(r), T)
+	kh := sha512.New()
+	kh.Write(R.Bytes())
+	kh.Write(A.Bytes())
+	kh.Write(msg)
+	k, _ := edwards25519.NewScalar().SetUniformBytes(kh.Sum(nil))
+	sc := edwards25519.NewScalar().MultiplyAdd(k, a, r)
+	return append(R.Bytes(), sc.Bytes()...)
+}
+
 func anchorBody(tb testing.TB, i int) []byte {
 	b, err := consent.Marshal(&consent.AnchorBody{Record: "rec-1", Manifest: consent.HashBytes([]byte{byte(i)})})
 	if err != nil {
@@ -175,8 +216,11 @@ func TestBatchMatchesSingle(t *testing.T) {
 				t.Errorf("%s: crypto/ed25519 accepts, ZIP-215 refuses: %v", names[i], single[i])
 			}
 		}
-		if strings.HasPrefix(names[i], "zip215 ") && single[i] != nil {
-			t.Errorf("%s: ZIP-215 vector refused: %v", names[i], single[i])
+		if strings.HasPrefix(names[i], "zip215 ") && (single[i] == nil || !strings.Contains(single[i].Error(), "small order")) {
+			t.Errorf("%s: a small-order key: %v, want refused as an identity", names[i], single[i])
+		}
+		if strings.HasPrefix(names[i], "torsion R ") && single[i] != nil {
+			t.Errorf("%s: refused under ZIP-215: %v", names[i], single[i])
 		}
 		if single[i] == nil {
 			nValid++

@@ -31,7 +31,9 @@
 // canonical s, any encoding of A and R, the cofactored equation. It
 // accepts every signature crypto/ed25519 accepts, and batch verification
 // (VerifyBatch) accepts exactly what single verification (VerifyEntry)
-// does, so replicas agree however they checked. An entry's hash (its ID, and the
+// does, so replicas agree however they checked. Keys of small order are
+// refused as identities (ErrSmallOrderKey, in ID.PublicKey): under ZIP-215
+// anyone can sign as them. An entry's hash (its ID, and the
 // next entry's prev) is the SHA-256 of its full encoding, signature
 // included. Entries are at most MaxEntrySize bytes. Unknown kinds are
 // refused (ErrUnknownKind).

@@ -158,7 +158,7 @@ type ImportResult struct {
 // peer carries them. An equivocation it uncovers is logged in the wallet's
 // own feed as a proof entry.
 func (w *Wallet) ImportLedger(r io.Reader) (ImportResult, error) {
-	es, err := consent.ReadExport(r)
+	es, err := w.readImport(r) // with its checkpoints (ledger_import.go)
 	if err != nil {
 		return ImportResult{}, fmt.Errorf("%w: %w", ErrVerify, err)
 	}

@@ -77,9 +77,14 @@ func (w *Wallet) publishRecord(ctx context.Context, c *client.Client, rid string
 	return w.Publish(ctx, c)
 }
 
-// Publish pushes the wallet's own feed to the network; peers keep what
-// they lack, so this also repairs a feed that was only partly published.
+// Publish pushes the wallet's own feed to its serving peers (serve.go:
+// first it records what c placed and updates the serve entry); peers keep
+// what they lack, so this also repairs a feed that was only partly
+// published.
 func (w *Wallet) Publish(ctx context.Context, c *client.Client) error {
+	if _, err := w.serveSet(ctx, c); err != nil { // what c placed (manifest copies for grantees)
+		return err
+	}
 	l, signer, err := w.openLedger(true)
 	if err != nil {
 		return err
@@ -95,14 +100,15 @@ func (w *Wallet) Publish(ctx context.Context, c *client.Client) error {
 		return &NetworkError{Op: OpPublish, Err: err}
 	}
 	// Peers keep only the feeds of the patients they serve.
-	if err := w.enrolNew(ctx, c, l, signer); err != nil {
+	targets, err := w.servingTargets(ctx, c, l, signer)
+	if err != nil {
 		l.Close()
 		return &NetworkError{Op: OpPublish, Err: err}
 	}
 	// The pushes read the entries from the ledger as they send them, so
 	// the ledger stays open until they end; the witnesses need only the
 	// feed's hashes.
-	err = pushFeed(ctx, c.Host(), c.Reachable(), l, w.ID(), publishGrace)
+	err = pushFeed(ctx, c.Host(), targets, l, w.ID(), publishGrace)
 	var hashes []consent.Hash
 	l.View(func(v *consent.View) { hashes = feedHashes(v, w.ID()) })
 	l.Close()

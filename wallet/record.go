@@ -411,5 +411,8 @@ func (w *Wallet) RemoveRecord(ctx context.Context, ref string, opts RecordOption
 		return "", err
 	}
 	fsutil.SyncDir(w.recordsPath())
+	if err := w.unplace(ctx, c, rid); err != nil {
+		return rid, fmt.Errorf("record %s is removed but its peers were not updated: %w", rid, err)
+	}
 	return rid, nil
 }

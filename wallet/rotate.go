@@ -63,6 +63,7 @@ type RotateResult struct {
 // key and is reported; running Rotate again re-keys it once more.
 func (w *Wallet) Rotate(ctx context.Context, grantRef string) (RotateResult, error) {
 	var res RotateResult
+	defer w.holdContacts()()
 	if err := w.catchUp(ctx); err != nil {
 		return res, err
 	}
@@ -121,6 +122,20 @@ func (w *Wallet) Rotate(ctx context.Context, grantRef string) (RotateResult, err
 	return res, nil
 }
 
+// holdContacts reads the contact book once and serves it from memory to
+// the rest of the command: the plan and the Grant and Revoke of every
+// re-issued grant would each read (and verify every card of) it again.
+// The returned func ends the hold. A book that cannot be read is not
+// held: each read reports it, as before.
+func (w *Wallet) holdContacts() (release func()) {
+	cs, err := w.Contacts()
+	if err != nil {
+		return func() {}
+	}
+	w.held.Store(&cs)
+	return func() { w.held.Store(nil) }
+}
+
 func granteeLabel(g GrantInfo) string {
 	if g.GranteeName != "" {
 		return g.GranteeName
@@ -164,7 +179,8 @@ func (w *Wallet) rotationPlan(ref string) (rotation, []GrantInfo, []GrantInfo, e
 				Reason: fmt.Sprintf("grant %s is not revoked", g.ID.String()[:12])}
 			return
 		}
-		rot.info = w.grantInfo(v, g, now)
+		book := w.contactBook()
+		rot.info = w.grantInfoWith(v, g, now, book)
 		affected := map[string]bool{}
 		for _, k := range g.Keys {
 			if slices.Contains(have, k.Record) && !affected[k.Record] {
@@ -177,16 +193,18 @@ func (w *Wallet) rotationPlan(ref string) (rotation, []GrantInfo, []GrantInfo, e
 			if o.Author != w.ID() || o.ID == g.ID {
 				continue
 			}
-			oi := w.grantInfo(v, o, now)
-			if oi.Status != GrantActive {
-				continue
-			}
 			covers := false
 			for _, k := range o.Keys {
 				covers = covers || affected[k.Record]
 			}
+			if !covers {
+				continue
+			}
+			oi := w.grantInfoWith(v, o, now, book)
+			if oi.Status != GrantActive {
+				continue
+			}
 			switch {
-			case !covers:
 			case o.Grantee == g.Grantee:
 				stale = append(stale, oi)
 			default:

@@ -1,58 +1,142 @@
 package wallet
 
 // Serving: the peers that serve this wallet's identity (keep its feeds and
-// answer ledger requests about it) learn it from a serve entry in the
-// wallet's feed and from an enrolment that carries the wallet's rendezvous
-// secret (p2p/serving). Both happen where placement ends, before the feed
-// is pushed: a peer refuses the entries of identities it does not serve.
+// answer ledger requests about it) are the holders of its shares and
+// manifest copies (place.go). They learn it from a serve entry in the
+// wallet's feed that names exactly them and from an enrolment that
+// carries the wallet's rendezvous secret (p2p/serving). Both happen where
+// placement ends, before the feed is pushed: a peer refuses the entries of
+// identities it does not serve, and the wallet pushes its feed to its
+// serving peers only.
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
+
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/medwallet/medwallet/consent"
 	"github.com/medwallet/medwallet/p2p/client"
 	"github.com/medwallet/medwallet/p2p/serving"
 )
 
-// serveOn enrols the reachable peers of c (the wallet's network, on which
-// its shares and manifests are placed) and, when they differ from the
-// peers of the wallet's latest serve entry, appends a serve entry naming
-// them. A peer that refuses enrolment is left out of the entry; one that
-// holds the wallet's shares serves it anyway. The entry reaches the peers
-// with the next push.
+// serveOn records the placement c made (the peers that took shares and
+// manifest copies of each record it placed) and brings the wallet's serve
+// entry in line with it: when the serving set (every peer holding a share
+// or a manifest copy of one of the wallet's records, servingSet) differs
+// from the peers of the latest serve entry, it enrols the reachable peers
+// new to the set, appends a serve entry naming exactly the set, and tells
+// the other reachable peers to stop serving the wallet (leave). Nothing
+// is written when nothing changed, or when the wallet placed no record
+// (Publish then enrols the reachable peers, see servingTargets). A holder
+// that refuses enrolment or cannot be reached is named all the same: it
+// serves the wallet because it holds its shares. The entry reaches the
+// peers with the next push.
 func (w *Wallet) serveOn(ctx context.Context, c *client.Client) error {
-	l, signer, err := w.openLedger(true)
-	if err != nil {
-		return err
-	}
-	defer l.Close()
-	enrolled, err := enrol(ctx, c, signer, nil)
-	if err != nil || len(enrolled) == 0 {
-		return err
-	}
-	if len(enrolled) > consent.MaxServePeers {
-		enrolled = enrolled[:consent.MaxServePeers]
-	}
-	var same bool
-	l.View(func(v *consent.View) { same = slices.Equal(v.ServingPeers(w.ID()), enrolled) })
-	if same {
-		return nil
-	}
-	_, err = l.Append(signer, w.Now(), consent.KindServe, &consent.ServeBody{Peers: enrolled})
+	_, err := w.serveSet(ctx, c)
 	return err
 }
 
-// enrolNew enrols the reachable peers of c that the wallet's latest serve
-// entry does not name (those were enrolled when it was written), so that
-// a wallet which never placed a record (a grant, a revocation, a first
-// publish) still has peers that keep its feed. It writes no entry.
-func (w *Wallet) enrolNew(ctx context.Context, c *client.Client, l *consent.Ledger, signer consent.Signer) error {
+// serveSet is serveOn; it reports whether it appended a serve entry.
+func (w *Wallet) serveSet(ctx context.Context, c *client.Client) (bool, error) {
+	if err := w.updatePlacement(c.Placed()); err != nil {
+		return false, fmt.Errorf("recording where records are placed: %w", err)
+	}
+	if set, err := w.servingSet(nil); err != nil || len(set) == 0 {
+		return false, err // nothing placed: no serve entry (and no ledger to open)
+	}
+	l, signer, err := w.openLedger(true)
+	if err != nil {
+		return false, err
+	}
+	defer l.Close()
 	var named []consent.ID
 	l.View(func(v *consent.View) { named = v.ServingPeers(w.ID()) })
-	_, err := enrol(ctx, c, signer, named)
-	return err
+	set, err := w.servingSet(named)
+	if err != nil || len(set) == 0 || slices.Equal(named, set) {
+		return false, err
+	}
+	var skip []consent.ID
+	for _, p := range c.Reachable() {
+		if id := consent.ID(p.String()); slices.Contains(named, id) || !slices.Contains(set, id) {
+			skip = append(skip, id)
+		}
+	}
+	if _, err := enrol(ctx, c, signer, skip); err != nil {
+		return false, err
+	}
+	if _, err := l.Append(signer, w.Now(), consent.KindServe, &consent.ServeBody{Peers: set}); err != nil {
+		return false, err
+	}
+	leave(ctx, c, set)
+	return true, nil
+}
+
+// leave tells the reachable peers of c that set does not name to stop
+// serving the wallet (best effort: a peer that is down, or does not
+// serve it, changes nothing), before the new serve entry is pushed, so
+// that they leave its gossip topic and take no more of its entries.
+func leave(ctx context.Context, c *client.Client, set []consent.ID) {
+	var wg sync.WaitGroup
+	for _, p := range c.Reachable() {
+		if slices.Contains(set, consent.ID(p.String())) {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = serving.Leave(ctx, c.Host(), p)
+		}()
+	}
+	wg.Wait()
+}
+
+// unplace forgets a removed record's placement and, when that changes the
+// serving set, publishes a serve entry naming the peers left (c is nil
+// for a local record). A wallet's last record leaves its serve entry as
+// it is: the feed must stay somewhere, and a serve entry names at least
+// one peer.
+func (w *Wallet) unplace(ctx context.Context, c *client.Client, rid string) error {
+	if err := w.forgetPlacement(rid); err != nil {
+		return fmt.Errorf("recording where records are placed: %w", err)
+	}
+	if c == nil {
+		return nil
+	}
+	changed, err := w.serveSet(ctx, c)
+	if err != nil || !changed {
+		return err
+	}
+	return w.Publish(ctx, c)
+}
+
+// servingTargets returns the peers of c that Publish pushes the wallet's
+// feed to: the reachable peers its latest serve entry names. A wallet
+// with no serve entry (it placed no record: a clinician, or a patient
+// whose first act is a grant) enrols every reachable peer that does not
+// serve it yet, so that its feed is kept, and pushes to them all; that
+// writes no entry.
+func (w *Wallet) servingTargets(ctx context.Context, c *client.Client, l *consent.Ledger, signer consent.Signer) ([]peer.ID, error) {
+	var named []consent.ID
+	l.View(func(v *consent.View) { named = v.ServingPeers(w.ID()) })
+	if len(named) == 0 {
+		if _, err := enrol(ctx, c, signer, nil); err != nil {
+			return nil, err
+		}
+		return c.Reachable(), nil
+	}
+	var out []peer.ID
+	for _, p := range c.Reachable() {
+		if slices.Contains(named, consent.ID(p.String())) {
+			out = append(out, p)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%w: none of the %d peers serving this identity answered", client.ErrNoPeers, len(named))
+	}
+	return out, nil
 }
 
 // enrol asks every reachable peer of c but those in skip to serve the

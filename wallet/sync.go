@@ -178,6 +178,7 @@ func (w *Wallet) Sync(ctx context.Context) (SyncResult, error) {
 	if err := w.Publish(ctx, c); err != nil {
 		return res, err
 	}
+	w.witnessSubFeeds(ctx, c) // the access sub-feeds about us, as witness_subfeeds.go says
 	gs, err := w.Grants(ctx)
 	if err != nil {
 		return res, err

@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"filippo.io/age"
@@ -111,6 +112,8 @@ type Wallet struct {
 	mu  sync.Mutex
 	ks  keystore.Keystore
 	sec *Identity
+
+	held atomic.Pointer[[]Contact] // the contact book, held by a command that reads it often (rotate.go)
 }
 
 // ErrNoWallet reports a home directory without a wallet.

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -46,7 +47,8 @@ const witnessTimeout = 10 * time.Second
 // witnessState is HOME/witness.json.
 type witnessState struct {
 	Version int `json:"version"`
-	// Feeds by origin: the wallet's own feed today.
+	// Feeds by origin: the wallet's own feed and the access sub-feeds
+	// about it (witness_subfeeds.go).
 	Feeds map[string]*feedCheckpoints `json:"feeds"`
 }
 
@@ -149,28 +151,40 @@ func (w *Wallet) witnessHashes(ctx context.Context, hashes []consent.Hash, up []
 	if err != nil {
 		return nil, err
 	}
+	certify := func() (*consent.CheckpointCert, error) { return key.Certify(signer) }
+	return w.witnessLog(ctx, up, "", key.Public(), certify, tree, msg)
+}
 
+// witnessLog asks witnesses among up (all the network file's peers when
+// up is nil; never exclude) to cosign msg, the signed checkpoint of tree
+// by the feed key pub, and keeps what they answer in witness.json. certify
+// makes the key's certificate the first time the feed is witnessed.
+func (w *Wallet) witnessLog(ctx context.Context, up []peer.ID, exclude peer.ID, pub ed25519.PublicKey,
+	certify func() (*consent.CheckpointCert, error), tree *consent.Tree, msg []byte) (*WitnessResult, error) {
+	size := tree.Size()
+	root, err := tree.Root(size)
+	if err != nil {
+		return nil, err
+	}
+	origin := consent.CheckpointOrigin(pub)
 	witnessMu.Lock()
 	defer witnessMu.Unlock()
 	st, err := w.readWitnessState()
 	if err != nil {
 		return nil, err
 	}
-	fc := st.Feeds[key.Origin()]
+	fc := st.Feeds[origin]
 	if fc == nil {
-		cert, err := key.Certify(signer)
+		cert, err := certify()
 		if err != nil {
 			return nil, err
 		}
 		fc = &feedCheckpoints{Cert: cert, Sizes: map[string]uint64{}}
-		st.Feeds[key.Origin()] = fc
+		st.Feeds[origin] = fc
 	}
-	k := w.cfg.Witnesses
-	if k == 0 {
-		k = DefaultWitnesses
-	}
+	k := w.witnessCount()
 	if fc.Note != "" {
-		if sc, err := consent.OpenCheckpoint([]byte(fc.Note), key.Public()); err == nil &&
+		if sc, err := consent.OpenCheckpoint([]byte(fc.Note), pub); err == nil &&
 			sc.Size == size && sc.Root == root && len(sc.Cosigners) >= k {
 			return &WitnessResult{Size: size, Cosigners: cosignerIDs(sc.Cosigners)}, nil // witnessed already
 		}
@@ -179,19 +193,20 @@ func (w *Wallet) witnessHashes(ctx context.Context, hashes []consent.Hash, up []
 	if err != nil {
 		return nil, err
 	}
+	cands = slices.DeleteFunc(cands, func(c candidate) bool { return c.id == exclude })
 	res := &WitnessResult{Size: size}
 	// Ask the first k candidates by rank at once, then the next ones in
 	// place of those that did not cosign; peers that hold the wallet's
 	// shares or manifests come last.
-	ranked := rankByOrigin(cands, key.Origin())
+	ranked := rankByOrigin(cands, origin)
 	if len(ranked) > k {
-		ranked = servingLast(ranked, w.servingEstimate(ctx, ranked))
+		ranked = servingLast(ranked, w.servingPeers(ranked))
 	}
 	var lines [][]byte
 	for len(ranked) > 0 && len(lines) < k && ctx.Err() == nil {
 		batch := ranked[:min(k-len(lines), len(ranked))]
 		ranked = ranked[len(batch):]
-		got, err := w.askWitnesses(ctx, batch, key, tree, msg, fc)
+		got, err := w.askWitnesses(ctx, batch, pub, tree, msg, fc)
 		if err != nil {
 			return nil, err
 		}
@@ -208,9 +223,17 @@ func (w *Wallet) witnessHashes(ctx context.Context, hashes []consent.Hash, up []
 		}
 	}
 	if len(lines) > 0 {
-		fc.keepNewest(msg, size, key.Public(), lines)
+		fc.keepNewest(msg, size, pub, lines)
 	}
 	return res, w.writeWitnessState(st)
+}
+
+// witnessCount is how many witnesses to ask per checkpoint.
+func (w *Wallet) witnessCount() int {
+	if w.cfg.Witnesses == 0 {
+		return DefaultWitnesses
+	}
+	return w.cfg.Witnesses
 }
 
 func cosignerIDs(cs []consent.Cosigner) []string {
@@ -229,7 +252,7 @@ type witnessAnswer struct {
 // askWitnesses dials the candidates with a throw-away identity (the
 // witness learns the feed's pseudonymous origin, never who asked) and
 // asks them all at once.
-func (w *Wallet) askWitnesses(ctx context.Context, batch []candidate, key *consent.CheckpointKey,
+func (w *Wallet) askWitnesses(ctx context.Context, batch []candidate, key ed25519.PublicKey,
 	tree *consent.Tree, msg []byte, fc *feedCheckpoints) ([]witnessAnswer, error) {
 	_, eph, err := ed25519.GenerateKey(nil)
 	if err != nil {
@@ -267,7 +290,7 @@ func (w *Wallet) askWitnesses(ctx context.Context, batch []candidate, key *conse
 // as the wallet believes it; if p holds another size, once more from its
 // size, when its checkpoint is a prefix of the feed. A checkpoint of p's
 // that the feed does not extend is returned as evidence.
-func askWitness(ctx context.Context, c *client.Client, p peer.ID, key *consent.CheckpointKey,
+func askWitness(ctx context.Context, c *client.Client, p peer.ID, key ed25519.PublicKey,
 	tree *consent.Tree, msg []byte, old uint64) (line, evidence []byte, err error) {
 	size := tree.Size()
 	if old > size {
@@ -278,7 +301,7 @@ func askWitness(ctx context.Context, c *client.Client, p peer.ID, key *consent.C
 		if err != nil {
 			return nil, nil, err
 		}
-		req := &witness.Request{Note: msg, OldSize: old, Key: key.Public()}
+		req := &witness.Request{Note: msg, OldSize: old, Key: key}
 		for _, h := range proof {
 			req.Proof = append(req.Proof, append([]byte(nil), h[:]...))
 		}
@@ -286,7 +309,7 @@ func askWitness(ctx context.Context, c *client.Client, p peer.ID, key *consent.C
 		if err == nil {
 			// Keep only a cosignature that verifies, by p: a bad line would
 			// spoil the note for every audit.
-			sc, err := consent.OpenCheckpoint(consent.AddCosignatures(msg, resp.Cosignature), key.Public())
+			sc, err := consent.OpenCheckpoint(consent.AddCosignatures(msg, resp.Cosignature), key)
 			if err != nil || len(sc.Cosigners) != 1 || string(sc.Cosigners[0].Witness) != p.String() ||
 				bytes.Count(resp.Cosignature, []byte("\n")) != 1 {
 				return nil, nil, fmt.Errorf("witness %s: its cosignature does not verify", p.ShortString())
@@ -303,7 +326,7 @@ func askWitness(ctx context.Context, c *client.Client, p peer.ID, key *consent.C
 			old = 0 // the witness has no checkpoint of this feed
 			continue
 		}
-		theirs, oerr := consent.OpenCheckpoint(resp.Latest, key.Public())
+		theirs, oerr := consent.OpenCheckpoint(resp.Latest, key)
 		if oerr != nil {
 			return nil, nil, err // not evidence of anything
 		}
@@ -385,43 +408,20 @@ func (w *Wallet) witnessCandidates(up []peer.ID) ([]candidate, error) {
 	return out, nil
 }
 
-// servingEstimate returns the candidates that hold shares or manifest
-// copies of the wallet's records, as the light client places them: a
-// record's shares on the first N peers of its rendezvous order, its
-// manifest on the first ManifestReplicas of the manifest's (see
-// p2p/client, rank). It is an estimate: placement used the peers
-// reachable then, and passed over peers that refused. Nil when the records
-// cannot be listed.
-func (w *Wallet) servingEstimate(ctx context.Context, cs []candidate) map[peer.ID]bool {
-	infos, err := w.ListRecords(ctx)
-	if err != nil || len(infos) == 0 {
+// servingPeers returns the candidates that hold shares or manifest
+// copies of the wallet's records (its serving set, placement.json). Nil
+// when the wallet placed no record or the placement cannot be read.
+func (w *Wallet) servingPeers(cs []candidate) map[peer.ID]bool {
+	set, err := w.servingSet(nil)
+	if err != nil || len(set) == 0 {
 		return nil
 	}
-	ids := make([]peer.ID, len(cs))
-	for i, c := range cs {
-		ids[i] = c.id
-	}
 	out := map[peer.ID]bool{}
-	for _, info := range infos {
-		for _, p := range placementOrder(info.ID, ids)[:min(info.N, len(ids))] {
-			out[p] = true
-		}
-		for _, p := range placementOrder("manifest\x00"+info.ID, ids)[:min(ManifestReplicas, len(ids))] {
-			out[p] = true
+	for _, c := range cs {
+		if slices.Contains(set, consent.ID(c.id.String())) {
+			out[c.id] = true
 		}
 	}
-	return out
-}
-
-// placementOrder is p2p/client's rendezvous order for key: peers by
-// SHA-256(key ‖ 0x00 ‖ peer ID bytes), highest first.
-func placementOrder(key string, ps []peer.ID) []peer.ID {
-	score := func(p peer.ID) [32]byte { return sha256.Sum256([]byte(key + "\x00" + string(p))) }
-	out := append([]peer.ID(nil), ps...)
-	sort.Slice(out, func(i, j int) bool {
-		a, b := score(out[i]), score(out[j])
-		return string(a[:]) > string(b[:])
-	})
 	return out
 }
 

@@ -100,7 +100,9 @@ func newLedgerImportCommand(g *globalOptions) *cobra.Command {
 		Long: `Verify the entries of a file written by 'medwallet ledger export' and add
 them to the local ledger: how a grant made to you arrives when no peer
 carries it. Entries that do not verify are skipped and counted; an
-equivocation found is logged in your feed as a proof.`,
+equivocation found is logged in your feed as a proof. The file's witnessed
+checkpoints are kept too, so 'medwallet audit verify' and your own exports
+show them.`,
 		Example: "  medwallet ledger import alice-ledger.mwl\n  medwallet grants",
 		Args:    cobra.ExactArgs(1),
 		RunE:    func(cmd *cobra.Command, args []string) error { return runLedgerImport(cmd.Context(), opts, g, args) },

@@ -49,6 +49,16 @@ type Client struct {
 	all    []peer.AddrInfo
 	up     []peer.ID
 	errs   map[peer.ID]error
+
+	placedMu  sync.Mutex
+	placed    map[vault.ShareID]placedShare // shares this client stored and did not delete
+	manifests map[string]map[peer.ID]bool   // record -> peers that took a manifest copy
+}
+
+// placedShare is where a share went.
+type placedShare struct {
+	record string
+	peer   peer.ID
 }
 
 // Dial connects to the configured peers (full multiaddrs) in parallel and
@@ -242,6 +252,9 @@ func (s *shareSink) Put(ctx context.Context, r io.Reader) (vault.ShareID, error)
 		}
 		body := &countReader{r: io.MultiReader(bytes.NewReader(hdr), r)}
 		id, err := shares.Put(ctx, s.c.h, p, rid.String(), body)
+		if err == nil {
+			s.c.notePlaced(id, rid.String(), p)
+		}
 		if err == nil || body.n.Load() > 0 || ctx.Err() != nil {
 			return id, err
 		}
@@ -263,6 +276,9 @@ func (c *countReader) Read(p []byte) (int, error) {
 
 // Delete removes the share from every reachable peer that holds it.
 func (s *shareSink) Delete(ctx context.Context, id vault.ShareID) error {
+	s.c.placedMu.Lock()
+	delete(s.c.placed, id)
+	s.c.placedMu.Unlock()
 	var errs []error
 	for _, p := range s.c.Holders(ctx, id) {
 		if err := shares.Delete(ctx, s.c.h, p, id); err != nil {
@@ -529,12 +545,70 @@ func (c *Client) PutManifest(ctx context.Context, record string, recipient conse
 			errs = append(errs, err)
 			continue
 		}
+		c.noteManifest(record, p)
 		n++
 	}
 	if n == 0 {
 		return 0, fmt.Errorf("no peer stored the manifest: %w", errors.Join(errs...))
 	}
 	return n, nil
+}
+
+func (c *Client) notePlaced(id vault.ShareID, record string, p peer.ID) {
+	c.placedMu.Lock()
+	defer c.placedMu.Unlock()
+	if c.placed == nil {
+		c.placed = map[vault.ShareID]placedShare{}
+	}
+	c.placed[id] = placedShare{record: record, peer: p}
+}
+
+func (c *Client) noteManifest(record string, p peer.ID) {
+	c.placedMu.Lock()
+	defer c.placedMu.Unlock()
+	if c.manifests == nil {
+		c.manifests = map[string]map[peer.ID]bool{}
+	}
+	if c.manifests[record] == nil {
+		c.manifests[record] = map[peer.ID]bool{}
+	}
+	c.manifests[record][p] = true
+}
+
+// Placement is where a client put a record's shares and manifest copies.
+type Placement struct {
+	Shares    []peer.ID // peers that took a share, sorted
+	Manifests []peer.ID // peers that took a manifest copy, sorted
+}
+
+// Placed returns, for each record this client placed anything of, the
+// peers that took one of its shares (through ShareSink or RecordStore,
+// and not deleted since through them) and those that took a copy of its
+// manifest (PutManifest, not deleted since by DeleteManifests).
+func (c *Client) Placed() map[string]Placement {
+	c.placedMu.Lock()
+	defer c.placedMu.Unlock()
+	out := map[string]Placement{}
+	for _, ps := range c.placed {
+		pl := out[ps.record]
+		if !slices.Contains(pl.Shares, ps.peer) {
+			pl.Shares = append(pl.Shares, ps.peer)
+		}
+		out[ps.record] = pl
+	}
+	for record, ps := range c.manifests {
+		pl := out[record]
+		for p := range ps {
+			pl.Manifests = append(pl.Manifests, p)
+		}
+		out[record] = pl
+	}
+	for record, pl := range out {
+		slices.Sort(pl.Shares)
+		slices.Sort(pl.Manifests)
+		out[record] = pl
+	}
+	return out
 }
 
 // ListManifests gathers owner's manifest copies readable by the user from
@@ -571,6 +645,9 @@ func (c *Client) ListManifestsFor(ctx context.Context, owner consent.ID, record 
 
 // DeleteManifests removes the user's manifest copies of record from every reachable peer.
 func (c *Client) DeleteManifests(ctx context.Context, record string) error {
+	c.placedMu.Lock()
+	delete(c.manifests, record)
+	c.placedMu.Unlock()
 	var errs []error
 	for _, p := range c.up {
 		if err := manifests.Delete(ctx, c.h, p, record); err != nil {

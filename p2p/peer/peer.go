@@ -505,6 +505,9 @@ func (p *Peer) Close() error {
 		if p.Sync != nil {
 			errs = append(errs, p.Sync.Close())
 		}
+		if p.served != nil {
+			errs = append(errs, p.served.Close())
+		}
 		if p.dht != nil {
 			errs = append(errs, p.dht.Close())
 		}

@@ -27,7 +27,7 @@ const (
 )
 
 // Enrolment rates. Enrolling again with the same secret is free; a change
-// (a new patient, or a new secret) rewrites the served set on disk, joins a
+// (a new patient, or a new secret) writes the served set on disk, joins a
 // gossip topic and provides a DHT record, so one identity may make one
 // every 10 s after a burst of 4, and all identities together 5 new
 // patients a second after a burst of 100: a thousand free keys cannot
@@ -47,7 +47,8 @@ var (
 )
 
 type request struct {
-	Secret []byte `cbor:"1,keyasint"`
+	Secret []byte `cbor:"1,keyasint,omitempty"`
+	Leave  bool   `cbor:"2,keyasint,omitempty"`
 }
 
 type response struct {
@@ -103,6 +104,9 @@ func (s *Service) handle(st network.Stream) {
 }
 
 func (s *Service) enrol(p peer.ID, remote consent.ID, req request) response {
+	if req.Leave {
+		return s.leave(p, remote, req)
+	}
 	var sec Secret
 	if len(req.Secret) != len(sec) {
 		return response{Error: "the secret is not 32 bytes", Code: "bad-request"}
@@ -130,30 +134,66 @@ func (s *Service) enrol(p peer.ID, remote consent.ID, req request) response {
 	return response{OK: true}
 }
 
+// leave un-enrols remote: the patient no longer names this peer among its
+// serving peers. Not serving it is answered ok at no cost.
+func (s *Service) leave(p peer.ID, remote consent.ID, req request) response {
+	if len(req.Secret) != 0 {
+		return response{Error: "a leave carries no secret", Code: "bad-request"}
+	}
+	if !s.set.Has(remote) {
+		return response{OK: true}
+	}
+	if !s.changes.Allow(p) {
+		return response{Error: "too many enrolments; try again later", Code: "busy"}
+	}
+	left, err := s.set.Leave(remote)
+	if err != nil {
+		s.log.Warn("leaving failed", "patient", remote.Short(), "err", err)
+		return response{Error: "the peer could not save the served set", Code: "internal"}
+	}
+	if left {
+		s.log.Info("no longer serving a patient", "patient", remote.Short())
+	}
+	return response{OK: true}
+}
+
+// Leave tells peer p that the identity of h no longer names it among its
+// serving peers: p drops it from its served set, stops following its
+// gossip topic and, unless it still holds its shares or manifests, takes
+// no more of its entries. What p holds already stays (a later issue
+// collects it).
+func Leave(ctx context.Context, h host.Host, p peer.ID) error {
+	return call(ctx, h, p, "leave", request{Leave: true})
+}
+
 // Enrol asks peer p to serve the identity of h, whose rendezvous secret is
 // secret.
 func Enrol(ctx context.Context, h host.Host, p peer.ID, secret Secret) error {
+	return call(ctx, h, p, "enrol", request{Secret: secret[:]})
+}
+
+func call(ctx context.Context, h host.Host, p peer.ID, op string, req request) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	st, err := h.NewStream(ctx, p, ID)
 	if err != nil {
-		return fmt.Errorf("enrol on %s: %w", p.ShortString(), err)
+		return fmt.Errorf("%s on %s: %w", op, p.ShortString(), err)
 	}
 	defer st.Close()
 	if d, ok := ctx.Deadline(); ok {
 		_ = st.SetDeadline(d)
 	}
-	if err := wire.Write(st, request{Secret: secret[:]}); err != nil {
+	if err := wire.Write(st, req); err != nil {
 		st.Reset()
-		return fmt.Errorf("enrol on %s: %w", p.ShortString(), err)
+		return fmt.Errorf("%s on %s: %w", op, p.ShortString(), err)
 	}
 	var resp response
 	if err := wire.Read(st, bufio.NewReader(st), maxFrame, &resp); err != nil {
 		st.Reset()
-		return fmt.Errorf("enrol on %s: %w", p.ShortString(), err)
+		return fmt.Errorf("%s on %s: %w", op, p.ShortString(), err)
 	}
 	if !resp.OK {
-		return fmt.Errorf("enrol on %s: %w (%s): %s", p.ShortString(), ErrRefused, resp.Code, resp.Error)
+		return fmt.Errorf("%s on %s: %w (%s): %s", op, p.ShortString(), ErrRefused, resp.Code, resp.Error)
 	}
 	return nil
 }

@@ -1,11 +1,14 @@
 package serving
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"errors"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -60,10 +63,14 @@ func TestSetPersists(t *testing.T) {
 	if changes != 3 {
 		t.Fatalf("%d changes, want 3 (the repeat changes nothing)", changes)
 	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
 	r, err := Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer r.Close()
 	if got := r.Subjects(); len(got) != 2 || !r.Has(alice) || !r.Has(bob) {
 		t.Fatalf("reopened: %v", got)
 	}
@@ -87,6 +94,7 @@ func TestEnrol(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { set.Close() })
 	svc := NewService(ph, set, func(id consent.ID) error {
 		if id == mallory {
 			return errors.New("not on the allowlist")
@@ -124,6 +132,7 @@ func TestEnrolRate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { set.Close() })
 	svc := NewService(ph, set, nil, nil)
 	defer svc.Close()
 	ctx := context.Background()
@@ -145,5 +154,105 @@ func TestEnrolRate(t *testing.T) {
 		if err := Enrol(ctx, ah, ph.ID(), Secret{changeBurst}); err != nil {
 			t.Fatalf("same secret again: %v", err)
 		}
+	}
+}
+
+// Leaving removes the stream's remote (and only it) from the set, on disk
+// too; leaving a peer that does not serve you is free.
+func TestLeave(t *testing.T) {
+	ph, _ := newHost(t, "peer", true)
+	ah, alice := newHost(t, "alice", false)
+	bh, bob := newHost(t, "bob", false)
+	path := filepath.Join(t.TempDir(), File)
+	set, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changes := 0
+	set.OnChange(func() { changes++ })
+	svc := NewService(ph, set, nil, nil)
+	ctx := context.Background()
+	for _, h := range []host.Host{ah, bh} {
+		if err := h.Connect(ctx, peer.AddrInfo{ID: ph.ID(), Addrs: ph.Addrs()}); err != nil {
+			t.Fatal(err)
+		}
+		if err := Enrol(ctx, h, ph.ID(), Secret{1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := Leave(ctx, ah, ph.ID()); err != nil {
+		t.Fatal(err)
+	}
+	if set.Has(alice) || !set.Has(bob) || changes != 3 {
+		t.Fatalf("after alice left: %v, %d changes", set.Subjects(), changes)
+	}
+	for range 10 { // not served: free, no change
+		if err := Leave(ctx, ah, ph.ID()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if changes != 3 {
+		t.Fatalf("%d changes, want 3", changes)
+	}
+	// Enrolling again works.
+	if err := Enrol(ctx, ah, ph.ID(), Secret{2}); err != nil || !set.Has(alice) {
+		t.Fatalf("enrolling again: %v", err)
+	}
+	if _, err := set.Leave(alice); err != nil {
+		t.Fatal(err)
+	}
+	svc.Close()
+	if err := set.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if r.Has(alice) || !r.Has(bob) || r.Len() != 1 {
+		t.Fatalf("reopened: %v", r.Subjects())
+	}
+}
+
+// A served.json left by an earlier version moves into the bbolt file on
+// open, subjects, secrets and times kept, and is renamed; the bound on
+// subjects holds.
+func TestSetMigratesAndBounds(t *testing.T) {
+	dir := t.TempDir()
+	_, alice := newHost(t, "alice", false)
+	_, bob := newHost(t, "bob", false)
+	_, carol := newHost(t, "carol", false)
+	legacy := `{"` + string(alice) + `":{"secret":"` + strings.Repeat("07", 32) + `","since":"2026-01-01T00:00:00Z"},"` +
+		string(bob) + `":{"secret":"` + strings.Repeat("08", 32) + `","since":"2026-01-02T00:00:00Z"}}`
+	if err := os.WriteFile(filepath.Join(dir, "served.json"), []byte(legacy), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(filepath.Join(dir, File))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if sec, ok := s.Secret(alice); !ok || sec != [32]byte(bytes.Repeat([]byte{7}, 32)) || s.Len() != 2 {
+		t.Fatalf("migrated: %v %v, %d subjects", sec, ok, s.Len())
+	}
+	if since, _ := s.Since(bob); !since.Equal(time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC)) {
+		t.Fatalf("bob since %v", since)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "served.json")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("served.json still there: %v", err)
+	}
+	s.max = 2
+	if _, err := s.Enrol(carol, Secret{9}, time.Now()); !errors.Is(err, ErrFull) || s.Has(carol) {
+		t.Fatalf("a third subject over a bound of 2: %v", err)
+	}
+	if _, err := s.Enrol(alice, Secret{10}, time.Now()); err != nil {
+		t.Fatalf("a known subject's new secret at the bound: %v", err)
+	}
+	if _, err := s.Leave(bob); err != nil {
+		t.Fatal(err)
+	}
+	if added, err := s.Enrol(carol, Secret{9}, time.Now()); err != nil || !added || s.Len() != 2 {
+		t.Fatalf("after a leave: %v %v, %d", added, err, s.Len())
 	}
 }

@@ -183,6 +183,8 @@ type Service struct {
 
 	mu    sync.Mutex // serialises checks and updates of the store
 	rates *wire.RemoteRates
+
+	hashes FeedHashes // sub-feeds this peer signs checkpoints of (sign.go); nil: none
 }
 
 // NewService registers the handler on h. signer is the peer's identity:
@@ -196,11 +198,19 @@ func NewService(h host.Host, st Store, signer consent.Signer, opts ...Option) *S
 	s.slots = wire.NewSlots(s.lim.Streams)
 	s.rates = wire.NewRemoteRates(s.lim.Rate, s.lim.Burst)
 	h.SetStreamHandler(ID, s.handle)
+	if s.hashes != nil {
+		h.SetStreamHandler(SignID, s.handleSign)
+	}
 	return s
 }
 
-// Close removes the handler (the store is the caller's to close).
-func (s *Service) Close() { s.h.RemoveStreamHandler(ID) }
+// Close removes the handlers (the store is the caller's to close).
+func (s *Service) Close() {
+	s.h.RemoveStreamHandler(ID)
+	if s.hashes != nil {
+		s.h.RemoveStreamHandler(SignID)
+	}
+}
 
 func (s *Service) allow(p peer.ID) bool { return s.rates.Allow(p) }
 
@@ -329,13 +339,7 @@ func Submit(ctx context.Context, h host.Host, p peer.ID, req *Request) (*Respons
 	if err != nil {
 		return nil, err
 	}
-	b := DefaultLimits().Budget
-	if d, ok := ctx.Deadline(); ok {
-		if left := max(time.Until(d), time.Nanosecond); left < b.Total {
-			b.Total = left
-		}
-	}
-	t := wire.NewTransfer(st, b)
+	t := wire.NewTransfer(st, clientBudget(ctx))
 	if err := wire.Write(t, req); err != nil {
 		st.Reset()
 		return nil, err
@@ -348,6 +352,17 @@ func Submit(ctx context.Context, h host.Host, p peer.ID, req *Request) (*Respons
 	}
 	st.Close()
 	return &resp, CodeError(p, resp)
+}
+
+// clientBudget is the default budget, within ctx's deadline.
+func clientBudget(ctx context.Context) wire.Budget {
+	b := DefaultLimits().Budget
+	if d, ok := ctx.Deadline(); ok {
+		if left := max(time.Until(d), time.Nanosecond); left < b.Total {
+			b.Total = left
+		}
+	}
+	return b
 }
 
 // CodeError is the client's error for an answer: nil for ok.
