@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"filippo.io/age"
@@ -57,6 +58,35 @@ func (w *Wallet) publishFeed(ctx context.Context) error {
 	return w.Publish(ctx, c)
 }
 
+// signAndPublish dials the network once, catches up with it (as catchUp
+// does, but asking every peer at once), calls sign to append one entry to
+// the wallet's feed, and pushes that entry over the same connections (the
+// whole feed to a peer that lacks more): a revocation reaches the peers
+// without a second round of dials, one round trip of catch-up rather than
+// one per peer, and no offer of heads. A peer that answers the dial or
+// the catch-up more than publishStraggle after the first is left out, so
+// that one that hangs holds nothing up; it gets the entry by gossip from
+// the others, or syncs. signed reports whether sign succeeded, whatever
+// publishing did next.
+func (w *Wallet) signAndPublish(ctx context.Context, sign func() error) (signed bool, err error) {
+	c, err := w.dial(ctx, client.DialOptions{Straggle: publishStraggle})
+	if err != nil {
+		return false, err
+	}
+	defer c.Close()
+	if _, err := w.pullWith(ctx, c, client.PullOptions{Fan: true, Grace: publishStraggle}); err != nil {
+		return false, err
+	}
+	if err := sign(); err != nil {
+		return false, err
+	}
+	return true, w.publish(ctx, c, 1)
+}
+
+// publishStraggle is how long signAndPublish waits for the other peers
+// once one answered, when dialling and when catching up.
+const publishStraggle = 250 * time.Millisecond
+
 // publishRecord replicates the encrypted manifest on peers, anchors it on
 // the wallet's feed and pushes the feed.
 func (w *Wallet) publishRecord(ctx context.Context, c *client.Client, rid string, enc []byte) error {
@@ -80,6 +110,12 @@ func (w *Wallet) publishRecord(ctx context.Context, c *client.Client, rid string
 // Publish pushes the wallet's own feed to the network; peers keep what
 // they lack, so this also repairs a feed that was only partly published.
 func (w *Wallet) Publish(ctx context.Context, c *client.Client) error {
+	return w.publish(ctx, c, 0)
+}
+
+// publish is Publish; the peers are first sent only the newest fresh
+// entries of the feed, those just signed (see pushTo).
+func (w *Wallet) publish(ctx context.Context, c *client.Client, fresh int) error {
 	l, signer, err := w.openLedger(true)
 	if err != nil {
 		return err
@@ -100,7 +136,7 @@ func (w *Wallet) Publish(ctx context.Context, c *client.Client) error {
 	if err != nil {
 		return &NetworkError{Op: OpPublish, Err: err}
 	}
-	if err := pushFeed(ctx, c.Host(), c.Reachable(), feed, publishGrace); err != nil {
+	if err := pushFeed(ctx, c.Host(), c.Reachable(), feed, fresh, publishGrace); err != nil {
 		return &NetworkError{Op: OpPublish, Err: err}
 	}
 	w.witnessFeed(ctx, c, feed)
@@ -112,15 +148,16 @@ func (w *Wallet) Publish(ctx context.Context, c *client.Client) error {
 // revocation up, since the peers that took it gossip it and peers sync it.
 const publishGrace = 5 * time.Second
 
-// pushFeed pushes feed to every peer at once and succeeds once one of them
-// took every entry (accepted or already held) and the others finished or
-// grace passed since; the pushes still going then are cancelled.
-func pushFeed(ctx context.Context, h host.Host, peers []peer.ID, feed []*consent.Entry, grace time.Duration) error {
+// pushFeed pushes feed to every peer at once (pushTo, with fresh) and
+// succeeds once one of them took every entry (accepted or already held)
+// and the others finished or grace passed since; the pushes still going
+// then are cancelled.
+func pushFeed(ctx context.Context, h host.Host, peers []peer.ID, feed []*consent.Entry, fresh int, grace time.Duration) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(chan error, len(peers))
 	for _, p := range peers {
-		go func() { done <- pushTo(ctx, h, p, feed) }()
+		go func() { done <- pushTo(ctx, h, p, feed, fresh) }()
 	}
 	var errs []error
 	took := 0
@@ -149,12 +186,34 @@ func pushFeed(ctx context.Context, h host.Host, peers []peer.ID, feed []*consent
 	return nil
 }
 
-// pushTo pushes feed to p and fails unless p took every entry.
-func pushTo(ctx context.Context, h host.Host, p peer.ID, feed []*consent.Entry) error {
+// pushTo pushes feed to p and fails unless p took every entry. With fresh
+// above 0 it first sends only the newest fresh entries: a peer that held
+// the rest of the feed (the usual case: the wallet caught up with the
+// network before it signed them) takes them in one round trip, without
+// the offer of heads that a whole feed needs; a peer that lacks an
+// earlier entry holds them as pending and is then pushed the whole feed.
+func pushTo(ctx context.Context, h host.Host, p peer.ID, feed []*consent.Entry, fresh int) error {
+	if fresh > 0 && fresh < len(feed) {
+		acks, err := ledgersync.Push(ctx, h, p, feed[len(feed)-fresh:])
+		if err != nil {
+			return err
+		}
+		if err := tookAll(p, acks); err == nil || !slices.ContainsFunc(acks, func(a ledgersync.Ack) bool {
+			return a.Status == ledgersync.AckPending
+		}) {
+			return err
+		}
+	}
 	acks, err := ledgersync.Push(ctx, h, p, feed)
 	if err != nil {
 		return err
 	}
+	return tookAll(p, acks)
+}
+
+// tookAll is nil if p took every entry acks answer, else the first
+// entry's error.
+func tookAll(p peer.ID, acks []ledgersync.Ack) error {
 	for _, a := range acks {
 		if err := a.Err(p); err != nil {
 			return err
