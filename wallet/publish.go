@@ -120,9 +120,9 @@ func (w *Wallet) publish(ctx context.Context, c *client.Client, fresh int) error
 	if err != nil {
 		return err
 	}
-	var feed []*consent.Entry
-	l.View(func(v *consent.View) { feed = v.Feed(w.ID()) })
-	if len(feed) == 0 {
+	var n uint64
+	l.View(func(v *consent.View) { n = v.Head(w.ID()).Seq })
+	if n == 0 {
 		l.Close()
 		return nil
 	}
@@ -131,16 +131,46 @@ func (w *Wallet) publish(ctx context.Context, c *client.Client, fresh int) error
 		return &NetworkError{Op: OpPublish, Err: err}
 	}
 	// Peers keep only the feeds of the patients they serve.
-	err = w.enrolNew(ctx, c, l, signer)
+	if err := w.enrolNew(ctx, c, l, signer); err != nil {
+		l.Close()
+		return &NetworkError{Op: OpPublish, Err: err}
+	}
+	// The pushes read the entries from the ledger as they send them, so
+	// the ledger stays open until they end; the witnesses need only the
+	// feed's hashes.
+	var tail []*consent.Entry
+	if fresh > 0 && uint64(fresh) < n {
+		l.View(func(v *consent.View) {
+			err = v.FeedFrom(w.ID(), n-uint64(fresh)+1, func(e *consent.Entry) error {
+				tail = append(tail, e)
+				return nil
+			})
+		})
+		if err != nil {
+			l.Close()
+			return err
+		}
+	}
+	err = pushFeed(ctx, c.Host(), c.Reachable(), l, w.ID(), tail, publishGrace)
+	var hashes []consent.Hash
+	l.View(func(v *consent.View) { hashes = feedHashes(v, w.ID()) })
 	l.Close()
 	if err != nil {
 		return &NetworkError{Op: OpPublish, Err: err}
 	}
-	if err := pushFeed(ctx, c.Host(), c.Reachable(), feed, fresh, publishGrace); err != nil {
-		return &NetworkError{Op: OpPublish, Err: err}
-	}
-	w.witnessFeed(ctx, c, feed)
+	w.witnessFeed(ctx, c, hashes)
 	return nil
+}
+
+// feedHashes returns the hashes of author's feed, in seq order.
+func feedHashes(v *consent.View, author consent.ID) []consent.Hash {
+	n := v.Head(author).Seq
+	out := make([]consent.Hash, 0, n)
+	for seq := uint64(1); seq <= n; seq++ {
+		h, _ := v.HashAt(author, seq)
+		out = append(out, h)
+	}
+	return out
 }
 
 // publishGrace is how long the pushes to other peers may go on once one
@@ -148,16 +178,16 @@ func (w *Wallet) publish(ctx context.Context, c *client.Client, fresh int) error
 // revocation up, since the peers that took it gossip it and peers sync it.
 const publishGrace = 5 * time.Second
 
-// pushFeed pushes feed to every peer at once (pushTo, with fresh) and
-// succeeds once one of them took every entry (accepted or already held)
-// and the others finished or grace passed since; the pushes still going
-// then are cancelled.
-func pushFeed(ctx context.Context, h host.Host, peers []peer.ID, feed []*consent.Entry, fresh int, grace time.Duration) error {
+// pushFeed pushes author's feed, as l holds it, to every peer at once
+// (pushTo, with tail) and succeeds once one of them took every entry
+// (accepted or already held) and the others finished or grace passed
+// since; the pushes still going then are cancelled.
+func pushFeed(ctx context.Context, h host.Host, peers []peer.ID, l *consent.Ledger, author consent.ID, tail []*consent.Entry, grace time.Duration) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(chan error, len(peers))
 	for _, p := range peers {
-		go func() { done <- pushTo(ctx, h, p, feed, fresh) }()
+		go func() { done <- pushTo(ctx, h, p, l, author, tail) }()
 	}
 	var errs []error
 	took := 0
@@ -186,15 +216,16 @@ func pushFeed(ctx context.Context, h host.Host, peers []peer.ID, feed []*consent
 	return nil
 }
 
-// pushTo pushes feed to p and fails unless p took every entry. With fresh
-// above 0 it first sends only the newest fresh entries: a peer that held
+// pushTo pushes author's feed, as l holds it, to p and fails unless p
+// took every entry it lacked. With a tail (the newest entries of the
+// feed, those just signed) it first sends only those: a peer that held
 // the rest of the feed (the usual case: the wallet caught up with the
 // network before it signed them) takes them in one round trip, without
-// the offer of heads that a whole feed needs; a peer that lacks an
-// earlier entry holds them as pending and is then pushed the whole feed.
-func pushTo(ctx context.Context, h host.Host, p peer.ID, feed []*consent.Entry, fresh int) error {
-	if fresh > 0 && fresh < len(feed) {
-		acks, err := ledgersync.Push(ctx, h, p, feed[len(feed)-fresh:])
+// the offer of heads a whole feed needs; a peer that lacks an earlier
+// entry holds them as pending and is then pushed the feed.
+func pushTo(ctx context.Context, h host.Host, p peer.ID, l *consent.Ledger, author consent.ID, tail []*consent.Entry) error {
+	if len(tail) > 0 {
+		acks, err := ledgersync.Push(ctx, h, p, tail)
 		if err != nil {
 			return err
 		}
@@ -204,11 +235,7 @@ func pushTo(ctx context.Context, h host.Host, p peer.ID, feed []*consent.Entry, 
 			return err
 		}
 	}
-	acks, err := ledgersync.Push(ctx, h, p, feed)
-	if err != nil {
-		return err
-	}
-	return tookAll(p, acks)
+	return ledgersync.PushFeed(ctx, h, p, l, author, func(a ledgersync.Ack) error { return a.Err(p) })
 }
 
 // tookAll is nil if p took every entry acks answer, else the first
