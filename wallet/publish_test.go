@@ -224,3 +224,49 @@ func waitPeers(ctx context.Context, t *testing.T, ps []*peer.Peer, cond func(*co
 		}
 	}
 }
+
+// A publish that sends the newest entry alone first still brings a peer
+// that lacks earlier entries of the feed up to date: the peer holds the
+// entry as pending and is pushed the feed.
+func TestPublishFreshEntryToAPeerThatLacksMore(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a devnet")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dn, err := devnet.Start(ctx, devnet.Options{Peers: 1, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dn.Close()
+	w := rotateWallet(t, dn.NetworkPath(), "Alice", "patient")
+	c, err := w.Dial(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for i, want := range []uint64{3, 4} {
+		// The first round appends two entries the peer has never seen
+		// (after the identity entry), the second one more.
+		for range 2 - i {
+			l, signer, err := w.openLedger(true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = l.Append(signer, w.Now(), consent.KindAnchor, &consent.AnchorBody{Record: "00112233445566778899aabbccddeeff",
+				Manifest: consent.HashBytes([]byte{byte(i), byte(want)})})
+			l.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.publish(ctx, c, 1); err != nil {
+			t.Fatal(err)
+		}
+		var head consent.Head
+		dn.Peers[0].Ledger.View(func(v *consent.View) { head = v.Head(w.ID()) })
+		if head.Seq != want {
+			t.Fatalf("round %d: the peer holds %d entries of the feed, want %d", i, head.Seq, want)
+		}
+	}
+}
