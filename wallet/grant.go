@@ -496,17 +496,18 @@ func (w *Wallet) GrantFHIR(ctx context.Context, ref string) ([]byte, error) {
 // serving at once; what the grantee already imported cannot be recalled.
 // With a network, it returns once a peer holds the revocation.
 func (w *Wallet) Revoke(ctx context.Context, ref string) (GrantInfo, error) {
-	if err := w.catchUp(ctx); err != nil {
-		return GrantInfo{}, err
+	if !w.HasNetwork() {
+		return w.revokeLocal(ref)
 	}
-	gi, err := w.revokeLocal(ref)
-	if err != nil || !w.HasNetwork() {
-		return gi, err
-	}
-	if err := w.publishFeed(ctx); err != nil {
+	var gi GrantInfo
+	signed, err := w.signAndPublish(ctx, func() (err error) {
+		gi, err = w.revokeLocal(ref)
+		return err
+	})
+	if signed && err != nil {
 		return gi, fmt.Errorf("the revocation is signed but not yet on the network: %w", err)
 	}
-	return gi, nil
+	return gi, err
 }
 
 func (w *Wallet) revokeLocal(ref string) (GrantInfo, error) {

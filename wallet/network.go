@@ -38,6 +38,11 @@ func (w *Wallet) HasNetwork() bool {
 // Dial connects to the peers of the network file with the wallet's identity
 // key, so that peers see the wallet's own ID on every stream.
 func (w *Wallet) Dial(ctx context.Context) (*client.Client, error) {
+	return w.dial(ctx, client.DialOptions{})
+}
+
+// dial is Dial with options.
+func (w *Wallet) dial(ctx context.Context, o client.DialOptions) (*client.Client, error) {
 	n, err := netfile.Read(w.NetworkPath())
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("%w: %s does not exist", ErrNoNetwork, w.NetworkPath())
@@ -49,7 +54,7 @@ func (w *Wallet) Dial(ctx context.Context) (*client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := client.Dial(ctx, id.Signing, n.Peers)
+	c, err := client.DialWith(ctx, id.Signing, n.Peers, o)
 	if err != nil {
 		return nil, err
 	}

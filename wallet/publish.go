@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"filippo.io/age"
@@ -57,6 +58,35 @@ func (w *Wallet) publishFeed(ctx context.Context) error {
 	return w.Publish(ctx, c)
 }
 
+// signAndPublish dials the network once, catches up with it (as catchUp
+// does, but asking every peer at once), calls sign to append one entry to
+// the wallet's feed, and pushes that entry over the same connections (the
+// whole feed to a peer that lacks more): a revocation reaches the peers
+// without a second round of dials, one round trip of catch-up rather than
+// one per peer, and no offer of heads. A peer that answers the dial or
+// the catch-up more than publishStraggle after the first is left out, so
+// that one that hangs holds nothing up; it gets the entry by gossip from
+// the others, or syncs. signed reports whether sign succeeded, whatever
+// publishing did next.
+func (w *Wallet) signAndPublish(ctx context.Context, sign func() error) (signed bool, err error) {
+	c, err := w.dial(ctx, client.DialOptions{Straggle: publishStraggle})
+	if err != nil {
+		return false, err
+	}
+	defer c.Close()
+	if _, err := w.pullWith(ctx, c, client.PullOptions{Fan: true, Grace: publishStraggle}); err != nil {
+		return false, err
+	}
+	if err := sign(); err != nil {
+		return false, err
+	}
+	return true, w.publish(ctx, c, 1)
+}
+
+// publishStraggle is how long signAndPublish waits for the other peers
+// once one answered, when dialling and when catching up.
+const publishStraggle = 250 * time.Millisecond
+
 // publishRecord replicates the encrypted manifest on peers, anchors it on
 // the wallet's feed and pushes the feed.
 func (w *Wallet) publishRecord(ctx context.Context, c *client.Client, rid string, enc []byte) error {
@@ -82,6 +112,12 @@ func (w *Wallet) publishRecord(ctx context.Context, c *client.Client, rid string
 // what they lack, so this also repairs a feed that was only partly
 // published.
 func (w *Wallet) Publish(ctx context.Context, c *client.Client) error {
+	return w.publish(ctx, c, 0)
+}
+
+// publish is Publish; the peers are first sent only the newest fresh
+// entries of the feed, those just signed (see pushTo).
+func (w *Wallet) publish(ctx context.Context, c *client.Client, fresh int) error {
 	if _, err := w.serveSet(ctx, c); err != nil { // what c placed (manifest copies for grantees)
 		return err
 	}
@@ -108,7 +144,20 @@ func (w *Wallet) Publish(ctx context.Context, c *client.Client) error {
 	// The pushes read the entries from the ledger as they send them, so
 	// the ledger stays open until they end; the witnesses need only the
 	// feed's hashes.
-	err = pushFeed(ctx, c.Host(), targets, l, w.ID(), publishGrace)
+	var tail []*consent.Entry
+	if fresh > 0 && uint64(fresh) < n {
+		l.View(func(v *consent.View) {
+			err = v.FeedFrom(w.ID(), n-uint64(fresh)+1, func(e *consent.Entry) error {
+				tail = append(tail, e)
+				return nil
+			})
+		})
+		if err != nil {
+			l.Close()
+			return err
+		}
+	}
+	err = pushFeed(ctx, c.Host(), targets, l, w.ID(), tail, publishGrace)
 	var hashes []consent.Hash
 	l.View(func(v *consent.View) { hashes = feedHashes(v, w.ID()) })
 	l.Close()
@@ -135,15 +184,16 @@ func feedHashes(v *consent.View, author consent.ID) []consent.Hash {
 // revocation up, since the peers that took it gossip it and peers sync it.
 const publishGrace = 5 * time.Second
 
-// pushFeed pushes feed to every peer at once and succeeds once one of them
-// took every entry (accepted or already held) and the others finished or
-// grace passed since; the pushes still going then are cancelled.
-func pushFeed(ctx context.Context, h host.Host, peers []peer.ID, l *consent.Ledger, author consent.ID, grace time.Duration) error {
+// pushFeed pushes author's feed, as l holds it, to every peer at once
+// (pushTo, with tail) and succeeds once one of them took every entry
+// (accepted or already held) and the others finished or grace passed
+// since; the pushes still going then are cancelled.
+func pushFeed(ctx context.Context, h host.Host, peers []peer.ID, l *consent.Ledger, author consent.ID, tail []*consent.Entry, grace time.Duration) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(chan error, len(peers))
 	for _, p := range peers {
-		go func() { done <- pushTo(ctx, h, p, l, author) }()
+		go func() { done <- pushTo(ctx, h, p, l, author, tail) }()
 	}
 	var errs []error
 	took := 0
@@ -173,7 +223,34 @@ func pushFeed(ctx context.Context, h host.Host, peers []peer.ID, l *consent.Ledg
 }
 
 // pushTo pushes author's feed, as l holds it, to p and fails unless p
-// took every entry it lacked.
-func pushTo(ctx context.Context, h host.Host, p peer.ID, l *consent.Ledger, author consent.ID) error {
+// took every entry it lacked. With a tail (the newest entries of the
+// feed, those just signed) it first sends only those: a peer that held
+// the rest of the feed (the usual case: the wallet caught up with the
+// network before it signed them) takes them in one round trip, without
+// the offer of heads a whole feed needs; a peer that lacks an earlier
+// entry holds them as pending and is then pushed the feed.
+func pushTo(ctx context.Context, h host.Host, p peer.ID, l *consent.Ledger, author consent.ID, tail []*consent.Entry) error {
+	if len(tail) > 0 {
+		acks, err := ledgersync.Push(ctx, h, p, tail)
+		if err != nil {
+			return err
+		}
+		if err := tookAll(p, acks); err == nil || !slices.ContainsFunc(acks, func(a ledgersync.Ack) bool {
+			return a.Status == ledgersync.AckPending
+		}) {
+			return err
+		}
+	}
 	return ledgersync.PushFeed(ctx, h, p, l, author, func(a ledgersync.Ack) error { return a.Err(p) })
+}
+
+// tookAll is nil if p took every entry acks answer, else the first
+// entry's error.
+func tookAll(p peer.ID, acks []ledgersync.Ack) error {
+	for _, a := range acks {
+		if err := a.Err(p); err != nil {
+			return err
+		}
+	}
+	return nil
 }

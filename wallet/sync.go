@@ -20,6 +20,11 @@ import (
 // pull ingests into the local ledger every entry the peers hold beyond it.
 // It returns how many entries joined.
 func (w *Wallet) pull(ctx context.Context, c *client.Client) (int, error) {
+	return w.pullWith(ctx, c, client.PullOptions{})
+}
+
+// pullWith is pull with options.
+func (w *Wallet) pullWith(ctx context.Context, c *client.Client, o client.PullOptions) (int, error) {
 	l, _, err := w.openLedger(true)
 	if err != nil {
 		return 0, err
@@ -35,7 +40,7 @@ func (w *Wallet) pull(ctx context.Context, c *client.Client) (int, error) {
 	// peer is asked only for what the earlier ones lacked.
 	n := 0
 	var bad error
-	err = c.PullInto(ctx, have, func(es []*consent.Entry) error {
+	err = c.PullIntoWith(ctx, have, func(es []*consent.Entry) error {
 		acc, err := l.IngestBatch(es)
 		n += len(acc)
 		if err := unexpected(err); err != nil {
@@ -43,7 +48,7 @@ func (w *Wallet) pull(ctx context.Context, c *client.Client) (int, error) {
 			return bad
 		}
 		return nil
-	})
+	}, o)
 	switch {
 	case bad != nil:
 		return n, bad

@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -137,68 +136,6 @@ func waitAll(b *testing.B, d *devnet.Devnet, cond func(v *consent.View) bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-}
-
-// BenchmarkRevocationReach measures, over 50 trials on 20 loopback peers,
-// the time from Push of a revocation returning to the last peer accepting
-// it (from then on that peer denies: Decide is a function of its view).
-// The client knows one peer only, so gossip carries the revocation to the
-// other 19 (the CLI pushes to every peer it knows, which is faster still).
-func BenchmarkRevocationReach(b *testing.B) {
-	ctx := context.Background()
-	d := benchDevnet(b, 20)
-	_, pk, _ := ed25519.GenerateKey(nil)
-	patient, err := Dial(ctx, pk, d.Addrs()[:1])
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer patient.Close()
-	ps, _ := consent.NewKeySigner(pk)
-	_, ck, _ := ed25519.GenerateKey(nil)
-	cs, _ := consent.NewKeySigner(ck)
-	gl, _ := consent.OpenLedger(consent.NewMemStore())
-
-	var mu sync.Mutex
-	accepted := map[consent.Hash][]time.Time{}
-	for _, p := range d.Peers {
-		cancel := p.Sync.OnAccepted(func(e *consent.Entry) {
-			if e.Kind == consent.KindRevoke {
-				mu.Lock()
-				accepted[e.Hash()] = append(accepted[e.Hash()], time.Now())
-				mu.Unlock()
-			}
-		})
-		defer cancel()
-	}
-	const trials = 50
-	var reach []time.Duration
-	for b.Loop() {
-		reach = reach[:0]
-		for range trials {
-			g, _ := gl.Append(ps, time.Now(), consent.KindGrant, &consent.Grant{Grantee: cs.ID(),
-				Records: []string{"00112233445566778899aabbccddeeff"}, Scopes: []string{"patient/*.rs"},
-				Purpose: "TREAT", NotBefore: time.Now().Add(-time.Minute).Unix()})
-			if _, err := patient.Push(ctx, []*consent.Entry{g}); err != nil {
-				b.Fatal(err)
-			}
-			waitAll(b, d, func(v *consent.View) bool { _, ok := v.Grant(g.Hash()); return ok })
-			r, _ := gl.Append(ps, time.Now(), consent.KindRevoke, &consent.RevokeBody{Grant: g.Hash()})
-			if _, err := patient.Push(ctx, []*consent.Entry{r}); err != nil {
-				b.Fatal(err)
-			}
-			returned := time.Now()
-			waitAll(b, d, func(v *consent.View) bool { return v.Revoked(g.Hash()) })
-			mu.Lock()
-			ts := accepted[r.Hash()]
-			mu.Unlock()
-			last := slices.MaxFunc(ts, func(a, b time.Time) int { return a.Compare(b) })
-			reach = append(reach, max(0, last.Sub(returned)))
-		}
-	}
-	slices.Sort(reach)
-	b.ReportMetric(float64(reach[len(reach)/2].Microseconds())/1000, "p50-ms")
-	b.ReportMetric(float64(reach[len(reach)*99/100].Microseconds())/1000, "p99-ms")
-	b.ReportMetric(float64(reach[len(reach)-1].Microseconds())/1000, "max-ms")
 }
 
 // BenchmarkPullFrom3Peers pulls a feed of 10,000 and of 100,000 entries,

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"sort"
 	"sync"
@@ -64,6 +65,20 @@ type placedShare struct {
 // Dial connects to the configured peers (full multiaddrs) in parallel and
 // keeps those that answer.
 func Dial(ctx context.Context, key ed25519.PrivateKey, peers []string) (*Client, error) {
+	return DialWith(ctx, key, peers, DialOptions{})
+}
+
+// DialOptions tune DialWith.
+type DialOptions struct {
+	// Straggle, if not zero, is how long DialWith waits for the other
+	// peers once one answered: those slower than that are left out (as
+	// peers that did not answer), so that a peer that hangs does not hold
+	// up, for DialTimeout, a command that the others serve.
+	Straggle time.Duration
+}
+
+// DialWith is Dial with options.
+func DialWith(ctx context.Context, key ed25519.PrivateKey, peers []string, o DialOptions) (*Client, error) {
 	ais, err := netfile.ParseAddrs(peers)
 	if err != nil {
 		return nil, err
@@ -91,25 +106,47 @@ func Dial(ctx context.Context, key ed25519.PrivateKey, peers []string) (*Client,
 	for i := range c.all {
 		c.all[i] = *byID[c.all[i].ID]
 	}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
+	// The dials still going when DialWith returns (stragglers) end then.
+	dctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type dialed struct {
+		id  peer.ID
+		err error
+	}
+	done := make(chan dialed, len(c.all))
 	for _, ai := range c.all {
-		wg.Add(1)
 		go func() {
-			defer wg.Done()
-			dctx, cancel := context.WithTimeout(ctx, DialTimeout)
+			ctx, cancel := context.WithTimeout(dctx, DialTimeout)
 			defer cancel()
-			err := h.Connect(dctx, ai)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				c.errs[ai.ID] = err
-				return
-			}
-			c.up = append(c.up, ai.ID)
+			done <- dialed{ai.ID, h.Connect(ctx, ai)}
 		}()
 	}
-	wg.Wait()
+	var straggle <-chan time.Time
+	answered := map[peer.ID]bool{}
+wait:
+	for range c.all {
+		select {
+		case d := <-done:
+			answered[d.id] = true
+			if d.err != nil {
+				c.errs[d.id] = d.err
+				continue
+			}
+			c.up = append(c.up, d.id)
+			if len(c.up) == 1 && o.Straggle > 0 {
+				t := time.NewTimer(o.Straggle)
+				defer t.Stop()
+				straggle = t.C
+			}
+		case <-straggle:
+			break wait
+		}
+	}
+	for _, ai := range c.all {
+		if !answered[ai.ID] {
+			c.errs[ai.ID] = fmt.Errorf("no answer within %v of the first peer's", o.Straggle)
+		}
+	}
 	slices.SortFunc(c.up, func(a, b peer.ID) int { return stringsCompare(string(a), string(b)) })
 	return c, nil
 }
@@ -459,6 +496,27 @@ func (c *Client) Pull(ctx context.Context, have map[consent.ID]uint64) ([]*conse
 // peer that fails is skipped; an error from fn stops the pull and is
 // returned as is. PullInto fails if no peer answered.
 func (c *Client) PullInto(ctx context.Context, have map[consent.ID]uint64, fn func([]*consent.Entry) error) error {
+	return c.PullIntoWith(ctx, have, fn, PullOptions{})
+}
+
+// PullOptions tune PullIntoWith.
+type PullOptions struct {
+	// Fan asks every reachable peer at once, each for what the caller
+	// held when the pull began, rather than one after another: a caller
+	// that is up to date (a wallet about to sign) learns so in about one
+	// round trip rather than one per peer, while an entry it lacks comes
+	// from every peer that holds it (a restore is for sync, which pulls
+	// one peer after another). have is left as it was.
+	Fan bool
+	// Grace, with Fan, is how long the other peers may go on once one
+	// of them answered in full: those still going then are cancelled, so
+	// that a peer that stalls does not hold the caller up until its
+	// stream times out. Zero waits for every peer.
+	Grace time.Duration
+}
+
+// PullIntoWith is PullInto with options.
+func (c *Client) PullIntoWith(ctx context.Context, have map[consent.ID]uint64, fn func([]*consent.Entry) error, o PullOptions) error {
 	if err := c.Require(1); err != nil {
 		return err
 	}
@@ -494,23 +552,65 @@ func (c *Client) PullInto(ctx context.Context, have map[consent.ID]uint64, fn fu
 			}
 		}
 	}()
-	take := func(es []*consent.Entry) error {
-		select {
-		case queue <- es:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		last := es[len(es)-1]
-		have[last.Author] = max(have[last.Author], last.Seq)
-		return nil
-	}
+	var mu sync.Mutex
 	var errs []error
-	for _, p := range c.up {
-		if ctx.Err() != nil {
-			break
+	// pullFrom pulls from p what it holds beyond have, which it updates.
+	pullFrom := func(ctx context.Context, p peer.ID, have map[consent.ID]uint64) bool {
+		take := func(es []*consent.Entry) error {
+			select {
+			case queue <- es:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			last := es[len(es)-1]
+			have[last.Author] = max(have[last.Author], last.Seq)
+			return nil
 		}
 		if err := ledgersync.PullBatches(ctx, c.h, p, have, take); err != nil {
+			mu.Lock()
 			errs = append(errs, err)
+			mu.Unlock()
+			return false
+		}
+		return true
+	}
+	if o.Fan {
+		fctx, fcancel := context.WithCancel(ctx)
+		defer fcancel()
+		answered := make(chan struct{}, len(c.up))
+		var wg sync.WaitGroup
+		for _, p := range c.up {
+			have := maps.Clone(have)
+			wg.Go(func() {
+				if pullFrom(fctx, p, have) {
+					answered <- struct{}{}
+				}
+			})
+		}
+		if o.Grace > 0 {
+			go func() {
+				select {
+				case <-answered:
+				case <-fctx.Done():
+					return
+				}
+				t := time.NewTimer(o.Grace)
+				defer t.Stop()
+				select {
+				case <-t.C:
+					fcancel()
+				case <-fctx.Done():
+				}
+			}()
+		}
+		wg.Wait()
+		fcancel()
+	} else {
+		for _, p := range c.up {
+			if ctx.Err() != nil {
+				break
+			}
+			pullFrom(ctx, p, have)
 		}
 	}
 	close(queue)

@@ -1,0 +1,183 @@
+package client_test
+
+import (
+	"bytes"
+	"context"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/medwallet/medwallet/consent"
+	"github.com/medwallet/medwallet/p2p/devnet"
+	"github.com/medwallet/medwallet/p2p/peer"
+	"github.com/medwallet/medwallet/wallet"
+	"github.com/medwallet/medwallet/wallet/keystore"
+)
+
+// reachServing is the size of the patient's serving set in
+// BenchmarkRevocationReach: the peers holding the shares of its record.
+const reachServing = 20
+
+// BenchmarkRevocationReach measures revocation reach as issue 12 asks:
+// a patient whose record's shares are on reachServing loopback peers (its
+// serve entry names them) revokes a grant through the wallet, as
+// `medwallet revoke` does (wallet.Revoke: catch up, sign, publish), and
+// reach is the time from the call to the moment the last serving peer
+// enforces the revocation (its view holds it, so Decide denies the
+// grantee from then on), over 50 trials. p50-ms, p99-ms and max-ms are
+// that reach; call-p50-ms is how long Revoke itself took (it also asks
+// witnesses to cosign the feed).
+func BenchmarkRevocationReach(b *testing.B) {
+	ctx := context.Background()
+	d, err := devnet.Start(ctx, devnet.Options{Peers: reachServing, Dir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { d.Close() })
+	patient := reachWallet(b, d, "Alice", "patient")
+	clinician := reachWallet(b, d, "Dr Bob", "clinician")
+	if _, err := patient.AddContact("Bob", clinician.Card().String()); err != nil {
+		b.Fatal(err)
+	}
+	rec, err := patient.AddRecord(ctx, bytes.NewReader(bytes.Repeat([]byte(`{"resourceType":"Observation"}`+"\n"), 100)),
+		wallet.AddRecordOptions{K: 3, N: reachServing})
+	if err != nil {
+		b.Fatal(err)
+	}
+	serving := servingPeers(b, d, patient.ID())
+
+	var mu sync.Mutex
+	enforced := map[consent.Hash]map[consent.ID]time.Time{} // grant -> serving peer -> when
+	for _, p := range serving {
+		cancel := p.Sync.OnAccepted(func(e *consent.Entry) {
+			if e.Kind != consent.KindRevoke {
+				return
+			}
+			now := time.Now()
+			body, err := e.DecodedBody()
+			if err != nil {
+				return
+			}
+			g := body.(*consent.RevokeBody).Grant
+			mu.Lock()
+			if enforced[g] == nil {
+				enforced[g] = map[consent.ID]time.Time{}
+			}
+			enforced[g][consent.ID(p.Host.ID().String())] = now
+			mu.Unlock()
+		})
+		b.Cleanup(cancel)
+	}
+
+	const trials = 50
+	var reach, call []time.Duration
+	for b.Loop() {
+		reach, call = reach[:0], call[:0]
+		for range trials {
+			g, err := patient.Grant(ctx, wallet.GrantOptions{To: "Bob", Records: []string{rec.ID},
+				Scopes: []string{"patient/*.rs"}, Purpose: "TREAT", Expires: "30d"})
+			if err != nil {
+				b.Fatal(err)
+			}
+			// Every serving peer holds the grant before it is revoked.
+			waitServing(b, serving, func(v *consent.View) bool { _, ok := v.Grant(g.ID); return ok })
+			start := time.Now()
+			if _, err := patient.Revoke(ctx, g.ID.String()); err != nil {
+				b.Fatal(err)
+			}
+			call = append(call, time.Since(start))
+			waitServing(b, serving, func(v *consent.View) bool { return v.Revoked(g.ID) })
+			// The hooks run just after the views change: wait for them.
+			var last time.Time
+			for {
+				mu.Lock()
+				ts := enforced[g.ID]
+				n := len(ts)
+				for _, t := range ts {
+					if t.After(last) {
+						last = t
+					}
+				}
+				mu.Unlock()
+				if n == len(serving) {
+					break
+				}
+				time.Sleep(time.Millisecond)
+			}
+			reach = append(reach, last.Sub(start))
+		}
+	}
+	b.StopTimer()
+	report(b, reach, "")
+	report(b, call, "call-")
+}
+
+// report reports the p50, p99 and max of ds in milliseconds.
+func report(b *testing.B, ds []time.Duration, prefix string) {
+	slices.Sort(ds)
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	b.ReportMetric(ms(ds[len(ds)/2]), prefix+"p50-ms")
+	b.ReportMetric(ms(ds[len(ds)*99/100]), prefix+"p99-ms")
+	b.ReportMetric(ms(ds[len(ds)-1]), prefix+"max-ms")
+}
+
+// reachWallet makes a wallet on d's network, its keys in memory.
+func reachWallet(tb testing.TB, d *devnet.Devnet, name, role string) *wallet.Wallet {
+	tb.Helper()
+	w, err := wallet.Init(wallet.Config{Home: tb.TempDir(), Keystore: keystore.NewMemory(), ExportWorkFactor: 10,
+		Network: d.NetworkPath()}, name, role)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return w
+}
+
+// servingPeers returns the peers of d that subject's serve entry names,
+// once all of them hold it.
+func servingPeers(tb testing.TB, d *devnet.Devnet, subject consent.ID) []*peer.Peer {
+	tb.Helper()
+	var named []consent.ID
+	deadline := time.Now().Add(30 * time.Second)
+	for len(named) == 0 {
+		d.Peers[0].Ledger.View(func(v *consent.View) { named = v.ServingPeers(subject) })
+		if time.Now().After(deadline) {
+			tb.Fatal("no serve entry reached the first peer")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	var out []*peer.Peer
+	for _, p := range d.Peers {
+		if slices.Contains(named, consent.ID(p.Host.ID().String())) {
+			out = append(out, p)
+		}
+	}
+	if len(out) != len(named) {
+		tb.Fatalf("the serve entry names %d peers, %d of them in the devnet", len(named), len(out))
+	}
+	waitServing(tb, out, func(v *consent.View) bool { return len(v.ServingPeers(subject)) > 0 })
+	return out
+}
+
+// waitServing waits until cond holds on the view of every peer of ps.
+func waitServing(tb testing.TB, ps []*peer.Peer, cond func(v *consent.View) bool) {
+	tb.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		all := true
+		for _, p := range ps {
+			ok := false
+			p.Ledger.View(func(v *consent.View) { ok = cond(v) })
+			if all = all && ok; !all {
+				break
+			}
+		}
+		if all {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatal("an entry did not reach every serving peer")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
