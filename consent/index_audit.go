@@ -31,47 +31,63 @@ type grantEvent struct {
 	revoke bool
 }
 
-func newAuditIndex(full *View) *auditIndex {
-	x := &auditIndex{full: full, nonces: map[nonceKey][]authorSeq{}, credRevoked: map[authorHash]uint64{},
+func emptyAuditIndex(full *View) *auditIndex {
+	return &auditIndex{full: full, nonces: map[nonceKey][]authorSeq{}, credRevoked: map[authorHash]uint64{},
 		events: map[ID][]grantEvent{}}
+}
+
+func newAuditIndex(full *View) *auditIndex {
+	x := emptyAuditIndex(full)
 	for _, a := range full.Authors() {
 		f := full.feeds[a]
 		for i, e := range f.entries {
-			switch e.Kind {
-			case KindGrant:
-				if g, ok := full.grants[f.hashes[i]]; ok {
-					x.events[a] = append(x.events[a], grantEvent{seq: e.Seq, g: g})
-				}
-			case KindRevoke:
-				b, err := decodeBody(e.Kind, e.Body)
-				if err != nil {
-					continue
-				}
-				h := b.(*RevokeBody).Grant
-				if g, ok := full.grants[h]; ok && g.Author == a {
-					x.events[a] = append(x.events[a], grantEvent{seq: e.Seq, g: g, revoke: true})
-				}
-				if c, ok := full.creds[h]; ok && c.Issuer == a {
-					k := authorHash{a, h}
-					if _, ok := x.credRevoked[k]; !ok {
-						x.credRevoked[k] = e.Seq
-					}
-				}
-			case KindAccess:
-				b, err := decodeBody(e.Kind, e.Body)
-				if err != nil {
-					continue
-				}
-				r, err := DecodeRequest(b.(*AccessBody).Request)
-				if err != nil {
-					continue
-				}
-				k := nonceKey{r.Requester, string(r.Nonce)}
-				x.nonces[k] = append(x.nonces[k], authorSeq{a, e.Seq})
+			body, err := decodeBody(e.Kind, e.Body)
+			if err != nil {
+				continue
 			}
+			var req *Request
+			if ab, ok := body.(*AccessBody); ok {
+				if req, err = DecodeRequest(ab.Request); err != nil {
+					continue
+				}
+			}
+			x.note(e, f.hashes[i], body, req)
 		}
 	}
 	return x
+}
+
+// note indexes e, the next accepted entry of its feed (hash h, body
+// decoded; req is an access entry's request, nil if it does not decode).
+// The full view has accepted e already.
+func (x *auditIndex) note(e *Entry, h Hash, body any, req *Request) {
+	a, full := e.Author, x.full
+	switch e.Kind {
+	case KindGrant:
+		if g, ok := full.grants[h]; ok {
+			x.events[a] = append(x.events[a], grantEvent{seq: e.Seq, g: g})
+		}
+	case KindRevoke:
+		rb, ok := body.(*RevokeBody)
+		if !ok {
+			return
+		}
+		if g, ok := full.grants[rb.Grant]; ok && g.Author == a {
+			x.events[a] = append(x.events[a], grantEvent{seq: e.Seq, g: g, revoke: true})
+		}
+		if c, ok := full.creds[rb.Grant]; ok && c.Issuer == a {
+			k := authorHash{a, rb.Grant}
+			if _, ok := x.credRevoked[k]; !ok {
+				x.credRevoked[k] = e.Seq
+			}
+		}
+	case KindAccess:
+		if req == nil {
+			return
+		}
+		k := nonceKey{req.Requester, string(req.Nonce)}
+		x.nonces[k] = append(x.nonces[k], authorSeq{a, e.Seq})
+	}
 }
 
 // limits is a set of feed prefixes: limit[author] entries of each named
@@ -244,6 +260,7 @@ func (a *asOf) firstBreakGlassOf(requester ID, grant Hash) *BreakGlassInfo {
 type asOfJob struct {
 	i     int
 	e     *Entry
+	h     Hash
 	owner ID
 	at    uint64 // the owner's prefix
 
