@@ -174,16 +174,25 @@ func AuditLedgerWith(entries []*Entry, c AccessCheck) *AuditReport {
 // AuditStore is AuditLedgerWith over every entry of s, read in Scan's
 // order (by author, then seq) a chunk at a time rather than all at once.
 // It also returns the view of the audited entries, so that a caller needs
-// no second pass over the store (for EmergencyAccesses, say). An error is
-// a store that cannot be read.
+// no second pass over the store (for EmergencyAccesses, say); that view
+// reads its entries from s, which must stay open while it is used. An
+// error is a store that cannot be read.
 func AuditStore(s Store, c AccessCheck) (*AuditReport, *View, error) {
-	a := newAuditor(NewView(), c)
+	// The view reads the audited store: the entries it accepts are there.
+	a := newAuditor(newView(s), c)
+	a.inStore = true
 	stop := make(chan struct{})
 	var serr error
 	chunks := scanChunks(s, stop, &serr)
 	var last *Entry
+	release, _ := s.(memoryReleaser)
+	a.release = release
+	n := 0
 	err := func() error {
 		for chunk := range chunks {
+			if n++; release != nil && n%releaseEvery == 0 {
+				release.ReleaseMemory()
+			}
 			for i := range chunk {
 				it := &chunk[i]
 				if it.bad != nil {
@@ -214,7 +223,14 @@ func AuditStore(s Store, c AccessCheck) (*AuditReport, *View, error) {
 	if serr != nil {
 		return nil, nil, serr
 	}
-	return a.finish(), a.full, nil
+	rep := a.finish()
+	if release != nil {
+		release.ReleaseMemory()
+	}
+	if a.err != nil {
+		return nil, nil, a.err
+	}
+	return rep, a.full, nil
 }
 
 // auditor builds an AuditReport: entries that verify on their own go in
@@ -230,13 +246,32 @@ type auditor struct {
 	bad   []Finding // invalid entries, first in the report
 	chain []Finding // chain and equivocation findings, by author
 
+	// inStore: the full view reads the audited store, which holds every
+	// entry it accepts.
+	inStore bool
+
 	// The feed next streams into: its author, head, and whether it broke.
 	author ID
 	head   Head
 	broken bool
 
 	found map[authorSeq][]Finding // access findings, by access entry
-	jobs  []asOfJob
+	jobs  []auditJob
+	err   error // the view's store failed
+
+	// release, if not nil, gives back the memory the reads of the view's
+	// store took.
+	release memoryReleaser
+}
+
+// auditJob is an access entry waiting for its policy re-run: its place in
+// the walk and in its feed, its owner and the owner's prefix it names.
+type auditJob struct {
+	i      int
+	author ID
+	seq    uint64
+	owner  ID
+	at     uint64
 }
 
 func newAuditor(full *View, c AccessCheck) *auditor {
@@ -298,6 +333,9 @@ func (a *auditor) feed(author ID, its []*auditItem) {
 // add adds a verified entry to the full view and walks what it accepts.
 func (a *auditor) add(it *auditItem) {
 	acc, _ := a.full.ingestVerified(it.e, it.h)
+	if a.inStore {
+		a.full.stored(acc)
+	}
 	for _, e := range acc {
 		if e == it.e {
 			a.walk(e, it.h, it.body, it.pre)
@@ -370,12 +408,10 @@ func (a *auditor) walk(e *Entry, h Hash, body any, pre *accessPre) {
 		}
 	}
 	// The re-run waits for every feed: the heads it names may be in
-	// feeds not read yet. It keeps what it needs of the body and request.
-	slim := *ab
-	slim.Request = nil
-	r := *req
-	r.Sig = nil
-	a.jobs = append(a.jobs, asOfJob{e: e, h: h, ab: &slim, req: &r})
+	// feeds not read yet. Until then the entry waits as a few words, and
+	// is read again from the view's store when its turn comes.
+	a.jobs = append(a.jobs, auditJob{i: len(a.jobs), author: e.Author, seq: e.Seq, owner: req.Owner,
+		at: ownerPrefix(e, ab, req)})
 }
 
 func (a *auditor) finish() *AuditReport {
@@ -427,31 +463,80 @@ func (a *auditor) finish() *AuditReport {
 // decideAll re-runs the policy for every access entry walked (jobs) as of
 // the feed prefixes it names: a head that is not in its feed makes an
 // allow a violation; otherwise the logged decision is judged against the
-// policy's.
+// policy's. The re-runs go owner by owner, in order of the owner's
+// prefix, so that each owner's grant cursor only moves forward.
 func (a *auditor) decideAll() {
-	jobs := a.jobs[:0]
-	for _, j := range a.jobs {
-		lim, err := accessLimits(a.full, j.e, j.ab, j.req)
+	jobs := a.jobs
+	a.jobs = nil
+	slices.SortFunc(jobs, func(x, y auditJob) int {
+		if c := cmp.Compare(x.owner, y.owner); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(x.at, y.at); c != 0 {
+			return c
+		}
+		return cmp.Compare(x.i, y.i)
+	})
+	var gc *grantCursor
+	for k, j := range jobs {
+		if a.release != nil && k > 0 && k%(releaseEvery*auditChunk) == 0 {
+			a.release.ReleaseMemory()
+		}
+		e, err := a.full.EntryAt(j.author, j.seq)
 		if err != nil {
-			if j.ab.Allow {
-				f := newAccessFinding(j.e, j.h, j.ab)
+			a.err = err
+			return
+		}
+		// Verified and checked when walked: cannot fail.
+		body, err := e.DecodedBody()
+		if err != nil {
+			panic(fmt.Sprintf("audit: access entry no longer decodes: %v", err))
+		}
+		ab := body.(*AccessBody)
+		req, err := DecodeRequest(ab.Request)
+		if err != nil {
+			panic(fmt.Sprintf("audit: request no longer decodes: %v", err))
+		}
+		h := a.full.hashOf(e)
+		pos := authorSeq{j.author, j.seq}
+		lim, err := accessLimits(a.full, e, ab, req)
+		if err != nil {
+			if ab.Allow {
+				f := newAccessFinding(e, h, ab)
 				f.Kind, f.Detail = FindingViolation, err.Error()
-				pos := authorSeq{j.e.Author, j.e.Seq}
 				a.found[pos] = append(a.found[pos], f)
 			}
 			continue
 		}
-		j.owner, j.at, j.lim = j.req.Owner, lim.of(j.req.Owner), lim
-		jobs = append(jobs, j)
-	}
-	a.jobs = nil
-	a.x.decideJobs(jobs, func(j *asOfJob, d Decision) {
-		f := newAccessFinding(j.e, j.h, j.ab)
-		if judge(&f, j.ab, d) {
-			pos := authorSeq{j.e.Author, j.e.Seq}
+		if gc == nil || gc.owner != j.owner {
+			gc = a.x.cursor(j.owner)
+		}
+		gc.advance(lim.of(j.owner))
+		// The request was verified when walked.
+		d := decide(&asOf{x: a.x, lim: lim, gc: gc}, req, TimeOf(ab.DecidedAt(e.Time)))
+		f := newAccessFinding(e, h, ab)
+		if judge(&f, ab, d) {
 			a.found[pos] = append(a.found[pos], f)
 		}
-	})
+	}
+}
+
+// ownerPrefix is lim.of(req.Owner) for the limits accessLimits gives
+// access entry e (body ab) when every head it names is in its feed: the
+// decider's own feed before e if the owner decided, else the highest head
+// of the owner's feed the entry names.
+func ownerPrefix(e *Entry, ab *AccessBody, req *Request) uint64 {
+	if req.Owner == e.Author {
+		return e.Seq - 1
+	}
+	at := ab.OwnerHead.Seq
+	if ab.RequesterHead != nil && req.Requester == req.Owner {
+		at = max(at, ab.RequesterHead.Seq)
+	}
+	if ab.IssuerHead != nil && ab.Issuer == req.Owner {
+		at = max(at, ab.IssuerHead.Seq)
+	}
+	return at
 }
 
 func dedupe(es []*Entry) []*Entry {
@@ -588,7 +673,7 @@ func DisclosuresWith(v *View, owner ID, since time.Time, c AccessCheck) []Disclo
 	out := []Disclosure{}
 	for _, a := range v.Authors() {
 		f := v.feeds[a]
-		for i, e := range f.entries {
+		for i, e := range v.entriesOf(a) {
 			if e.Kind != KindAccess || e.Time < since.Unix() {
 				continue
 			}
@@ -680,7 +765,7 @@ func EmergencyAccesses(v *View, owner ID) []EmergencyAccess {
 		return out
 	}
 	for _, a := range v.Authors() {
-		for _, e := range v.feeds[a].entries {
+		for _, e := range v.entriesOf(a) {
 			if e.Kind != KindAccess {
 				continue
 			}

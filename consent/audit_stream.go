@@ -23,6 +23,14 @@ import (
 // auditChunk is how many entries AuditStore reads before it verifies them.
 const auditChunk = 1024
 
+// memoryReleaser is a store that can give back the memory its reads took
+// (boltstore.Store: the pages of its file it mapped in).
+type memoryReleaser interface{ ReleaseMemory() }
+
+// releaseEvery is how many chunks AuditStore reads between two calls of
+// ReleaseMemory.
+const releaseEvery = 8
+
 // auditItem is one entry on its way through the audit.
 type auditItem struct {
 	raw  []byte // the stored encoding, when the store hands it over

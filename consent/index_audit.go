@@ -40,7 +40,7 @@ func newAuditIndex(full *View) *auditIndex {
 	x := emptyAuditIndex(full)
 	for _, a := range full.Authors() {
 		f := full.feeds[a]
-		for i, e := range f.entries {
+		for i, e := range full.entriesOf(a) {
 			body, err := decodeBody(e.Kind, e.Body)
 			if err != nil {
 				continue
@@ -130,7 +130,7 @@ func accessLimits(full *View, e *Entry, ab *AccessBody, req *Request) (limits, e
 			return nil
 		}
 		f := full.feeds[author]
-		if f == nil || h.Seq > uint64(len(f.entries)) || f.hashes[h.Seq-1] != h.Hash {
+		if f == nil || h.Seq > uint64(len(f.hashes)) || f.hashes[h.Seq-1] != h.Hash {
 			return fmt.Errorf("%s head: %w", role, ErrUnknownHead)
 		}
 		if author == e.Author {
@@ -260,7 +260,6 @@ func (a *asOf) firstBreakGlassOf(requester ID, grant Hash) *BreakGlassInfo {
 type asOfJob struct {
 	i     int
 	e     *Entry
-	h     Hash
 	owner ID
 	at    uint64 // the owner's prefix
 
