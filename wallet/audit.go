@@ -72,11 +72,15 @@ func (w *Wallet) auditLocal(fn func(v *consent.View) error) (*consent.AuditRepor
 	if err != nil {
 		return nil, fmt.Errorf("reading the local ledger: %w: %w", ErrVerify, err)
 	}
-	ca, err := w.auditCheckpoints(s)
+	// The checkpoints against the feeds the audit accepted: a store holds
+	// one entry per author and seq, so they are the entries held.
+	certs, notes, err := w.witnessedCheckpoints()
 	if err != nil {
 		return nil, err
 	}
-	rep.AddCheckpoints(ca)
+	if len(certs) > 0 || len(notes) > 0 {
+		rep.AddCheckpoints(consent.AuditCheckpointsIn(v, certs, notes))
+	}
 	if fn != nil {
 		if err := fn(v); err != nil {
 			return nil, err
