@@ -190,7 +190,7 @@ func AuditStore(s Store, c AccessCheck) (*AuditReport, *View, error) {
 	n := 0
 	err := func() error {
 		for chunk := range chunks {
-			if n++; release != nil && n%releaseEvery == 0 {
+			if n++; release != nil && n%(releaseEvery/auditChunk) == 0 {
 				release.ReleaseMemory()
 			}
 			for i := range chunk {
@@ -479,7 +479,7 @@ func (a *auditor) decideAll() {
 	})
 	var gc *grantCursor
 	for k, j := range jobs {
-		if a.release != nil && k > 0 && k%(releaseEvery*auditChunk) == 0 {
+		if a.release != nil && k > 0 && k%releaseEvery == 0 {
 			a.release.ReleaseMemory()
 		}
 		e, err := a.full.EntryAt(j.author, j.seq)

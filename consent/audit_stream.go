@@ -27,9 +27,9 @@ const auditChunk = 1024
 // (boltstore.Store: the pages of its file it mapped in).
 type memoryReleaser interface{ ReleaseMemory() }
 
-// releaseEvery is how many chunks AuditStore reads between two calls of
-// ReleaseMemory.
-const releaseEvery = 8
+// releaseEvery is how many entries the audit reads from a store between
+// two calls of ReleaseMemory: a few MiB of the file.
+const releaseEvery = 2 * auditChunk
 
 // auditItem is one entry on its way through the audit.
 type auditItem struct {

@@ -23,6 +23,7 @@ type auditIndex struct {
 	// events are each owner's grants and revocations of its own grants,
 	// in feed order.
 	events map[ID][]grantEvent
+	ids    map[ID]ID // requesters, each once
 }
 
 type grantEvent struct {
@@ -33,7 +34,7 @@ type grantEvent struct {
 
 func emptyAuditIndex(full *View) *auditIndex {
 	return &auditIndex{full: full, nonces: map[nonceKey][]authorSeq{}, credRevoked: map[authorHash]uint64{},
-		events: map[ID][]grantEvent{}}
+		events: map[ID][]grantEvent{}, ids: map[ID]ID{}}
 }
 
 func newAuditIndex(full *View) *auditIndex {
@@ -85,7 +86,13 @@ func (x *auditIndex) note(e *Entry, h Hash, body any, req *Request) {
 		if req == nil {
 			return
 		}
-		k := nonceKey{req.Requester, string(req.Nonce)}
+		// One copy of each requester's ID for all its nonces.
+		r, ok := x.ids[req.Requester]
+		if !ok {
+			r = req.Requester
+			x.ids[r] = r
+		}
+		k := nonceKey{r, string(req.Nonce)}
 		x.nonces[k] = append(x.nonces[k], authorSeq{a, e.Seq})
 	}
 }
