@@ -25,7 +25,7 @@ import (
 )
 
 // auditChunk is how many entries AuditStore reads before it verifies them.
-const auditChunk = 1024
+const auditChunk = 512
 
 // memoryReleaser is a store that can give back the memory its reads took
 // (boltstore.Store: the pages of its file it mapped in).
