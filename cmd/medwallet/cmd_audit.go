@@ -212,7 +212,6 @@ func runAuditVerify(ctx context.Context, opts auditVerifyOptions, g *globalOptio
 	}
 	var unreviewed []wallet.EmergencyAccess
 	if file == "" {
-		limitAuditMemory()
 		w, err := g.openWallet()
 		if err != nil {
 			return err
@@ -220,6 +219,7 @@ func runAuditVerify(ctx context.Context, opts auditVerifyOptions, g *globalOptio
 		if err := refreshLedger(ctx, g, w, opts.offline); err != nil {
 			return err
 		}
+		limitAuditMemory()
 		var eas []wallet.EmergencyAccess
 		if rep, eas, err = w.AuditLedgerEmergencies(ctx); err != nil {
 			return err
