@@ -2,13 +2,12 @@ package consent
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
-	"runtime"
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -145,98 +144,179 @@ func AuditLedger(entries []*Entry) *AuditReport {
 // ledger (the reading time, the peers that could decide): access entries
 // that fail CheckAccess with c are suspicious findings.
 func AuditLedgerWith(entries []*Entry, c AccessCheck) *AuditReport {
-	a := newAuditor(len(entries))
-	byAuthor := make(map[ID][]*Entry)
-	for i, err := range VerifyBatch(entries) {
-		e := entries[i]
-		if err != nil {
-			a.invalid(e, err)
+	a := newAuditor(NewView(), c)
+	a.rep.Entries = len(entries)
+	items := make([]auditItem, len(entries))
+	for i, e := range entries {
+		items[i].e = e
+	}
+	prepareItems(items)
+	byAuthor := make(map[ID][]*auditItem)
+	for i := range items {
+		it := &items[i]
+		if it.err != nil {
+			a.invalid(it)
 			continue
 		}
-		byAuthor[e.Author] = append(byAuthor[e.Author], e)
+		byAuthor[it.e.Author] = append(byAuthor[it.e.Author], it)
 	}
 	authors := make([]ID, 0, len(byAuthor))
 	for a := range byAuthor {
 		authors = append(authors, a)
 	}
-	sort.Slice(authors, func(i, j int) bool { return authors[i] < authors[j] })
+	slices.Sort(authors)
 	for _, id := range authors {
 		a.feed(id, byAuthor[id])
 	}
-	return a.finish(c)
+	return a.finish()
 }
 
-// AuditStore is AuditLedgerWith over every entry of s, read feed by feed
-// (Store.Scan gives them by author then seq) rather than all at once. It
-// also returns the view of the audited entries, so that a caller needs no
-// second pass over the store (for EmergencyAccesses, say). An error is a
-// store that cannot be read.
+// AuditStore is AuditLedgerWith over every entry of s, read in Scan's
+// order (by author, then seq) a chunk at a time rather than all at once.
+// It also returns the view of the audited entries, so that a caller needs
+// no second pass over the store (for EmergencyAccesses, say); that view
+// reads its entries from s, which must stay open while it is used. An
+// error is a store that cannot be read.
 func AuditStore(s Store, c AccessCheck) (*AuditReport, *View, error) {
-	a := newAuditor(0)
-	var cur []*Entry
-	flush := func() {
-		if len(cur) == 0 {
-			return
-		}
-		valid := cur[:0:0]
-		for i, err := range VerifyBatch(cur) {
-			if err != nil {
-				a.invalid(cur[i], err)
-				continue
+	// The view reads the audited store: the entries it accepts are there.
+	a := newAuditor(newView(s), c)
+	a.inStore = true
+	stop := make(chan struct{})
+	var serr error
+	chunks := scanChunks(s, stop, &serr)
+	var last *Entry
+	release, _ := s.(memoryReleaser)
+	a.release = release
+	n := 0
+	err := func() error {
+		for chunk := range chunks {
+			if n++; release != nil && n%(releaseEvery/auditChunk) == 0 {
+				release.ReleaseMemory()
 			}
-			valid = append(valid, cur[i])
+			for i := range chunk {
+				it := &chunk[i]
+				if it.bad != nil {
+					return fmt.Errorf("stored entry: %w", it.bad)
+				}
+				e := it.e
+				if last != nil && (e.Author < last.Author || e.Author == last.Author && e.Seq <= last.Seq) {
+					return fmt.Errorf("stored entry %s#%d is out of order (after %s#%d): filed under another key",
+						e.Author.Short(), e.Seq, last.Author.Short(), last.Seq)
+				}
+				last = e
+				a.rep.Entries++
+				if it.err != nil {
+					a.invalid(it)
+					continue
+				}
+				a.next(it)
+			}
 		}
-		if len(valid) > 0 {
-			a.feed(valid[0].Author, valid)
-		}
-		cur = nil
-	}
-	err := s.Scan(func(e *Entry) error {
-		a.rep.Entries++
-		if len(cur) > 0 && e.Author != cur[0].Author {
-			flush()
-		}
-		cur = append(cur, e)
 		return nil
-	})
+	}()
 	if err != nil {
+		close(stop)
+		for range chunks {
+		}
 		return nil, nil, err
 	}
-	flush()
-	return a.finish(c), a.full, nil
+	if serr != nil {
+		return nil, nil, serr
+	}
+	rep := a.finish()
+	if release != nil {
+		release.ReleaseMemory()
+	}
+	if a.err != nil {
+		return nil, nil, a.err
+	}
+	return rep, a.full, nil
 }
 
 // auditor builds an AuditReport: entries that verify on their own go in
-// feed by feed (each feed's entries sorted by seq), then finish checks
-// equivocations and access entries.
+// feed by feed, each feed's entries by seq; each is chained and added to
+// the full view, and each accepted entry counted and indexed (walk); then
+// finish checks equivocations and re-runs the policy for the access
+// entries.
 type auditor struct {
-	rep     *AuditReport
-	full    *View
-	invalid func(e *Entry, err error)
-	bad     []Finding // invalid entries, first in the report
-	chain   []Finding // chain and equivocation findings, by author
+	rep   *AuditReport
+	full  *View
+	c     AccessCheck
+	x     *auditIndex
+	bad   []Finding // invalid entries, first in the report
+	chain []Finding // chain and equivocation findings, by author
+
+	// inStore: the full view reads the audited store, which holds every
+	// entry it accepts.
+	inStore bool
+
+	// The feed next streams into: its author, head, and whether it broke.
+	author ID
+	head   Head
+	broken bool
+
+	found map[authorSeq][]Finding // access findings, by access entry
+	jobs  []auditJob
+	err   error // the view's store failed
+
+	// release, if not nil, gives back the memory the reads of the view's
+	// store took.
+	release memoryReleaser
 }
 
-func newAuditor(n int) *auditor {
-	a := &auditor{rep: &AuditReport{Entries: n, Equivocators: []ID{}, Findings: []Finding{}, Proofs: []ProofReport{}},
-		full: NewView()}
-	a.invalid = func(e *Entry, err error) {
-		h := e.Hash()
-		a.bad = append(a.bad, Finding{Kind: FindingInvalid, Author: e.Author, Seq: e.Seq, Entry: &h, Detail: err.Error()})
+// auditJob is an access entry waiting for its policy re-run: its place in
+// the walk and in its feed, its owner and the owner's prefix it names.
+type auditJob struct {
+	i      int
+	author ID
+	seq    uint64
+	owner  ID
+	at     uint64
+}
+
+func newAuditor(full *View, c AccessCheck) *auditor {
+	return &auditor{rep: &AuditReport{Equivocators: []ID{}, Findings: []Finding{}, Proofs: []ProofReport{}},
+		full: full, c: c, x: emptyAuditIndex(full), found: map[authorSeq][]Finding{}}
+}
+
+func (a *auditor) invalid(it *auditItem) {
+	h := it.h
+	a.bad = append(a.bad, Finding{Kind: FindingInvalid, Author: it.e.Author, Seq: it.e.Seq, Entry: &h, Detail: it.err.Error()})
+}
+
+// next takes the next entry of a stream of valid entries by author, then
+// seq, each author's once at most per seq (a store's): it checks the
+// entry's place in its feed as verifyFeed would, and adds it.
+func (a *auditor) next(it *auditItem) {
+	e := it.e
+	if a.rep.Feeds == 0 || e.Author != a.author {
+		a.rep.Feeds++
+		a.author, a.head, a.broken = e.Author, Head{}, false
 	}
-	return a
+	if !a.broken {
+		if err := checkLink(a.head, e); err != nil {
+			a.broken = true
+			a.chain = append(a.chain, Finding{Kind: FindingChain, Author: e.Author, Detail: err.Error()})
+		}
+		a.head = Head{Seq: e.Seq, Hash: it.h, Time: e.Time}
+	}
+	a.add(it)
 }
 
-// feed checks the chain of author's entries (each verified on its own)
-// and adds them to the full view.
-func (a *auditor) feed(author ID, es []*Entry) {
+// feed checks the chain of author's entries (each verified on its own),
+// in any order, duplicates and equivocations included, and adds them.
+func (a *auditor) feed(author ID, its []*auditItem) {
 	a.rep.Feeds++
-	sort.SliceStable(es, func(i, j int) bool {
-		if es[i].Seq != es[j].Seq {
-			return es[i].Seq < es[j].Seq
+	slices.SortStableFunc(its, func(x, y *auditItem) int {
+		if x.e.Seq != y.e.Seq {
+			return cmp.Compare(x.e.Seq, y.e.Seq)
 		}
-		return bytes.Compare(es[i].Encode(), es[j].Encode()) < 0
+		return bytes.Compare(x.e.Encode(), y.e.Encode())
 	})
+	es := make([]*Entry, len(its))
+	for i, it := range its {
+		es[i] = it.e
+	}
 	if _, err := verifyFeed(author, dedupe(es), false); err != nil {
 		kind := FindingChain
 		var eq *EquivocationError
@@ -245,12 +325,96 @@ func (a *auditor) feed(author ID, es []*Entry) {
 		}
 		a.chain = append(a.chain, Finding{Kind: kind, Author: author, Detail: err.Error()})
 	}
-	for _, e := range es {
-		a.full.ingestVerified(e, e.Hash())
+	for _, it := range its {
+		a.add(it)
 	}
 }
 
-func (a *auditor) finish(c AccessCheck) *AuditReport {
+// add adds a verified entry to the full view and walks what it accepts.
+func (a *auditor) add(it *auditItem) {
+	acc, _ := a.full.ingestVerified(it.e, it.h)
+	if a.inStore {
+		a.full.stored(acc)
+	}
+	for _, e := range acc {
+		if e == it.e {
+			a.walk(e, it.h, it.body, it.pre)
+			continue
+		}
+		// An entry that waited for this one: not prepared any more.
+		h := e.Hash()
+		body, err := e.DecodedBody()
+		if err != nil {
+			continue // verified before: cannot happen
+		}
+		a.walk(e, h, body, nil)
+	}
+}
+
+// walk counts and indexes accepted entry e (hash h, body decoded), in
+// feed order: revocations, and for each access entry its own checks
+// (CheckAccessIn, summaries of repeated denials) and the policy re-run
+// finish does. pre is what prepareItems worked out for an access entry.
+func (a *auditor) walk(e *Entry, h Hash, body any, pre *accessPre) {
+	var req *Request
+	switch e.Kind {
+	case KindRevoke:
+		a.rep.Revocations++
+	case KindAccess:
+		if pre == nil {
+			ab, _ := body.(*AccessBody)
+			pre = &accessPre{ab: ab}
+			if pre.req, pre.reqErr = DecodeRequest(ab.Request); pre.reqErr == nil && timesOK(e, ab) {
+				pre.sigErr = VerifyRequest(pre.req)
+			}
+		}
+		req = pre.req
+	}
+	a.x.note(e, h, body, req)
+	if e.Kind != KindAccess {
+		return
+	}
+	ab, req, err := checkAccessIn(a.full, e, a.c, pre)
+	pos := authorSeq{e.Author, e.Seq}
+	if err != nil {
+		var se *SuspiciousAccessError
+		if errors.As(err, &se) {
+			a.rep.Suspicious++
+			a.found[pos] = append(a.found[pos], Finding{Kind: FindingSuspicious, Author: e.Author, Seq: e.Seq, Entry: &h,
+				Logged: ab.Reason, Suspicion: se.Reason, Detail: err.Error()})
+		}
+		// Otherwise the body does not decode: checked when the entry was
+		// verified.
+		return
+	}
+	rep := a.rep
+	n := ab.Decisions()
+	rep.Accesses += n
+	if ab.Allow {
+		rep.Allowed++
+		if ab.Reason == ReasonEmergency {
+			rep.Emergency++
+		}
+	} else {
+		rep.Denied += n
+	}
+	if ab.Repeats != nil {
+		rep.Repeated += n
+		rep.Summaries++
+		if err := checkRepeats(a.full, e, ab, req); err != nil {
+			f := newAccessFinding(e, h, ab)
+			f.Kind, f.Detail = FindingMismatch, err.Error()
+			a.found[pos] = append(a.found[pos], f)
+		}
+	}
+	// The re-run waits for every feed: the heads it names may be in
+	// feeds not read yet. Until then the entry waits as a few words, and
+	// is read again from the view's store when its turn comes.
+	a.jobs = append(a.jobs, auditJob{i: len(a.jobs), author: e.Author, seq: e.Seq, owner: req.Owner,
+		at: ownerPrefix(e, ab, req)})
+}
+
+func (a *auditor) finish() *AuditReport {
 	rep, full := a.rep, a.full
 	add := func(f Finding) { rep.Findings = append(rep.Findings, f) }
 	rep.Findings = append(append(rep.Findings, a.bad...), a.chain...)
@@ -277,8 +441,102 @@ func (a *auditor) finish(c AccessCheck) *AuditReport {
 		}
 	}
 	rep.Grants = len(full.grants)
-	auditAccesses(full, rep, c)
+	a.decideAll()
+	// Access findings in the order of a walk over the feeds, by author
+	// then seq.
+	at := make([]authorSeq, 0, len(a.found))
+	for p := range a.found {
+		at = append(at, p)
+	}
+	slices.SortFunc(at, func(x, y authorSeq) int {
+		if c := cmp.Compare(x.author, y.author); c != 0 {
+			return c
+		}
+		return cmp.Compare(x.seq, y.seq)
+	})
+	for _, p := range at {
+		rep.Findings = append(rep.Findings, a.found[p]...)
+	}
 	return rep
+}
+
+// decideAll re-runs the policy for every access entry walked (jobs) as of
+// the feed prefixes it names: a head that is not in its feed makes an
+// allow a violation; otherwise the logged decision is judged against the
+// policy's. The re-runs go owner by owner, in order of the owner's
+// prefix, so that each owner's grant cursor only moves forward.
+func (a *auditor) decideAll() {
+	jobs := a.jobs
+	a.jobs = nil
+	slices.SortFunc(jobs, func(x, y auditJob) int {
+		if c := cmp.Compare(x.owner, y.owner); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(x.at, y.at); c != 0 {
+			return c
+		}
+		return cmp.Compare(x.i, y.i)
+	})
+	var gc *grantCursor
+	for k, j := range jobs {
+		if a.release != nil && k > 0 && k%releaseEvery == 0 {
+			a.release.ReleaseMemory()
+		}
+		e, err := a.full.EntryAt(j.author, j.seq)
+		if err != nil {
+			a.err = err
+			return
+		}
+		// Verified and checked when walked: cannot fail.
+		body, err := e.DecodedBody()
+		if err != nil {
+			panic(fmt.Sprintf("audit: access entry no longer decodes: %v", err))
+		}
+		ab := body.(*AccessBody)
+		req, err := DecodeRequest(ab.Request)
+		if err != nil {
+			panic(fmt.Sprintf("audit: request no longer decodes: %v", err))
+		}
+		h := a.full.hashOf(e)
+		pos := authorSeq{j.author, j.seq}
+		lim, err := accessLimits(a.full, e, ab, req)
+		if err != nil {
+			if ab.Allow {
+				f := newAccessFinding(e, h, ab)
+				f.Kind, f.Detail = FindingViolation, err.Error()
+				a.found[pos] = append(a.found[pos], f)
+			}
+			continue
+		}
+		if gc == nil || gc.owner != j.owner {
+			gc = a.x.cursor(j.owner)
+		}
+		gc.advance(lim.of(j.owner))
+		// The request was verified when walked.
+		d := decide(&asOf{x: a.x, lim: lim, gc: gc}, req, TimeOf(ab.DecidedAt(e.Time)))
+		f := newAccessFinding(e, h, ab)
+		if judge(&f, ab, d) {
+			a.found[pos] = append(a.found[pos], f)
+		}
+	}
+}
+
+// ownerPrefix is lim.of(req.Owner) for the limits accessLimits gives
+// access entry e (body ab) when every head it names is in its feed: the
+// decider's own feed before e if the owner decided, else the highest head
+// of the owner's feed the entry names.
+func ownerPrefix(e *Entry, ab *AccessBody, req *Request) uint64 {
+	if req.Owner == e.Author {
+		return e.Seq - 1
+	}
+	at := ab.OwnerHead.Seq
+	if ab.RequesterHead != nil && req.Requester == req.Owner {
+		at = max(at, ab.RequesterHead.Seq)
+	}
+	if ab.IssuerHead != nil && ab.Issuer == req.Owner {
+		at = max(at, ab.IssuerHead.Seq)
+	}
+	return at
 }
 
 func dedupe(es []*Entry) []*Entry {
@@ -290,140 +548,6 @@ func dedupe(es []*Entry) []*Entry {
 		out = append(out, e)
 	}
 	return out
-}
-
-// auditAccesses counts revocations and checks every access entry of the
-// full view, walking feeds by author then seq. Findings keep that order,
-// though the policy re-runs go owner by owner (auditIndex.decideJobs).
-// Between the two passes an access entry waits as a few words: its body
-// and request are decoded again when its turn comes.
-func auditAccesses(full *View, rep *AuditReport, c AccessCheck) {
-	x := newAuditIndex(full)
-	found := map[int][]Finding{} // by position of the access entry in the walk
-	var jobs []asOfJob
-	n := 0 // access entries so far
-	var batch []*Entry
-	flush := func() {
-		for k, ck := range checkAccesses(full, batch, c) {
-			pre, job := auditAccess(full, batch[k], ck, rep)
-			if len(pre) > 0 {
-				found[n] = pre
-			}
-			if job.e != nil {
-				job.i = n
-				jobs = append(jobs, job)
-			}
-			n++
-		}
-		batch = batch[:0]
-	}
-	for _, a := range full.Authors() {
-		for _, e := range full.entriesOf(a) {
-			switch e.Kind {
-			case KindRevoke:
-				rep.Revocations++
-			case KindAccess:
-				if batch = append(batch, e); len(batch) == accessBatch {
-					flush()
-				}
-			}
-		}
-	}
-	flush()
-	x.decideJobs(jobs, func(j *asOfJob, d Decision) {
-		f := newAccessFinding(j.e, full.hashOf(j.e), j.ab)
-		if judge(&f, j.ab, d) {
-			found[j.i] = append(found[j.i], f)
-		}
-	})
-	at := make([]int, 0, len(found))
-	for i := range found {
-		at = append(at, i)
-	}
-	slices.Sort(at)
-	for _, i := range at {
-		rep.Findings = append(rep.Findings, found[i]...)
-	}
-}
-
-// accessBatch is how many access entries the audit checks at once (their
-// requests' signatures in parallel).
-const accessBatch = 256
-
-// accessChecked is CheckAccess's answer for one entry.
-type accessChecked struct {
-	ab  *AccessBody
-	req *Request
-	err error
-}
-
-// checkAccesses runs CheckAccessIn on every entry of v, on every core.
-func checkAccesses(v *View, es []*Entry, c AccessCheck) []accessChecked {
-	out := make([]accessChecked, len(es))
-	workers := min(runtime.GOMAXPROCS(0), len(es))
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; i < len(es); i += workers {
-				ab, req, err := CheckAccessIn(v, es[i], c)
-				out[i] = accessChecked{ab, req, err}
-			}
-		}()
-	}
-	wg.Wait()
-	return out
-}
-
-// auditAccess takes access entry e, checked on its own (ck), and counts
-// it. It returns its findings so far and, unless the entry is suspicious,
-// does not decode or names an unknown head (the verdict is then in the
-// findings already), the policy re-run to do.
-func auditAccess(full *View, e *Entry, ck accessChecked, rep *AuditReport) ([]Finding, asOfJob) {
-	var pre []Finding
-	h := full.hashOf(e)
-	ab, req, err := ck.ab, ck.req, ck.err
-	if err != nil {
-		var se *SuspiciousAccessError
-		if errors.As(err, &se) {
-			rep.Suspicious++
-			pre = append(pre, Finding{Kind: FindingSuspicious, Author: e.Author, Seq: e.Seq, Entry: &h,
-				Logged: ab.Reason, Suspicion: se.Reason, Detail: err.Error()})
-		}
-		// Otherwise the body does not decode: checked when the entry was
-		// verified.
-		return pre, asOfJob{}
-	}
-	n := ab.Decisions()
-	rep.Accesses += n
-	if ab.Allow {
-		rep.Allowed++
-		if ab.Reason == ReasonEmergency {
-			rep.Emergency++
-		}
-	} else {
-		rep.Denied += n
-	}
-	f := newAccessFinding(e, h, ab)
-	if ab.Repeats != nil {
-		rep.Repeated += n
-		rep.Summaries++
-		if err := checkRepeats(full, e, ab, req); err != nil {
-			f.Kind, f.Detail = FindingMismatch, err.Error()
-			pre = append(pre, f)
-			f = newAccessFinding(e, h, ab)
-		}
-	}
-	lim, err := accessLimits(full, e, ab, req)
-	if err != nil {
-		if ab.Allow {
-			f.Kind, f.Detail = FindingViolation, err.Error()
-			pre = append(pre, f)
-		}
-		return pre, asOfJob{}
-	}
-	return pre, asOfJob{e: e, owner: req.Owner, at: lim.of(req.Owner)}
 }
 
 func newAccessFinding(e *Entry, h Hash, ab *AccessBody) Finding {

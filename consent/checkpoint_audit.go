@@ -90,6 +90,32 @@ func AuditExportFile(x *ExportFile) *AuditReport {
 // two checkpoints of one feed at one size (a fork when their roots
 // differ). Notes of one checkpoint are merged, cosigners joined.
 func AuditCheckpoints(entries []*Entry, certs []*CheckpointCert, notes [][]byte) *CheckpointAudit {
+	var held map[ID][]Hash
+	return auditCheckpoints(func(a ID) []Hash {
+		if held == nil {
+			held = heldFeeds(entries)
+		}
+		return held[a]
+	}, certs, notes)
+}
+
+// AuditCheckpointsIn is AuditCheckpoints against the feeds of v, a view
+// of entries that hold one entry per author and seq (a store's, as
+// AuditStore returns it): the entries held of a feed are then the ones v
+// accepted, which are validly signed and chained from seq 1, and nothing
+// is read or verified again.
+func AuditCheckpointsIn(v *View, certs []*CheckpointCert, notes [][]byte) *CheckpointAudit {
+	return auditCheckpoints(func(a ID) []Hash {
+		if f := v.feeds[a]; f != nil {
+			return f.hashes
+		}
+		return nil
+	}, certs, notes)
+}
+
+// auditCheckpoints is AuditCheckpoints; held gives the hashes of the
+// entries held of a feed (see heldFeeds).
+func auditCheckpoints(held func(ID) []Hash, certs []*CheckpointCert, notes [][]byte) *CheckpointAudit {
 	a := &CheckpointAudit{}
 	add := func(f Finding) { a.Findings = append(a.Findings, f) }
 
@@ -155,7 +181,6 @@ func AuditCheckpoints(entries []*Entry, certs []*CheckpointCert, notes [][]byte)
 			Root: c.Root, Cosigners: nonNil(c.Cosigners)})
 	}
 	sort.Slice(authors, func(i, j int) bool { return authors[i] < authors[j] })
-	held := heldFeeds(entries)
 
 	evidence := func(c *ckpt) ForkEvidence {
 		return ForkEvidence{Note: string(c.Note), Size: c.Size, Root: c.Root, Cosigners: nonNil(c.Cosigners)}
@@ -163,7 +188,7 @@ func AuditCheckpoints(entries []*Entry, certs []*CheckpointCert, notes [][]byte)
 	for _, author := range authors {
 		cs := byAuthor[author]
 		sort.SliceStable(cs, func(i, j int) bool { return cs[i].Size < cs[j].Size })
-		tree := NewTree(held[author])
+		tree := NewTree(held(author))
 		forked := map[*ckpt]bool{}
 		for i, x := range cs {
 			for _, y := range cs[i+1:] {

@@ -227,41 +227,55 @@ func NewEntry(s Signer, head Head, t time.Time, kind Kind, body any) (*Entry, er
 // DecodeEntry strictly decodes one canonical entry and checks its fields and
 // body (not its signature: see VerifyEntry).
 func DecodeEntry(b []byte) (*Entry, error) {
+	e, _, err := decodeEntry(b)
+	return e, err
+}
+
+// decodeEntry is DecodeEntry; it also returns the decoded body.
+func decodeEntry(b []byte) (*Entry, any, error) {
 	if len(b) > MaxEntrySize {
-		return nil, fmt.Errorf("ledger entry: %w (%d bytes)", ErrTooLarge, len(b))
+		return nil, nil, fmt.Errorf("ledger entry: %w (%d bytes)", ErrTooLarge, len(b))
 	}
 	var e Entry
 	if err := Unmarshal(b, &e); err != nil {
-		return nil, fmt.Errorf("ledger entry: %w: %w", ErrMalformed, err)
+		return nil, nil, fmt.Errorf("ledger entry: %w: %w", ErrMalformed, err)
 	}
-	if err := e.checkFields(); err != nil {
-		return nil, err
+	body, err := e.checkFieldsBody()
+	if err != nil {
+		return nil, nil, err
 	}
-	return &e, nil
+	return &e, body, nil
 }
 
 // checkFields checks everything but the signature.
 func (e *Entry) checkFields() error {
+	_, err := e.checkFieldsBody()
+	return err
+}
+
+// checkFieldsBody is checkFields; it also returns the decoded body.
+func (e *Entry) checkFieldsBody() (any, error) {
 	fail := func(err error) error { return &EntryError{Author: e.Author, Seq: e.Seq, Err: err} }
 	if _, err := cachedPublicKey(e.Author); err != nil {
-		return fail(malformed("author: %v", err))
+		return nil, fail(malformed("author: %v", err))
 	}
 	if e.Seq == 0 {
-		return fail(malformed("seq is 0"))
+		return nil, fail(malformed("seq is 0"))
 	}
 	if e.Seq == 1 && !e.Prev.IsZero() {
-		return fail(malformed("first entry has a previous hash"))
+		return nil, fail(malformed("first entry has a previous hash"))
 	}
 	if e.Seq > 1 && e.Prev.IsZero() {
-		return fail(malformed("previous hash is missing"))
+		return nil, fail(malformed("previous hash is missing"))
 	}
 	if e.Time <= 0 {
-		return fail(malformed("time is missing"))
+		return nil, fail(malformed("time is missing"))
 	}
-	if _, err := decodeBody(e.Kind, e.Body); err != nil {
-		return fail(err)
+	body, err := decodeBody(e.Kind, e.Body)
+	if err != nil {
+		return nil, fail(err)
 	}
-	return nil
+	return body, nil
 }
 
 // VerifyEntry checks e's fields, body and signature on their own (not its

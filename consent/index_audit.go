@@ -23,6 +23,7 @@ type auditIndex struct {
 	// events are each owner's grants and revocations of its own grants,
 	// in feed order.
 	events map[ID][]grantEvent
+	ids    map[ID]ID // requesters, each once
 }
 
 type grantEvent struct {
@@ -31,47 +32,69 @@ type grantEvent struct {
 	revoke bool
 }
 
+func emptyAuditIndex(full *View) *auditIndex {
+	return &auditIndex{full: full, nonces: map[nonceKey][]authorSeq{}, credRevoked: map[authorHash]uint64{},
+		events: map[ID][]grantEvent{}, ids: map[ID]ID{}}
+}
+
 func newAuditIndex(full *View) *auditIndex {
-	x := &auditIndex{full: full, nonces: map[nonceKey][]authorSeq{}, credRevoked: map[authorHash]uint64{},
-		events: map[ID][]grantEvent{}}
+	x := emptyAuditIndex(full)
 	for _, a := range full.Authors() {
 		f := full.feeds[a]
 		for i, e := range full.entriesOf(a) {
-			switch e.Kind {
-			case KindGrant:
-				if g, ok := full.grants[f.hashes[i]]; ok {
-					x.events[a] = append(x.events[a], grantEvent{seq: e.Seq, g: g})
-				}
-			case KindRevoke:
-				b, err := decodeBody(e.Kind, e.Body)
-				if err != nil {
-					continue
-				}
-				h := b.(*RevokeBody).Grant
-				if g, ok := full.grants[h]; ok && g.Author == a {
-					x.events[a] = append(x.events[a], grantEvent{seq: e.Seq, g: g, revoke: true})
-				}
-				if c, ok := full.creds[h]; ok && c.Issuer == a {
-					k := authorHash{a, h}
-					if _, ok := x.credRevoked[k]; !ok {
-						x.credRevoked[k] = e.Seq
-					}
-				}
-			case KindAccess:
-				b, err := decodeBody(e.Kind, e.Body)
-				if err != nil {
-					continue
-				}
-				r, err := DecodeRequest(b.(*AccessBody).Request)
-				if err != nil {
-					continue
-				}
-				k := nonceKey{r.Requester, string(r.Nonce)}
-				x.nonces[k] = append(x.nonces[k], authorSeq{a, e.Seq})
+			body, err := decodeBody(e.Kind, e.Body)
+			if err != nil {
+				continue
 			}
+			var req *Request
+			if ab, ok := body.(*AccessBody); ok {
+				if req, err = DecodeRequest(ab.Request); err != nil {
+					continue
+				}
+			}
+			x.note(e, f.hashes[i], body, req)
 		}
 	}
 	return x
+}
+
+// note indexes e, the next accepted entry of its feed (hash h, body
+// decoded; req is an access entry's request, nil if it does not decode).
+// The full view has accepted e already.
+func (x *auditIndex) note(e *Entry, h Hash, body any, req *Request) {
+	a, full := e.Author, x.full
+	switch e.Kind {
+	case KindGrant:
+		if g, ok := full.grants[h]; ok {
+			x.events[a] = append(x.events[a], grantEvent{seq: e.Seq, g: g})
+		}
+	case KindRevoke:
+		rb, ok := body.(*RevokeBody)
+		if !ok {
+			return
+		}
+		if g, ok := full.grants[rb.Grant]; ok && g.Author == a {
+			x.events[a] = append(x.events[a], grantEvent{seq: e.Seq, g: g, revoke: true})
+		}
+		if c, ok := full.creds[rb.Grant]; ok && c.Issuer == a {
+			k := authorHash{a, rb.Grant}
+			if _, ok := x.credRevoked[k]; !ok {
+				x.credRevoked[k] = e.Seq
+			}
+		}
+	case KindAccess:
+		if req == nil {
+			return
+		}
+		// One copy of each requester's ID for all its nonces.
+		r, ok := x.ids[req.Requester]
+		if !ok {
+			r = req.Requester
+			x.ids[r] = r
+		}
+		k := nonceKey{r, string(req.Nonce)}
+		x.nonces[k] = append(x.nonces[k], authorSeq{a, e.Seq})
+	}
 }
 
 // limits is a set of feed prefixes: limit[author] entries of each named

@@ -166,6 +166,11 @@ func (v *View) acceptLink(e *Entry, b *LinkBody) {
 // sub-feed must be about the sub-feed's subject, and c.Decider is asked
 // about the sub-feed's parent.
 func CheckAccessIn(v *View, e *Entry, c AccessCheck) (*AccessBody, *Request, error) {
+	return checkAccessIn(v, e, c, nil)
+}
+
+// checkAccessIn is CheckAccessIn with what checkAccess may be given.
+func checkAccessIn(v *View, e *Entry, c AccessCheck, pre *accessPre) (*AccessBody, *Request, error) {
 	parent, subject, sub := v.SubFeedOf(e.Author)
 	if sub && c.Decider != nil {
 		d := c.Decider
@@ -176,7 +181,7 @@ func CheckAccessIn(v *View, e *Entry, c AccessCheck) (*AccessBody, *Request, err
 			return d(id)
 		}
 	}
-	ab, r, err := CheckAccess(e, c)
+	ab, r, err := checkAccess(e, c, pre)
 	if err == nil && sub && r.Owner != subject {
 		return ab, r, &SuspiciousAccessError{Author: e.Author, Seq: e.Seq, Reason: SuspectDecider,
 			Err: fmt.Errorf("a sub-feed about %s logs an access to another owner's record", subject.Short())}

@@ -21,8 +21,7 @@ import (
 // outsider would (see consent.AuditLedger). A ledger that cannot even be
 // decoded is reported as an ErrVerify error.
 func (w *Wallet) AuditLedger(ctx context.Context) (*consent.AuditReport, error) {
-	rep, _, err := w.auditLocal()
-	return rep, err
+	return w.auditLocal(nil)
 }
 
 // AuditLedgerEmergencies is AuditLedger and EmergencyAccesses from one
@@ -32,42 +31,62 @@ func (w *Wallet) AuditLedger(ctx context.Context) (*consent.AuditReport, error) 
 // The keyring is opened only if there are emergency accesses, to read
 // their reasons.
 func (w *Wallet) AuditLedgerEmergencies(ctx context.Context) (*consent.AuditReport, []EmergencyAccess, error) {
-	rep, v, err := w.auditLocal()
+	out := []EmergencyAccess{}
+	rep, err := w.auditLocal(func(v *consent.View) error {
+		eas := consent.EmergencyAccesses(v, w.ID())
+		if len(eas) == 0 {
+			return nil
+		}
+		id, err := w.Identity()
+		if err != nil {
+			return err
+		}
+		out = w.emergencyAccessesIn(v, eas, id)
+		return nil
+	})
 	if err != nil {
 		return nil, nil, err
 	}
-	eas := consent.EmergencyAccesses(v, w.ID())
-	if len(eas) == 0 {
-		return rep, []EmergencyAccess{}, nil
-	}
-	id, err := w.Identity()
-	if err != nil {
-		return nil, nil, err
-	}
-	return rep, w.emergencyAccessesIn(v, eas, id), nil
+	return rep, out, nil
 }
 
-// auditLocal audits the local ledger straight from its store, feed by
-// feed, and returns the report and the view of the audited entries.
-func (w *Wallet) auditLocal() (*consent.AuditReport, *consent.View, error) {
+// auditLocal audits the local ledger straight from its store, a chunk at
+// a time, and calls fn (if not nil) with the view of the audited entries
+// while the store, which that view reads, is open.
+func (w *Wallet) auditLocal(fn func(v *consent.View) error) (*consent.AuditReport, error) {
 	if _, err := os.Stat(w.ledgerPath()); errors.Is(err, os.ErrNotExist) {
-		return consent.AuditLedger(nil), consent.NewView(), nil
+		rep := consent.AuditLedger(nil)
+		if fn != nil {
+			if err := fn(consent.NewView()); err != nil {
+				return nil, err
+			}
+		}
+		return rep, nil
 	}
 	s, err := boltstore.Open(w.ledgerPath())
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	defer s.Close()
 	rep, v, err := consent.AuditStore(s, w.accessCheck())
 	if err != nil {
-		return nil, nil, fmt.Errorf("reading the local ledger: %w: %w", ErrVerify, err)
+		return nil, fmt.Errorf("reading the local ledger: %w: %w", ErrVerify, err)
 	}
-	ca, err := w.auditCheckpoints(s)
+	// The checkpoints against the feeds the audit accepted: a store holds
+	// one entry per author and seq, so they are the entries held.
+	certs, notes, err := w.witnessedCheckpoints()
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	rep.AddCheckpoints(ca)
-	return rep, v, nil
+	if len(certs) > 0 || len(notes) > 0 {
+		rep.AddCheckpoints(consent.AuditCheckpointsIn(v, certs, notes))
+	}
+	if fn != nil {
+		if err := fn(v); err != nil {
+			return nil, err
+		}
+	}
+	return rep, nil
 }
 
 // AuditExport audits an exported ledger file. It needs no wallet: an

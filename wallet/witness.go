@@ -495,29 +495,3 @@ func (w *Wallet) exportFile(es []*consent.Entry) (*consent.ExportFile, error) {
 	}
 	return &consent.ExportFile{Entries: es, Certs: certs, Checkpoints: notes}, nil
 }
-
-// auditCheckpoints audits the wallet's checkpoints against the feeds
-// of s they certify (read from the store, only those feeds).
-func (w *Wallet) auditCheckpoints(s consent.Store) (*consent.CheckpointAudit, error) {
-	certs, notes, err := w.witnessedCheckpoints()
-	if err != nil {
-		return nil, err
-	}
-	if len(certs) == 0 && len(notes) == 0 {
-		return nil, nil
-	}
-	want := make(map[consent.ID]bool, len(certs))
-	for _, c := range certs {
-		want[c.Author] = true
-	}
-	var es []*consent.Entry
-	if err := s.Scan(func(e *consent.Entry) error {
-		if want[e.Author] {
-			es = append(es, e)
-		}
-		return nil
-	}); err != nil {
-		return nil, fmt.Errorf("reading the local ledger: %w: %w", ErrVerify, err)
-	}
-	return consent.AuditCheckpoints(es, certs, notes), nil
-}
