@@ -10,8 +10,7 @@ import (
 	"github.com/hdevalence/ed25519consensus"
 )
 
-// sigCases are signatures to check: valid ones by three keys (so that
-// batches merge key terms), broken ones (a bit of R, of s, of the
+// sigCases are signatures to check: valid ones by three keys, broken ones (a bit of R, of s, of the
 // message; s not canonical), and the small-order cases ZIP-215 decides:
 // small-order keys and R with s = 0, canonical and not.
 func sigCases(t *testing.T) (names []string, cs []sigCheck) {
