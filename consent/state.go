@@ -1,0 +1,481 @@
+package consent
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+
+	"github.com/fxamacker/cbor/v2"
+	"github.com/medwallet/medwallet/internal/canon"
+)
+
+// The view state: what a View derives from its entries (feeds' hashes and
+// heads, grants, revocations, nonces, proofs, identities, anchors,
+// credentials, break-glass entries, reviews, links, serving sets and
+// grantors), encoded so that a Ledger can save it beside its entries and
+// load it at open instead of reading every entry again. It is a cache,
+// not part of the wire format: nothing else reads it, a state that does
+// not decode or is of another version is simply rebuilt from the entries,
+// and its encoding may change with any release (bump StateVersion).
+//
+// Encoding: deterministic CBOR (RFC 8949 4.2.1), an array
+// [StateVersion, SHA-256(payload), payload], the payload being the CBOR of
+// viewState. Every table is sorted, so that two views that hold the same
+// state encode to the same bytes.
+
+// StateVersion is the version of the view state encoding. A state of
+// another version is ignored (and rebuilt).
+const StateVersion = 1
+
+// Errors of DecodeState. A Ledger treats any of them as "no state".
+var (
+	ErrStateVersion = errors.New("view state of another version")
+	ErrStateCorrupt = errors.New("view state is corrupt")
+	// ErrStatePending reports a view that holds entries waiting for a
+	// predecessor: its state cannot be saved (they are in no store).
+	ErrStatePending = errors.New("view holds pending entries")
+)
+
+// StateStore is implemented by stores that can keep a view state beside
+// their entries (boltstore.Store). A Ledger over such a store loads the
+// state at open when it describes the store's current generation, and
+// saves a fresh one when it closes (SaveState). MemStore does not
+// implement it.
+type StateStore interface {
+	// Generation is the number of entries the store holds: every Put or
+	// PutBatch that adds entries raises it by as many, in the same
+	// transaction.
+	Generation() (uint64, error)
+	// LoadState returns the saved state and the generation it describes
+	// (b is nil when there is none).
+	LoadState() (gen uint64, b []byte, err error)
+	// SaveState replaces the saved state with b, which describes
+	// generation gen.
+	SaveState(gen uint64, b []byte) error
+}
+
+type stateEnvelope struct {
+	_       struct{} `cbor:",toarray"`
+	Version uint64
+	Sum     []byte
+	Payload []byte
+}
+
+// viewState is the payload of a state. Every slice is sorted by its first
+// field (then its second where the first repeats).
+type viewState struct {
+	_           struct{} `cbor:",toarray"`
+	Feeds       []stateFeed
+	Grants      []stateGrant
+	Revocations []stateRevocation
+	Nonces      []stateNonces
+	Proofs      []stateProof
+	ProofLogs   []stateProofLog
+	Identities  []stateIdentity
+	Anchors     []stateAnchor
+	Credentials []stateCredential
+	BreakGlass  []stateBreakGlass
+	Reviews     []stateReview
+	Links       []stateLink
+	Serving     []stateServe
+	Grantors    []stateGrantors
+}
+
+// stateFeed is a feed: the hashes of its entries, seq 1 first, end to end
+// (32 bytes each), and the time of its head entry.
+type stateFeed struct {
+	_        struct{} `cbor:",toarray"`
+	Author   ID
+	Hashes   []byte
+	HeadTime int64
+}
+
+type stateGrant struct {
+	_      struct{} `cbor:",toarray"`
+	ID     Hash
+	Author ID
+	Seq    uint64
+	Time   int64
+	Body   Grant
+}
+
+// stateRevocation is an entry hash and the authors who revoked it.
+type stateRevocation struct {
+	_       struct{} `cbor:",toarray"`
+	Target  Hash
+	Authors []ID
+}
+
+// stateNonces are the nonces of one requester's logged requests.
+type stateNonces struct {
+	_         struct{} `cbor:",toarray"`
+	Requester ID
+	Nonces    [][]byte
+}
+
+type stateProof struct {
+	_      struct{} `cbor:",toarray"`
+	Author ID
+	A, B   []byte
+}
+
+type stateProofLog struct {
+	_      struct{} `cbor:",toarray"`
+	Author ID
+	Logger ID
+	Seq    uint64
+	Entry  Hash
+	Time   int64
+}
+
+type stateIdentity struct {
+	_      struct{} `cbor:",toarray"`
+	Author ID
+	Body   IdentityBody
+}
+
+type stateAnchor struct {
+	_     struct{} `cbor:",toarray"`
+	Owner ID
+	Body  AnchorBody
+}
+
+type stateCredential struct {
+	_      struct{} `cbor:",toarray"`
+	ID     Hash
+	Issuer ID
+	Seq    uint64
+	Time   int64
+	Body   CredentialBody
+}
+
+type stateBreakGlass struct {
+	_      struct{} `cbor:",toarray"`
+	ID     Hash
+	Author ID
+	Seq    uint64
+	Time   int64
+	Body   BreakGlassBody
+}
+
+type stateReview struct {
+	_       struct{} `cbor:",toarray"`
+	Author  ID
+	Access  Hash
+	ID      Hash
+	Time    int64
+	Outcome string
+	Note    []byte
+}
+
+type stateLink struct {
+	_    struct{} `cbor:",toarray"`
+	Feed ID
+	Body LinkBody
+}
+
+type stateServe struct {
+	_      struct{} `cbor:",toarray"`
+	Author ID
+	Body   ServeBody
+}
+
+// stateGrantors lists the owners granting a grantee, sorted (the order a
+// view rebuilt from a store has them in).
+type stateGrantors struct {
+	_       struct{} `cbor:",toarray"`
+	Grantee ID
+	Owners  []ID
+}
+
+// stateDec decodes states. The payload is checked against its SHA-256
+// before it is decoded, so the limits only need to admit large ledgers.
+var stateDec = func() cbor.DecMode {
+	dm, err := cbor.DecOptions{
+		MaxNestedLevels:  32,
+		MaxArrayElements: math.MaxInt32,
+		MaxMapPairs:      math.MaxInt32,
+	}.DecMode()
+	if err != nil {
+		panic(fmt.Sprintf("consent: state decoder: %v", err))
+	}
+	return dm
+}()
+
+func cmpHash(a, b Hash) int { return bytes.Compare(a[:], b[:]) }
+
+// EncodeState encodes the view's state. A view holding pending entries
+// has no state (ErrStatePending).
+func EncodeState(v *View) ([]byte, error) {
+	if v.Pending() > 0 {
+		return nil, ErrStatePending
+	}
+	st := v.state()
+	payload, err := canon.Marshal(st)
+	if err != nil {
+		return nil, fmt.Errorf("encode view state: %w", err)
+	}
+	sum := sha256.Sum256(payload)
+	b, err := canon.Marshal(stateEnvelope{Version: StateVersion, Sum: sum[:], Payload: payload})
+	if err != nil {
+		return nil, fmt.Errorf("encode view state: %w", err)
+	}
+	return b, nil
+}
+
+// state gathers the view's tables, sorted.
+func (v *View) state() *viewState {
+	st := &viewState{}
+	for a, f := range v.feeds {
+		if len(f.hashes) == 0 {
+			continue
+		}
+		hs := make([]byte, 0, len(f.hashes)*len(Hash{}))
+		for _, h := range f.hashes {
+			hs = append(hs, h[:]...)
+		}
+		st.Feeds = append(st.Feeds, stateFeed{Author: a, Hashes: hs, HeadTime: f.head().Time})
+	}
+	slices.SortFunc(st.Feeds, func(a, b stateFeed) int { return strings.Compare(string(a.Author), string(b.Author)) })
+
+	st.Grants = make([]stateGrant, 0, len(v.grants))
+	for _, g := range v.grants {
+		st.Grants = append(st.Grants, stateGrant{ID: g.ID, Author: g.Author, Seq: g.Seq, Time: g.Time, Body: g.Grant})
+	}
+	slices.SortFunc(st.Grants, func(a, b stateGrant) int { return cmpHash(a.ID, b.ID) })
+
+	st.Revocations = make([]stateRevocation, 0, len(v.revokedBy))
+	for h, m := range v.revokedBy {
+		r := stateRevocation{Target: h}
+		for a, ok := range m {
+			if ok {
+				r.Authors = append(r.Authors, a)
+			}
+		}
+		slices.Sort(r.Authors)
+		st.Revocations = append(st.Revocations, r)
+	}
+	slices.SortFunc(st.Revocations, func(a, b stateRevocation) int { return cmpHash(a.Target, b.Target) })
+
+	byReq := make(map[ID][][]byte)
+	for k := range v.nonces {
+		byReq[k.requester] = append(byReq[k.requester], []byte(k.nonce))
+	}
+	for r, ns := range byReq {
+		slices.SortFunc(ns, bytes.Compare)
+		st.Nonces = append(st.Nonces, stateNonces{Requester: r, Nonces: ns})
+	}
+	slices.SortFunc(st.Nonces, func(a, b stateNonces) int { return strings.Compare(string(a.Requester), string(b.Requester)) })
+
+	for a, p := range v.proofs {
+		st.Proofs = append(st.Proofs, stateProof{Author: a, A: p.A, B: p.B})
+	}
+	slices.SortFunc(st.Proofs, func(a, b stateProof) int { return strings.Compare(string(a.Author), string(b.Author)) })
+	for a, ls := range v.proofLogs {
+		for _, l := range ls {
+			st.ProofLogs = append(st.ProofLogs, stateProofLog{Author: a, Logger: l.Logger, Seq: l.Seq, Entry: l.Entry, Time: l.Time})
+		}
+	}
+	slices.SortFunc(st.ProofLogs, func(a, b stateProofLog) int {
+		if c := strings.Compare(string(a.Author), string(b.Author)); c != 0 {
+			return c
+		}
+		if c := strings.Compare(string(a.Logger), string(b.Logger)); c != 0 {
+			return c
+		}
+		return cmpUint(a.Seq, b.Seq)
+	})
+
+	for a, b := range v.identities {
+		st.Identities = append(st.Identities, stateIdentity{Author: a, Body: *b})
+	}
+	slices.SortFunc(st.Identities, func(a, b stateIdentity) int { return strings.Compare(string(a.Author), string(b.Author)) })
+	for k, b := range v.anchors {
+		st.Anchors = append(st.Anchors, stateAnchor{Owner: k.owner, Body: *b})
+	}
+	slices.SortFunc(st.Anchors, func(a, b stateAnchor) int {
+		if c := strings.Compare(string(a.Owner), string(b.Owner)); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Body.Record, b.Body.Record)
+	})
+
+	for _, c := range v.creds {
+		st.Credentials = append(st.Credentials, stateCredential{ID: c.ID, Issuer: c.Issuer, Seq: c.Seq, Time: c.Time, Body: c.CredentialBody})
+	}
+	slices.SortFunc(st.Credentials, func(a, b stateCredential) int { return cmpHash(a.ID, b.ID) })
+	for _, b := range v.breakGlass {
+		st.BreakGlass = append(st.BreakGlass, stateBreakGlass{ID: b.ID, Author: b.Author, Seq: b.Seq, Time: b.Time, Body: b.BreakGlassBody})
+	}
+	slices.SortFunc(st.BreakGlass, func(a, b stateBreakGlass) int { return cmpHash(a.ID, b.ID) })
+	for k, r := range v.reviews {
+		st.Reviews = append(st.Reviews, stateReview{Author: k.author, Access: k.h, ID: r.ID, Time: r.Time, Outcome: r.Outcome, Note: r.Note})
+	}
+	slices.SortFunc(st.Reviews, func(a, b stateReview) int {
+		if c := strings.Compare(string(a.Author), string(b.Author)); c != 0 {
+			return c
+		}
+		return cmpHash(a.Access, b.Access)
+	})
+
+	for f, b := range v.links {
+		st.Links = append(st.Links, stateLink{Feed: f, Body: *b})
+	}
+	slices.SortFunc(st.Links, func(a, b stateLink) int { return strings.Compare(string(a.Feed), string(b.Feed)) })
+	for a, b := range v.serving {
+		st.Serving = append(st.Serving, stateServe{Author: a, Body: *b})
+	}
+	slices.SortFunc(st.Serving, func(a, b stateServe) int { return strings.Compare(string(a.Author), string(b.Author)) })
+	for g, os := range v.grantors {
+		os = slices.Clone(os)
+		slices.Sort(os)
+		st.Grantors = append(st.Grantors, stateGrantors{Grantee: g, Owners: os})
+	}
+	slices.SortFunc(st.Grantors, func(a, b stateGrantors) int { return strings.Compare(string(a.Grantee), string(b.Grantee)) })
+	return st
+}
+
+func cmpUint(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// decodeState checks and decodes the payload of a state.
+func decodeState(b []byte) (*viewState, error) {
+	var env stateEnvelope
+	if err := stateDec.Unmarshal(b, &env); err != nil {
+		// An envelope of another version may have another shape: look at
+		// its first element alone.
+		var head []cbor.RawMessage
+		if stateDec.Unmarshal(b, &head) == nil && len(head) > 0 {
+			var ver uint64
+			if stateDec.Unmarshal(head[0], &ver) == nil && ver != StateVersion {
+				return nil, fmt.Errorf("%w: %d", ErrStateVersion, ver)
+			}
+		}
+		return nil, fmt.Errorf("%w: %v", ErrStateCorrupt, err)
+	}
+	if env.Version != StateVersion {
+		return nil, fmt.Errorf("%w: %d", ErrStateVersion, env.Version)
+	}
+	if sum := sha256.Sum256(env.Payload); !bytes.Equal(sum[:], env.Sum) {
+		return nil, fmt.Errorf("%w: checksum", ErrStateCorrupt)
+	}
+	st := &viewState{}
+	if err := stateDec.Unmarshal(env.Payload, st); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrStateCorrupt, err)
+	}
+	return st, nil
+}
+
+// restoreDerived fills v's derived tables (everything but the feeds) from
+// st, and rebuilds the indexes they imply: the grant index, credentials by
+// subject, and each requester's first break-glass entry per grant.
+func (v *View) restoreDerived(st *viewState) error {
+	scopes := make(map[string]Scope)
+	for i := range st.Grants {
+		sg := &st.Grants[i]
+		gi := &GrantInfo{ID: sg.ID, Author: sg.Author, Seq: sg.Seq, Time: sg.Time, Grant: sg.Body}
+		for _, s := range gi.Scopes {
+			sc, ok := scopes[s]
+			if !ok {
+				var err error
+				if sc, err = ParseScope(s); err != nil {
+					continue
+				}
+				scopes[s] = sc
+			}
+			gi.parsed = append(gi.parsed, sc)
+		}
+		v.grants[gi.ID] = gi
+	}
+	for _, r := range st.Revocations {
+		m := make(map[ID]bool, len(r.Authors))
+		for _, a := range r.Authors {
+			m[a] = true
+		}
+		v.revokedBy[r.Target] = m
+	}
+	// The index, in ID order: a grant is live unless its author revoked
+	// it, and the index does not depend on the order grants came in.
+	for i := range st.Grants {
+		gi := v.grants[st.Grants[i].ID]
+		v.gx.add(gi, !v.revokedBy[gi.ID][gi.Author])
+	}
+	for _, n := range st.Nonces {
+		for _, x := range n.Nonces {
+			v.nonces[nonceKey{n.Requester, string(x)}] = struct{}{}
+		}
+	}
+	for _, p := range st.Proofs {
+		a, err := DecodeEntry(p.A)
+		if err != nil {
+			return fmt.Errorf("%w: proof: %v", ErrStateCorrupt, err)
+		}
+		b, err := DecodeEntry(p.B)
+		if err != nil {
+			return fmt.Errorf("%w: proof: %v", ErrStateCorrupt, err)
+		}
+		if a.Author != p.Author || b.Author != p.Author {
+			return fmt.Errorf("%w: proof names another author", ErrStateCorrupt)
+		}
+		v.proofs[p.Author] = &EquivocationProof{A: p.A, B: p.B, a: a, b: b}
+	}
+	for _, l := range st.ProofLogs {
+		v.proofLogs[l.Author] = append(v.proofLogs[l.Author], ProofLog{Author: l.Author, Logger: l.Logger, Seq: l.Seq, Entry: l.Entry, Time: l.Time})
+	}
+	for i := range st.Identities {
+		v.identities[st.Identities[i].Author] = &st.Identities[i].Body
+	}
+	for i := range st.Anchors {
+		a := &st.Anchors[i]
+		v.anchors[ownerRecord{a.Owner, a.Body.Record}] = &a.Body
+	}
+	for i := range st.Credentials { // in ID order, as credsBySubject keeps them
+		c := &st.Credentials[i]
+		ci := &CredentialInfo{ID: c.ID, Issuer: c.Issuer, Time: c.Time, Seq: c.Seq, CredentialBody: c.Body}
+		v.creds[ci.ID] = ci
+		v.credsBySubject[ci.Subject] = append(v.credsBySubject[ci.Subject], ci)
+	}
+	for i := range st.BreakGlass {
+		b := &st.BreakGlass[i]
+		bi := &BreakGlassInfo{ID: b.ID, Author: b.Author, Seq: b.Seq, Time: b.Time, BreakGlassBody: b.Body}
+		v.breakGlass[bi.ID] = bi
+		// The first is the one earliest in its author's feed.
+		k := requesterGrant{bi.Author, bi.Grant}
+		if old, ok := v.firstBG[k]; !ok || bi.Seq < old.Seq {
+			v.firstBG[k] = bi
+		}
+	}
+	for _, r := range st.Reviews {
+		v.reviews[authorHash{r.Author, r.Access}] = &ReviewInfo{ID: r.ID, Time: r.Time, Author: r.Author, Outcome: r.Outcome, Note: r.Note}
+	}
+	if len(st.Links) > 0 {
+		v.links = make(map[ID]*LinkBody, len(st.Links))
+		for i := range st.Links {
+			v.links[st.Links[i].Feed] = &st.Links[i].Body
+		}
+	}
+	if len(st.Serving) > 0 {
+		v.serving = make(map[ID]*ServeBody, len(st.Serving))
+		for i := range st.Serving {
+			v.serving[st.Serving[i].Author] = &st.Serving[i].Body
+		}
+	}
+	if len(st.Grantors) > 0 {
+		v.grantors = make(map[ID][]ID, len(st.Grantors))
+		for _, g := range st.Grantors {
+			v.grantors[g.Grantee] = g.Owners
+		}
+	}
+	return nil
+}
