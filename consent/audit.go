@@ -318,7 +318,7 @@ func auditAccesses(full *View, rep *AuditReport, c AccessCheck) {
 		batch = batch[:0]
 	}
 	for _, a := range full.Authors() {
-		for _, e := range full.Feed(a) {
+		for _, e := range full.entriesOf(a) {
 			switch e.Kind {
 			case KindRevoke:
 				rep.Revocations++
@@ -331,7 +331,7 @@ func auditAccesses(full *View, rep *AuditReport, c AccessCheck) {
 	}
 	flush()
 	x.decideJobs(jobs, func(j *asOfJob, d Decision) {
-		f := newAccessFinding(j.e, full.seen[authorSeq{j.e.Author, j.e.Seq}], j.ab)
+		f := newAccessFinding(j.e, full.hashOf(j.e), j.ab)
 		if judge(&f, j.ab, d) {
 			found[j.i] = append(found[j.i], f)
 		}
@@ -382,7 +382,7 @@ func checkAccesses(v *View, es []*Entry, c AccessCheck) []accessChecked {
 // findings already), the policy re-run to do.
 func auditAccess(full *View, e *Entry, ck accessChecked, rep *AuditReport) ([]Finding, asOfJob) {
 	var pre []Finding
-	h := full.seen[authorSeq{e.Author, e.Seq}]
+	h := full.hashOf(e)
 	ab, req, err := ck.ab, ck.req, ck.err
 	if err != nil {
 		var se *SuspiciousAccessError
@@ -549,7 +549,7 @@ func DisclosuresWith(v *View, owner ID, since time.Time, c AccessCheck) []Disclo
 	out := []Disclosure{}
 	for _, a := range v.Authors() {
 		f := v.feeds[a]
-		for i, e := range f.entries {
+		for i, e := range v.entriesOf(a) {
 			if e.Kind != KindAccess || e.Time < since.Unix() {
 				continue
 			}
@@ -641,7 +641,7 @@ func EmergencyAccesses(v *View, owner ID) []EmergencyAccess {
 		return out
 	}
 	for _, a := range v.Authors() {
-		for _, e := range v.feeds[a].entries {
+		for _, e := range v.entriesOf(a) {
 			if e.Kind != KindAccess {
 				continue
 			}

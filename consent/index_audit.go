@@ -36,7 +36,7 @@ func newAuditIndex(full *View) *auditIndex {
 		events: map[ID][]grantEvent{}}
 	for _, a := range full.Authors() {
 		f := full.feeds[a]
-		for i, e := range f.entries {
+		for i, e := range full.entriesOf(a) {
 			switch e.Kind {
 			case KindGrant:
 				if g, ok := full.grants[f.hashes[i]]; ok {
@@ -114,7 +114,7 @@ func accessLimits(full *View, e *Entry, ab *AccessBody, req *Request) (limits, e
 			return nil
 		}
 		f := full.feeds[author]
-		if f == nil || h.Seq > uint64(len(f.entries)) || f.hashes[h.Seq-1] != h.Hash {
+		if f == nil || h.Seq > uint64(len(f.hashes)) || f.hashes[h.Seq-1] != h.Hash {
 			return fmt.Errorf("%s head: %w", role, ErrUnknownHead)
 		}
 		if author == e.Author {

@@ -9,7 +9,9 @@ import (
 )
 
 // Ledger is a View kept in step with a Store: what a wallet or a peer holds.
-// It is safe for concurrent use.
+// The view's entries are the store's: the Ledger stores what its view
+// accepts right after it accepts it, and the view reads entries back from
+// the store on demand. It is safe for concurrent use.
 type Ledger struct {
 	mu    sync.Mutex
 	store Store
@@ -23,9 +25,11 @@ type Ledger struct {
 // VerifyStore re-checks every signature, for an operator who doubts that
 // disk. A gap means the store was damaged, and is an error.
 func OpenLedger(s Store) (*Ledger, error) {
-	l := &Ledger{store: s, view: NewView()}
+	l := &Ledger{store: s, view: newView(s)}
 	add := func(e *Entry, h Hash) error {
-		if _, err := l.view.ingestVerified(e, h); err != nil && !errors.Is(err, ErrEquivocation) {
+		acc, err := l.view.ingestVerified(e, h)
+		l.view.stored(acc) // read from s: they are in it
+		if err != nil && !errors.Is(err, ErrEquivocation) {
 			return err
 		}
 		return nil
@@ -65,7 +69,9 @@ func (l *Ledger) Append(s Signer, t time.Time, kind Kind, body any) (*Entry, err
 	if err := l.store.Put(e); err != nil {
 		return nil, err
 	}
-	if _, err := l.view.Ingest(e); err != nil {
+	acc, err := l.view.Ingest(e)
+	l.view.stored(acc)
+	if err != nil {
 		return nil, err
 	}
 	return e, nil
@@ -77,11 +83,13 @@ func (l *Ledger) Ingest(e *Entry) ([]*Entry, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	acc, err := l.view.Ingest(e)
-	for _, a := range acc {
+	for i, a := range acc {
 		if perr := l.store.Put(a); perr != nil {
+			l.view.stored(acc[:i])
 			return acc, perr
 		}
 	}
+	l.view.stored(acc)
 	return acc, err
 }
 
@@ -126,6 +134,8 @@ func (l *Ledger) IngestBatch(es []*Entry) ([]*Entry, error) {
 				berr = &BatchError{}
 			}
 			berr.Store = err
+		} else {
+			l.view.stored(acc)
 		}
 	}
 	if berr != nil {
@@ -185,14 +195,25 @@ func (l *Ledger) View(fn func(v *View)) {
 	fn(l.view)
 }
 
-// Entries returns every accepted entry, by author then seq.
-func (l *Ledger) Entries() []*Entry {
+// Scan calls fn with every accepted entry, by author then seq, streamed
+// from the store, and stops at the first error fn returns. It holds the
+// ledger's lock: fn must not call the Ledger.
+func (l *Ledger) Scan(fn func(*Entry) error) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	var out []*Entry
 	for _, a := range l.view.Authors() {
-		out = append(out, l.view.Feed(a)...)
+		if err := l.view.FeedFrom(a, 1, fn); err != nil {
+			return err
+		}
 	}
+	return nil
+}
+
+// Entries returns every accepted entry, by author then seq. It reads the
+// whole ledger into memory: for tests and small ledgers; Scan streams.
+func (l *Ledger) Entries() []*Entry {
+	var out []*Entry
+	_ = l.Scan(func(e *Entry) error { out = append(out, e); return nil })
 	return out
 }
 

@@ -34,6 +34,12 @@ type Store interface {
 	// Scan calls fn for every entry, ordered by author then seq, and stops
 	// at the first error fn returns.
 	Scan(fn func(*Entry) error) error
+	// ScanFeed calls fn for every entry of author whose seq is from or
+	// more, in seq order, and stops at the first error fn returns. An
+	// author with no such entry is not an error: fn is not called. It is
+	// how a View reads a feed: fn may run inside a read transaction, so it
+	// must not write to the store.
+	ScanFeed(author ID, from uint64, fn func(*Entry) error) error
 	// Close releases the store.
 	Close() error
 }
@@ -48,14 +54,25 @@ type RawScanner interface {
 }
 
 // MemStore is a Store in memory, for tests and for auditing exported files.
+// It holds each entry's encoding, by author then seq.
 type MemStore struct {
 	mu     sync.Mutex
 	m      map[authorSeq][]byte
+	last   map[ID]uint64 // highest seq held, per author
 	closed bool
 }
 
 // NewMemStore returns an empty MemStore.
-func NewMemStore() *MemStore { return &MemStore{m: make(map[authorSeq][]byte)} }
+func NewMemStore() *MemStore {
+	return &MemStore{m: make(map[authorSeq][]byte), last: make(map[ID]uint64)}
+}
+
+func (s *MemStore) set(k authorSeq, b []byte) {
+	s.m[k] = b
+	if k.seq > s.last[k.author] {
+		s.last[k.author] = k.seq
+	}
+}
 
 // Put implements Store.
 func (s *MemStore) Put(e *Entry) error {
@@ -72,7 +89,7 @@ func (s *MemStore) Put(e *Entry) error {
 		}
 		return fmt.Errorf("put %s#%d: %w", e.Author.Short(), e.Seq, ErrConflict)
 	}
-	s.m[k] = b
+	s.set(k, b)
 	return nil
 }
 
@@ -103,7 +120,7 @@ func (s *MemStore) PutBatch(es []*Entry) error {
 		add[k] = enc[i]
 	}
 	for k, b := range add {
-		s.m[k] = b
+		s.set(k, b)
 	}
 	return nil
 }
@@ -132,6 +149,36 @@ func (s *MemStore) Scan(fn func(*Entry) error) error {
 		}
 		return fn(e)
 	})
+}
+
+// ScanFeed implements Store.
+func (s *MemStore) ScanFeed(author ID, from uint64, fn func(*Entry) error) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	last := s.last[author]
+	s.mu.Unlock()
+	for seq := from; seq <= last; seq++ {
+		s.mu.Lock()
+		b, ok := s.m[authorSeq{author, seq}]
+		s.mu.Unlock()
+		if !ok {
+			continue
+		}
+		e, err := DecodeEntry(b)
+		if err != nil {
+			return err
+		}
+		if err := fn(e); err != nil {
+			return err
+		}
+		if seq == last {
+			break // and no wrap-around at the largest seq
+		}
+	}
+	return nil
 }
 
 // ScanRaw implements RawScanner.

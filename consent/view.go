@@ -3,6 +3,8 @@ package consent
 import (
 	"cmp"
 	"errors"
+	"fmt"
+	"iter"
 	"slices"
 	"sort"
 )
@@ -41,18 +43,16 @@ type nonceKey struct {
 	nonce     string
 }
 
+// feed is what a view keeps of one author's accepted entries: the hash of
+// each (hashes[seq-1]) and the head. The entries themselves are in the
+// view's store.
 type feed struct {
-	entries []*Entry
-	hashes  []Hash
+	author ID // the feeds map's key, shared by the index entries that name it
+	hashes []Hash
+	hd     Head
 }
 
-func (f *feed) head() Head {
-	if len(f.entries) == 0 {
-		return Head{}
-	}
-	e := f.entries[len(f.entries)-1]
-	return Head{Seq: e.Seq, Hash: f.hashes[len(f.hashes)-1], Time: e.Time}
-}
+func (f *feed) head() Head { return f.hd }
 
 // View is the ledger state a replica derives from the entries it holds:
 // feeds, grants, revocations, request nonces and equivocating authors, with
@@ -60,14 +60,34 @@ func (f *feed) head() Head {
 // whose predecessor is missing waits until the gap is filled. Two views
 // that ingested the same set of entries give the same decisions.
 //
-// A View is not safe for concurrent use.
+// A view does not hold its accepted entries: they are in its Store, and
+// the view reads them on demand (EntryAt, Entry, FeedFrom) through a cache
+// of at most EntryCacheSize decoded entries. What it keeps in memory per
+// accepted entry is derived state: the entry's hash and slot, and what the
+// entry means (a grant, a revocation, a nonce...). Entries waiting for a
+// predecessor stay in memory (at most MaxPendingPerAuthor per author).
+//
+// Who writes to the store: a view from NewView owns a MemStore and writes
+// each entry it accepts through to it. A Ledger's view reads the Ledger's
+// store, and the Ledger stores what the view accepted right after the
+// view accepted it (Append, Ingest, IngestBatch), then tells the view
+// (stored); until then the view keeps those entries in memory, so they are
+// readable all along, and they are never more than one call's worth.
+//
+// A View is not safe for concurrent use, except that its read-only methods
+// may run concurrently with each other (the cache has its own lock).
 type View struct {
 	feeds     map[ID]*feed
 	pending   map[authorSeq][]*Entry
 	nPend     int
 	pendingBy map[ID]int
-	seen      map[authorSeq]Hash // first validly signed entry per slot, accepted or pending
-	byHash    map[Hash]*Entry    // validly signed entries, accepted or pending
+	seen      map[authorSeq]Hash // first validly signed entry per pending slot (accepted slots: feed.hashes)
+	byHash    map[Hash]authorSeq // slot of validly signed entries, accepted or pending
+
+	store    Store                // accepted entries
+	own      bool                 // the view writes accepted entries to store itself (NewView)
+	unstored map[authorSeq]*Entry // accepted entries not in store yet
+	cache    *entryCache
 
 	grants     map[Hash]*GrantInfo
 	gx         *grantIndex
@@ -99,14 +119,26 @@ const MaxPendingPerAuthor = 4096
 // has MaxPendingPerAuthor entries waiting for a predecessor.
 var ErrTooManyPending = errors.New("too many entries waiting for a missing predecessor")
 
-// NewView returns an empty view.
+// NewView returns an empty view that keeps its entries in a MemStore of
+// its own: for tests and for auditing exported files.
 func NewView() *View {
+	v := newView(NewMemStore())
+	v.own = true
+	return v
+}
+
+// newView returns an empty view whose accepted entries are in s: the view
+// of a Ledger, which stores them.
+func newView(s Store) *View {
 	return &View{
 		feeds:      make(map[ID]*feed),
 		pending:    make(map[authorSeq][]*Entry),
 		pendingBy:  make(map[ID]int),
 		seen:       make(map[authorSeq]Hash),
-		byHash:     make(map[Hash]*Entry),
+		byHash:     make(map[Hash]authorSeq),
+		store:      s,
+		unstored:   make(map[authorSeq]*Entry),
+		cache:      newEntryCache(EntryCacheSize),
 		grants:     make(map[Hash]*GrantInfo),
 		gx:         newGrantIndex(),
 		revokedBy:  make(map[Hash]map[ID]bool),
@@ -147,23 +179,27 @@ func (v *View) Ingest(e *Entry) ([]*Entry, error) {
 }
 
 func (v *View) ingestVerified(e *Entry, h Hash) ([]*Entry, error) {
-	slot := authorSeq{e.Author, e.Seq}
-	if old, ok := v.seen[slot]; ok {
+	f := v.feeds[e.Author]
+	if f == nil {
+		f = &feed{author: e.Author}
+		v.feeds[e.Author] = f
+	}
+	slot := authorSeq{f.author, e.Seq}
+	if old, ok := v.slotHash(f, slot); ok {
 		if old == h {
 			return nil, nil
 		}
 		v.noteNonce(e)
-		p, err := NewEquivocationProof(v.byHash[old], e)
+		prev, err := v.entryBySlot(slot, old)
+		if err != nil {
+			return nil, err
+		}
+		p, err := NewEquivocationProof(prev, e)
 		if err != nil {
 			return nil, err
 		}
 		v.addProof(p)
 		return nil, &EquivocationError{Proof: p}
-	}
-	f := v.feeds[e.Author]
-	if f == nil {
-		f = &feed{}
-		v.feeds[e.Author] = f
 	}
 	head := f.head()
 	fits := e.Seq == head.Seq+1 && e.Prev == head.Hash && e.Time >= head.Time
@@ -172,12 +208,12 @@ func (v *View) ingestVerified(e *Entry, h Hash) ([]*Entry, error) {
 		// offered again once the gap has filled.
 		return nil, &EntryError{Author: e.Author, Seq: e.Seq, Err: ErrTooManyPending}
 	}
-	v.seen[slot] = h
-	v.byHash[h] = e
+	v.byHash[h] = slot
 	v.noteNonce(e)
 	if !fits {
 		// Wait for the predecessor. An entry that can never fit stays here:
 		// its slot is taken, so a conflicting entry shows as equivocation.
+		v.seen[slot] = h
 		v.pending[slot] = append(v.pending[slot], e)
 		v.nPend++
 		v.pendingBy[e.Author]++
@@ -193,6 +229,7 @@ func (v *View) ingestVerified(e *Entry, h Hash) ([]*Entry, error) {
 			hd := f.head()
 			if p.Prev == hd.Hash && p.Time >= hd.Time {
 				e, h = p, v.seen[next]
+				delete(v.seen, next)
 				v.pending[next] = append(v.pending[next][:i], v.pending[next][i+1:]...)
 				if len(v.pending[next]) == 0 {
 					delete(v.pending, next)
@@ -233,8 +270,9 @@ func (v *View) addProof(p *EquivocationProof) {
 }
 
 func (v *View) accept(f *feed, e *Entry, h Hash) {
-	f.entries = append(f.entries, e)
 	f.hashes = append(f.hashes, h)
+	f.hd = Head{Seq: e.Seq, Hash: h, Time: e.Time}
+	v.keep(f, e)
 	body, err := decodeBody(e.Kind, e.Body)
 	if err != nil {
 		// Verified before; cannot happen.
@@ -290,20 +328,133 @@ func (v *View) Head(author ID) Head {
 	return Head{}
 }
 
-// Feed returns the accepted entries of author's feed, in order. The slice
-// must not be modified.
-func (v *View) Feed(author ID) []*Entry {
-	if f := v.feeds[author]; f != nil {
-		return f.entries
+// HashAt returns the hash of author's accepted entry seq.
+func (v *View) HashAt(author ID, seq uint64) (Hash, bool) {
+	f := v.feeds[author]
+	if f == nil || seq == 0 || seq > uint64(len(f.hashes)) {
+		return Hash{}, false
+	}
+	return f.hashes[seq-1], true
+}
+
+// EntryAt returns author's accepted entry seq, read from the view's store
+// through its cache. An entry the view has not accepted is ErrNotFound.
+func (v *View) EntryAt(author ID, seq uint64) (*Entry, error) {
+	f := v.feeds[author]
+	if f == nil || seq == 0 || seq > uint64(len(f.hashes)) {
+		return nil, fmt.Errorf("entry %s#%d: %w", author.Short(), seq, ErrNotFound)
+	}
+	return v.acceptedAt(authorSeq{f.author, seq})
+}
+
+// acceptedAt reads the accepted entry at slot k: from the entries not
+// stored yet, the cache or the store.
+func (v *View) acceptedAt(k authorSeq) (*Entry, error) {
+	if e, ok := v.unstored[k]; ok {
+		return e, nil
+	}
+	if e, ok := v.cache.get(k); ok {
+		return e, nil
+	}
+	e, err := v.store.Get(k.author, k.seq)
+	if err != nil {
+		return nil, fmt.Errorf("ledger view: %w", err)
+	}
+	v.cache.add(k, e)
+	return e, nil
+}
+
+// FeedFrom calls fn with author's accepted entries from seq from (1 for
+// the whole feed) to the head, in order, and stops at the first error fn
+// returns. The entries are streamed from the store, past the cache: a
+// long feed costs no more memory than one entry. fn must not change the
+// view or write to its store (the store may hold a read transaction open
+// while fn runs).
+func (v *View) FeedFrom(author ID, from uint64, fn func(*Entry) error) error {
+	f := v.feeds[author]
+	if f == nil {
+		return nil
+	}
+	last := uint64(len(f.hashes))
+	next := max(from, 1)
+	errStop := errors.New("stop")
+	for next <= last {
+		k := authorSeq{f.author, next}
+		if e, ok := v.unstored[k]; ok {
+			if err := fn(e); err != nil {
+				return err
+			}
+			next++
+			continue
+		}
+		var ferr error
+		err := v.store.ScanFeed(f.author, next, func(e *Entry) error {
+			if e.Seq != next || e.Seq > last {
+				return errStop // past the head, or the rest is not stored yet
+			}
+			if _, ok := v.unstored[authorSeq{f.author, e.Seq}]; ok {
+				return errStop
+			}
+			if ferr = fn(e); ferr != nil {
+				return ferr
+			}
+			next++
+			return nil
+		})
+		if ferr != nil {
+			return ferr
+		}
+		if err != nil && err != errStop {
+			return fmt.Errorf("ledger view: read feed %s: %w", author.Short(), err)
+		}
+		if _, ok := v.unstored[authorSeq{f.author, next}]; next <= last && !ok {
+			return fmt.Errorf("ledger view: read feed %s#%d: %w", author.Short(), next, ErrNotFound)
+		}
 	}
 	return nil
+}
+
+// entriesOf ranges over author's accepted entries (with their index,
+// seq-1), streamed as FeedFrom does. A store that cannot be read ends the
+// walk early, as it ends Feed's slice: a view's own MemStore never fails.
+func (v *View) entriesOf(author ID) iter.Seq2[int, *Entry] {
+	return func(yield func(int, *Entry) bool) {
+		stop := errors.New("stop")
+		_ = v.FeedFrom(author, 1, func(e *Entry) error {
+			if !yield(int(e.Seq-1), e) {
+				return stop
+			}
+			return nil
+		})
+	}
+}
+
+// hashOf returns the hash of e, an entry the view accepted or holds
+// pending, without encoding it again.
+func (v *View) hashOf(e *Entry) Hash {
+	if f := v.feeds[e.Author]; f != nil {
+		if h, ok := v.slotHash(f, authorSeq{e.Author, e.Seq}); ok {
+			return h
+		}
+	}
+	return Hash{}
+}
+
+// Feed returns the accepted entries of author's feed, in order. It reads
+// the whole feed into memory: costly for a long feed, and meant for tests
+// and small feeds; FeedFrom streams, HashAt and Head answer without
+// reading entries. An entry the store cannot give ends the slice early.
+func (v *View) Feed(author ID) []*Entry {
+	var out []*Entry
+	_ = v.FeedFrom(author, 1, func(e *Entry) error { out = append(out, e); return nil })
+	return out
 }
 
 // Authors returns the authors with at least one accepted entry, sorted.
 func (v *View) Authors() []ID {
 	out := make([]ID, 0, len(v.feeds))
 	for a, f := range v.feeds {
-		if len(f.entries) > 0 {
+		if len(f.hashes) > 0 {
 			out = append(out, a)
 		}
 	}
@@ -311,10 +462,66 @@ func (v *View) Authors() []ID {
 	return out
 }
 
-// Entry returns an accepted or pending entry by hash.
+// Entry returns an accepted or pending entry by hash. An accepted entry is
+// read from the store, through the cache.
 func (v *View) Entry(h Hash) (*Entry, bool) {
-	e, ok := v.byHash[h]
-	return e, ok
+	k, ok := v.byHash[h]
+	if !ok {
+		return nil, false
+	}
+	e, err := v.entryBySlot(k, h)
+	return e, err == nil
+}
+
+// Has reports whether the view holds the entry with hash h, accepted or
+// pending, without reading it.
+func (v *View) Has(h Hash) bool {
+	_, ok := v.byHash[h]
+	return ok
+}
+
+// slotHash is the hash of the entry that holds slot k of feed f, accepted
+// or pending.
+func (v *View) slotHash(f *feed, k authorSeq) (Hash, bool) {
+	if k.seq >= 1 && k.seq <= uint64(len(f.hashes)) {
+		return f.hashes[k.seq-1], true
+	}
+	h, ok := v.seen[k]
+	return h, ok
+}
+
+// entryBySlot returns the entry with hash h at slot k, accepted or pending.
+func (v *View) entryBySlot(k authorSeq, h Hash) (*Entry, error) {
+	if f := v.feeds[k.author]; f != nil && k.seq >= 1 && k.seq <= uint64(len(f.hashes)) && f.hashes[k.seq-1] == h {
+		return v.acceptedAt(authorSeq{f.author, k.seq})
+	}
+	for _, e := range v.pending[k] {
+		if len(v.pending[k]) == 1 || e.Hash() == h {
+			return e, nil
+		}
+	}
+	return nil, fmt.Errorf("entry %s#%d: %w", k.author.Short(), k.seq, ErrNotFound)
+}
+
+// keep makes accepted entry e readable: written to the view's own store,
+// or held until the Ledger has stored it.
+func (v *View) keep(f *feed, e *Entry) {
+	k := authorSeq{f.author, e.Seq}
+	if v.own {
+		if err := v.store.Put(e); err == nil {
+			return
+		}
+		// A MemStore refuses only when closed, which a view's own never is.
+	}
+	v.unstored[k] = e
+}
+
+// stored tells the view that its store now holds es (accepted entries):
+// it stops holding them in memory.
+func (v *View) stored(es []*Entry) {
+	for _, e := range es {
+		delete(v.unstored, authorSeq{e.Author, e.Seq})
+	}
 }
 
 // Pending is the number of entries waiting for a missing predecessor.

@@ -159,12 +159,13 @@ func (w *Wallet) ImportLedger(r io.Reader) (ImportResult, error) {
 	}
 	defer l.Close()
 	res := ImportResult{Entries: len(es)}
-	known := map[consent.Hash]bool{}
-	for _, e := range l.Entries() {
-		known[e.Hash()] = true
-	}
 	for _, e := range es {
-		if known[e.Hash()] {
+		var known bool // accepted already
+		l.View(func(v *consent.View) {
+			h, ok := v.HashAt(e.Author, e.Seq)
+			known = ok && h == e.Hash()
+		})
+		if known {
 			res.Known++
 			continue
 		}
@@ -181,9 +182,6 @@ func (w *Wallet) ImportLedger(r io.Reader) (ImportResult, error) {
 			res.Rejected++
 		case err != nil:
 			return res, err
-		}
-		for _, a := range acc {
-			known[a.Hash()] = true
 		}
 		res.Added += len(acc)
 	}

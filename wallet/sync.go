@@ -130,17 +130,21 @@ func (w *Wallet) Sync(ctx context.Context) (SyncResult, error) {
 		return res, err
 	}
 	l.View(func(v *consent.View) {
-		for _, e := range v.Feed(w.ID()) {
+		err = v.FeedFrom(w.ID(), 1, func(e *consent.Entry) error {
 			if e.Kind != consent.KindAnchor {
-				continue
+				return nil
 			}
 			if b, err := e.DecodedBody(); err == nil {
 				a := b.(*consent.AnchorBody)
 				anchors[a.Record] = a.Manifest
 			}
-		}
+			return nil
+		})
 	})
 	l.Close()
+	if err != nil {
+		return res, err
+	}
 	copies, err := c.ListManifests(ctx, w.ID(), "")
 	if err != nil {
 		return res, err

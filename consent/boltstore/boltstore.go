@@ -174,6 +174,29 @@ func (s *Store) Scan(fn func(*consent.Entry) error) error {
 	})
 }
 
+// ScanFeed implements consent.Store: a cursor seeks to (author, from) and
+// walks author's keys. fn runs inside a read transaction and must not write
+// to the store.
+func (s *Store) ScanFeed(author consent.ID, from uint64, fn func(*consent.Entry) error) error {
+	prefix := key(author, 0)[:len(author)+1]
+	return s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(entriesBucket).Cursor()
+		for k, v := c.Seek(key(author, from)); k != nil && bytes.HasPrefix(k, prefix) && len(k) == len(prefix)+8; k, v = c.Next() {
+			e, err := consent.DecodeEntry(bytes.Clone(v))
+			if err != nil {
+				return fmt.Errorf("stored entry %x: %w", k[len(k)-8:], err)
+			}
+			if e.Author != author || e.Seq != binary.BigEndian.Uint64(k[len(prefix):]) {
+				return fmt.Errorf("stored entry %s#%d is filed under another key", e.Author.Short(), e.Seq)
+			}
+			if err := fn(e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 // ScanRaw implements consent.RawScanner. fn runs inside a read
 // transaction, must not write to the store, and must not keep b.
 func (s *Store) ScanRaw(fn func(b []byte) error) error {

@@ -11,6 +11,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -180,6 +181,66 @@ func Run(t *testing.T, newStore func(t *testing.T) consent.Store) {
 		})
 		if !errors.Is(err, stop) || n != 2 {
 			t.Fatalf("scan went on after an error: n=%d err=%v", n, err)
+		}
+	})
+	t.Run("ScanFeed", func(t *testing.T) {
+		s := newStore(t)
+		alice, bob, carol := signer(t, "alice"), signer(t, "bob"), signer(t, "carol")
+		as := feed(t, alice, 10, "a")
+		// Neighbours on both sides of alice in the key order, so that a
+		// scan that runs past its author shows.
+		for _, e := range append(append(feed(t, bob, 4, "b"), as...), feed(t, carol, 4, "c")...) {
+			if err := s.Put(e); err != nil {
+				t.Fatal(err)
+			}
+		}
+		seqs := func(author consent.ID, from uint64) []uint64 {
+			t.Helper()
+			var got []uint64
+			err := s.ScanFeed(author, from, func(e *consent.Entry) error {
+				if e.Author != author {
+					t.Fatalf("ScanFeed(%s) gave an entry of %s", author.Short(), e.Author.Short())
+				}
+				if author == alice.ID() && e.Hash() != as[e.Seq-1].Hash() {
+					t.Fatalf("seq %d: got a different entry", e.Seq)
+				}
+				got = append(got, e.Seq)
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return got
+		}
+		for _, c := range []struct {
+			name   string
+			author consent.ID
+			from   uint64
+			want   []uint64
+		}{
+			{"from 1", alice.ID(), 1, []uint64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}},
+			{"from 0", alice.ID(), 0, []uint64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}},
+			{"from the middle", alice.ID(), 7, []uint64{7, 8, 9, 10}},
+			{"the last", alice.ID(), 10, []uint64{10}},
+			{"past the end", alice.ID(), 11, nil},
+			{"far past the end", alice.ID(), 1 << 62, nil},
+			{"another author", bob.ID(), 2, []uint64{2, 3, 4}},
+			{"unknown author", signer(t, "dave").ID(), 1, nil},
+		} {
+			if got := seqs(c.author, c.from); !slices.Equal(got, c.want) {
+				t.Errorf("%s: ScanFeed gave seqs %v, want %v", c.name, got, c.want)
+			}
+		}
+		stop := errors.New("stop")
+		n := 0
+		err := s.ScanFeed(alice.ID(), 1, func(*consent.Entry) error {
+			if n++; n == 3 {
+				return stop
+			}
+			return nil
+		})
+		if !errors.Is(err, stop) || n != 3 {
+			t.Fatalf("ScanFeed went on after an error: n=%d err=%v", n, err)
 		}
 	})
 	t.Run("Concurrent", func(t *testing.T) {

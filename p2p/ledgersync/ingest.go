@@ -176,9 +176,8 @@ func (in *Ingest) holds(e *consent.Entry) bool {
 	h := e.Hash()
 	var ok bool
 	in.l.View(func(v *consent.View) {
-		if v.Head(e.Author).Seq >= e.Seq {
-			_, ok = v.Entry(h)
-		}
+		got, held := v.HashAt(e.Author, e.Seq)
+		ok = held && got == h
 	})
 	return ok
 }
@@ -318,7 +317,7 @@ func (in *Ingest) extends(e *consent.Entry, h consent.Hash, heads map[consent.ID
 		if !inRun {
 			head = v.Head(e.Author)
 		}
-		_, known := v.Entry(h)
+		known := v.Has(h)
 		ok = !known && !v.Equivocating(e.Author)
 	})
 	return ok && e.Seq == head.Seq+1 && e.Prev == head.Hash && e.Time >= head.Time
@@ -383,7 +382,7 @@ func (in *Ingest) acceptLocked(e *consent.Entry, h consent.Hash, size int) resul
 	var known, equivocated bool
 	in.l.View(func(v *consent.View) {
 		head = v.Head(e.Author)
-		_, known = v.Entry(h)
+		known = v.Has(h)
 		equivocated = v.Equivocating(e.Author)
 	})
 	switch {

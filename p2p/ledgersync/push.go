@@ -229,7 +229,8 @@ func (s *PushService) offer(remote peer.ID, heads []feedHead) offerAnswer {
 			h := v.Head(fh.Author)
 			ans.Held[i] = heldHead{Seq: h.Seq, Hash: h.Hash}
 			if fh.Seq >= 1 && fh.Seq <= h.Seq {
-				ans.Held[i].Has = v.Feed(fh.Author)[fh.Seq-1].Hash() == fh.Hash
+				h, _ := v.HashAt(fh.Author, fh.Seq)
+				ans.Held[i].Has = h == fh.Hash
 			}
 		}
 	})

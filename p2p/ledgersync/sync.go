@@ -350,14 +350,22 @@ func (s *SyncService) fetch(remote peer.ID, author consent.ID, from uint64, limi
 	s.in.n.fetches.Add(1)
 	n := min(int(limit), maxBatchLen)
 	var es []*consent.Entry
+	var rerr error
 	s.in.l.View(func(v *consent.View) {
-		f := v.Feed(author)
-		if from > uint64(len(f)) {
+		if n <= 0 {
 			return
 		}
-		f = f[from-1:]
-		es = append(es, f[:min(n, len(f))]...)
+		rerr = v.FeedFrom(author, from, func(e *consent.Entry) error {
+			es = append(es, e)
+			if len(es) == n {
+				return errFull
+			}
+			return nil
+		})
 	})
+	if rerr != nil && !errors.Is(rerr, errFull) {
+		return batch{}, fmt.Errorf("fetch: %w", rerr)
+	}
 	b := batch{Entries: [][]byte{}}
 	size := 0
 	for _, e := range es {
@@ -371,6 +379,15 @@ func (s *SyncService) fetch(remote peer.ID, author consent.ID, from uint64, limi
 	s.in.n.served.Add(uint64(len(b.Entries)))
 	return b, nil
 }
+
+// hashIs reports whether v's accepted entry seq of author has hash h.
+func hashIs(v *consent.View, author consent.ID, seq uint64, h consent.Hash) bool {
+	got, ok := v.HashAt(author, seq)
+	return ok && got == h
+}
+
+// errFull stops a feed read that has what it needs.
+var errFull = errors.New("batch full")
 
 // SyncWith pulls from p every entry of every feed that p holds beyond this
 // peer's heads, and ingests them. It also fetches the entry behind any head
@@ -408,7 +425,7 @@ func (s *SyncService) syncWith(ctx context.Context, p peer.ID) (int, error) {
 				// from ours, its entry there differs and the equivocation is
 				// recorded, instead of every later entry failing to link.
 				from, ok = max(local.Seq, 1), true
-			case fh.Seq > 0 && v.Feed(fh.Author)[fh.Seq-1].Hash() != fh.Hash:
+			case fh.Seq > 0 && !hashIs(v, fh.Author, fh.Seq, fh.Hash):
 				from, ok = fh.Seq, true
 			}
 		})
