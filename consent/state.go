@@ -479,3 +479,170 @@ func (v *View) restoreDerived(st *viewState) error {
 	}
 	return nil
 }
+
+// restoreView returns the view that state b describes, its accepted
+// entries in s. Nothing in b is trusted that can be checked cheaply: the
+// checksum, the version, the shape of every table.
+func restoreView(b []byte, s Store) (*View, error) {
+	st, err := decodeState(b)
+	if err != nil {
+		return nil, err
+	}
+	v := newView(s)
+	if err := v.restoreFeeds(st); err != nil {
+		return nil, err
+	}
+	if err := v.restoreDerived(st); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+func (v *View) restoreFeeds(st *viewState) error {
+	const hl = len(Hash{})
+	n := 0
+	for i, sf := range st.Feeds {
+		if len(sf.Hashes) == 0 || len(sf.Hashes)%hl != 0 || i > 0 && st.Feeds[i-1].Author >= sf.Author {
+			return fmt.Errorf("%w: feed table", ErrStateCorrupt)
+		}
+		n += len(sf.Hashes) / hl
+	}
+	v.byHash = make(map[Hash]authorSeq, n)
+	for _, sf := range st.Feeds {
+		f := &feed{author: sf.Author, hashes: make([]Hash, len(sf.Hashes)/hl)}
+		for j := range f.hashes {
+			copy(f.hashes[j][:], sf.Hashes[j*hl:])
+			v.byHash[f.hashes[j]] = authorSeq{f.author, uint64(j + 1)}
+		}
+		f.hd = Head{Seq: uint64(len(f.hashes)), Hash: f.hashes[len(f.hashes)-1], Time: sf.HeadTime}
+		v.feeds[f.author] = f
+	}
+	if len(v.byHash) != n {
+		return fmt.Errorf("%w: an entry hash repeats", ErrStateCorrupt)
+	}
+	return nil
+}
+
+// count is the number of entries the view accepted.
+func (v *View) count() uint64 {
+	var n uint64
+	for _, f := range v.feeds {
+		n += uint64(len(f.hashes))
+	}
+	return n
+}
+
+// The Ledger's side: load at open, save at close.
+
+// stateMark is what a Ledger knows of the state saved beside its entries.
+type stateMark struct {
+	saved   bool   // a state of generation gen is saved
+	gen     uint64 // the generation of the saved state
+	fromSt  bool   // the view was restored from the saved state at open
+	tainted bool   // the view holds what its store does not (see note)
+}
+
+// maxHeadChecks bounds the feeds whose head openFromState reads back from
+// the store to check that the state describes it.
+const maxHeadChecks = 64
+
+// openFromState returns a Ledger whose view is restored from the state s
+// keeps, or nil when s keeps none, or one that is stale, unreadable or
+// does not match s: the caller then rebuilds the view from the entries.
+// Nothing here is an error the user sees.
+func openFromState(s Store) *Ledger {
+	ss, ok := s.(StateStore)
+	if !ok {
+		return nil
+	}
+	gen, b, err := ss.LoadState()
+	if err != nil || b == nil {
+		return nil
+	}
+	if cur, err := ss.Generation(); err != nil || cur != gen {
+		return nil
+	}
+	v, err := restoreView(b, s)
+	if err != nil || v.count() != gen || !headsMatch(v, s) {
+		return nil
+	}
+	return &Ledger{store: s, view: v, st: stateMark{saved: true, gen: gen, fromSt: true}}
+}
+
+// headsMatch reads back the head entry of some of v's feeds (all of them
+// up to maxHeadChecks, else that many spread over the authors) and checks
+// that the store holds it, with the state's hash and time, and nothing
+// after it.
+func headsMatch(v *View, s Store) bool {
+	authors := v.Authors()
+	step := max(1, len(authors)/maxHeadChecks)
+	for i := 0; i < len(authors); i += step {
+		a := authors[i]
+		hd := v.Head(a)
+		e, err := s.Get(a, hd.Seq)
+		if err != nil || e.Hash() != hd.Hash || e.Time != hd.Time {
+			return false
+		}
+		if _, err := s.Get(a, hd.Seq+1); !errors.Is(err, ErrNotFound) {
+			return false
+		}
+	}
+	return true
+}
+
+// noteIngest records, from what the view said of an entry it was handed,
+// whether the view now holds something its store does not. The one case
+// is an equivocation: the view keeps the proof (and the conflicting
+// entry's nonce) in memory, and a view rebuilt from the store would not
+// have them. Such a view's state is not saved: a state must be exactly
+// what the store implies.
+func (l *Ledger) noteIngest(err error) {
+	if err != nil && errors.Is(err, ErrEquivocation) {
+		l.st.tainted = true
+	}
+}
+
+// SaveState saves the view's state beside the entries, if the store keeps
+// one (StateStore) and the view changed since the state was loaded or last
+// saved, so that the next OpenLedger need not read every entry. Close
+// calls it; a long-running peer may call it now and then, so that a crash
+// costs less at the next start. It saves nothing, and says nothing, when
+// the view holds anything the store does not: entries waiting for a
+// predecessor, an entry the store failed to take, or an equivocation it
+// was handed.
+func (l *Ledger) SaveState() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.saveState()
+}
+
+func (l *Ledger) saveState() error {
+	ss, ok := l.store.(StateStore)
+	if !ok || l.st.tainted || l.view.Pending() > 0 || len(l.view.unstored) > 0 {
+		return nil
+	}
+	n := l.view.count()
+	if l.st.saved && l.st.gen == n {
+		return nil
+	}
+	gen, err := ss.Generation()
+	if err != nil {
+		return err
+	}
+	if gen != n {
+		return nil // the store holds what the view does not, or the reverse
+	}
+	b, err := EncodeState(l.view)
+	if err != nil {
+		return err
+	}
+	if err := ss.SaveState(gen, b); err != nil {
+		return err
+	}
+	l.st.saved, l.st.gen = true, gen
+	return nil
+}
+
+// OpenedFromState reports whether OpenLedger restored the view from the
+// state saved beside the entries (rather than reading every entry).
+func (l *Ledger) OpenedFromState() bool { return l.st.fromSt }

@@ -53,11 +53,21 @@ func addGeneration(tx *bolt.Tx, n int) error {
 }
 
 // initGeneration gives a store from before the generation one: the
-// number of entries it holds.
+// number of entries it holds. It counts them again when the entries
+// changed since the state was saved but the generation did not: a binary
+// that does not keep the generation wrote to the store.
 func initGeneration(tx *bolt.Tx) error {
 	m := tx.Bucket(metaBucket)
-	if _, ok := getUint(m, genKey); ok {
-		return nil
+	if g, ok := getUint(m, genKey); ok {
+		sb := tx.Bucket(stateBucket)
+		if sb == nil {
+			return nil
+		}
+		sg, ok1 := getUint(sb, genKey)
+		root, ok2 := getUint(sb, rootKey)
+		if !ok1 || !ok2 || sg != g || root == uint64(tx.Bucket(entriesBucket).Root()) {
+			return nil
+		}
 	}
 	n := tx.Bucket(entriesBucket).Stats().KeyN
 	return putUint(m, genKey, uint64(n))
