@@ -68,7 +68,11 @@ type stateEnvelope struct {
 // viewState is the payload of a state. Every slice is sorted by its first
 // field (then its second where the first repeats).
 type viewState struct {
-	_           struct{} `cbor:",toarray"`
+	_ struct{} `cbor:",toarray"`
+	// IDs are the IDs the tables below name by stateRef, sorted: the feeds'
+	// authors, grants' authors, grantees and issuers, revokers, requesters
+	// and grantors, each written once however many entries name it.
+	IDs         []ID
 	Feeds       []stateFeed
 	Grants      []stateGrant
 	Revocations []stateRevocation
@@ -89,31 +93,35 @@ type viewState struct {
 // (32 bytes each), and the time of its head entry.
 type stateFeed struct {
 	_        struct{} `cbor:",toarray"`
-	Author   ID
+	Author   stateRef
 	Hashes   []byte
 	HeadTime int64
 }
 
+// stateGrant is a grant; its body's Grantee and Issuer are empty, named
+// by reference beside it.
 type stateGrant struct {
-	_      struct{} `cbor:",toarray"`
-	ID     Hash
-	Author ID
-	Seq    uint64
-	Time   int64
-	Body   Grant
+	_       struct{} `cbor:",toarray"`
+	ID      Hash
+	Author  stateRef
+	Seq     uint64
+	Time    int64
+	Grantee stateRef
+	Issuer  stateRef
+	Body    Grant
 }
 
 // stateRevocation is an entry hash and the authors who revoked it.
 type stateRevocation struct {
 	_       struct{} `cbor:",toarray"`
 	Target  Hash
-	Authors []ID
+	Authors []stateRef
 }
 
 // stateNonces are the nonces of one requester's logged requests.
 type stateNonces struct {
 	_         struct{} `cbor:",toarray"`
-	Requester ID
+	Requester stateRef
 	Nonces    [][]byte
 }
 
@@ -188,8 +196,48 @@ type stateServe struct {
 // view rebuilt from a store has them in).
 type stateGrantors struct {
 	_       struct{} `cbor:",toarray"`
-	Grantee ID
-	Owners  []ID
+	Grantee stateRef
+	Owners  []stateRef
+}
+
+// stateRef names an ID of viewState.IDs: i+1 for IDs[i], 0 for none.
+type stateRef uint64
+
+// idTable assigns references to the IDs of a state.
+type idTable struct {
+	ids  []ID
+	refs map[ID]stateRef
+}
+
+func (t *idTable) note(id ID) {
+	if id == "" {
+		return
+	}
+	if _, ok := t.refs[id]; !ok {
+		t.refs[id] = 0
+		t.ids = append(t.ids, id)
+	}
+}
+
+// number sorts the IDs noted and numbers them.
+func (t *idTable) number() {
+	slices.Sort(t.ids)
+	for i, id := range t.ids {
+		t.refs[id] = stateRef(i + 1)
+	}
+}
+
+func (t *idTable) ref(id ID) stateRef { return t.refs[id] }
+
+// lookup resolves a reference of a decoded state.
+func lookup(ids []ID, r stateRef) (ID, error) {
+	if r == 0 {
+		return "", nil
+	}
+	if r > stateRef(len(ids)) {
+		return "", fmt.Errorf("%w: ID reference %d of %d", ErrStateCorrupt, r, len(ids))
+	}
+	return ids[r-1], nil
 }
 
 // stateDec decodes states. The payload is checked against its SHA-256
@@ -230,6 +278,36 @@ func EncodeState(v *View) ([]byte, error) {
 // state gathers the view's tables, sorted.
 func (v *View) state() *viewState {
 	st := &viewState{}
+	t := &idTable{refs: make(map[ID]stateRef)}
+	for a, f := range v.feeds {
+		if len(f.hashes) > 0 {
+			t.note(a)
+		}
+	}
+	for _, g := range v.grants {
+		t.note(g.Author)
+		t.note(g.Grantee)
+		t.note(g.Issuer)
+	}
+	for _, m := range v.revokedBy {
+		for a := range m {
+			t.note(a)
+		}
+	}
+	byReq := make(map[ID][][]byte)
+	for k := range v.nonces {
+		t.note(k.requester)
+		byReq[k.requester] = append(byReq[k.requester], []byte(k.nonce))
+	}
+	for g, os := range v.grantors {
+		t.note(g)
+		for _, o := range os {
+			t.note(o)
+		}
+	}
+	t.number()
+	st.IDs = t.ids
+
 	for a, f := range v.feeds {
 		if len(f.hashes) == 0 {
 			continue
@@ -238,22 +316,29 @@ func (v *View) state() *viewState {
 		for _, h := range f.hashes {
 			hs = append(hs, h[:]...)
 		}
-		st.Feeds = append(st.Feeds, stateFeed{Author: a, Hashes: hs, HeadTime: f.head().Time})
+		st.Feeds = append(st.Feeds, stateFeed{Author: t.ref(a), Hashes: hs, HeadTime: f.head().Time})
 	}
-	slices.SortFunc(st.Feeds, func(a, b stateFeed) int { return strings.Compare(string(a.Author), string(b.Author)) })
+	slices.SortFunc(st.Feeds, func(a, b stateFeed) int { return cmpUint(uint64(a.Author), uint64(b.Author)) })
 
-	st.Grants = make([]stateGrant, 0, len(v.grants))
+	gs := make([]*GrantInfo, 0, len(v.grants))
 	for _, g := range v.grants {
-		st.Grants = append(st.Grants, stateGrant{ID: g.ID, Author: g.Author, Seq: g.Seq, Time: g.Time, Body: g.Grant})
+		gs = append(gs, g)
 	}
-	slices.SortFunc(st.Grants, func(a, b stateGrant) int { return cmpHash(a.ID, b.ID) })
+	slices.SortFunc(gs, func(a, b *GrantInfo) int { return cmpHash(a.ID, b.ID) })
+	st.Grants = make([]stateGrant, len(gs))
+	for i, g := range gs {
+		sg := &st.Grants[i]
+		*sg = stateGrant{ID: g.ID, Author: t.ref(g.Author), Seq: g.Seq, Time: g.Time,
+			Grantee: t.ref(g.Grantee), Issuer: t.ref(g.Issuer), Body: g.Grant}
+		sg.Body.Grantee, sg.Body.Issuer = "", ""
+	}
 
 	st.Revocations = make([]stateRevocation, 0, len(v.revokedBy))
 	for h, m := range v.revokedBy {
 		r := stateRevocation{Target: h}
 		for a, ok := range m {
 			if ok {
-				r.Authors = append(r.Authors, a)
+				r.Authors = append(r.Authors, t.ref(a))
 			}
 		}
 		slices.Sort(r.Authors)
@@ -261,15 +346,11 @@ func (v *View) state() *viewState {
 	}
 	slices.SortFunc(st.Revocations, func(a, b stateRevocation) int { return cmpHash(a.Target, b.Target) })
 
-	byReq := make(map[ID][][]byte)
-	for k := range v.nonces {
-		byReq[k.requester] = append(byReq[k.requester], []byte(k.nonce))
-	}
 	for r, ns := range byReq {
 		slices.SortFunc(ns, bytes.Compare)
-		st.Nonces = append(st.Nonces, stateNonces{Requester: r, Nonces: ns})
+		st.Nonces = append(st.Nonces, stateNonces{Requester: t.ref(r), Nonces: ns})
 	}
-	slices.SortFunc(st.Nonces, func(a, b stateNonces) int { return strings.Compare(string(a.Requester), string(b.Requester)) })
+	slices.SortFunc(st.Nonces, func(a, b stateNonces) int { return cmpUint(uint64(a.Requester), uint64(b.Requester)) })
 
 	for a, p := range v.proofs {
 		st.Proofs = append(st.Proofs, stateProof{Author: a, A: p.A, B: p.B})
@@ -331,11 +412,14 @@ func (v *View) state() *viewState {
 	}
 	slices.SortFunc(st.Serving, func(a, b stateServe) int { return strings.Compare(string(a.Author), string(b.Author)) })
 	for g, os := range v.grantors {
-		os = slices.Clone(os)
-		slices.Sort(os)
-		st.Grantors = append(st.Grantors, stateGrantors{Grantee: g, Owners: os})
+		refs := make([]stateRef, len(os))
+		for i, o := range os {
+			refs[i] = t.ref(o)
+		}
+		slices.Sort(refs)
+		st.Grantors = append(st.Grantors, stateGrantors{Grantee: t.ref(g), Owners: refs})
 	}
-	slices.SortFunc(st.Grantors, func(a, b stateGrantors) int { return strings.Compare(string(a.Grantee), string(b.Grantee)) })
+	slices.SortFunc(st.Grantors, func(a, b stateGrantors) int { return cmpUint(uint64(a.Grantee), uint64(b.Grantee)) })
 	return st
 }
 
@@ -381,10 +465,25 @@ func decodeState(b []byte) (*viewState, error) {
 // st, and rebuilds the indexes they imply: the grant index, credentials by
 // subject, and each requester's first break-glass entry per grant.
 func (v *View) restoreDerived(st *viewState) error {
+	ids := st.IDs
+	for i := 1; i < len(ids); i++ {
+		if ids[i-1] >= ids[i] {
+			return fmt.Errorf("%w: ID table", ErrStateCorrupt)
+		}
+	}
+	var bad error
+	id := func(r stateRef) ID {
+		x, err := lookup(ids, r)
+		if err != nil {
+			bad = err
+		}
+		return x
+	}
 	scopes := make(map[string]Scope)
 	for i := range st.Grants {
 		sg := &st.Grants[i]
-		gi := &GrantInfo{ID: sg.ID, Author: sg.Author, Seq: sg.Seq, Time: sg.Time, Grant: sg.Body}
+		gi := &GrantInfo{ID: sg.ID, Author: id(sg.Author), Seq: sg.Seq, Time: sg.Time, Grant: sg.Body}
+		gi.Grantee, gi.Issuer = id(sg.Grantee), id(sg.Issuer)
 		for _, s := range gi.Scopes {
 			sc, ok := scopes[s]
 			if !ok {
@@ -401,7 +500,7 @@ func (v *View) restoreDerived(st *viewState) error {
 	for _, r := range st.Revocations {
 		m := make(map[ID]bool, len(r.Authors))
 		for _, a := range r.Authors {
-			m[a] = true
+			m[id(a)] = true
 		}
 		v.revokedBy[r.Target] = m
 	}
@@ -412,8 +511,9 @@ func (v *View) restoreDerived(st *viewState) error {
 		v.gx.add(gi, !v.revokedBy[gi.ID][gi.Author])
 	}
 	for _, n := range st.Nonces {
+		r := id(n.Requester)
 		for _, x := range n.Nonces {
-			v.nonces[nonceKey{n.Requester, string(x)}] = struct{}{}
+			v.nonces[nonceKey{r, string(x)}] = struct{}{}
 		}
 	}
 	for _, p := range st.Proofs {
@@ -474,10 +574,14 @@ func (v *View) restoreDerived(st *viewState) error {
 	if len(st.Grantors) > 0 {
 		v.grantors = make(map[ID][]ID, len(st.Grantors))
 		for _, g := range st.Grantors {
-			v.grantors[g.Grantee] = g.Owners
+			os := make([]ID, len(g.Owners))
+			for i, o := range g.Owners {
+				os[i] = id(o)
+			}
+			v.grantors[id(g.Grantee)] = os
 		}
 	}
-	return nil
+	return bad
 }
 
 // restoreView returns the view that state b describes, its accepted
@@ -502,14 +606,15 @@ func (v *View) restoreFeeds(st *viewState) error {
 	const hl = len(Hash{})
 	n := 0
 	for i, sf := range st.Feeds {
-		if len(sf.Hashes) == 0 || len(sf.Hashes)%hl != 0 || i > 0 && st.Feeds[i-1].Author >= sf.Author {
+		if len(sf.Hashes) == 0 || len(sf.Hashes)%hl != 0 || sf.Author == 0 || sf.Author > stateRef(len(st.IDs)) ||
+			i > 0 && st.Feeds[i-1].Author >= sf.Author {
 			return fmt.Errorf("%w: feed table", ErrStateCorrupt)
 		}
 		n += len(sf.Hashes) / hl
 	}
 	v.byHash = make(map[Hash]authorSeq, n)
 	for _, sf := range st.Feeds {
-		f := &feed{author: sf.Author, hashes: make([]Hash, len(sf.Hashes)/hl)}
+		f := &feed{author: st.IDs[sf.Author-1], hashes: make([]Hash, len(sf.Hashes)/hl)}
 		for j := range f.hashes {
 			copy(f.hashes[j][:], sf.Hashes[j*hl:])
 			v.byHash[f.hashes[j]] = authorSeq{f.author, uint64(j + 1)}
