@@ -52,6 +52,21 @@ func WriteExport(w io.Writer, entries []*Entry) error {
 // certificate's canonical CBOR encoding as a byte string, then the number
 // of checkpoint notes and each note as a byte string.
 func WriteExportFile(w io.Writer, x *ExportFile) error {
+	return WriteExportFrom(w, x, len(x.Entries), func(fn func(*Entry) error) error {
+		for _, e := range x.Entries {
+			if err := fn(e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// WriteExportFrom writes what WriteExportFile writes for x, with the n
+// entries scan gives (in order) in place of x.Entries: they are written as
+// scan reads them (Ledger.Scan, say), so that exporting a ledger does not
+// hold it in memory. scan giving other than n entries is an error.
+func WriteExportFrom(w io.Writer, x *ExportFile, n int, scan func(fn func(*Entry) error) error) error {
 	bw := bufio.NewWriter(w)
 	withCkpts := len(x.Certs) > 0 || len(x.Checkpoints) > 0
 	if withCkpts {
@@ -63,9 +78,20 @@ func WriteExportFile(w io.Writer, x *ExportFile) error {
 		bw.Write(cborHead(2, uint64(len(b))))
 		bw.Write(b)
 	}
-	bw.Write(cborHead(0, uint64(len(x.Entries))))
-	for _, e := range x.Entries {
+	bw.Write(cborHead(0, uint64(n)))
+	got := 0
+	err := scan(func(e *Entry) error {
+		if got++; got > n {
+			return fmt.Errorf("export: more than the %d entries announced", n)
+		}
 		bytesItem(e.Encode())
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if got != n {
+		return fmt.Errorf("export: %d entries, %d announced", got, n)
 	}
 	if withCkpts {
 		bw.Write(cborHead(0, uint64(len(x.Certs))))

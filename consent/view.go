@@ -88,6 +88,7 @@ type View struct {
 	own      bool                 // the view writes accepted entries to store itself (NewView)
 	unstored map[authorSeq]*Entry // accepted entries not in store yet
 	cache    *entryCache
+	ids      map[ID]ID // interned identities (intern)
 
 	grants     map[Hash]*GrantInfo
 	gx         *grantIndex
@@ -139,6 +140,7 @@ func newView(s Store) *View {
 		store:      s,
 		unstored:   make(map[authorSeq]*Entry),
 		cache:      newEntryCache(EntryCacheSize),
+		ids:        make(map[ID]ID),
 		grants:     make(map[Hash]*GrantInfo),
 		gx:         newGrantIndex(),
 		revokedBy:  make(map[Hash]map[ID]bool),
@@ -181,7 +183,7 @@ func (v *View) Ingest(e *Entry) ([]*Entry, error) {
 func (v *View) ingestVerified(e *Entry, h Hash) ([]*Entry, error) {
 	f := v.feeds[e.Author]
 	if f == nil {
-		f = &feed{author: e.Author}
+		f = &feed{author: v.intern(e.Author)}
 		v.feeds[e.Author] = f
 	}
 	slot := authorSeq{f.author, e.Seq}
@@ -255,7 +257,7 @@ func (v *View) noteNonce(e *Entry) {
 	if err != nil {
 		return
 	}
-	v.nonces[nonceKey{r.Requester, string(r.Nonce)}] = struct{}{}
+	v.nonces[nonceKey{v.intern(r.Requester), string(r.Nonce)}] = struct{}{}
 }
 
 func (v *View) addProof(p *EquivocationProof) {
@@ -280,11 +282,12 @@ func (v *View) accept(f *feed, e *Entry, h Hash) {
 	}
 	switch b := body.(type) {
 	case *IdentityBody:
-		v.identities[e.Author] = b
+		v.identities[f.author] = b
 	case *AnchorBody:
-		v.anchors[ownerRecord{e.Author, b.Record}] = b
+		v.anchors[ownerRecord{f.author, b.Record}] = b
 	case *Grant:
-		gi := &GrantInfo{ID: h, Author: e.Author, Seq: e.Seq, Time: e.Time, Grant: *b}
+		gi := &GrantInfo{ID: h, Author: f.author, Seq: e.Seq, Time: e.Time, Grant: *b}
+		gi.Grantee = v.intern(b.Grantee)
 		for _, s := range b.Scopes {
 			if sc, err := ParseScope(s); err == nil {
 				gi.parsed = append(gi.parsed, sc)
@@ -292,7 +295,7 @@ func (v *View) accept(f *feed, e *Entry, h Hash) {
 		}
 		v.grants[h] = gi
 		v.gx.add(gi, !v.revokedBy[h][e.Author])
-		v.noteGrantor(e.Author, b.Grantee)
+		v.noteGrantor(f.author, gi.Grantee)
 	case *RevokeBody:
 		m := v.revokedBy[b.Grant]
 		if m == nil {
@@ -302,11 +305,11 @@ func (v *View) accept(f *feed, e *Entry, h Hash) {
 		if g, ok := v.grants[b.Grant]; ok && g.Author == e.Author && !m[e.Author] {
 			v.gx.revoke(g)
 		}
-		m[e.Author] = true
+		m[f.author] = true
 	case *EquivocationProof:
 		v.addProof(b)
 		a := b.Author()
-		v.proofLogs[a] = append(v.proofLogs[a], ProofLog{Author: a, Logger: e.Author, Seq: e.Seq, Entry: h, Time: e.Time})
+		v.proofLogs[a] = append(v.proofLogs[a], ProofLog{Author: a, Logger: f.author, Seq: e.Seq, Entry: h, Time: e.Time})
 	case *CredentialBody:
 		v.acceptCredential(e, h, b)
 	case *BreakGlassBody:
@@ -514,6 +517,16 @@ func (v *View) keep(f *feed, e *Entry) {
 		// A MemStore refuses only when closed, which a view's own never is.
 	}
 	v.unstored[k] = e
+}
+
+// intern returns id as the view first met it, so that the many entries
+// naming one identity hold one copy of its string.
+func (v *View) intern(id ID) ID {
+	if x, ok := v.ids[id]; ok {
+		return x
+	}
+	v.ids[id] = id
+	return id
 }
 
 // stored tells the view that its store now holds es (accepted entries):

@@ -7,6 +7,7 @@ package wallet
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -129,9 +130,15 @@ func (w *Wallet) ListAccesses(ctx context.Context, opts AccessLogOptions) (Acces
 			opened[h] = s
 			return s
 		}
-		cands := accessCandidates(v)
+		var cands []accessCandidate
+		if cands, err = accessCandidates(v); err != nil {
+			return
+		}
 		for i := len(cands) - 1; i >= 0; i-- {
-			e := cands[i].e
+			var e *consent.Entry
+			if e, err = v.EntryAt(cands[i].author, cands[i].seq); err != nil {
+				return
+			}
 			if !namesOwner(e, w.ID()) {
 				continue // decoded only: another owner's requests are not verified
 			}
@@ -156,6 +163,9 @@ func (w *Wallet) ListAccesses(ctx context.Context, opts AccessLogOptions) (Acces
 			setApart = page.SetApart
 		}
 	})
+	if err != nil {
+		return AccessPage{}, fmt.Errorf("access log: %w", err)
+	}
 	slices.Reverse(page.Accesses)
 	if page.More && len(page.Accesses) > 0 {
 		page.Since = page.Accesses[0].Time
@@ -163,24 +173,32 @@ func (w *Wallet) ListAccesses(ctx context.Context, opts AccessLogOptions) (Acces
 	return page, nil
 }
 
-// accessCandidate is an access entry, with the keys it is listed by.
+// accessCandidate is an access entry: its place in its feed, with the
+// keys it is listed by. The entry itself is read from the ledger only for
+// the candidates the caller lists.
 type accessCandidate struct {
-	e    *consent.Entry
-	t    time.Time
-	hash string // set only where needed: for entries that share a time
+	author consent.ID
+	seq    uint64
+	t      time.Time
+	hash   string // set only where needed: for entries that share a time
 }
 
 // accessCandidates returns every access entry ordered oldest first by
-// (time, hash). Nothing is decoded or verified here, and the hash (which
-// costs an encoding) is computed only to order entries of the same time:
-// the caller decodes, from the newest, only as many as it lists.
-func accessCandidates(v *consent.View) []accessCandidate {
+// (time, hash). It streams the feeds: what it keeps per access entry is
+// its place and time. Nothing is decoded beyond the entry's fields or
+// verified here; the caller decodes, from the newest, only as many as it
+// lists. An error is a ledger store that cannot be read.
+func accessCandidates(v *consent.View) ([]accessCandidate, error) {
 	var out []accessCandidate
 	for _, a := range v.Authors() {
-		for _, e := range v.Feed(a) {
+		err := v.FeedFrom(a, 1, func(e *consent.Entry) error {
 			if e.Kind == consent.KindAccess {
-				out = append(out, accessCandidate{e: e, t: consent.PrintableTime(e.Time)})
+				out = append(out, accessCandidate{author: a, seq: e.Seq, t: consent.PrintableTime(e.Time)})
 			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
 		}
 	}
 	slices.SortFunc(out, func(a, b accessCandidate) int { return a.t.Compare(b.t) })
@@ -192,13 +210,14 @@ func accessCandidates(v *consent.View) []accessCandidate {
 		if j-i > 1 {
 			run := out[i:j]
 			for k := range run {
-				run[k].hash = run[k].e.Hash().String()
+				h, _ := v.HashAt(run[k].author, run[k].seq)
+				run[k].hash = h.String()
 			}
 			slices.SortFunc(run, func(a, b accessCandidate) int { return strings.Compare(a.hash, b.hash) })
 		}
 		i = j
 	}
-	return out
+	return out, nil
 }
 
 // namesOwner reports whether access entry e carries a request (decoded,

@@ -106,7 +106,8 @@ func (w *Wallet) anchor(l *consent.Ledger, s consent.Signer, info RecordInfo) (b
 	return true, nil
 }
 
-// LedgerEntries returns every entry of the local ledger, by author then seq.
+// LedgerEntries returns every entry of the local ledger, by author then
+// seq. It holds them all in memory: for tests and small ledgers.
 func (w *Wallet) LedgerEntries() ([]*consent.Entry, error) {
 	l, _, err := w.openLedger(false)
 	if err != nil {
@@ -120,18 +121,26 @@ func (w *Wallet) LedgerEntries() ([]*consent.Entry, error) {
 // 'medwallet audit verify FILE' checks on any machine. It returns the number
 // of entries written.
 func (w *Wallet) ExportLedger(out io.Writer) (int, error) {
-	es, err := w.LedgerEntries()
+	l, _, err := w.openLedger(false)
 	if err != nil {
 		return 0, err
 	}
-	x, err := w.exportFile(es)
+	defer l.Close()
+	x, err := w.exportFile(nil)
 	if err != nil {
 		return 0, err
 	}
-	if err := consent.WriteExportFile(out, x); err != nil {
+	n := 0
+	l.View(func(v *consent.View) {
+		for _, a := range v.Authors() {
+			n += int(v.Head(a).Seq)
+		}
+	})
+	// The entries are written as they are read from the ledger.
+	if err := consent.WriteExportFrom(out, x, n, l.Scan); err != nil {
 		return 0, err
 	}
-	return len(es), nil
+	return n, nil
 }
 
 // ImportResult counts what ImportLedger did with the entries of a file.

@@ -84,9 +84,9 @@ func (w *Wallet) Publish(ctx context.Context, c *client.Client) error {
 	if err != nil {
 		return err
 	}
-	var feed []*consent.Entry
-	l.View(func(v *consent.View) { feed = v.Feed(w.ID()) })
-	if len(feed) == 0 {
+	var n uint64
+	l.View(func(v *consent.View) { n = v.Head(w.ID()).Seq })
+	if n == 0 {
 		l.Close()
 		return nil
 	}
@@ -95,16 +95,33 @@ func (w *Wallet) Publish(ctx context.Context, c *client.Client) error {
 		return &NetworkError{Op: OpPublish, Err: err}
 	}
 	// Peers keep only the feeds of the patients they serve.
-	err = w.enrolNew(ctx, c, l, signer)
+	if err := w.enrolNew(ctx, c, l, signer); err != nil {
+		l.Close()
+		return &NetworkError{Op: OpPublish, Err: err}
+	}
+	// The pushes read the entries from the ledger as they send them, so
+	// the ledger stays open until they end; the witnesses need only the
+	// feed's hashes.
+	err = pushFeed(ctx, c.Host(), c.Reachable(), l, w.ID(), publishGrace)
+	var hashes []consent.Hash
+	l.View(func(v *consent.View) { hashes = feedHashes(v, w.ID()) })
 	l.Close()
 	if err != nil {
 		return &NetworkError{Op: OpPublish, Err: err}
 	}
-	if err := pushFeed(ctx, c.Host(), c.Reachable(), feed, publishGrace); err != nil {
-		return &NetworkError{Op: OpPublish, Err: err}
-	}
-	w.witnessFeed(ctx, c, feed)
+	w.witnessFeed(ctx, c, hashes)
 	return nil
+}
+
+// feedHashes returns the hashes of author's feed, in seq order.
+func feedHashes(v *consent.View, author consent.ID) []consent.Hash {
+	n := v.Head(author).Seq
+	out := make([]consent.Hash, 0, n)
+	for seq := uint64(1); seq <= n; seq++ {
+		h, _ := v.HashAt(author, seq)
+		out = append(out, h)
+	}
+	return out
 }
 
 // publishGrace is how long the pushes to other peers may go on once one
@@ -115,12 +132,12 @@ const publishGrace = 5 * time.Second
 // pushFeed pushes feed to every peer at once and succeeds once one of them
 // took every entry (accepted or already held) and the others finished or
 // grace passed since; the pushes still going then are cancelled.
-func pushFeed(ctx context.Context, h host.Host, peers []peer.ID, feed []*consent.Entry, grace time.Duration) error {
+func pushFeed(ctx context.Context, h host.Host, peers []peer.ID, l *consent.Ledger, author consent.ID, grace time.Duration) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(chan error, len(peers))
 	for _, p := range peers {
-		go func() { done <- pushTo(ctx, h, p, feed) }()
+		go func() { done <- pushTo(ctx, h, p, l, author) }()
 	}
 	var errs []error
 	took := 0
@@ -149,16 +166,8 @@ func pushFeed(ctx context.Context, h host.Host, peers []peer.ID, feed []*consent
 	return nil
 }
 
-// pushTo pushes feed to p and fails unless p took every entry.
-func pushTo(ctx context.Context, h host.Host, p peer.ID, feed []*consent.Entry) error {
-	acks, err := ledgersync.Push(ctx, h, p, feed)
-	if err != nil {
-		return err
-	}
-	for _, a := range acks {
-		if err := a.Err(p); err != nil {
-			return err
-		}
-	}
-	return nil
+// pushTo pushes author's feed, as l holds it, to p and fails unless p
+// took every entry it lacked.
+func pushTo(ctx context.Context, h host.Host, p peer.ID, l *consent.Ledger, author consent.ID) error {
+	return ledgersync.PushFeed(ctx, h, p, l, author, func(a ledgersync.Ack) error { return a.Err(p) })
 }

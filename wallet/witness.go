@@ -105,19 +105,28 @@ type WitnessResult struct {
 // own feed as just published through c: among the peers c reached. It is
 // best effort: a publish does not fail because witnesses are unreachable;
 // what it got is in witness.json.
-func (w *Wallet) witnessFeed(ctx context.Context, c *client.Client, feed []*consent.Entry) {
-	if w.cfg.Witnesses < 0 || len(feed) == 0 {
+func (w *Wallet) witnessFeed(ctx context.Context, c *client.Client, hashes []consent.Hash) {
+	if w.cfg.Witnesses < 0 || len(hashes) == 0 {
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, witnessTimeout)
 	defer cancel()
-	_, _ = w.Witness(ctx, feed, c.Reachable())
+	_, _ = w.witnessHashes(ctx, hashes, c.Reachable())
 }
 
 // Witness signs a checkpoint of feed (the wallet's own feed, in seq order)
 // and asks up to Config.Witnesses witnesses to cosign it, among the peers
 // of the network file (only those in up, when up is not nil).
 func (w *Wallet) Witness(ctx context.Context, feed []*consent.Entry, up []peer.ID) (*WitnessResult, error) {
+	hashes := make([]consent.Hash, len(feed))
+	for i, e := range feed {
+		hashes[i] = e.Hash()
+	}
+	return w.witnessHashes(ctx, hashes, up)
+}
+
+// witnessHashes is Witness of the feed whose entries have these hashes.
+func (w *Wallet) witnessHashes(ctx context.Context, hashes []consent.Hash, up []peer.ID) (*WitnessResult, error) {
 	id, err := w.Identity()
 	if err != nil {
 		return nil, err
@@ -129,10 +138,6 @@ func (w *Wallet) Witness(ctx context.Context, feed []*consent.Entry, up []peer.I
 	key, err := consent.DeriveCheckpointKey(signer)
 	if err != nil {
 		return nil, err
-	}
-	hashes := make([]consent.Hash, len(feed))
-	for i, e := range feed {
-		hashes[i] = e.Hash()
 	}
 	tree := consent.NewTree(hashes)
 	size := tree.Size()

@@ -115,7 +115,7 @@ func BenchmarkOpenLedger(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				if got := len(l.Entries()); got != n {
+				if got := ledgerEntries(l); got != n {
 					b.Fatalf("%d entries, want %d", got, n)
 				}
 			})

@@ -16,13 +16,6 @@ type noState struct {
 	consent.RawScanner
 }
 
-func heapInUse() uint64 {
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return m.HeapInuse
-}
-
 // BenchmarkOpenLedgerState opens a ledger of 1k, 10k and 100k stored
 // entries (benchLedger) by reading every entry ("scan") and from the
 // saved view state ("state"), and measures saving that state ("save":

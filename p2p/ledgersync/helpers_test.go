@@ -100,9 +100,8 @@ func (n *node) has(e *consent.Entry) bool {
 	h := e.Hash()
 	var ok bool
 	n.l.View(func(v *consent.View) {
-		if v.Head(e.Author).Seq >= e.Seq {
-			ok = v.Feed(e.Author)[e.Seq-1].Hash() == h
-		}
+		got, held := v.HashAt(e.Author, e.Seq)
+		ok = held && got == h
 	})
 	return ok
 }

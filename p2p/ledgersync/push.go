@@ -514,3 +514,139 @@ func pushBatches(entries []*consent.Entry, send []bool) [][]int {
 	}
 	return out
 }
+
+// PushFeed pushes author's feed, as l holds it, to p over PushID: it
+// offers p the feed's head and sends the entries p lacks (all of them
+// unless p holds an entry of the feed, then those after it), in batches
+// read from l as they are sent, so that its memory does not grow with the
+// feed. fn gets the ack of every entry sent, in order; an error from fn
+// stops the push and is returned. Entries l accepts during the push are
+// left for the next one.
+func PushFeed(ctx context.Context, h host.Host, p peer.ID, l *consent.Ledger, author consent.ID, fn func(Ack) error) (err error) {
+	var head consent.Head
+	l.View(func(v *consent.View) { head = v.Head(author) })
+	if head.Seq == 0 {
+		return nil
+	}
+	str, err := h.NewStream(ctx, p, PushID)
+	if err != nil {
+		return fmt.Errorf("ledgersync: push to %s: %w", shortPeer(p), err)
+	}
+	stop := context.AfterFunc(ctx, func() { str.Reset() })
+	defer stop()
+	defer func() {
+		if err != nil {
+			str.Reset()
+			if ctx.Err() != nil {
+				err = fmt.Errorf("%w (%w)", ctx.Err(), err)
+			}
+			err = fmt.Errorf("ledgersync: push to %s: %w", shortPeer(p), err)
+			return
+		}
+		str.Close()
+	}()
+	deadline := func() {
+		d := time.Now().Add(DefaultStreamTimeout)
+		if cd, ok := ctx.Deadline(); ok && cd.Before(d) {
+			d = cd
+		}
+		_ = str.SetDeadline(d)
+	}
+	r := bufio.NewReader(str)
+
+	deadline()
+	if err := wire.Write(str, pushRequest{Op: pushOpOffer, Heads: []feedHead{{Author: author, Seq: head.Seq, Hash: head.Hash}}}); err != nil {
+		return err
+	}
+	var ans offerAnswer
+	if err := wire.Read(str, r, maxOfferFrame, &ans); err != nil {
+		return fmt.Errorf("offer: %w", err)
+	}
+	if len(ans.Held) != 1 {
+		return fmt.Errorf("offer: %d answers for 1 head", len(ans.Held))
+	}
+	from := uint64(1)
+	switch hh := ans.Held[0]; {
+	case hh.Has:
+		return str.CloseWrite()
+	case hh.Seq > 0 && hh.Seq < head.Seq:
+		var mine consent.Hash
+		l.View(func(v *consent.View) { mine, _ = v.HashAt(author, hh.Seq) })
+		if mine == hh.Hash {
+			from = hh.Seq + 1
+		}
+	}
+
+	// Read and write the batches while reading their acks, as Push does.
+	batches := make(chan []consent.Hash, 4)
+	done := make(chan struct{})
+	werr := make(chan error, 1)
+	go func() {
+		var err error
+		defer func() { werr <- err }()
+		defer close(batches)
+		for next := from; next <= head.Seq; {
+			var encs [][]byte
+			var hs []consent.Hash
+			size := 0
+			l.View(func(v *consent.View) {
+				err = v.FeedFrom(author, next, func(e *consent.Entry) error {
+					enc := e.Encode()
+					if e.Seq > head.Seq || len(encs) > 0 && (len(encs) == maxPushBatch || size+len(enc) > clientBatchBytes) {
+						return errFull
+					}
+					encs, hs = append(encs, enc), append(hs, consent.HashBytes(enc))
+					size += len(enc)
+					next = e.Seq + 1
+					return nil
+				})
+			})
+			if errors.Is(err, errFull) {
+				err = nil
+			}
+			if err == nil && len(encs) == 0 {
+				err = fmt.Errorf("read feed %s: no entry at seq %d", author.Short(), next)
+			}
+			if err != nil {
+				return
+			}
+			if err = wire.Write(str, pushRequest{Op: pushOpEntries, Entries: encs}); err != nil {
+				return
+			}
+			select {
+			case batches <- hs:
+			case <-done:
+				return
+			}
+		}
+		err = str.CloseWrite()
+	}()
+	defer func() {
+		close(done)
+		if err != nil {
+			str.Reset()
+		}
+		if werrv := <-werr; err == nil && werrv != nil {
+			err = werrv
+		}
+	}()
+	for hs := range batches {
+		deadline()
+		var ans pushAcks
+		if err := wire.Read(str, r, maxPushAcksFrame, &ans); err != nil {
+			return fmt.Errorf("acks: %w", err)
+		}
+		if len(ans.Acks) != len(hs) {
+			return fmt.Errorf("%d acks for a batch of %d", len(ans.Acks), len(hs))
+		}
+		for j, wa := range ans.Acks {
+			if wa.Hash != hs[j] {
+				return fmt.Errorf("ack for %s names another entry", hs[j])
+			}
+			if err := fn(Ack{Hash: wa.Hash, Status: AckStatus(wa.Status), Reason: wa.Reason, Code: wa.Code}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

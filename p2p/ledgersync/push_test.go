@@ -205,3 +205,43 @@ func benchPush(b *testing.B, n int) {
 	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "entries/s")
 	b.ReportMetric(cpu.Seconds()*1000/float64(b.N), "cpu-ms/op")
 }
+
+// PushFeed sends a feed from a ledger, read as it goes: all of it to a
+// peer that holds none, only what follows the peer's head to a peer that
+// holds a prefix, nothing to a peer that holds it all.
+func TestPushFeed(t *testing.T) {
+	feed := longFeed(t, 700)
+	author := feed[0].Author
+	n := pushNode(t, feed)
+	client := newHost(t)
+	connect(t, client, n.h)
+	src := newLedger(t)
+	push := func(want int) {
+		t.Helper()
+		acks := 0
+		err := PushFeed(ctxT(t, time.Minute), client, n.h.ID(), src, author, func(a Ack) error {
+			acks++
+			return a.Err(n.h.ID())
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if acks != want {
+			t.Fatalf("%d entries sent, want %d", acks, want)
+		}
+		var hd consent.Head
+		src.View(func(v *consent.View) { hd = v.Head(author) })
+		if got := n.head(author); got != hd {
+			t.Fatalf("the peer's head is %d, the ledger's %d", got.Seq, hd.Seq)
+		}
+	}
+	if _, err := src.IngestBatch(feed[:600]); err != nil {
+		t.Fatal(err)
+	}
+	push(600)
+	if _, err := src.IngestBatch(feed[600:]); err != nil {
+		t.Fatal(err)
+	}
+	push(100)
+	push(0)
+}
