@@ -471,6 +471,9 @@ func (v *View) restoreDerived(st *viewState) error {
 			return fmt.Errorf("%w: ID table", ErrStateCorrupt)
 		}
 	}
+	for _, x := range ids { // interned: the view's later entries share them
+		v.ids[x] = x
+	}
 	var bad error
 	id := func(r stateRef) ID {
 		x, err := lookup(ids, r)
