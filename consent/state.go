@@ -482,6 +482,16 @@ func (v *View) restoreDerived(st *viewState) error {
 		}
 		return x
 	}
+	// Sized once: growing them entry by entry costs more than filling them.
+	v.grants = make(map[Hash]*GrantInfo, len(st.Grants))
+	v.revokedBy = make(map[Hash]map[ID]bool, len(st.Revocations))
+	nn := 0
+	for _, n := range st.Nonces {
+		nn += len(n.Nonces)
+	}
+	v.nonces = make(map[nonceKey]struct{}, nn)
+	v.creds = make(map[Hash]*CredentialInfo, len(st.Credentials))
+	v.breakGlass = make(map[Hash]*BreakGlassInfo, len(st.BreakGlass))
 	scopes := make(map[string]Scope)
 	for i := range st.Grants {
 		sg := &st.Grants[i]
