@@ -3,6 +3,7 @@ package consent
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -50,9 +51,11 @@ type StateStore interface {
 	// PutBatch that adds entries raises it by as many, in the same
 	// transaction.
 	Generation() (uint64, error)
-	// LoadState returns the saved state and the generation it describes
-	// (b is nil when there is none).
-	LoadState() (gen uint64, b []byte, err error)
+	// ReadState calls fn with the saved state if there is one and it
+	// describes the store as it is (its generation is the store's), and
+	// returns fn's error. b may be the store's own memory: fn must not
+	// keep it, nor anything that aliases it.
+	ReadState(fn func(b []byte) error) error
 	// SaveState replaces the saved state with b, which describes
 	// generation gen.
 	SaveState(gen uint64, b []byte) error
@@ -267,12 +270,15 @@ func EncodeState(v *View) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode view state: %w", err)
 	}
+	// The envelope, by hand: the payload is not copied twice.
 	sum := sha256.Sum256(payload)
-	b, err := canon.Marshal(stateEnvelope{Version: StateVersion, Sum: sum[:], Payload: payload})
-	if err != nil {
-		return nil, fmt.Errorf("encode view state: %w", err)
-	}
-	return b, nil
+	b := make([]byte, 0, 32+len(sum)+len(payload))
+	b = append(b, 0x83)
+	b = appendStateHead(b, 0, StateVersion)
+	b = appendStateHead(b, 2, uint64(len(sum)))
+	b = append(b, sum[:]...)
+	b = appendStateHead(b, 2, uint64(len(payload)))
+	return append(b, payload...), nil
 }
 
 // state gathers the view's tables, sorted.
@@ -435,30 +441,96 @@ func cmpUint(a, b uint64) int {
 
 // decodeState checks and decodes the payload of a state.
 func decodeState(b []byte) (*viewState, error) {
-	var env stateEnvelope
-	if err := stateDec.Unmarshal(b, &env); err != nil {
-		// An envelope of another version may have another shape: look at
-		// its first element alone.
-		var head []cbor.RawMessage
-		if stateDec.Unmarshal(b, &head) == nil && len(head) > 0 {
-			var ver uint64
-			if stateDec.Unmarshal(head[0], &ver) == nil && ver != StateVersion {
-				return nil, fmt.Errorf("%w: %d", ErrStateVersion, ver)
-			}
-		}
-		return nil, fmt.Errorf("%w: %v", ErrStateCorrupt, err)
+	// The envelope is read by hand, so that the payload is not copied:
+	// [version, sum, payload], each head in its shortest form.
+	corrupt := func(why string) error { return fmt.Errorf("%w: %s", ErrStateCorrupt, why) }
+	major, n, rest, ok := stateHead(b)
+	if !ok || major != 4 || n == 0 {
+		return nil, corrupt("not an array")
 	}
-	if env.Version != StateVersion {
-		return nil, fmt.Errorf("%w: %d", ErrStateVersion, env.Version)
+	major, ver, rest, ok := stateHead(rest)
+	if !ok || major != 0 {
+		return nil, corrupt("no version")
 	}
-	if sum := sha256.Sum256(env.Payload); !bytes.Equal(sum[:], env.Sum) {
-		return nil, fmt.Errorf("%w: checksum", ErrStateCorrupt)
+	if ver != StateVersion {
+		return nil, fmt.Errorf("%w: %d", ErrStateVersion, ver)
+	}
+	if n != 3 {
+		return nil, corrupt("envelope")
+	}
+	major, sl, rest, ok := stateHead(rest)
+	if !ok || major != 2 || sl != sha256.Size || uint64(len(rest)) < sl {
+		return nil, corrupt("no checksum")
+	}
+	sum, rest := rest[:sl], rest[sl:]
+	major, pl, rest, ok := stateHead(rest)
+	if !ok || major != 2 || uint64(len(rest)) != pl {
+		return nil, corrupt("payload")
+	}
+	if got := sha256.Sum256(rest); !bytes.Equal(got[:], sum) {
+		return nil, corrupt("checksum")
 	}
 	st := &viewState{}
-	if err := stateDec.Unmarshal(env.Payload, st); err != nil {
+	if err := stateDec.Unmarshal(rest, st); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrStateCorrupt, err)
 	}
 	return st, nil
+}
+
+// appendStateHead appends the head of a CBOR data item of major type
+// major, in its shortest form.
+func appendStateHead(b []byte, major byte, arg uint64) []byte {
+	m := major << 5
+	switch {
+	case arg < 24:
+		return append(b, m|byte(arg))
+	case arg <= 0xff:
+		return append(b, m|24, byte(arg))
+	case arg <= 0xffff:
+		return binary.BigEndian.AppendUint16(append(b, m|25), uint16(arg))
+	case arg <= 0xffffffff:
+		return binary.BigEndian.AppendUint32(append(b, m|26), uint32(arg))
+	}
+	return binary.BigEndian.AppendUint64(append(b, m|27), arg)
+}
+
+// stateHead reads the head of a CBOR data item in its shortest form: its
+// major type and argument, and what follows it.
+func stateHead(b []byte) (major byte, arg uint64, rest []byte, ok bool) {
+	if len(b) == 0 {
+		return 0, 0, nil, false
+	}
+	major, info := b[0]>>5, b[0]&0x1f
+	b = b[1:]
+	var size int
+	switch {
+	case info < 24:
+		return major, uint64(info), b, true
+	case info == 24:
+		size = 1
+	case info == 25:
+		size = 2
+	case info == 26:
+		size = 4
+	case info == 27:
+		size = 8
+	default:
+		return 0, 0, nil, false
+	}
+	if len(b) < size {
+		return 0, 0, nil, false
+	}
+	for _, c := range b[:size] {
+		arg = arg<<8 | uint64(c)
+	}
+	least := uint64(24)
+	if size > 1 {
+		least = 1 << (8 * (size / 2))
+	}
+	if arg < least {
+		return 0, 0, nil, false // not the shortest form
+	}
+	return major, arg, b[size:], true
 }
 
 // restoreDerived fills v's derived tables (everything but the feeds) from
@@ -673,15 +745,17 @@ func openFromState(s Store) *Ledger {
 	if !ok {
 		return nil
 	}
-	gen, b, err := ss.LoadState()
-	if err != nil || b == nil {
+	gen, err := ss.Generation()
+	if err != nil {
 		return nil
 	}
-	if cur, err := ss.Generation(); err != nil || cur != gen {
-		return nil
-	}
-	v, err := restoreView(b, s)
-	if err != nil || v.count() != gen || !headsMatch(v, s) {
+	var v *View
+	err = ss.ReadState(func(b []byte) error {
+		var err error
+		v, err = restoreView(b, s) // copies what it keeps
+		return err
+	})
+	if err != nil || v == nil || v.count() != gen || !headsMatch(v, s) {
 		return nil
 	}
 	return &Ledger{store: s, view: v, st: stateMark{saved: true, gen: gen, fromSt: true}}

@@ -98,6 +98,10 @@ func TestStateRoundTrip(t *testing.T) {
 			kinds[e.Kind]++
 		}
 		b := mustEncodeState(t, l.view)
+		var env stateEnvelope // written by hand: it is canonical CBOR all the same
+		if err := Unmarshal(b, &env); err != nil || env.Version != StateVersion {
+			t.Fatalf("seed %d: envelope: %v", seed, err)
+		}
 		r, err := restoreView(b, l.view.store)
 		if err != nil {
 			t.Fatalf("seed %d: %v", seed, err)

@@ -86,9 +86,10 @@ func (s *Store) Generation() (uint64, error) {
 	return g, nil
 }
 
-// LoadState implements consent.StateStore. A state saved before the
-// entries bucket last changed in a way the generation did not record is
-// no state.
+// LoadState returns a copy of the saved state and the generation it
+// describes, whatever the store's generation now (b is nil when there is
+// none). A state saved before the entries bucket last changed in a way
+// the generation did not record is no state.
 func (s *Store) LoadState() (uint64, []byte, error) {
 	var (
 		gen uint64
@@ -112,6 +113,25 @@ func (s *Store) LoadState() (uint64, []byte, error) {
 		return 0, nil, fmt.Errorf("load ledger state: %w", err)
 	}
 	return gen, b, nil
+}
+
+// ReadState implements consent.StateStore: fn reads the state in place,
+// inside a read transaction.
+func (s *Store) ReadState(fn func(b []byte) error) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		sb := tx.Bucket(stateBucket)
+		if sb == nil {
+			return nil
+		}
+		g, ok1 := getUint(sb, genKey)
+		root, ok2 := getUint(sb, rootKey)
+		cur, ok3 := getUint(tx.Bucket(metaBucket), genKey)
+		v := sb.Get(stateKey)
+		if !ok1 || !ok2 || !ok3 || g != cur || v == nil || root != uint64(tx.Bucket(entriesBucket).Root()) {
+			return nil
+		}
+		return fn(v)
+	})
 }
 
 // SaveState implements consent.StateStore.
