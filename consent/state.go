@@ -32,7 +32,8 @@ import (
 // another version is ignored (and rebuilt).
 const StateVersion = 1
 
-// Errors of DecodeState. A Ledger treats any of them as "no state".
+// Errors of reading a state back. A Ledger treats any of them as "no
+// state", and rebuilds the view from the entries.
 var (
 	ErrStateVersion = errors.New("view state of another version")
 	ErrStateCorrupt = errors.New("view state is corrupt")
@@ -61,6 +62,9 @@ type StateStore interface {
 	SaveState(gen uint64, b []byte) error
 }
 
+// stateEnvelope is the shape of a state: EncodeState and decodeState
+// write and read it by hand (so as not to copy the payload), and the
+// tests check that it is this type's canonical CBOR.
 type stateEnvelope struct {
 	_       struct{} `cbor:",toarray"`
 	Version uint64
