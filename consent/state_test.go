@@ -281,6 +281,8 @@ func TestStateRefused(t *testing.T) {
 		{"flipped bit in the middle", flip(b, len(b)/2), ErrStateCorrupt},
 		{"flipped bit in the checksum", flip(b, 5), ErrStateCorrupt},
 		{"trailing byte", append(slices.Clone(b), 0), ErrStateCorrupt},
+		{"version not in its shortest form", append([]byte{0x83, 0x18, StateVersion}, b[2:]...), ErrStateCorrupt},
+		{"not an array", b[1:], ErrStateCorrupt},
 		{"next version", v2, ErrStateVersion},
 		{"next version, another shape", other, ErrStateVersion},
 	} {
