@@ -407,7 +407,7 @@ func (v *View) FeedFrom(author ID, from uint64, fn func(*Entry) error) error {
 		if ferr != nil {
 			return ferr
 		}
-		if err != nil && err != errStop {
+		if err != nil && !errors.Is(err, errStop) {
 			return fmt.Errorf("ledger view: read feed %s: %w", author.Short(), err)
 		}
 		if _, ok := v.unstored[authorSeq{f.author, next}]; next <= last && !ok {
