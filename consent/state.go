@@ -2,6 +2,7 @@ package consent
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
@@ -328,7 +329,7 @@ func (v *View) state() *viewState {
 		}
 		st.Feeds = append(st.Feeds, stateFeed{Author: t.ref(a), Hashes: hs, HeadTime: f.head().Time})
 	}
-	slices.SortFunc(st.Feeds, func(a, b stateFeed) int { return cmpUint(uint64(a.Author), uint64(b.Author)) })
+	slices.SortFunc(st.Feeds, func(a, b stateFeed) int { return cmp.Compare(a.Author, b.Author) })
 
 	gs := make([]*GrantInfo, 0, len(v.grants))
 	for _, g := range v.grants {
@@ -360,7 +361,7 @@ func (v *View) state() *viewState {
 		slices.SortFunc(ns, bytes.Compare)
 		st.Nonces = append(st.Nonces, stateNonces{Requester: t.ref(r), Nonces: ns})
 	}
-	slices.SortFunc(st.Nonces, func(a, b stateNonces) int { return cmpUint(uint64(a.Requester), uint64(b.Requester)) })
+	slices.SortFunc(st.Nonces, func(a, b stateNonces) int { return cmp.Compare(a.Requester, b.Requester) })
 
 	for a, p := range v.proofs {
 		st.Proofs = append(st.Proofs, stateProof{Author: a, A: p.A, B: p.B})
@@ -378,7 +379,7 @@ func (v *View) state() *viewState {
 		if c := strings.Compare(string(a.Logger), string(b.Logger)); c != 0 {
 			return c
 		}
-		return cmpUint(a.Seq, b.Seq)
+		return cmp.Compare(a.Seq, b.Seq)
 	})
 
 	for a, b := range v.identities {
@@ -429,18 +430,8 @@ func (v *View) state() *viewState {
 		slices.Sort(refs)
 		st.Grantors = append(st.Grantors, stateGrantors{Grantee: t.ref(g), Owners: refs})
 	}
-	slices.SortFunc(st.Grantors, func(a, b stateGrantors) int { return cmpUint(uint64(a.Grantee), uint64(b.Grantee)) })
+	slices.SortFunc(st.Grantors, func(a, b stateGrantors) int { return cmp.Compare(a.Grantee, b.Grantee) })
 	return st
-}
-
-func cmpUint(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // decodeState checks and decodes the payload of a state.
