@@ -16,6 +16,7 @@ type Ledger struct {
 	mu    sync.Mutex
 	store Store
 	view  *View
+	st    stateMark // the view state saved beside the entries (state.go)
 }
 
 // OpenLedger loads every stored entry and checks that each feed chains
@@ -24,7 +25,15 @@ type Ledger struct {
 // them (Append, Ingest, IngestBatch), and it is the replica's own disk.
 // VerifyStore re-checks every signature, for an operator who doubts that
 // disk. A gap means the store was damaged, and is an error.
+//
+// A store that keeps a view state (StateStore) spares all that: when the
+// state it holds describes its current entries, the view is restored from
+// it and no entry is read. Otherwise the view is rebuilt from the entries
+// and its state saved for the next open (state.go).
 func OpenLedger(s Store) (*Ledger, error) {
+	if l := openFromState(s); l != nil {
+		return l, nil
+	}
 	l := &Ledger{store: s, view: newView(s)}
 	add := func(e *Entry, h Hash) error {
 		acc, err := l.view.ingestVerified(e, h)
@@ -54,6 +63,7 @@ func OpenLedger(s Store) (*Ledger, error) {
 	if n := l.view.Pending(); n > 0 {
 		return nil, fmt.Errorf("open ledger: %w: %d stored entries do not chain", ErrGap, n)
 	}
+	_ = l.saveState() // a cache: failing to save it changes nothing
 	return l, nil
 }
 
@@ -71,6 +81,7 @@ func (l *Ledger) Append(s Signer, t time.Time, kind Kind, body any) (*Entry, err
 	}
 	acc, err := l.view.Ingest(e)
 	l.view.stored(acc)
+	l.noteIngest(err)
 	if err != nil {
 		return nil, err
 	}
@@ -83,6 +94,7 @@ func (l *Ledger) Ingest(e *Entry) ([]*Entry, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	acc, err := l.view.Ingest(e)
+	l.noteIngest(err)
 	for i, a := range acc {
 		if perr := l.store.Put(a); perr != nil {
 			l.view.stored(acc[:i])
@@ -123,6 +135,7 @@ func (l *Ledger) IngestBatch(es []*Entry) ([]*Entry, error) {
 			continue
 		}
 		a, err := l.view.ingestVerified(e, hashes[i])
+		l.noteIngest(err)
 		acc = append(acc, a...)
 		if err != nil {
 			fail(i, err)
@@ -217,8 +230,12 @@ func (l *Ledger) Entries() []*Entry {
 	return out
 }
 
-// Close closes the store.
-func (l *Ledger) Close() error { return l.store.Close() }
+// Close saves the view state when it changed (SaveState; a failure only
+// means that the next open reads every entry) and closes the store.
+func (l *Ledger) Close() error {
+	_ = l.SaveState()
+	return l.store.Close()
+}
 
 // StoreReport is what VerifyStore found in a store.
 type StoreReport struct {

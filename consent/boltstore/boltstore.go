@@ -3,7 +3,8 @@
 // Layout: bucket "entries" maps author ID bytes, a 0x00 byte and the seq as
 // 8 big-endian bytes to the entry's canonical encoding, so that bbolt's
 // byte order is the Store's scan order (author, then seq). Bucket "meta"
-// holds "version" = "1".
+// holds "version" = "1" and "generation", the number of entries stored;
+// bucket "state" holds a cache of the view state (state.go).
 package boltstore
 
 import (
@@ -56,8 +57,10 @@ func Open(path string) (*Store, error) {
 		} else if !bytes.Equal(v, version) {
 			return fmt.Errorf("ledger format version %q is not supported (want %q)", v, version)
 		}
-		_, err = tx.CreateBucketIfNotExists(entriesBucket)
-		return err
+		if _, err = tx.CreateBucketIfNotExists(entriesBucket); err != nil {
+			return err
+		}
+		return initGeneration(tx)
 	})
 	if err != nil {
 		db.Close()
@@ -85,7 +88,10 @@ func (s *Store) Put(e *consent.Entry) error {
 			}
 			return consent.ErrConflict
 		}
-		return bk.Put(k, b)
+		if err := bk.Put(k, b); err != nil {
+			return err
+		}
+		return addGeneration(tx, 1)
 	})
 	if err != nil {
 		return fmt.Errorf("put %s#%d: %w", e.Author.Short(), e.Seq, err)
@@ -106,6 +112,7 @@ func (s *Store) PutBatch(es []*consent.Entry) error {
 	var bad *consent.Entry
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		bk := tx.Bucket(entriesBucket)
+		added := 0
 		for i, e := range es {
 			k := key(e.Author, e.Seq)
 			if old := bk.Get(k); old != nil {
@@ -119,8 +126,9 @@ func (s *Store) PutBatch(es []*consent.Entry) error {
 				bad = e
 				return err
 			}
+			added++
 		}
-		return nil
+		return addGeneration(tx, added)
 	})
 	if err != nil {
 		if bad != nil {

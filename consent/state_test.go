@@ -1,0 +1,327 @@
+package consent
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"testing"
+	"time"
+)
+
+// richLedger is a random ledger (decide_prop_test.go: grants, revocations,
+// credentials, break-glass, accesses, equivocations logged and handed)
+// with the kinds randLedger does not write: identities, anchors, serve
+// entries, sub-feeds (their links and access entries) and reviews.
+func richLedger(t *testing.T, seed uint64, steps int) *randLedger {
+	t.Helper()
+	l := newRandLedger(t, seed)
+	for i := range steps {
+		l.step()
+		if i%8 == 0 {
+			l.otherKinds()
+		}
+	}
+	return l
+}
+
+func (l *randLedger) otherKinds() {
+	o := pick(l, l.owners)
+	switch l.rng.IntN(5) {
+	case 0:
+		l.add(o, KindIdentity, &IdentityBody{AgeRecipient: fmt.Sprint("age1owner", l.rng.IntN(3)), Role: "patient"})
+	case 1:
+		l.add(o, KindAnchor, &AnchorBody{Record: pick(l, []string{"rec-1", "rec-2"}), Manifest: HashBytes([]byte(fmt.Sprint(l.rng.Uint64())))})
+	case 2:
+		peers := []ID{l.peer.ID(), pick(l, l.people).ID()}
+		slices.Sort(peers)
+		peers = slices.Compact(peers)
+		l.add(o, KindServe, &ServeBody{Peers: peers})
+	case 3:
+		// The peer decides through its sub-feed about the owner.
+		sf, err := NewSubFeed(l.peer, o.ID())
+		if err != nil {
+			l.tb.Fatal(err)
+		}
+		if l.head(sf.ID()).Seq == 0 {
+			l.add(sf, KindLink, sf.Link())
+		}
+		r := l.request(l.at)
+		d := Decide(l.view, r, l.at)
+		body := AccessBody{Request: r.Encode(), Allow: d.Allow, Reason: d.Reason, Grant: d.Grant,
+			OwnerHead: l.head(r.Owner), Issuer: d.Issuer, Credential: d.Credential, Until: d.Until}
+		if !r.BreakGlass.IsZero() {
+			h := l.head(r.Requester)
+			body.RequesterHead = &h
+		}
+		if d.Issuer != "" {
+			h := l.head(d.Issuer)
+			body.IssuerHead = &h
+		}
+		l.add(sf, KindAccess, &body)
+		l.requests = append(l.requests, r)
+	case 4:
+		if len(l.bgs) == 0 {
+			return
+		}
+		bg := pick(l, l.bgs)
+		b, _ := l.view.BreakGlass(bg)
+		by := o
+		if l.rng.IntN(3) > 0 {
+			by = l.signerOf(b.Owner) // mostly the owner the entry names
+		}
+		l.add(by, KindReview, &ReviewBody{Access: bg, Outcome: pick(l, []string{ReviewOK, ReviewDispute}), Note: []byte("note")})
+	}
+}
+
+func mustEncodeState(t *testing.T, v *View) []byte {
+	t.Helper()
+	b, err := EncodeState(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestStateRoundTrip: a view restored from the state of v answers every
+// question as v does, and its state encodes to the same bytes.
+func TestStateRoundTrip(t *testing.T) {
+	seeds, steps := 8, 200
+	if testing.Short() {
+		seeds = 4
+	}
+	kinds := map[Kind]int{}
+	for seed := range uint64(seeds) {
+		l := richLedger(t, seed, steps)
+		for _, e := range l.entries {
+			kinds[e.Kind]++
+		}
+		b := mustEncodeState(t, l.view)
+		var env stateEnvelope // written by hand: it is canonical CBOR all the same
+		if err := Unmarshal(b, &env); err != nil || env.Version != StateVersion {
+			t.Fatalf("seed %d: envelope: %v", seed, err)
+		}
+		r, err := restoreView(b, l.view.store)
+		if err != nil {
+			t.Fatalf("seed %d: %v", seed, err)
+		}
+		if again := mustEncodeState(t, r); !bytes.Equal(again, b) {
+			t.Fatalf("seed %d: the restored view's state differs (%d bytes, want %d)", seed, len(again), len(b))
+		}
+		sameAnswers(t, l, l.view, r)
+	}
+	for k := range kindNames {
+		if kinds[k] == 0 {
+			t.Errorf("no %s entry in the generated ledgers", k)
+		}
+	}
+}
+
+// sameAnswers asks both views every question the package answers from a
+// view, about every party, record and grant of l.
+func sameAnswers(t *testing.T, l *randLedger, want, got *View) {
+	t.Helper()
+	fail := func(what string, g, w any) {
+		t.Helper()
+		t.Fatalf("%s: restored %v, want %v", what, g, w)
+	}
+	eq := func(what string, g, w any) {
+		t.Helper()
+		if !reflect.DeepEqual(g, w) {
+			fail(what, g, w)
+		}
+	}
+	eq("authors", got.Authors(), want.Authors())
+	eq("pending", got.Pending(), want.Pending())
+	var ids []ID
+	for _, a := range want.Authors() {
+		ids = append(ids, a)
+		eq("head "+a.Short(), got.Head(a), want.Head(a))
+		for seq := uint64(0); seq <= want.Head(a).Seq+1; seq++ {
+			gh, gok := got.HashAt(a, seq)
+			wh, wok := want.HashAt(a, seq)
+			if gh != wh || gok != wok {
+				fail(fmt.Sprintf("hash %s#%d", a.Short(), seq), gh, wh)
+			}
+		}
+	}
+	for _, e := range append(slices.Clone(l.entries), l.extra...) {
+		ge, gok := got.Entry(e.Hash())
+		we, wok := want.Entry(e.Hash())
+		if gok != wok || gok && !bytes.Equal(ge.Encode(), we.Encode()) {
+			fail("entry "+e.Hash().String(), gok, wok)
+		}
+	}
+	for _, x := range [][]*KeySigner{l.people, l.owners, l.issuers} {
+		for _, s := range x {
+			ids = append(ids, s.ID())
+		}
+	}
+	for _, rs := range l.roleIDs {
+		ids = append(ids, rs...)
+	}
+	sortedIDs := func(xs []ID) []ID { xs = slices.Clone(xs); slices.Sort(xs); return xs }
+	for _, id := range ids {
+		eq("equivocating "+id.Short(), got.Equivocating(id), want.Equivocating(id))
+		gp, _ := got.Proof(id)
+		wp, _ := want.Proof(id)
+		if (gp == nil) != (wp == nil) || gp != nil && (!bytes.Equal(gp.A, wp.A) || !bytes.Equal(gp.B, wp.B) || gp.Author() != wp.Author() || gp.Seq() != wp.Seq()) {
+			fail("proof "+id.Short(), gp, wp)
+		}
+		eq("proof logs "+id.Short(), got.ProofLogs(id), want.ProofLogs(id))
+		gi, gok := got.Identity(id)
+		wi, wok := want.Identity(id)
+		eq("identity "+id.Short(), fmt.Sprint(gok, gi), fmt.Sprint(wok, wi))
+		for _, rec := range []string{"rec-1", "rec-2", "fork"} {
+			ga, gok := got.Anchor(id, rec)
+			wa, wok := want.Anchor(id, rec)
+			eq("anchor "+id.Short(), fmt.Sprint(gok, ga), fmt.Sprint(wok, wa))
+		}
+		eq("credentials of "+id.Short(), got.CredentialsOf(id), want.CredentialsOf(id))
+		eq("grantors of "+id.Short(), sortedIDs(got.Grantors(id)), sortedIDs(want.Grantors(id)))
+		eq("serving "+id.Short(), got.ServingPeers(id), want.ServingPeers(id))
+		eq("sub-feeds about "+id.Short(), got.SubFeeds(id), want.SubFeeds(id))
+		gpa, gs, gok := got.SubFeedOf(id)
+		wpa, ws, wok := want.SubFeedOf(id)
+		eq("sub-feed "+id.Short(), fmt.Sprint(gpa, gs, gok), fmt.Sprint(wpa, ws, wok))
+		eq("decider "+id.Short(), got.Decider(id), want.Decider(id))
+		for _, o := range l.owners {
+			eq("names", got.Names(o.ID(), id), want.Names(o.ID(), id))
+		}
+		for _, g := range l.emGrants {
+			gb, _ := got.FirstBreakGlass(id, g)
+			wb, _ := want.FirstBreakGlass(id, g)
+			eq("first break-glass", gb, wb)
+		}
+	}
+	for _, o := range l.owners {
+		eq("emergency accesses", EmergencyAccesses(got, o.ID()), EmergencyAccesses(want, o.ID()))
+		eq("disclosures", Disclosures(got, o.ID(), time.Time{}), Disclosures(want, o.ID(), time.Time{}))
+	}
+	eq("proofs", len(got.Proofs()), len(want.Proofs()))
+	eq("credentials", got.Credentials(), want.Credentials())
+	for _, c := range want.Credentials() {
+		eq("credential revoked", got.CredentialRevoked(c.ID), want.CredentialRevoked(c.ID))
+	}
+	gg, wg := got.Grants(), want.Grants()
+	if len(gg) != len(wg) {
+		fail("grants", len(gg), len(wg))
+	}
+	for i := range wg {
+		eq("grant", *gg[i], *wg[i])
+		eq("grant scopes", gg[i].parsed, wg[i].parsed)
+		eq("revoked", got.Revoked(wg[i].ID), want.Revoked(wg[i].ID))
+	}
+	eq("break-glass", got.BreakGlasses(), want.BreakGlasses())
+	for _, b := range want.BreakGlasses() {
+		gr, _ := got.Review(b.ID)
+		wr, _ := want.Review(b.ID)
+		eq("review", gr, wr)
+	}
+	for _, r := range l.requests {
+		eq("nonce", got.NonceSeen(r.Requester, r.Nonce), want.NonceSeen(r.Requester, r.Nonce))
+	}
+	for _, e := range l.extra {
+		if e.Kind == KindAccess {
+			b, _ := e.DecodedBody()
+			r, _ := DecodeRequest(b.(*AccessBody).Request)
+			eq("nonce of a handed entry", got.NonceSeen(r.Requester, r.Nonce), want.NonceSeen(r.Requester, r.Nonce))
+		}
+	}
+	// Decisions now, at random times, and as of every access entry.
+	for range 300 {
+		now := l.at.Add(time.Duration(l.rng.IntN(48*3600)-24*3600) * time.Second)
+		r := l.request(now)
+		if g, w := Decide(got, r, now), Decide(want, r, now); g != w {
+			fail(fmt.Sprintf("Decide(%+v)", r), g, w)
+		}
+	}
+	for i, e := range l.entries {
+		if e.Kind != KindAccess || i%5 != 0 { // DecideAsOf reads the ledger
+			continue
+		}
+		b, _ := e.DecodedBody()
+		r, err := DecodeRequest(b.(*AccessBody).Request)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gd, gerr := DecideAsOf(got, e, r)
+		wd, werr := DecideAsOf(want, e, r)
+		if gd != wd || fmt.Sprint(gerr) != fmt.Sprint(werr) {
+			fail("DecideAsOf", fmt.Sprint(gd, gerr), fmt.Sprint(wd, werr))
+		}
+	}
+}
+
+// A state that does not decode, of another version, or whose bytes
+// changed is refused, never half-read.
+func TestStateRefused(t *testing.T) {
+	l := richLedger(t, 1, 60)
+	b := mustEncodeState(t, l.view)
+	if _, err := restoreView(b, l.view.store); err != nil {
+		t.Fatal(err)
+	}
+	v2, err := Marshal(stateEnvelope{Version: StateVersion + 1, Sum: []byte{1}, Payload: []byte{2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := Marshal([]any{uint64(StateVersion + 1), "another shape"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		b    []byte
+		want error
+	}{
+		{"empty", nil, ErrStateCorrupt},
+		{"truncated", b[:len(b)-1], ErrStateCorrupt},
+		{"flipped bit at the end", flip(b, len(b)-1), ErrStateCorrupt},
+		{"flipped bit in the middle", flip(b, len(b)/2), ErrStateCorrupt},
+		{"flipped bit in the checksum", flip(b, 5), ErrStateCorrupt},
+		{"trailing byte", append(slices.Clone(b), 0), ErrStateCorrupt},
+		{"version not in its shortest form", append([]byte{0x83, 0x18, StateVersion}, b[2:]...), ErrStateCorrupt},
+		{"not an array", b[1:], ErrStateCorrupt},
+		{"next version", v2, ErrStateVersion},
+		{"next version, another shape", other, ErrStateVersion},
+	} {
+		_, err := restoreView(tc.b, l.view.store)
+		if !errors.Is(err, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
+		}
+	}
+}
+
+func flip(b []byte, i int) []byte {
+	b = slices.Clone(b)
+	b[i] ^= 0x10
+	return b
+}
+
+// A view with entries waiting for a predecessor has no state: they are in
+// no store.
+func TestStatePending(t *testing.T) {
+	w := newWorld(t)
+	alice := testSigner(t, "alice")
+	e1, err := NewEntry(alice, Head{}, t0, KindIdentity, &IdentityBody{AgeRecipient: "age1alice", Role: "patient"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e2, err := NewEntry(alice, e1.Head(), t0, KindAnchor, &AnchorBody{Record: "rec-1", Manifest: HashBytes([]byte("m"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.view.Ingest(e2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := EncodeState(w.view); !errors.Is(err, ErrStatePending) {
+		t.Fatalf("EncodeState with a pending entry: %v", err)
+	}
+	if _, err := w.view.Ingest(e1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := EncodeState(w.view); err != nil {
+		t.Fatal(err)
+	}
+}
