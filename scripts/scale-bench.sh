@@ -26,7 +26,7 @@
 #    3 serving peers (SERVING) and the network as many peers as it takes
 #    for each to serve 100 patients (SERVED); each peer's data directory
 #    holds what that peer keeps under need to know (its patients' feeds,
-#    the sub-feeds about them, the feeds they name, served.json). The
+#    the sub-feeds about them, the feeds they name, its served set). The
 #    patient's 3 serving peers run; one of them is the peer measured.
 # 3. reach: revocation reach p50/p99 from the Go benchmarks that measure it
 #    (every Benchmark*Reach* in p2p/... but gossip's, one iteration of

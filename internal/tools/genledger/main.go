@@ -33,8 +33,8 @@
 //   - each -peer directory gets a ledger.db with what the peer keeps under
 //     need to know (the feeds of the patients it serves, the sub-feeds about
 //     them, and the feeds of the parties they name: the clinician) and a
-//     served.json (p2p/serving) enrolling those patients with their
-//     rendezvous secrets;
+//     served set (p2p/serving.Set, kept as the peer keeps it) enrolling
+//     those patients with their rendezvous secrets;
 //   - -home DIR gets the patient's ledger.db as its wallet holds it after a
 //     sync (its own feed, the sub-feeds about it, the clinician's feed);
 //   - -out FILE gets every entry of the network (for audits and tests).
@@ -113,7 +113,7 @@ func main() {
 	var peers multiFlag
 	patient := flag.String("patient", "", "key export (medwallet key export) of the patient whose feed is generated")
 	clinician := flag.String("clinician", "", "key export of the clinician the grants name")
-	flag.Var(&peers, "peer", "peer data directory: gets the ledger.db and served.json of what that peer keeps (repeatable; at least one)")
+	flag.Var(&peers, "peer", "peer data directory: gets the ledger.db and served set of what that peer keeps (repeatable; at least one)")
 	flag.IntVar(&c.npeers, "peers", 0, "peers in the network, the -peer directories first (default: one per -peer)")
 	flag.IntVar(&c.k, "k", 0, "serving peers per patient (default: every peer, at most 64)")
 	flag.IntVar(&c.entries, "entries", 1000, "entries of the patient's story (anchors, serve, grants, revocations, links, accesses)")
@@ -365,6 +365,9 @@ func (c *config) sinks() ([]*sink, error) {
 		}
 	}
 	for i, d := range c.dirs {
+		if _, err := os.Stat(filepath.Join(d, serving.File)); err == nil {
+			return nil, fmt.Errorf("%s exists; genledger creates new served sets", filepath.Join(d, serving.File))
+		}
 		if err := add(peerDest(i), filepath.Join(d, peer.LedgerFile), false, keep[peerDest(i)]); err != nil {
 			return nil, err
 		}
@@ -474,12 +477,11 @@ func copyFile(from, to string) error {
 	return out.Close()
 }
 
-// member is one patient in a peer's served.json (p2p/serving.Set's file:
-// a JSON object from patient ID to its rendezvous secret, in hexadecimal,
-// and its enrolment time).
+// member is one patient a peer serves: its rendezvous secret and
+// enrolment time.
 type member struct {
-	Secret serving.Secret `json:"secret"`
-	Since  time.Time      `json:"since"`
+	secret serving.Secret
+	since  time.Time
 }
 
 // gen writes the network.
@@ -522,7 +524,7 @@ func (g *gen) identity(patient int, p *party) error {
 }
 
 // enrol records that the -peer directories among the patient's serving
-// peers serve it (served.json), with its rendezvous secret.
+// peers serve it (their served sets), with its rendezvous secret.
 func (g *gen) enrol(p *party, peers []int) error {
 	var secret [32]byte
 	var have bool
@@ -540,24 +542,38 @@ func (g *gen) enrol(p *party, peers []int) error {
 		if g.served[i] == nil {
 			g.served[i] = make(map[consent.ID]member)
 		}
-		g.served[i][p.signer.ID()] = member{Secret: serving.Secret(secret), Since: time.Unix(p.card.Created, 0).UTC()}
+		g.served[i][p.signer.ID()] = member{secret: serving.Secret(secret), since: time.Unix(p.card.Created, 0)}
 	}
 	return nil
 }
 
-// finish writes each peer directory's served.json.
+// finish enrols, in each peer directory's served set (p2p/serving, as
+// the peer keeps it), the patients that peer serves.
 func (g *gen) finish() error {
 	for i, d := range g.c.dirs {
-		m := g.served[i]
-		if m == nil {
-			m = map[consent.ID]member{}
-		}
-		b, err := json.Marshal(m)
+		set, err := serving.Open(filepath.Join(d, serving.File))
 		if err != nil {
 			return err
 		}
-		if err := os.WriteFile(filepath.Join(d, serving.File), b, 0o600); err != nil {
-			return err
+		ids := make([]consent.ID, 0, len(g.served[i]))
+		for id := range g.served[i] {
+			ids = append(ids, id)
+		}
+		slices.Sort(ids)
+		for _, id := range ids {
+			m := g.served[i][id]
+			if _, err = set.Enrol(id, m.secret, m.since); err != nil {
+				break
+			}
+		}
+		// A set kept in a database has a Close.
+		if c, ok := any(set).(io.Closer); ok {
+			if cerr := c.Close(); err == nil {
+				err = cerr
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("served set of %s: %w", d, err)
 		}
 	}
 	return nil

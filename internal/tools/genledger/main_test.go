@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -177,7 +178,7 @@ func TestGeneratedLedgerAudits(t *testing.T) {
 
 // A placed network: 40 patients on 12 peers, 3 serving each (so each peer
 // serves 10), 4 of the peers with a data directory. Each directory's store
-// holds exactly the feeds of the patients its served.json enrols (those
+// holds exactly the feeds of the patients its served set enrols (those
 // whose serve entry names it: their home feeds and every sub-feed about
 // them) and of the party they name (the clinician), and audits clean on
 // its own; the home holds the patient's; and a wallet restored from the
@@ -241,6 +242,9 @@ func TestPlacedNetwork(t *testing.T) {
 		set, err := serving.Open(filepath.Join(d, serving.File))
 		if err != nil {
 			t.Fatal(err)
+		}
+		if c, ok := any(set).(io.Closer); ok { // a set kept in a database
+			t.Cleanup(func() { c.Close() })
 		}
 		want := servedBy[id]
 		slices.Sort(want)
