@@ -328,5 +328,5 @@ if [[ " $PARTS " == *" reach "* ]]; then
     "| benchmark | p50 | p99 | max |" "| --- | --- | --- | --- |" "${rows[@]}")")
 fi
 
-printf '\n%s\n' "Measured $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores, ${BENCH_REV:-$(git rev-parse --short HEAD 2>/dev/null || echo '?')} (load average $load0 at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end); CPU = user+system, RSS = peak; \`audit verify\`, \`log\` and \`grants\` read the local ledger (--offline)."
+printf '\n%s\n' "Measured until $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores, ${BENCH_REV:-$(git rev-parse --short HEAD 2>/dev/null || echo '?')} (load average $load0 at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end); CPU = user+system, RSS = peak; \`audit verify\`, \`log\` and \`grants\` read the local ledger (--offline)."
 for t in "${tables[@]}"; do printf '\n%s\n' "$t"; done
