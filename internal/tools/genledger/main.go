@@ -422,8 +422,16 @@ func (s *sink) close() error {
 		return nil
 	}
 	err := s.flush()
-	if cerr := s.st.Close(); err == nil {
-		err = cerr
+	if err == nil {
+		// Leave the store as a medwallet that closed its ledger leaves
+		// it: with its view state saved beside the entries (OpenLedger
+		// rebuilds and saves it; Close closes the store).
+		var l *consent.Ledger
+		if l, err = consent.OpenLedger(s.st); err == nil {
+			err = l.Close()
+		}
+	} else {
+		s.st.Close()
 	}
 	s.st = nil
 	if err != nil {

@@ -95,6 +95,12 @@ func openStore(t *testing.T, path string) (*consent.Ledger, []*consent.Entry, fu
 		st.Close()
 		t.Fatalf("%s: %v", path, err)
 	}
+	// The generator leaves the view state saved, as a medwallet that
+	// closed its ledger does: opening reads no entry.
+	if !l.OpenedFromState() {
+		l.Close()
+		t.Fatalf("%s: opened by reading every entry, not from its saved view state", path)
+	}
 	var once sync.Once
 	closeIt := func() { once.Do(func() { l.Close() }) }
 	t.Cleanup(closeIt)
