@@ -148,6 +148,18 @@
 // remembered (by hash, boundedly), so ingesting it right after does not
 // check its signature again.
 //
+// A view does not hold its entries. A Ledger's view keeps, per feed, the
+// hashes of its entries and its head, and what it derived from them
+// (grants, revocations, nonces, identities, anchors, credentials...);
+// entries are read back from the Store on demand (EntryAt, FeedFrom,
+// Entry) through a bounded cache (EntryCacheSize). A Store that keeps a
+// view state (StateStore; boltstore does) has that derived state saved
+// beside the entries when the Ledger closes, and OpenLedger restores it
+// without reading an entry when it describes the store's current entries
+// (its write generation, checksum and heads); otherwise it rebuilds it from
+// the entries. The state is a cache: it is not part of the wire format and
+// never changes a decision (state.go).
+//
 // # Policy
 //
 // Decide(view, request, now) is pure and deterministic; see its doc for the
