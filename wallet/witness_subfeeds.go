@@ -43,10 +43,7 @@ func (w *Wallet) witnessSubFeeds(ctx context.Context, c *client.Client) map[cons
 	var logs []subFeedLog
 	l.View(func(v *consent.View) {
 		for parent, feed := range v.SubFeeds(w.ID()) {
-			sl := subFeedLog{parent: parent, feed: feed}
-			for _, e := range v.Feed(feed) {
-				sl.hashes = append(sl.hashes, e.Hash())
-			}
+			sl := subFeedLog{parent: parent, feed: feed, hashes: feedHashes(v, feed)}
 			if len(sl.hashes) > 0 {
 				logs = append(logs, sl)
 			}

@@ -83,8 +83,13 @@ func LedgerHashes(l *consent.Ledger) FeedHashes {
 				return
 			}
 			out = make([]consent.Hash, 0, size)
-			for _, e := range v.Feed(author)[:size] {
-				out = append(out, e.Hash())
+			for seq := uint64(1); seq <= size; seq++ {
+				h, ok := v.HashAt(author, seq)
+				if !ok {
+					out = nil
+					return
+				}
+				out = append(out, h)
 			}
 		})
 		return out, out != nil
