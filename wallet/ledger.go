@@ -30,30 +30,37 @@ func (w *Wallet) ledgerPath() string { return filepath.Join(w.cfg.Home, ledgerFi
 // wallet's own feed starts with its identity entry (written on first use),
 // and returns the signer for further entries.
 func (w *Wallet) openLedger(forWriting bool) (*consent.Ledger, consent.Signer, error) {
+	l, signer, _, err := w.openLedgerStore(forWriting)
+	return l, signer, err
+}
+
+// openLedgerStore is openLedger, and also returns the ledger's store on
+// disk (nil when there is none yet and !forWriting).
+func (w *Wallet) openLedgerStore(forWriting bool) (*consent.Ledger, consent.Signer, *boltstore.Store, error) {
 	if !forWriting {
 		if _, err := os.Stat(w.ledgerPath()); errors.Is(err, os.ErrNotExist) {
 			l, err := consent.OpenLedger(consent.NewMemStore())
-			return l, nil, err
+			return l, nil, nil, err
 		}
 	}
 	var signer consent.Signer
 	if forWriting {
 		id, err := w.Identity()
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		if signer, err = consent.NewKeySigner(id.Signing); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
 	s, err := boltstore.Open(w.ledgerPath())
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	l, err := consent.OpenLedger(s)
 	if err != nil {
 		s.Close()
-		return nil, nil, fmt.Errorf("%w: %w: %w", ErrBadLedger, ErrVerify, err)
+		return nil, nil, nil, fmt.Errorf("%w: %w: %w", ErrBadLedger, ErrVerify, err)
 	}
 	if forWriting {
 		var head consent.Head
@@ -67,11 +74,11 @@ func (w *Wallet) openLedger(forWriting bool) (*consent.Ledger, consent.Signer, e
 				&consent.IdentityBody{AgeRecipient: w.card.AgeRecipient, Role: w.card.Role})
 			if err != nil {
 				l.Close()
-				return nil, nil, fmt.Errorf("writing the identity entry: %w", err)
+				return nil, nil, nil, fmt.Errorf("writing the identity entry: %w", err)
 			}
 		}
 	}
-	return l, signer, nil
+	return l, signer, s, nil
 }
 
 // AnchorRecord appends an anchor of the record's encrypted manifest to the

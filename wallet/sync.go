@@ -25,7 +25,7 @@ func (w *Wallet) pull(ctx context.Context, c *client.Client) (int, error) {
 
 // pullWith is pull with options.
 func (w *Wallet) pullWith(ctx context.Context, c *client.Client, o client.PullOptions) (int, error) {
-	l, _, err := w.openLedger(true)
+	l, _, st, err := w.openLedgerStore(true)
 	if err != nil {
 		return 0, err
 	}
@@ -38,11 +38,18 @@ func (w *Wallet) pullWith(ctx context.Context, c *client.Client, o client.PullOp
 	})
 	// Each batch is ingested (one store transaction) as it comes; a later
 	// peer is asked only for what the earlier ones lacked.
-	n := 0
+	n, held := 0, 0
 	var bad error
 	err = c.PullIntoWith(ctx, have, func(es []*consent.Entry) error {
 		acc, err := l.IngestBatch(es)
 		n += len(acc)
+		// Storing reads the file's pages through bbolt's memory map;
+		// give them back now and then, so that a long catch-up's
+		// resident memory is what it holds, not the size of the file.
+		if held += len(acc); held >= releaseEvery && st != nil {
+			st.ReleaseMemory()
+			held = 0
+		}
 		if err := unexpected(err); err != nil {
 			bad = fmt.Errorf("an entry from the network does not verify: %w: %w", ErrVerify, err)
 			return bad
@@ -63,6 +70,10 @@ func (w *Wallet) pullWith(ctx context.Context, c *client.Client, o client.PullOp
 	}
 	return n, nil
 }
+
+// releaseEvery is how many entries a pull stores between two
+// boltstore.Store.ReleaseMemory calls.
+const releaseEvery = 4096
 
 // unexpected returns err, an IngestBatch error, unless every entry it
 // names was an equivocation (recorded as evidence) or a duplicate.

@@ -219,7 +219,7 @@ func runAuditVerify(ctx context.Context, opts auditVerifyOptions, g *globalOptio
 		if err := refreshLedger(ctx, g, w, opts.offline); err != nil {
 			return err
 		}
-		limitAuditMemory()
+		limitLedgerMemory()
 		var eas []wallet.EmergencyAccess
 		if rep, eas, err = w.AuditLedgerEmergencies(ctx); err != nil {
 			return err
@@ -282,18 +282,20 @@ func runAuditVerify(ctx context.Context, opts auditVerifyOptions, g *globalOptio
 	return g.emit(j, human)
 }
 
-// auditMemoryLimit is the soft limit of the Go heap (debug.SetMemoryLimit)
-// while 'audit verify' reads the local ledger. The audit streams the store
-// and holds what it derives from the entries (grants, nonces, hashes: some
-// 70 MiB at 100,000 entries); without a limit the garbage collector lets
-// the heap grow to twice that. With it the collector runs more often near
-// the limit (some CPU for memory). GOMEMLIMIT, when set, wins.
-const auditMemoryLimit = 90 << 20
+// ledgerMemoryLimit is the soft limit of the Go heap (debug.SetMemoryLimit)
+// of the commands that walk a whole ledger: 'audit verify' reading the
+// local ledger and 'sync' filling a new one. They stream the store and
+// hold what they derive from the entries (grants, nonces, hashes: some
+// 40 to 70 MiB at 100,000 entries); without a limit the garbage collector
+// lets the heap grow to twice that. With it the collector runs more often
+// near the limit (some CPU for memory); past it a bigger ledger still
+// works, more slowly. GOMEMLIMIT, when set, wins.
+const ledgerMemoryLimit = 90 << 20
 
-// limitAuditMemory sets auditMemoryLimit unless GOMEMLIMIT is set.
-func limitAuditMemory() {
+// limitLedgerMemory sets ledgerMemoryLimit unless GOMEMLIMIT is set.
+func limitLedgerMemory() {
 	if _, ok := os.LookupEnv("GOMEMLIMIT"); !ok {
-		debug.SetMemoryLimit(auditMemoryLimit)
+		debug.SetMemoryLimit(ledgerMemoryLimit)
 	}
 }
 

@@ -33,6 +33,7 @@ func runSync(ctx context.Context, _ syncOptions, g *globalOptions) error {
 	if err != nil {
 		return err
 	}
+	limitLedgerMemory()
 	res, err := w.Sync(ctx)
 	if err != nil {
 		return err
