@@ -7,6 +7,7 @@ import (
 	"iter"
 	"slices"
 	"sort"
+	"sync"
 )
 
 // GrantInfo is a grant accepted into a view: its ID (the entry hash), its
@@ -93,7 +94,8 @@ type View struct {
 	grants     map[Hash]*GrantInfo
 	gx         *grantIndex
 	revokedBy  map[Hash]map[ID]bool
-	nonces     map[nonceKey]struct{}
+	nonces     map[nonceKey]struct{} // read through nonceSet
+	lazyNonces *lazyNonces           // a restored table not decoded yet
 	proofs     map[ID]*EquivocationProof
 	proofLogs  map[ID][]ProofLog // accepted equivocation entries, by equivocating author
 	identities map[ID]*IdentityBody
@@ -257,7 +259,56 @@ func (v *View) noteNonce(e *Entry) {
 	if err != nil {
 		return
 	}
-	v.nonces[nonceKey{v.intern(r.Requester), string(r.Nonce)}] = struct{}{}
+	v.nonceSet()[nonceKey{v.intern(r.Requester), string(r.Nonce)}] = struct{}{}
+}
+
+// lazyNonces is the nonce table of a restored view, still encoded.
+type lazyNonces struct {
+	once sync.Once
+	raw  []byte
+	ids  []ID // the state's ID table, which the encoding refers to
+}
+
+// nonceSet returns the view's nonces, decoding a restored view's table on
+// first use. Read-only methods may call it concurrently (once decodes).
+// A table that does not decode (the state's checksum held, so a bug) is
+// rebuilt from the entries, as opening a ledger without a state does.
+func (v *View) nonceSet() map[nonceKey]struct{} {
+	if ln := v.lazyNonces; ln != nil {
+		ln.once.Do(func() {
+			m, err := decodeNonces(ln.raw, ln.ids)
+			if err != nil {
+				m = v.rebuildNonces()
+			}
+			v.nonces, ln.raw, ln.ids = m, nil, nil
+		})
+	}
+	return v.nonces
+}
+
+// rebuildNonces gathers the nonces of the accepted entries and of the
+// proofs' entries from the store. A store that cannot be read leaves the
+// nonces it holds out: the view then answers as one that never saw them.
+func (v *View) rebuildNonces() map[nonceKey]struct{} {
+	m := make(map[nonceKey]struct{})
+	note := func(e *Entry) {
+		if e.Kind != KindAccess {
+			return
+		}
+		if b, err := decodeBody(e.Kind, e.Body); err == nil {
+			if r, err := DecodeRequest(b.(*AccessBody).Request); err == nil {
+				m[nonceKey{r.Requester, string(r.Nonce)}] = struct{}{}
+			}
+		}
+	}
+	for _, a := range v.Authors() {
+		_ = v.FeedFrom(a, 1, func(e *Entry) error { note(e); return nil })
+	}
+	for _, p := range v.proofs {
+		note(p.a)
+		note(p.b)
+	}
+	return m
 }
 
 func (v *View) addProof(p *EquivocationProof) {
@@ -635,7 +686,7 @@ func (v *View) Anchor(owner ID, record string) (*AnchorBody, bool) {
 // NonceSeen reports whether an access entry already carried a request by
 // requester with this nonce.
 func (v *View) NonceSeen(requester ID, nonce []byte) bool {
-	_, ok := v.nonces[nonceKey{requester, string(nonce)}]
+	_, ok := v.nonceSet()[nonceKey{requester, string(nonce)}]
 	return ok
 }
 

@@ -1,0 +1,64 @@
+package consent
+
+import (
+	"sync"
+	"testing"
+)
+
+// A restored view keeps its nonce table encoded until a nonce is asked:
+// other questions leave it so; the first NonceSeen decodes it, from
+// several readers at once (run with -race), and answers as the view the
+// state was taken from.
+func TestStateNoncesDecodedOnDemand(t *testing.T) {
+	l := richLedger(t, 3, 200)
+	r, err := restoreView(mustEncodeState(t, l.view), l.view.store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.nonces != nil || r.lazyNonces == nil {
+		t.Fatal("the nonce table was decoded at restore")
+	}
+	_ = r.Grants()
+	for _, a := range r.Authors() {
+		r.Head(a)
+		r.Equivocating(a)
+	}
+	if r.nonces != nil {
+		t.Fatal("the nonce table was decoded without a nonce asked")
+	}
+	if len(l.requests) == 0 {
+		t.Fatal("no request in the generated ledger")
+	}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, q := range l.requests {
+				if got, want := r.NonceSeen(q.Requester, q.Nonce), l.view.NonceSeen(q.Requester, q.Nonce); got != want {
+					t.Errorf("nonce seen %v, want %v", got, want)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if r.nonces == nil {
+		t.Fatal("the nonce table is still not decoded")
+	}
+}
+
+// A nonce table that does not decode (a state the checksum passed, so a
+// bug) is rebuilt from the entries when a nonce is first asked.
+func TestStateNoncesRebuilt(t *testing.T) {
+	l := richLedger(t, 5, 200)
+	r, err := restoreView(mustEncodeState(t, l.view), l.view.store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.lazyNonces.raw = []byte{0x81, 0x01} // [1]: not a table
+	for _, q := range l.requests {
+		if got, want := r.NonceSeen(q.Requester, q.Nonce), l.view.NonceSeen(q.Requester, q.Nonce); got != want {
+			t.Fatalf("nonce seen %v, want %v", got, want)
+		}
+	}
+}
