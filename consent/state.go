@@ -31,7 +31,7 @@ import (
 
 // StateVersion is the version of the view state encoding. A state of
 // another version is ignored (and rebuilt).
-const StateVersion = 1
+const StateVersion = 2
 
 // Errors of reading a state back. A Ledger treats any of them as "no
 // state", and rebuilds the view from the entries.
@@ -98,12 +98,14 @@ type viewState struct {
 }
 
 // stateFeed is a feed: the hashes of its entries, seq 1 first, end to end
-// (32 bytes each), and the time of its head entry.
+// (32 bytes each), the time of its head entry and the seqs of its access
+// entries, in order.
 type stateFeed struct {
 	_        struct{} `cbor:",toarray"`
 	Author   stateRef
 	Hashes   []byte
 	HeadTime int64
+	Access   []uint64
 }
 
 // stateGrant is a grant; its body's Grantee and Issuer are empty, named
@@ -378,7 +380,7 @@ func (v *View) state() *viewState {
 		for _, h := range f.hashes {
 			hs = append(hs, h[:]...)
 		}
-		st.Feeds = append(st.Feeds, stateFeed{Author: t.ref(a), Hashes: hs, HeadTime: f.head().Time})
+		st.Feeds = append(st.Feeds, stateFeed{Author: t.ref(a), Hashes: hs, HeadTime: f.head().Time, Access: f.access})
 	}
 	slices.SortFunc(st.Feeds, func(a, b stateFeed) int { return cmp.Compare(a.Author, b.Author) })
 
@@ -742,6 +744,12 @@ func (v *View) restoreFeeds(st *viewState) error {
 			v.byHash[f.hashes[j]] = authorSeq{f.author, uint64(j + 1)}
 		}
 		f.hd = Head{Seq: uint64(len(f.hashes)), Hash: f.hashes[len(f.hashes)-1], Time: sf.HeadTime}
+		for j, seq := range sf.Access {
+			if seq == 0 || seq > f.hd.Seq || j > 0 && sf.Access[j-1] >= seq {
+				return fmt.Errorf("%w: access entries of a feed", ErrStateCorrupt)
+			}
+		}
+		f.access = sf.Access
 		v.feeds[f.author] = f
 	}
 	if len(v.byHash) != n {

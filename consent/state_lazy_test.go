@@ -1,6 +1,7 @@
 package consent
 
 import (
+	"slices"
 	"sync"
 	"testing"
 )
@@ -60,5 +61,34 @@ func TestStateNoncesRebuilt(t *testing.T) {
 		if got, want := r.NonceSeen(q.Requester, q.Nonce), l.view.NonceSeen(q.Requester, q.Nonce); got != want {
 			t.Fatalf("nonce seen %v, want %v", got, want)
 		}
+	}
+}
+
+// AccessSeqs names exactly the access entries of each feed, in a view
+// built from the entries and in one restored from its state.
+func TestStateAccessSeqs(t *testing.T) {
+	l := richLedger(t, 7, 200)
+	r, err := restoreView(mustEncodeState(t, l.view), l.view.store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, a := range l.view.Authors() {
+		var want []uint64
+		for _, e := range l.view.Feed(a) {
+			if e.Kind == KindAccess {
+				want = append(want, e.Seq)
+			}
+		}
+		n += len(want)
+		if got := l.view.AccessSeqs(a); !slices.Equal(got, want) {
+			t.Fatalf("%s: access entries %v, want %v", a.Short(), got, want)
+		}
+		if got := r.AccessSeqs(a); !slices.Equal(got, want) {
+			t.Fatalf("%s: restored access entries %v, want %v", a.Short(), got, want)
+		}
+	}
+	if n == 0 {
+		t.Fatal("no access entry in the generated ledger")
 	}
 }

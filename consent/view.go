@@ -51,6 +51,7 @@ type feed struct {
 	author ID // the feeds map's key, shared by the index entries that name it
 	hashes []Hash
 	hd     Head
+	access []uint64 // the seqs of its access entries, in order
 }
 
 func (f *feed) head() Head { return f.hd }
@@ -324,6 +325,9 @@ func (v *View) addProof(p *EquivocationProof) {
 
 func (v *View) accept(f *feed, e *Entry, h Hash) {
 	f.hashes = append(f.hashes, h)
+	if e.Kind == KindAccess {
+		f.access = append(f.access, e.Seq)
+	}
 	f.hd = Head{Seq: e.Seq, Hash: h, Time: e.Time}
 	v.keep(f, e)
 	body, err := decodeBody(e.Kind, e.Body)
@@ -389,6 +393,17 @@ func (v *View) HashAt(author ID, seq uint64) (Hash, bool) {
 		return Hash{}, false
 	}
 	return f.hashes[seq-1], true
+}
+
+// AccessSeqs returns the seqs of author's accepted access entries, in
+// order, without reading an entry: so that the access log can be read
+// from its newest entries back. The slice is the view's own: the caller
+// must not change it.
+func (v *View) AccessSeqs(author ID) []uint64 {
+	if f := v.feeds[author]; f != nil {
+		return slices.Clip(f.access)
+	}
+	return nil
 }
 
 // EntryAt returns author's accepted entry seq, read from the view's store

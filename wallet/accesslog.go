@@ -235,21 +235,35 @@ func accessCandidates(v *consent.View) ([]accessCandidate, error) {
 
 // accessesNewestFirst calls fn with every access entry, newest first:
 // the reverse of accessCandidates' order, by (time, hash). It reads the
-// feeds backwards from their heads, merging them by time, and stops when
-// fn returns false, so that a caller listing the newest few reads only
-// the entries newer than the last it looks at (of every kind, since a
-// feed mixes kinds), not the whole ledger. A feed's times never go
-// backwards, so the entries of a feed older than the one read are no
-// newer than it; entries sharing a time, in any feed, are all read before
-// any of them is handed over, and handed over by hash. An error is a
-// ledger store that cannot be read.
+// access entries of each feed (View.AccessSeqs) backwards from the
+// newest, merging the feeds by time, and stops when fn returns false: a
+// caller listing the newest few reads about as many entries, however
+// long the ledger. A feed's times never go backwards, so the access
+// entries of a feed older than the one read are no newer than it;
+// entries sharing a time, in any feed, are all read before any of them is
+// handed over, and handed over by hash. An error is a ledger store that
+// cannot be read.
 func accessesNewestFirst(v *consent.View, fn func(*consent.Entry) bool) error {
-	// Each cursor is a feed's next entry to read, going backwards, and
-	// the printable time of that entry.
 	cs := &cursorHeap{}
+	// next reads c's access entry i (its next, going backwards) and
+	// pushes c back; a feed read to its first access entry is done.
+	next := func(c feedCursor) error {
+		if c.i < 0 {
+			return nil
+		}
+		e, err := v.EntryAt(c.author, c.seqs[c.i])
+		if err != nil {
+			return err
+		}
+		c.e, c.t = e, consent.PrintableTime(e.Time)
+		cs.push(c)
+		return nil
+	}
 	for _, a := range v.Authors() {
-		hd := v.Head(a)
-		cs.push(feedCursor{author: a, seq: hd.Seq, t: consent.PrintableTime(hd.Time)})
+		seqs := v.AccessSeqs(a)
+		if err := next(feedCursor{author: a, seqs: seqs, i: len(seqs) - 1}); err != nil {
+			return err
+		}
 	}
 	type timed struct {
 		e    *consent.Entry
@@ -261,21 +275,11 @@ func accessesNewestFirst(v *consent.View, fn func(*consent.Entry) bool) error {
 		same = same[:0]
 		for len(*cs) > 0 && (*cs)[0].t.Equal(t) {
 			c := cs.pop()
-			for c.seq > 0 {
-				e, err := v.EntryAt(c.author, c.seq)
-				if err != nil {
-					return err
-				}
-				if et := consent.PrintableTime(e.Time); !et.Equal(t) {
-					c.t = et
-					cs.push(c)
-					break
-				}
-				if e.Kind == consent.KindAccess {
-					h, _ := v.HashAt(c.author, c.seq)
-					same = append(same, timed{e, h.String()})
-				}
-				c.seq--
+			h, _ := v.HashAt(c.author, c.e.Seq)
+			same = append(same, timed{c.e, h.String()})
+			c.i--
+			if err := next(c); err != nil {
+				return err
 			}
 		}
 		slices.SortFunc(same, func(a, b timed) int { return strings.Compare(b.hash, a.hash) })
@@ -288,11 +292,14 @@ func accessesNewestFirst(v *consent.View, fn func(*consent.Entry) bool) error {
 	return nil
 }
 
-// feedCursor is where accessesNewestFirst is in one feed: seq is the next
-// entry to read (0 when the feed is read to its start), t its time.
+// feedCursor is where accessesNewestFirst is in one feed: seqs are the
+// feed's access entries, e the one at i (the newest not handed over yet),
+// t its time.
 type feedCursor struct {
 	author consent.ID
-	seq    uint64
+	seqs   []uint64
+	i      int
+	e      *consent.Entry
 	t      time.Time
 }
 

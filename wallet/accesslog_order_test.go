@@ -37,7 +37,7 @@ func (s *countingStore) Close() error { return nil }
 
 // accessLedger fills a ledger with three deciders' feeds of access
 // entries, whose times often tie (within and across feeds), and a feed
-// with no access entry, then opens a ledger on them afresh: nothing read
+// of as many other entries, all at one time newer than any access, then opens a ledger on them afresh: nothing read
 // yet, nothing cached.
 func accessLedger(t *testing.T, n int) (*consent.Ledger, *countingStore) {
 	t.Helper()
@@ -78,9 +78,8 @@ func accessLedger(t *testing.T, n int) (*consent.Ledger, *countingStore) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	at := base
+	at := base.Add(time.Duration(3*n) * time.Second) // newer than every access entry
 	for range n {
-		at = at.Add(time.Second)
 		if _, err := l.Append(owner, at, consent.KindIdentity, &consent.IdentityBody{
 			AgeRecipient: id.Recipient().String(), Role: "patient"}); err != nil {
 			t.Fatal(err)
@@ -123,7 +122,8 @@ func TestAccessesNewestFirstOrder(t *testing.T) {
 }
 
 // Listing the newest 10 reads about 10 entries (and those sharing their
-// times, and the owner's entries as new), not the whole ledger.
+// times), not the whole ledger, nor the entries of other kinds newer than
+// them.
 func TestAccessesNewestFirstReadsTheTail(t *testing.T) {
 	l, s := accessLedger(t, 1000)
 	l.View(func(v *consent.View) {
