@@ -736,12 +736,13 @@ func (v *View) restoreFeeds(st *viewState) error {
 		}
 		n += len(sf.Hashes) / hl
 	}
-	v.byHash = make(map[Hash]authorSeq, n)
+	// The slot of each hash is indexed when an entry is first looked up
+	// by hash (View.hashIndex): most commands never do.
+	v.byHash, v.lazyByHash = nil, &lazyByHash{n: n}
 	for _, sf := range st.Feeds {
 		f := &feed{author: st.IDs[sf.Author-1], hashes: make([]Hash, len(sf.Hashes)/hl)}
 		for j := range f.hashes {
 			copy(f.hashes[j][:], sf.Hashes[j*hl:])
-			v.byHash[f.hashes[j]] = authorSeq{f.author, uint64(j + 1)}
 		}
 		f.hd = Head{Seq: uint64(len(f.hashes)), Hash: f.hashes[len(f.hashes)-1], Time: sf.HeadTime}
 		for j, seq := range sf.Access {
@@ -751,9 +752,6 @@ func (v *View) restoreFeeds(st *viewState) error {
 		}
 		f.access = sf.Access
 		v.feeds[f.author] = f
-	}
-	if len(v.byHash) != n {
-		return fmt.Errorf("%w: an entry hash repeats", ErrStateCorrupt)
 	}
 	return nil
 }

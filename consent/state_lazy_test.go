@@ -92,3 +92,44 @@ func TestStateAccessSeqs(t *testing.T) {
 		t.Fatal("no access entry in the generated ledger")
 	}
 }
+
+// A restored view indexes entries by hash only when one is first looked
+// up by hash (several readers at once: run with -race), and then finds
+// every entry the view it was taken from finds.
+func TestStateHashIndexOnDemand(t *testing.T) {
+	l := richLedger(t, 9, 200)
+	r, err := restoreView(mustEncodeState(t, l.view), l.view.store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range r.Authors() {
+		r.HashAt(a, 1)
+		if _, err := r.EntryAt(a, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r.byHash != nil {
+		t.Fatal("the hash index was built without an entry looked up by hash")
+	}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, e := range l.entries {
+				h := e.Hash()
+				if got, want := r.Has(h), l.view.Has(h); got != want {
+					t.Errorf("has %v, want %v", got, want)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for _, e := range l.entries {
+		got, ok := r.Entry(e.Hash())
+		want, wok := l.view.Entry(e.Hash())
+		if ok != wok || ok && got.Hash() != want.Hash() {
+			t.Fatalf("entry %s#%d by hash: %v, want %v", e.Author.Short(), e.Seq, ok, wok)
+		}
+	}
+}

@@ -84,7 +84,9 @@ type View struct {
 	nPend     int
 	pendingBy map[ID]int
 	seen      map[authorSeq]Hash // first validly signed entry per pending slot (accepted slots: feed.hashes)
-	byHash    map[Hash]authorSeq // slot of validly signed entries, accepted or pending
+	byHash    map[Hash]authorSeq // slot of validly signed entries, accepted or pending; read through hashIndex
+	// lazyByHash is set in a restored view until byHash is built.
+	lazyByHash *lazyByHash
 
 	store    Store                // accepted entries
 	own      bool                 // the view writes accepted entries to store itself (NewView)
@@ -213,7 +215,7 @@ func (v *View) ingestVerified(e *Entry, h Hash) ([]*Entry, error) {
 		// offered again once the gap has filled.
 		return nil, &EntryError{Author: e.Author, Seq: e.Seq, Err: ErrTooManyPending}
 	}
-	v.byHash[h] = slot
+	v.hashIndex()[h] = slot
 	v.noteNonce(e)
 	if !fits {
 		// Wait for the predecessor. An entry that can never fit stays here:
@@ -261,6 +263,30 @@ func (v *View) noteNonce(e *Entry) {
 		return
 	}
 	v.nonceSet()[nonceKey{v.intern(r.Requester), string(r.Nonce)}] = struct{}{}
+}
+
+// lazyByHash is what a restored view needs to build byHash: it holds no
+// pending entry, so byHash is the slot of every accepted entry's hash.
+type lazyByHash struct {
+	once sync.Once
+	n    int // the entries
+}
+
+// hashIndex returns byHash, built from the feeds on first use in a
+// restored view. Read-only methods may call it concurrently (once builds).
+func (v *View) hashIndex() map[Hash]authorSeq {
+	if lb := v.lazyByHash; lb != nil {
+		lb.once.Do(func() {
+			m := make(map[Hash]authorSeq, lb.n)
+			for _, f := range v.feeds {
+				for j, h := range f.hashes {
+					m[h] = authorSeq{f.author, uint64(j + 1)}
+				}
+			}
+			v.byHash = m
+		})
+	}
+	return v.byHash
 }
 
 // lazyNonces is the nonce table of a restored view, still encoded.
@@ -534,7 +560,7 @@ func (v *View) Authors() []ID {
 // Entry returns an accepted or pending entry by hash. An accepted entry is
 // read from the store, through the cache.
 func (v *View) Entry(h Hash) (*Entry, bool) {
-	k, ok := v.byHash[h]
+	k, ok := v.hashIndex()[h]
 	if !ok {
 		return nil, false
 	}
@@ -545,7 +571,7 @@ func (v *View) Entry(h Hash) (*Entry, bool) {
 // Has reports whether the view holds the entry with hash h, accepted or
 // pending, without reading it.
 func (v *View) Has(h Hash) bool {
-	_, ok := v.byHash[h]
+	_, ok := v.hashIndex()[h]
 	return ok
 }
 
