@@ -31,7 +31,7 @@ import (
 
 // StateVersion is the version of the view state encoding. A state of
 // another version is ignored (and rebuilt).
-const StateVersion = 1
+const StateVersion = 2
 
 // Errors of reading a state back. A Ledger treats any of them as "no
 // state", and rebuilds the view from the entries.
@@ -84,7 +84,7 @@ type viewState struct {
 	Feeds       []stateFeed
 	Grants      []stateGrant
 	Revocations []stateRevocation
-	Nonces      []stateNonces
+	Nonces      stateNonceTable
 	Proofs      []stateProof
 	ProofLogs   []stateProofLog
 	Identities  []stateIdentity
@@ -98,12 +98,14 @@ type viewState struct {
 }
 
 // stateFeed is a feed: the hashes of its entries, seq 1 first, end to end
-// (32 bytes each), and the time of its head entry.
+// (32 bytes each), the time of its head entry and the seqs of its access
+// entries, in order.
 type stateFeed struct {
 	_        struct{} `cbor:",toarray"`
 	Author   stateRef
 	Hashes   []byte
 	HeadTime int64
+	Access   []uint64
 }
 
 // stateGrant is a grant; its body's Grantee and Issuer are empty, named
@@ -124,6 +126,57 @@ type stateRevocation struct {
 	_       struct{} `cbor:",toarray"`
 	Target  Hash
 	Authors []stateRef
+}
+
+// stateNonceTable is the nonce table of a state, encoded as
+// []stateNonces. Decoding a state keeps the table's encoding only (a
+// copy, list nil): the view decodes it when a nonce is first asked
+// (View.nonceSet), since most commands never ask.
+type stateNonceTable struct {
+	list []stateNonces
+	raw  []byte
+}
+
+// MarshalCBOR implements cbor.Marshaler: the list, or the encoding a
+// decoded table kept.
+func (t stateNonceTable) MarshalCBOR() ([]byte, error) {
+	if t.raw != nil {
+		return t.raw, nil
+	}
+	return canon.Marshal(t.list)
+}
+
+// UnmarshalCBOR implements cbor.Unmarshaler: b is copied, not decoded.
+func (t *stateNonceTable) UnmarshalCBOR(b []byte) error {
+	if major, _, _, ok := stateHead(b); !ok || major != 4 && !(len(b) == 1 && b[0] == 0xf6) {
+		return fmt.Errorf("%w: nonce table", ErrStateCorrupt)
+	}
+	t.raw = bytes.Clone(b)
+	return nil
+}
+
+// decodeNonces decodes a nonce table kept by UnmarshalCBOR, its
+// requesters named in ids.
+func decodeNonces(raw []byte, ids []ID) (map[nonceKey]struct{}, error) {
+	var ns []stateNonces
+	if err := stateDec.Unmarshal(raw, &ns); err != nil {
+		return nil, fmt.Errorf("%w: nonce table: %v", ErrStateCorrupt, err)
+	}
+	n := 0
+	for i := range ns {
+		n += len(ns[i].Nonces)
+	}
+	m := make(map[nonceKey]struct{}, n)
+	for i := range ns {
+		r, err := lookup(ids, ns[i].Requester)
+		if err != nil {
+			return nil, err
+		}
+		for _, x := range ns[i].Nonces {
+			m[nonceKey{r, string(x)}] = struct{}{}
+		}
+	}
+	return m, nil
 }
 
 // stateNonces are the nonces of one requester's logged requests.
@@ -306,7 +359,7 @@ func (v *View) state() *viewState {
 		}
 	}
 	byReq := make(map[ID][][]byte)
-	for k := range v.nonces {
+	for k := range v.nonceSet() {
 		t.note(k.requester)
 		byReq[k.requester] = append(byReq[k.requester], []byte(k.nonce))
 	}
@@ -327,7 +380,7 @@ func (v *View) state() *viewState {
 		for _, h := range f.hashes {
 			hs = append(hs, h[:]...)
 		}
-		st.Feeds = append(st.Feeds, stateFeed{Author: t.ref(a), Hashes: hs, HeadTime: f.head().Time})
+		st.Feeds = append(st.Feeds, stateFeed{Author: t.ref(a), Hashes: hs, HeadTime: f.head().Time, Access: f.access})
 	}
 	slices.SortFunc(st.Feeds, func(a, b stateFeed) int { return cmp.Compare(a.Author, b.Author) })
 
@@ -359,9 +412,9 @@ func (v *View) state() *viewState {
 
 	for r, ns := range byReq {
 		slices.SortFunc(ns, bytes.Compare)
-		st.Nonces = append(st.Nonces, stateNonces{Requester: t.ref(r), Nonces: ns})
+		st.Nonces.list = append(st.Nonces.list, stateNonces{Requester: t.ref(r), Nonces: ns})
 	}
-	slices.SortFunc(st.Nonces, func(a, b stateNonces) int { return cmp.Compare(a.Requester, b.Requester) })
+	slices.SortFunc(st.Nonces.list, func(a, b stateNonces) int { return cmp.Compare(a.Requester, b.Requester) })
 
 	for a, p := range v.proofs {
 		st.Proofs = append(st.Proofs, stateProof{Author: a, A: p.A, B: p.B})
@@ -552,11 +605,8 @@ func (v *View) restoreDerived(st *viewState) error {
 	// Sized once: growing them entry by entry costs more than filling them.
 	v.grants = make(map[Hash]*GrantInfo, len(st.Grants))
 	v.revokedBy = make(map[Hash]map[ID]bool, len(st.Revocations))
-	nn := 0
-	for _, n := range st.Nonces {
-		nn += len(n.Nonces)
-	}
-	v.nonces = make(map[nonceKey]struct{}, nn)
+	// The nonce table stays encoded until a nonce is asked.
+	v.nonces, v.lazyNonces = nil, &lazyNonces{raw: st.Nonces.raw, ids: ids}
 	v.creds = make(map[Hash]*CredentialInfo, len(st.Credentials))
 	v.breakGlass = make(map[Hash]*BreakGlassInfo, len(st.BreakGlass))
 	scopes := make(map[string]Scope)
@@ -589,12 +639,6 @@ func (v *View) restoreDerived(st *viewState) error {
 	for i := range st.Grants {
 		gi := v.grants[st.Grants[i].ID]
 		v.gx.add(gi, !v.revokedBy[gi.ID][gi.Author])
-	}
-	for _, n := range st.Nonces {
-		r := id(n.Requester)
-		for _, x := range n.Nonces {
-			v.nonces[nonceKey{r, string(x)}] = struct{}{}
-		}
 	}
 	for _, p := range st.Proofs {
 		a, err := DecodeEntry(p.A)
@@ -692,18 +736,22 @@ func (v *View) restoreFeeds(st *viewState) error {
 		}
 		n += len(sf.Hashes) / hl
 	}
-	v.byHash = make(map[Hash]authorSeq, n)
+	// The slot of each hash is indexed when an entry is first looked up
+	// by hash (View.hashIndex): most commands never do.
+	v.byHash, v.lazyByHash = nil, &lazyByHash{n: n}
 	for _, sf := range st.Feeds {
 		f := &feed{author: st.IDs[sf.Author-1], hashes: make([]Hash, len(sf.Hashes)/hl)}
 		for j := range f.hashes {
 			copy(f.hashes[j][:], sf.Hashes[j*hl:])
-			v.byHash[f.hashes[j]] = authorSeq{f.author, uint64(j + 1)}
 		}
 		f.hd = Head{Seq: uint64(len(f.hashes)), Hash: f.hashes[len(f.hashes)-1], Time: sf.HeadTime}
+		for j, seq := range sf.Access {
+			if seq == 0 || seq > f.hd.Seq || j > 0 && sf.Access[j-1] >= seq {
+				return fmt.Errorf("%w: access entries of a feed", ErrStateCorrupt)
+			}
+		}
+		f.access = sf.Access
 		v.feeds[f.author] = f
-	}
-	if len(v.byHash) != n {
-		return fmt.Errorf("%w: an entry hash repeats", ErrStateCorrupt)
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"iter"
 	"slices"
 	"sort"
+	"sync"
 )
 
 // GrantInfo is a grant accepted into a view: its ID (the entry hash), its
@@ -50,6 +51,7 @@ type feed struct {
 	author ID // the feeds map's key, shared by the index entries that name it
 	hashes []Hash
 	hd     Head
+	access []uint64 // the seqs of its access entries, in order
 }
 
 func (f *feed) head() Head { return f.hd }
@@ -82,7 +84,9 @@ type View struct {
 	nPend     int
 	pendingBy map[ID]int
 	seen      map[authorSeq]Hash // first validly signed entry per pending slot (accepted slots: feed.hashes)
-	byHash    map[Hash]authorSeq // slot of validly signed entries, accepted or pending
+	byHash    map[Hash]authorSeq // slot of validly signed entries, accepted or pending; read through hashIndex
+	// lazyByHash is set in a restored view until byHash is built.
+	lazyByHash *lazyByHash
 
 	store    Store                // accepted entries
 	own      bool                 // the view writes accepted entries to store itself (NewView)
@@ -93,7 +97,8 @@ type View struct {
 	grants     map[Hash]*GrantInfo
 	gx         *grantIndex
 	revokedBy  map[Hash]map[ID]bool
-	nonces     map[nonceKey]struct{}
+	nonces     map[nonceKey]struct{} // read through nonceSet
+	lazyNonces *lazyNonces           // a restored table not decoded yet
 	proofs     map[ID]*EquivocationProof
 	proofLogs  map[ID][]ProofLog // accepted equivocation entries, by equivocating author
 	identities map[ID]*IdentityBody
@@ -210,7 +215,7 @@ func (v *View) ingestVerified(e *Entry, h Hash) ([]*Entry, error) {
 		// offered again once the gap has filled.
 		return nil, &EntryError{Author: e.Author, Seq: e.Seq, Err: ErrTooManyPending}
 	}
-	v.byHash[h] = slot
+	v.hashIndex()[h] = slot
 	v.noteNonce(e)
 	if !fits {
 		// Wait for the predecessor. An entry that can never fit stays here:
@@ -257,7 +262,80 @@ func (v *View) noteNonce(e *Entry) {
 	if err != nil {
 		return
 	}
-	v.nonces[nonceKey{v.intern(r.Requester), string(r.Nonce)}] = struct{}{}
+	v.nonceSet()[nonceKey{v.intern(r.Requester), string(r.Nonce)}] = struct{}{}
+}
+
+// lazyByHash is what a restored view needs to build byHash: it holds no
+// pending entry, so byHash is the slot of every accepted entry's hash.
+type lazyByHash struct {
+	once sync.Once
+	n    int // the entries
+}
+
+// hashIndex returns byHash, built from the feeds on first use in a
+// restored view. Read-only methods may call it concurrently (once builds).
+func (v *View) hashIndex() map[Hash]authorSeq {
+	if lb := v.lazyByHash; lb != nil {
+		lb.once.Do(func() {
+			m := make(map[Hash]authorSeq, lb.n)
+			for _, f := range v.feeds {
+				for j, h := range f.hashes {
+					m[h] = authorSeq{f.author, uint64(j + 1)}
+				}
+			}
+			v.byHash = m
+		})
+	}
+	return v.byHash
+}
+
+// lazyNonces is the nonce table of a restored view, still encoded.
+type lazyNonces struct {
+	once sync.Once
+	raw  []byte
+	ids  []ID // the state's ID table, which the encoding refers to
+}
+
+// nonceSet returns the view's nonces, decoding a restored view's table on
+// first use. Read-only methods may call it concurrently (once decodes).
+// A table that does not decode (the state's checksum held, so a bug) is
+// rebuilt from the entries, as opening a ledger without a state does.
+func (v *View) nonceSet() map[nonceKey]struct{} {
+	if ln := v.lazyNonces; ln != nil {
+		ln.once.Do(func() {
+			m, err := decodeNonces(ln.raw, ln.ids)
+			if err != nil {
+				m = v.rebuildNonces()
+			}
+			v.nonces, ln.raw, ln.ids = m, nil, nil
+		})
+	}
+	return v.nonces
+}
+
+// rebuildNonces gathers the nonces of the accepted entries and of the
+// proofs' entries from the store. A store that cannot be read leaves the
+// nonces it holds out: the view then answers as one that never saw them.
+func (v *View) rebuildNonces() map[nonceKey]struct{} {
+	m := make(map[nonceKey]struct{})
+	note := func(e *Entry) {
+		if e.Kind != KindAccess {
+			return
+		}
+		if b, err := decodeBody(e.Kind, e.Body); err == nil {
+			if r, err := DecodeRequest(b.(*AccessBody).Request); err == nil {
+				m[nonceKey{r.Requester, string(r.Nonce)}] = struct{}{}
+			}
+		}
+	}
+	for _, a := range v.Authors() {
+		_ = v.FeedFrom(a, 1, func(e *Entry) error { note(e); return nil })
+	}
+	for _, p := range v.proofs {
+		note(p.a)
+		note(p.b)
+	}
+	return m
 }
 
 func (v *View) addProof(p *EquivocationProof) {
@@ -273,6 +351,9 @@ func (v *View) addProof(p *EquivocationProof) {
 
 func (v *View) accept(f *feed, e *Entry, h Hash) {
 	f.hashes = append(f.hashes, h)
+	if e.Kind == KindAccess {
+		f.access = append(f.access, e.Seq)
+	}
 	f.hd = Head{Seq: e.Seq, Hash: h, Time: e.Time}
 	v.keep(f, e)
 	body, err := decodeBody(e.Kind, e.Body)
@@ -338,6 +419,17 @@ func (v *View) HashAt(author ID, seq uint64) (Hash, bool) {
 		return Hash{}, false
 	}
 	return f.hashes[seq-1], true
+}
+
+// AccessSeqs returns the seqs of author's accepted access entries, in
+// order, without reading an entry: so that the access log can be read
+// from its newest entries back. The slice is the view's own: the caller
+// must not change it.
+func (v *View) AccessSeqs(author ID) []uint64 {
+	if f := v.feeds[author]; f != nil {
+		return slices.Clip(f.access)
+	}
+	return nil
 }
 
 // EntryAt returns author's accepted entry seq, read from the view's store
@@ -468,7 +560,7 @@ func (v *View) Authors() []ID {
 // Entry returns an accepted or pending entry by hash. An accepted entry is
 // read from the store, through the cache.
 func (v *View) Entry(h Hash) (*Entry, bool) {
-	k, ok := v.byHash[h]
+	k, ok := v.hashIndex()[h]
 	if !ok {
 		return nil, false
 	}
@@ -479,7 +571,7 @@ func (v *View) Entry(h Hash) (*Entry, bool) {
 // Has reports whether the view holds the entry with hash h, accepted or
 // pending, without reading it.
 func (v *View) Has(h Hash) bool {
-	_, ok := v.byHash[h]
+	_, ok := v.hashIndex()[h]
 	return ok
 }
 
@@ -635,7 +727,7 @@ func (v *View) Anchor(owner ID, record string) (*AnchorBody, bool) {
 // NonceSeen reports whether an access entry already carried a request by
 // requester with this nonce.
 func (v *View) NonceSeen(requester ID, nonce []byte) bool {
-	_, ok := v.nonces[nonceKey{requester, string(nonce)}]
+	_, ok := v.nonceSet()[nonceKey{requester, string(nonce)}]
 	return ok
 }
 

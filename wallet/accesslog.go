@@ -130,6 +130,38 @@ func (w *Wallet) ListAccesses(ctx context.Context, opts AccessLogOptions) (Acces
 			opened[h] = s
 			return s
 		}
+		// take looks at one access entry, newest first; false stops.
+		take := func(e *consent.Entry) bool {
+			if !namesOwner(e, w.ID()) {
+				return true // decoded only: another owner's requests are not verified
+			}
+			ab, r, err := consent.CheckAccessIn(v, e, check)
+			var se *consent.SuspiciousAccessError
+			if err != nil && !errors.As(err, &se) || r == nil || r.Owner != w.ID() {
+				return true
+			}
+			if (se != nil) != opts.Suspicious {
+				if se != nil {
+					page.SetApart++
+				}
+				return true
+			}
+			if opts.Limit > 0 && len(page.Accesses) == opts.Limit {
+				// An older one exists: those set apart since the oldest
+				// listed were counted when the page filled.
+				page.More, page.SetApart = true, setApart
+				return false
+			}
+			page.Accesses = append(page.Accesses, accessInfo(e, v.Decider(e.Author), ab, r, se, book, reason))
+			setApart = page.SetApart
+			return true
+		}
+		if opts.Limit > 0 {
+			// A page: the feeds are read backwards from their heads, as
+			// far as the page needs.
+			err = accessesNewestFirst(v, take)
+			return
+		}
 		var cands []accessCandidate
 		if cands, err = accessCandidates(v); err != nil {
 			return
@@ -139,28 +171,9 @@ func (w *Wallet) ListAccesses(ctx context.Context, opts AccessLogOptions) (Acces
 			if e, err = v.EntryAt(cands[i].author, cands[i].seq); err != nil {
 				return
 			}
-			if !namesOwner(e, w.ID()) {
-				continue // decoded only: another owner's requests are not verified
-			}
-			ab, r, err := consent.CheckAccessIn(v, e, check)
-			var se *consent.SuspiciousAccessError
-			if err != nil && !errors.As(err, &se) || r == nil || r.Owner != w.ID() {
-				continue
-			}
-			if (se != nil) != opts.Suspicious {
-				if se != nil {
-					page.SetApart++
-				}
-				continue
-			}
-			if opts.Limit > 0 && len(page.Accesses) == opts.Limit {
-				// An older one exists: those set apart since the oldest
-				// listed were counted when the page filled.
-				page.More, page.SetApart = true, setApart
+			if !take(e) {
 				break
 			}
-			page.Accesses = append(page.Accesses, accessInfo(e, v.Decider(e.Author), ab, r, se, book, reason))
-			setApart = page.SetApart
 		}
 	})
 	if err != nil {
@@ -218,6 +231,116 @@ func accessCandidates(v *consent.View) ([]accessCandidate, error) {
 		i = j
 	}
 	return out, nil
+}
+
+// accessesNewestFirst calls fn with every access entry, newest first:
+// the reverse of accessCandidates' order, by (time, hash). It reads the
+// access entries of each feed (View.AccessSeqs) backwards from the
+// newest, merging the feeds by time, and stops when fn returns false: a
+// caller listing the newest few reads about as many entries, however
+// long the ledger. A feed's times never go backwards, so the access
+// entries of a feed older than the one read are no newer than it;
+// entries sharing a time, in any feed, are all read before any of them is
+// handed over, and handed over by hash. An error is a ledger store that
+// cannot be read.
+func accessesNewestFirst(v *consent.View, fn func(*consent.Entry) bool) error {
+	cs := &cursorHeap{}
+	// next reads c's access entry i (its next, going backwards) and
+	// pushes c back; a feed read to its first access entry is done.
+	next := func(c feedCursor) error {
+		if c.i < 0 {
+			return nil
+		}
+		e, err := v.EntryAt(c.author, c.seqs[c.i])
+		if err != nil {
+			return err
+		}
+		c.e, c.t = e, consent.PrintableTime(e.Time)
+		cs.push(c)
+		return nil
+	}
+	for _, a := range v.Authors() {
+		seqs := v.AccessSeqs(a)
+		if err := next(feedCursor{author: a, seqs: seqs, i: len(seqs) - 1}); err != nil {
+			return err
+		}
+	}
+	type timed struct {
+		e    *consent.Entry
+		hash string
+	}
+	var same []timed
+	for len(*cs) > 0 {
+		t := (*cs)[0].t
+		same = same[:0]
+		for len(*cs) > 0 && (*cs)[0].t.Equal(t) {
+			c := cs.pop()
+			h, _ := v.HashAt(c.author, c.e.Seq)
+			same = append(same, timed{c.e, h.String()})
+			c.i--
+			if err := next(c); err != nil {
+				return err
+			}
+		}
+		slices.SortFunc(same, func(a, b timed) int { return strings.Compare(b.hash, a.hash) })
+		for _, x := range same {
+			if !fn(x.e) {
+				return nil
+			}
+		}
+	}
+	return nil
+}
+
+// feedCursor is where accessesNewestFirst is in one feed: seqs are the
+// feed's access entries, e the one at i (the newest not handed over yet),
+// t its time.
+type feedCursor struct {
+	author consent.ID
+	seqs   []uint64
+	i      int
+	e      *consent.Entry
+	t      time.Time
+}
+
+// cursorHeap is a max-heap of feed cursors by time.
+type cursorHeap []feedCursor
+
+func (h *cursorHeap) push(c feedCursor) {
+	*h = append(*h, c)
+	s := *h
+	for i := len(s) - 1; i > 0; {
+		p := (i - 1) / 2
+		if !s[i].t.After(s[p].t) {
+			break
+		}
+		s[i], s[p] = s[p], s[i]
+		i = p
+	}
+}
+
+func (h *cursorHeap) pop() feedCursor {
+	s := *h
+	top := s[0]
+	n := len(s) - 1
+	s[0] = s[n]
+	s = s[:n]
+	for i := 0; ; {
+		l, r, m := 2*i+1, 2*i+2, i
+		if l < n && s[l].t.After(s[m].t) {
+			m = l
+		}
+		if r < n && s[r].t.After(s[m].t) {
+			m = r
+		}
+		if m == i {
+			break
+		}
+		s[i], s[m] = s[m], s[i]
+		i = m
+	}
+	*h = s
+	return top
 }
 
 // namesOwner reports whether access entry e carries a request (decoded,
