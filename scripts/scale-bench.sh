@@ -31,7 +31,8 @@
 # 3. reach: revocation reach p50/p99 from the Go benchmarks that measure it
 #    (every Benchmark*Reach* in p2p/... but gossip's, one iteration of
 #    their own trials; Benchmark*GossipReach*, 200 iterations: their p50-ms
-#    and p99-ms).
+#    and p99-ms, and a row for each prefixed set, such as
+#    BenchmarkRevocationReach's publish-p99-ms: the network's part alone).
 #
 # Needs /usr/bin/time (Debian package "time") and timeout (coreutils).
 # Every step is bounded by TIMEOUT; processes it starts are stopped, and
@@ -321,6 +322,16 @@ if [[ " $PARTS " == *" reach "* ]]; then
         if ($(i+1) == "p50-ms") p50=$i " ms"; if ($(i+1) == "p99-ms") p99=$i " ms"; if ($(i+1) == "max-ms") mx=$i " ms"
       }
       print name "|" p50 "|" p99 "|" mx
+      # Prefixed figures (call-p99-ms, publish-p99-ms...): one row each.
+      split("", pre)
+      for (i=3; i<NF; i++) if ($(i+1) ~ /^[a-z]+-p99-ms$/) { q=$(i+1); sub(/-p99-ms$/, "", q); pre[q]=1 }
+      for (q in pre) {
+        a="-"; b="-"; c="-"
+        for (i=3; i<NF; i++) {
+          if ($(i+1) == q "-p50-ms") a=$i " ms"; if ($(i+1) == q "-p99-ms") b=$i " ms"; if ($(i+1) == q "-max-ms") c=$i " ms"
+        }
+        print name " (" q "-*)|" a "|" b "|" c
+      }
     }
     # A benchmark that fails: its name and the first line of its message.
     /^--- FAIL: Benchmark/ { failed=$3; next }
