@@ -140,31 +140,25 @@ func (w *Wallet) Sync(ctx context.Context) (SyncResult, error) {
 	if err != nil {
 		return res, err
 	}
+	copies, err := c.ListManifests(ctx, w.ID(), "")
+	if err != nil {
+		return res, err
+	}
+	// The ledger decides which copy is current: the latest anchor of each
+	// record in the wallet's feed (the view keeps it; no entry is read).
 	anchors := map[string]consent.Hash{}
 	l, _, err := w.openLedger(false)
 	if err != nil {
 		return res, err
 	}
 	l.View(func(v *consent.View) {
-		err = v.FeedFrom(w.ID(), 1, func(e *consent.Entry) error {
-			if e.Kind != consent.KindAnchor {
-				return nil
+		for _, cp := range copies {
+			if a, ok := v.Anchor(w.ID(), cp.Record); ok {
+				anchors[cp.Record] = a.Manifest
 			}
-			if b, err := e.DecodedBody(); err == nil {
-				a := b.(*consent.AnchorBody)
-				anchors[a.Record] = a.Manifest
-			}
-			return nil
-		})
+		}
 	})
 	l.Close()
-	if err != nil {
-		return res, err
-	}
-	copies, err := c.ListManifests(ctx, w.ID(), "")
-	if err != nil {
-		return res, err
-	}
 	if err := os.MkdirAll(w.recordsPath(), 0o700); err != nil {
 		return res, err
 	}
