@@ -306,31 +306,12 @@ func Push(ctx context.Context, h host.Host, p peer.ID, entries []*consent.Entry)
 	if len(entries) == 0 {
 		return nil, nil
 	}
-	str, err := h.NewStream(ctx, p, PushID)
+	ps, err := openPush(ctx, h, p)
 	if err != nil {
-		return nil, fmt.Errorf("ledgersync: push to %s: %w", shortPeer(p), err)
+		return nil, err
 	}
-	stop := context.AfterFunc(ctx, func() { str.Reset() })
-	defer stop()
-	defer func() {
-		if err != nil {
-			str.Reset()
-			if ctx.Err() != nil {
-				err = fmt.Errorf("%w (%w)", ctx.Err(), err)
-			}
-			err = fmt.Errorf("ledgersync: push to %s: %w", shortPeer(p), err)
-			return
-		}
-		str.Close()
-	}()
-	deadline := func() {
-		d := time.Now().Add(DefaultStreamTimeout)
-		if cd, ok := ctx.Deadline(); ok && cd.Before(d) {
-			d = cd
-		}
-		_ = str.SetDeadline(d)
-	}
-	r := bufio.NewReader(str)
+	defer ps.finish(&err)
+	str, r, deadline := ps.str, ps.r, ps.deadline
 
 	acks = make([]Ack, len(entries))
 	send := make([]bool, len(entries))
@@ -515,6 +496,50 @@ func pushBatches(entries []*consent.Entry, send []bool) [][]int {
 	return out
 }
 
+// pushStream is an open ledger-push stream to a peer: reset when the
+// context ends, with a deadline (deadline) renewed before each exchange.
+type pushStream struct {
+	ctx  context.Context
+	p    peer.ID
+	str  network.Stream
+	r    *bufio.Reader
+	stop func() bool
+}
+
+// openPush opens a push stream to p.
+func openPush(ctx context.Context, h host.Host, p peer.ID) (*pushStream, error) {
+	str, err := h.NewStream(ctx, p, PushID)
+	if err != nil {
+		return nil, fmt.Errorf("ledgersync: push to %s: %w", shortPeer(p), err)
+	}
+	return &pushStream{ctx: ctx, p: p, str: str, r: bufio.NewReader(str),
+		stop: context.AfterFunc(ctx, func() { str.Reset() })}, nil
+}
+
+// deadline sets the stream's deadline for the next exchange.
+func (ps *pushStream) deadline() {
+	d := time.Now().Add(DefaultStreamTimeout)
+	if cd, ok := ps.ctx.Deadline(); ok && cd.Before(d) {
+		d = cd
+	}
+	_ = ps.str.SetDeadline(d)
+}
+
+// finish ends the push: it closes the stream, or, when *err is set,
+// resets it and words *err (the context's error first, if it ended).
+func (ps *pushStream) finish(err *error) {
+	ps.stop()
+	if *err == nil {
+		ps.str.Close()
+		return
+	}
+	ps.str.Reset()
+	if ps.ctx.Err() != nil {
+		*err = fmt.Errorf("%w (%w)", ps.ctx.Err(), *err)
+	}
+	*err = fmt.Errorf("ledgersync: push to %s: %w", shortPeer(ps.p), *err)
+}
+
 // PushFeed pushes author's feed, as l holds it, to p over PushID: it
 // offers p the feed's head and sends the entries p lacks (all of them
 // unless p holds an entry of the feed, then those after it), in batches
@@ -528,31 +553,12 @@ func PushFeed(ctx context.Context, h host.Host, p peer.ID, l *consent.Ledger, au
 	if head.Seq == 0 {
 		return nil
 	}
-	str, err := h.NewStream(ctx, p, PushID)
+	ps, err := openPush(ctx, h, p)
 	if err != nil {
-		return fmt.Errorf("ledgersync: push to %s: %w", shortPeer(p), err)
+		return err
 	}
-	stop := context.AfterFunc(ctx, func() { str.Reset() })
-	defer stop()
-	defer func() {
-		if err != nil {
-			str.Reset()
-			if ctx.Err() != nil {
-				err = fmt.Errorf("%w (%w)", ctx.Err(), err)
-			}
-			err = fmt.Errorf("ledgersync: push to %s: %w", shortPeer(p), err)
-			return
-		}
-		str.Close()
-	}()
-	deadline := func() {
-		d := time.Now().Add(DefaultStreamTimeout)
-		if cd, ok := ctx.Deadline(); ok && cd.Before(d) {
-			d = cd
-		}
-		_ = str.SetDeadline(d)
-	}
-	r := bufio.NewReader(str)
+	defer ps.finish(&err)
+	str, r, deadline := ps.str, ps.r, ps.deadline
 
 	deadline()
 	if err := wire.Write(str, pushRequest{Op: pushOpOffer, Heads: []feedHead{{Author: author, Seq: head.Seq, Hash: head.Hash}}}); err != nil {
