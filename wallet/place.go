@@ -5,16 +5,11 @@ package wallet
 // set (its serve entry, see serve.go) is the union of these peers.
 
 import (
-	"encoding/json"
-	"errors"
-	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"sync"
 
 	"github.com/medwallet/medwallet/consent"
-	"github.com/medwallet/medwallet/internal/fsutil"
 	"github.com/medwallet/medwallet/p2p/client"
 )
 
@@ -34,16 +29,9 @@ var placementMu sync.Mutex // serialises placement.json in one process
 func (w *Wallet) placementPath() string { return filepath.Join(w.cfg.Home, placementFile) }
 
 func (w *Wallet) readPlacement() (*placement, error) {
-	p := &placement{Version: 1, Records: map[string][]consent.ID{}}
-	b, err := os.ReadFile(w.placementPath())
-	if errors.Is(err, os.ErrNotExist) {
-		return p, nil
-	}
-	if err != nil {
+	p := &placement{Version: 1}
+	if err := w.readHomeJSON(placementFile, p, func() bool { return p.Version == 1 }); err != nil {
 		return nil, err
-	}
-	if err := json.Unmarshal(b, p); err != nil || p.Version != 1 {
-		return nil, fmt.Errorf("%s is damaged: %w", placementFile, ErrInvalid)
 	}
 	if p.Records == nil {
 		p.Records = map[string][]consent.ID{}
@@ -51,13 +39,7 @@ func (w *Wallet) readPlacement() (*placement, error) {
 	return p, nil
 }
 
-func (w *Wallet) writePlacement(p *placement) error {
-	b, err := json.MarshalIndent(p, "", "  ")
-	if err != nil {
-		return err
-	}
-	return fsutil.WriteFileAtomic(w.placementPath(), append(b, '\n'), 0o600)
-}
+func (w *Wallet) writePlacement(p *placement) error { return w.writeHomeJSON(placementFile, p) }
 
 // updatePlacement records what a client placed (client.Placed): a record
 // whose shares it placed (added or rotated) is held by exactly those

@@ -12,11 +12,9 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"sync"
@@ -25,7 +23,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/medwallet/medwallet/consent"
-	"github.com/medwallet/medwallet/internal/fsutil"
 	"github.com/medwallet/medwallet/p2p/client"
 	"github.com/medwallet/medwallet/p2p/netfile"
 	"github.com/medwallet/medwallet/p2p/witness"
@@ -68,19 +65,10 @@ type feedCheckpoints struct {
 
 var witnessMu sync.Mutex // serialises witness.json in one process
 
-func (w *Wallet) witnessPath() string { return filepath.Join(w.cfg.Home, witnessFile) }
-
 func (w *Wallet) readWitnessState() (*witnessState, error) {
-	s := &witnessState{Version: 1, Feeds: map[string]*feedCheckpoints{}}
-	b, err := os.ReadFile(w.witnessPath())
-	if errors.Is(err, os.ErrNotExist) {
-		return s, nil
-	}
-	if err != nil {
+	s := &witnessState{Version: 1}
+	if err := w.readHomeJSON(witnessFile, s, func() bool { return s.Version == 1 }); err != nil {
 		return nil, err
-	}
-	if err := json.Unmarshal(b, s); err != nil || s.Version != 1 {
-		return nil, fmt.Errorf("%s is damaged: %w", witnessFile, ErrInvalid)
 	}
 	if s.Feeds == nil {
 		s.Feeds = map[string]*feedCheckpoints{}
@@ -88,13 +76,7 @@ func (w *Wallet) readWitnessState() (*witnessState, error) {
 	return s, nil
 }
 
-func (w *Wallet) writeWitnessState(s *witnessState) error {
-	b, err := json.MarshalIndent(s, "", "  ")
-	if err != nil {
-		return err
-	}
-	return fsutil.WriteFileAtomic(w.witnessPath(), append(b, '\n'), 0o600)
-}
+func (w *Wallet) writeWitnessState(s *witnessState) error { return w.writeHomeJSON(witnessFile, s) }
 
 // WitnessResult says what one round of witnessing did.
 type WitnessResult struct {
