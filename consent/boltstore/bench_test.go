@@ -1,8 +1,6 @@
 package boltstore
 
 import (
-	"crypto/ed25519"
-	"crypto/sha256"
 	"fmt"
 	"path/filepath"
 	"syscall"
@@ -11,15 +9,6 @@ import (
 
 	"github.com/medwallet/medwallet/consent"
 )
-
-func benchSigner(b *testing.B, name string) *consent.KeySigner {
-	seed := sha256.Sum256([]byte("medwallet bench key: " + name))
-	s, err := consent.NewKeySigner(ed25519.NewKeyFromSeed(seed[:]))
-	if err != nil {
-		b.Fatal(err)
-	}
-	return s
-}
 
 // benchLedger writes n entries to a new store in dir, the shape of the
 // ledger the issue measured: a patient's grants and revocations to one
@@ -33,46 +22,13 @@ func benchLedger(b *testing.B, path string, n int) {
 	defer s.Close()
 	// Keys of their own per size, so that no entry of one ledger is in
 	// another (the memo of verified entries would skew "reverify").
-	key := func(who string) *consent.KeySigner { return benchSigner(b, fmt.Sprint(who, "-", n)) }
-	patient, clin, peer := key("patient"), key("clinician"), key("peer")
-	heads := map[consent.ID]consent.Head{}
-	t0 := time.Unix(1767225600, 0)
-	var batch []*consent.Entry
-	add := func(sg consent.Signer, kind consent.Kind, body any) *consent.Entry {
-		e, err := consent.NewEntry(sg, heads[sg.ID()], t0.Add(time.Duration(len(heads))*time.Second), kind, body)
-		if err != nil {
+	es, _ := genEntriesOf(b, fmt.Sprint("bench-", n), n)
+	for len(es) > 0 {
+		k := min(len(es), 1024)
+		if err := s.PutBatch(es[:k]); err != nil {
 			b.Fatal(err)
 		}
-		heads[sg.ID()] = e.Head()
-		batch = append(batch, e)
-		if len(batch) == 1024 {
-			if err := s.PutBatch(batch); err != nil {
-				b.Fatal(err)
-			}
-			batch = batch[:0]
-		}
-		return e
-	}
-	var last consent.Hash
-	for i := 0; i < n; i++ {
-		switch {
-		case i%2 == 1:
-			r, err := consent.SignRequest(clin, consent.Request{Owner: patient.ID(), Record: "rec-1",
-				Scope: "patient/Observation.rs", Purpose: "TREAT", Time: t0.Unix(), Nonce: []byte(fmt.Sprintf("nonce-%012d", i))})
-			if err != nil {
-				b.Fatal(err)
-			}
-			add(peer, consent.KindAccess, &consent.AccessBody{Request: r.Encode(), Allow: true,
-				Reason: consent.ReasonGranted, Grant: last, OwnerHead: heads[patient.ID()]})
-		case i%6 == 4:
-			add(patient, consent.KindRevoke, &consent.RevokeBody{Grant: last})
-		default:
-			last = add(patient, consent.KindGrant, &consent.Grant{Grantee: clin.ID(), Records: []string{"rec-1"},
-				Scopes: []string{"patient/Observation.rs"}, Purpose: "TREAT", NotBefore: t0.Unix()}).Hash()
-		}
-	}
-	if err := s.PutBatch(batch); err != nil {
-		b.Fatal(err)
+		es = es[k:]
 	}
 }
 
