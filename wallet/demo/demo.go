@@ -512,7 +512,57 @@ func (r *runner) revoke(ctx context.Context) error {
 	}
 	r.ok("Dr Bob is denied; the peers' reason: %s", consent.ReasonRevoked)
 	r.say("What he imported before stays with him: revocation cannot recall copies.")
-	return nil
+	// Every peer Bob asked logs its denial on its own sub-feed, and gossip
+	// carries it to the other serving peers. The next step stops peers, so
+	// wait (bounded) until Alice's ledger holds a denial from each holder:
+	// a peer stopped before its entry spread would take it along.
+	return r.awaitDenials(ctx, start)
+}
+
+// denialWait bounds how long the story waits for the peers' denials to
+// reach Alice.
+const denialWait = 30 * time.Second
+
+// awaitDenials polls Alice's ledger until one of the records of Bob's
+// grant shows a revoked-denial from each of its n holders since start.
+func (r *runner) awaitDenials(ctx context.Context, since time.Time) error {
+	ctx, cancel := context.WithTimeout(ctx, denialWait)
+	defer cancel()
+	want := map[string]int{}
+	for _, rec := range r.recs {
+		want[rec.ID] = rec.N
+	}
+	best := 0
+	for {
+		if _, err := r.alice.PullLedger(ctx); err != nil && ctx.Err() == nil {
+			return err
+		}
+		log, err := r.alice.AccessLog(ctx)
+		if err != nil && ctx.Err() == nil {
+			return err
+		}
+		deciders := map[string]map[consent.ID]bool{}
+		for _, a := range log {
+			if a.Requester != r.bob.ID() || a.Allow || a.Reason != consent.ReasonRevoked || a.Time.Before(since.Truncate(time.Second)) {
+				continue
+			}
+			if deciders[a.Record] == nil {
+				deciders[a.Record] = map[consent.ID]bool{}
+			}
+			deciders[a.Record][a.Decider] = true
+			if n := len(deciders[a.Record]); n > best {
+				best = n
+			}
+			if n, ok := want[a.Record]; ok && len(deciders[a.Record]) >= n {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return r.fail("Alice's ledger shows %d peers' denials of Dr Bob after %v, want one from each holder", best, denialWait)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // peersDown stops as many peers holding shares of Alice's first record as
