@@ -65,7 +65,7 @@ func (x *auditIndex) note(e *Entry, h Hash, body any, req *Request) {
 	a, full := e.Author, x.full
 	switch e.Kind {
 	case KindGrant:
-		if g, ok := full.grants[h]; ok {
+		if g, ok := full.grantMap()[h]; ok {
 			x.events[a] = append(x.events[a], grantEvent{seq: e.Seq, g: g})
 		}
 	case KindRevoke:
@@ -73,7 +73,7 @@ func (x *auditIndex) note(e *Entry, h Hash, body any, req *Request) {
 		if !ok {
 			return
 		}
-		if g, ok := full.grants[rb.Grant]; ok && g.Author == a {
+		if g, ok := full.grantMap()[rb.Grant]; ok && g.Author == a {
 			x.events[a] = append(x.events[a], grantEvent{seq: e.Seq, g: g, revoke: true})
 		}
 		if c, ok := full.creds[rb.Grant]; ok && c.Issuer == a {
