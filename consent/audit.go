@@ -440,7 +440,7 @@ func (a *auditor) finish() *AuditReport {
 				Detail: fmt.Sprintf("author %s: %v at seq %d (%s)", p.Author().Short(), ErrEquivocation, p.Seq(), where)})
 		}
 	}
-	rep.Grants = len(full.grants)
+	rep.Grants = len(full.grantMap())
 	a.decideAll()
 	// Access findings in the order of a walk over the feeds, by author
 	// then seq.
