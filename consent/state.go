@@ -740,30 +740,44 @@ func (v *View) count() uint64 {
 // tables whole when the view was not restored from ss nor saved there
 // before (or its tables there proved unreadable), else only what changed
 // since (the dirty grants, revocations and nonces, and the chunks of the
-// feeds past what was saved).
+// feeds past what was saved). Each table is written in key order, so that
+// the store appends rather than inserts at random (bbolt then touches
+// few pages per transaction), and straight from the view's tables: no
+// encoding of the whole state is ever held.
 func (v *View) saveTo(ss StateStore, gen uint64) error {
 	full := v.src == nil || v.src.ss != ss || v.src.broken.Load()
 	var (
 		grants []*GrantInfo
-		revs   map[Hash]map[ID]bool
-		nonces map[nonceKey]struct{}
+		revs   []Hash
+		nonces []nonceKey
 	)
 	if full {
 		for _, g := range v.grantMap() {
 			grants = append(grants, g)
 		}
-		revs, nonces = v.revokedMap(), v.allNonces()
+		for h := range v.revokedMap() {
+			revs = append(revs, h)
+		}
+		all := v.allNonces()
+		nonces = make([]nonceKey, 0, len(all))
+		for k := range all {
+			nonces = append(nonces, k)
+		}
 	} else {
-		grants = v.dirty.grants
-		revs = make(map[Hash]map[ID]bool, len(v.dirty.revs))
+		grants = slices.Clone(v.dirty.grants)
 		for h := range v.dirty.revs {
-			revs[h] = v.revokers(h)
+			revs = append(revs, h)
 		}
-		nonces = make(map[nonceKey]struct{}, len(v.dirty.nonces))
-		for _, k := range v.dirty.nonces {
-			nonces[k] = struct{}{}
-		}
+		nonces = slices.Clone(v.dirty.nonces)
 	}
+	slices.SortFunc(revs, cmpHash)
+	slices.SortFunc(nonces, func(a, b nonceKey) int {
+		if c := strings.Compare(string(a.requester), string(b.requester)); c != 0 {
+			return c
+		}
+		return strings.Compare(a.nonce, b.nonce)
+	})
+	authors := v.Authors()
 	err := ss.SaveState(gen, full, func(put StatePut) error {
 		payload, err := canon.Marshal(v.core())
 		if err != nil {
@@ -772,10 +786,11 @@ func (v *View) saveTo(ss StateStore, gen uint64) error {
 		if err := put(tableCore, []byte(tableCore), sealState(payload)); err != nil {
 			return err
 		}
-		for a, f := range v.feeds {
-			from, fromAcc := f.saved, f.savedAcc
+		for _, a := range authors {
+			f := v.feeds[a]
+			from := f.saved
 			if full {
-				from, fromAcc = 0, 0
+				from = 0
 			}
 			for c := from / hashChunk; c*hashChunk < len(f.hashes); c++ {
 				end := min(len(f.hashes), (c+1)*hashChunk)
@@ -783,7 +798,14 @@ func (v *View) saveTo(ss StateStore, gen uint64) error {
 					return err
 				}
 			}
-			for c := fromAcc / hashChunk; c*hashChunk < len(f.access); c++ {
+		}
+		for _, a := range authors {
+			f := v.feeds[a]
+			from := f.savedAcc
+			if full {
+				from = 0
+			}
+			for c := from / hashChunk; c*hashChunk < len(f.access); c++ {
 				end := min(len(f.access), (c+1)*hashChunk)
 				b := make([]byte, 0, 8*(end-c*hashChunk))
 				for _, seq := range f.access[c*hashChunk : end] {
@@ -794,23 +816,40 @@ func (v *View) saveTo(ss StateStore, gen uint64) error {
 				}
 			}
 		}
+		slices.SortFunc(grants, cmpGrantID)
 		for _, g := range grants {
 			b, err := canon.Marshal(storedGrantOf(g))
 			if err != nil {
 				return fmt.Errorf("encode view state: %w", err)
 			}
-			if err := put(tableGrants, g.ID[:], b); err != nil {
-				return err
-			}
-			if err := put(tableByOwner, grantIndexKey(g.Author, g), present); err != nil {
-				return err
-			}
-			if err := put(tableByGrantee, grantIndexKey(g.Grantee, g), present); err != nil {
+			if err := put(tableGrants, bytes.Clone(g.ID[:]), b); err != nil {
 				return err
 			}
 		}
-		for h, m := range revs {
-			as := revokerList(m)
+		for _, by := range []struct {
+			table string
+			id    func(*GrantInfo) ID
+		}{
+			{tableByOwner, func(g *GrantInfo) ID { return g.Author }},
+			{tableByGrantee, func(g *GrantInfo) ID { return g.Grantee }},
+		} {
+			slices.SortFunc(grants, func(a, b *GrantInfo) int {
+				if c := strings.Compare(string(by.id(a)), string(by.id(b))); c != 0 {
+					return c
+				}
+				if c := cmp.Compare(uint64(a.Time)^1<<63, uint64(b.Time)^1<<63); c != 0 {
+					return c
+				}
+				return cmpGrantID(a, b)
+			})
+			for _, g := range grants {
+				if err := put(by.table, grantIndexKey(by.id(g), g), present); err != nil {
+					return err
+				}
+			}
+		}
+		for _, h := range revs {
+			as := revokerList(v.revokers(h))
 			if len(as) == 0 {
 				continue
 			}
@@ -822,7 +861,7 @@ func (v *View) saveTo(ss StateStore, gen uint64) error {
 				return err
 			}
 		}
-		for k := range nonces {
+		for _, k := range nonces {
 			if err := put(tableNonces, nonceTableKey(k.requester, []byte(k.nonce)), present); err != nil {
 				return err
 			}
@@ -839,7 +878,10 @@ func (v *View) saveTo(ss StateStore, gen uint64) error {
 	if full {
 		// From now on the view saves what changes. It holds every grant,
 		// revocation and nonce in memory, and reads none back.
-		v.nonces, v.noncesAll = nonces, true
+		if v.src != nil {
+			v.nonces = v.allNonces()
+		}
+		v.noncesAll = true
 		src := &stateSrc{ss: ss}
 		src.grantsOnce.Do(func() {})
 		src.grantsLoaded.Store(true)

@@ -237,6 +237,10 @@ func (s *Store) SaveState(gen uint64, reset bool, fn func(put consent.StatePut) 
 		return fmt.Errorf("save ledger state: %w", err)
 	}
 	written := 0
+	var (
+		tname string
+		t     *bolt.Bucket
+	)
 	put := func(name string, k, v []byte) error {
 		if written >= saveTxBytes {
 			if err := tx.Commit(); err != nil {
@@ -247,11 +251,15 @@ func (s *Store) SaveState(gen uint64, reset bool, fn func(put consent.StatePut) 
 				tx = nil
 				return err
 			}
-			written = 0
+			written, t = 0, nil
 		}
-		t, err := tx.Bucket(stateBucket).CreateBucketIfNotExists([]byte(tablePrefix + name))
-		if err != nil {
-			return err
+		if t == nil || name != tname {
+			var err error
+			if t, err = tx.Bucket(stateBucket).CreateBucketIfNotExists([]byte(tablePrefix + name)); err != nil {
+				return err
+			}
+			// Tables are written in key order: full pages split less.
+			t.FillPercent, tname = 0.9, name
 		}
 		written += len(k) + len(v) + 64
 		if v == nil {
