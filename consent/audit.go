@@ -683,7 +683,7 @@ func DisclosuresWith(v *View, owner ID, since time.Time, c AccessCheck) []Disclo
 			}
 			out = append(out, Disclosure{
 				Time: e.Time, Recipient: r.Requester, Record: r.Record, Scope: r.Scope, Scopes: grantScopes(v, ab.Grant, r.Scope),
-				Purpose: r.Purpose, Decider: v.Decider(e.Author), Grant: ab.Grant, Entry: f.hashes[i],
+				Purpose: r.Purpose, Decider: v.Decider(e.Author), Grant: ab.Grant, Entry: v.feedTables(f).hashes[i],
 				Emergency: ab.Reason == ReasonEmergency, BreakGlass: r.BreakGlass, Credential: ab.Credential,
 			})
 		}

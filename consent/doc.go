@@ -157,7 +157,8 @@
 // beside the entries, as tables, when the Ledger closes, and OpenLedger
 // restores it without reading an entry when it describes the store's
 // current entries (its write generation, checksum and heads). Opening
-// reads the heads and small tables and copies the feeds' hashes; grants,
+// reads the heads and small tables; a feed's hashes are copied when it is
+// first asked about; grants,
 // revocations and nonces stay in the store and are read on demand (a
 // lookup reads one key, GrantsBy and GrantsTo read the grants they
 // yield), and a save writes only what changed since. A state that is

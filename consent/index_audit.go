@@ -52,7 +52,7 @@ func newAuditIndex(full *View) *auditIndex {
 					continue
 				}
 			}
-			x.note(e, f.hashes[i], body, req)
+			x.note(e, full.feedTables(f).hashes[i], body, req)
 		}
 	}
 	return x
@@ -137,7 +137,7 @@ func accessLimits(full *View, e *Entry, ab *AccessBody, req *Request) (limits, e
 			return nil
 		}
 		f := full.feeds[author]
-		if f == nil || h.Seq > uint64(len(f.hashes)) || f.hashes[h.Seq-1] != h.Hash {
+		if f == nil || h.Seq > f.hd.Seq || full.feedTables(f).hashes[h.Seq-1] != h.Hash {
 			return fmt.Errorf("%s head: %w", role, ErrUnknownHead)
 		}
 		if author == e.Author {

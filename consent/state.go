@@ -27,8 +27,9 @@ import (
 // A state is a set of tables, each a sorted map of keys to values, that a
 // StateStore keeps (boltstore: one bbolt bucket per table). Opening reads
 // only what does not grow with the history: table "core" (the heads and
-// the small derived tables) and the feeds' hashes and access seqs, which
-// are copied, not decoded. The tables that grow with the history (grants,
+// the small derived tables) and the hash of each feed's head. A feed's
+// hashes and access seqs are copied (not decoded) from tables "h" and "a"
+// when the feed is first asked about. The tables that grow with the history (grants,
 // their indexes by owner and by grantee, revocations, nonces) are read on
 // demand: a lookup reads one key, a listing reads the keys it yields, and
 // Decide (which needs every grant of the index) loads the grants once.
@@ -321,7 +322,7 @@ func EncodeState(v *View) ([]byte, error) {
 	}
 	st := &viewState{Core: *v.core()}
 	for _, a := range v.Authors() {
-		f := v.feeds[a]
+		f := v.feedTables(v.feeds[a])
 		sf := stateFeed{Author: a, Hashes: hashBytes(f.hashes)}
 		if len(f.access) > 0 {
 			sf.Access = f.access
@@ -440,8 +441,8 @@ func decodeCore(b []byte) (*coreState, error) {
 func (v *View) core() *coreState {
 	cs := &coreState{}
 	for a, f := range v.feeds {
-		if len(f.hashes) > 0 {
-			cs.Feeds = append(cs.Feeds, coreFeed{Author: a, Seq: uint64(len(f.hashes)), HeadTime: f.head().Time, Access: uint64(len(f.access))})
+		if f.hd.Seq > 0 {
+			cs.Feeds = append(cs.Feeds, coreFeed{Author: a, Seq: f.hd.Seq, HeadTime: f.head().Time, Access: uint64(f.nAccess())})
 		}
 	}
 	slices.SortFunc(cs.Feeds, func(a, b coreFeed) int { return strings.Compare(string(a.Author), string(b.Author)) })
@@ -622,53 +623,25 @@ func chunkKey(id ID, i uint64) []byte {
 
 func idPrefix(id ID) []byte { return append([]byte(id), 0) }
 
-// restoreFeeds copies each feed's hashes and access seqs from tables "h"
-// and "a": no decoding, one key per hashChunk entries.
+// restoreFeeds reads the hash of each feed's head from table "h" (one
+// key); the feeds' hashes and access seqs are read on first use
+// (feedTables).
 func (v *View) restoreFeeds(ss StateStore) error {
 	const hl = len(Hash{})
 	for a, f := range v.feeds {
 		n := f.hd.Seq
-		f.hashes = make([]Hash, 0, n)
-		f.access = make([]uint64, 0, f.savedAcc)
-		err := ss.StateScan(tableHashes, idPrefix(a), nil, false, func(k, b []byte) error {
-			if binary.BigEndian.Uint64(k[len(k)-8:]) != uint64(len(f.hashes))/hashChunk ||
-				len(b) == 0 || len(b)%hl != 0 || uint64(len(f.hashes)+len(b)/hl) > n ||
-				len(f.hashes)%hashChunk != 0 {
+		err := ss.StateGet(tableHashes, chunkKey(a, (n-1)/hashChunk), func(b []byte) error {
+			if uint64(len(b)) != ((n-1)%hashChunk+1)*uint64(hl) {
 				return fmt.Errorf("%w: hashes of a feed", ErrStateCorrupt)
 			}
-			for j := 0; j < len(b); j += hl {
-				f.hashes = append(f.hashes, Hash(b[j:j+hl]))
-			}
+			f.hd.Hash = Hash(b[len(b)-hl:])
 			return nil
 		})
 		if err != nil {
 			return err
 		}
-		if uint64(len(f.hashes)) != n {
-			return fmt.Errorf("%w: hashes of a feed", ErrStateCorrupt)
-		}
-		f.hd.Hash = f.hashes[n-1]
-		f.saved = len(f.hashes)
-		err = ss.StateScan(tableAccess, idPrefix(a), nil, false, func(k, b []byte) error {
-			if binary.BigEndian.Uint64(k[len(k)-8:]) != uint64(len(f.access))/hashChunk ||
-				len(b) == 0 || len(b)%8 != 0 || len(f.access)%hashChunk != 0 {
-				return fmt.Errorf("%w: access entries of a feed", ErrStateCorrupt)
-			}
-			for j := 0; j < len(b); j += 8 {
-				seq := binary.BigEndian.Uint64(b[j:])
-				if seq == 0 || seq > n || len(f.access) > 0 && f.access[len(f.access)-1] >= seq {
-					return fmt.Errorf("%w: access entries of a feed", ErrStateCorrupt)
-				}
-				f.access = append(f.access, seq)
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		if len(f.access) != f.savedAcc {
-			return fmt.Errorf("%w: access entries of a feed", ErrStateCorrupt)
-		}
+		f.saved = int(n)
+		f.lazy = &lazyFeed{}
 	}
 	return nil
 }
@@ -731,7 +704,7 @@ func hasKey(ss StateStore, t string) bool {
 func (v *View) count() uint64 {
 	var n uint64
 	for _, f := range v.feeds {
-		n += uint64(len(f.hashes))
+		n += f.hd.Seq
 	}
 	return n
 }
@@ -791,6 +764,9 @@ func (v *View) saveTo(ss StateStore, gen uint64) error {
 			from := f.saved
 			if full {
 				from = 0
+				v.feedTables(f)
+			} else if !f.loaded() {
+				continue // unchanged since restored
 			}
 			for c := from / hashChunk; c*hashChunk < len(f.hashes); c++ {
 				end := min(len(f.hashes), (c+1)*hashChunk)
@@ -804,6 +780,8 @@ func (v *View) saveTo(ss StateStore, gen uint64) error {
 			from := f.savedAcc
 			if full {
 				from = 0
+			} else if !f.loaded() {
+				continue
 			}
 			for c := from / hashChunk; c*hashChunk < len(f.access); c++ {
 				end := min(len(f.access), (c+1)*hashChunk)
@@ -872,7 +850,7 @@ func (v *View) saveTo(ss StateStore, gen uint64) error {
 		return err
 	}
 	for _, f := range v.feeds {
-		f.saved, f.savedAcc = len(f.hashes), len(f.access)
+		f.saved, f.savedAcc = int(f.hd.Seq), f.nAccess()
 	}
 	v.dirty = newStateDirty()
 	if full {

@@ -235,3 +235,48 @@ func TestStateGrantsRebuilt(t *testing.T) {
 		t.Fatal("an unreadable table was not noted")
 	}
 }
+
+// A restored view reads a feed's hashes and access seqs when that feed is
+// first asked about, and nothing of the others; a feed table that cannot
+// be read is rebuilt from the entries.
+func TestStateFeedsOnDemand(t *testing.T) {
+	l := richLedger(t, 15, 200)
+	r, ms := restored(t, l.view)
+	authors := r.Authors()
+	if len(authors) < 2 {
+		t.Fatal("too few feeds")
+	}
+	for _, a := range authors {
+		if r.feeds[a].loaded() || r.Head(a) != l.view.Head(a) {
+			t.Fatalf("feed %s read at restore, or its head differs", a.Short())
+		}
+	}
+	a := authors[0]
+	if h, _ := r.HashAt(a, 1); h != mustHashAt(t, l.view, a, 1) {
+		t.Fatal("first hash differs")
+	}
+	for _, b := range authors[1:] {
+		if r.feeds[b].loaded() {
+			t.Fatalf("feed %s read when %s was asked about", b.Short(), a.Short())
+		}
+	}
+	ms.fail[tableAccess] = true
+	for _, b := range authors {
+		if got, want := r.AccessSeqs(b), l.view.AccessSeqs(b); !slices.Equal(got, want) {
+			t.Fatalf("%s: access entries %v, want %v", b.Short(), got, want)
+		}
+	}
+	if !r.src.broken.Load() {
+		t.Fatal("an unreadable table was not noted")
+	}
+	sameAnswers(t, l, l.view, r)
+}
+
+func mustHashAt(t *testing.T, v *View, a ID, seq uint64) Hash {
+	t.Helper()
+	h, ok := v.HashAt(a, seq)
+	if !ok {
+		t.Fatalf("no hash at %s#%d", a.Short(), seq)
+	}
+	return h
+}

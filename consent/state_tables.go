@@ -2,6 +2,7 @@ package consent
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"iter"
 	"slices"
@@ -362,11 +363,11 @@ func (v *View) slotOf(h Hash) (authorSeq, bool) {
 	lb.once.Do(func() {
 		n := 0
 		for _, f := range v.feeds {
-			n += len(f.hashes)
+			n += int(f.hd.Seq)
 		}
 		m := make(map[Hash]authorSeq, n)
 		for _, f := range v.feeds {
-			for j, h := range f.hashes {
+			for j, h := range v.feedTables(f).hashes {
 				m[h] = authorSeq{f.author, uint64(j + 1)}
 			}
 		}
@@ -477,4 +478,105 @@ func (v *View) newestFromTables(table string, id ID, yield func(*GrantInfo) bool
 			return true, last
 		}
 	}
+}
+
+// lazyFeed is what a restored feed needs to read its tables once.
+type lazyFeed struct {
+	once   sync.Once
+	loaded atomic.Bool
+}
+
+// loaded reports whether f's hashes and access seqs are in memory.
+func (f *feed) loaded() bool { return f.lazy == nil || f.lazy.loaded.Load() }
+
+// nAccess is the number of f's access entries, read or not.
+func (f *feed) nAccess() int {
+	if !f.loaded() {
+		return f.savedAcc
+	}
+	return len(f.access)
+}
+
+// feedTables returns f with its hashes and access seqs in memory: a
+// restored feed reads them from tables "h" and "a" on first use (copied,
+// not decoded; one key per hashChunk), or from the entries when the
+// tables cannot be read. Read-only methods may call it concurrently.
+func (v *View) feedTables(f *feed) *feed {
+	lf := f.lazy
+	if lf == nil {
+		return f
+	}
+	lf.once.Do(func() {
+		if err := v.readFeedTables(f); err != nil {
+			v.src.broken.Store(true)
+			v.feedFromEntries(f)
+		}
+		lf.loaded.Store(true)
+	})
+	return f
+}
+
+func (v *View) readFeedTables(f *feed) error {
+	const hl = len(Hash{})
+	n := f.hd.Seq
+	hs := make([]Hash, 0, n)
+	ss := v.src.ss
+	err := ss.StateScan(tableHashes, idPrefix(f.author), nil, false, func(k, b []byte) error {
+		if binary.BigEndian.Uint64(k[len(k)-8:]) != uint64(len(hs))/hashChunk ||
+			len(b) == 0 || len(b)%hl != 0 || uint64(len(hs)+len(b)/hl) > n || len(hs)%hashChunk != 0 {
+			return ErrStateCorrupt
+		}
+		for j := 0; j < len(b); j += hl {
+			hs = append(hs, Hash(b[j:j+hl]))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if uint64(len(hs)) != n || hs[n-1] != f.hd.Hash {
+		return ErrStateCorrupt
+	}
+	acc := make([]uint64, 0, f.savedAcc)
+	err = ss.StateScan(tableAccess, idPrefix(f.author), nil, false, func(k, b []byte) error {
+		if binary.BigEndian.Uint64(k[len(k)-8:]) != uint64(len(acc))/hashChunk ||
+			len(b) == 0 || len(b)%8 != 0 || len(acc)%hashChunk != 0 {
+			return ErrStateCorrupt
+		}
+		for j := 0; j < len(b); j += 8 {
+			seq := binary.BigEndian.Uint64(b[j:])
+			if seq == 0 || seq > n || len(acc) > 0 && acc[len(acc)-1] >= seq {
+				return ErrStateCorrupt
+			}
+			acc = append(acc, seq)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if len(acc) != f.savedAcc {
+		return ErrStateCorrupt
+	}
+	f.hashes, f.access = hs, acc
+	return nil
+}
+
+// feedFromEntries fills f's hashes and access seqs from its entries. A
+// store that cannot be read leaves zero hashes for what it did not give.
+func (v *View) feedFromEntries(f *feed) {
+	n := f.hd.Seq
+	hs := make([]Hash, 0, n)
+	var acc []uint64
+	_ = v.FeedFrom(f.author, 1, func(e *Entry) error {
+		hs = append(hs, e.Hash())
+		if e.Kind == KindAccess {
+			acc = append(acc, e.Seq)
+		}
+		return nil
+	})
+	for uint64(len(hs)) < n {
+		hs = append(hs, Hash{})
+	}
+	f.hashes, f.access = hs, acc
 }

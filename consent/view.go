@@ -54,6 +54,10 @@ type feed struct {
 	// saved and savedAcc are how many hashes and access seqs the saved
 	// state holds (state.go): a save writes from there on.
 	saved, savedAcc int
+	// lazy is set in a feed of a restored view: hashes and access are
+	// read from the state on first use (View.feedTables). Their lengths
+	// are hd.Seq and savedAcc until then.
+	lazy *lazyFeed
 }
 
 func (f *feed) head() Head { return f.hd }
@@ -299,6 +303,7 @@ func (v *View) addProof(p *EquivocationProof) {
 }
 
 func (v *View) accept(f *feed, e *Entry, h Hash) {
+	v.feedTables(f)
 	f.hashes = append(f.hashes, h)
 	if e.Kind == KindAccess {
 		f.access = append(f.access, e.Seq)
@@ -374,10 +379,10 @@ func (v *View) Head(author ID) Head {
 // HashAt returns the hash of author's accepted entry seq.
 func (v *View) HashAt(author ID, seq uint64) (Hash, bool) {
 	f := v.feeds[author]
-	if f == nil || seq == 0 || seq > uint64(len(f.hashes)) {
+	if f == nil || seq == 0 || seq > f.hd.Seq {
 		return Hash{}, false
 	}
-	return f.hashes[seq-1], true
+	return v.feedTables(f).hashes[seq-1], true
 }
 
 // AccessSeqs returns the seqs of author's accepted access entries, in
@@ -386,7 +391,7 @@ func (v *View) HashAt(author ID, seq uint64) (Hash, bool) {
 // must not change it.
 func (v *View) AccessSeqs(author ID) []uint64 {
 	if f := v.feeds[author]; f != nil {
-		return slices.Clip(f.access)
+		return slices.Clip(v.feedTables(f).access)
 	}
 	return nil
 }
@@ -395,7 +400,7 @@ func (v *View) AccessSeqs(author ID) []uint64 {
 // through its cache. An entry the view has not accepted is ErrNotFound.
 func (v *View) EntryAt(author ID, seq uint64) (*Entry, error) {
 	f := v.feeds[author]
-	if f == nil || seq == 0 || seq > uint64(len(f.hashes)) {
+	if f == nil || seq == 0 || seq > f.hd.Seq {
 		return nil, fmt.Errorf("entry %s#%d: %w", author.Short(), seq, ErrNotFound)
 	}
 	return v.acceptedAt(authorSeq{f.author, seq})
@@ -429,7 +434,7 @@ func (v *View) FeedFrom(author ID, from uint64, fn func(*Entry) error) error {
 	if f == nil {
 		return nil
 	}
-	last := uint64(len(f.hashes))
+	last := f.hd.Seq
 	next := max(from, 1)
 	errStop := errors.New("stop")
 	for next <= last {
@@ -508,7 +513,7 @@ func (v *View) Feed(author ID) []*Entry {
 func (v *View) Authors() []ID {
 	out := make([]ID, 0, len(v.feeds))
 	for a, f := range v.feeds {
-		if len(f.hashes) > 0 {
+		if f.hd.Seq > 0 {
 			out = append(out, a)
 		}
 	}
@@ -537,8 +542,8 @@ func (v *View) Has(h Hash) bool {
 // slotHash is the hash of the entry that holds slot k of feed f, accepted
 // or pending.
 func (v *View) slotHash(f *feed, k authorSeq) (Hash, bool) {
-	if k.seq >= 1 && k.seq <= uint64(len(f.hashes)) {
-		return f.hashes[k.seq-1], true
+	if k.seq >= 1 && k.seq <= f.hd.Seq {
+		return v.feedTables(f).hashes[k.seq-1], true
 	}
 	h, ok := v.seen[k]
 	return h, ok
@@ -546,7 +551,7 @@ func (v *View) slotHash(f *feed, k authorSeq) (Hash, bool) {
 
 // entryBySlot returns the entry with hash h at slot k, accepted or pending.
 func (v *View) entryBySlot(k authorSeq, h Hash) (*Entry, error) {
-	if f := v.feeds[k.author]; f != nil && k.seq >= 1 && k.seq <= uint64(len(f.hashes)) && f.hashes[k.seq-1] == h {
+	if f := v.feeds[k.author]; f != nil && k.seq >= 1 && k.seq <= f.hd.Seq && v.feedTables(f).hashes[k.seq-1] == h {
 		return v.acceptedAt(authorSeq{f.author, k.seq})
 	}
 	for _, e := range v.pending[k] {
