@@ -765,8 +765,8 @@ func (v *View) saveTo(ss StateStore, gen uint64) error {
 			if full {
 				from = 0
 				v.feedTables(f)
-			} else if !f.loaded() {
-				continue // unchanged since restored
+			} else if !f.loaded() || from == len(f.hashes) {
+				continue // unchanged since restored or saved
 			}
 			for c := from / hashChunk; c*hashChunk < len(f.hashes); c++ {
 				end := min(len(f.hashes), (c+1)*hashChunk)
@@ -780,7 +780,7 @@ func (v *View) saveTo(ss StateStore, gen uint64) error {
 			from := f.savedAcc
 			if full {
 				from = 0
-			} else if !f.loaded() {
+			} else if !f.loaded() || from == len(f.access) {
 				continue
 			}
 			for c := from / hashChunk; c*hashChunk < len(f.access); c++ {

@@ -687,3 +687,44 @@ func TestStateNotSavedWhenViewHoldsMore(t *testing.T) {
 		})
 	}
 }
+
+// A ledger opened from its state, given more entries (grants, revocations
+// and accesses among them) and closed, saves what changed: the next open
+// is from the state again, and its view is the one the entries give.
+func TestStateSavedAfterAppend(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	stateLedger(t, path, 300)
+	es, _ := genEntries(t, 2500) // past a chunk of hashes in the patient's feed
+	for _, more := range [][]*consent.Entry{es[300:340], es[340:2500]} {
+		l, c := open(t, path)
+		if !l.OpenedFromState() || c.scanned != 0 {
+			t.Fatalf("not opened from the state (%d entries read)", c.scanned)
+		}
+		if _, err := l.IngestBatch(more); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := consent.NewView()
+	if err := s.Scan(func(e *consent.Entry) error { _, err := ref.Ingest(e); return err }); err != nil {
+		t.Fatal(err)
+	}
+	want, err := consent.EncodeState(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	l, c := open(t, path)
+	if !l.OpenedFromState() || c.scanned != 0 {
+		t.Fatalf("not opened from the state (%d entries read)", c.scanned)
+	}
+	if got := viewState(t, l); !bytes.Equal(got, want) {
+		t.Fatal("the state saved after appends is not the one the entries give")
+	}
+}
