@@ -278,7 +278,7 @@ func (v *View) acceptReview(e *Entry, h Hash, b *ReviewBody) {
 // issuer.
 func (v *View) CredentialRevoked(id Hash) bool {
 	c, ok := v.creds[id]
-	return ok && v.revokers(id)[c.Issuer]
+	return ok && v.revokers(id).has(c.Issuer)
 }
 
 // The View answers the policy's questions (facts) from its own state.
@@ -290,7 +290,7 @@ func (v *View) grantIndex() *grantIndex {
 
 func (v *View) credentialsOf(id ID) []*CredentialInfo { return v.credsBySubject[id] }
 
-func (v *View) credentialRevoked(c *CredentialInfo) bool { return v.revokers(c.ID)[c.Issuer] }
+func (v *View) credentialRevoked(c *CredentialInfo) bool { return v.revokers(c.ID).has(c.Issuer) }
 
 func (v *View) breakGlassEntry(id Hash) (*BreakGlassInfo, bool) {
 	b, ok := v.breakGlass[id]

@@ -368,15 +368,13 @@ func storedGrantOf(g *GrantInfo) storedGrant {
 	return storedGrant{ID: g.ID, Author: g.Author, Seq: g.Seq, Time: g.Time, Body: g.Grant}
 }
 
-func revokerList(m map[ID]bool) []ID {
-	var out []ID
-	for a, ok := range m {
-		if ok {
-			out = append(out, a)
-		}
+func revokerList(m revokerSet) []ID {
+	if len(m) == 0 {
+		return nil
 	}
+	out := slices.Clone(m)
 	slices.Sort(out)
-	return out
+	return []ID(out)
 }
 
 // sealState wraps a payload in the state envelope.
@@ -851,6 +849,12 @@ func (v *View) saveTo(ss StateStore, gen uint64) error {
 	}
 	for _, f := range v.feeds {
 		f.saved, f.savedAcc = int(f.hd.Seq), f.nAccess()
+	}
+	if full && v.count() == 0 {
+		// An empty ledger's first save (a new wallet about to sync): the
+		// next save writes every table too, so nothing is noted meanwhile.
+		v.dirty = nil
+		return nil
 	}
 	v.dirty = newStateDirty()
 	if full {

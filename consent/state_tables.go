@@ -67,7 +67,7 @@ func (v *View) loadGrants() {
 }
 
 // readGrantTables reads tables "g" and "r" whole.
-func (v *View) readGrantTables() ([]*GrantInfo, map[Hash]map[ID]bool, error) {
+func (v *View) readGrantTables() ([]*GrantInfo, map[Hash]revokerSet, error) {
 	var gs []*GrantInfo
 	scopes := make(map[string]Scope)
 	err := v.src.ss.StateScan(tableGrants, nil, nil, false, func(k, b []byte) error {
@@ -80,7 +80,7 @@ func (v *View) readGrantTables() ([]*GrantInfo, map[Hash]map[ID]bool, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	revs := make(map[Hash]map[ID]bool)
+	revs := make(map[Hash]revokerSet)
 	err = v.src.ss.StateScan(tableRevoked, nil, nil, false, func(k, b []byte) error {
 		m, err := v.decodeRevokers(k, b)
 		if err == nil {
@@ -120,23 +120,22 @@ func (v *View) decodeGrant(k, b []byte, scopes map[string]Scope) (*GrantInfo, er
 }
 
 // decodeRevokers decodes a value of table "r".
-func (v *View) decodeRevokers(k, b []byte) (map[ID]bool, error) {
+func (v *View) decodeRevokers(k, b []byte) (revokerSet, error) {
 	var as []ID
 	if err := stateDec.Unmarshal(b, &as); err != nil || len(k) != len(Hash{}) || len(as) == 0 {
 		return nil, ErrStateCorrupt
 	}
-	m := make(map[ID]bool, len(as))
-	for _, a := range as {
-		m[v.intern(a)] = true
+	for i, a := range as {
+		as[i] = v.intern(a)
 	}
-	return m, nil
+	return revokerSet(as), nil
 }
 
 // grantsFromEntries gathers the grants and revocations of the accepted
 // entries from the store.
-func (v *View) grantsFromEntries() ([]*GrantInfo, map[Hash]map[ID]bool) {
+func (v *View) grantsFromEntries() ([]*GrantInfo, map[Hash]revokerSet) {
 	var gs []*GrantInfo
-	revs := make(map[Hash]map[ID]bool)
+	revs := make(map[Hash]revokerSet)
 	for _, a := range v.Authors() {
 		f := v.feeds[a]
 		_ = v.FeedFrom(a, 1, func(e *Entry) error {
@@ -158,10 +157,9 @@ func (v *View) grantsFromEntries() ([]*GrantInfo, map[Hash]map[ID]bool) {
 				}
 				gs = append(gs, gi)
 			case *RevokeBody:
-				if revs[b.Grant] == nil {
-					revs[b.Grant] = make(map[ID]bool, 1)
+				if !revs[b.Grant].has(f.author) {
+					revs[b.Grant] = append(revs[b.Grant], f.author)
 				}
-				revs[b.Grant][f.author] = true
 			}
 			return nil
 		})
@@ -172,7 +170,7 @@ func (v *View) grantsFromEntries() ([]*GrantInfo, map[Hash]map[ID]bool) {
 // fillGrants sets the view's grants and revocations, and builds the grant
 // index in ID order: a grant is live unless its author revoked it, and
 // the index does not depend on the order grants came in.
-func (v *View) fillGrants(gs []*GrantInfo, revs map[Hash]map[ID]bool) {
+func (v *View) fillGrants(gs []*GrantInfo, revs map[Hash]revokerSet) {
 	slices.SortFunc(gs, cmpGrantID)
 	v.grants = make(map[Hash]*GrantInfo, len(gs))
 	for _, g := range gs {
@@ -181,7 +179,7 @@ func (v *View) fillGrants(gs []*GrantInfo, revs map[Hash]map[ID]bool) {
 	v.revokedBy = revs
 	v.gx = newGrantIndex()
 	for _, g := range gs {
-		v.gx.add(g, !revs[g.ID][g.Author])
+		v.gx.add(g, !revs[g.ID].has(g.Author))
 	}
 }
 
@@ -193,7 +191,7 @@ func (v *View) grantMap() map[Hash]*GrantInfo {
 }
 
 // revokedMap returns every revocation, loading them if need be.
-func (v *View) revokedMap() map[Hash]map[ID]bool {
+func (v *View) revokedMap() map[Hash]revokerSet {
 	v.loadGrants()
 	return v.revokedBy
 }
@@ -236,12 +234,19 @@ func (v *View) decodeGrantShared(k, b []byte) (*GrantInfo, error) {
 	return gi, nil
 }
 
+// revokerSet is the authors who revoked an entry, each once: a slice,
+// since there is rarely more than one (a map per revoked entry cost
+// hundreds of bytes each).
+type revokerSet []ID
+
+func (s revokerSet) has(id ID) bool { return slices.Contains(s, id) }
+
 // revokers returns the authors who revoked entry h (a grant or a
-// credential): from memory, or one key of table "r". The map must not be
+// credential): from memory, or one key of table "r". The set must not be
 // changed.
-func (v *View) revokers(h Hash) map[ID]bool {
+func (v *View) revokers(h Hash) revokerSet {
 	if !v.grantsLoaded() {
-		var m map[ID]bool
+		var m revokerSet
 		err := v.src.ss.StateGet(tableRevoked, h[:], func(b []byte) error {
 			if b == nil {
 				return nil
@@ -250,10 +255,7 @@ func (v *View) revokers(h Hash) map[ID]bool {
 			if err := stateDec.Unmarshal(b, &as); err != nil || len(as) == 0 {
 				return ErrStateCorrupt
 			}
-			m = make(map[ID]bool, len(as))
-			for _, a := range as {
-				m[a] = true
-			}
+			m = as
 			return nil
 		})
 		if err == nil {

@@ -108,7 +108,7 @@ type View struct {
 
 	grants    map[Hash]*GrantInfo   // read through grantOf, grantMap
 	gx        *grantIndex           // read through grantIndex
-	revokedBy map[Hash]map[ID]bool  // read through revokers, revokedMap
+	revokedBy map[Hash]revokerSet   // read through revokers, revokedMap
 	grantsBy  map[ID]int            // grants per owner
 	grantsTo  map[ID]int            // grants per grantee
 	nonces    map[nonceKey]struct{} // a restored view: those noted since; read through nonceSeen
@@ -165,7 +165,7 @@ func newView(s Store) *View {
 		ids:        make(map[ID]ID),
 		grants:     make(map[Hash]*GrantInfo),
 		gx:         newGrantIndex(),
-		revokedBy:  make(map[Hash]map[ID]bool),
+		revokedBy:  make(map[Hash]revokerSet),
 		grantsBy:   make(map[ID]int),
 		grantsTo:   make(map[ID]int),
 		nonces:     make(map[nonceKey]struct{}),
@@ -330,7 +330,7 @@ func (v *View) accept(f *feed, e *Entry, h Hash) {
 			}
 		}
 		v.grants[h] = gi
-		v.gx.add(gi, !v.revokedBy[h][e.Author])
+		v.gx.add(gi, !v.revokedBy[h].has(e.Author))
 		v.noteGrantor(f.author, gi.Grantee)
 		v.grantsBy[f.author]++
 		v.grantsTo[gi.Grantee]++
@@ -343,14 +343,12 @@ func (v *View) accept(f *feed, e *Entry, h Hash) {
 			v.dirty.revs[b.Grant] = struct{}{}
 		}
 		m := v.revokedBy[b.Grant]
-		if m == nil {
-			m = make(map[ID]bool, 1)
-			v.revokedBy[b.Grant] = m
-		}
-		if g, ok := v.grants[b.Grant]; ok && g.Author == e.Author && !m[e.Author] {
+		if g, ok := v.grants[b.Grant]; ok && g.Author == e.Author && !m.has(e.Author) {
 			v.gx.revoke(g)
 		}
-		m[f.author] = true
+		if !m.has(f.author) {
+			v.revokedBy[b.Grant] = append(m, f.author)
+		}
 	case *EquivocationProof:
 		v.addProof(b)
 		a := b.Author()
@@ -619,7 +617,7 @@ func (v *View) Grants() []*GrantInfo {
 // Revoked reports whether grant id has been revoked by its author.
 func (v *View) Revoked(id Hash) bool {
 	g, ok := v.grantOf(id)
-	return ok && v.revokers(id)[g.Author]
+	return ok && v.revokers(id).has(g.Author)
 }
 
 // Equivocating reports whether author is known to have equivocated: the
