@@ -160,4 +160,3 @@ func TestAnnounce(t *testing.T) {
 		t.Fatalf("addresses %v inside a no-announce CIDR", h2.Addrs())
 	}
 }
-
