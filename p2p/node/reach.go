@@ -1,12 +1,15 @@
 package node
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"slices"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/event"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/host/autorelay"
@@ -242,4 +245,42 @@ func transportOf(a ma.Multiaddr) string {
 		}
 	}
 	return name
+}
+
+// AwaitDirect waits until h has a direct (not relayed) connection to p,
+// for at most d: hole punching gives one shortly after a relayed
+// connection came up, where the NATs allow it. It reports whether there
+// is one. A peer h is not connected to at all is not waited for.
+func AwaitDirect(ctx context.Context, h host.Host, p peer.ID, d time.Duration) bool {
+	switch h.Network().Connectedness(p) {
+	case network.Connected:
+		return true
+	case network.Limited:
+	default:
+		return false
+	}
+	sub, err := h.EventBus().Subscribe(new(event.EvtPeerConnectednessChanged))
+	if err != nil {
+		return false
+	}
+	defer sub.Close()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		// Checked after subscribing, so that no change is missed.
+		switch h.Network().Connectedness(p) {
+		case network.Connected:
+			return true
+		case network.Limited:
+		default:
+			return false
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+			return false
+		case <-sub.Out():
+		}
+	}
 }

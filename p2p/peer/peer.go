@@ -358,7 +358,9 @@ func (p *Peer) catchUp(ctx context.Context, boot []lpeer.AddrInfo) bool {
 	}
 	var wg sync.WaitGroup
 	for _, ai := range boot {
-		if ai.ID == p.Host.ID() || p.Host.Network().Connectedness(ai.ID) != network.Connected {
+		// A known peer behind NAT may be connected through a relay only
+		// (Limited): sync runs over that too, within the relay's budget.
+		if c := p.Host.Network().Connectedness(ai.ID); ai.ID == p.Host.ID() || (c != network.Connected && c != network.Limited) {
 			continue
 		}
 		wg.Add(1)
@@ -402,7 +404,7 @@ func (p *Peer) maintain(ctx context.Context, boot, known []lpeer.AddrInfo) {
 		case <-t.C:
 		}
 		for _, ai := range boot {
-			if ai.ID == p.Host.ID() || p.Host.Network().Connectedness(ai.ID) == network.Connected {
+			if c := p.Host.Network().Connectedness(ai.ID); ai.ID == p.Host.ID() || c == network.Connected || c == network.Limited {
 				continue
 			}
 			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
