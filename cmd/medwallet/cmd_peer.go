@@ -52,6 +52,7 @@ type peerReachOptions struct {
 	announce, noAnnounce []string
 	portMap              bool
 	reachability         string
+	wait                 time.Duration
 }
 
 // peerLimitOptions are the connection and memory limits (docs/network.md).
@@ -103,6 +104,7 @@ on the same --data keeps its identity and everything it stored.`,
 	f.StringArrayVar(&o.reach.noAnnounce, "no-announce", nil, "multiaddr prefix (or /ip4/A/ipcidr/N) of addresses never to announce (repeatable)")
 	f.BoolVar(&o.reach.portMap, "port-map", true, "ask the router for a port mapping (UPnP, NAT-PMP)")
 	f.StringVar(&o.reach.reachability, "reachability", "auto", "auto (AutoNAT finds out), public or private (behind NAT: use the relays at once)")
+	f.DurationVar(&o.reach.wait, "relay-wait", 15*time.Second, "with relays: how long to wait for a relay reservation before printing the addresses (0: do not wait); the address file is rewritten when they change")
 	addStorageFlags(cmd, &o.storage)
 	cmd.AddCommand(newPeerUsageCommand(g))
 	return cmd
@@ -165,6 +167,9 @@ func runPeer(ctx context.Context, o peerOptions, g *globalOptions) error {
 	}
 	defer p.Close()
 	addrs := p.Addrs()
+	if len(reach.Relays) > 0 && reach.Reachability != network.ReachabilityPublic && o.reach.wait > 0 {
+		addrs = waitRelayAddr(ctx, p, o.reach.wait, log)
+	}
 	if o.addrFile != "" {
 		if err := fsutil.WriteFileAtomic(o.addrFile, []byte(strings.Join(addrs, "\n")+"\n"), 0o600); err != nil {
 			return err
@@ -244,6 +249,29 @@ func (o peerReachOptions) resolve(fileRelays []string) (node.Reach, error) {
 		}
 	}
 	return r, nil
+}
+
+// waitRelayAddr waits, for at most d, until the peer announces a relay
+// address (a relay reserved a slot for it), and returns its addresses.
+func waitRelayAddr(ctx context.Context, p *peer.Peer, d time.Duration, log *slog.Logger) []string {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	end := time.NewTimer(d)
+	defer end.Stop()
+	for {
+		addrs := p.Addrs()
+		if slices.ContainsFunc(addrs, func(a string) bool { return strings.Contains(a, "/p2p-circuit/") }) {
+			return addrs
+		}
+		select {
+		case <-ctx.Done():
+			return addrs
+		case <-end.C:
+			log.Warn("no relay reserved a slot yet; the address file is rewritten when one does", "waited", d)
+			return addrs
+		case <-t.C:
+		}
+	}
 }
 
 // watchAddrs rewrites the address file, and logs, when the peer's
