@@ -160,3 +160,26 @@ func TestAnnounce(t *testing.T) {
 		t.Fatalf("addresses %v inside a no-announce CIDR", h2.Addrs())
 	}
 }
+
+// TestRelayBudgetDuration: the relay resets a relayed connection that
+// outlives its budget's duration, however little it carried.
+func TestRelayBudgetDuration(t *testing.T) {
+	client, private, circuit := relayed(t, node.RelayBudget{Bytes: 1 << 20, Duration: time.Second})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	lctx := network.WithAllowLimitedConn(ctx, "test")
+	if err := client.Connect(lctx, peer.AddrInfo{ID: private.ID(), Addrs: []ma.Multiaddr{circuit}}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := client.NewStream(lctx, private.ID(), echoID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	// The echo holds the stream open until the relay ends it, at 1 s.
+	_, err = io.Copy(io.Discard, s)
+	took := time.Since(start)
+	if err == nil || took < 900*time.Millisecond || took > 10*time.Second {
+		t.Fatalf("the relayed stream ended after %v (err %v), want a reset at the budget's 1 s", took, err)
+	}
+}
