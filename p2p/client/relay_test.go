@@ -115,7 +115,7 @@ func seal(t *testing.T, c *Client, key ed25519.PrivateKey, size int, p lpeer.ID)
 func TestThroughRelay(t *testing.T) {
 	defer func(d time.Duration) { shares.DirectWait = d }(shares.DirectWait)
 	defer func(d time.Duration) { DirectWait = d }(DirectWait)
-	shares.DirectWait, DirectWait = 300*time.Millisecond, 300*time.Millisecond
+	shares.DirectWait, DirectWait = 2*time.Second, 300*time.Millisecond
 	const budget = 256 << 10
 	n := startRelayNet(t, budget)
 	ctx := context.Background()
@@ -192,7 +192,11 @@ func TestThroughRelay(t *testing.T) {
 	rc.Close()
 	// A large one does not, and says why.
 	own.Record = large.RecordID.String()
+	start := time.Now()
 	rc, err = c.Getter(own).Get(ctx, largeShare)
+	if took := time.Since(start); took >= shares.DirectWait {
+		t.Errorf("the second get waited %v for a direct connection on a relayed one already waited on", took)
+	}
 	if err == nil {
 		_, err = io.Copy(io.Discard, rc)
 		rc.Close()

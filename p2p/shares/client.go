@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -100,11 +101,57 @@ func newStream(ctx context.Context, h host.Host, p peer.ID, op string) (network.
 	if op != OpGet && op != OpPut {
 		return h.NewStream(network.WithAllowLimitedConn(ctx, "medwallet shares: small request"), p, ID)
 	}
+	relayed := network.WithAllowLimitedConn(ctx, "medwallet shares: no direct connection came up; within the relay's budget")
+	if h.Network().Connectedness(p) == network.Limited && waitedOn(h, p) {
+		// Hole punching runs once per relayed connection: waiting
+		// again on the same one would give nothing.
+		return h.NewStream(relayed, p, ID)
+	}
 	s, err := h.NewStream(network.WithDialPeerTimeout(ctx, DirectWait), p, ID)
 	if err == nil || ctx.Err() != nil || h.Network().Connectedness(p) != network.Limited {
 		return s, err
 	}
-	return h.NewStream(network.WithAllowLimitedConn(ctx, "medwallet shares: no direct connection came up; within the relay's budget"), p, ID)
+	noteWaited(h, p)
+	return h.NewStream(relayed, p, ID)
+}
+
+// waited holds the relayed connections a get or put waited on for a
+// direct connection in vain (by connection ID), so that the next transfer
+// over one does not wait again. It is cleared when it grows past
+// maxWaited.
+var waited struct {
+	sync.Mutex
+	ids map[string]bool
+}
+
+const maxWaited = 1024
+
+// waitedOn reports whether every connection of h to p is a relayed one
+// already waited on.
+func waitedOn(h host.Host, p peer.ID) bool {
+	waited.Lock()
+	defer waited.Unlock()
+	conns := h.Network().ConnsToPeer(p)
+	for _, c := range conns {
+		if !waited.ids[c.ID()] {
+			return false
+		}
+	}
+	return len(conns) > 0
+}
+
+// noteWaited notes h's relayed connections to p as waited on.
+func noteWaited(h host.Host, p peer.ID) {
+	waited.Lock()
+	defer waited.Unlock()
+	if waited.ids == nil || len(waited.ids) >= maxWaited {
+		waited.ids = map[string]bool{}
+	}
+	for _, c := range h.Network().ConnsToPeer(p) {
+		if c.Stat().Limited {
+			waited.ids[c.ID()] = true
+		}
+	}
 }
 
 func open(ctx context.Context, h host.Host, p peer.ID, req request, b wire.Budget) (network.Stream, *wire.Transfer, error) {
