@@ -66,10 +66,12 @@ func relayed(t *testing.T, b node.RelayBudget) (client, private host.Host, circu
 	t.Helper()
 	relay := newHost(t, node.Options{Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Reach: node.Reach{RelayService: true, RelayBudget: b}})
 	relayInfo := peer.AddrInfo{ID: relay.ID(), Addrs: relay.Addrs()}
+	start := time.Now()
 	private = newHost(t, node.Options{Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Reach: node.Reach{
 		Relays: []peer.AddrInfo{relayInfo}, Reachability: network.ReachabilityPrivate,
 	}})
 	circuit = waitAddr(t, private, "/p2p-circuit")
+	t.Logf("a private host announced its relay address %v after it started", time.Since(start).Round(time.Millisecond))
 	if !strings.HasPrefix(circuit.String(), relay.Addrs()[0].String()+"/p2p/"+relay.ID().String()+"/p2p-circuit") {
 		t.Fatalf("relay address %s is not through the relay %s", circuit, relayInfo)
 	}
