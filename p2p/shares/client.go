@@ -102,16 +102,24 @@ func newStream(ctx context.Context, h host.Host, p peer.ID, op string) (network.
 		return h.NewStream(network.WithAllowLimitedConn(ctx, "medwallet shares: small request"), p, ID)
 	}
 	relayed := network.WithAllowLimitedConn(ctx, "medwallet shares: no direct connection came up; within the relay's budget")
-	if h.Network().Connectedness(p) == network.Limited && waitedOn(h, p) {
-		// Hole punching runs once per relayed connection: waiting
-		// again on the same one would give nothing.
-		return h.NewStream(relayed, p, ID)
+	if h.Network().Connectedness(p) != network.Connected {
+		// Any connection first, a relayed one too; then see which.
+		if err := h.Connect(relayed, peer.AddrInfo{ID: p}); err != nil {
+			return nil, err
+		}
 	}
-	s, err := h.NewStream(network.WithDialPeerTimeout(ctx, DirectWait), p, ID)
-	if err == nil || ctx.Err() != nil || h.Network().Connectedness(p) != network.Limited {
-		return s, err
+	if h.Network().Connectedness(p) != network.Limited {
+		return h.NewStream(ctx, p, ID)
 	}
-	noteWaited(h, p)
+	// Hole punching runs once per relayed connection: a connection
+	// already waited on in vain is not waited on again.
+	if !waitedOn(h, p) {
+		s, err := h.NewStream(network.WithDialPeerTimeout(ctx, DirectWait), p, ID)
+		if err == nil || ctx.Err() != nil || h.Network().Connectedness(p) != network.Limited {
+			return s, err
+		}
+		noteWaited(h, p)
+	}
 	return h.NewStream(relayed, p, ID)
 }
 
