@@ -541,7 +541,7 @@ func PullBatches(ctx context.Context, h host.Host, p peer.ID, have map[consent.I
 // batches, verifying every entry before handing it to sink.
 func pull(ctx context.Context, h host.Host, p peer.ID, timeout time.Duration,
 	start func(feedHead) (uint64, bool), sink func([]*consent.Entry) error) (err error) {
-	str, err := h.NewStream(ctx, p, SyncID)
+	str, err := h.NewStream(network.WithAllowLimitedConn(ctx, "medwallet ledger sync: control traffic"), p, SyncID)
 	if err != nil {
 		return err
 	}

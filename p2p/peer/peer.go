@@ -75,6 +75,11 @@ type Config struct {
 	// Limits are the connection and memory limits for strangers (node's
 	// defaults, scaled to the machine, where zero).
 	Limits node.Limits
+	// Reach is how the peer is reached from outside its network: relays,
+	// the relay service, announced addresses, port mapping (node.Reach).
+	// Its relays are known peers too (their connections carry everyone
+	// who reaches this peer through them).
+	Reach node.Reach
 	// MDNS enables discovery on the local network.
 	MDNS bool
 	// DHT enables the Kademlia DHT.
@@ -185,7 +190,8 @@ func Start(ctx context.Context, cfg Config) (_ *Peer, err error) {
 	}
 	if p.Host, err = node.New(key, node.Options{
 		Listen: listen, UserAgent: "medwallet-peer",
-		Limits: cfg.Limits, Known: append(append([]lpeer.AddrInfo(nil), boot...), known...), Logger: log,
+		Limits: cfg.Limits, Known: append(append(append([]lpeer.AddrInfo(nil), boot...), known...), cfg.Reach.Relays...), Logger: log,
+		Reach: cfg.Reach,
 	}); err != nil {
 		return nil, err
 	}
@@ -352,7 +358,9 @@ func (p *Peer) catchUp(ctx context.Context, boot []lpeer.AddrInfo) bool {
 	}
 	var wg sync.WaitGroup
 	for _, ai := range boot {
-		if ai.ID == p.Host.ID() || p.Host.Network().Connectedness(ai.ID) != network.Connected {
+		// A known peer behind NAT may be connected through a relay only
+		// (Limited): sync runs over that too, within the relay's budget.
+		if c := p.Host.Network().Connectedness(ai.ID); ai.ID == p.Host.ID() || (c != network.Connected && c != network.Limited) {
 			continue
 		}
 		wg.Add(1)
@@ -396,7 +404,7 @@ func (p *Peer) maintain(ctx context.Context, boot, known []lpeer.AddrInfo) {
 		case <-t.C:
 		}
 		for _, ai := range boot {
-			if ai.ID == p.Host.ID() || p.Host.Network().Connectedness(ai.ID) == network.Connected {
+			if c := p.Host.Network().Connectedness(ai.ID); ai.ID == p.Host.ID() || c == network.Connected || c == network.Limited {
 				continue
 			}
 			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
