@@ -80,6 +80,7 @@ on the same --data keeps its identity and everything it stored.`,
 	f.BoolVar(&o.witness, "witness", true, "witness feed checkpoints: cosign them for wallets (/medwallet/witness/1.0.0)")
 	f.IntVar(&o.witnessN, "witness-max-logs", witness.DefaultMaxLogs, "feeds this peer keeps a witnessed checkpoint of (about 1 KiB of disk each); new feeds beyond it are refused busy")
 	addStorageFlags(cmd, &o.storage)
+	addPeerConfig(cmd)
 	cmd.AddCommand(newPeerUsageCommand(g))
 	return cmd
 }
