@@ -36,6 +36,7 @@ type peerOptions struct {
 	verifyLedger bool
 	witness      bool
 	witnessN     int
+	ops          peerOpsOptions // --config, --metrics (peer_metrics.go)
 }
 
 // peerLimitOptions are the connection and memory limits (docs/network.md).
@@ -80,7 +81,7 @@ on the same --data keeps its identity and everything it stored.`,
 	f.BoolVar(&o.witness, "witness", true, "witness feed checkpoints: cosign them for wallets (/medwallet/witness/1.0.0)")
 	f.IntVar(&o.witnessN, "witness-max-logs", witness.DefaultMaxLogs, "feeds this peer keeps a witnessed checkpoint of (about 1 KiB of disk each); new feeds beyond it are refused busy")
 	addStorageFlags(cmd, &o.storage)
-	addPeerConfig(cmd)
+	addPeerOps(cmd, &o.ops)
 	cmd.AddCommand(newPeerUsageCommand(g))
 	return cmd
 }
@@ -126,12 +127,17 @@ func runPeer(ctx context.Context, o peerOptions, g *globalOptions) error {
 			return err
 		}
 	}
+	m, err := o.ops.startMetrics(ctx, log)
+	if err != nil {
+		return err
+	}
 	p, err := peer.Start(ctx, peer.Config{
 		DataDir: o.data, Listen: o.listen, Bootstrap: o.bootstrap, MDNS: o.mdns, DHT: o.dht, Logger: log,
 		MaxClockSkew: o.clockSkew, GapBytes: o.gapMiB << 20,
 		Budget: ledgersync.HourlyBudget(o.budget[0], o.budget[1]<<20),
 		Limits: limits, Known: known, Storage: storage,
 		NoWitness: !o.witness, WitnessMaxLogs: o.witnessN,
+		Metrics: m,
 	})
 	if err != nil {
 		return err
