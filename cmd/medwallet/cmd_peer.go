@@ -30,13 +30,13 @@ type peerOptions struct {
 	clockSkew time.Duration
 	gapMiB    int
 	limits    peerLimitOptions
+	ops       peerOpsOptions // --config, --metrics (peer_metrics.go)
 	storage   storageFlags
 	budget    [2]int // ledger budget per author and hour: entries, MiB
 	// verifyLedger: re-check every stored ledger signature before starting.
 	verifyLedger bool
 	witness      bool
 	witnessN     int
-	ops          peerOpsOptions // --config, --metrics (peer_metrics.go)
 }
 
 // peerLimitOptions are the connection and memory limits (docs/network.md).
@@ -132,12 +132,12 @@ func runPeer(ctx context.Context, o peerOptions, g *globalOptions) error {
 		return err
 	}
 	p, err := peer.Start(ctx, peer.Config{
+		Metrics: m,
 		DataDir: o.data, Listen: o.listen, Bootstrap: o.bootstrap, MDNS: o.mdns, DHT: o.dht, Logger: log,
 		MaxClockSkew: o.clockSkew, GapBytes: o.gapMiB << 20,
 		Budget: ledgersync.HourlyBudget(o.budget[0], o.budget[1]<<20),
 		Limits: limits, Known: known, Storage: storage,
 		NoWitness: !o.witness, WitnessMaxLogs: o.witnessN,
-		Metrics: m,
 	})
 	if err != nil {
 		return err

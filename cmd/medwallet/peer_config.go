@@ -24,9 +24,11 @@ func addPeerConfig(cmd *cobra.Command) {
 	}
 }
 
-// loadPeerConfig sets cmd's flags from the file at path.
+// loadPeerConfig sets cmd's own flags from the file at path. The global
+// flags (--home, --json...) are not keys: they are resolved before the
+// command runs.
 func loadPeerConfig(cmd *cobra.Command, path string) error {
-	err := flagfile.Apply(cmd.Flags(), path, "config")
+	err := flagfile.Apply(cmd.LocalFlags(), path, "config", "help")
 	var fe *flagfile.Error
 	errors.As(err, &fe)
 	switch {
