@@ -94,7 +94,11 @@ func ApplyBytes(fs *pflag.FlagSet, name string, b []byte, skip ...string) error 
 			return bad(errors.New("takes one value, not a list"))
 		}
 		if err := f.Value.Set(vals[0]); err != nil {
-			return bad(fmt.Errorf("want a %s: %w", typeName(f), err))
+			var ne *strconv.NumError
+			if errors.As(err, &ne) {
+				err = ne.Err // "invalid syntax", "value out of range": the rest repeats the value
+			}
+			return bad(fmt.Errorf("want a %s, not %q: %w", typeName(f), vals[0], err))
 		}
 	}
 	return nil
