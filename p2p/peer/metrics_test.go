@@ -152,13 +152,17 @@ func TestMetricsAfterGets(t *testing.T) {
 		{"medwallet_store_shares", nil, 1},
 		{"medwallet_store_share_bytes", nil, float64(len(data))},
 		{"medwallet_store_owners", nil, 1},
-		{"medwallet_connections", []string{"path", "direct", "direction", "inbound"}, 2},
+		{"medwallet_connected_peers", nil, 2},
 		{"medwallet_connections", []string{"path", "relayed"}, 0},
 		{"medwallet_relay_circuits", nil, 0},
 	} {
 		if got, ok := value(after, c.name, c.labels...); !ok || got != c.want {
 			t.Errorf("%s%v = %v (found %v), want %v", c.name, c.labels, got, ok, c.want)
 		}
+	}
+	// Two clients dialled in (over TCP or QUIC, sometimes both at once).
+	if got, _ := value(after, "medwallet_connections", "path", "direct", "direction", "inbound"); got < 2 {
+		t.Errorf("direct inbound connections: %v, want 2 or more", got)
 	}
 	// Each decision is an access entry on the peer's own feed (with the
 	// link that opens its sub-feed about the owner).
