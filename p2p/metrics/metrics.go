@@ -100,8 +100,14 @@ func New() *Metrics {
 }
 
 // Registerer is the registry the metrics are in, for more collectors
-// (go-libp2p's own, through libp2p.PrometheusRegisterer).
-func (m *Metrics) Registerer() prometheus.Registerer { return m.reg }
+// (go-libp2p's own, through libp2p.PrometheusRegisterer); nil for a nil
+// *Metrics.
+func (m *Metrics) Registerer() prometheus.Registerer {
+	if m == nil {
+		return nil
+	}
+	return m.reg
+}
 
 // Gatherer is the registry, to read the metrics (tests, the handler).
 func (m *Metrics) Gatherer() prometheus.Gatherer { return m.reg }

@@ -39,6 +39,9 @@ func TestNil(t *testing.T) {
 	if err := m.Watch(Sources{}); err != nil {
 		t.Fatal(err)
 	}
+	if m.Registerer() != nil {
+		t.Fatal("a nil *Metrics has a registerer")
+	}
 }
 
 // Label values come from fixed sets: anything else is "other", so that a
