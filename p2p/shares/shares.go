@@ -178,6 +178,9 @@ func (s *Service) handle(st network.Stream) {
 		s.log.Debug("shares stream refused: busy", "peer", p.ShortString(), "op", req.Op)
 		// Closed, not reset: a reset would drop the answer before the
 		// client reads it. The client stops sending when it reads it.
+		if req.Op == OpGet {
+			s.observeGet(response{Code: "busy"})
+		}
 		_ = wire.Write(t, response{Error: "busy", Code: "busy"})
 		st.Close()
 		return
