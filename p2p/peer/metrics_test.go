@@ -160,6 +160,10 @@ func TestMetricsAfterGets(t *testing.T) {
 			t.Errorf("%s%v = %v (found %v), want %v", c.name, c.labels, got, ok, c.want)
 		}
 	}
+	// go-libp2p's own metrics share the peer's registry.
+	if _, ok := after["libp2p_swarm_connections_opened_total"]; !ok {
+		t.Error("no libp2p_swarm_connections_opened_total: go-libp2p's metrics are not on the peer's registry")
+	}
 	// Two clients dialled in (over TCP or QUIC, sometimes both at once).
 	if got, _ := value(after, "medwallet_connections", "path", "direct", "direction", "inbound"); got < 2 {
 		t.Errorf("direct inbound connections: %v, want 2 or more", got)

@@ -195,7 +195,7 @@ func Start(ctx context.Context, cfg Config) (_ *Peer, err error) {
 	if p.Host, err = node.New(key, node.Options{
 		Listen: listen, UserAgent: "medwallet-peer",
 		Limits: cfg.Limits, Known: append(append(append([]lpeer.AddrInfo(nil), boot...), known...), cfg.Reach.Relays...), Logger: log,
-		Reach: cfg.Reach,
+		Reach: cfg.Reach, Metrics: p.metrics.Registerer(),
 	}); err != nil {
 		return nil, err
 	}
