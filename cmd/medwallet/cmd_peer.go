@@ -33,6 +33,7 @@ type peerOptions struct {
 	clockSkew time.Duration
 	gapMiB    int
 	limits    peerLimitOptions
+	ops       peerOpsOptions // --config, --metrics (peer_metrics.go)
 	storage   storageFlags
 	budget    [2]int // ledger budget per author and hour: entries, MiB
 	// verifyLedger: re-check every stored ledger signature before starting.
@@ -108,6 +109,7 @@ on the same --data keeps its identity and everything it stored.`,
 	f.StringVar(&o.reach.reachability, "reachability", "auto", "auto (AutoNAT finds out), public or private (behind NAT: use the relays at once)")
 	f.DurationVar(&o.reach.wait, "relay-wait", 15*time.Second, "with relays: how long to wait for a relay reservation before printing the addresses (0: do not wait); the address file is rewritten when they change")
 	addStorageFlags(cmd, &o.storage)
+	addPeerOps(cmd, &o.ops)
 	cmd.AddCommand(newPeerUsageCommand(g))
 	return cmd
 }
@@ -157,7 +159,12 @@ func runPeer(ctx context.Context, o peerOptions, g *globalOptions) error {
 			return err
 		}
 	}
+	m, err := o.ops.startMetrics(ctx, log)
+	if err != nil {
+		return err
+	}
 	p, err := peer.Start(ctx, peer.Config{
+		Metrics: m,
 		DataDir: o.data, Listen: o.listen, Bootstrap: o.bootstrap, MDNS: o.mdns, DHT: o.dht, Logger: log,
 		MaxClockSkew: o.clockSkew, GapBytes: o.gapMiB << 20,
 		Budget: ledgersync.HourlyBudget(o.budget[0], o.budget[1]<<20),

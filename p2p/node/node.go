@@ -27,6 +27,7 @@ import (
 	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // DefaultListen are a peer's listen addresses when none are given: all
@@ -70,6 +71,9 @@ type Options struct {
 	// turn its relayed connections into direct ones. It keeps a light
 	// client's limits. Use it when a peer is reached through a relay.
 	Punch bool
+	// Metrics, if not nil, gets go-libp2p's own metrics (swarm, identify,
+	// hole punching, AutoNAT, the relay service); nil turns them off.
+	Metrics prometheus.Registerer
 }
 
 // New returns a host with key priv.
@@ -117,6 +121,11 @@ func New(priv ed25519.PrivateKey, o Options) (host.Host, error) {
 	default:
 		opts = append(opts, libp2p.NoListenAddrs)
 	}
+	if o.Metrics != nil {
+		opts = append(opts, libp2p.PrometheusRegisterer(o.Metrics))
+	} else {
+		opts = append(opts, libp2p.DisableMetrics())
+	}
 	h, err := libp2p.New(opts...)
 	if err != nil {
 		// libp2p.New closes them on some errors only; closing twice is safe.
@@ -125,7 +134,11 @@ func New(priv ed25519.PrivateKey, o Options) (host.Host, error) {
 		return nil, fmt.Errorf("starting libp2p: %w", err)
 	}
 	if !client && o.Reach.RelayService {
-		r, err := relayv2.New(h, relayv2.WithResources(relayResources(o.Reach.RelayBudget)))
+		ropts := []relayv2.Option{relayv2.WithResources(relayResources(o.Reach.RelayBudget))}
+		if o.Metrics != nil {
+			ropts = append(ropts, relayv2.WithMetricsTracer(relayv2.NewMetricsTracer(relayv2.WithRegisterer(o.Metrics))))
+		}
+		r, err := relayv2.New(h, ropts...)
 		if err != nil {
 			h.Close()
 			return nil, fmt.Errorf("starting the relay service: %w", err)

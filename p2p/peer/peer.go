@@ -33,6 +33,7 @@ import (
 	"github.com/medwallet/medwallet/p2p/ledgersync"
 	"github.com/medwallet/medwallet/p2p/locate"
 	"github.com/medwallet/medwallet/p2p/manifests"
+	"github.com/medwallet/medwallet/p2p/metrics"
 	"github.com/medwallet/medwallet/p2p/netfile"
 	"github.com/medwallet/medwallet/p2p/node"
 	"github.com/medwallet/medwallet/p2p/serving"
@@ -106,6 +107,8 @@ type Config struct {
 	// bounds the feeds witnessed (witness.DefaultMaxLogs if zero).
 	NoWitness      bool
 	WitnessMaxLogs int
+	// Metrics, if not nil, gets the peer's figures (p2p/metrics).
+	Metrics *metrics.Metrics
 }
 
 // Peer is a running peer.
@@ -131,6 +134,7 @@ type Peer struct {
 	outbox     chan *consent.Entry
 	ready      atomic.Bool
 	log        *slog.Logger
+	metrics    *metrics.Metrics
 	cancel     context.CancelFunc
 	wg         sync.WaitGroup
 	closeOnce  sync.Once
@@ -162,7 +166,7 @@ func Start(ctx context.Context, cfg Config) (_ *Peer, err error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Peer{signer: signer, log: log}
+	p := &Peer{signer: signer, log: log, metrics: cfg.Metrics}
 	defer func() {
 		if err != nil {
 			p.Close()
@@ -191,7 +195,7 @@ func Start(ctx context.Context, cfg Config) (_ *Peer, err error) {
 	if p.Host, err = node.New(key, node.Options{
 		Listen: listen, UserAgent: "medwallet-peer",
 		Limits: cfg.Limits, Known: append(append(append([]lpeer.AddrInfo(nil), boot...), known...), cfg.Reach.Relays...), Logger: log,
-		Reach: cfg.Reach,
+		Reach: cfg.Reach, Metrics: p.metrics.Registerer(),
 	}); err != nil {
 		return nil, err
 	}
@@ -225,7 +229,8 @@ func Start(ctx context.Context, cfg Config) (_ *Peer, err error) {
 	for _, ai := range append(append([]lpeer.AddrInfo(nil), boot...), known...) {
 		knownIDs = append(knownIDs, ai.ID)
 	}
-	opts = append(opts, ledgersync.WithKnownPeers(knownIDs))
+	opts = append(opts, ledgersync.WithKnownPeers(knownIDs), ledgersync.WithSyncObserver(p.metrics.Synced))
+	p.metrics.KnownPeers(knownIDs)
 	// Need to know: this peer keeps and serves the feeds of the patients it
 	// serves and of the parties they name (authorise.go).
 	if p.served, err = serving.Open(filepath.Join(cfg.DataDir, serving.File)); err != nil {
@@ -242,6 +247,7 @@ func Start(ctx context.Context, cfg Config) (_ *Peer, err error) {
 	if err := p.follow(); err != nil {
 		return nil, err
 	}
+	p.Sync.OnAccepted(func(e *consent.Entry) { p.metrics.Entry("received", e.Kind) })
 	// Access entries are on this peer's ledger before any byte is served;
 	// gossiping them happens in the background so that a slow mesh never
 	// holds up a transfer (anti-entropy sync carries what gossip drops).
@@ -256,8 +262,9 @@ func Start(ctx context.Context, cfg Config) (_ *Peer, err error) {
 	}()
 	p.logEquivocations()
 	p.shares = shares.NewService(p.Host, p.Store, p.Ledger, signer, shares.WithLogger(log),
-		shares.WithGate(p.gate),
+		shares.WithGate(p.gate), shares.WithGetObserver(p.metrics.ShareGet),
 		shares.WithPublish(func(e *consent.Entry) {
+			p.metrics.Entry("own", e.Kind)
 			select {
 			case p.outbox <- e:
 			default:
@@ -295,6 +302,9 @@ func Start(ctx context.Context, cfg Config) (_ *Peer, err error) {
 	if len(boot) == 0 {
 		log.Info("no bootstrap peers: this is the first or only peer of its network; serving on the ledger as stored")
 		p.ready.Store(true)
+	}
+	if err := p.metrics.Watch(metrics.Sources{Host: p.Host, Usage: p.Store.Usage, Ledger: p.Sync.Stats, Ready: p.ready.Load}); err != nil {
+		return nil, err
 	}
 	p.wg.Add(1)
 	go p.maintain(sctx, boot, known)
