@@ -100,6 +100,7 @@ const MinGrantPrefix = 8
 // a copy of each record's manifest encrypted to the grantee on peers and
 // returns once a peer holds the grant.
 func (w *Wallet) Grant(ctx context.Context, opts GrantOptions) (GrantInfo, error) {
+	defer w.holdLedger()() // its steps share one open ledger
 	if err := w.catchUp(ctx); err != nil {
 		return GrantInfo{}, err
 	}
@@ -195,7 +196,7 @@ func (w *Wallet) grantLocal(ctx context.Context, opts GrantOptions) (_ GrantInfo
 	}
 	defer l.Close()
 	for _, info := range infos {
-		if _, err := w.anchor(l, s, info); err != nil {
+		if _, err := w.anchor(l.Ledger, s, info); err != nil {
 			return GrantInfo{}, nil, nil, err
 		}
 	}
@@ -496,6 +497,7 @@ func (w *Wallet) GrantFHIR(ctx context.Context, ref string) ([]byte, error) {
 // serving at once; what the grantee already imported cannot be recalled.
 // With a network, it returns once a peer holds the revocation.
 func (w *Wallet) Revoke(ctx context.Context, ref string) (GrantInfo, error) {
+	defer w.holdLedger()() // its steps share one open ledger
 	if !w.HasNetwork() {
 		return w.revokeLocal(ref)
 	}

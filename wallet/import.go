@@ -63,6 +63,7 @@ type ImportedRecord struct {
 // verifies every block and decrypts into OutDir. Files are never
 // overwritten.
 func (w *Wallet) Import(ctx context.Context, o ImportOptions) ([]ImportedRecord, error) {
+	defer w.holdLedger()() // its steps share one open ledger
 	switch {
 	case o.Emergency && (o.Grant != "" || o.From != ""):
 		return nil, &InputError{Field: FieldGrant, Problem: Conflict, With: FieldEmergency,

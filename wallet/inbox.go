@@ -9,6 +9,7 @@ import (
 // Inbox lists the grants made to this wallet, after pulling the ledger
 // from the network when there is one.
 func (w *Wallet) Inbox(ctx context.Context) ([]GrantInfo, error) {
+	defer w.holdLedger()() // its steps share one open ledger
 	if w.HasNetwork() {
 		if _, err := w.PullLedger(ctx); err != nil {
 			return nil, err

@@ -136,7 +136,7 @@ func (w *Wallet) publish(ctx context.Context, c *client.Client, fresh int) error
 		return &NetworkError{Op: OpPublish, Err: err}
 	}
 	// Peers keep only the feeds of the patients they serve.
-	targets, err := w.servingTargets(ctx, c, l, signer)
+	targets, err := w.servingTargets(ctx, c, l.Ledger, signer)
 	if err != nil {
 		l.Close()
 		return &NetworkError{Op: OpPublish, Err: err}
@@ -157,7 +157,7 @@ func (w *Wallet) publish(ctx context.Context, c *client.Client, fresh int) error
 			return err
 		}
 	}
-	err = pushFeed(ctx, c.Host(), targets, l, w.ID(), tail, publishGrace)
+	err = pushFeed(ctx, c.Host(), targets, l.Ledger, w.ID(), tail, publishGrace)
 	var hashes []consent.Hash
 	l.View(func(v *consent.View) { hashes = feedHashes(v, w.ID()) })
 	l.Close()

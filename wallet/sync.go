@@ -127,6 +127,7 @@ type SyncResult struct {
 // After 'key import' on a new machine this brings back every record,
 // grant and log entry.
 func (w *Wallet) Sync(ctx context.Context) (SyncResult, error) {
+	defer w.holdLedger()() // its steps share one open ledger
 	var res SyncResult
 	c, err := w.dialServing(ctx)
 	if err != nil {

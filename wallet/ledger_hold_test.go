@@ -1,0 +1,89 @@
+package wallet
+
+import (
+	"bytes"
+	"context"
+	"testing"
+	"time"
+
+	"github.com/medwallet/medwallet/consent"
+	"github.com/medwallet/medwallet/p2p/devnet"
+)
+
+// ledgerOpens is how many times w has opened its ledger file so far.
+func ledgerOpens(w *Wallet) int {
+	w.lh.mu.Lock()
+	defer w.lh.mu.Unlock()
+	return w.lh.opens
+}
+
+// Each use case of several steps over the network (pull, anchor, serve
+// entry, publish...) opens the local ledger once, however many steps use
+// it; opening restores the view and closing saves it, a cost that grows
+// with the history. Between use cases the ledger is closed.
+func TestUseCasesOpenTheLedgerOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a devnet")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dn, err := devnet.Start(ctx, devnet.Options{Peers: 3, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dn.Close()
+	alice := rotateWallet(t, dn.NetworkPath(), "Alice", "patient")
+	bob := rotateWallet(t, dn.NetworkPath(), "Bob", "clinician")
+	addContact(t, alice, "Bob", bob)
+
+	once := func(what string, run func() error) {
+		t.Helper()
+		before := ledgerOpens(alice)
+		if err := run(); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if n := ledgerOpens(alice) - before; n != 1 {
+			t.Errorf("%s opened the ledger %d times, want once", what, n)
+		}
+		if alice.lh.l != nil || alice.lh.refs != 0 {
+			t.Errorf("%s left the ledger open (%d uses)", what, alice.lh.refs)
+		}
+	}
+	var rec RecordInfo
+	once("record add", func() (err error) {
+		rec, err = alice.AddRecord(ctx, bytes.NewReader([]byte("a small record")), AddRecordOptions{K: 1, N: 2})
+		return err
+	})
+	var gi GrantInfo
+	once("grant", func() (err error) {
+		gi, err = alice.Grant(ctx, GrantOptions{To: "Bob", Records: []string{rec.ID}, Scopes: []string{"patient/*.rs"}, Purpose: "TREAT"})
+		return err
+	})
+	once("grants", func() error {
+		release := alice.HoldLedger()
+		defer release()
+		if _, err := alice.PullLedger(ctx); err != nil {
+			return err
+		}
+		_, err := alice.ListGrants(ctx, GrantsOptions{Limit: 10})
+		return err
+	})
+	once("revoke", func() error {
+		_, err := alice.Revoke(ctx, gi.ID.String())
+		return err
+	})
+	once("sync", func() error {
+		_, err := alice.Sync(ctx)
+		return err
+	})
+	// What the steps wrote is in the ledger, and a peer holds it.
+	var head consent.Head
+	dn.Peers[0].Ledger.View(func(v *consent.View) { head = v.Head(alice.ID()) })
+	gs, err := alice.Grants(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(gs) != 1 || gs[0].Status != GrantRevoked || head.Seq == 0 {
+		t.Fatalf("after the use cases: grants %+v, a peer's head of the feed %d", gs, head.Seq)
+	}
+}
