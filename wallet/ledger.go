@@ -95,8 +95,11 @@ func (h *ledgerHold) release() error {
 	if h.refs > 0 || h.l == nil {
 		return nil
 	}
-	l := h.l
+	l, st := h.l, h.st
 	h.l, h.st = nil, nil
+	// Saving the view state at close needs memory of its own: give back
+	// the file's pages the use case read first (boltstore.ReleaseMemory).
+	st.ReleaseMemory()
 	return l.Close()
 }
 

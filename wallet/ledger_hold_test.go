@@ -73,7 +73,10 @@ func TestUseCasesOpenTheLedgerOnce(t *testing.T) {
 		return err
 	})
 	once("sync", func() error {
-		_, err := alice.Sync(ctx)
+		res, err := alice.Sync(ctx)
+		if err == nil && (res.Grants != 1 || res.Records != 1) {
+			t.Errorf("sync counted %d grants and %d records, want 1 and 1", res.Grants, res.Records)
+		}
 		return err
 	})
 	// What the steps wrote is in the ledger, and a peer holds it.
