@@ -3,6 +3,7 @@ package wallet
 import (
 	"bytes"
 	"context"
+	"os"
 	"testing"
 	"time"
 
@@ -88,5 +89,57 @@ func TestUseCasesOpenTheLedgerOnce(t *testing.T) {
 	}
 	if len(gs) != 1 || gs[0].Status != GrantRevoked || head.Seq == 0 {
 		t.Fatalf("after the use cases: grants %+v, a peer's head of the feed %d", gs, head.Seq)
+	}
+}
+
+// Import reads the wrapped record keys from the grant's entry, not from
+// the ledger view's description of the grant, which need not hold them.
+func TestImportReadsTheWrappedKeysFromTheEntry(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a devnet")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dn, err := devnet.Start(ctx, devnet.Options{Peers: 3, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dn.Close()
+	alice := rotateWallet(t, dn.NetworkPath(), "Alice", "patient")
+	bob := rotateWallet(t, dn.NetworkPath(), "Bob", "clinician")
+	addContact(t, alice, "Bob", bob)
+	plain := []byte(`{"resourceType":"Observation","id":"o1"}`)
+	rec, err := alice.AddRecord(ctx, bytes.NewReader(plain), AddRecordOptions{K: 1, N: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gi, err := alice.Grant(ctx, GrantOptions{To: "Bob", Records: []string{rec.ID}, Scopes: []string{"patient/*.rs"}, Purpose: "TREAT"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.PullLedger(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Bob's view of the grant keeps which records it wraps, not the keys.
+	release := bob.HoldLedger()
+	defer release()
+	l, _, err := bob.openLedger(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.View(func(v *consent.View) {
+		g, ok := v.Grant(gi.ID)
+		if !ok || len(g.Keys) != 1 {
+			t.Fatalf("bob's ledger holds grant %v: %v", ok, g)
+		}
+		g.Keys = []consent.WrappedKey{{Record: g.Keys[0].Record}}
+	})
+	l.Close()
+	got, err := bob.Import(ctx, ImportOptions{Grant: gi.ID.String(), OutDir: t.TempDir()})
+	if err != nil || len(got) != 1 {
+		t.Fatalf("import: %v, %v", got, err)
+	}
+	if b, err := os.ReadFile(got[0].File); err != nil || !bytes.Equal(b, plain) {
+		t.Fatalf("the imported record differs: %v", err)
 	}
 }
