@@ -87,6 +87,22 @@ func (w *Wallet) HoldLedger() (release func()) {
 // ledger for its whole run.
 func (w *Wallet) holdLedger() (release func()) { return w.HoldLedger() }
 
+// openAhead opens the local ledger in the background, for a use case
+// that holds it (holdLedger) and has other slow work to do first (dial
+// the peers, unlock the keyring): its steps then find the ledger open.
+// wait returns once the background open has ended. An error is left for
+// the step that opens the ledger next to meet and report.
+func (w *Wallet) openAhead() (wait func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if l, _, err := w.openLedger(false); err == nil {
+			l.Close() // the use case's hold keeps it open
+		}
+	}()
+	return func() { <-done }
+}
+
 // release ends one use of the held ledger, and closes it after the last.
 func (h *ledgerHold) release() error {
 	h.mu.Lock()

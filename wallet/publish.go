@@ -68,7 +68,13 @@ func (w *Wallet) publishFeed(ctx context.Context) error {
 // that one that hangs holds nothing up; it gets the entry by gossip from
 // the others, or syncs. signed reports whether sign succeeded, whatever
 // publishing did next.
+//
+// The local ledger is opened while the peers are dialled (openAhead): a
+// cold revocation waits for the slower of the two, not for both.
 func (w *Wallet) signAndPublish(ctx context.Context, sign func() error) (signed bool, err error) {
+	defer w.holdLedger()()
+	opened := w.openAhead()
+	defer opened()
 	c, err := w.dial(ctx, client.DialOptions{Straggle: publishStraggle})
 	if err != nil {
 		return false, err
