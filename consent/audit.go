@@ -440,7 +440,7 @@ func (a *auditor) finish() *AuditReport {
 				Detail: fmt.Sprintf("author %s: %v at seq %d (%s)", p.Author().Short(), ErrEquivocation, p.Seq(), where)})
 		}
 	}
-	rep.Grants = len(full.grants)
+	rep.Grants = len(full.grantMap())
 	a.decideAll()
 	// Access findings in the order of a walk over the feeds, by author
 	// then seq.
@@ -683,7 +683,7 @@ func DisclosuresWith(v *View, owner ID, since time.Time, c AccessCheck) []Disclo
 			}
 			out = append(out, Disclosure{
 				Time: e.Time, Recipient: r.Requester, Record: r.Record, Scope: r.Scope, Scopes: grantScopes(v, ab.Grant, r.Scope),
-				Purpose: r.Purpose, Decider: v.Decider(e.Author), Grant: ab.Grant, Entry: f.hashes[i],
+				Purpose: r.Purpose, Decider: v.Decider(e.Author), Grant: ab.Grant, Entry: v.feedTables(f).hashes[i],
 				Emergency: ab.Reason == ReasonEmergency, BreakGlass: r.BreakGlass, Credential: ab.Credential,
 			})
 		}

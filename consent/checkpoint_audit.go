@@ -107,7 +107,7 @@ func AuditCheckpoints(entries []*Entry, certs []*CheckpointCert, notes [][]byte)
 func AuditCheckpointsIn(v *View, certs []*CheckpointCert, notes [][]byte) *CheckpointAudit {
 	return auditCheckpoints(func(a ID) []Hash {
 		if f := v.feeds[a]; f != nil {
-			return f.hashes
+			return v.feedTables(f).hashes
 		}
 		return nil
 	}, certs, notes)

@@ -278,16 +278,19 @@ func (v *View) acceptReview(e *Entry, h Hash, b *ReviewBody) {
 // issuer.
 func (v *View) CredentialRevoked(id Hash) bool {
 	c, ok := v.creds[id]
-	return ok && v.revokedBy[id][c.Issuer]
+	return ok && v.revokers(id)[c.Issuer]
 }
 
 // The View answers the policy's questions (facts) from its own state.
 
-func (v *View) grantIndex() *grantIndex { return v.gx }
+func (v *View) grantIndex() *grantIndex {
+	v.loadGrants()
+	return v.gx
+}
 
 func (v *View) credentialsOf(id ID) []*CredentialInfo { return v.credsBySubject[id] }
 
-func (v *View) credentialRevoked(c *CredentialInfo) bool { return v.revokedBy[c.ID][c.Issuer] }
+func (v *View) credentialRevoked(c *CredentialInfo) bool { return v.revokers(c.ID)[c.Issuer] }
 
 func (v *View) breakGlassEntry(id Hash) (*BreakGlassInfo, bool) {
 	b, ok := v.breakGlass[id]

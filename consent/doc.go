@@ -154,11 +154,18 @@
 // entries are read back from the Store on demand (EntryAt, FeedFrom,
 // Entry) through a bounded cache (EntryCacheSize). A Store that keeps a
 // view state (StateStore; boltstore does) has that derived state saved
-// beside the entries when the Ledger closes, and OpenLedger restores it
-// without reading an entry when it describes the store's current entries
-// (its write generation, checksum and heads); otherwise it rebuilds it from
-// the entries. The state is a cache: it is not part of the wire format and
-// never changes a decision (state.go).
+// beside the entries, as tables, when the Ledger closes, and OpenLedger
+// restores it without reading an entry when it describes the store's
+// current entries (its write generation, checksum and heads). Opening
+// reads the heads and small tables; a feed's hashes are copied when it is
+// first asked about; grants,
+// revocations and nonces stay in the store and are read on demand (a
+// lookup reads one key, GrantsBy and GrantsTo read the grants they
+// yield), and a save writes only what changed since. A state that is
+// missing, stale, of an earlier version (2: one value) or unreadable is
+// rebuilt from the entries, and a table that fails to read later is
+// rebuilt in memory. The state is a cache: it is not part of the wire
+// format and never changes a decision (state.go, state_tables.go).
 //
 // # Policy
 //

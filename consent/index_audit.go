@@ -52,7 +52,7 @@ func newAuditIndex(full *View) *auditIndex {
 					continue
 				}
 			}
-			x.note(e, f.hashes[i], body, req)
+			x.note(e, full.feedTables(f).hashes[i], body, req)
 		}
 	}
 	return x
@@ -65,7 +65,7 @@ func (x *auditIndex) note(e *Entry, h Hash, body any, req *Request) {
 	a, full := e.Author, x.full
 	switch e.Kind {
 	case KindGrant:
-		if g, ok := full.grants[h]; ok {
+		if g, ok := full.grantMap()[h]; ok {
 			x.events[a] = append(x.events[a], grantEvent{seq: e.Seq, g: g})
 		}
 	case KindRevoke:
@@ -73,7 +73,7 @@ func (x *auditIndex) note(e *Entry, h Hash, body any, req *Request) {
 		if !ok {
 			return
 		}
-		if g, ok := full.grants[rb.Grant]; ok && g.Author == a {
+		if g, ok := full.grantMap()[rb.Grant]; ok && g.Author == a {
 			x.events[a] = append(x.events[a], grantEvent{seq: e.Seq, g: g, revoke: true})
 		}
 		if c, ok := full.creds[rb.Grant]; ok && c.Issuer == a {
@@ -137,7 +137,7 @@ func accessLimits(full *View, e *Entry, ab *AccessBody, req *Request) (limits, e
 			return nil
 		}
 		f := full.feeds[author]
-		if f == nil || h.Seq > uint64(len(f.hashes)) || f.hashes[h.Seq-1] != h.Hash {
+		if f == nil || h.Seq > f.hd.Seq || full.feedTables(f).hashes[h.Seq-1] != h.Hash {
 			return fmt.Errorf("%s head: %w", role, ErrUnknownHead)
 		}
 		if author == e.Author {

@@ -18,20 +18,44 @@ import (
 // The view state: what a View derives from its entries (feeds' hashes and
 // heads, grants, revocations, nonces, proofs, identities, anchors,
 // credentials, break-glass entries, reviews, links, serving sets and
-// grantors), encoded so that a Ledger can save it beside its entries and
-// load it at open instead of reading every entry again. It is a cache,
-// not part of the wire format: nothing else reads it, a state that does
-// not decode or is of another version is simply rebuilt from the entries,
-// and its encoding may change with any release (bump StateVersion).
+// grantors), saved beside the entries so that a Ledger opens without
+// reading every entry again. It is a cache, not part of the wire format:
+// nothing else reads it, a state that is missing, stale, unreadable or of
+// another version is simply rebuilt from the entries, and its layout may
+// change with any release (bump StateVersion).
 //
-// Encoding: deterministic CBOR (RFC 8949 4.2.1), an array
-// [StateVersion, SHA-256(payload), payload], the payload being the CBOR of
-// viewState. Every table is sorted, so that two views that hold the same
-// state encode to the same bytes.
+// A state is a set of tables, each a sorted map of keys to values, that a
+// StateStore keeps (boltstore: one bbolt bucket per table). Opening reads
+// only what does not grow with the history: table "core" (the heads and
+// the small derived tables) and the hash of each feed's head. A feed's
+// hashes and access seqs are copied (not decoded) from tables "h" and "a"
+// when the feed is first asked about. The tables that grow with the history (grants,
+// their indexes by owner and by grantee, revocations, nonces) are read on
+// demand: a lookup reads one key, a listing reads the keys it yields, and
+// Decide (which needs every grant of the index) loads the grants once.
+// Saving writes what changed since the state was loaded or last saved
+// (new grants, revocations and nonces, the last chunk of each feed that
+// grew, and the core), so a command that appends k entries saves O(k).
+//
+// Tables and their keys ("ID 0" is an ID's bytes then a 0x00 byte; "time"
+// is 8 bytes, big-endian, of the Unix seconds plus 2^63):
+//
+//	core  "core"                   [StateVersion, SHA-256(payload), payload], payload the CBOR of coreState
+//	h     author 0 chunk (8 bytes) the hashes of the feed's entries chunk*hashChunk+1 on, 32 bytes each
+//	a     author 0 chunk (8 bytes) the seqs of the feed's access entries from index chunk*hashChunk, 8 bytes each
+//	g     grant ID                 storedGrant
+//	go    owner 0 time grant ID    1 (the owner's grants by time)
+//	gt    grantee 0 time grant ID  1 (the grants to a grantee by time)
+//	r     entry hash               the IDs of the authors who revoked it, sorted
+//	n     requester 0 nonce        1 (the nonces of logged requests)
+//
+// All CBOR is deterministic (RFC 8949 4.2.1), every list sorted, so that
+// two views that hold the same state save the same bytes.
 
-// StateVersion is the version of the view state encoding. A state of
-// another version is ignored (and rebuilt).
-const StateVersion = 2
+// StateVersion is the version of the view state's layout. A state of
+// another version is ignored (and rebuilt). Version 2 was one CBOR value,
+// decoded whole at every open.
+const StateVersion = 3
 
 // Errors of reading a state back. A Ledger treats any of them as "no
 // state", and rebuilds the view from the entries.
@@ -43,29 +67,66 @@ var (
 	ErrStatePending = errors.New("view holds pending entries")
 )
 
+// The tables of a state.
+const (
+	tableCore      = "core"
+	tableHashes    = "h"
+	tableAccess    = "a"
+	tableGrants    = "g"
+	tableByOwner   = "go"
+	tableByGrantee = "gt"
+	tableRevoked   = "r"
+	tableNonces    = "n"
+)
+
+// hashChunk is how many hashes (and access seqs) one key of tables "h"
+// and "a" holds: a save rewrites at most the last chunk of a feed.
+const hashChunk = 1024
+
+// present is the value of the keys of the index tables.
+var present = []byte{1}
+
+// StatePut writes val at key of table; a nil val deletes the key. The
+// store may keep key and val until its transaction commits: the caller
+// must not change them.
+type StatePut func(table string, key, val []byte) error
+
 // StateStore is implemented by stores that can keep a view state beside
-// their entries (boltstore.Store). A Ledger over such a store loads the
-// state at open when it describes the store's current generation, and
-// saves a fresh one when it closes (SaveState). MemStore does not
-// implement it.
+// their entries (boltstore.Store). A Ledger over such a store restores its
+// view from the state at open when the state describes the store's
+// current generation, reads the state's large tables on demand while it
+// is open, and saves what changed when it closes (SaveState). MemStore
+// does not implement it.
 type StateStore interface {
 	// Generation is the number of entries the store holds: every Put or
 	// PutBatch that adds entries raises it by as many, in the same
 	// transaction.
 	Generation() (uint64, error)
-	// ReadState calls fn with the saved state if there is one and it
-	// describes the store as it is (its generation is the store's), and
-	// returns fn's error. b may be the store's own memory: fn must not
-	// keep it, nor anything that aliases it.
-	ReadState(fn func(b []byte) error) error
-	// SaveState replaces the saved state with b, which describes
-	// generation gen.
-	SaveState(gen uint64, b []byte) error
+	// StateGeneration returns the generation the saved state describes;
+	// ok is false when there is no state, or one the store knows to be
+	// stale (its entries changed in a way the generation did not record).
+	StateGeneration() (gen uint64, ok bool, err error)
+	// StateGet calls fn with the value at key of table, nil if there is
+	// none, and returns fn's error. v may be the store's own memory: fn
+	// must not keep it, nor anything that aliases it.
+	StateGet(table string, key []byte, fn func(v []byte) error) error
+	// StateScan calls fn with the keys of table that start with prefix
+	// and their values, in key order (descending when desc), past after
+	// when it is not nil (greater than it; less when desc), and stops at
+	// the first error fn returns, which it returns. fn must not keep k or
+	// v, nor call the store.
+	StateScan(table string, prefix, after []byte, desc bool, fn func(k, v []byte) error) error
+	// SaveState updates the saved state: fn writes what changed, through
+	// put; reset drops every table first. When it returns nil the state
+	// describes generation gen; while it runs, and when it fails, there
+	// is no state (it may commit in several transactions).
+	SaveState(gen uint64, reset bool, fn func(put StatePut) error) error
 }
 
-// stateEnvelope is the shape of a state: EncodeState and decodeState
-// write and read it by hand (so as not to copy the payload), and the
-// tests check that it is this type's canonical CBOR.
+// stateEnvelope is the shape of the core table's value (and of
+// EncodeState): sealState and openState write and read it by hand (so as
+// not to copy the payload), and the tests check that it is this type's
+// canonical CBOR.
 type stateEnvelope struct {
 	_       struct{} `cbor:",toarray"`
 	Version uint64
@@ -73,18 +134,12 @@ type stateEnvelope struct {
 	Payload []byte
 }
 
-// viewState is the payload of a state. Every slice is sorted by its first
-// field (then its second where the first repeats).
-type viewState struct {
-	_ struct{} `cbor:",toarray"`
-	// IDs are the IDs the tables below name by stateRef, sorted: the feeds'
-	// authors, grants' authors, grantees and issuers, revokers, requesters
-	// and grantors, each written once however many entries name it.
-	IDs         []ID
-	Feeds       []stateFeed
-	Grants      []stateGrant
-	Revocations []stateRevocation
-	Nonces      stateNonceTable
+// coreState is the payload of the core table: what a view holds in
+// memory from the moment it is restored. Every slice is sorted by its
+// first field (then its second where the first repeats).
+type coreState struct {
+	_           struct{} `cbor:",toarray"`
+	Feeds       []coreFeed
 	Proofs      []stateProof
 	ProofLogs   []stateProofLog
 	Identities  []stateIdentity
@@ -95,95 +150,47 @@ type viewState struct {
 	Links       []stateLink
 	Serving     []stateServe
 	Grantors    []stateGrantors
+	GrantsBy    []stateCount // grants per owner
+	GrantsTo    []stateCount // grants per grantee
+	// Revocations and Nonces say whether tables "r" and "n" hold any
+	// key (tables "g", "go" and "gt" do when GrantsBy is not empty): a
+	// state whose table went missing is not restored.
+	Revocations bool
+	Nonces      bool
 }
 
-// stateFeed is a feed: the hashes of its entries, seq 1 first, end to end
-// (32 bytes each), the time of its head entry and the seqs of its access
-// entries, in order.
-type stateFeed struct {
+// coreFeed is a feed: its length, the time of its head entry and how many
+// access entries it holds (its hashes and access seqs are in tables "h"
+// and "a").
+type coreFeed struct {
 	_        struct{} `cbor:",toarray"`
-	Author   stateRef
-	Hashes   []byte
+	Author   ID
+	Seq      uint64
 	HeadTime int64
-	Access   []uint64
+	Access   uint64
 }
 
-// stateGrant is a grant; its body's Grantee and Issuer are empty, named
-// by reference beside it.
-type stateGrant struct {
+// stateGrantors lists the owners granting a grantee, sorted.
+type stateGrantors struct {
 	_       struct{} `cbor:",toarray"`
-	ID      Hash
-	Author  stateRef
-	Seq     uint64
-	Time    int64
-	Grantee stateRef
-	Issuer  stateRef
-	Body    Grant
+	Grantee ID
+	Owners  []ID
 }
 
-// stateRevocation is an entry hash and the authors who revoked it.
-type stateRevocation struct {
-	_       struct{} `cbor:",toarray"`
-	Target  Hash
-	Authors []stateRef
+type stateCount struct {
+	_  struct{} `cbor:",toarray"`
+	ID ID
+	N  uint64
 }
 
-// stateNonceTable is the nonce table of a state, encoded as
-// []stateNonces. Decoding a state keeps the table's encoding only (a
-// copy, list nil): the view decodes it when a nonce is first asked
-// (View.nonceSet), since most commands never ask.
-type stateNonceTable struct {
-	list []stateNonces
-	raw  []byte
-}
-
-// MarshalCBOR implements cbor.Marshaler: the list, or the encoding a
-// decoded table kept.
-func (t stateNonceTable) MarshalCBOR() ([]byte, error) {
-	if t.raw != nil {
-		return t.raw, nil
-	}
-	return canon.Marshal(t.list)
-}
-
-// UnmarshalCBOR implements cbor.Unmarshaler: b is copied, not decoded.
-func (t *stateNonceTable) UnmarshalCBOR(b []byte) error {
-	if major, _, _, ok := stateHead(b); !ok || major != 4 && !(len(b) == 1 && b[0] == 0xf6) {
-		return fmt.Errorf("%w: nonce table", ErrStateCorrupt)
-	}
-	t.raw = bytes.Clone(b)
-	return nil
-}
-
-// decodeNonces decodes a nonce table kept by UnmarshalCBOR, its
-// requesters named in ids.
-func decodeNonces(raw []byte, ids []ID) (map[nonceKey]struct{}, error) {
-	var ns []stateNonces
-	if err := stateDec.Unmarshal(raw, &ns); err != nil {
-		return nil, fmt.Errorf("%w: nonce table: %v", ErrStateCorrupt, err)
-	}
-	n := 0
-	for i := range ns {
-		n += len(ns[i].Nonces)
-	}
-	m := make(map[nonceKey]struct{}, n)
-	for i := range ns {
-		r, err := lookup(ids, ns[i].Requester)
-		if err != nil {
-			return nil, err
-		}
-		for _, x := range ns[i].Nonces {
-			m[nonceKey{r, string(x)}] = struct{}{}
-		}
-	}
-	return m, nil
-}
-
-// stateNonces are the nonces of one requester's logged requests.
-type stateNonces struct {
-	_         struct{} `cbor:",toarray"`
-	Requester stateRef
-	Nonces    [][]byte
+// storedGrant is the value of table "g".
+type storedGrant struct {
+	_      struct{} `cbor:",toarray"`
+	ID     Hash
+	Author ID
+	Seq    uint64
+	Time   int64
+	Body   Grant
 }
 
 type stateProof struct {
@@ -253,52 +260,38 @@ type stateServe struct {
 	Body   ServeBody
 }
 
-// stateGrantors lists the owners granting a grantee, sorted (the order a
-// view rebuilt from a store has them in).
-type stateGrantors struct {
+// viewState is what EncodeState encodes: every table of the state, read
+// whole.
+type viewState struct {
+	_           struct{} `cbor:",toarray"`
+	Core        coreState
+	Feeds       []stateFeed
+	Grants      []storedGrant
+	Revocations []stateRevocation
+	Nonces      []stateNonces
+}
+
+// stateFeed is a feed's hashes, seq 1 first, end to end (32 bytes each),
+// and the seqs of its access entries, in order.
+type stateFeed struct {
+	_      struct{} `cbor:",toarray"`
+	Author ID
+	Hashes []byte
+	Access []uint64
+}
+
+// stateRevocation is an entry hash and the authors who revoked it.
+type stateRevocation struct {
 	_       struct{} `cbor:",toarray"`
-	Grantee stateRef
-	Owners  []stateRef
+	Target  Hash
+	Authors []ID
 }
 
-// stateRef names an ID of viewState.IDs: i+1 for IDs[i], 0 for none.
-type stateRef uint64
-
-// idTable assigns references to the IDs of a state.
-type idTable struct {
-	ids  []ID
-	refs map[ID]stateRef
-}
-
-func (t *idTable) note(id ID) {
-	if id == "" {
-		return
-	}
-	if _, ok := t.refs[id]; !ok {
-		t.refs[id] = 0
-		t.ids = append(t.ids, id)
-	}
-}
-
-// number sorts the IDs noted and numbers them.
-func (t *idTable) number() {
-	slices.Sort(t.ids)
-	for i, id := range t.ids {
-		t.refs[id] = stateRef(i + 1)
-	}
-}
-
-func (t *idTable) ref(id ID) stateRef { return t.refs[id] }
-
-// lookup resolves a reference of a decoded state.
-func lookup(ids []ID, r stateRef) (ID, error) {
-	if r == 0 {
-		return "", nil
-	}
-	if r > stateRef(len(ids)) {
-		return "", fmt.Errorf("%w: ID reference %d of %d", ErrStateCorrupt, r, len(ids))
-	}
-	return ids[r-1], nil
+// stateNonces are the nonces of one requester's logged requests.
+type stateNonces struct {
+	_         struct{} `cbor:",toarray"`
+	Requester ID
+	Nonces    [][]byte
 }
 
 // stateDec decodes states. The payload is checked against its SHA-256
@@ -317,18 +310,77 @@ var stateDec = func() cbor.DecMode {
 
 func cmpHash(a, b Hash) int { return bytes.Compare(a[:], b[:]) }
 
-// EncodeState encodes the view's state. A view holding pending entries
+// EncodeState encodes the view's whole state, every table read (a view
+// restored from a saved state reads its large tables from the store): two
+// views that hold the same state encode to the same bytes. Saving does not
+// use it (it writes the tables, and only what changed); it is how tests
+// and a curious operator compare views. A view holding pending entries
 // has no state (ErrStatePending).
 func EncodeState(v *View) ([]byte, error) {
 	if v.Pending() > 0 {
 		return nil, ErrStatePending
 	}
-	st := v.state()
+	st := &viewState{Core: *v.core()}
+	for _, a := range v.Authors() {
+		f := v.feedTables(v.feeds[a])
+		sf := stateFeed{Author: a, Hashes: hashBytes(f.hashes)}
+		if len(f.access) > 0 {
+			sf.Access = f.access
+		}
+		st.Feeds = append(st.Feeds, sf)
+	}
+	gs := v.grantMap()
+	for _, g := range gs {
+		st.Grants = append(st.Grants, storedGrantOf(g))
+	}
+	slices.SortFunc(st.Grants, func(a, b storedGrant) int { return cmpHash(a.ID, b.ID) })
+	for h, m := range v.revokedMap() {
+		if r := (stateRevocation{Target: h, Authors: revokerList(m)}); len(r.Authors) > 0 {
+			st.Revocations = append(st.Revocations, r)
+		}
+	}
+	slices.SortFunc(st.Revocations, func(a, b stateRevocation) int { return cmpHash(a.Target, b.Target) })
+	byReq := make(map[ID][][]byte)
+	for k := range v.allNonces() {
+		byReq[k.requester] = append(byReq[k.requester], []byte(k.nonce))
+	}
+	for r, ns := range byReq {
+		slices.SortFunc(ns, bytes.Compare)
+		st.Nonces = append(st.Nonces, stateNonces{Requester: r, Nonces: ns})
+	}
+	slices.SortFunc(st.Nonces, func(a, b stateNonces) int { return strings.Compare(string(a.Requester), string(b.Requester)) })
 	payload, err := canon.Marshal(st)
 	if err != nil {
 		return nil, fmt.Errorf("encode view state: %w", err)
 	}
-	// The envelope, by hand: the payload is not copied twice.
+	return sealState(payload), nil
+}
+
+func hashBytes(hs []Hash) []byte {
+	b := make([]byte, 0, len(hs)*len(Hash{}))
+	for _, h := range hs {
+		b = append(b, h[:]...)
+	}
+	return b
+}
+
+func storedGrantOf(g *GrantInfo) storedGrant {
+	return storedGrant{ID: g.ID, Author: g.Author, Seq: g.Seq, Time: g.Time, Body: g.Grant}
+}
+
+func revokerList(m map[ID]bool) []ID {
+	var out []ID
+	for a, ok := range m {
+		if ok {
+			out = append(out, a)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// sealState wraps a payload in the state envelope.
+func sealState(payload []byte) []byte {
 	sum := sha256.Sum256(payload)
 	b := make([]byte, 0, 32+len(sum)+len(payload))
 	b = append(b, 0x83)
@@ -336,161 +388,12 @@ func EncodeState(v *View) ([]byte, error) {
 	b = appendStateHead(b, 2, uint64(len(sum)))
 	b = append(b, sum[:]...)
 	b = appendStateHead(b, 2, uint64(len(payload)))
-	return append(b, payload...), nil
+	return append(b, payload...)
 }
 
-// state gathers the view's tables, sorted.
-func (v *View) state() *viewState {
-	st := &viewState{}
-	t := &idTable{refs: make(map[ID]stateRef)}
-	for a, f := range v.feeds {
-		if len(f.hashes) > 0 {
-			t.note(a)
-		}
-	}
-	for _, g := range v.grants {
-		t.note(g.Author)
-		t.note(g.Grantee)
-		t.note(g.Issuer)
-	}
-	for _, m := range v.revokedBy {
-		for a := range m {
-			t.note(a)
-		}
-	}
-	byReq := make(map[ID][][]byte)
-	for k := range v.nonceSet() {
-		t.note(k.requester)
-		byReq[k.requester] = append(byReq[k.requester], []byte(k.nonce))
-	}
-	for g, os := range v.grantors {
-		t.note(g)
-		for _, o := range os {
-			t.note(o)
-		}
-	}
-	t.number()
-	st.IDs = t.ids
-
-	for a, f := range v.feeds {
-		if len(f.hashes) == 0 {
-			continue
-		}
-		hs := make([]byte, 0, len(f.hashes)*len(Hash{}))
-		for _, h := range f.hashes {
-			hs = append(hs, h[:]...)
-		}
-		st.Feeds = append(st.Feeds, stateFeed{Author: t.ref(a), Hashes: hs, HeadTime: f.head().Time, Access: f.access})
-	}
-	slices.SortFunc(st.Feeds, func(a, b stateFeed) int { return cmp.Compare(a.Author, b.Author) })
-
-	gs := make([]*GrantInfo, 0, len(v.grants))
-	for _, g := range v.grants {
-		gs = append(gs, g)
-	}
-	slices.SortFunc(gs, func(a, b *GrantInfo) int { return cmpHash(a.ID, b.ID) })
-	st.Grants = make([]stateGrant, len(gs))
-	for i, g := range gs {
-		sg := &st.Grants[i]
-		*sg = stateGrant{ID: g.ID, Author: t.ref(g.Author), Seq: g.Seq, Time: g.Time,
-			Grantee: t.ref(g.Grantee), Issuer: t.ref(g.Issuer), Body: g.Grant}
-		sg.Body.Grantee, sg.Body.Issuer = "", ""
-	}
-
-	st.Revocations = make([]stateRevocation, 0, len(v.revokedBy))
-	for h, m := range v.revokedBy {
-		r := stateRevocation{Target: h}
-		for a, ok := range m {
-			if ok {
-				r.Authors = append(r.Authors, t.ref(a))
-			}
-		}
-		slices.Sort(r.Authors)
-		st.Revocations = append(st.Revocations, r)
-	}
-	slices.SortFunc(st.Revocations, func(a, b stateRevocation) int { return cmpHash(a.Target, b.Target) })
-
-	for r, ns := range byReq {
-		slices.SortFunc(ns, bytes.Compare)
-		st.Nonces.list = append(st.Nonces.list, stateNonces{Requester: t.ref(r), Nonces: ns})
-	}
-	slices.SortFunc(st.Nonces.list, func(a, b stateNonces) int { return cmp.Compare(a.Requester, b.Requester) })
-
-	for a, p := range v.proofs {
-		st.Proofs = append(st.Proofs, stateProof{Author: a, A: p.A, B: p.B})
-	}
-	slices.SortFunc(st.Proofs, func(a, b stateProof) int { return strings.Compare(string(a.Author), string(b.Author)) })
-	for a, ls := range v.proofLogs {
-		for _, l := range ls {
-			st.ProofLogs = append(st.ProofLogs, stateProofLog{Author: a, Logger: l.Logger, Seq: l.Seq, Entry: l.Entry, Time: l.Time})
-		}
-	}
-	slices.SortFunc(st.ProofLogs, func(a, b stateProofLog) int {
-		if c := strings.Compare(string(a.Author), string(b.Author)); c != 0 {
-			return c
-		}
-		if c := strings.Compare(string(a.Logger), string(b.Logger)); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.Seq, b.Seq)
-	})
-
-	for a, b := range v.identities {
-		st.Identities = append(st.Identities, stateIdentity{Author: a, Body: *b})
-	}
-	slices.SortFunc(st.Identities, func(a, b stateIdentity) int { return strings.Compare(string(a.Author), string(b.Author)) })
-	for k, b := range v.anchors {
-		st.Anchors = append(st.Anchors, stateAnchor{Owner: k.owner, Body: *b})
-	}
-	slices.SortFunc(st.Anchors, func(a, b stateAnchor) int {
-		if c := strings.Compare(string(a.Owner), string(b.Owner)); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Body.Record, b.Body.Record)
-	})
-
-	for _, c := range v.creds {
-		st.Credentials = append(st.Credentials, stateCredential{ID: c.ID, Issuer: c.Issuer, Seq: c.Seq, Time: c.Time, Body: c.CredentialBody})
-	}
-	slices.SortFunc(st.Credentials, func(a, b stateCredential) int { return cmpHash(a.ID, b.ID) })
-	for _, b := range v.breakGlass {
-		st.BreakGlass = append(st.BreakGlass, stateBreakGlass{ID: b.ID, Author: b.Author, Seq: b.Seq, Time: b.Time, Body: b.BreakGlassBody})
-	}
-	slices.SortFunc(st.BreakGlass, func(a, b stateBreakGlass) int { return cmpHash(a.ID, b.ID) })
-	for k, r := range v.reviews {
-		st.Reviews = append(st.Reviews, stateReview{Author: k.author, Access: k.h, ID: r.ID, Time: r.Time, Outcome: r.Outcome, Note: r.Note})
-	}
-	slices.SortFunc(st.Reviews, func(a, b stateReview) int {
-		if c := strings.Compare(string(a.Author), string(b.Author)); c != 0 {
-			return c
-		}
-		return cmpHash(a.Access, b.Access)
-	})
-
-	for f, b := range v.links {
-		st.Links = append(st.Links, stateLink{Feed: f, Body: *b})
-	}
-	slices.SortFunc(st.Links, func(a, b stateLink) int { return strings.Compare(string(a.Feed), string(b.Feed)) })
-	for a, b := range v.serving {
-		st.Serving = append(st.Serving, stateServe{Author: a, Body: *b})
-	}
-	slices.SortFunc(st.Serving, func(a, b stateServe) int { return strings.Compare(string(a.Author), string(b.Author)) })
-	for g, os := range v.grantors {
-		refs := make([]stateRef, len(os))
-		for i, o := range os {
-			refs[i] = t.ref(o)
-		}
-		slices.Sort(refs)
-		st.Grantors = append(st.Grantors, stateGrantors{Grantee: t.ref(g), Owners: refs})
-	}
-	slices.SortFunc(st.Grantors, func(a, b stateGrantors) int { return cmp.Compare(a.Grantee, b.Grantee) })
-	return st
-}
-
-// decodeState checks and decodes the payload of a state.
-func decodeState(b []byte) (*viewState, error) {
-	// The envelope is read by hand, so that the payload is not copied:
-	// [version, sum, payload], each head in its shortest form.
+// openState checks a state envelope and returns its payload (a slice of
+// b, not a copy).
+func openState(b []byte) ([]byte, error) {
 	corrupt := func(why string) error { return fmt.Errorf("%w: %s", ErrStateCorrupt, why) }
 	major, n, rest, ok := stateHead(b)
 	if !ok || major != 4 || n == 0 {
@@ -518,11 +421,465 @@ func decodeState(b []byte) (*viewState, error) {
 	if got := sha256.Sum256(rest); !bytes.Equal(got[:], sum) {
 		return nil, corrupt("checksum")
 	}
-	st := &viewState{}
-	if err := stateDec.Unmarshal(rest, st); err != nil {
+	return rest, nil
+}
+
+// decodeCore checks and decodes the core table's value.
+func decodeCore(b []byte) (*coreState, error) {
+	payload, err := openState(b)
+	if err != nil {
+		return nil, err
+	}
+	cs := &coreState{}
+	if err := stateDec.Unmarshal(payload, cs); err != nil { // copies what it keeps
 		return nil, fmt.Errorf("%w: %v", ErrStateCorrupt, err)
 	}
-	return st, nil
+	return cs, nil
+}
+
+// core gathers the view's core table, sorted.
+func (v *View) core() *coreState {
+	cs := &coreState{}
+	for a, f := range v.feeds {
+		if f.hd.Seq > 0 {
+			cs.Feeds = append(cs.Feeds, coreFeed{Author: a, Seq: f.hd.Seq, HeadTime: f.head().Time, Access: uint64(f.nAccess())})
+		}
+	}
+	slices.SortFunc(cs.Feeds, func(a, b coreFeed) int { return strings.Compare(string(a.Author), string(b.Author)) })
+	for a, p := range v.proofs {
+		cs.Proofs = append(cs.Proofs, stateProof{Author: a, A: p.A, B: p.B})
+	}
+	slices.SortFunc(cs.Proofs, func(a, b stateProof) int { return strings.Compare(string(a.Author), string(b.Author)) })
+	for a, ls := range v.proofLogs {
+		for _, l := range ls {
+			cs.ProofLogs = append(cs.ProofLogs, stateProofLog{Author: a, Logger: l.Logger, Seq: l.Seq, Entry: l.Entry, Time: l.Time})
+		}
+	}
+	slices.SortFunc(cs.ProofLogs, func(a, b stateProofLog) int {
+		if c := strings.Compare(string(a.Author), string(b.Author)); c != 0 {
+			return c
+		}
+		if c := strings.Compare(string(a.Logger), string(b.Logger)); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Seq, b.Seq)
+	})
+	for a, b := range v.identities {
+		cs.Identities = append(cs.Identities, stateIdentity{Author: a, Body: *b})
+	}
+	slices.SortFunc(cs.Identities, func(a, b stateIdentity) int { return strings.Compare(string(a.Author), string(b.Author)) })
+	for k, b := range v.anchors {
+		cs.Anchors = append(cs.Anchors, stateAnchor{Owner: k.owner, Body: *b})
+	}
+	slices.SortFunc(cs.Anchors, func(a, b stateAnchor) int {
+		if c := strings.Compare(string(a.Owner), string(b.Owner)); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Body.Record, b.Body.Record)
+	})
+	for _, c := range v.creds {
+		cs.Credentials = append(cs.Credentials, stateCredential{ID: c.ID, Issuer: c.Issuer, Seq: c.Seq, Time: c.Time, Body: c.CredentialBody})
+	}
+	slices.SortFunc(cs.Credentials, func(a, b stateCredential) int { return cmpHash(a.ID, b.ID) })
+	for _, b := range v.breakGlass {
+		cs.BreakGlass = append(cs.BreakGlass, stateBreakGlass{ID: b.ID, Author: b.Author, Seq: b.Seq, Time: b.Time, Body: b.BreakGlassBody})
+	}
+	slices.SortFunc(cs.BreakGlass, func(a, b stateBreakGlass) int { return cmpHash(a.ID, b.ID) })
+	for k, r := range v.reviews {
+		cs.Reviews = append(cs.Reviews, stateReview{Author: k.author, Access: k.h, ID: r.ID, Time: r.Time, Outcome: r.Outcome, Note: r.Note})
+	}
+	slices.SortFunc(cs.Reviews, func(a, b stateReview) int {
+		if c := strings.Compare(string(a.Author), string(b.Author)); c != 0 {
+			return c
+		}
+		return cmpHash(a.Access, b.Access)
+	})
+	for f, b := range v.links {
+		cs.Links = append(cs.Links, stateLink{Feed: f, Body: *b})
+	}
+	slices.SortFunc(cs.Links, func(a, b stateLink) int { return strings.Compare(string(a.Feed), string(b.Feed)) })
+	for a, b := range v.serving {
+		cs.Serving = append(cs.Serving, stateServe{Author: a, Body: *b})
+	}
+	slices.SortFunc(cs.Serving, func(a, b stateServe) int { return strings.Compare(string(a.Author), string(b.Author)) })
+	for g, os := range v.grantors {
+		os = slices.Clone(os)
+		slices.Sort(os)
+		cs.Grantors = append(cs.Grantors, stateGrantors{Grantee: g, Owners: os})
+	}
+	slices.SortFunc(cs.Grantors, func(a, b stateGrantors) int { return strings.Compare(string(a.Grantee), string(b.Grantee)) })
+	cs.GrantsBy, cs.GrantsTo = countList(v.grantsBy), countList(v.grantsTo)
+	cs.Revocations = v.hasRevs || len(v.revokedBy) > 0
+	cs.Nonces = v.hasNonces || len(v.nonces) > 0
+	return cs
+}
+
+func countList(m map[ID]int) []stateCount {
+	out := make([]stateCount, 0, len(m))
+	for id, n := range m {
+		out = append(out, stateCount{ID: id, N: uint64(n)})
+	}
+	slices.SortFunc(out, func(a, b stateCount) int { return strings.Compare(string(a.ID), string(b.ID)) })
+	return out
+}
+
+// restoreCore fills v's feeds (all but their hashes and access seqs) and
+// its small derived tables from cs, and rebuilds the indexes they imply:
+// credentials by subject, and each requester's first break-glass entry
+// per grant.
+func (v *View) restoreCore(cs *coreState) error {
+	for i, cf := range cs.Feeds {
+		if cf.Seq == 0 || cf.Access > cf.Seq || cf.Author == "" || i > 0 && cs.Feeds[i-1].Author >= cf.Author {
+			return fmt.Errorf("%w: feed table", ErrStateCorrupt)
+		}
+		a := v.intern(cf.Author)
+		// savedAcc holds the count of access entries until restoreFeeds
+		// reads them.
+		v.feeds[a] = &feed{author: a, hd: Head{Seq: cf.Seq, Time: cf.HeadTime}, savedAcc: int(cf.Access)}
+	}
+	for _, p := range cs.Proofs {
+		a, err := DecodeEntry(p.A)
+		if err != nil {
+			return fmt.Errorf("%w: proof: %v", ErrStateCorrupt, err)
+		}
+		b, err := DecodeEntry(p.B)
+		if err != nil {
+			return fmt.Errorf("%w: proof: %v", ErrStateCorrupt, err)
+		}
+		if a.Author != p.Author || b.Author != p.Author {
+			return fmt.Errorf("%w: proof names another author", ErrStateCorrupt)
+		}
+		v.proofs[p.Author] = &EquivocationProof{A: p.A, B: p.B, a: a, b: b}
+	}
+	for _, l := range cs.ProofLogs {
+		v.proofLogs[l.Author] = append(v.proofLogs[l.Author], ProofLog{Author: l.Author, Logger: l.Logger, Seq: l.Seq, Entry: l.Entry, Time: l.Time})
+	}
+	for i := range cs.Identities {
+		v.identities[cs.Identities[i].Author] = &cs.Identities[i].Body
+	}
+	for i := range cs.Anchors {
+		a := &cs.Anchors[i]
+		v.anchors[ownerRecord{a.Owner, a.Body.Record}] = &a.Body
+	}
+	for i := range cs.Credentials { // in ID order, as credsBySubject keeps them
+		c := &cs.Credentials[i]
+		ci := &CredentialInfo{ID: c.ID, Issuer: c.Issuer, Time: c.Time, Seq: c.Seq, CredentialBody: c.Body}
+		v.creds[ci.ID] = ci
+		v.credsBySubject[ci.Subject] = append(v.credsBySubject[ci.Subject], ci)
+	}
+	for i := range cs.BreakGlass {
+		b := &cs.BreakGlass[i]
+		bi := &BreakGlassInfo{ID: b.ID, Author: b.Author, Seq: b.Seq, Time: b.Time, BreakGlassBody: b.Body}
+		v.breakGlass[bi.ID] = bi
+		// The first is the one earliest in its author's feed.
+		k := requesterGrant{bi.Author, bi.Grant}
+		if old, ok := v.firstBG[k]; !ok || bi.Seq < old.Seq {
+			v.firstBG[k] = bi
+		}
+	}
+	for _, r := range cs.Reviews {
+		v.reviews[authorHash{r.Author, r.Access}] = &ReviewInfo{ID: r.ID, Time: r.Time, Author: r.Author, Outcome: r.Outcome, Note: r.Note}
+	}
+	if len(cs.Links) > 0 {
+		v.links = make(map[ID]*LinkBody, len(cs.Links))
+		for i := range cs.Links {
+			v.links[cs.Links[i].Feed] = &cs.Links[i].Body
+		}
+	}
+	if len(cs.Serving) > 0 {
+		v.serving = make(map[ID]*ServeBody, len(cs.Serving))
+		for i := range cs.Serving {
+			v.serving[cs.Serving[i].Author] = &cs.Serving[i].Body
+		}
+	}
+	if len(cs.Grantors) > 0 {
+		v.grantors = make(map[ID][]ID, len(cs.Grantors))
+		for _, g := range cs.Grantors {
+			os := make([]ID, len(g.Owners))
+			for i, o := range g.Owners {
+				os[i] = v.intern(o)
+			}
+			v.grantors[v.intern(g.Grantee)] = os
+		}
+	}
+	for _, c := range cs.GrantsBy {
+		v.grantsBy[v.intern(c.ID)] = int(c.N)
+	}
+	for _, c := range cs.GrantsTo {
+		v.grantsTo[v.intern(c.ID)] = int(c.N)
+	}
+	v.hasRevs, v.hasNonces = cs.Revocations, cs.Nonces
+	return nil
+}
+
+// chunkKey is the key of chunk i of id's feed in tables "h" and "a" (and,
+// with i the time, of the grant indexes).
+func chunkKey(id ID, i uint64) []byte {
+	k := make([]byte, 0, len(id)+9)
+	k = append(k, id...)
+	k = append(k, 0)
+	return binary.BigEndian.AppendUint64(k, i)
+}
+
+func idPrefix(id ID) []byte { return append([]byte(id), 0) }
+
+// restoreFeeds reads the hash of each feed's head from table "h" (one
+// key); the feeds' hashes and access seqs are read on first use
+// (feedTables).
+func (v *View) restoreFeeds(ss StateStore) error {
+	const hl = len(Hash{})
+	for a, f := range v.feeds {
+		n := f.hd.Seq
+		err := ss.StateGet(tableHashes, chunkKey(a, (n-1)/hashChunk), func(b []byte) error {
+			if uint64(len(b)) != ((n-1)%hashChunk+1)*uint64(hl) {
+				return fmt.Errorf("%w: hashes of a feed", ErrStateCorrupt)
+			}
+			f.hd.Hash = Hash(b[len(b)-hl:])
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		f.saved = int(n)
+		f.lazy = &lazyFeed{}
+	}
+	return nil
+}
+
+// restoreFrom returns the view that the state ss keeps describes, its
+// accepted entries in s. Nothing in the state is trusted that can be
+// checked cheaply: the checksum and version of the core, the shape of
+// every table read.
+func restoreFrom(ss StateStore, s Store) (*View, error) {
+	var cs *coreState
+	err := ss.StateGet(tableCore, []byte(tableCore), func(b []byte) error {
+		if b == nil {
+			return fmt.Errorf("%w: no core", ErrStateCorrupt)
+		}
+		var err error
+		cs, err = decodeCore(b)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	v := newView(s)
+	if err := v.restoreCore(cs); err != nil {
+		return nil, err
+	}
+	if err := v.restoreFeeds(ss); err != nil {
+		return nil, err
+	}
+	// The tables read on demand are there (a key each, at least).
+	var need []string
+	if len(cs.GrantsBy) > 0 {
+		need = append(need, tableGrants, tableByOwner, tableByGrantee)
+	}
+	if cs.Revocations {
+		need = append(need, tableRevoked)
+	}
+	if cs.Nonces {
+		need = append(need, tableNonces)
+	}
+	for _, t := range need {
+		if !hasKey(ss, t) {
+			return nil, fmt.Errorf("%w: table %q is empty", ErrStateCorrupt, t)
+		}
+	}
+	v.src = &stateSrc{ss: ss}
+	v.grants = nil // read on demand (state_tables.go)
+	v.lazyByHash = &lazyByHash{}
+	v.dirty = newStateDirty()
+	return v, nil
+}
+
+// hasKey reports whether table t of ss holds a key.
+func hasKey(ss StateStore, t string) bool {
+	errFound := errors.New("found")
+	err := ss.StateScan(t, nil, nil, false, func(_, _ []byte) error { return errFound })
+	return errors.Is(err, errFound)
+}
+
+// count is the number of entries the view accepted.
+func (v *View) count() uint64 {
+	var n uint64
+	for _, f := range v.feeds {
+		n += f.hd.Seq
+	}
+	return n
+}
+
+// saveTo saves the view's state in ss as describing generation gen: the
+// tables whole when the view was not restored from ss nor saved there
+// before (or its tables there proved unreadable), else only what changed
+// since (the dirty grants, revocations and nonces, and the chunks of the
+// feeds past what was saved). Each table is written in key order, so that
+// the store appends rather than inserts at random (bbolt then touches
+// few pages per transaction), and straight from the view's tables: no
+// encoding of the whole state is ever held.
+func (v *View) saveTo(ss StateStore, gen uint64) error {
+	full := v.src == nil || v.src.ss != ss || v.src.broken.Load()
+	var (
+		grants []*GrantInfo
+		revs   []Hash
+		nonces []nonceKey
+	)
+	if full {
+		for _, g := range v.grantMap() {
+			grants = append(grants, g)
+		}
+		for h := range v.revokedMap() {
+			revs = append(revs, h)
+		}
+		all := v.allNonces()
+		nonces = make([]nonceKey, 0, len(all))
+		for k := range all {
+			nonces = append(nonces, k)
+		}
+	} else {
+		grants = slices.Clone(v.dirty.grants)
+		for h := range v.dirty.revs {
+			revs = append(revs, h)
+		}
+		nonces = slices.Clone(v.dirty.nonces)
+	}
+	slices.SortFunc(revs, cmpHash)
+	slices.SortFunc(nonces, func(a, b nonceKey) int {
+		if c := strings.Compare(string(a.requester), string(b.requester)); c != 0 {
+			return c
+		}
+		return strings.Compare(a.nonce, b.nonce)
+	})
+	authors := v.Authors()
+	err := ss.SaveState(gen, full, func(put StatePut) error {
+		payload, err := canon.Marshal(v.core())
+		if err != nil {
+			return fmt.Errorf("encode view state: %w", err)
+		}
+		if err := put(tableCore, []byte(tableCore), sealState(payload)); err != nil {
+			return err
+		}
+		for _, a := range authors {
+			f := v.feeds[a]
+			from := f.saved
+			if full {
+				from = 0
+				v.feedTables(f)
+			} else if !f.loaded() {
+				continue // unchanged since restored
+			}
+			for c := from / hashChunk; c*hashChunk < len(f.hashes); c++ {
+				end := min(len(f.hashes), (c+1)*hashChunk)
+				if err := put(tableHashes, chunkKey(a, uint64(c)), hashBytes(f.hashes[c*hashChunk:end])); err != nil {
+					return err
+				}
+			}
+		}
+		for _, a := range authors {
+			f := v.feeds[a]
+			from := f.savedAcc
+			if full {
+				from = 0
+			} else if !f.loaded() {
+				continue
+			}
+			for c := from / hashChunk; c*hashChunk < len(f.access); c++ {
+				end := min(len(f.access), (c+1)*hashChunk)
+				b := make([]byte, 0, 8*(end-c*hashChunk))
+				for _, seq := range f.access[c*hashChunk : end] {
+					b = binary.BigEndian.AppendUint64(b, seq)
+				}
+				if err := put(tableAccess, chunkKey(a, uint64(c)), b); err != nil {
+					return err
+				}
+			}
+		}
+		slices.SortFunc(grants, cmpGrantID)
+		for _, g := range grants {
+			b, err := canon.Marshal(storedGrantOf(g))
+			if err != nil {
+				return fmt.Errorf("encode view state: %w", err)
+			}
+			if err := put(tableGrants, bytes.Clone(g.ID[:]), b); err != nil {
+				return err
+			}
+		}
+		for _, by := range []struct {
+			table string
+			id    func(*GrantInfo) ID
+		}{
+			{tableByOwner, func(g *GrantInfo) ID { return g.Author }},
+			{tableByGrantee, func(g *GrantInfo) ID { return g.Grantee }},
+		} {
+			slices.SortFunc(grants, func(a, b *GrantInfo) int {
+				if c := strings.Compare(string(by.id(a)), string(by.id(b))); c != 0 {
+					return c
+				}
+				if c := cmp.Compare(uint64(a.Time)^1<<63, uint64(b.Time)^1<<63); c != 0 {
+					return c
+				}
+				return cmpGrantID(a, b)
+			})
+			for _, g := range grants {
+				if err := put(by.table, grantIndexKey(by.id(g), g), present); err != nil {
+					return err
+				}
+			}
+		}
+		for _, h := range revs {
+			as := revokerList(v.revokers(h))
+			if len(as) == 0 {
+				continue
+			}
+			b, err := canon.Marshal(as)
+			if err != nil {
+				return fmt.Errorf("encode view state: %w", err)
+			}
+			if err := put(tableRevoked, bytes.Clone(h[:]), b); err != nil {
+				return err
+			}
+		}
+		for _, k := range nonces {
+			if err := put(tableNonces, nonceTableKey(k.requester, []byte(k.nonce)), present); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, f := range v.feeds {
+		f.saved, f.savedAcc = int(f.hd.Seq), f.nAccess()
+	}
+	v.dirty = newStateDirty()
+	if full {
+		// From now on the view saves what changes. It holds every grant,
+		// revocation and nonce in memory, and reads none back.
+		if v.src != nil {
+			v.nonces = v.allNonces()
+		}
+		v.noncesAll = true
+		src := &stateSrc{ss: ss}
+		src.grantsOnce.Do(func() {})
+		src.grantsLoaded.Store(true)
+		v.src = src
+	}
+	return nil
+}
+
+// grantIndexKey is the key of grant g in the index of id's grants (by
+// owner or by grantee): id 0 time ID.
+func grantIndexKey(id ID, g *GrantInfo) []byte {
+	k := chunkKey(id, uint64(g.Time)^1<<63)
+	return append(k, g.ID[:]...)
+}
+
+func nonceTableKey(requester ID, nonce []byte) []byte {
+	k := make([]byte, 0, len(requester)+1+len(nonce))
+	k = append(k, requester...)
+	k = append(k, 0)
+	return append(k, nonce...)
 }
 
 // appendStateHead appends the head of a CBOR data item of major type
@@ -581,190 +938,6 @@ func stateHead(b []byte) (major byte, arg uint64, rest []byte, ok bool) {
 	return major, arg, b[size:], true
 }
 
-// restoreDerived fills v's derived tables (everything but the feeds) from
-// st, and rebuilds the indexes they imply: the grant index, credentials by
-// subject, and each requester's first break-glass entry per grant.
-func (v *View) restoreDerived(st *viewState) error {
-	ids := st.IDs
-	for i := 1; i < len(ids); i++ {
-		if ids[i-1] >= ids[i] {
-			return fmt.Errorf("%w: ID table", ErrStateCorrupt)
-		}
-	}
-	for _, x := range ids { // interned: the view's later entries share them
-		v.ids[x] = x
-	}
-	var bad error
-	id := func(r stateRef) ID {
-		x, err := lookup(ids, r)
-		if err != nil {
-			bad = err
-		}
-		return x
-	}
-	// Sized once: growing them entry by entry costs more than filling them.
-	v.grants = make(map[Hash]*GrantInfo, len(st.Grants))
-	v.revokedBy = make(map[Hash]map[ID]bool, len(st.Revocations))
-	// The nonce table stays encoded until a nonce is asked.
-	v.nonces, v.lazyNonces = nil, &lazyNonces{raw: st.Nonces.raw, ids: ids}
-	v.creds = make(map[Hash]*CredentialInfo, len(st.Credentials))
-	v.breakGlass = make(map[Hash]*BreakGlassInfo, len(st.BreakGlass))
-	scopes := make(map[string]Scope)
-	for i := range st.Grants {
-		sg := &st.Grants[i]
-		gi := &GrantInfo{ID: sg.ID, Author: id(sg.Author), Seq: sg.Seq, Time: sg.Time, Grant: sg.Body}
-		gi.Grantee, gi.Issuer = id(sg.Grantee), id(sg.Issuer)
-		for _, s := range gi.Scopes {
-			sc, ok := scopes[s]
-			if !ok {
-				var err error
-				if sc, err = ParseScope(s); err != nil {
-					continue
-				}
-				scopes[s] = sc
-			}
-			gi.parsed = append(gi.parsed, sc)
-		}
-		v.grants[gi.ID] = gi
-	}
-	for _, r := range st.Revocations {
-		m := make(map[ID]bool, len(r.Authors))
-		for _, a := range r.Authors {
-			m[id(a)] = true
-		}
-		v.revokedBy[r.Target] = m
-	}
-	// The index, in ID order: a grant is live unless its author revoked
-	// it, and the index does not depend on the order grants came in.
-	for i := range st.Grants {
-		gi := v.grants[st.Grants[i].ID]
-		v.gx.add(gi, !v.revokedBy[gi.ID][gi.Author])
-	}
-	for _, p := range st.Proofs {
-		a, err := DecodeEntry(p.A)
-		if err != nil {
-			return fmt.Errorf("%w: proof: %v", ErrStateCorrupt, err)
-		}
-		b, err := DecodeEntry(p.B)
-		if err != nil {
-			return fmt.Errorf("%w: proof: %v", ErrStateCorrupt, err)
-		}
-		if a.Author != p.Author || b.Author != p.Author {
-			return fmt.Errorf("%w: proof names another author", ErrStateCorrupt)
-		}
-		v.proofs[p.Author] = &EquivocationProof{A: p.A, B: p.B, a: a, b: b}
-	}
-	for _, l := range st.ProofLogs {
-		v.proofLogs[l.Author] = append(v.proofLogs[l.Author], ProofLog{Author: l.Author, Logger: l.Logger, Seq: l.Seq, Entry: l.Entry, Time: l.Time})
-	}
-	for i := range st.Identities {
-		v.identities[st.Identities[i].Author] = &st.Identities[i].Body
-	}
-	for i := range st.Anchors {
-		a := &st.Anchors[i]
-		v.anchors[ownerRecord{a.Owner, a.Body.Record}] = &a.Body
-	}
-	for i := range st.Credentials { // in ID order, as credsBySubject keeps them
-		c := &st.Credentials[i]
-		ci := &CredentialInfo{ID: c.ID, Issuer: c.Issuer, Time: c.Time, Seq: c.Seq, CredentialBody: c.Body}
-		v.creds[ci.ID] = ci
-		v.credsBySubject[ci.Subject] = append(v.credsBySubject[ci.Subject], ci)
-	}
-	for i := range st.BreakGlass {
-		b := &st.BreakGlass[i]
-		bi := &BreakGlassInfo{ID: b.ID, Author: b.Author, Seq: b.Seq, Time: b.Time, BreakGlassBody: b.Body}
-		v.breakGlass[bi.ID] = bi
-		// The first is the one earliest in its author's feed.
-		k := requesterGrant{bi.Author, bi.Grant}
-		if old, ok := v.firstBG[k]; !ok || bi.Seq < old.Seq {
-			v.firstBG[k] = bi
-		}
-	}
-	for _, r := range st.Reviews {
-		v.reviews[authorHash{r.Author, r.Access}] = &ReviewInfo{ID: r.ID, Time: r.Time, Author: r.Author, Outcome: r.Outcome, Note: r.Note}
-	}
-	if len(st.Links) > 0 {
-		v.links = make(map[ID]*LinkBody, len(st.Links))
-		for i := range st.Links {
-			v.links[st.Links[i].Feed] = &st.Links[i].Body
-		}
-	}
-	if len(st.Serving) > 0 {
-		v.serving = make(map[ID]*ServeBody, len(st.Serving))
-		for i := range st.Serving {
-			v.serving[st.Serving[i].Author] = &st.Serving[i].Body
-		}
-	}
-	if len(st.Grantors) > 0 {
-		v.grantors = make(map[ID][]ID, len(st.Grantors))
-		for _, g := range st.Grantors {
-			os := make([]ID, len(g.Owners))
-			for i, o := range g.Owners {
-				os[i] = id(o)
-			}
-			v.grantors[id(g.Grantee)] = os
-		}
-	}
-	return bad
-}
-
-// restoreView returns the view that state b describes, its accepted
-// entries in s. Nothing in b is trusted that can be checked cheaply: the
-// checksum, the version, the shape of every table.
-func restoreView(b []byte, s Store) (*View, error) {
-	st, err := decodeState(b)
-	if err != nil {
-		return nil, err
-	}
-	v := newView(s)
-	if err := v.restoreFeeds(st); err != nil {
-		return nil, err
-	}
-	if err := v.restoreDerived(st); err != nil {
-		return nil, err
-	}
-	return v, nil
-}
-
-func (v *View) restoreFeeds(st *viewState) error {
-	const hl = len(Hash{})
-	n := 0
-	for i, sf := range st.Feeds {
-		if len(sf.Hashes) == 0 || len(sf.Hashes)%hl != 0 || sf.Author == 0 || sf.Author > stateRef(len(st.IDs)) ||
-			i > 0 && st.Feeds[i-1].Author >= sf.Author {
-			return fmt.Errorf("%w: feed table", ErrStateCorrupt)
-		}
-		n += len(sf.Hashes) / hl
-	}
-	// The slot of each hash is indexed when an entry is first looked up
-	// by hash (View.hashIndex): most commands never do.
-	v.byHash, v.lazyByHash = nil, &lazyByHash{n: n}
-	for _, sf := range st.Feeds {
-		f := &feed{author: st.IDs[sf.Author-1], hashes: make([]Hash, len(sf.Hashes)/hl)}
-		for j := range f.hashes {
-			copy(f.hashes[j][:], sf.Hashes[j*hl:])
-		}
-		f.hd = Head{Seq: uint64(len(f.hashes)), Hash: f.hashes[len(f.hashes)-1], Time: sf.HeadTime}
-		for j, seq := range sf.Access {
-			if seq == 0 || seq > f.hd.Seq || j > 0 && sf.Access[j-1] >= seq {
-				return fmt.Errorf("%w: access entries of a feed", ErrStateCorrupt)
-			}
-		}
-		f.access = sf.Access
-		v.feeds[f.author] = f
-	}
-	return nil
-}
-
-// count is the number of entries the view accepted.
-func (v *View) count() uint64 {
-	var n uint64
-	for _, f := range v.feeds {
-		n += uint64(len(f.hashes))
-	}
-	return n
-}
-
 // The Ledger's side: load at open, save at close.
 
 // stateMark is what a Ledger knows of the state saved beside its entries.
@@ -792,13 +965,11 @@ func openFromState(s Store) *Ledger {
 	if err != nil {
 		return nil
 	}
-	var v *View
-	err = ss.ReadState(func(b []byte) error {
-		var err error
-		v, err = restoreView(b, s) // copies what it keeps
-		return err
-	})
-	if err != nil || v == nil || v.count() != gen || !headsMatch(v, s) {
+	if sg, ok, err := ss.StateGeneration(); err != nil || !ok || sg != gen {
+		return nil
+	}
+	v, err := restoreFrom(ss, s)
+	if err != nil || v.count() != gen || !headsMatch(v, s) {
 		return nil
 	}
 	return &Ledger{store: s, view: v, st: stateMark{saved: true, gen: gen, fromSt: true}}
@@ -839,12 +1010,12 @@ func (l *Ledger) noteIngest(err error) {
 
 // SaveState saves the view's state beside the entries, if the store keeps
 // one (StateStore) and the view changed since the state was loaded or last
-// saved, so that the next OpenLedger need not read every entry. Close
-// calls it; a long-running peer may call it now and then, so that a crash
-// costs less at the next start. It saves nothing, and says nothing, when
-// the view holds anything the store does not: entries waiting for a
-// predecessor, an entry the store failed to take, or an equivocation it
-// was handed.
+// saved, so that the next OpenLedger need not read every entry. It writes
+// what changed since (state.go), not the whole state. Close calls it; a
+// long-running peer may call it now and then, so that a crash costs less
+// at the next start. It saves nothing, and says nothing, when the view
+// holds anything the store does not: entries waiting for a predecessor,
+// an entry the store failed to take, or an equivocation it was handed.
 func (l *Ledger) SaveState() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -867,11 +1038,8 @@ func (l *Ledger) saveState() error {
 	if gen != n {
 		return nil // the store holds what the view does not, or the reverse
 	}
-	b, err := EncodeState(l.view)
-	if err != nil {
-		return err
-	}
-	if err := ss.SaveState(gen, b); err != nil {
+	if err := l.view.saveTo(ss, gen); err != nil {
+		l.st.saved = false
 		return err
 	}
 	l.st.saved, l.st.gen = true, gen

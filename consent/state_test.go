@@ -85,7 +85,9 @@ func mustEncodeState(t *testing.T, v *View) []byte {
 }
 
 // TestStateRoundTrip: a view restored from the state of v answers every
-// question as v does, and its state encodes to the same bytes.
+// question as v does, and its state encodes to the same bytes; and so
+// does one restored from a state saved again after more entries (only
+// what changed is written).
 func TestStateRoundTrip(t *testing.T) {
 	seeds, steps := 8, 200
 	if testing.Short() {
@@ -102,14 +104,47 @@ func TestStateRoundTrip(t *testing.T) {
 		if err := Unmarshal(b, &env); err != nil || env.Version != StateVersion {
 			t.Fatalf("seed %d: envelope: %v", seed, err)
 		}
-		r, err := restoreView(b, l.view.store)
-		if err != nil {
-			t.Fatalf("seed %d: %v", seed, err)
-		}
+		r, ms := restored(t, l.view)
 		if again := mustEncodeState(t, r); !bytes.Equal(again, b) {
+			diffStates(t, again, b)
 			t.Fatalf("seed %d: the restored view's state differs (%d bytes, want %d)", seed, len(again), len(b))
 		}
 		sameAnswers(t, l, l.view, r)
+
+		// More entries, ingested by both views; r saves what changed.
+		r, err := restoreFrom(ms, l.view.store)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ne, nx := len(l.entries), len(l.extra)
+		for i := range 40 {
+			l.step()
+			if i%8 == 0 {
+				l.otherKinds()
+			}
+		}
+		for _, e := range append(slices.Clone(l.entries[ne:]), l.extra[nx:]...) {
+			acc, err := r.Ingest(e)
+			r.stored(acc) // l.view wrote them to the store
+			if err != nil && !errors.Is(err, ErrEquivocation) {
+				t.Fatal(err)
+			}
+		}
+		if err := r.saveTo(ms, r.count()); err != nil {
+			t.Fatal(err)
+		}
+		if ms.puts > 4*(len(l.entries)-ne+len(l.extra)-nx)+2*len(r.feeds)+1 {
+			t.Fatalf("seed %d: an incremental save wrote %d keys for %d entries", seed, ms.puts, len(l.entries)-ne)
+		}
+		r2, err := restoreFrom(ms, l.view.store)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := mustEncodeState(t, l.view)
+		if got := mustEncodeState(t, r2); !bytes.Equal(got, want) {
+			t.Fatalf("seed %d: the state saved again differs (%d bytes, want %d)", seed, len(got), len(want))
+		}
+		sameAnswers(t, l, l.view, r2)
 	}
 	for k := range kindNames {
 		if kinds[k] == 0 {
@@ -254,14 +289,16 @@ func sameAnswers(t *testing.T, l *randLedger, want, got *View) {
 	}
 }
 
-// A state that does not decode, of another version, or whose bytes
-// changed is refused, never half-read.
+// A core table that does not decode, of another version, or whose bytes
+// changed is refused, never half-read; feed tables of the wrong shape are
+// refused at open or, read later, rebuilt from the entries.
 func TestStateRefused(t *testing.T) {
 	l := richLedger(t, 1, 60)
-	b := mustEncodeState(t, l.view)
-	if _, err := restoreView(b, l.view.store); err != nil {
+	ms := saveState(t, l.view)
+	if _, err := restoreFrom(ms, l.view.store); err != nil {
 		t.Fatal(err)
 	}
+	b := ms.tables[tableCore][tableCore]
 	v2, err := Marshal(stateEnvelope{Version: StateVersion + 1, Sum: []byte{1}, Payload: []byte{2}})
 	if err != nil {
 		t.Fatal(err)
@@ -286,10 +323,56 @@ func TestStateRefused(t *testing.T) {
 		{"next version", v2, ErrStateVersion},
 		{"next version, another shape", other, ErrStateVersion},
 	} {
-		_, err := restoreView(tc.b, l.view.store)
+		ms.tables[tableCore][tableCore] = tc.b
+		_, err := restoreFrom(ms, l.view.store)
 		if !errors.Is(err, tc.want) {
 			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
 		}
+	}
+	ms.tables[tableCore][tableCore] = b
+	for _, tc := range []struct {
+		name  string
+		table string
+		spoil func(k string, v []byte) []byte
+	}{
+		{"a hash chunk cut short", tableHashes, func(_ string, v []byte) []byte { return v[:len(v)-1] }},
+		{"a hash chunk missing", tableHashes, func(string, []byte) []byte { return nil }},
+		{"access seqs out of order", tableAccess, func(_ string, v []byte) []byte {
+			if len(v) < 16 {
+				return nil
+			}
+			v = slices.Clone(v)
+			copy(v, v[len(v)-8:])
+			return v
+		}},
+	} {
+		saved := ms.tables[tc.table]
+		spoilt := make(map[string][]byte)
+		for k, v := range saved {
+			spoilt[k] = v
+		}
+		for k, v := range saved {
+			if nv := tc.spoil(k, v); nv == nil {
+				delete(spoilt, k)
+			} else {
+				spoilt[k] = nv
+			}
+			break
+		}
+		ms.tables[tc.table] = spoilt
+		// Refused at open (the chunk of a head), or read when first used
+		// and rebuilt from the entries.
+		r, err := restoreFrom(ms, l.view.store)
+		switch {
+		case err == nil:
+			sameAnswers(t, l, l.view, r)
+			if !r.src.broken.Load() {
+				t.Errorf("%s: not noticed", tc.name)
+			}
+		case !errors.Is(err, ErrStateCorrupt):
+			t.Errorf("%s: %v, want %v", tc.name, err, ErrStateCorrupt)
+		}
+		ms.tables[tc.table] = saved
 	}
 }
 
@@ -323,5 +406,34 @@ func TestStatePending(t *testing.T) {
 	}
 	if _, err := EncodeState(w.view); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// diffStates names the tables where two encoded states differ.
+func diffStates(t *testing.T, got, want []byte) {
+	t.Helper()
+	dec := func(b []byte) *viewState {
+		p, err := openState(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := &viewState{}
+		if err := stateDec.Unmarshal(p, st); err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	g, w := dec(got), dec(want)
+	gv, wv := reflect.ValueOf(*g), reflect.ValueOf(*w)
+	for i := 1; i < gv.NumField(); i++ {
+		if !reflect.DeepEqual(gv.Field(i).Interface(), wv.Field(i).Interface()) {
+			t.Logf("table %s differs", gv.Type().Field(i).Name)
+		}
+	}
+	gc, wc := reflect.ValueOf(g.Core), reflect.ValueOf(w.Core)
+	for i := 1; i < gc.NumField(); i++ {
+		if !reflect.DeepEqual(gc.Field(i).Interface(), wc.Field(i).Interface()) {
+			t.Logf("core table %s differs:\n%v\n%v", gc.Type().Field(i).Name, gc.Field(i).Interface(), wc.Field(i).Interface())
+		}
 	}
 }

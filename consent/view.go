@@ -7,7 +7,6 @@ import (
 	"iter"
 	"slices"
 	"sort"
-	"sync"
 )
 
 // GrantInfo is a grant accepted into a view: its ID (the entry hash), its
@@ -52,6 +51,13 @@ type feed struct {
 	hashes []Hash
 	hd     Head
 	access []uint64 // the seqs of its access entries, in order
+	// saved and savedAcc are how many hashes and access seqs the saved
+	// state holds (state.go): a save writes from there on.
+	saved, savedAcc int
+	// lazy is set in a feed of a restored view: hashes and access are
+	// read from the state on first use (View.feedTables). Their lengths
+	// are hd.Seq and savedAcc until then.
+	lazy *lazyFeed
 }
 
 func (f *feed) head() Head { return f.hd }
@@ -84,8 +90,8 @@ type View struct {
 	nPend     int
 	pendingBy map[ID]int
 	seen      map[authorSeq]Hash // first validly signed entry per pending slot (accepted slots: feed.hashes)
-	byHash    map[Hash]authorSeq // slot of validly signed entries, accepted or pending; read through hashIndex
-	// lazyByHash is set in a restored view until byHash is built.
+	byHash    map[Hash]authorSeq // slot of validly signed entries, accepted or pending (a restored view: since restored); read through slotOf
+	// lazyByHash indexes a restored view's feeds by hash, on demand.
 	lazyByHash *lazyByHash
 
 	store    Store                // accepted entries
@@ -94,15 +100,26 @@ type View struct {
 	cache    *entryCache
 	ids      map[ID]ID // interned identities (intern)
 
-	grants     map[Hash]*GrantInfo
-	gx         *grantIndex
-	revokedBy  map[Hash]map[ID]bool
-	nonces     map[nonceKey]struct{} // read through nonceSet
-	lazyNonces *lazyNonces           // a restored table not decoded yet
-	proofs     map[ID]*EquivocationProof
-	proofLogs  map[ID][]ProofLog // accepted equivocation entries, by equivocating author
-	identities map[ID]*IdentityBody
-	anchors    map[ownerRecord]*AnchorBody // latest anchor per (author, record)
+	// A view restored from a saved state reads its grants, revocations
+	// and nonces from src on demand (state_tables.go), and notes in dirty
+	// what changed since, for the next save.
+	src   *stateSrc
+	dirty *stateDirty
+
+	grants    map[Hash]*GrantInfo   // read through grantOf, grantMap
+	gx        *grantIndex           // read through grantIndex
+	revokedBy map[Hash]map[ID]bool  // read through revokers, revokedMap
+	grantsBy  map[ID]int            // grants per owner
+	grantsTo  map[ID]int            // grants per grantee
+	nonces    map[nonceKey]struct{} // a restored view: those noted since; read through nonceSeen
+	noncesAll bool                  // nonces holds every nonce, though src is set
+	// hasRevs and hasNonces are set when the restored state held a
+	// revocation, a nonce.
+	hasRevs, hasNonces bool
+	proofs             map[ID]*EquivocationProof
+	proofLogs          map[ID][]ProofLog // accepted equivocation entries, by equivocating author
+	identities         map[ID]*IdentityBody
+	anchors            map[ownerRecord]*AnchorBody // latest anchor per (author, record)
 
 	creds          map[Hash]*CredentialInfo
 	credsBySubject map[ID][]*CredentialInfo // sorted by ID
@@ -149,6 +166,8 @@ func newView(s Store) *View {
 		grants:     make(map[Hash]*GrantInfo),
 		gx:         newGrantIndex(),
 		revokedBy:  make(map[Hash]map[ID]bool),
+		grantsBy:   make(map[ID]int),
+		grantsTo:   make(map[ID]int),
 		nonces:     make(map[nonceKey]struct{}),
 		proofs:     make(map[ID]*EquivocationProof),
 		proofLogs:  make(map[ID][]ProofLog),
@@ -215,7 +234,7 @@ func (v *View) ingestVerified(e *Entry, h Hash) ([]*Entry, error) {
 		// offered again once the gap has filled.
 		return nil, &EntryError{Author: e.Author, Seq: e.Seq, Err: ErrTooManyPending}
 	}
-	v.hashIndex()[h] = slot
+	v.byHash[h] = slot
 	v.noteNonce(e)
 	if !fits {
 		// Wait for the predecessor. An entry that can never fit stays here:
@@ -262,80 +281,14 @@ func (v *View) noteNonce(e *Entry) {
 	if err != nil {
 		return
 	}
-	v.nonceSet()[nonceKey{v.intern(r.Requester), string(r.Nonce)}] = struct{}{}
-}
-
-// lazyByHash is what a restored view needs to build byHash: it holds no
-// pending entry, so byHash is the slot of every accepted entry's hash.
-type lazyByHash struct {
-	once sync.Once
-	n    int // the entries
-}
-
-// hashIndex returns byHash, built from the feeds on first use in a
-// restored view. Read-only methods may call it concurrently (once builds).
-func (v *View) hashIndex() map[Hash]authorSeq {
-	if lb := v.lazyByHash; lb != nil {
-		lb.once.Do(func() {
-			m := make(map[Hash]authorSeq, lb.n)
-			for _, f := range v.feeds {
-				for j, h := range f.hashes {
-					m[h] = authorSeq{f.author, uint64(j + 1)}
-				}
-			}
-			v.byHash = m
-		})
+	k := nonceKey{v.intern(r.Requester), string(r.Nonce)}
+	if _, ok := v.nonces[k]; ok {
+		return
 	}
-	return v.byHash
-}
-
-// lazyNonces is the nonce table of a restored view, still encoded.
-type lazyNonces struct {
-	once sync.Once
-	raw  []byte
-	ids  []ID // the state's ID table, which the encoding refers to
-}
-
-// nonceSet returns the view's nonces, decoding a restored view's table on
-// first use. Read-only methods may call it concurrently (once decodes).
-// A table that does not decode (the state's checksum held, so a bug) is
-// rebuilt from the entries, as opening a ledger without a state does.
-func (v *View) nonceSet() map[nonceKey]struct{} {
-	if ln := v.lazyNonces; ln != nil {
-		ln.once.Do(func() {
-			m, err := decodeNonces(ln.raw, ln.ids)
-			if err != nil {
-				m = v.rebuildNonces()
-			}
-			v.nonces, ln.raw, ln.ids = m, nil, nil
-		})
+	v.nonces[k] = struct{}{}
+	if v.dirty != nil {
+		v.dirty.nonces = append(v.dirty.nonces, k)
 	}
-	return v.nonces
-}
-
-// rebuildNonces gathers the nonces of the accepted entries and of the
-// proofs' entries from the store. A store that cannot be read leaves the
-// nonces it holds out: the view then answers as one that never saw them.
-func (v *View) rebuildNonces() map[nonceKey]struct{} {
-	m := make(map[nonceKey]struct{})
-	note := func(e *Entry) {
-		if e.Kind != KindAccess {
-			return
-		}
-		if b, err := decodeBody(e.Kind, e.Body); err == nil {
-			if r, err := DecodeRequest(b.(*AccessBody).Request); err == nil {
-				m[nonceKey{r.Requester, string(r.Nonce)}] = struct{}{}
-			}
-		}
-	}
-	for _, a := range v.Authors() {
-		_ = v.FeedFrom(a, 1, func(e *Entry) error { note(e); return nil })
-	}
-	for _, p := range v.proofs {
-		note(p.a)
-		note(p.b)
-	}
-	return m
 }
 
 func (v *View) addProof(p *EquivocationProof) {
@@ -350,6 +303,7 @@ func (v *View) addProof(p *EquivocationProof) {
 }
 
 func (v *View) accept(f *feed, e *Entry, h Hash) {
+	v.feedTables(f)
 	f.hashes = append(f.hashes, h)
 	if e.Kind == KindAccess {
 		f.access = append(f.access, e.Seq)
@@ -367,6 +321,7 @@ func (v *View) accept(f *feed, e *Entry, h Hash) {
 	case *AnchorBody:
 		v.anchors[ownerRecord{f.author, b.Record}] = b
 	case *Grant:
+		v.loadGrants()
 		gi := &GrantInfo{ID: h, Author: f.author, Seq: e.Seq, Time: e.Time, Grant: *b}
 		gi.Grantee = v.intern(b.Grantee)
 		for _, s := range b.Scopes {
@@ -377,7 +332,16 @@ func (v *View) accept(f *feed, e *Entry, h Hash) {
 		v.grants[h] = gi
 		v.gx.add(gi, !v.revokedBy[h][e.Author])
 		v.noteGrantor(f.author, gi.Grantee)
+		v.grantsBy[f.author]++
+		v.grantsTo[gi.Grantee]++
+		if v.dirty != nil {
+			v.dirty.grants = append(v.dirty.grants, gi)
+		}
 	case *RevokeBody:
+		v.loadGrants()
+		if v.dirty != nil {
+			v.dirty.revs[b.Grant] = struct{}{}
+		}
 		m := v.revokedBy[b.Grant]
 		if m == nil {
 			m = make(map[ID]bool, 1)
@@ -415,10 +379,10 @@ func (v *View) Head(author ID) Head {
 // HashAt returns the hash of author's accepted entry seq.
 func (v *View) HashAt(author ID, seq uint64) (Hash, bool) {
 	f := v.feeds[author]
-	if f == nil || seq == 0 || seq > uint64(len(f.hashes)) {
+	if f == nil || seq == 0 || seq > f.hd.Seq {
 		return Hash{}, false
 	}
-	return f.hashes[seq-1], true
+	return v.feedTables(f).hashes[seq-1], true
 }
 
 // AccessSeqs returns the seqs of author's accepted access entries, in
@@ -427,7 +391,7 @@ func (v *View) HashAt(author ID, seq uint64) (Hash, bool) {
 // must not change it.
 func (v *View) AccessSeqs(author ID) []uint64 {
 	if f := v.feeds[author]; f != nil {
-		return slices.Clip(f.access)
+		return slices.Clip(v.feedTables(f).access)
 	}
 	return nil
 }
@@ -436,7 +400,7 @@ func (v *View) AccessSeqs(author ID) []uint64 {
 // through its cache. An entry the view has not accepted is ErrNotFound.
 func (v *View) EntryAt(author ID, seq uint64) (*Entry, error) {
 	f := v.feeds[author]
-	if f == nil || seq == 0 || seq > uint64(len(f.hashes)) {
+	if f == nil || seq == 0 || seq > f.hd.Seq {
 		return nil, fmt.Errorf("entry %s#%d: %w", author.Short(), seq, ErrNotFound)
 	}
 	return v.acceptedAt(authorSeq{f.author, seq})
@@ -470,7 +434,7 @@ func (v *View) FeedFrom(author ID, from uint64, fn func(*Entry) error) error {
 	if f == nil {
 		return nil
 	}
-	last := uint64(len(f.hashes))
+	last := f.hd.Seq
 	next := max(from, 1)
 	errStop := errors.New("stop")
 	for next <= last {
@@ -549,7 +513,7 @@ func (v *View) Feed(author ID) []*Entry {
 func (v *View) Authors() []ID {
 	out := make([]ID, 0, len(v.feeds))
 	for a, f := range v.feeds {
-		if len(f.hashes) > 0 {
+		if f.hd.Seq > 0 {
 			out = append(out, a)
 		}
 	}
@@ -560,7 +524,7 @@ func (v *View) Authors() []ID {
 // Entry returns an accepted or pending entry by hash. An accepted entry is
 // read from the store, through the cache.
 func (v *View) Entry(h Hash) (*Entry, bool) {
-	k, ok := v.hashIndex()[h]
+	k, ok := v.slotOf(h)
 	if !ok {
 		return nil, false
 	}
@@ -571,15 +535,15 @@ func (v *View) Entry(h Hash) (*Entry, bool) {
 // Has reports whether the view holds the entry with hash h, accepted or
 // pending, without reading it.
 func (v *View) Has(h Hash) bool {
-	_, ok := v.hashIndex()[h]
+	_, ok := v.slotOf(h)
 	return ok
 }
 
 // slotHash is the hash of the entry that holds slot k of feed f, accepted
 // or pending.
 func (v *View) slotHash(f *feed, k authorSeq) (Hash, bool) {
-	if k.seq >= 1 && k.seq <= uint64(len(f.hashes)) {
-		return f.hashes[k.seq-1], true
+	if k.seq >= 1 && k.seq <= f.hd.Seq {
+		return v.feedTables(f).hashes[k.seq-1], true
 	}
 	h, ok := v.seen[k]
 	return h, ok
@@ -587,7 +551,7 @@ func (v *View) slotHash(f *feed, k authorSeq) (Hash, bool) {
 
 // entryBySlot returns the entry with hash h at slot k, accepted or pending.
 func (v *View) entryBySlot(k authorSeq, h Hash) (*Entry, error) {
-	if f := v.feeds[k.author]; f != nil && k.seq >= 1 && k.seq <= uint64(len(f.hashes)) && f.hashes[k.seq-1] == h {
+	if f := v.feeds[k.author]; f != nil && k.seq >= 1 && k.seq <= f.hd.Seq && v.feedTables(f).hashes[k.seq-1] == h {
 		return v.acceptedAt(authorSeq{f.author, k.seq})
 	}
 	for _, e := range v.pending[k] {
@@ -633,15 +597,13 @@ func (v *View) stored(es []*Entry) {
 func (v *View) Pending() int { return v.nPend }
 
 // Grant returns an accepted grant by ID.
-func (v *View) Grant(id Hash) (*GrantInfo, bool) {
-	g, ok := v.grants[id]
-	return g, ok
-}
+func (v *View) Grant(id Hash) (*GrantInfo, bool) { return v.grantOf(id) }
 
 // Grants returns every accepted grant, oldest first (by time, then ID).
 func (v *View) Grants() []*GrantInfo {
-	out := make([]*GrantInfo, 0, len(v.grants))
-	for _, g := range v.grants {
+	gs := v.grantMap()
+	out := make([]*GrantInfo, 0, len(gs))
+	for _, g := range gs {
 		out = append(out, g)
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -656,8 +618,8 @@ func (v *View) Grants() []*GrantInfo {
 
 // Revoked reports whether grant id has been revoked by its author.
 func (v *View) Revoked(id Hash) bool {
-	g, ok := v.grants[id]
-	return ok && v.revokedBy[id][g.Author]
+	g, ok := v.grantOf(id)
+	return ok && v.revokers(id)[g.Author]
 }
 
 // Equivocating reports whether author is known to have equivocated: the
@@ -727,8 +689,7 @@ func (v *View) Anchor(owner ID, record string) (*AnchorBody, bool) {
 // NonceSeen reports whether an access entry already carried a request by
 // requester with this nonce.
 func (v *View) NonceSeen(requester ID, nonce []byte) bool {
-	_, ok := v.nonceSet()[nonceKey{requester, string(nonce)}]
-	return ok
+	return v.nonceSeen(nonceKey{requester, string(nonce)})
 }
 
 // IngestAll ingests entries in order and returns the first error that is

@@ -121,6 +121,40 @@ func TestGenerationOfOldStore(t *testing.T) {
 	}
 }
 
+// stateGen is the generation the saved state describes, 0 for none.
+func stateGen(t *testing.T, s *Store) (uint64, bool) {
+	t.Helper()
+	g, ok, err := s.StateGeneration()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g, ok
+}
+
+// get returns a copy of the value at k of a table of the saved state.
+func get(t *testing.T, s *Store, table, k string) []byte {
+	t.Helper()
+	var out []byte
+	if err := s.StateGet(table, []byte(k), func(v []byte) error { out = bytes.Clone(v); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// scan returns the keys StateScan gives.
+func scan(t *testing.T, s *Store, table, prefix, after string, desc bool) []string {
+	t.Helper()
+	var a []byte
+	if after != "" {
+		a = []byte(after)
+	}
+	var out []string
+	if err := s.StateScan(table, []byte(prefix), a, desc, func(k, _ []byte) error { out = append(out, string(k)); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
 func TestSaveLoadState(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "ledger.db")
 	s, err := Open(path)
@@ -136,20 +170,88 @@ func TestSaveLoadState(t *testing.T) {
 	if err := s.PutBatch(es[:100]); err != nil {
 		t.Fatal(err)
 	}
-	if g, b, err := s.LoadState(); err != nil || b != nil || g != 0 {
-		t.Fatalf("no state saved: LoadState = %d, %q, %v", g, b, err)
+	if g, ok := stateGen(t, s); ok || g != 0 {
+		t.Fatalf("no state saved: generation %d, %v", g, ok)
 	}
-	want := []byte("state of 100")
-	if err := s.SaveState(100, want); err != nil {
+	keys := []string{"a\x00\x01", "a\x00\x02", "a\x00\x03", "ab\x00\x01", "b\x00\x01"}
+	err = s.SaveState(100, true, func(put consent.StatePut) error {
+		for _, k := range keys {
+			if err := put("t", []byte(k), []byte("v"+k)); err != nil {
+				return err
+			}
+		}
+		return put("other", []byte("k"), []byte("w"))
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
 	if s, err = Open(path); err != nil {
 		t.Fatal(err)
 	}
-	g, b, err := s.LoadState()
-	if err != nil || g != 100 || !bytes.Equal(b, want) {
-		t.Fatalf("LoadState = %d, %q, %v", g, b, err)
+	if g, ok := stateGen(t, s); !ok || g != 100 {
+		t.Fatalf("state saved: generation %d, %v", g, ok)
+	}
+	if v := get(t, s, "t", keys[1]); string(v) != "v"+keys[1] {
+		t.Fatalf("get: %q", v)
+	}
+	if v := get(t, s, "t", "none"); v != nil {
+		t.Fatalf("get of no key: %q", v)
+	}
+	if v := get(t, s, "no table", "k"); v != nil {
+		t.Fatalf("get in no table: %q", v)
+	}
+	for _, tc := range []struct {
+		prefix, after string
+		desc          bool
+		want          []string
+	}{
+		{"a\x00", "", false, keys[:3]},
+		{"a\x00", "", true, []string{keys[2], keys[1], keys[0]}},
+		{"a\x00", keys[0], false, keys[1:3]},
+		{"a\x00", keys[2], true, []string{keys[1], keys[0]}},
+		{"a\x00", keys[0], true, nil},
+		{"b\x00", "", true, keys[4:]},
+		{"", "", false, keys},
+		{"", "", true, []string{keys[4], keys[3], keys[2], keys[1], keys[0]}},
+		{"\xff", "", true, nil},
+	} {
+		if got := scan(t, s, "t", tc.prefix, tc.after, tc.desc); fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Errorf("scan %q after %q desc %v: %q, want %q", tc.prefix, tc.after, tc.desc, got, tc.want)
+		}
+	}
+	// A save that fails leaves no state; one bigger than a transaction
+	// commits in several, and only the last records the generation.
+	big := bytes.Repeat([]byte{1}, 64<<10)
+	n := 0
+	errFail := errors.New("fail")
+	err = s.SaveState(101, false, func(put consent.StatePut) error {
+		for ; n < 3*saveTxBytes/len(big); n++ {
+			if err := put("big", fmt.Append(nil, n), big); err != nil {
+				return err
+			}
+		}
+		return errFail
+	})
+	if !errors.Is(err, errFail) {
+		t.Fatalf("failed save: %v", err)
+	}
+	if g, ok := stateGen(t, s); ok {
+		t.Fatalf("after a failed save: generation %d", g)
+	}
+	err = s.SaveState(100, false, func(put consent.StatePut) error { return put("t", []byte("x"), []byte("y")) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g, ok := stateGen(t, s); !ok || g != 100 || get(t, s, "t", "x") == nil || get(t, s, "big", "0") == nil || get(t, s, "t", keys[0]) == nil {
+		t.Fatalf("an incremental save: generation %d, %v, or a key missing", g, ok)
+	}
+	// A full save drops every table first.
+	if err := s.SaveState(100, true, func(put consent.StatePut) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if get(t, s, "t", keys[0]) != nil || get(t, s, "big", "0") != nil {
+		t.Fatal("a full save kept the old tables")
 	}
 	// An entry added by a binary that does not count: the generation
 	// stays, the entries bucket's root moves, and the state is not
@@ -159,8 +261,8 @@ func TestSaveLoadState(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if g, b, err := s.LoadState(); err != nil || b != nil {
-		t.Fatalf("after an uncounted write: LoadState = %d, %q, %v", g, b, err)
+	if g, ok := stateGen(t, s); ok {
+		t.Fatalf("after an uncounted write: generation %d", g)
 	}
 	// Reopened, the store counts its entries again.
 	s.Close()
@@ -170,14 +272,14 @@ func TestSaveLoadState(t *testing.T) {
 	if g := generation(t, s); g != 101 {
 		t.Fatalf("after an uncounted write: generation %d, want 101", g)
 	}
-	if err := s.SaveState(generation(t, s), want); err != nil {
+	if err := s.SaveState(generation(t, s), false, func(consent.StatePut) error { return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.DropState(); err != nil {
 		t.Fatal(err)
 	}
-	if g, b, err := s.LoadState(); err != nil || b != nil {
-		t.Fatalf("after DropState: LoadState = %d, %q, %v", g, b, err)
+	if g, ok := stateGen(t, s); ok {
+		t.Fatalf("after DropState: generation %d", g)
 	}
 }
 
@@ -354,23 +456,36 @@ func TestStateRebuilt(t *testing.T) {
 				t.Fatal(err)
 			}
 		}},
-		{"corrupt bytes", func(t *testing.T, s *Store) {
-			spoilState(t, s, func(b []byte) []byte { b[len(b)/2] ^= 1; return b })
+		{"corrupt core", func(t *testing.T, s *Store) {
+			spoilCore(t, s, func(b []byte) []byte { b[len(b)/2] ^= 1; return b })
 		}},
-		{"truncated", func(t *testing.T, s *Store) {
-			spoilState(t, s, func(b []byte) []byte { return b[:len(b)/3] })
+		{"truncated core", func(t *testing.T, s *Store) {
+			spoilCore(t, s, func(b []byte) []byte { return b[:len(b)/3] })
 		}},
 		{"another version", func(t *testing.T, s *Store) {
-			spoilState(t, s, func(b []byte) []byte { b[1]++; return b })
+			spoilCore(t, s, func(b []byte) []byte { b[1]++; return b })
 		}},
+		{"the state of earlier releases", func(t *testing.T, s *Store) {
+			// A version 2 state: one value, no tables.
+			if err := s.db.Update(func(tx *bolt.Tx) error {
+				sb := tx.Bucket(stateBucket)
+				if err := dropTables(sb); err != nil {
+					return err
+				}
+				return sb.Put(oldStateKey, []byte{0x83, 0x02, 0x40, 0x40})
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"a table missing", func(t *testing.T, s *Store) {
+			for _, name := range []string{"g", "n", "r"} {
+				dropTable(t, s, name)
+			}
+		}},
+		{"feed hashes missing", func(t *testing.T, s *Store) { dropTable(t, s, "h") }},
 		{"another generation", func(t *testing.T, s *Store) {
-			g, b, err := s.LoadState()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := s.SaveState(g+1, b); err != nil {
-				t.Fatal(err)
-			}
+			g, _ := stateGen(t, s)
+			setStateGeneration(t, s, g+1)
 		}},
 		{"stale: entries added since", func(t *testing.T, s *Store) {
 			// A store whose state was saved before its last entries (a
@@ -383,14 +498,15 @@ func TestStateRebuilt(t *testing.T) {
 		{"a state of another ledger", func(t *testing.T, s *Store) {
 			// A valid state, of a ledger with as many entries (the
 			// generation matches) but not these.
-			other := stateLedgerOf(t, filepath.Join(t.TempDir(), "other.db"), "other ", 300)
-			g, _, err := s.LoadState()
+			opath := filepath.Join(t.TempDir(), "other.db")
+			stateLedgerOf(t, opath, "other ", 300)
+			o, err := Open(opath)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := s.SaveState(g, other); err != nil {
-				t.Fatal(err)
-			}
+			defer o.Close()
+			g, _ := stateGen(t, s)
+			copyState(t, o, s, g)
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -432,13 +548,66 @@ func TestStateRebuilt(t *testing.T) {
 	}
 }
 
-func spoilState(t *testing.T, s *Store, f func([]byte) []byte) {
+// spoilCore replaces the state's core with f of it.
+func spoilCore(t *testing.T, s *Store, f func([]byte) []byte) {
 	t.Helper()
-	g, b, err := s.LoadState()
-	if err != nil || b == nil {
-		t.Fatalf("no state to spoil: %v", err)
+	b := get(t, s, "core", "core")
+	if b == nil {
+		t.Fatal("no state to spoil")
 	}
-	if err := s.SaveState(g, f(b)); err != nil {
+	if err := s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(stateBucket).Bucket([]byte(tablePrefix+"core")).Put([]byte("core"), f(b))
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func dropTable(t *testing.T, s *Store, name string) {
+	t.Helper()
+	if err := s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(stateBucket).DeleteBucket([]byte(tablePrefix + name))
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// setStateGeneration records gen as the generation the saved state
+// describes, whatever it describes.
+func setStateGeneration(t *testing.T, s *Store, gen uint64) {
+	t.Helper()
+	if err := s.db.Update(func(tx *bolt.Tx) error { return putUint(tx.Bucket(stateBucket), genKey, gen) }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// copyState saves the state of from into to, as describing gen.
+func copyState(t *testing.T, from, to *Store, gen uint64) {
+	t.Helper()
+	type kv struct {
+		table   string
+		key, vl []byte
+	}
+	var all []kv
+	err := from.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(stateBucket).ForEachBucket(func(name []byte) error {
+			return tx.Bucket(stateBucket).Bucket(name).ForEach(func(k, v []byte) error {
+				all = append(all, kv{string(name[len(tablePrefix):]), bytes.Clone(k), bytes.Clone(v)})
+				return nil
+			})
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = to.SaveState(gen, true, func(put consent.StatePut) error {
+		for _, x := range all {
+			if err := put(x.table, x.key, x.vl); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 }
