@@ -43,6 +43,25 @@ func TestListGrantsMergesMadeAndReceived(t *testing.T) {
 	if _, err := bob.ImportLedger(&buf); err != nil {
 		t.Fatal(err)
 	}
+	// The inbox holds the grants made to bob, oldest first.
+	in, err := bob.Inbox(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var received []consent.Hash
+	for i, id := range want {
+		if !given[i] {
+			received = append(received, id)
+		}
+	}
+	if len(in) != len(received) {
+		t.Fatalf("inbox: %d grants, want %d", len(in), len(received))
+	}
+	for i, g := range in {
+		if g.ID != received[i] || g.Given {
+			t.Fatalf("inbox grant %d is %s, want %s", i, g.ID, received[i])
+		}
+	}
 	for _, limit := range []int{0, 1, 2, 3, 6, 7, 8} {
 		p, err := bob.ListGrants(ctx, GrantsOptions{Limit: limit})
 		if err != nil {
