@@ -134,6 +134,7 @@ func (w *Wallet) roleKey(role string) (consent.ID, *age.X25519Identity, error) {
 // IssueCredential signs a credential for a subject and, with a network,
 // publishes it.
 func (w *Wallet) IssueCredential(ctx context.Context, o CredentialOptions) (CredentialInfo, error) {
+	defer w.holdLedger()() // its steps share one open ledger
 	if err := consent.ValidateCredentialRole(o.Role); err != nil {
 		return CredentialInfo{}, &InputError{Field: FieldRole, Problem: Malformed, Value: o.Role, Err: err}
 	}
@@ -285,6 +286,7 @@ func (w *Wallet) credentialInfo(v *consent.View, c *consent.CredentialInfo, me a
 // Credentials lists the credentials this wallet issued or holds, oldest
 // first, after pulling the ledger when there is a network.
 func (w *Wallet) Credentials(ctx context.Context) ([]CredentialInfo, error) {
+	defer w.holdLedger()() // its steps share one open ledger
 	if err := w.catchUp(ctx); err != nil {
 		return nil, err
 	}
@@ -318,6 +320,7 @@ func findCredential(v *consent.View, ref string) (*consent.CredentialInfo, error
 // honouring it at once; role keys its subject already holds stay with it,
 // but no peer releases a share to it under that credential.
 func (w *Wallet) RevokeCredential(ctx context.Context, ref string) (CredentialInfo, error) {
+	defer w.holdLedger()() // its steps share one open ledger
 	if err := w.catchUp(ctx); err != nil {
 		return CredentialInfo{}, err
 	}

@@ -61,6 +61,7 @@ type EmergencyOptions struct {
 // EnableEmergency records an emergency policy on the ledger: an
 // emergency role grant. It returns the grant.
 func (w *Wallet) EnableEmergency(ctx context.Context, o EmergencyOptions) (GrantInfo, error) {
+	defer w.holdLedger()() // its steps share one open ledger
 	if o.Role == "" {
 		o.Role = DefaultEmergencyRole
 	}
@@ -253,6 +254,7 @@ func Unreviewed(eas []EmergencyAccess) []EmergencyAccess {
 // break-glass entry ID or a unique prefix): ok, or disputed, with an
 // optional note encrypted to the patient.
 func (w *Wallet) Review(ctx context.Context, ref, outcome, note string) (EmergencyAccess, error) {
+	defer w.holdLedger()() // its steps share one open ledger
 	if outcome != consent.ReviewOK && outcome != consent.ReviewDispute {
 		return EmergencyAccess{}, &InputError{Field: FieldOutcome, Problem: Malformed, Value: outcome, Reason: fmt.Sprintf("review outcome %q", outcome)}
 	}

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"regexp"
 	"slices"
 	"sort"
@@ -100,6 +101,7 @@ const MinGrantPrefix = 8
 // a copy of each record's manifest encrypted to the grantee on peers and
 // returns once a peer holds the grant.
 func (w *Wallet) Grant(ctx context.Context, opts GrantOptions) (GrantInfo, error) {
+	defer w.holdLedger()() // its steps share one open ledger
 	if err := w.catchUp(ctx); err != nil {
 		return GrantInfo{}, err
 	}
@@ -195,7 +197,7 @@ func (w *Wallet) grantLocal(ctx context.Context, opts GrantOptions) (_ GrantInfo
 	}
 	defer l.Close()
 	for _, info := range infos {
-		if _, err := w.anchor(l, s, info); err != nil {
+		if _, err := w.anchor(l.Ledger, s, info); err != nil {
 			return GrantInfo{}, nil, nil, err
 		}
 	}
@@ -400,7 +402,10 @@ type GrantsPage struct {
 
 // ListGrants lists the grants the wallet made and the grants made to it
 // that the local ledger holds, newest first up to opts.Limit, and returns
-// them oldest first. The contact book is read once.
+// them oldest first. The contact book is read once. Its cost follows the
+// page and the grants made to the wallet, not the wallet's own history:
+// the grants it made are read newest first, as far as the page goes
+// (View.GrantsBy), and counted (View.GrantCountBy).
 func (w *Wallet) ListGrants(ctx context.Context, opts GrantsOptions) (GrantsPage, error) {
 	l, _, err := w.openLedger(false)
 	if err != nil {
@@ -411,21 +416,64 @@ func (w *Wallet) ListGrants(ctx context.Context, opts GrantsOptions) (GrantsPage
 	book := w.contactBook()
 	page := GrantsPage{Grants: []GrantInfo{}}
 	l.View(func(v *consent.View) {
-		all := v.Grants()
-		for i := len(all) - 1; i >= 0; i-- {
-			g := all[i]
-			if g.Author != w.ID() && !w.reaches(v, g) {
-				continue
-			}
-			if opts.Limit > 0 && len(page.Grants) == opts.Limit {
-				page.Older++
-				continue
+		me := w.ID()
+		// The grants made to the wallet (to it, or to a role it holds a
+		// credential for), but those it made itself: listed with those.
+		received := w.grantsReaching(v)
+		made, stop := iter.Pull(v.GrantsBy(me))
+		defer stop()
+		total := v.GrantCountBy(me) + len(received)
+		next, ok := made()
+		for (ok || len(received) > 0) && (opts.Limit <= 0 || len(page.Grants) < opts.Limit) {
+			var g *consent.GrantInfo
+			if ok && (len(received) == 0 || newerGrant(next, received[0])) {
+				g = next
+				next, ok = made()
+			} else {
+				g, received = received[0], received[1:]
 			}
 			page.Grants = append(page.Grants, w.grantInfoWith(v, g, now, book))
 		}
+		page.Older = total - len(page.Grants)
 	})
 	slices.Reverse(page.Grants)
 	return page, nil
+}
+
+// grantsReaching returns the grants that reach the wallet and that it did
+// not make, newest first.
+func (w *Wallet) grantsReaching(v *consent.View) []*consent.GrantInfo {
+	me := w.ID()
+	var out []*consent.GrantInfo
+	seen := map[consent.Hash]bool{}
+	add := func(to consent.ID, keep func(*consent.GrantInfo) bool) {
+		for g := range v.GrantsTo(to) {
+			if g.Author != me && !seen[g.ID] && keep(g) {
+				seen[g.ID] = true
+				out = append(out, g)
+			}
+		}
+	}
+	add(me, func(*consent.GrantInfo) bool { return true })
+	for _, c := range v.CredentialsOf(me) {
+		add(c.RoleID, func(g *consent.GrantInfo) bool { return c.Reaches(&g.Grant) })
+	}
+	slices.SortFunc(out, func(a, b *consent.GrantInfo) int {
+		if newerGrant(a, b) {
+			return -1
+		}
+		return 1
+	})
+	return out
+}
+
+// newerGrant reports whether a comes after b in the order grants are
+// listed in (by time, then ID).
+func newerGrant(a, b *consent.GrantInfo) bool {
+	if a.Time != b.Time {
+		return a.Time > b.Time
+	}
+	return bytes.Compare(a.ID[:], b.ID[:]) > 0
 }
 
 // findGrant resolves a grant ID or unique prefix (at least MinGrantPrefix
@@ -496,6 +544,7 @@ func (w *Wallet) GrantFHIR(ctx context.Context, ref string) ([]byte, error) {
 // serving at once; what the grantee already imported cannot be recalled.
 // With a network, it returns once a peer holds the revocation.
 func (w *Wallet) Revoke(ctx context.Context, ref string) (GrantInfo, error) {
+	defer w.holdLedger()() // its steps share one open ledger
 	if !w.HasNetwork() {
 		return w.revokeLocal(ref)
 	}

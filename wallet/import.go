@@ -63,6 +63,7 @@ type ImportedRecord struct {
 // verifies every block and decrypts into OutDir. Files are never
 // overwritten.
 func (w *Wallet) Import(ctx context.Context, o ImportOptions) ([]ImportedRecord, error) {
+	defer w.holdLedger()() // its steps share one open ledger
 	switch {
 	case o.Emergency && (o.Grant != "" || o.From != ""):
 		return nil, &InputError{Field: FieldGrant, Problem: Conflict, With: FieldEmergency,
@@ -169,7 +170,11 @@ func mkdirAllNew(dir string) ([]string, error) {
 
 // importKeys imports every record whose key grant ig wraps, appending to out.
 func (w *Wallet) importKeys(ctx context.Context, c *client.Client, ig importGrant, o ImportOptions, out []ImportedRecord) ([]ImportedRecord, error) {
-	for _, wk := range ig.g.Keys {
+	keys, err := w.grantKeys(ig.g)
+	if err != nil {
+		return out, err
+	}
+	for _, wk := range keys {
 		rec, err := w.importRecord(ctx, c, ig, wk, o)
 		if err != nil {
 			return out, err
@@ -180,6 +185,31 @@ func (w *Wallet) importKeys(ctx context.Context, c *client.Client, ig importGran
 		return nil, fmt.Errorf("grant %s names no record: %w", ig.g.ID.String()[:12], ErrNotFound)
 	}
 	return out, nil
+}
+
+// grantKeys reads the record keys grant g wraps from the grant's entry in
+// the local ledger: import is the one use case that needs the wrapped
+// keys themselves, so the ledger's view of a grant need not hold them.
+func (w *Wallet) grantKeys(g *consent.GrantInfo) ([]consent.WrappedKey, error) {
+	l, _, err := w.openLedger(false)
+	if err != nil {
+		return nil, err
+	}
+	defer l.Close()
+	var e *consent.Entry
+	l.View(func(v *consent.View) { e, err = v.EntryAt(g.Author, g.Seq) })
+	if err != nil {
+		return nil, fmt.Errorf("reading grant %s: %w", g.ID.String()[:12], err)
+	}
+	body, err := e.DecodedBody()
+	if err != nil {
+		return nil, fmt.Errorf("reading grant %s: %w", g.ID.String()[:12], err)
+	}
+	gb, ok := body.(*consent.Grant)
+	if !ok || e.Hash() != g.ID {
+		return nil, fmt.Errorf("reading grant %s: the ledger holds another entry in its place: %w", g.ID.String()[:12], ErrBadLedger)
+	}
+	return gb.Keys, nil
 }
 
 // importGrants picks the active grants to this wallet that o names, and

@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/medwallet/medwallet/consent"
@@ -28,19 +29,107 @@ func (w *Wallet) ledgerPath() string { return filepath.Join(w.cfg.Home, ledgerFi
 
 // openLedger opens the local ledger. When forWriting, it also makes sure the
 // wallet's own feed starts with its identity entry (written on first use),
-// and returns the signer for further entries.
-func (w *Wallet) openLedger(forWriting bool) (*consent.Ledger, consent.Signer, error) {
+// and returns the signer for further entries. The caller closes what it
+// returns; while a use case holds the ledger (holdLedger), that only ends
+// the step's use of the one Ledger the use case's steps share.
+func (w *Wallet) openLedger(forWriting bool) (*ledgerRef, consent.Signer, error) {
 	l, signer, _, err := w.openLedgerStore(forWriting)
 	return l, signer, err
 }
 
+// ledgerRef is the local ledger as one step of a use case has it open:
+// Close ends the step's use, and closes the Ledger (saving its view
+// state) when no other step or hold uses it.
+type ledgerRef struct {
+	*consent.Ledger
+	close func() error
+	once  sync.Once
+	err   error
+}
+
+// Close ends this use of the ledger; later calls do nothing.
+func (r *ledgerRef) Close() error {
+	r.once.Do(func() { r.err = r.close() })
+	return r.err
+}
+
+// ledgerHold is the local ledger the wallet has open, shared by the steps
+// of the use cases that hold it (holdLedger): opening the ledger restores
+// its view and closing it saves the view again, a cost that grows with
+// the history, so a use case of several steps (record add: pull, anchor,
+// serve entry, publish) pays it once. refs counts the holds and the open
+// ledgerRefs; the Ledger is closed when it falls to 0.
+type ledgerHold struct {
+	mu    sync.Mutex
+	refs  int
+	l     *consent.Ledger
+	st    *boltstore.Store
+	opens int // how many times the ledger file was opened (tests)
+}
+
+// HoldLedger keeps the local ledger open, from the first time a use case
+// opens it until release is called, and lets every use case called
+// meanwhile use that one open Ledger: a command that runs several use
+// cases (refresh then list, pull then publish) opens the ledger, and
+// saves its state, once. It opens nothing by itself. A long-lived caller
+// (the TUI, a watch loop) holds it for one action at a time, since the
+// open ledger locks out other medwallet processes of this home.
+func (w *Wallet) HoldLedger() (release func()) {
+	h := &w.lh
+	h.mu.Lock()
+	h.refs++
+	h.mu.Unlock()
+	var once sync.Once
+	return func() { once.Do(func() { _ = h.release() }) }
+}
+
+// holdLedger is HoldLedger: each use case of several steps holds the
+// ledger for its whole run.
+func (w *Wallet) holdLedger() (release func()) { return w.HoldLedger() }
+
+// openAhead opens the local ledger in the background, for a use case
+// that holds it (holdLedger) and has other slow work to do first (dial
+// the peers, unlock the keyring): its steps then find the ledger open.
+// wait returns once the background open has ended. An error is left for
+// the step that opens the ledger next to meet and report.
+func (w *Wallet) openAhead() (wait func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if l, _, err := w.openLedger(false); err == nil {
+			l.Close() // the use case's hold keeps it open
+		}
+	}()
+	return func() { <-done }
+}
+
+// release ends one use of the held ledger, and closes it after the last.
+func (h *ledgerHold) release() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.refs--
+	if h.refs > 0 || h.l == nil {
+		return nil
+	}
+	l, st := h.l, h.st
+	h.l, h.st = nil, nil
+	// Saving the view state at close needs memory of its own: give back
+	// the file's pages the use case read first (boltstore.ReleaseMemory).
+	st.ReleaseMemory()
+	return l.Close()
+}
+
 // openLedgerStore is openLedger, and also returns the ledger's store on
 // disk (nil when there is none yet and !forWriting).
-func (w *Wallet) openLedgerStore(forWriting bool) (*consent.Ledger, consent.Signer, *boltstore.Store, error) {
+func (w *Wallet) openLedgerStore(forWriting bool) (*ledgerRef, consent.Signer, *boltstore.Store, error) {
 	if !forWriting {
 		if _, err := os.Stat(w.ledgerPath()); errors.Is(err, os.ErrNotExist) {
+			// Nothing to share: an empty ledger in memory, this step's own.
 			l, err := consent.OpenLedger(consent.NewMemStore())
-			return l, nil, nil, err
+			if err != nil {
+				return nil, nil, nil, err
+			}
+			return &ledgerRef{Ledger: l, close: l.Close}, nil, nil, nil
 		}
 	}
 	var signer consent.Signer
@@ -53,15 +142,25 @@ func (w *Wallet) openLedgerStore(forWriting bool) (*consent.Ledger, consent.Sign
 			return nil, nil, nil, err
 		}
 	}
-	s, err := boltstore.Open(w.ledgerPath())
-	if err != nil {
-		return nil, nil, nil, err
+	h := &w.lh
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.l == nil {
+		s, err := boltstore.Open(w.ledgerPath())
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		l, err := consent.OpenLedger(s)
+		if err != nil {
+			s.Close()
+			return nil, nil, nil, fmt.Errorf("%w: %w: %w", ErrBadLedger, ErrVerify, err)
+		}
+		h.l, h.st = l, s
+		h.opens++
 	}
-	l, err := consent.OpenLedger(s)
-	if err != nil {
-		s.Close()
-		return nil, nil, nil, fmt.Errorf("%w: %w: %w", ErrBadLedger, ErrVerify, err)
-	}
+	h.refs++
+	l, s := h.l, h.st
+	ref := &ledgerRef{Ledger: l, close: h.release}
 	if forWriting {
 		var head consent.Head
 		l.View(func(v *consent.View) { head = v.Head(w.ID()) })
@@ -73,12 +172,16 @@ func (w *Wallet) openLedgerStore(forWriting bool) (*consent.Ledger, consent.Sign
 			_, err := l.Append(signer, time.Unix(w.card.Created, 0), consent.KindIdentity,
 				&consent.IdentityBody{AgeRecipient: w.card.AgeRecipient, Role: w.card.Role})
 			if err != nil {
-				l.Close()
+				h.refs--
+				if h.refs == 0 {
+					h.l, h.st = nil, nil
+					l.Close()
+				}
 				return nil, nil, nil, fmt.Errorf("writing the identity entry: %w", err)
 			}
 		}
 	}
-	return l, signer, s, nil
+	return ref, signer, s, nil
 }
 
 // AnchorRecord appends an anchor of the record's encrypted manifest to the
@@ -94,7 +197,7 @@ func (w *Wallet) AnchorRecord(ctx context.Context, ref string) (bool, error) {
 		return false, err
 	}
 	defer l.Close()
-	return w.anchor(l, s, info)
+	return w.anchor(l.Ledger, s, info)
 }
 
 func (w *Wallet) anchor(l *consent.Ledger, s consent.Signer, info RecordInfo) (bool, error) {

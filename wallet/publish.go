@@ -68,7 +68,13 @@ func (w *Wallet) publishFeed(ctx context.Context) error {
 // that one that hangs holds nothing up; it gets the entry by gossip from
 // the others, or syncs. signed reports whether sign succeeded, whatever
 // publishing did next.
+//
+// The local ledger is opened while the peers are dialled (openAhead): a
+// cold revocation waits for the slower of the two, not for both.
 func (w *Wallet) signAndPublish(ctx context.Context, sign func() error) (signed bool, err error) {
+	defer w.holdLedger()()
+	opened := w.openAhead()
+	defer opened()
 	c, err := w.dial(ctx, client.DialOptions{Straggle: publishStraggle})
 	if err != nil {
 		return false, err
@@ -136,7 +142,7 @@ func (w *Wallet) publish(ctx context.Context, c *client.Client, fresh int) error
 		return &NetworkError{Op: OpPublish, Err: err}
 	}
 	// Peers keep only the feeds of the patients they serve.
-	targets, err := w.servingTargets(ctx, c, l, signer)
+	targets, err := w.servingTargets(ctx, c, l.Ledger, signer)
 	if err != nil {
 		l.Close()
 		return &NetworkError{Op: OpPublish, Err: err}
@@ -157,7 +163,7 @@ func (w *Wallet) publish(ctx context.Context, c *client.Client, fresh int) error
 			return err
 		}
 	}
-	err = pushFeed(ctx, c.Host(), targets, l, w.ID(), tail, publishGrace)
+	err = pushFeed(ctx, c.Host(), targets, l.Ledger, w.ID(), tail, publishGrace)
 	var hashes []consent.Hash
 	l.View(func(v *consent.View) { hashes = feedHashes(v, w.ID()) })
 	l.Close()

@@ -89,6 +89,7 @@ func (w *Wallet) recordsPath() string { return filepath.Join(w.cfg.Home, records
 // erasure-codes it into the share store, and saves the signed manifest
 // encrypted to the wallet's own age key. Nothing is saved if it fails.
 func (w *Wallet) AddRecord(ctx context.Context, r io.Reader, opts AddRecordOptions) (RecordInfo, error) {
+	defer w.holdLedger()() // its steps share one open ledger
 	k, n := opts.K, opts.N
 	if k == 0 && n == 0 {
 		k, n = vault.DefaultK, vault.DefaultN
@@ -387,6 +388,7 @@ func (w *Wallet) VerifyRecord(ctx context.Context, ref string, opts RecordOption
 
 // RemoveRecord deletes a record's shares from the store, then its manifest.
 func (w *Wallet) RemoveRecord(ctx context.Context, ref string, opts RecordOptions) (string, error) {
+	defer w.holdLedger()() // its steps share one open ledger
 	m, err := w.manifest(ref)
 	if err != nil {
 		return "", err

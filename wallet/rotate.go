@@ -62,6 +62,7 @@ type RotateResult struct {
 // anchoring, deleting old shares) leaves the record readable under its new
 // key and is reported; running Rotate again re-keys it once more.
 func (w *Wallet) Rotate(ctx context.Context, grantRef string) (RotateResult, error) {
+	defer w.holdLedger()() // its steps share one open ledger
 	var res RotateResult
 	defer w.holdContacts()()
 	if err := w.catchUp(ctx); err != nil {

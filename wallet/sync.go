@@ -127,6 +127,8 @@ type SyncResult struct {
 // After 'key import' on a new machine this brings back every record,
 // grant and log entry.
 func (w *Wallet) Sync(ctx context.Context) (SyncResult, error) {
+	release := w.holdLedger() // its steps share one open ledger
+	defer func() { release() }()
 	var res SyncResult
 	c, err := w.dialServing(ctx)
 	if err != nil {
@@ -135,6 +137,14 @@ func (w *Wallet) Sync(ctx context.Context) (SyncResult, error) {
 	defer c.Close()
 	if res.Entries, err = w.pull(ctx, c); err != nil {
 		return res, err
+	}
+	if res.Entries >= releaseEvery {
+		// Ingesting a long catch-up built tables (the hash index, the
+		// nonces) that a ledger opened from its saved view state builds
+		// only when used: close the ledger (saving that state) and let
+		// the next steps open it again, with less in memory.
+		release()
+		release = w.holdLedger()
 	}
 	id, err := w.Identity()
 	if err != nil {
@@ -189,10 +199,11 @@ func (w *Wallet) Sync(ctx context.Context) (SyncResult, error) {
 		return res, err
 	}
 	w.witnessSubFeeds(ctx, c) // the access sub-feeds about us, as witness_subfeeds.go says
-	gs, err := w.Grants(ctx)
+	// Only their number: the newest one described, the others counted.
+	gs, err := w.ListGrants(ctx, GrantsOptions{Limit: 1})
 	if err != nil {
 		return res, err
 	}
-	res.Grants = len(gs)
+	res.Grants = len(gs.Grants) + gs.Older
 	return res, nil
 }

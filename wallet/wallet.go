@@ -114,6 +114,7 @@ type Wallet struct {
 	sec *Identity
 
 	held atomic.Pointer[[]Contact] // the contact book, held by a command that reads it often (rotate.go)
+	lh   ledgerHold                // the local ledger, open for the use cases that hold it (ledger.go)
 }
 
 // ErrNoWallet reports a home directory without a wallet.

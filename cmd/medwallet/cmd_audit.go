@@ -374,6 +374,7 @@ func runAuditDisclosures(ctx context.Context, opts disclosuresOptions, g *global
 	if err != nil {
 		return err
 	}
+	defer w.HoldLedger()() // the pull and the report share one open ledger
 	if err := refreshLedger(ctx, g, w, opts.offline); err != nil {
 		return err
 	}

@@ -148,6 +148,7 @@ func runEmergencyLs(ctx context.Context, opts emergencyLsOptions, g *globalOptio
 	if err != nil {
 		return err
 	}
+	defer w.HoldLedger()() // the pull and the report share one open ledger
 	if err := refreshLedger(ctx, g, w, opts.offline); err != nil {
 		return err
 	}

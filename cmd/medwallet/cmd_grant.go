@@ -299,6 +299,7 @@ func runGrantShow(ctx context.Context, opts grantShowOptions, g *globalOptions, 
 	if err != nil {
 		return err
 	}
+	defer w.HoldLedger()() // the pull and the report share one open ledger
 	if err := refreshLedger(ctx, g, w, opts.offline); err != nil {
 		return err
 	}

@@ -48,6 +48,7 @@ func runGrants(ctx context.Context, opts grantsOptions, g *globalOptions) error 
 	if err != nil {
 		return err
 	}
+	defer w.HoldLedger()() // the pull and the report share one open ledger
 	if err := refreshLedger(ctx, g, w, opts.offline); err != nil {
 		return err
 	}

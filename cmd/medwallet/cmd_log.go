@@ -185,8 +185,12 @@ func runLog(ctx context.Context, o logOptions, g *globalOptions) error {
 	seen := map[string]bool{}
 	first := true
 	for {
+		// The pull and the listing of a round share one open ledger; it
+		// is not held between rounds, when other processes may use it.
+		release := w.HoldLedger()
 		if first {
 			if err := refreshLedger(ctx, g, w, o.offline); err != nil {
+				release()
 				return err
 			}
 		} else if !o.offline && w.HasNetwork() {
@@ -199,6 +203,7 @@ func runLog(ctx context.Context, o logOptions, g *globalOptions) error {
 			opts.Limit = 0
 		}
 		page, err := w.ListAccesses(ctx, opts)
+		release()
 		if err != nil {
 			return err
 		}
