@@ -29,6 +29,11 @@ func run(m *testing.M) int {
 	}
 	stop := netbed.Guard()
 	defer stop()
+	if b := os.Getenv("MEDWALLET_NETBED_BIN"); b != "" {
+		// A binary built elsewhere (a release, another branch).
+		bin = b
+		return m.Run()
+	}
 	dir, err := os.MkdirTemp("", "medwallet-netbed-bin")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "netbed:", err)

@@ -18,7 +18,6 @@ import (
 
 	"github.com/medwallet/medwallet/consent"
 	"github.com/medwallet/medwallet/internal/netbed"
-	"github.com/medwallet/medwallet/p2p/netfile"
 )
 
 const (
@@ -38,6 +37,10 @@ type world struct {
 	t   testing.TB
 	bed *netbed.Bed
 	dir string
+	// extraEnv is added to the environment of every process
+	// ($MEDWALLET_NETBED_ENV, space-separated: GOLOG_LOG_LEVEL=... to
+	// debug libp2p).
+	extraEnv []string
 }
 
 func newWorld(t testing.TB) *world {
@@ -48,7 +51,7 @@ func newWorld(t testing.TB) *world {
 		netbed.Need(t)
 		t.Skip("-short: the test bed starts peer processes")
 	}
-	w := &world{t: t, bed: netbed.New(t), dir: t.TempDir()}
+	w := &world{t: t, bed: netbed.New(t), dir: t.TempDir(), extraEnv: strings.Fields(os.Getenv("MEDWALLET_NETBED_ENV"))}
 	return w
 }
 
@@ -62,7 +65,7 @@ func (w *world) env(extra ...string) []string {
 		"MEDWALLET_PASSPHRASE=" + passphrase,
 		"DBUS_SESSION_BUS_ADDRESS=disabled:",
 		"NO_COLOR=1",
-	}, extra...)
+	}, append(extra, w.extraEnv...)...)
 }
 
 // mwPeer is one `medwallet peer` on a host. Its key is made before it
@@ -73,7 +76,10 @@ type mwPeer struct {
 	dir  string
 	id   string
 	args []string
-	proc *netbed.Proc
+	// listen replaces the default listen addresses (all interfaces,
+	// TCP and QUIC, port 4001).
+	listen []string
+	proc   *netbed.Proc
 	// started is when it was last started.
 	started time.Time
 }
@@ -115,10 +121,15 @@ func (w *world) newPeer(h *netbed.Host, name string, args ...string) *mwPeer {
 func (w *world) start(p *mwPeer) {
 	w.t.Helper()
 	os.Remove(p.addrFile())
-	args := append([]string{"peer", "--data", p.dir,
-		"--listen", fmt.Sprintf("/ip4/0.0.0.0/tcp/%d", port),
-		"--listen", fmt.Sprintf("/ip4/0.0.0.0/udp/%d/quic-v1", port),
-		"--mdns=false", "--dht=false", "--addr-file", p.addrFile(), "--log-level", "debug"}, p.args...)
+	listen := p.listen
+	if listen == nil {
+		listen = []string{fmt.Sprintf("/ip4/0.0.0.0/tcp/%d", port), fmt.Sprintf("/ip4/0.0.0.0/udp/%d/quic-v1", port)}
+	}
+	args := []string{"peer", "--data", p.dir, "--mdns=false", "--dht=false", "--addr-file", p.addrFile(), "--log-level", "debug"}
+	for _, l := range listen {
+		args = append(args, "--listen", l)
+	}
+	args = append(args, p.args...)
 	p.started = time.Now()
 	p.proc = p.host.Start(w.t, w.env(), p.dir+".log", bin, args...)
 	w.t.Cleanup(func() {
@@ -190,10 +201,23 @@ func (w *world) newUser(ctx context.Context, h *netbed.Host, name, role string) 
 	return u
 }
 
+// network is a network file (docs/format.md): peers, and the relays a
+// peer behind NAT reserves a slot on.
+type network struct {
+	Version int      `json:"version"`
+	Peers   []string `json:"peers"`
+	Relays  []string `json:"relays,omitempty"`
+}
+
 // setNetwork writes u's network file.
-func (w *world) setNetwork(u *user, n netfile.Network) {
+func (w *world) setNetwork(u *user, n network) {
 	w.t.Helper()
-	if err := netfile.Write(u.netFile, n); err != nil {
+	n.Version = 1
+	b, err := json.Marshal(n)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	if err := os.WriteFile(u.netFile, b, 0o600); err != nil {
 		w.t.Fatal(err)
 	}
 }

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/medwallet/medwallet/internal/netbed"
-	"github.com/medwallet/medwallet/p2p/netfile"
 )
 
 // TestClinicBehindNAT: public peers on the internet, a home peer behind a
@@ -38,7 +37,7 @@ func TestClinicBehindNAT(t *testing.T) {
 	}
 	alice := w.newUser(ctx, b.Public("alice"), "Alice", "patient")
 	bob := w.newUser(ctx, b.Behind(clinic, "bob"), "Bob", "clinician")
-	n := netfile.Network{Peers: append(relay.direct(), pub.direct()...)}
+	n := network{Peers: append(relay.direct(), pub.direct()...)}
 	w.setNetwork(alice, n)
 	w.setNetwork(bob, n)
 	w.exchangeCards(ctx, alice, bob)
