@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -334,8 +335,18 @@ func (f *fixture) grants(t *testing.T) []wallet.GrantInfo {
 
 func TestIdleLockAndUnlock(t *testing.T) {
 	f := newFixture(t)
-	tm := teatest.NewTestModel(t, f.model(300*time.Millisecond), teatest.WithInitialTermSize(80, 24))
+	// The idle clock is the test's: it jumps an hour once the records
+	// show, so the wallet locks at the next check, and stands still after
+	// the unlock, so a reload slower than the idle time on a loaded
+	// machine does not lock it again.
+	base := time.Now()
+	var ahead atomic.Int64
+	m := f.model(300 * time.Millisecond)
+	m.c.now = func() time.Time { return base.Add(time.Duration(ahead.Load())) }
+	m.last = m.c.now()
+	tm := teatest.NewTestModel(t, m, teatest.WithInitialTermSize(80, 24))
 	waitFor(t, tm, "labs 2026")
+	ahead.Store(int64(time.Hour))
 	waitFor(t, tm, "The wallet is locked")
 	tm.Type("wrong")
 	tm.Send(keyMsgEnter)
@@ -344,7 +355,7 @@ func TestIdleLockAndUnlock(t *testing.T) {
 	tm.Send(keyMsgEnter)
 	waitFor(t, tm, "labs 2026") // reloaded after the unlock
 	tm.Send(tea.KeyMsg{Type: tea.KeyCtrlC})
-	m := tm.FinalModel(t, teatest.WithFinalTimeout(5*time.Second)).(*Model)
+	m = tm.FinalModel(t, teatest.WithFinalTimeout(5*time.Second)).(*Model)
 	if m.Locked() || m.c.w == nil {
 		t.Error("not unlocked at the end")
 	}

@@ -6,9 +6,12 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/network"
+	ma "github.com/multiformats/go-multiaddr"
 	"github.com/spf13/cobra"
 
 	"github.com/medwallet/medwallet/internal/fsutil"
@@ -30,12 +33,27 @@ type peerOptions struct {
 	clockSkew time.Duration
 	gapMiB    int
 	limits    peerLimitOptions
+	ops       peerOpsOptions // --config, --metrics (peer_metrics.go)
 	storage   storageFlags
 	budget    [2]int // ledger budget per author and hour: entries, MiB
 	// verifyLedger: re-check every stored ledger signature before starting.
 	verifyLedger bool
 	witness      bool
 	witnessN     int
+	reach        peerReachOptions
+}
+
+// peerReachOptions are the flags of reachability across NATs
+// (docs/network.md, "Peers behind NAT").
+type peerReachOptions struct {
+	relays               []string
+	relayService         bool
+	budgetMiB            int
+	budgetDuration       time.Duration
+	announce, noAnnounce []string
+	portMap              bool
+	reachability         string
+	wait                 time.Duration
 }
 
 // peerLimitOptions are the connection and memory limits (docs/network.md).
@@ -79,7 +97,17 @@ on the same --data keeps its identity and everything it stored.`,
 	f.BoolVar(&o.verifyLedger, "verify-ledger", false, "re-check every signature and chain of the stored ledger before starting (start-up trusts its own disk otherwise)")
 	f.BoolVar(&o.witness, "witness", true, "witness feed checkpoints: cosign them for wallets (/medwallet/witness/1.0.0)")
 	f.IntVar(&o.witnessN, "witness-max-logs", witness.DefaultMaxLogs, "feeds this peer keeps a witnessed checkpoint of (about 1 KiB of disk each); new feeds beyond it are refused busy")
+	f.StringArrayVar(&o.reach.relays, "relay", nil, "multiaddr with /p2p/ID of a relay to reserve a slot on while this peer is not publicly reachable (repeatable; the relays of --known-peers are used too)")
+	f.BoolVar(&o.reach.relayService, "relay-service", false, "run the circuit relay v2 service for peers behind NAT (on a publicly reachable peer)")
+	f.IntVar(&o.reach.budgetMiB, "relay-budget-mib", int(node.DefaultRelayBudget.Bytes>>20), "with --relay-service: MiB one relayed connection may carry each way before the relay resets it")
+	f.DurationVar(&o.reach.budgetDuration, "relay-budget-duration", node.DefaultRelayBudget.Duration, "with --relay-service: how long one relayed connection may last")
+	f.StringArrayVar(&o.reach.announce, "announce", nil, "multiaddr to announce besides the listen addresses, such as a public address forwarded here (repeatable)")
+	f.StringArrayVar(&o.reach.noAnnounce, "no-announce", nil, "multiaddr prefix (or /ip4/A/ipcidr/N) of addresses never to announce (repeatable)")
+	f.BoolVar(&o.reach.portMap, "port-map", true, "ask the router for a port mapping (UPnP, NAT-PMP)")
+	f.StringVar(&o.reach.reachability, "reachability", "auto", "auto (AutoNAT finds out), public or private (behind NAT: use the relays at once)")
+	f.DurationVar(&o.reach.wait, "relay-wait", 15*time.Second, "with relays: how long to wait for a relay reservation before printing the addresses (0: do not wait); the address file is rewritten when they change")
 	addStorageFlags(cmd, &o.storage)
+	addPeerOps(cmd, &o.ops)
 	cmd.AddCommand(newPeerUsageCommand(g))
 	return cmd
 }
@@ -108,7 +136,11 @@ func runPeer(ctx context.Context, o peerOptions, g *globalOptions) error {
 	if o.budget[0] < 1 || o.budget[1] < 1 || o.budget[1] > 1<<20 {
 		return usageError{fmt.Errorf("bad --ledger-budget-entries %d or --ledger-budget-mib %d: want at least 1 (MiB at most %d)", o.budget[0], o.budget[1], 1<<20)}
 	}
-	limits, known, err := o.limits.resolve()
+	limits, known, fileRelays, err := o.limits.resolve()
+	if err != nil {
+		return err
+	}
+	reach, err := o.reach.resolve(fileRelays)
 	if err != nil {
 		return err
 	}
@@ -125,23 +157,32 @@ func runPeer(ctx context.Context, o peerOptions, g *globalOptions) error {
 			return err
 		}
 	}
+	m, err := o.ops.startMetrics(ctx, log)
+	if err != nil {
+		return err
+	}
 	p, err := peer.Start(ctx, peer.Config{
+		Metrics: m,
 		DataDir: o.data, Listen: o.listen, Bootstrap: o.bootstrap, MDNS: o.mdns, DHT: o.dht, Logger: log,
 		MaxClockSkew: o.clockSkew, GapBytes: o.gapMiB << 20,
 		Budget: ledgersync.HourlyBudget(o.budget[0], o.budget[1]<<20),
 		Limits: limits, Known: known, Storage: storage,
-		NoWitness: !o.witness, WitnessMaxLogs: o.witnessN,
+		NoWitness: !o.witness, WitnessMaxLogs: o.witnessN, Reach: reach,
 	})
 	if err != nil {
 		return err
 	}
 	defer p.Close()
 	addrs := p.Addrs()
+	if len(reach.Relays) > 0 && reach.Reachability != network.ReachabilityPublic && o.reach.wait > 0 {
+		addrs = waitRelayAddr(ctx, p, o.reach.wait, log)
+	}
 	if o.addrFile != "" {
 		if err := fsutil.WriteFileAtomic(o.addrFile, []byte(strings.Join(addrs, "\n")+"\n"), 0o600); err != nil {
 			return err
 		}
 	}
+	go watchAddrs(ctx, p, addrs, o.addrFile, log)
 	if err := g.emit(peerJSON{ID: string(p.ID()), Addrs: addrs, Data: o.data}, func(out io.Writer) {
 		for _, a := range addrs {
 			fmt.Fprintln(out, a)
@@ -154,23 +195,114 @@ func runPeer(ctx context.Context, o peerOptions, g *globalOptions) error {
 	return p.Close()
 }
 
-// resolve checks the limit flags and reads the known peers' network file.
-func (o peerLimitOptions) resolve() (node.Limits, []string, error) {
+// resolve checks the limit flags and reads the known peers' network
+// file: its peers, and its relays.
+func (o peerLimitOptions) resolve() (node.Limits, []string, []string, error) {
 	for _, f := range []struct {
 		name string
 		v    int
 	}{{"--max-conns", o.maxConns}, {"--max-conns-per-ip", o.perIP}, {"--max-memory-mib", o.memoryMiB}} {
 		if f.v < 0 || f.v > 1<<20 {
-			return node.Limits{}, nil, usageError{fmt.Errorf("bad %s %d: want 0 to %d", f.name, f.v, 1<<20)}
+			return node.Limits{}, nil, nil, usageError{fmt.Errorf("bad %s %d: want 0 to %d", f.name, f.v, 1<<20)}
 		}
 	}
 	l := node.Limits{MaxConns: o.maxConns, MaxConnsPerIP: o.perIP, Memory: int64(o.memoryMiB) << 20}
 	if o.knownFile == "" {
-		return l, nil, nil
+		return l, nil, nil, nil
 	}
 	n, err := netfile.Read(o.knownFile)
 	if err != nil {
-		return l, nil, fmt.Errorf("--known-peers: %w", err)
+		return l, nil, nil, fmt.Errorf("--known-peers: %w", err)
 	}
-	return l, n.Peers, nil
+	return l, n.Peers, n.Relays, nil
+}
+
+// resolve checks the reachability flags; fileRelays are the relays of the
+// known peers' network file.
+func (o peerReachOptions) resolve(fileRelays []string) (node.Reach, error) {
+	r := node.Reach{RelayService: o.relayService, PortMap: o.portMap}
+	if o.budgetMiB < 1 || o.budgetMiB > 1<<20 {
+		return r, usageError{fmt.Errorf("bad --relay-budget-mib %d: want 1 to %d", o.budgetMiB, 1<<20)}
+	}
+	if o.budgetDuration < time.Second {
+		return r, usageError{fmt.Errorf("bad --relay-budget-duration %v: want 1s or more", o.budgetDuration)}
+	}
+	r.RelayBudget = node.RelayBudget{Bytes: int64(o.budgetMiB) << 20, Duration: o.budgetDuration}
+	switch o.reachability {
+	case "auto":
+	case "public":
+		r.Reachability = network.ReachabilityPublic
+	case "private":
+		r.Reachability = network.ReachabilityPrivate
+	default:
+		return r, usageError{fmt.Errorf("bad --reachability %q: want auto, public or private", o.reachability)}
+	}
+	relays, err := netfile.ParseRelays(append(slices.Clone(o.relays), fileRelays...))
+	if err != nil {
+		return r, usageError{fmt.Errorf("bad --relay: %w", err)}
+	}
+	r.Relays = relays
+	for _, f := range []struct {
+		name string
+		in   []string
+		out  *[]ma.Multiaddr
+	}{{"--announce", o.announce, &r.Announce}, {"--no-announce", o.noAnnounce, &r.NoAnnounce}} {
+		for _, s := range f.in {
+			a, err := ma.NewMultiaddr(s)
+			if err != nil {
+				return r, usageError{fmt.Errorf("bad %s %q: %w", f.name, s, err)}
+			}
+			*f.out = append(*f.out, a)
+		}
+	}
+	return r, nil
+}
+
+// waitRelayAddr waits, for at most d, until the peer announces a relay
+// address (a relay reserved a slot for it), and returns its addresses.
+func waitRelayAddr(ctx context.Context, p *peer.Peer, d time.Duration, log *slog.Logger) []string {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	end := time.NewTimer(d)
+	defer end.Stop()
+	for {
+		addrs := p.Addrs()
+		if slices.ContainsFunc(addrs, func(a string) bool { return strings.Contains(a, "/p2p-circuit/") }) {
+			return addrs
+		}
+		select {
+		case <-ctx.Done():
+			return addrs
+		case <-end.C:
+			log.Warn("no relay reserved a slot yet; the address file is rewritten when one does", "waited", d)
+			return addrs
+		case <-t.C:
+		}
+	}
+}
+
+// watchAddrs rewrites the address file, and logs, when the peer's
+// addresses change: a relay address comes once a relay reserved a slot
+// for the peer, a mapped port once the router mapped it.
+func watchAddrs(ctx context.Context, p *peer.Peer, last []string, addrFile string, log *slog.Logger) {
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		addrs := p.Addrs()
+		if slices.Equal(addrs, last) {
+			continue
+		}
+		last = addrs
+		log.Info("addresses changed", "addrs", fmt.Sprint(addrs))
+		if addrFile != "" {
+			if err := fsutil.WriteFileAtomic(addrFile, []byte(strings.Join(addrs, "\n")+"\n"), 0o600); err != nil {
+				log.Warn("rewriting the address file failed", "err", err)
+			}
+		}
+	}
 }

@@ -22,7 +22,12 @@ func newPeersCommand(g *globalOptions) *cobra.Command {
 		Use:   "peers",
 		Short: "Show the configured peers and whether they answer",
 		Long: `Dial every peer of the network file and ping it. The check uses a throw-away
-key, so it needs no keyring and reveals nothing about the wallet.`,
+key, so it needs no keyring and reveals nothing about the wallet.
+
+CONN says how the peer is connected: direct, or relayed (through a relay,
+for a peer behind NAT, within the relay's budget), and over which
+transport. A peer reached through its relay is given a few seconds for
+hole punching to turn the connection into a direct one.`,
 		Example: "  medwallet peers --json",
 		Args:    cobra.NoArgs,
 		RunE:    func(cmd *cobra.Command, _ []string) error { return runPeers(cmd.Context(), o, g) },
@@ -42,9 +47,9 @@ func runPeers(ctx context.Context, _ peersOptions, g *globalOptions) error {
 	}
 	err = g.emit(hs, func(out io.Writer) {
 		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "PEER\tSTATUS\tRTT\tADDRESS")
+		fmt.Fprintln(tw, "PEER\tSTATUS\tRTT\tCONN\tADDRESS")
 		for _, h := range hs {
-			status, rtt := "up", h.RTT.Round(10*time.Microsecond).String()
+			status, rtt, conn := "up", h.RTT.Round(10*time.Microsecond).String(), "-"
 			if !h.Reachable {
 				status, rtt = h.Error, "-"
 			}
@@ -52,7 +57,11 @@ func runPeers(ctx context.Context, _ peersOptions, g *globalOptions) error {
 			if len(h.Addrs) > 0 {
 				addr = h.Addrs[0]
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", h.ID, status, rtt, addr)
+			if len(h.Conns) > 0 {
+				// The best connection: direct ones sort first.
+				conn, addr = h.Conns[0].Kind+"/"+h.Conns[0].Transport, h.Conns[0].Addr
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", h.ID, status, rtt, conn, addr)
 		}
 		tw.Flush()
 	})

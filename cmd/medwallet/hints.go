@@ -192,6 +192,9 @@ func hintFor(err error) string {
 			if h := storageRefusalHint(ne); h != "" {
 				return h
 			}
+			if errors.Is(ne, shares.ErrRelayOnly) {
+				return relayOnlyHint
+			}
 			return "check the peers with 'medwallet peers', then add the record again"
 		}
 		return "check the peers with 'medwallet peers', then retry with 'medwallet sync'"
@@ -199,6 +202,8 @@ func hintFor(err error) string {
 		return "see every finding with 'medwallet audit verify' (without --json)"
 	case refusedWith(err, shares.ErrRateLimited):
 		return "peers limit how fast one requester may fetch, and refused some of your requests: wait a minute, then retry"
+	case refusedWith(err, shares.ErrRelayOnly):
+		return relayOnlyHint
 	case refusedWith(err, shares.ErrBusy):
 		return "some peers were busy (catching up with the ledger after a restart, or serving many transfers) and refused for now: retry in a minute; 'medwallet peers' shows which peers answer"
 	case errors.As(err, &re) && errors.Is(err, vault.ErrNotEnoughShares):
@@ -218,6 +223,10 @@ func hintFor(err error) string {
 	}
 	return ""
 }
+
+// relayOnlyHint follows a share transfer that failed with a peer behind
+// NAT reachable only through a relay (shares.RelayError).
+const relayOnlyHint = "a peer behind NAT was reachable only through its relay, hole punching gave no direct connection, and the relay's budget per connection ran out: retry, or ask the peer's operator to forward a port to it and announce it (medwallet peer --announce), or to use a relay with a larger --relay-budget-mib"
 
 // inputHint names the flag that gives the input e is about.
 func inputHint(e *wallet.InputError) string {

@@ -11,7 +11,9 @@ import (
 	"testing"
 
 	"github.com/medwallet/medwallet/p2p/ledgersync"
+	"github.com/medwallet/medwallet/p2p/shares"
 	"github.com/medwallet/medwallet/p2p/store"
+	"github.com/medwallet/medwallet/vault"
 	"github.com/medwallet/medwallet/wallet"
 )
 
@@ -168,5 +170,24 @@ func TestDescribeNotAuthorised(t *testing.T) {
 		if !strings.Contains(hint, "serve it") || !strings.Contains(hint, "'medwallet peers'") {
 			t.Errorf("%s: hint %q", c.op, hint)
 		}
+	}
+}
+
+// TestDescribeRelayOnly: a share transfer that failed with a peer behind
+// NAT reachable only through a relay (its budget ran out) gets the relay
+// hint, in an import (the vault keeps each share's failure as text) and in
+// an add.
+func TestDescribeRelayOnly(t *testing.T) {
+	relayed := &shares.RelayError{Peer: "12D3KooWtest", Err: errors.New("stream reset")}
+	getErr := &wallet.RecordError{Record: "00112233445566778899aabbccddeeff", Err: &vault.NotEnoughSharesError{K: 3, N: 5,
+		Shares: []vault.ShareHealth{{Index: 0, Status: vault.StatusMissing, Detail: relayed.Error()}}}}
+	putErr := &wallet.NetworkError{Op: wallet.OpStoreShares, Err: fmt.Errorf("vault: storing share 1: %w", relayed)}
+	for _, err := range []error{relayed, getErr, putErr} {
+		if _, hint, _ := describe(err); !strings.Contains(hint, "--relay-budget-mib") || !strings.Contains(hint, "--announce") {
+			t.Errorf("%v: hint %q", err, hint)
+		}
+	}
+	if !errors.Is(relayed, shares.ErrRelayOnly) || !strings.Contains(relayed.Error(), "reachable only through a relay") {
+		t.Fatalf("RelayError %q is not ErrRelayOnly", relayed)
 	}
 }

@@ -52,6 +52,7 @@ func TestScripts(t *testing.T) {
 			"mknet":        cmdMkNet,
 			"corruptshare": cmdCorruptShare,
 			"nogrep":       cmdNoGrep,
+			"mkrelays":     cmdMkRelays,
 		},
 	})
 }

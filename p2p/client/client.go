@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
 
@@ -42,6 +43,10 @@ var ErrNoPeers = errors.New("not enough reachable peers")
 
 // DialTimeout bounds connecting to each configured peer.
 var DialTimeout = 5 * time.Second
+
+// DirectWait bounds how long Health waits for hole punching to turn a
+// peer's relayed connection into a direct one before it reports it.
+var DirectWait = 5 * time.Second
 
 // Client is a connected light client.
 type Client struct {
@@ -87,7 +92,14 @@ func DialWith(ctx context.Context, key ed25519.PrivateKey, peers []string, o Dia
 	if err != nil {
 		return nil, err
 	}
-	h, err := node.New(key, node.Options{UserAgent: "medwallet"})
+	// A peer listed at a relay address is behind NAT: the client then
+	// listens on ephemeral ports, so that hole punching can give it a
+	// direct connection to move shares on.
+	punch := false
+	for _, ai := range ais {
+		punch = punch || slices.ContainsFunc(ai.Addrs, node.IsRelayed)
+	}
+	h, err := node.New(key, node.Options{UserAgent: "medwallet", Punch: punch})
 	if err != nil {
 		return nil, err
 	}
@@ -118,6 +130,9 @@ func DialWith(ctx context.Context, key ed25519.PrivateKey, peers []string, o Dia
 		go func() {
 			ctx, cancel := context.WithTimeout(dctx, DialTimeout)
 			defer cancel()
+			// A connection through a relay will do: each protocol
+			// says whether it may run over one.
+			ctx = network.WithAllowLimitedConn(ctx, "medwallet: reach a peer behind NAT through its relay")
 			done <- dialed{ai.ID, h.Connect(ctx, ai)}
 		}()
 	}
@@ -765,6 +780,36 @@ type PeerHealth struct {
 	RTT       time.Duration `json:"rtt_ns,omitempty"`
 	Agent     string        `json:"agent,omitempty"`
 	Error     string        `json:"error,omitempty"`
+	// Conns are the client's open connections to the peer.
+	Conns []ConnInfo `json:"conns,omitempty"`
+}
+
+// ConnInfo describes one connection to a peer.
+type ConnInfo struct {
+	// Kind is "direct", or "relayed" for a connection through a relay
+	// (limited by the relay's budget).
+	Kind string `json:"kind"`
+	// Transport is the connection's transport ("tcp", "quic-v1"); for a
+	// relayed connection, that of the hop to the relay.
+	Transport string `json:"transport"`
+	// Addr is the peer's address on this connection.
+	Addr string `json:"addr"`
+}
+
+// Conns describes the client's open connections to p, direct ones first.
+func (c *Client) Conns(p peer.ID) []ConnInfo {
+	var out []ConnInfo
+	for _, cn := range c.h.Network().ConnsToPeer(p) {
+		kind, tr := node.ConnKind(cn)
+		out = append(out, ConnInfo{Kind: kind, Transport: tr, Addr: cn.RemoteMultiaddr().String()})
+	}
+	slices.SortFunc(out, func(a, b ConnInfo) int {
+		if a.Kind != b.Kind {
+			return stringsCompare(a.Kind, b.Kind)
+		}
+		return stringsCompare(a.Addr, b.Addr)
+	})
+	return out
 }
 
 // Health pings every configured peer.
@@ -791,6 +836,10 @@ func (c *Client) Health(ctx context.Context) []PeerHealth {
 				return
 			}
 			out[i].Reachable, out[i].RTT = true, res.RTT
+			// A peer behind NAT answers through its relay at first;
+			// hole punching may give a direct connection shortly.
+			node.AwaitDirect(ctx, c.h, ai.ID, DirectWait)
+			out[i].Conns = c.Conns(ai.ID)
 			if v, err := c.h.Peerstore().Get(ai.ID, "AgentVersion"); err == nil {
 				out[i].Agent, _ = v.(string)
 			}

@@ -508,7 +508,7 @@ type pushStream struct {
 
 // openPush opens a push stream to p.
 func openPush(ctx context.Context, h host.Host, p peer.ID) (*pushStream, error) {
-	str, err := h.NewStream(ctx, p, PushID)
+	str, err := h.NewStream(network.WithAllowLimitedConn(ctx, "medwallet ledger push: control traffic"), p, PushID)
 	if err != nil {
 		return nil, fmt.Errorf("ledgersync: push to %s: %w", shortPeer(p), err)
 	}

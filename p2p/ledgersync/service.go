@@ -77,7 +77,8 @@ type config struct {
 	known        map[string]bool // IDs of known peers (WithKnownPeers)
 	bulk, cons   Budget          // per-author budgets (WithAuthorBudget)
 	related      func(consent.ID) bool
-	auth         Authoriser // nil: everyone reads and writes everything
+	auth         Authoriser                // nil: everyone reads and writes everything
+	onSync       func(peer.ID, SyncResult) // WithSyncObserver
 }
 
 // isKnown reports whether p is a known peer.

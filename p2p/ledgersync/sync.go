@@ -407,7 +407,7 @@ func (s *SyncService) syncWith(ctx context.Context, p peer.ID) (int, error) {
 	stop := context.AfterFunc(s.life.ctx, cancel)
 	defer stop()
 
-	n := 0
+	n, behind := 0, 0
 	var acc []*consent.Entry
 	defer func() {
 		if r := s.pub.Load(); r != nil && len(acc) > 0 {
@@ -429,6 +429,7 @@ func (s *SyncService) syncWith(ctx context.Context, p peer.ID) (int, error) {
 				from, ok = fh.Seq, true
 			}
 		})
+		behind += btoi(ok)
 		return from, ok
 	}
 	// stops: nothing more of this feed from p fits here (the author
@@ -481,9 +482,12 @@ func (s *SyncService) syncWith(ctx context.Context, p peer.ID) (int, error) {
 	err := pull(ctx, s.h, p, s.cfg.timeout, start, sink)
 	if err != nil {
 		s.in.n.syncErrors.Add(1)
-		return n, fmt.Errorf("ledgersync: sync with %s: %w", shortPeer(p), err)
+		err = fmt.Errorf("ledgersync: sync with %s: %w", shortPeer(p), err)
+		s.cfg.observeSync(p, SyncResult{Behind: behind, Accepted: n, Err: err})
+		return n, err
 	}
 	s.in.n.syncs.Add(1)
+	s.cfg.observeSync(p, SyncResult{Behind: behind, Accepted: n})
 	return n, nil
 }
 
@@ -541,7 +545,7 @@ func PullBatches(ctx context.Context, h host.Host, p peer.ID, have map[consent.I
 // batches, verifying every entry before handing it to sink.
 func pull(ctx context.Context, h host.Host, p peer.ID, timeout time.Duration,
 	start func(feedHead) (uint64, bool), sink func([]*consent.Entry) error) (err error) {
-	str, err := h.NewStream(ctx, p, SyncID)
+	str, err := h.NewStream(network.WithAllowLimitedConn(ctx, "medwallet ledger sync: control traffic"), p, SyncID)
 	if err != nil {
 		return err
 	}

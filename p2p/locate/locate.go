@@ -182,7 +182,7 @@ func (s *Service) handle(st network.Stream) {
 
 // Locate asks peer p for the providers of key.
 func Locate(ctx context.Context, h host.Host, p peer.ID, key [32]byte) ([]peer.AddrInfo, error) {
-	st, err := h.NewStream(ctx, p, ID)
+	st, err := h.NewStream(network.WithAllowLimitedConn(ctx, "medwallet locate: small request"), p, ID)
 	if err != nil {
 		return nil, fmt.Errorf("locate: %w", err)
 	}

@@ -230,7 +230,7 @@ func (s *Service) serve(remote consent.ID, req request, release *func()) respons
 }
 
 func call(ctx context.Context, h host.Host, p peer.ID, req request) (response, error) {
-	st, err := h.NewStream(ctx, p, ID)
+	st, err := h.NewStream(network.WithAllowLimitedConn(ctx, "medwallet manifests: control traffic"), p, ID)
 	if err != nil {
 		return response{}, err
 	}

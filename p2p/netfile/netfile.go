@@ -7,12 +7,18 @@
 //
 //	{
 //	  "version": 1,
-//	  "peers": ["/ip4/127.0.0.1/tcp/4001/p2p/12D3KooW...", ...]
+//	  "peers": ["/ip4/127.0.0.1/tcp/4001/p2p/12D3KooW...", ...],
+//	  "relays": ["/ip4/203.0.113.7/tcp/4001/p2p/12D3KooW...", ...]
 //	}
 //
 // Every peer is a full multiaddr ending in /p2p/ID; several addresses of
-// one peer may be listed. A file with another version, or any address
-// without a peer ID, is refused.
+// one peer may be listed. A peer behind NAT is listed at its relay
+// address, RELAY-ADDR/p2p/RELAY-ID/p2p-circuit/p2p/ID. "relays", which may
+// be absent, are the peers of the network that run the circuit relay
+// service: full multiaddrs, never themselves relay addresses. A peer
+// reading the file as its known peers' (medwallet peer --known-peers)
+// reserves a slot on them when it is not publicly reachable. A file with
+// another version, or any address without a peer ID, is refused.
 package netfile
 
 import (
@@ -36,6 +42,8 @@ const Version = 1
 type Network struct {
 	Version int      `json:"version"`
 	Peers   []string `json:"peers"`
+	// Relays are the peers offering the circuit relay service.
+	Relays []string `json:"relays,omitempty"`
 }
 
 // Read reads and checks a network file. A missing file is an error
@@ -51,6 +59,9 @@ func Read(path string) (Network, error) {
 	}
 	if _, err := ParseAddrs(n.Peers); err != nil {
 		return Network{}, fmt.Errorf("%s: %w", path, err)
+	}
+	if _, err := ParseRelays(n.Relays); err != nil {
+		return Network{}, fmt.Errorf("%s: relays: %w", path, err)
 	}
 	return n, nil
 }
@@ -79,6 +90,32 @@ func ParseAddrs(addrs []string) ([]peer.AddrInfo, error) {
 			return nil, fmt.Errorf("multiaddr %q has no /p2p/ID: %w", s, err)
 		}
 		out = append(out, *ai)
+	}
+	return out, nil
+}
+
+// ParseRelays parses the full multiaddrs of relays (with /p2p/ID), several
+// addresses of one relay merged into one AddrInfo. A relay address
+// (/p2p-circuit) is refused: a relay must be reachable directly.
+func ParseRelays(addrs []string) ([]peer.AddrInfo, error) {
+	ais, err := ParseAddrs(addrs)
+	if err != nil {
+		return nil, err
+	}
+	var out []peer.AddrInfo
+	at := map[peer.ID]int{}
+	for i, ai := range ais {
+		for _, a := range ai.Addrs {
+			if _, err := a.ValueForProtocol(ma.P_CIRCUIT); err == nil {
+				return nil, fmt.Errorf("relay %q is itself behind a relay", addrs[i])
+			}
+		}
+		if j, ok := at[ai.ID]; ok {
+			out[j].Addrs = append(out[j].Addrs, ai.Addrs...)
+			continue
+		}
+		at[ai.ID] = len(out)
+		out = append(out, ai)
 	}
 	return out, nil
 }

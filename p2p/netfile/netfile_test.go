@@ -59,3 +59,57 @@ func TestReadRefuses(t *testing.T) {
 		t.Fatalf("missing file: err = %v, want os.ErrNotExist", err)
 	}
 }
+
+func TestRelays(t *testing.T) {
+	const relay = "/ip4/203.0.113.7/tcp/4001/p2p/12D3KooWFuPHHvpowyVT5GASzZdv3zGLdSut6RU9HKdZryRTKzoj"
+	const relayQUIC = "/ip4/203.0.113.7/udp/4001/quic-v1/p2p/12D3KooWFuPHHvpowyVT5GASzZdv3zGLdSut6RU9HKdZryRTKzoj"
+	const private = relay + "/p2p-circuit/p2p/12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo"
+	dir := t.TempDir()
+	path := filepath.Join(dir, Name)
+	if err := Write(path, Network{Peers: []string{relay, private}, Relays: []string{relay, relayQUIC}}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := Read(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(n.Relays) != 2 || len(n.Peers) != 2 {
+		t.Fatalf("read back %+v", n)
+	}
+	ais, err := ParseAddrs(n.Peers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ais[1].ID.String(); got != "12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo" || !strings.HasSuffix(ais[1].Addrs[0].String(), "/p2p-circuit") {
+		t.Fatalf("relay address of a private peer parsed as %v", ais[1])
+	}
+	rs, err := ParseRelays(n.Relays)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs) != 1 || len(rs[0].Addrs) != 2 {
+		t.Fatalf("relays %v: want one relay with two addresses", rs)
+	}
+	// A relay behind a relay is refused, in the file too.
+	if _, err := ParseRelays([]string{private}); err == nil {
+		t.Fatal("a /p2p-circuit relay was accepted")
+	}
+	bad := filepath.Join(dir, "bad.json")
+	if err := os.WriteFile(bad, []byte(`{"version":1,"peers":[],"relays":["`+private+`"]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Read(bad); err == nil || !strings.Contains(err.Error(), "relays") {
+		t.Fatalf("Read of a file with a relayed relay: %v", err)
+	}
+	// A file without relays is written without the member.
+	if err := Write(path, Network{Peers: []string{relay}}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), "relays") {
+		t.Fatalf("empty relays written: %s", b)
+	}
+}

@@ -2,9 +2,15 @@ package node
 
 import (
 	"testing"
+	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/libp2p/go-libp2p/p2p/host/autonat"
+	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
+	"github.com/libp2p/go-libp2p/p2p/protocol/autonatv2"
+	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
+	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
 
 	"github.com/medwallet/medwallet/p2p/ledgersync"
 	"github.com/medwallet/medwallet/p2p/locate"
@@ -68,5 +74,36 @@ func TestProtocolLimitsSet(t *testing.T) {
 	}
 	if got := newConfig(Limits{MaxConns: 77}, false, nil); got.maxConns != 77 || got.strangers.ToPartialLimitConfig().System.ConnsInbound != 77 {
 		t.Errorf("MaxConns 77: maxConns %d, system %v", got.maxConns, got.strangers.ToPartialLimitConfig().System.ConnsInbound)
+	}
+}
+
+// The reachability services have service scopes in every pool: the relay
+// service room for relayMaxCircuits relayed connections per peer each
+// way, hole punching and AutoNAT theirs.
+func TestReachServiceLimitsSet(t *testing.T) {
+	for name, c := range map[string]rcmgr.ConcreteLimitConfig{
+		"strangers": newConfig(Limits{}, false, nil).strangers,
+		"known":     newConfig(Limits{}, false, nil).known,
+		"client":    newConfig(Limits{}, true, nil).strangers,
+	} {
+		pl := c.ToPartialLimitConfig()
+		for _, svc := range []string{relayv2.ServiceName, holepunch.ServiceName, autonatv2.ServiceName, autonat.ServiceName} {
+			if _, ok := pl.Service[svc]; !ok {
+				t.Errorf("%s: no service limit for %s", name, svc)
+			}
+			if _, ok := pl.ServicePeer[svc]; !ok {
+				t.Errorf("%s: no per-peer service limit for %s", name, svc)
+			}
+		}
+		if got := int(pl.ServicePeer[relayv2.ServiceName].Streams); got < 2*relayMaxCircuits {
+			t.Errorf("%s: the relay service's streams per peer %d, below %d circuits each way", name, got, relayMaxCircuits)
+		}
+	}
+	rc := relayResources(RelayBudget{Bytes: 3 << 20, Duration: 7 * time.Minute})
+	if rc.Limit.Data != 3<<20 || rc.Limit.Duration != 7*time.Minute || rc.MaxCircuits != relayMaxCircuits {
+		t.Errorf("relay resources %+v, limit %+v", rc, rc.Limit)
+	}
+	if def := relayResources(RelayBudget{}).Limit; *def != (relayv2.RelayLimit{Data: DefaultRelayBudget.Bytes, Duration: DefaultRelayBudget.Duration}) {
+		t.Errorf("default relay limit %+v", def)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
+	"github.com/libp2p/go-libp2p/p2p/protocol/autonatv2"
+	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	"github.com/libp2p/go-libp2p/x/rate"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
@@ -276,6 +278,7 @@ func strangerScaling() rcmgr.ScalingLimitConfig {
 		},
 	}
 	libp2p.SetDefaultServiceLimits(&c)
+	addReachServices(&c)
 	addProtocols(&c, peerProtocols, false)
 	return c
 }
@@ -297,6 +300,7 @@ func knownScaling() rcmgr.ScalingLimitConfig {
 		AllowlistedTransientBaseLimit: rcmgr.BaseLimit{},
 	}
 	libp2p.SetDefaultServiceLimits(&c)
+	addReachServices(&c)
 	addProtocols(&c, peerProtocols, true)
 	return c
 }
@@ -329,8 +333,28 @@ func clientScaling() rcmgr.ScalingLimitConfig {
 		},
 	}
 	libp2p.SetDefaultServiceLimits(&c)
+	addReachServices(&c)
 	addProtocols(&c, clientProtocols, false)
 	return c
+}
+
+// addReachServices sets the service scopes of the reachability services
+// beyond go-libp2p's defaults (SetDefaultServiceLimits, which covers hole
+// punching, AutoNAT v1 and identify): the relay service carries up to
+// relayMaxCircuits relayed connections per peer each way, two streams
+// each on the relay, each with two small buffers; AutoNAT v2 asks a
+// handful of dial-backs per peer.
+func addReachServices(c *rcmgr.ScalingLimitConfig) {
+	relay := streams{4 * relayMaxCircuits * 8, 4 * relayMaxCircuits * 8, 64 << 20}
+	c.AddServiceLimit(relayv2.ServiceName, relay.base(), relay.inc())
+	c.AddServicePeerLimit(relayv2.ServiceName, streams{2*relayMaxCircuits + 8, 2*relayMaxCircuits + 8, 4 << 20}.base(), rcmgr.BaseLimitIncrease{})
+	an := streams{64, 64, 4 << 20}
+	c.AddServiceLimit(autonatv2.ServiceName, an.base(), an.inc())
+	c.AddServicePeerLimit(autonatv2.ServiceName, streams{2, 2, 1 << 20}.base(), rcmgr.BaseLimitIncrease{})
+	for _, id := range []protocol.ID{autonatv2.DialProtocol, autonatv2.DialBackProtocol} {
+		c.AddProtocolLimit(id, an.base(), an.inc())
+		c.AddProtocolPeerLimit(id, streams{2, 2, 1 << 20}.base(), rcmgr.BaseLimitIncrease{})
+	}
 }
 
 // addProtocols sets medwallet's protocol allowances: the known peers'

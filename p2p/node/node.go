@@ -24,8 +24,10 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // DefaultListen are a peer's listen addresses when none are given: all
@@ -60,6 +62,18 @@ type Options struct {
 	// Logger receives debug lines when a limit refuses something (peer IDs
 	// shortened, no payload). Nil discards.
 	Logger *slog.Logger
+	// Reach is how a listening host is reached from outside its network:
+	// relays, the relay service, announced addresses, port mapping (see
+	// Reach). A light client ignores it but for hole punching.
+	Reach Reach
+	// Punch makes a light client (no Listen addresses) listen on
+	// ephemeral ports of every interface so that DCUtR hole punching can
+	// turn its relayed connections into direct ones. It keeps a light
+	// client's limits. Use it when a peer is reached through a relay.
+	Punch bool
+	// Metrics, if not nil, gets go-libp2p's own metrics (swarm, identify,
+	// hole punching, AutoNAT, the relay service); nil turns them off.
+	Metrics prometheus.Registerer
 }
 
 // New returns a host with key priv.
@@ -87,15 +101,27 @@ func New(priv ed25519.PrivateKey, o Options) (host.Host, error) {
 		libp2p.Identity(sk),
 		libp2p.Transport(tcp.NewTCPTransport),
 		libp2p.Transport(quic.NewTransport),
-		libp2p.DisableRelay(),
+		// The relay transport: dial /p2p-circuit addresses, accept
+		// relayed connections (a light client too: NoListenAddrs would
+		// turn it off).
+		libp2p.EnableRelay(),
 		libp2p.UserAgent(ua),
 		libp2p.ResourceManager(rm),
 		libp2p.ConnectionManager(cm),
 	}
-	if len(o.Listen) == 0 {
-		opts = append(opts, libp2p.NoListenAddrs)
-	} else {
+	opts = append(opts, reachOptions(o.Reach, client, o.Punch, cm)...)
+	switch {
+	case !client:
 		opts = append(opts, libp2p.ListenAddrStrings(o.Listen...))
+	case o.Punch:
+		opts = append(opts, libp2p.ListenAddrStrings(DefaultListen...))
+	default:
+		opts = append(opts, libp2p.NoListenAddrs)
+	}
+	if o.Metrics != nil {
+		opts = append(opts, libp2p.PrometheusRegisterer(o.Metrics))
+	} else {
+		opts = append(opts, libp2p.DisableMetrics())
 	}
 	h, err := libp2p.New(opts...)
 	if err != nil {
@@ -103,6 +129,23 @@ func New(priv ed25519.PrivateKey, o Options) (host.Host, error) {
 		cm.Close()
 		rm.Close()
 		return nil, fmt.Errorf("starting libp2p: %w", err)
+	}
+	if !client && o.Reach.RelayService {
+		ropts := []relayv2.Option{relayv2.WithResources(relayResources(o.Reach.RelayBudget))}
+		if o.Metrics != nil {
+			ropts = append(ropts, relayv2.WithMetricsTracer(relayv2.NewMetricsTracer(relayv2.WithRegisterer(o.Metrics))))
+		}
+		r, err := relayv2.New(h, ropts...)
+		if err != nil {
+			h.Close()
+			return nil, fmt.Errorf("starting the relay service: %w", err)
+		}
+		h = &relayHost{Host: h, relay: r}
+		if o.Logger != nil {
+			b := relayResources(o.Reach.RelayBudget).Limit
+			o.Logger.Info("relay service on", "budget_bytes", b.Data, "budget_duration", b.Duration.String(),
+				"max_reservations", relayMaxReservations, "max_circuits_per_peer", relayMaxCircuits)
+		}
 	}
 	if !client {
 		for _, ai := range o.Known {
@@ -117,6 +160,17 @@ func New(priv ed25519.PrivateKey, o Options) (host.Host, error) {
 		}
 	}
 	return h, nil
+}
+
+// relayHost is a host running the relay service, which it closes first.
+type relayHost struct {
+	host.Host
+	relay *relayv2.Relay
+}
+
+func (h *relayHost) Close() error {
+	h.relay.Close()
+	return h.Host.Close()
 }
 
 // knownTag is the connection manager's protection tag of known peers.

@@ -19,6 +19,7 @@ func (p *Peer) logEquivocations() {
 		if e == nil {
 			return
 		}
+		p.metrics.Entry("own", e.Kind)
 		select {
 		case p.outbox <- e:
 		default:

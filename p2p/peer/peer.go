@@ -33,6 +33,7 @@ import (
 	"github.com/medwallet/medwallet/p2p/ledgersync"
 	"github.com/medwallet/medwallet/p2p/locate"
 	"github.com/medwallet/medwallet/p2p/manifests"
+	"github.com/medwallet/medwallet/p2p/metrics"
 	"github.com/medwallet/medwallet/p2p/netfile"
 	"github.com/medwallet/medwallet/p2p/node"
 	"github.com/medwallet/medwallet/p2p/serving"
@@ -75,6 +76,11 @@ type Config struct {
 	// Limits are the connection and memory limits for strangers (node's
 	// defaults, scaled to the machine, where zero).
 	Limits node.Limits
+	// Reach is how the peer is reached from outside its network: relays,
+	// the relay service, announced addresses, port mapping (node.Reach).
+	// Its relays are known peers too (their connections carry everyone
+	// who reaches this peer through them).
+	Reach node.Reach
 	// MDNS enables discovery on the local network.
 	MDNS bool
 	// DHT enables the Kademlia DHT.
@@ -101,6 +107,8 @@ type Config struct {
 	// bounds the feeds witnessed (witness.DefaultMaxLogs if zero).
 	NoWitness      bool
 	WitnessMaxLogs int
+	// Metrics, if not nil, gets the peer's figures (p2p/metrics).
+	Metrics *metrics.Metrics
 }
 
 // Peer is a running peer.
@@ -126,6 +134,7 @@ type Peer struct {
 	outbox     chan *consent.Entry
 	ready      atomic.Bool
 	log        *slog.Logger
+	metrics    *metrics.Metrics
 	cancel     context.CancelFunc
 	wg         sync.WaitGroup
 	closeOnce  sync.Once
@@ -157,7 +166,7 @@ func Start(ctx context.Context, cfg Config) (_ *Peer, err error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Peer{signer: signer, log: log}
+	p := &Peer{signer: signer, log: log, metrics: cfg.Metrics}
 	defer func() {
 		if err != nil {
 			p.Close()
@@ -185,7 +194,8 @@ func Start(ctx context.Context, cfg Config) (_ *Peer, err error) {
 	}
 	if p.Host, err = node.New(key, node.Options{
 		Listen: listen, UserAgent: "medwallet-peer",
-		Limits: cfg.Limits, Known: append(append([]lpeer.AddrInfo(nil), boot...), known...), Logger: log,
+		Limits: cfg.Limits, Known: append(append(append([]lpeer.AddrInfo(nil), boot...), known...), cfg.Reach.Relays...), Logger: log,
+		Reach: cfg.Reach, Metrics: p.metrics.Registerer(),
 	}); err != nil {
 		return nil, err
 	}
@@ -219,7 +229,8 @@ func Start(ctx context.Context, cfg Config) (_ *Peer, err error) {
 	for _, ai := range append(append([]lpeer.AddrInfo(nil), boot...), known...) {
 		knownIDs = append(knownIDs, ai.ID)
 	}
-	opts = append(opts, ledgersync.WithKnownPeers(knownIDs))
+	opts = append(opts, ledgersync.WithKnownPeers(knownIDs), ledgersync.WithSyncObserver(p.metrics.Synced))
+	p.metrics.KnownPeers(knownIDs)
 	// Need to know: this peer keeps and serves the feeds of the patients it
 	// serves and of the parties they name (authorise.go).
 	if p.served, err = serving.Open(filepath.Join(cfg.DataDir, serving.File)); err != nil {
@@ -236,6 +247,7 @@ func Start(ctx context.Context, cfg Config) (_ *Peer, err error) {
 	if err := p.follow(); err != nil {
 		return nil, err
 	}
+	p.Sync.OnAccepted(func(e *consent.Entry) { p.metrics.Entry("received", e.Kind) })
 	// Access entries are on this peer's ledger before any byte is served;
 	// gossiping them happens in the background so that a slow mesh never
 	// holds up a transfer (anti-entropy sync carries what gossip drops).
@@ -250,8 +262,9 @@ func Start(ctx context.Context, cfg Config) (_ *Peer, err error) {
 	}()
 	p.logEquivocations()
 	p.shares = shares.NewService(p.Host, p.Store, p.Ledger, signer, shares.WithLogger(log),
-		shares.WithGate(p.gate),
+		shares.WithGate(p.gate), shares.WithGetObserver(p.metrics.ShareGet),
 		shares.WithPublish(func(e *consent.Entry) {
+			p.metrics.Entry("own", e.Kind)
 			select {
 			case p.outbox <- e:
 			default:
@@ -289,6 +302,9 @@ func Start(ctx context.Context, cfg Config) (_ *Peer, err error) {
 	if len(boot) == 0 {
 		log.Info("no bootstrap peers: this is the first or only peer of its network; serving on the ledger as stored")
 		p.ready.Store(true)
+	}
+	if err := p.metrics.Watch(metrics.Sources{Host: p.Host, Usage: p.Store.Usage, Ledger: p.Sync.Stats, Ready: p.ready.Load}); err != nil {
+		return nil, err
 	}
 	p.wg.Add(1)
 	go p.maintain(sctx, boot, known)
@@ -352,7 +368,9 @@ func (p *Peer) catchUp(ctx context.Context, boot []lpeer.AddrInfo) bool {
 	}
 	var wg sync.WaitGroup
 	for _, ai := range boot {
-		if ai.ID == p.Host.ID() || p.Host.Network().Connectedness(ai.ID) != network.Connected {
+		// A known peer behind NAT may be connected through a relay only
+		// (Limited): sync runs over that too, within the relay's budget.
+		if c := p.Host.Network().Connectedness(ai.ID); ai.ID == p.Host.ID() || (c != network.Connected && c != network.Limited) {
 			continue
 		}
 		wg.Add(1)
@@ -396,7 +414,7 @@ func (p *Peer) maintain(ctx context.Context, boot, known []lpeer.AddrInfo) {
 		case <-t.C:
 		}
 		for _, ai := range boot {
-			if ai.ID == p.Host.ID() || p.Host.Network().Connectedness(ai.ID) == network.Connected {
+			if c := p.Host.Network().Connectedness(ai.ID); ai.ID == p.Host.ID() || c == network.Connected || c == network.Limited {
 				continue
 			}
 			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)

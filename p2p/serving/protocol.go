@@ -175,7 +175,7 @@ func Enrol(ctx context.Context, h host.Host, p peer.ID, secret Secret) error {
 func call(ctx context.Context, h host.Host, p peer.ID, op string, req request) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	st, err := h.NewStream(ctx, p, ID)
+	st, err := h.NewStream(network.WithAllowLimitedConn(ctx, "medwallet serve: small request"), p, ID)
 	if err != nil {
 		return fmt.Errorf("%s on %s: %w", op, p.ShortString(), err)
 	}

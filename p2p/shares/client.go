@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -51,8 +52,118 @@ func budget(ctx context.Context, opts []CallOption) wire.Budget {
 	return b
 }
 
+// DirectWait bounds how long a get or a put waits for a direct
+// connection to a peer that it reaches only through a relay: DCUtR hole
+// punching gives one within a few round trips where the NATs allow it.
+// Then the transfer goes over the relayed connection, within the relay's
+// budget per connection.
+var DirectWait = 5 * time.Second
+
+// ErrRelayOnly reports a get or a put that failed with a peer reachable
+// only through a relay: no direct connection came up (hole punching
+// failed, or was not possible), and the relayed connection did not carry
+// the share, most likely because the relay's budget per connection ran
+// out. Errors.Is finds it in a *RelayError.
+var ErrRelayOnly = errors.New("reachable only through a relay")
+
+// RelayError is a share transfer that failed over a relayed connection:
+// errors.Is(err, ErrRelayOnly) holds, and Err is what the stream said.
+type RelayError struct {
+	Peer peer.ID
+	Err  error
+}
+
+func (e *RelayError) Error() string {
+	return fmt.Sprintf("peer %s is reachable only through a relay and no direct connection came up; the relayed transfer failed (the relay's budget per connection may have run out): %v",
+		e.Peer.ShortString(), e.Err)
+}
+
+func (e *RelayError) Unwrap() []error { return []error{ErrRelayOnly, e.Err} }
+
+// overRelay words err, of a transfer on s, as a *RelayError when s runs
+// over a relayed connection and err is not the peer's own answer.
+func overRelay(s network.Stream, p peer.ID, err error) error {
+	if err == nil || err == io.EOF || isAnswer(err) || !s.Conn().Stat().Limited {
+		return err
+	}
+	var re *RelayError
+	if errors.As(err, &re) {
+		return err
+	}
+	return &RelayError{Peer: p, Err: err}
+}
+
+// newStream opens a share stream to p. has and delete are small and go
+// over a relayed (limited) connection as well; get and put move shares,
+// so they first wait up to DirectWait for a direct connection, and only
+// then use the relayed one.
+func newStream(ctx context.Context, h host.Host, p peer.ID, op string) (network.Stream, error) {
+	if op != OpGet && op != OpPut {
+		return h.NewStream(network.WithAllowLimitedConn(ctx, "medwallet shares: small request"), p, ID)
+	}
+	relayed := network.WithAllowLimitedConn(ctx, "medwallet shares: no direct connection came up; within the relay's budget")
+	if h.Network().Connectedness(p) != network.Connected {
+		// Any connection first, a relayed one too; then see which.
+		if err := h.Connect(relayed, peer.AddrInfo{ID: p}); err != nil {
+			return nil, err
+		}
+	}
+	if h.Network().Connectedness(p) != network.Limited {
+		return h.NewStream(ctx, p, ID)
+	}
+	// Hole punching runs once per relayed connection: a connection
+	// already waited on in vain is not waited on again.
+	if !waitedOn(h, p) {
+		s, err := h.NewStream(network.WithDialPeerTimeout(ctx, DirectWait), p, ID)
+		if err == nil || ctx.Err() != nil || h.Network().Connectedness(p) != network.Limited {
+			return s, err
+		}
+		noteWaited(h, p)
+	}
+	return h.NewStream(relayed, p, ID)
+}
+
+// waited holds the relayed connections a get or put waited on for a
+// direct connection in vain (by connection ID), so that the next transfer
+// over one does not wait again. It is cleared when it grows past
+// maxWaited.
+var waited struct {
+	sync.Mutex
+	ids map[string]bool
+}
+
+const maxWaited = 1024
+
+// waitedOn reports whether every connection of h to p is a relayed one
+// already waited on.
+func waitedOn(h host.Host, p peer.ID) bool {
+	waited.Lock()
+	defer waited.Unlock()
+	conns := h.Network().ConnsToPeer(p)
+	for _, c := range conns {
+		if !waited.ids[c.ID()] {
+			return false
+		}
+	}
+	return len(conns) > 0
+}
+
+// noteWaited notes h's relayed connections to p as waited on.
+func noteWaited(h host.Host, p peer.ID) {
+	waited.Lock()
+	defer waited.Unlock()
+	if waited.ids == nil || len(waited.ids) >= maxWaited {
+		waited.ids = map[string]bool{}
+	}
+	for _, c := range h.Network().ConnsToPeer(p) {
+		if c.Stat().Limited {
+			waited.ids[c.ID()] = true
+		}
+	}
+}
+
 func open(ctx context.Context, h host.Host, p peer.ID, req request, b wire.Budget) (network.Stream, *wire.Transfer, error) {
-	s, err := h.NewStream(ctx, p, ID)
+	s, err := newStream(ctx, h, p, req.Op)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -103,6 +214,16 @@ func Put(ctx context.Context, h host.Host, p peer.ID, record string, r io.Reader
 	if err != nil {
 		return vault.ShareID{}, err
 	}
+	src := &sourceReader{r: r}
+	id, err := put(s, t, p, src)
+	if err != nil && src.err == nil && ctx.Err() == nil {
+		err = overRelay(s, p, err)
+	}
+	return id, err
+}
+
+// put runs a put of the share read from src on the open stream s.
+func put(s network.Stream, t *wire.Transfer, p peer.ID, src *sourceReader) (vault.ShareID, error) {
 	end := t.Deadline()
 	// The raw stream: the peer is silent until it has admitted the put,
 	// and then until it has every byte; deadlines bound both waits.
@@ -130,8 +251,7 @@ func Put(ctx context.Context, h host.Host, p peer.ID, record string, r io.Reader
 		}
 		answered <- a
 	}()
-	src := &sourceReader{r: r}
-	_, err = io.Copy(t, src)
+	_, err := io.Copy(t, src)
 	if src.err != nil {
 		s.Reset()
 		<-answered
@@ -201,13 +321,17 @@ func Get(ctx context.Context, h host.Host, p peer.ID, id vault.ShareID, ar *cons
 	resp, err := readResponse(s, br, p)
 	if err != nil {
 		s.Reset()
+		if ctx.Err() == nil {
+			err = overRelay(s, p, err)
+		}
 		return nil, err
 	}
-	return &shareReader{s: s, r: io.LimitReader(br, resp.Size), left: resp.Size}, nil
+	return &shareReader{s: s, p: p, r: io.LimitReader(br, resp.Size), left: resp.Size}, nil
 }
 
 type shareReader struct {
 	s    network.Stream
+	p    peer.ID
 	r    io.Reader
 	left int64
 }
@@ -216,7 +340,10 @@ func (r *shareReader) Read(p []byte) (int, error) {
 	n, err := r.r.Read(p)
 	r.left -= int64(n)
 	if err == io.EOF && r.left > 0 {
-		return n, io.ErrUnexpectedEOF
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil && err != io.EOF {
+		err = overRelay(r.s, r.p, err)
 	}
 	return n, err
 }

@@ -121,6 +121,8 @@ type Service struct {
 	feeds subFeeds   // this peer's sub-feed per owner (subfeed.go); decideMu guards it
 	gets  getLimiter // per-requester limit on gets (ratelimit.go)
 	reps  repeats    // repeated denials counted, not logged one by one (repeats.go); decideMu guards it
+
+	onGet func(outcome, reason string) // WithGetObserver (observe.go)
 }
 
 // Option configures a Service.
@@ -176,6 +178,9 @@ func (s *Service) handle(st network.Stream) {
 		s.log.Debug("shares stream refused: busy", "peer", p.ShortString(), "op", req.Op)
 		// Closed, not reset: a reset would drop the answer before the
 		// client reads it. The client stops sending when it reads it.
+		if req.Op == OpGet {
+			s.observeGet(response{Code: "busy"})
+		}
 		_ = wire.Write(t, response{Error: "busy", Code: "busy"})
 		st.Close()
 		return
@@ -352,7 +357,7 @@ func shareID(b []byte) (vault.ShareID, error) {
 }
 
 func (s *Service) serveGet(st network.Stream, w io.Writer, remote consent.ID, req request) error {
-	reply := func(r response) error { return wire.Write(w, r) }
+	reply := func(r response) error { s.observeGet(r); return wire.Write(w, r) }
 	// Before anything is decided: a refusal here releases and logs nothing.
 	if !s.gets.allow(remote, s.now()) {
 		return reply(response{Error: ErrRateLimited.Error(), Code: "rate-limited"})

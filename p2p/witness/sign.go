@@ -169,7 +169,7 @@ func (s *Service) SignSubFeed(subject consent.ID, size uint64) SignResponse {
 // identity of h over the first size entries. It checks the certificate
 // and the note's signature by the certified key, not what the note says.
 func SignSubFeed(ctx context.Context, h host.Host, p peer.ID, size uint64) ([]byte, *consent.CheckpointCert, error) {
-	st, err := h.NewStream(ctx, p, SignID)
+	st, err := h.NewStream(network.WithAllowLimitedConn(ctx, "medwallet witness: small request"), p, SignID)
 	if err != nil {
 		return nil, nil, err
 	}

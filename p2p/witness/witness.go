@@ -335,7 +335,7 @@ func ownSigned(msg []byte, origin string) []byte {
 // than ok is also an error wrapping ErrRemote and the code's error; the
 // answer then still carries the witness's state.
 func Submit(ctx context.Context, h host.Host, p peer.ID, req *Request) (*Response, error) {
-	st, err := h.NewStream(ctx, p, ID)
+	st, err := h.NewStream(network.WithAllowLimitedConn(ctx, "medwallet witness: small request"), p, ID)
 	if err != nil {
 		return nil, err
 	}
