@@ -199,7 +199,7 @@ func TestAcrossNATs(t *testing.T) {
 	_, err = w.run(ctx, w.bob, "import", bigGrant, "--out", filepath.Join(w.dir, "big3"))
 	var ee *exitError
 	if !errors.As(err, &ee) || !strings.Contains(ee.stderr, "only through") {
-		t.Errorf("import of %d MiB through a relay with a %d MiB budget: %v, want the relay's error", len(big)>>20, relayBudgetMiB, err)
+		t.Errorf("import of %d MiB through a relay with a %d MiB budget: %v\nwant the relay's own error (shares.RelayError, ErrRelayOnly and its hint), not a share reported truncated", len(big)>>20, relayBudgetMiB, err)
 	}
 	w.setNetwork(w.bob, w.network(h1))
 	w.mustRun(ctx, w.bob, "import", bigGrant, "--out", filepath.Join(w.dir, "big1"))
