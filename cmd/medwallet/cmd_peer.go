@@ -74,7 +74,9 @@ ledger before it sends a byte. It prints its multiaddrs on stdout, logs
 (without PHI) on stderr, and stops cleanly on SIGINT or SIGTERM; a restart
 on the same --data keeps its identity and everything it stored.`,
 		Example: `  medwallet peer --data /var/lib/medwallet-peer --listen /ip4/0.0.0.0/tcp/4001 --listen /ip4/0.0.0.0/udp/4001/quic-v1
-  medwallet peer --data ./p2 --bootstrap /ip4/10.0.0.5/tcp/4001/p2p/12D3KooW...`,
+  medwallet peer --data ./p2 --bootstrap /ip4/10.0.0.5/tcp/4001/p2p/12D3KooW...
+  medwallet peer --data /var/lib/medwallet-peer --listen /ip4/0.0.0.0/tcp/4001 --relay-service --relay-budget-mib 8
+  medwallet peer --data ./home --relay /ip4/198.51.100.7/tcp/4001/p2p/12D3KooW... --addr-file home.addr`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runPeer(cmd.Context(), o, g) },
 	}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/p2p/host/autonat"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
@@ -105,5 +106,15 @@ func TestReachServiceLimitsSet(t *testing.T) {
 	}
 	if def := relayResources(RelayBudget{}).Limit; *def != (relayv2.RelayLimit{Data: DefaultRelayBudget.Bytes, Duration: DefaultRelayBudget.Duration}) {
 		t.Errorf("default relay limit %+v", def)
+	}
+}
+
+// A host reading a network file that lists it among the relays does not
+// take itself for one.
+func TestOtherRelays(t *testing.T) {
+	a, b := peer.ID("a"), peer.ID("b")
+	in := []peer.AddrInfo{{ID: a}, {ID: b}}
+	if got := otherRelays(a, in); len(got) != 1 || got[0].ID != b || len(in) != 2 {
+		t.Fatalf("otherRelays(a, [a b]) = %v (input now %v)", got, in)
 	}
 }

@@ -109,6 +109,9 @@ func New(priv ed25519.PrivateKey, o Options) (host.Host, error) {
 		libp2p.ResourceManager(rm),
 		libp2p.ConnectionManager(cm),
 	}
+	if self, err := peer.IDFromPrivateKey(sk); err == nil {
+		o.Reach.Relays = otherRelays(self, o.Reach.Relays)
+	}
 	opts = append(opts, reachOptions(o.Reach, client, o.Punch, cm)...)
 	switch {
 	case !client:

@@ -112,6 +112,13 @@ func relayResources(b RelayBudget) relayv2.Resources {
 	return rc
 }
 
+// otherRelays are relays without self: a network file shared by every
+// peer lists the relays, the reader among them perhaps, and a host is
+// never its own relay.
+func otherRelays(self peer.ID, relays []peer.AddrInfo) []peer.AddrInfo {
+	return slices.DeleteFunc(slices.Clone(relays), func(ai peer.AddrInfo) bool { return ai.ID == self })
+}
+
 // reachOptions are the libp2p options of r for a host that listens
 // (client false) or a light client (which only dials, but may listen on
 // ephemeral ports for hole punching: punch).
