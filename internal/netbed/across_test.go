@@ -58,12 +58,16 @@ func newNATWorld(ctx context.Context, t testing.TB) *natWorld {
 			"--relay", w.relay.direct()[0], "--reachability", "private")
 		w.homes = append(w.homes, h)
 	}
-	all := append([]*mwPeer{w.relay, w.pub}, w.homes...)
-	for _, p := range all {
+	// The relay first: a home peer that finds it down retries only after
+	// AutoRelay's back-off (about 10 s).
+	for _, p := range []*mwPeer{w.relay, w.pub} {
 		w.start(p)
 	}
-	for _, p := range all[:2] {
+	for _, p := range []*mwPeer{w.relay, w.pub} {
 		w.waitUp(p)
+	}
+	for _, h := range w.homes {
+		w.start(h)
 	}
 	for _, h := range w.homes {
 		w.circuit[h] = w.waitAddr(h, 60*time.Second, "relay address", isCircuit)
