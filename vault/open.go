@@ -147,8 +147,14 @@ func (m *Manifest) openShare(ctx context.Context, src ShareGetter, i int) *share
 }
 
 func truncated(err error, where string) error {
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+	switch {
+	case err == io.EOF || err == io.ErrUnexpectedEOF:
 		return fmt.Errorf("%w: share truncated in %s", errTruncated, where)
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		// A reader that says why it stopped short (a relay that cut the
+		// stream at its budget): keep its words for the share's detail,
+		// which the CLI's hints read.
+		return fmt.Errorf("%w: share truncated in %s: %w", errTruncated, where, err)
 	}
 	return err
 }

@@ -24,10 +24,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
 	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
+	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/medwallet/medwallet/consent"
 	"github.com/medwallet/medwallet/p2p/ledgersync"
@@ -82,6 +85,55 @@ type DialOptions struct {
 	Straggle time.Duration
 }
 
+// HolePunchWait bounds how long a client that listens for hole punching
+// waits, before it dials peers through their relays, for its DCUtR
+// service to answer (see readyForHolePunching).
+var HolePunchWait = 3 * time.Second
+
+// readyForHolePunching connects to the relays of the peers listed at
+// relay addresses, then waits (at most HolePunchWait) until the host
+// answers DCUtR. A peer behind NAT starts DCUtR once, as soon as an
+// inbound relayed connection is identified, and go-libp2p registers the
+// DCUtR handler only once the host has a public address of its own, which
+// the relay's identify gives it: a client that dialed through the relay at
+// once was never ready in time, and its connections stayed relayed
+// (internal/netbed, TestAcrossNATs).
+func readyForHolePunching(ctx context.Context, h host.Host, ais []peer.AddrInfo) {
+	sub, err := h.EventBus().Subscribe(new(event.EvtLocalProtocolsUpdated))
+	if err != nil {
+		return
+	}
+	defer sub.Close()
+	seen := map[peer.ID]bool{}
+	for _, ai := range ais {
+		for _, a := range ai.Addrs {
+			if !node.IsRelayed(a) {
+				continue
+			}
+			hop, _ := ma.SplitFunc(a, func(c ma.Component) bool { return c.Code() == ma.P_CIRCUIT })
+			relay, err := peer.AddrInfoFromP2pAddr(hop)
+			if err != nil || seen[relay.ID] {
+				continue
+			}
+			seen[relay.ID] = true
+			cctx, cancel := context.WithTimeout(ctx, DialTimeout)
+			_ = h.Connect(cctx, *relay) // the dial through it says why it failed
+			cancel()
+		}
+	}
+	t := time.NewTimer(HolePunchWait)
+	defer t.Stop()
+	for !slices.Contains(h.Mux().Protocols(), holepunch.Protocol) {
+		select {
+		case <-sub.Out():
+		case <-t.C:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
 // DialWith is Dial with options.
 func DialWith(ctx context.Context, key ed25519.PrivateKey, peers []string, o DialOptions) (*Client, error) {
 	ais, err := netfile.ParseAddrs(peers)
@@ -104,6 +156,9 @@ func DialWith(ctx context.Context, key ed25519.PrivateKey, peers []string, o Dia
 		return nil, err
 	}
 	c := &Client{h: h, signer: signer, errs: map[peer.ID]error{}}
+	if punch {
+		readyForHolePunching(ctx, h, ais)
+	}
 	// Several addresses of one peer collapse into one AddrInfo.
 	byID := map[peer.ID]*peer.AddrInfo{}
 	for _, ai := range ais {
