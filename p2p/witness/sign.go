@@ -105,14 +105,7 @@ func WithSubFeedCheckpoints(hashes FeedHashes) Option {
 func (s *Service) handleSign(st network.Stream) {
 	p := st.Conn().RemotePeer()
 	t := wire.NewTransfer(st, s.lim.Budget)
-	answer := func(r SignResponse) {
-		t.Start(s.lim.Budget)
-		if err := wire.Write(t, r); err != nil {
-			st.Reset()
-			return
-		}
-		st.Close()
-	}
+	answer := replier[SignResponse](st, t, s.lim.Budget)
 	release, ok := s.slots.Acquire(p)
 	if !ok {
 		answer(SignResponse{Code: CodeBusy, Error: "too many streams"})

@@ -214,17 +214,24 @@ func (s *Service) Close() {
 
 func (s *Service) allow(p peer.ID) bool { return s.rates.Allow(p) }
 
-func (s *Service) handle(st network.Stream) {
-	p := st.Conn().RemotePeer()
-	t := wire.NewTransfer(st, s.lim.Budget)
-	answer := func(r Response) {
-		t.Start(s.lim.Budget)
+// replier returns the function a handler answers with: one frame written
+// on t within a fresh budget b, then the stream closed (reset if the
+// write fails).
+func replier[R any](st network.Stream, t *wire.Transfer, b wire.Budget) func(R) {
+	return func(r R) {
+		t.Start(b)
 		if err := wire.Write(t, r); err != nil {
 			st.Reset()
 			return
 		}
 		st.Close()
 	}
+}
+
+func (s *Service) handle(st network.Stream) {
+	p := st.Conn().RemotePeer()
+	t := wire.NewTransfer(st, s.lim.Budget)
+	answer := replier[Response](st, t, s.lim.Budget)
 	release, ok := s.slots.Acquire(p)
 	if !ok {
 		answer(Response{Code: CodeBusy, Error: "too many streams"})
