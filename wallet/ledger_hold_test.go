@@ -2,10 +2,8 @@ package wallet
 
 import (
 	"bytes"
-	"context"
 	"os"
 	"testing"
-	"time"
 
 	"github.com/medwallet/medwallet/consent"
 	"github.com/medwallet/medwallet/p2p/devnet"
@@ -23,16 +21,7 @@ func ledgerOpens(w *Wallet) int {
 // it; opening restores the view and closing saves it, a cost that grows
 // with the history. Between use cases the ledger is closed.
 func TestUseCasesOpenTheLedgerOnce(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a devnet")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	dn, err := devnet.Start(ctx, devnet.Options{Peers: 3, Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dn.Close()
+	ctx, dn := newDevnet(t, devnet.Options{Peers: 3})
 	alice := rotateWallet(t, dn.NetworkPath(), "Alice", "patient")
 	bob := rotateWallet(t, dn.NetworkPath(), "Bob", "clinician")
 	addContact(t, alice, "Bob", bob)
@@ -95,16 +84,7 @@ func TestUseCasesOpenTheLedgerOnce(t *testing.T) {
 // Import reads the wrapped record keys from the grant's entry, not from
 // the ledger view's description of the grant, which need not hold them.
 func TestImportReadsTheWrappedKeysFromTheEntry(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a devnet")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	dn, err := devnet.Start(ctx, devnet.Options{Peers: 3, Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dn.Close()
+	ctx, dn := newDevnet(t, devnet.Options{Peers: 3})
 	alice := rotateWallet(t, dn.NetworkPath(), "Alice", "patient")
 	bob := rotateWallet(t, dn.NetworkPath(), "Bob", "clinician")
 	addContact(t, alice, "Bob", bob)

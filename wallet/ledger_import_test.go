@@ -2,10 +2,8 @@ package wallet
 
 import (
 	"bytes"
-	"context"
 	"reflect"
 	"testing"
-	"time"
 
 	"github.com/medwallet/medwallet/p2p/devnet"
 )
@@ -15,16 +13,7 @@ import (
 // checkpoints as Alice, and its own export carries them on; importing
 // the file again changes nothing.
 func TestImportKeepsCheckpoints(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a devnet")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	dn, err := devnet.Start(ctx, devnet.Options{Peers: 3, Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dn.Close()
+	ctx, dn := newDevnet(t, devnet.Options{Peers: 3})
 	alice := rotateWallet(t, dn.NetworkPath(), "Alice", "patient")
 	if _, err := alice.AddRecord(ctx, bytes.NewReader([]byte("a small record")), AddRecordOptions{Label: "note", K: 1, N: 2}); err != nil {
 		t.Fatal(err)

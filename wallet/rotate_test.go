@@ -19,24 +19,35 @@ import (
 	"github.com/medwallet/medwallet/vault"
 )
 
-// rotateWallet opens a wallet on the devnet's network file.
 // startDevnet starts four peers in this process for one test, which it
 // skips under -short, and returns a context bounding the test and the
 // network file's path; the peers stop when the test ends.
 func startDevnet(t *testing.T) (context.Context, string) {
+	t.Helper()
+	ctx, dn := newDevnet(t, devnet.Options{Peers: 4, SyncInterval: time.Second})
+	return ctx, dn.NetworkPath()
+}
+
+// newDevnet starts a devnet of o in this process for one test, which it
+// skips under -short, in a directory of the test's, and returns it with a
+// context bounding the test; the peers stop when the test ends.
+func newDevnet(t *testing.T, o devnet.Options) (context.Context, *devnet.Devnet) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("starts a devnet")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
-	dn, err := devnet.Start(ctx, devnet.Options{Peers: 4, Dir: t.TempDir(), SyncInterval: time.Second})
+	o.Dir = t.TempDir()
+	dn, err := devnet.Start(ctx, o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { dn.Close() })
-	return ctx, dn.NetworkPath()
+	return ctx, dn
 }
+
+// rotateWallet opens a wallet on the devnet's network file.
 
 func rotateWallet(t *testing.T, netPath, name, role string) *Wallet {
 	t.Helper()
