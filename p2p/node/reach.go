@@ -259,12 +259,8 @@ func transportOf(a ma.Multiaddr) string {
 // connection came up, where the NATs allow it. It reports whether there
 // is one. A peer h is not connected to at all is not waited for.
 func AwaitDirect(ctx context.Context, h host.Host, p peer.ID, d time.Duration) bool {
-	switch h.Network().Connectedness(p) {
-	case network.Connected:
-		return true
-	case network.Limited:
-	default:
-		return false
+	if h.Network().Connectedness(p) == network.Connected {
+		return true // the common case, without a subscription
 	}
 	sub, err := h.EventBus().Subscribe(new(event.EvtPeerConnectednessChanged))
 	if err != nil {
