@@ -477,3 +477,17 @@ func Rebuild(ctx context.Context, c *RepairCap, src ShareGetter, missing []int,
 	}
 	return res, nil
 }
+
+// ShareBlockSize reads the full block size from a share's header (its
+// first ShareHeaderSize bytes): a holder answering an audit finds block s
+// at ShareHeaderSize + s*block without the capability.
+func ShareBlockSize(hdr []byte) (int64, error) {
+	if _, err := ShareRecord(hdr); err != nil {
+		return 0, err
+	}
+	b := int64(hdr[8])<<24 | int64(hdr[9])<<16 | int64(hdr[10])<<8 | int64(hdr[11])
+	if b <= 0 || b > MaxStripeSize {
+		return 0, fmt.Errorf("vault: share header: block size %d out of range", b)
+	}
+	return b, nil
+}
