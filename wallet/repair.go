@@ -346,7 +346,8 @@ type ShareAudit struct {
 	ID      string        `json:"id"`
 	State   string        `json:"state"`
 	Holders []HolderAudit `json:"holders,omitempty"`
-	// Placed is the peer a rebuilt share was put on (Repair only).
+	// Placed is the peer a rebuilt share was put on (Repair only); State
+	// is what the audit found before.
 	Placed string `json:"placed,omitempty"`
 }
 
@@ -622,9 +623,8 @@ func (w *Wallet) repairRecord(ctx context.Context, c *client.Client, owner conse
 	rr.Rebuilt = len(res.Written)
 	for i, p := range placed {
 		rr.Shares[i].Placed = p.String()
-		rr.Shares[i].State = ShareHealthy
 	}
-	rr.HealthyAfter = healthy(rr.Shares)
+	rr.HealthyAfter = rr.HealthyBefore + rr.Rebuilt
 	return rr
 }
 
