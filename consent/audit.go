@@ -678,8 +678,8 @@ func DisclosuresWith(v *View, owner ID, since time.Time, c AccessCheck) []Disclo
 				continue
 			}
 			ab, r, err := CheckAccessIn(v, e, c)
-			if err != nil || !ab.Allow || r.Owner != owner || r.Requester == owner {
-				continue // the owner's own reads are accesses, not disclosures
+			if err != nil || !ab.Allow || r.Owner != owner || r.Requester == owner || ab.Reason == ReasonRepair {
+				continue // the owner's own reads and repairs are accesses, not disclosures
 			}
 			out = append(out, Disclosure{
 				Time: e.Time, Recipient: r.Requester, Record: r.Record, Scope: r.Scope, Scopes: grantScopes(v, ab.Grant, r.Scope),

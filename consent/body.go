@@ -310,10 +310,10 @@ func decodeBody(k Kind, b []byte) (any, error) {
 		if _, ok := reasonSet[v.Reason]; !ok {
 			return nil, malformed("access body: unknown reason %q", v.Reason)
 		}
-		if v.Allow != (v.Reason == ReasonGranted || v.Reason == ReasonOwner || v.Reason == ReasonEmergency) {
+		if v.Allow != (v.Reason == ReasonGranted || v.Reason == ReasonOwner || v.Reason == ReasonEmergency || v.Reason == ReasonRepair) {
 			return nil, malformed("access body: decision and reason disagree")
 		}
-		if (v.Reason == ReasonGranted || v.Reason == ReasonEmergency) && v.Grant.IsZero() {
+		if (v.Reason == ReasonGranted || v.Reason == ReasonEmergency || v.Reason == ReasonRepair) && v.Grant.IsZero() {
 			return nil, malformed("access body: an allow names no grant")
 		}
 		if (v.Reason == ReasonEmergency) != (v.Until != 0) || v.Until < 0 {
@@ -382,6 +382,10 @@ func decodeBody(k Kind, b []byte) (any, error) {
 			return nil, err
 		}
 		return &v, nil
+	case KindRepairGrant: // repair.go
+		return decodeRepairGrant(b)
+	case KindRepairRevoke:
+		return decodeRepairRevoke(b)
 	case KindEquivocation:
 		var v EquivocationProof
 		if err := Unmarshal(b, &v); err != nil {

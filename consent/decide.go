@@ -39,6 +39,7 @@ var reasonSet = map[Reason]struct{}{
 	ReasonPurpose: {}, ReasonBadSignature: {}, ReasonEquivocating: {}, ReasonReplay: {},
 	ReasonEmergency: {}, ReasonNoCredential: {}, ReasonCredentialRevoked: {}, ReasonCredentialExpired: {},
 	ReasonNoBreakGlass: {}, ReasonTimeBox: {},
+	ReasonRepair: {}, ReasonNoRepairGrant: {}, // repair.go
 }
 
 // FreshnessWindow is how far a request's time may lie from the decision
@@ -122,6 +123,8 @@ type facts interface {
 	// firstBreakGlass returns requester's first break-glass entry
 	// invoking grant; only asked when one such entry is held.
 	firstBreakGlassOf(requester ID, grant Hash) *BreakGlassInfo
+	// repairGrantsOf returns owner's repair grants (repair.go).
+	repairGrantsOf(owner ID) []*RepairGrantInfo
 }
 
 // decide is Decide without the signature check (benchmarked on its own).
@@ -133,6 +136,9 @@ func decide(v facts, r *Request, now time.Time) Decision {
 	}
 	if v.Equivocating(r.Owner) || v.Equivocating(r.Requester) {
 		return deny(ReasonEquivocating)
+	}
+	if r.Purpose == PurposeRepair {
+		return decideRepair(v, r) // repair.go
 	}
 	req, err := ParseScope(r.Scope)
 	if err != nil {

@@ -32,6 +32,11 @@ type randLedger struct {
 	bgs      []Hash
 	emGrants []Hash
 	requests []*Request // requests logged in access entries
+
+	// Repairs (repair.go) draw from a random stream of their own, so that
+	// they leave the rest of the generated ledgers as they were.
+	rrng    *rand.Rand
+	repairs map[ID][]Hash // owner -> its repair grants
 }
 
 var randRoles = []string{"physician", "emergency-physician"}
@@ -43,7 +48,7 @@ var randPurposes = []string{"TREAT", "ETREAT", "HPAYMT", "BTG"}
 func newRandLedger(tb testing.TB, seed uint64) *randLedger {
 	l := &randLedger{tb: tb, rng: rand.New(rand.NewPCG(seed, 12)), at: t0.Add(-48 * time.Hour),
 		roleIDs: map[ID][]ID{}, view: NewView(), ref: newRefView(), feeds: refFeeds{},
-		grants: map[ID][]Hash{}, creds: map[ID][]Hash{}}
+		grants: map[ID][]Hash{}, creds: map[ID][]Hash{}, rrng: rand.New(rand.NewPCG(seed, 13)), repairs: map[ID][]Hash{}}
 	for _, n := range []string{"alice", "carol"} {
 		l.owners = append(l.owners, testSigner(tb, n))
 	}
@@ -205,6 +210,12 @@ func (l *randLedger) request(at time.Time) *Request {
 		old := pick(l, l.requests)
 		p, r.Nonce = l.signerOf(old.Requester), old.Nonce
 	}
+	if l.rrng.IntN(8) == 0 {
+		r.Purpose, r.Scope = PurposeRepair, RepairScope
+		if l.rrng.IntN(6) == 0 {
+			r.Scope = "patient/*.rs"
+		}
+	}
 	sr, err := SignRequest(p, r)
 	if err != nil {
 		l.tb.Fatal(err)
@@ -301,6 +312,45 @@ func (l *randLedger) step() {
 	default:
 		l.equivocate()
 	}
+	if l.rrng.IntN(10) == 0 {
+		l.repair()
+	}
+}
+
+// repair makes an owner grant a person the repair of some records, or
+// revoke one of its repair grants (sometimes another owner revokes it).
+func (l *randLedger) repair() {
+	rp := func(n int) int { return l.rrng.IntN(n) }
+	o := l.owners[rp(len(l.owners))]
+	add := func(s Signer, kind Kind, body any) *Entry {
+		l.at = l.at.Add(time.Duration(rp(600)) * time.Second)
+		e, err := NewEntry(s, l.head(s.ID()), l.at, kind, body)
+		if err != nil {
+			l.tb.Fatal(err)
+		}
+		if _, err := l.view.Ingest(e); err != nil {
+			l.tb.Fatal(err)
+		}
+		l.ref.accept(e)
+		l.feeds[e.Author] = append(l.feeds[e.Author], refEntry{e, e.Hash()})
+		l.entries = append(l.entries, e)
+		return e
+	}
+	if gs := l.repairs[o.ID()]; len(gs) > 0 && rp(3) == 0 {
+		by := o
+		if rp(4) == 0 {
+			by = l.owners[rp(len(l.owners))]
+		}
+		add(by, KindRepairRevoke, &RepairRevokeBody{Grant: gs[rp(len(gs))]})
+		return
+	}
+	b := RepairGrantBody{Repairer: l.people[rp(len(l.people))].ID()}
+	if rp(3) == 0 {
+		b.All = true
+	} else {
+		b.Records = []string{[]string{"rec-1", "rec-2"}[rp(2)]}
+	}
+	l.repairs[o.ID()] = append(l.repairs[o.ID()], add(o, KindRepairGrant, &b).Hash())
 }
 
 // TestDecideMatchesReference checks the indexed policy against the

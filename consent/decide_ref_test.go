@@ -29,6 +29,9 @@ type refView struct {
 	credsBySubject map[ID][]*CredentialInfo // sorted by ID
 	breakGlass     map[Hash]*BreakGlassInfo
 	firstBG        map[requesterGrant]*BreakGlassInfo
+
+	repairs       map[ID][]*RepairGrantInfo // owner -> repair grants, in feed order
+	repairRevoked map[Hash]map[ID]bool      // repair grant -> who revoked it
 }
 
 func newRefView() *refView {
@@ -37,6 +40,7 @@ func newRefView() *refView {
 		byOwnerTo: map[ownerGrantee]int{}, roleOwnerRec: map[ownerRecord]int{}, revokedBy: map[Hash]map[ID]bool{},
 		nonces: map[nonceKey]struct{}{}, proofs: map[ID]bool{}, credsBySubject: map[ID][]*CredentialInfo{},
 		breakGlass: map[Hash]*BreakGlassInfo{}, firstBG: map[requesterGrant]*BreakGlassInfo{},
+		repairs: map[ID][]*RepairGrantInfo{}, repairRevoked: map[Hash]map[ID]bool{},
 	}
 }
 
@@ -110,6 +114,13 @@ func (v *refView) accept(e *Entry) {
 		m[e.Author] = true
 	case *EquivocationProof:
 		v.proofs[b.Author()] = true
+	case *RepairGrantBody:
+		v.repairs[e.Author] = append(v.repairs[e.Author], &RepairGrantInfo{ID: h, Owner: e.Author, Seq: e.Seq, Time: e.Time, RepairGrantBody: *b})
+	case *RepairRevokeBody:
+		if v.repairRevoked[b.Grant] == nil {
+			v.repairRevoked[b.Grant] = map[ID]bool{}
+		}
+		v.repairRevoked[b.Grant][e.Author] = true
 	case *CredentialBody:
 		ci := &CredentialInfo{ID: h, Issuer: e.Author, Time: e.Time, Seq: e.Seq, CredentialBody: *b}
 		s := v.credsBySubject[b.Subject]
@@ -140,6 +151,9 @@ func decideRefPolicy(v *refView, r *Request, now time.Time) Decision {
 	}
 	if v.Equivocating(r.Owner) || v.Equivocating(r.Requester) {
 		return deny(ReasonEquivocating)
+	}
+	if r.Purpose == PurposeRepair {
+		return decideRepairRef(v, r)
 	}
 	req, err := ParseScope(r.Scope)
 	if err != nil {
@@ -427,4 +441,39 @@ func refDecideAsOf(feeds refFeeds, e *Entry, req *Request) (Decision, error) {
 		}
 	}
 	return decideRef(v, req, TimeOf(ab.DecidedAt(e.Time))), nil
+}
+
+// decideRepairRef is the repair policy (repair.go) written out again.
+func decideRepairRef(v *refView, r *Request) Decision {
+	if r.Scope != RepairScope {
+		return deny(ReasonScope)
+	}
+	if r.Requester == r.Owner {
+		return Decision{Allow: true, Reason: ReasonOwner}
+	}
+	var firstRevoked *RepairGrantInfo
+	named := false
+	for _, g := range v.repairs[r.Owner] {
+		if g.Repairer != r.Requester {
+			continue
+		}
+		named = true
+		if !g.All && !slices.Contains(g.Records, r.Record) {
+			continue
+		}
+		if v.repairRevoked[g.ID][r.Owner] {
+			if firstRevoked == nil {
+				firstRevoked = g
+			}
+			continue
+		}
+		return Decision{Allow: true, Reason: ReasonRepair, Grant: g.ID}
+	}
+	if firstRevoked != nil {
+		return Decision{Reason: ReasonRevoked, Grant: firstRevoked.ID}
+	}
+	if named {
+		return deny(ReasonRecord)
+	}
+	return deny(ReasonNoRepairGrant)
 }

@@ -80,12 +80,17 @@ func TestDecideTable(t *testing.T) {
 		{"replay from the future", newRequest(t, bob, alice.ID(), "rec-1", lab, "TREAT", t0.Add(window+time.Second)), ReasonReplay, Hash{}, Hash{}, 0},
 	}
 	_ = gMal
+	// Repairs (repair.go): erin may repair rec-1 of alice's.
+	gRep := w.add(alice, t0.Add(-time.Hour), KindRepairGrant, &RepairGrantBody{Repairer: erin.ID(), Records: []string{"rec-1"}}).Hash()
+	cases = append(cases,
+		decideCase{"repair", newRequest(t, erin, alice.ID(), "rec-1", RepairScope, PurposeRepair, t0), ReasonRepair, gRep, Hash{}, 0},
+		decideCase{"no-repair-grant", newRequest(t, bob, alice.ID(), "rec-1", RepairScope, PurposeRepair, t0), ReasonNoRepairGrant, Hash{}, Hash{}, 0})
 	cases = append(cases, roleCases(t, w, alice)...)
 	seen := map[Reason]bool{}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			d := Decide(w.view, c.req, t0)
-			allow := c.reason == ReasonGranted || c.reason == ReasonOwner || c.reason == ReasonEmergency
+			allow := c.reason == ReasonGranted || c.reason == ReasonOwner || c.reason == ReasonEmergency || c.reason == ReasonRepair
 			if d.Reason != c.reason || d.Allow != allow || d.Grant != c.grant || d.Credential != c.credential || d.Until != c.until {
 				t.Fatalf("Decide = %+v, want reason %s grant %s credential %s until %d", d, c.reason, c.grant, c.credential, c.until)
 			}

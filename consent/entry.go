@@ -38,6 +38,9 @@ var kindNames = map[Kind]string{
 	KindReview:       "review",
 	KindServe:        "serve",
 	KindLink:         "link",
+
+	KindRepairGrant:  "repair-grant",  // repair.go
+	KindRepairRevoke: "repair-revoke", // repair.go
 }
 
 func (k Kind) String() string {

@@ -73,6 +73,9 @@ func (l *randLedger) otherKinds() {
 		}
 		l.add(by, KindReview, &ReviewBody{Access: bg, Outcome: pick(l, []string{ReviewOK, ReviewDispute}), Note: []byte("note")})
 	}
+	if l.rrng.IntN(3) == 0 {
+		l.repair()
+	}
 }
 
 func mustEncodeState(t *testing.T, v *View) []byte {

@@ -363,6 +363,8 @@ func (v *View) accept(f *feed, e *Entry, h Hash) {
 		v.acceptLink(e, b)
 	case *ServeBody:
 		v.acceptServe(e, b)
+	case *RepairGrantBody: // repair.go: the repairer reads the owner's feed
+		v.noteGrantor(f.author, b.Repairer)
 	}
 }
 

@@ -344,10 +344,23 @@ func fromWire(w wireManifest) (*Manifest, error) {
 
 // validate checks that the fields are consistent with each other.
 func (m *Manifest) validate() error {
-	bad := func(what string) error { return fmt.Errorf("%w: %s", ErrBadManifest, what) }
 	if m.Version != ManifestVersion {
 		return fmt.Errorf("%w: manifest version %d", ErrUnknownVersion, m.Version)
 	}
+	if err := m.validateLayout(); err != nil {
+		return err
+	}
+	if _, err := m.Identity(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// validateLayout checks the coding parameters, the share count, the block
+// hashes and the ciphertext root against each other: everything validate
+// checks but the version and the key (a repair capability has neither).
+func (m *Manifest) validateLayout() error {
+	bad := func(what string) error { return fmt.Errorf("%w: %s", ErrBadManifest, what) }
 	if _, err := (Params{K: m.K, N: m.N, StripeSize: int(m.StripeSize)}).normalized(); err != nil || m.K == 0 || m.N == 0 {
 		return bad("coding parameters")
 	}
@@ -371,9 +384,6 @@ func (m *Manifest) validate() error {
 	}
 	if m.computeCipherRoot() != m.CipherRoot {
 		return bad("ciphertext root does not match the block hashes")
-	}
-	if _, err := m.Identity(); err != nil {
-		return err
 	}
 	return nil
 }

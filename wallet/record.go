@@ -175,6 +175,9 @@ func (w *Wallet) AddRecord(ctx context.Context, r io.Reader, opts AddRecordOptio
 			return recordInfo(m), fmt.Errorf("record %s is stored on peers but not yet published: %w", m.RecordID, err)
 		}
 	}
+	if err := w.noteRepairCap(ctx, c, m); err != nil { // repair.go
+		return recordInfo(m), fmt.Errorf("record %s is stored but its repair capability is not: %w", m.RecordID, err)
+	}
 	return recordInfo(m), nil
 }
 
@@ -412,6 +415,7 @@ func (w *Wallet) RemoveRecord(ctx context.Context, ref string, opts RecordOption
 	if err := os.Remove(w.manifestPath(rid)); err != nil {
 		return "", err
 	}
+	_ = os.Remove(w.repairCapPath(rid)) // repair.go: rewritten from the manifest if ever needed
 	fsutil.SyncDir(w.recordsPath())
 	if err := w.unplace(ctx, c, rid); err != nil {
 		return rid, fmt.Errorf("record %s is removed but its peers were not updated: %w", rid, err)

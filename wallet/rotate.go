@@ -307,6 +307,9 @@ func (w *Wallet) rotateRecord(ctx context.Context, c *client.Client, rid string)
 	} else if _, err := w.AnchorRecord(ctx, rid); err != nil {
 		return keep(fmt.Errorf("anchoring the new manifest failed: %w", err))
 	}
+	if err := w.noteRepairCap(ctx, c, m); err != nil { // repair.go
+		return keep(fmt.Errorf("saving or publishing the repair capability failed: %w", err))
+	}
 	if err := vault.DeleteShares(ctx, old, store); err != nil {
 		rr.OldSharesKept = true
 		return rr, fmt.Errorf("the record is on its new key, but removing the old shares failed: %w", err)

@@ -84,6 +84,7 @@ docs/cli.md (0 ok, 1 error, 2 usage, 3 not found, 4 denied, 5 verification faile
 		newPeerCommand(g),
 		newPeersCommand(g),
 		newRecordCommand(g),
+		newRepairCommand(g),
 		newReviewCommand(g),
 		newRevokeCommand(g),
 		newSyncCommand(g),

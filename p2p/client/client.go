@@ -733,6 +733,15 @@ func (c *Client) notePlaced(id vault.ShareID, record string, p peer.ID) {
 	c.placed[id] = placedShare{record: record, peer: p}
 }
 
+// PlacedOn returns the peer this client put share id on, if it did (a
+// repair capability names it as a hint).
+func (c *Client) PlacedOn(id vault.ShareID) (peer.ID, bool) {
+	c.placedMu.Lock()
+	defer c.placedMu.Unlock()
+	ps, ok := c.placed[id]
+	return ps.peer, ok
+}
+
 func (c *Client) noteManifest(record string, p peer.ID) {
 	c.placedMu.Lock()
 	defer c.placedMu.Unlock()

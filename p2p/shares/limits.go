@@ -63,7 +63,7 @@ func (p pools) of(op string) *wire.Slots {
 	switch op {
 	case OpPut:
 		return p.put
-	case OpGet:
+	case OpGet, OpAudit: // an audit reads blocks of a share, like a get
 		return p.get
 	}
 	return p.query

@@ -49,14 +49,17 @@ const (
 	OpGet    = "get"
 	OpHas    = "has"
 	OpDelete = "delete"
+	OpAudit  = "audit" // audit.go
 )
 
 type request struct {
-	Op     string `cbor:"1,keyasint"`
-	Record string `cbor:"2,keyasint,omitempty"`
-	Share  []byte `cbor:"3,keyasint,omitempty"`
-	Access []byte `cbor:"4,keyasint,omitempty"` // encoded signed consent.Request
-	Admit  bool   `cbor:"5,keyasint,omitempty"` // put: answer the admission before the share is sent
+	Op     string   `cbor:"1,keyasint"`
+	Record string   `cbor:"2,keyasint,omitempty"`
+	Share  []byte   `cbor:"3,keyasint,omitempty"`
+	Access []byte   `cbor:"4,keyasint,omitempty"` // encoded signed consent.Request
+	Admit  bool     `cbor:"5,keyasint,omitempty"` // put: answer the admission before the share is sent
+	Blocks []uint32 `cbor:"6,keyasint,omitempty"` // audit: the block indexes challenged (audit.go)
+	Nonce  []byte   `cbor:"7,keyasint,omitempty"` // audit: the challenger's fresh nonce
 }
 
 type response struct {
@@ -68,6 +71,7 @@ type response struct {
 	Has    bool           `cbor:"6,keyasint,omitempty"`
 	Reason consent.Reason `cbor:"7,keyasint,omitempty"`
 	Entry  []byte         `cbor:"8,keyasint,omitempty"` // hash of the access entry
+	Nonce  []byte         `cbor:"9,keyasint,omitempty"` // audit: the challenge's nonce, echoed
 }
 
 // Errors a client sees.
@@ -203,6 +207,9 @@ func (s *Service) serve(st network.Stream, t *wire.Transfer, br *bufio.Reader, r
 	reply := func(r response) error { return wire.Write(w, r) }
 	switch req.Op {
 	case OpPut:
+		if len(req.Access) > 0 {
+			return s.serveRepairPut(t, br, remote, req) // repair.go
+		}
 		if _, err := vault.ParseRecordID(req.Record); err != nil {
 			return reply(response{Error: "bad record ID", Code: "bad-request"})
 		}
@@ -271,6 +278,8 @@ func (s *Service) serve(st network.Stream, t *wire.Transfer, br *bufio.Reader, r
 		return reply(response{OK: true})
 	case OpGet:
 		return s.serveGet(st, w, remote, req)
+	case OpAudit:
+		return s.serveAudit(w, remote, req) // audit.go
 	}
 	return reply(response{Error: "unknown operation", Code: "bad-request"})
 }
