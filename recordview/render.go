@@ -48,6 +48,13 @@ func Render(w io.Writer, s *Summary, o RenderOptions) error {
 		title := fmt.Sprintf("%s (%d)", strings.ToUpper(sec.Title), sec.Count)
 		if sec.Key == KeyOther || (len(sec.Items) == 0 && sec.Text != "") {
 			title = strings.ToUpper(sec.Title)
+			switch {
+			case sec.Key == KeyOther:
+			case sec.Count == 1:
+				title += " (1 entry)"
+			case sec.Count > 1:
+				title += fmt.Sprintf(" (%d entries)", sec.Count)
+			}
 		}
 		if shown < sec.Count && shown > 0 {
 			title = fmt.Sprintf("%s (%d, newest %d shown)", strings.ToUpper(sec.Title), sec.Count, shown)
