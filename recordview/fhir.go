@@ -695,6 +695,15 @@ func item(r *resource) (it Item, medRef string) {
 				flags = append(flags, d)
 			}
 		}
+		if len(flags) == 0 && it.Value != nil {
+			// No interpretation given: compare with the range.
+			switch {
+			case it.Value.Low != nil && it.Value.Value < *it.Value.Low:
+				flags = append(flags, "L")
+			case it.Value.High != nil && it.Value.Value > *it.Value.High:
+				flags = append(flags, "H")
+			}
+		}
 		f = addField(f, "flag", strings.Join(flags, ","))
 		it.Detail = detail(f)
 	case "Procedure":
