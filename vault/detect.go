@@ -2,7 +2,6 @@ package vault
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/json"
 	"encoding/xml"
 	"errors"
@@ -198,9 +197,10 @@ func (d *detector) finish() Metadata {
 		return m
 	}
 	p := d.prefix
+	dcm := sniffDICOM(p)
 	switch {
-	case len(p) >= 132 && string(p[128:132]) == "DICM":
-		m.Format, m.MediaType, m.DICOM = FormatDICOM, "application/dicom", sniffDICOM(p)
+	case dcm != nil:
+		m.Format, m.MediaType, m.DICOM = FormatDICOM, "application/dicom", dcm
 	case bytes.HasPrefix(p, []byte("%PDF-")) || bytes.Contains(p[:min(len(p), 1024)], []byte("%PDF-")):
 		m.Format, m.MediaType, m.PDF = FormatPDF, "application/pdf", sniffPDF(p)
 	case firstByte(p) == '<':
@@ -466,61 +466,6 @@ func sniffPDF(p []byte) *PDFInfo {
 		n++
 	}
 	return &PDFInfo{Version: string(v[:n])}
-}
-
-// sniffDICOM walks the data elements in the prefix (Part 10: preamble,
-// "DICM", explicit-VR little-endian file meta group, then the data set in
-// the transfer syntax named there) and picks a few attributes. It stops at
-// the first element it cannot step over.
-func sniffDICOM(p []byte) *DICOMInfo {
-	info := &DICOMInfo{}
-	buf := p[132:]
-	explicit := true
-	inMeta := true
-	for len(buf) >= 8 {
-		group := binary.LittleEndian.Uint16(buf[0:2])
-		elem := binary.LittleEndian.Uint16(buf[2:4])
-		if inMeta && group != 0x0002 {
-			inMeta = false
-			explicit = info.TransferSyntax != "1.2.840.10008.1.2"
-			if info.TransferSyntax == "1.2.840.10008.1.2.2" {
-				return info // explicit big endian (retired): not parsed
-			}
-		}
-		var vlen uint32
-		var hdr int
-		if explicit {
-			vr := string(buf[4:6])
-			switch vr {
-			case "OB", "OD", "OF", "OL", "OW", "SQ", "UC", "UN", "UR", "UT", "OV", "SV", "UV":
-				if len(buf) < 12 {
-					return info
-				}
-				vlen, hdr = binary.LittleEndian.Uint32(buf[8:12]), 12
-			default:
-				vlen, hdr = uint32(binary.LittleEndian.Uint16(buf[6:8])), 8
-			}
-		} else {
-			vlen, hdr = binary.LittleEndian.Uint32(buf[4:8]), 8
-		}
-		if vlen == 0xFFFFFFFF || uint64(hdr)+uint64(vlen) > uint64(len(buf)) {
-			return info
-		}
-		val := strings.TrimRight(string(buf[hdr:hdr+int(vlen)]), " \x00")
-		switch {
-		case group == 0x0002 && elem == 0x0010:
-			info.TransferSyntax = val
-		case group == 0x0008 && elem == 0x0016:
-			info.SOPClassUID = val
-		case group == 0x0008 && elem == 0x0060:
-			info.Modality = val
-			return info
-		case group > 0x0008:
-			return info
-		}
-		buf = buf[hdr+int(vlen):]
-	}
-	return info
 }
 
 // maxField bounds every string detected from a record.

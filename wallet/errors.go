@@ -51,6 +51,7 @@ const (
 	FieldReason          Field = "reason"           // the stated reason of an emergency access
 	FieldRecord          Field = "record"           // a record ID or prefix
 	FieldRecords         Field = "records"          // the records a grant covers
+	FieldResult          Field = "result"           // a result's name or LOINC code (record trend)
 	FieldRole            Field = "role"             // a credential role
 	FieldScope           Field = "scope"            // a SMART scope
 	FieldShares          Field = "shares"           // the erasure-coding parameters k and n
@@ -120,6 +121,7 @@ const (
 	KindIdentity        Kind = "identity" // an actor with neither a contact nor an identity entry
 	KindKey             Kind = "key"      // the wallet's secrets in the keyring
 	KindRecord          Kind = "record"
+	KindResult          Kind = "result" // a numeric result in the records (record trend)
 	KindWallet          Kind = "wallet"
 )
 

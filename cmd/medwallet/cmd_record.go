@@ -44,7 +44,8 @@ A record is named by its ID or any unique prefix of at least 4 characters.`,
 	}
 	cmd.PersistentFlags().BoolVar(&g.localShares, "local", false, "keep shares in HOME/shares even when a network is configured")
 	cmd.AddCommand(newRecordAddCommand(g), newRecordLsCommand(g), newRecordGetCommand(g),
-		newRecordVerifyCommand(g), newRecordRmCommand(g))
+		newRecordVerifyCommand(g), newRecordRmCommand(g),
+		newRecordShowCommand(g), newRecordTrendCommand(g))
 	return cmd
 }
 

@@ -249,6 +249,8 @@ func inputHint(e *wallet.InputError) string {
 		return "pass --record ID (repeatable) or --all"
 	case wallet.FieldRecord:
 		return listHint(wallet.KindRecord)
+	case wallet.FieldResult:
+		return listHint(wallet.KindResult)
 	case wallet.FieldCredential:
 		return listHint(wallet.KindCredential)
 	case wallet.FieldEmergencyAccess:
@@ -324,6 +326,8 @@ func listHint(k wallet.Kind) string {
 		return "add their card first with 'medwallet contact add NAME CARD', or list contacts with 'medwallet contact ls'"
 	case wallet.KindRecord:
 		return "list the records with 'medwallet record ls'"
+	case wallet.KindResult:
+		return "results are named as 'medwallet record show ID --section results' lists them; a LOINC code such as 2339-0 works too"
 	case wallet.KindGrant:
 		return "list grants with 'medwallet grants'"
 	case wallet.KindCredential:

@@ -22,9 +22,11 @@ var rules = []rule{
 	{"consent/...", []string{"consent/...", "internal/...", "vault"}},
 	{"fhirscope/...", []string{"fhirscope/...", "consent", "internal/..."}},
 	{"smarthealth/...", []string{"smarthealth/...", "internal/..."}},
+
+	{"recordview/...", []string{"recordview/...", "vault", "fhirscope", "consent", "internal/..."}},
 	{"p2p/...", []string{"p2p/...", "consent/...", "vault/...", "internal/..."}},
-	{"wallet/...", []string{"wallet/...", "p2p/...", "consent/...", "vault/...", "fhirscope/...", "internal/..."}},
-	{"tui/...", []string{"tui/...", "wallet/...", "consent/...", "vault/...", "fhirscope/...", "internal/..."}},
+	{"wallet/...", []string{"wallet/...", "p2p/...", "consent/...", "vault/...", "fhirscope/...", "recordview/...", "internal/..."}},
+	{"tui/...", []string{"tui/...", "wallet/...", "consent/...", "vault/...", "fhirscope/...", "recordview/...", "internal/..."}},
 }
 
 // lightClients must not link the peer daemon: a CLI that dials peers for one

@@ -1,0 +1,193 @@
+package vault_test
+
+import (
+	"bytes"
+	"compress/flate"
+	"encoding/binary"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/suyashkumar/dicom"
+	"github.com/suyashkumar/dicom/pkg/tag"
+
+	"github.com/medwallet/medwallet/internal/testutil"
+	"github.com/medwallet/medwallet/vault"
+)
+
+// sharedDICOM returns the DICOM files of the shared data.
+func sharedDICOM(t *testing.T) map[string][]byte {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(testutil.SharedData(t), "dicom", "*.dcm"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no DICOM file in the shared data (%v)", err)
+	}
+	out := map[string][]byte{}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[filepath.Base(f)] = b
+	}
+	return out
+}
+
+func detectBytes(t *testing.T, b []byte) vault.Metadata {
+	t.Helper()
+	md, err := vault.Detect(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return md
+}
+
+// TestDetectSharedDICOM: every DICOM file of the shared data reports its
+// modality and SOP class, as the library reads them from the whole file.
+func TestDetectSharedDICOM(t *testing.T) {
+	for name, b := range sharedDICOM(t) {
+		t.Run(name, func(t *testing.T) {
+			md := detectBytes(t, b)
+			if md.Format != vault.FormatDICOM || md.DICOM == nil {
+				t.Fatalf("format %q", md.Format)
+			}
+			ds, err := dicom.Parse(bytes.NewReader(b), int64(len(b)), nil, dicom.SkipPixelData())
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantMod, wantSOP := elemString(t, ds, tag.Modality), elemString(t, ds, tag.SOPClassUID)
+			if md.DICOM.Modality == "" || md.DICOM.SOPClassUID == "" {
+				t.Errorf("modality %q, SOP class %q: want both", md.DICOM.Modality, md.DICOM.SOPClassUID)
+			}
+			if md.DICOM.Modality != wantMod || md.DICOM.SOPClassUID != wantSOP {
+				t.Errorf("modality %q, SOP class %q; the library reads %q, %q", md.DICOM.Modality, md.DICOM.SOPClassUID, wantMod, wantSOP)
+			}
+			if vault.DICOMUIDName(md.DICOM.SOPClassUID) == "" {
+				t.Errorf("SOP class %q has no name", md.DICOM.SOPClassUID)
+			}
+		})
+	}
+}
+
+func elemString(t *testing.T, ds dicom.Dataset, tg tag.Tag) string {
+	t.Helper()
+	e, err := ds.FindElementByTag(tg)
+	if err != nil {
+		t.Fatalf("%v: %v", tg, err)
+	}
+	return strings.TrimRight(dicom.MustGetStrings(e.Value)[0], " \x00")
+}
+
+// reencode parses a little-endian DICOM file's header (up to group 0028,
+// no pixel data) and writes it again in transfer syntax ts.
+func reencode(t *testing.T, b []byte, ts string) []byte {
+	t.Helper()
+	ds, err := dicom.Parse(bytes.NewReader(b), int64(len(b)), nil, dicom.SkipPixelData())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keep []*dicom.Element
+	for _, e := range ds.Elements {
+		switch {
+		case e.Tag == tag.TransferSyntaxUID:
+			e.Value, _ = dicom.NewValue([]string{ts})
+		case e.Tag.Group > 0x0028, e.Tag.Group%2 == 1, e.Tag == tag.FileMetaInformationGroupLength:
+			continue // pixel data, private tags and the group length (rewritten)
+		}
+		keep = append(keep, e)
+	}
+	var out bytes.Buffer
+	if err := dicom.Write(&out, dicom.Dataset{Elements: keep}, dicom.SkipVRVerification()); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
+}
+
+// deflate makes a deflated-transfer-syntax file from one the library wrote
+// as explicit VR little-endian with the deflated UID in its meta group:
+// the data set after the meta group is compressed (raw deflate, PS3.5
+// A.5).
+func deflate(t *testing.T, b []byte) []byte {
+	t.Helper()
+	metaEnd := 132 + 12 + int(binary.LittleEndian.Uint32(b[140:144]))
+	var out bytes.Buffer
+	out.Write(b[:metaEnd])
+	w, _ := flate.NewWriter(&out, flate.BestCompression)
+	w.Write(b[metaEnd:])
+	w.Close()
+	return out.Bytes()
+}
+
+// TestDetectDICOMTransferSyntaxes: big-endian, deflated and preamble-less
+// files made from each little-endian file of the shared data report the
+// same modality and SOP class as the original.
+func TestDetectDICOMTransferSyntaxes(t *testing.T) {
+	for name, b := range sharedDICOM(t) {
+		orig := detectBytes(t, b).DICOM
+		if orig.TransferSyntax != "1.2.840.10008.1.2.1" && orig.TransferSyntax != "1.2.840.10008.1.2" {
+			continue
+		}
+		variants := map[string][]byte{
+			"big-endian":           reencode(t, b, "1.2.840.10008.1.2.2"),
+			"deflated":             deflate(t, reencode(t, b, "1.2.840.10008.1.2.1.99")),
+			"no preamble":          b[128:],
+			"no preamble, no DICM": b[132:],
+		}
+		explicit := reencode(t, b, "1.2.840.10008.1.2.1")
+		metaEnd := 132 + 12 + int(binary.LittleEndian.Uint32(explicit[140:144]))
+		variants["bare data set, explicit VR"] = explicit[metaEnd:]
+		implicit := reencode(t, b, "1.2.840.10008.1.2")
+		metaEnd = 132 + 12 + int(binary.LittleEndian.Uint32(implicit[140:144]))
+		variants["bare data set, implicit VR"] = implicit[metaEnd:]
+		for v, data := range variants {
+			t.Run(name+"/"+v, func(t *testing.T) {
+				md := detectBytes(t, data)
+				if md.Format != vault.FormatDICOM {
+					t.Fatalf("format %q", md.Format)
+				}
+				if md.DICOM.Modality != orig.Modality || md.DICOM.SOPClassUID != orig.SOPClassUID {
+					t.Errorf("modality %q, SOP class %q; want %q, %q", md.DICOM.Modality, md.DICOM.SOPClassUID, orig.Modality, orig.SOPClassUID)
+				}
+			})
+		}
+		if v := detectBytes(t, variants["deflated"]).DICOM.TransferSyntax; v != "1.2.840.10008.1.2.1.99" {
+			t.Errorf("deflated file reports transfer syntax %q", v)
+		}
+		if v := detectBytes(t, variants["big-endian"]).DICOM.TransferSyntax; v != "1.2.840.10008.1.2.2" {
+			t.Errorf("big-endian file reports transfer syntax %q", v)
+		}
+	}
+}
+
+// TestReadDICOMBounded: a header read stops at group 0028 and at the
+// limit, and a truncated file gives what came before.
+func TestReadDICOMBounded(t *testing.T) {
+	for name, b := range sharedDICOM(t) {
+		h, err := vault.ReadDICOM(bytes.NewReader(b), int64(len(b)), vault.DICOMSummaryGroup)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		for _, e := range h.Elements {
+			if e.Tag.Group > 0x0028 {
+				t.Errorf("%s: element %v read past group 0028", name, e.Tag)
+			}
+		}
+		if h.Value(tag.Modality) == "" || h.Value(tag.Rows) == "" && h.Value(tag.SOPClassUID) != "1.2.840.10008.5.1.4.1.1.88.33" {
+			t.Errorf("%s: modality %q, rows %q", name, h.Value(tag.Modality), h.Value(tag.Rows))
+		}
+		// A file cut in the middle of an element gives what came before.
+		cut, err := vault.ReadDICOM(bytes.NewReader(b[:401]), 1<<20, vault.DICOMSummaryGroup)
+		if err != nil {
+			t.Fatalf("%s cut: %v", name, err)
+		}
+		if len(cut.Elements) == 0 || len(cut.Elements) >= len(h.Elements) {
+			t.Errorf("%s: %d elements of a cut file, %d of the whole", name, len(cut.Elements), len(h.Elements))
+		}
+	}
+	for _, junk := range []string{"", "x", strings.Repeat("\x00", 200), "\x08\x00\x00\x01zz"} {
+		if _, err := vault.ReadDICOM(strings.NewReader(junk), 1<<20, vault.DICOMSummaryGroup); err == nil {
+			t.Errorf("%q read as DICOM", junk)
+		}
+	}
+}
