@@ -382,6 +382,8 @@ func decodeBody(k Kind, b []byte) (any, error) {
 			return nil, err
 		}
 		return &v, nil
+	case KindRetire:
+		return decodeRetire(b)
 	case KindEquivocation:
 		var v EquivocationProof
 		if err := Unmarshal(b, &v); err != nil {

@@ -38,6 +38,7 @@ var kindNames = map[Kind]string{
 	KindReview:       "review",
 	KindServe:        "serve",
 	KindLink:         "link",
+	KindRetire:       "retire", // retire.go
 }
 
 func (k Kind) String() string {
