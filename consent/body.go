@@ -386,6 +386,8 @@ func decodeBody(k Kind, b []byte) (any, error) {
 		return decodeRepairGrant(b)
 	case KindRepairRevoke:
 		return decodeRepairRevoke(b)
+	case KindRetire:
+		return decodeRetire(b)
 	case KindEquivocation:
 		var v EquivocationProof
 		if err := Unmarshal(b, &v); err != nil {

@@ -21,7 +21,7 @@
 //	3 prev    bytes  32: SHA-256 of the author's entry seq-1; zeros for seq 1
 //	4 time    uint   Unix seconds; never earlier than prev's time
 //	5 kind    uint   1 identity, 2 anchor, 3 grant, 4 revoke, 5 access, 6 equivocation,
-//	                 7 credential, 8 break-glass, 9 review, 10 serve, 12 link
+//	                 7 credential, 8 break-glass, 9 review, 10 serve, 12 link, 15 retire
 //	6 body    bytes  the canonical CBOR encoding of the kind's body
 //	7 sig     bytes  64: Ed25519 signature
 //
@@ -72,6 +72,9 @@
 //	                                the latest serve entry counts
 //	link          LinkBody          1 parent ID, 2 subject ID, 3 the sub-feed's ID, 4 the parent's
 //	                                signature over "medwallet sub-feed link v1\n" || 3 || "\n" || 2
+//	retire        RetireBody        1 record ID, 2 SHA-256 of the retired encrypted manifest,
+//	                                3 its share IDs (sorted, unique, at most 256), 4 removed=true
+//	                                (the whole record is gone; absent: only the listed shares)
 //
 // A request is a map: 1 requester, 2 owner, 3 record ID, 4 scope, 5 purpose,
 // 6 time (Unix seconds), 7 nonce (16 to 64 bytes), 8 signature by the

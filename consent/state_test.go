@@ -28,7 +28,7 @@ func richLedger(t *testing.T, seed uint64, steps int) *randLedger {
 
 func (l *randLedger) otherKinds() {
 	o := pick(l, l.owners)
-	switch l.rng.IntN(5) {
+	switch l.rng.IntN(6) {
 	case 0:
 		l.add(o, KindIdentity, &IdentityBody{AgeRecipient: fmt.Sprint("age1owner", l.rng.IntN(3)), Role: "patient"})
 	case 1:
@@ -61,6 +61,8 @@ func (l *randLedger) otherKinds() {
 		}
 		l.add(sf, KindAccess, &body)
 		l.requests = append(l.requests, r)
+	case 5: // retire.go
+		l.add(o, KindRetire, &RetireBody{Record: pick(l, []string{"rec-1", "rec-2"}), Manifest: HashBytes([]byte(fmt.Sprint(l.rng.Uint64()))), Removed: true})
 	case 4:
 		if len(l.bgs) == 0 {
 			return

@@ -110,7 +110,11 @@ func (w *Wallet) publishRecord(ctx context.Context, c *client.Client, rid string
 	if err := w.serveOn(ctx, c); err != nil {
 		return err
 	}
-	return w.Publish(ctx, c)
+	if err := w.Publish(ctx, c); err != nil {
+		return err
+	}
+	w.renewLeases(ctx, c, []string{rid}) // renew.go: the share list of the new manifest
+	return nil
 }
 
 // Publish pushes the wallet's own feed to its serving peers (serve.go:

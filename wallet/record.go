@@ -18,6 +18,7 @@ import (
 
 	"filippo.io/age"
 
+	"github.com/medwallet/medwallet/consent"
 	"github.com/medwallet/medwallet/internal/fsutil"
 	"github.com/medwallet/medwallet/vault"
 )
@@ -369,6 +370,9 @@ func (w *Wallet) VerifyRecord(ctx context.Context, ref string, opts RecordOption
 		defer c.Close()
 	}
 	h := RecordHealth{Record: recordInfo(m), Shares: vault.Verify(ctx, m, store)}
+	if c != nil {
+		w.renewLeases(ctx, c, []string{m.RecordID.String()}) // renew.go
+	}
 	if err := ctx.Err(); err != nil {
 		return h, err
 	}
@@ -412,6 +416,14 @@ func (w *Wallet) RemoveRecord(ctx context.Context, ref string, opts RecordOption
 			return "", err
 		}
 	}
+	var retired *consent.RetireBody // retire.go
+	if c != nil {
+		enc, err := os.ReadFile(w.manifestPath(rid))
+		if err != nil {
+			return "", err
+		}
+		retired = retireBody(m, vault.ManifestHash(enc), true)
+	}
 	if err := os.Remove(w.manifestPath(rid)); err != nil {
 		return "", err
 	}
@@ -419,6 +431,11 @@ func (w *Wallet) RemoveRecord(ctx context.Context, ref string, opts RecordOption
 	fsutil.SyncDir(w.recordsPath())
 	if err := w.unplace(ctx, c, rid); err != nil {
 		return rid, fmt.Errorf("record %s is removed but its peers were not updated: %w", rid, err)
+	}
+	if retired != nil {
+		if err := w.retireOnPeers(ctx, c, retired); err != nil {
+			return rid, fmt.Errorf("record %s is removed but peers that were offline are not told yet: %w", rid, err)
+		}
 	}
 	return rid, nil
 }

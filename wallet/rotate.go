@@ -304,6 +304,10 @@ func (w *Wallet) rotateRecord(ctx context.Context, c *client.Client, rid string)
 		if err := w.publishRecord(ctx, c, rid, enc); err != nil {
 			return keep(fmt.Errorf("publishing the new manifest failed: %w", err))
 		}
+		// Peers that were offline drop the old shares when they learn it (retire.go).
+		if err := w.retireOnPeers(ctx, c, retireBody(old, rr.OldManifest, false)); err != nil {
+			return keep(fmt.Errorf("retiring the old shares failed: %w", err))
+		}
 	} else if _, err := w.AnchorRecord(ctx, rid); err != nil {
 		return keep(fmt.Errorf("anchoring the new manifest failed: %w", err))
 	}

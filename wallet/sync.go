@@ -162,8 +162,9 @@ func (w *Wallet) Sync(ctx context.Context) (SyncResult, error) {
 		return res, err
 	}
 	l.View(func(v *consent.View) {
+		removed := w.removedRecords(v) // retire.go
 		for _, cp := range copies {
-			if a, ok := v.Anchor(w.ID(), cp.Record); ok {
+			if a, ok := v.Anchor(w.ID(), cp.Record); ok && !removed[cp.Record] {
 				anchors[cp.Record] = a.Manifest
 			}
 		}
@@ -198,6 +199,8 @@ func (w *Wallet) Sync(ctx context.Context) (SyncResult, error) {
 	if err := w.Publish(ctx, c); err != nil {
 		return res, err
 	}
+	// The leases of every record on the peers (renew.go).
+	w.renewLeases(ctx, c, nil)
 	w.witnessSubFeeds(ctx, c) // the access sub-feeds about us, as witness_subfeeds.go says
 	// Only their number: the newest one described, the others counted.
 	gs, err := w.ListGrants(ctx, GrantsOptions{Limit: 1})

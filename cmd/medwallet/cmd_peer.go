@@ -35,6 +35,7 @@ type peerOptions struct {
 	limits    peerLimitOptions
 	ops       peerOpsOptions // --config, --metrics (peer_metrics.go)
 	storage   storageFlags
+	gc        gcFlags
 	budget    [2]int // ledger budget per author and hour: entries, MiB
 	// verifyLedger: re-check every stored ledger signature before starting.
 	verifyLedger bool
@@ -109,6 +110,7 @@ on the same --data keeps its identity and everything it stored.`,
 	f.StringVar(&o.reach.reachability, "reachability", "auto", "auto (AutoNAT finds out), public or private (behind NAT: use the relays at once)")
 	f.DurationVar(&o.reach.wait, "relay-wait", 15*time.Second, "with relays: how long to wait for a relay reservation before printing the addresses (0: do not wait); the address file is rewritten when they change")
 	addStorageFlags(cmd, &o.storage)
+	addGCFlags(cmd, &o.gc)
 	addPeerOps(cmd, &o.ops)
 	cmd.AddCommand(newPeerUsageCommand(g))
 	return cmd
@@ -150,6 +152,10 @@ func runPeer(ctx context.Context, o peerOptions, g *globalOptions) error {
 	if err != nil {
 		return err
 	}
+	gc, err := o.gc.config()
+	if err != nil {
+		return err
+	}
 	if o.data == "" {
 		o.data = filepath.Join(g.home, "peer")
 	}
@@ -169,7 +175,7 @@ func runPeer(ctx context.Context, o peerOptions, g *globalOptions) error {
 		MaxClockSkew: o.clockSkew, GapBytes: o.gapMiB << 20,
 		Budget: ledgersync.HourlyBudget(o.budget[0], o.budget[1]<<20),
 		Limits: limits, Known: known, Storage: storage,
-		NoWitness: !o.witness, WitnessMaxLogs: o.witnessN, Reach: reach,
+		NoWitness: !o.witness, WitnessMaxLogs: o.witnessN, Reach: reach, GC: gc,
 	})
 	if err != nil {
 		return err

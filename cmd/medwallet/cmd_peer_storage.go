@@ -87,7 +87,7 @@ data directory) every 5 seconds when something changed, and when it stops.`,
 	return cmd
 }
 
-func runPeerUsage(_ context.Context, o peerUsageOptions, g *globalOptions) error {
+func runPeerUsage(ctx context.Context, o peerUsageOptions, g *globalOptions) error {
 	if o.data == "" {
 		o.data = filepath.Join(g.home, "peer")
 	}
@@ -110,7 +110,11 @@ func runPeerUsage(_ context.Context, o peerUsageOptions, g *globalOptions) error
 	if err != nil {
 		return err
 	}
-	return g.emit(u, func(w io.Writer) { printUsage(w, u) })
+	out := peerUsageJSON{Usage: u}
+	if rep, source, err := peer.LeaseUsage(ctx, o.data); err == nil { // cmd_peer_usage.go
+		out.Leases = &leasesJSON{GCReport: rep, Source: source}
+	}
+	return g.emit(out, func(w io.Writer) { printUsage(w, u); printLeases(w, out.Leases) })
 }
 
 func printUsage(w io.Writer, u store.Usage) {

@@ -53,6 +53,8 @@ func TestScripts(t *testing.T) {
 			"corruptshare": cmdCorruptShare,
 			"nogrep":       cmdNoGrep,
 			"mkrelays":     cmdMkRelays,
+			"killedadd":    cmdKilledAdd, // gc_script_test.go
+			"waitgc":       cmdWaitGC,
 		},
 	})
 }

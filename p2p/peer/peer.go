@@ -109,6 +109,8 @@ type Config struct {
 	WitnessMaxLogs int
 	// Metrics, if not nil, gets the peer's figures (p2p/metrics).
 	Metrics *metrics.Metrics
+	// GC is the lease length, grace period and collection interval (gc.go).
+	GC GCConfig
 }
 
 // Peer is a running peer.
@@ -135,6 +137,7 @@ type Peer struct {
 	ready      atomic.Bool
 	log        *slog.Logger
 	metrics    *metrics.Metrics
+	gc         *collector
 	cancel     context.CancelFunc
 	wg         sync.WaitGroup
 	closeOnce  sync.Once
@@ -262,7 +265,7 @@ func Start(ctx context.Context, cfg Config) (_ *Peer, err error) {
 	}()
 	p.logEquivocations()
 	p.shares = shares.NewService(p.Host, p.Store, p.Ledger, signer, shares.WithLogger(log),
-		shares.WithGate(p.gate), shares.WithGetObserver(p.metrics.ShareGet),
+		shares.WithGate(p.gate), shares.WithGetObserver(p.metrics.ShareGet), shares.WithOwnerActivity(p.Store.RenewActivity),
 		shares.WithPublish(func(e *consent.Entry) {
 			p.metrics.Entry("own", e.Kind)
 			select {
@@ -272,6 +275,7 @@ func Start(ctx context.Context, cfg Config) (_ *Peer, err error) {
 			}
 		}))
 	p.manifests = manifests.NewService(p.Host, p.Store, log)
+	p.startGC(sctx, cfg.GC, cfg.DataDir)
 	if err := p.startWitness(cfg); err != nil {
 		return nil, err
 	}
@@ -505,6 +509,7 @@ func (p *Peer) Close() error {
 		if p.manifests != nil {
 			p.manifests.Close()
 		}
+		p.gc.close()
 		if p.witness != nil {
 			p.witness.Close()
 		}

@@ -126,7 +126,8 @@ type Service struct {
 	gets  getLimiter // per-requester limit on gets (ratelimit.go)
 	reps  repeats    // repeated denials counted, not logged one by one (repeats.go); decideMu guards it
 
-	onGet func(outcome, reason string) // WithGetObserver (observe.go)
+	onGet   func(outcome, reason string)          // WithGetObserver (observe.go)
+	onOwner func(owner consent.ID, record string) // WithOwnerActivity (activity.go)
 }
 
 // Option configures a Service.
@@ -254,6 +255,9 @@ func (s *Service) serve(st network.Stream, t *wire.Transfer, br *bufio.Reader, r
 		ok, err := s.st.Has(context.Background(), id)
 		if err != nil {
 			return err
+		}
+		if ok {
+			s.ownerActivity(remote, id)
 		}
 		return reply(response{OK: true, Has: ok})
 	case OpDelete:
@@ -413,6 +417,9 @@ func (s *Service) serveGet(st network.Stream, w io.Writer, remote consent.ID, re
 	}
 	if !d.Allow {
 		return reply(response{Error: "denied", Code: "denied", Reason: d.Reason, Entry: eh[:]})
+	}
+	if d.Reason == consent.ReasonOwner {
+		s.ownerActivity(remote, id)
 	}
 	rc, err := s.st.Get(context.Background(), id)
 	if err != nil {

@@ -42,6 +42,8 @@ type Store struct {
 	dir string
 	// MaxShare bounds the bytes of one share (default 8 GiB).
 	MaxShare int64
+	// Now is the clock of leases and share times (time.Now if nil).
+	Now func() time.Time
 
 	mu      sync.Mutex
 	limits  store.Limits
@@ -68,7 +70,7 @@ func Open(path string) (*Store, error) {
 				return err
 			}
 		}
-		return nil
+		return migrate(tx, time.Now())
 	})
 	if err == nil {
 		err = s.cleanUploads()
@@ -238,7 +240,7 @@ func (s *Store) PutShare(ctx context.Context, owner consent.ID, record string, r
 		return vault.ShareID{}, err
 	}
 	id := h.ID()
-	meta := store.ShareMeta{Owner: owner, Record: record, Size: size, Upload: upload, Created: time.Now().Unix()}
+	meta := store.ShareMeta{Owner: owner, Record: record, Size: size, Upload: upload, Created: s.clock().Unix()}
 	mb, err := consent.Marshal(meta)
 	if err != nil {
 		return vault.ShareID{}, err
@@ -255,9 +257,12 @@ func (s *Store) PutShare(ctx context.Context, owner consent.ID, record string, r
 				return store.ErrOwner
 			}
 			dup = true
-			return nil
+			return s.touch(tx, owner, record)
 		}
 		if err := shares.Put(id[:], mb); err != nil {
+			return err
+		}
+		if err := s.touch(tx, owner, record); err != nil {
 			return err
 		}
 		return tx.Bucket(bucketUploads).Delete(ub[:])

@@ -68,6 +68,9 @@ func (s *Store) PutManifest(owner consent.ID, record string, recipient consent.I
 		if v := b.Get(key); v != nil {
 			add = store.OwnerUsage{ManifestBytes: int64(len(envelope) - len(v))}
 		}
+		if err := s.touch(tx, owner, record); err != nil {
+			return err
+		}
 		return b.Put(key, envelope)
 	})
 	if err != nil {
