@@ -41,7 +41,7 @@ var kindNames = map[Kind]string{
 
 	KindRepairGrant:  "repair-grant",  // repair.go
 	KindRepairRevoke: "repair-revoke", // repair.go
-	KindRetire:       "retire", // retire.go
+	KindRetire:       "retire",        // retire.go
 }
 
 func (k Kind) String() string {
