@@ -382,6 +382,8 @@ func decodeBody(k Kind, b []byte) (any, error) {
 			return nil, err
 		}
 		return &v, nil
+	case KindGuardianSet, KindRecovery, KindRecoveryApproval:
+		return decodeGuardianBody(k, b)
 	case KindEquivocation:
 		var v EquivocationProof
 		if err := Unmarshal(b, &v); err != nil {

@@ -38,6 +38,10 @@ var kindNames = map[Kind]string{
 	KindReview:       "review",
 	KindServe:        "serve",
 	KindLink:         "link",
+
+	KindGuardianSet:      "guardian-set", // guardian.go
+	KindRecovery:         "recovery",
+	KindRecoveryApproval: "recovery-approval",
 }
 
 func (k Kind) String() string {

@@ -28,7 +28,7 @@ func richLedger(t *testing.T, seed uint64, steps int) *randLedger {
 
 func (l *randLedger) otherKinds() {
 	o := pick(l, l.owners)
-	switch l.rng.IntN(5) {
+	switch l.rng.IntN(6) {
 	case 0:
 		l.add(o, KindIdentity, &IdentityBody{AgeRecipient: fmt.Sprint("age1owner", l.rng.IntN(3)), Role: "patient"})
 	case 1:
@@ -72,6 +72,8 @@ func (l *randLedger) otherKinds() {
 			by = l.signerOf(b.Owner) // mostly the owner the entry names
 		}
 		l.add(by, KindReview, &ReviewBody{Access: bg, Outcome: pick(l, []string{ReviewOK, ReviewDispute}), Note: []byte("note")})
+	case 5:
+		l.guardianKinds(o) // guardian_test.go
 	}
 }
 
@@ -235,6 +237,7 @@ func sameAnswers(t *testing.T, l *randLedger, want, got *View) {
 		eq("disclosures", Disclosures(got, o.ID(), time.Time{}), Disclosures(want, o.ID(), time.Time{}))
 	}
 	eq("proofs", len(got.Proofs()), len(want.Proofs()))
+	sameRecoveryAnswers(t, ids, want, got) // guardian_test.go
 	eq("credentials", got.Credentials(), want.Credentials())
 	for _, c := range want.Credentials() {
 		eq("credential revoked", got.CredentialRevoked(c.ID), want.CredentialRevoked(c.ID))

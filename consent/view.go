@@ -131,6 +131,8 @@ type View struct {
 	links    map[ID]*LinkBody  // sub-feed -> its link
 	serving  map[ID]*ServeBody // author -> its latest serve entry
 	grantors map[ID][]ID       // grantee -> the owners granting it, each once
+
+	rec *recoveryIndex // guardians and recoveries (guardian.go), made on first use
 }
 
 // MaxPendingPerAuthor bounds the entries of one author a view holds while
@@ -363,6 +365,8 @@ func (v *View) accept(f *feed, e *Entry, h Hash) {
 		v.acceptLink(e, b)
 	case *ServeBody:
 		v.acceptServe(e, b)
+	case *GuardianSetBody, *RecoveryBody, *RecoveryApprovalBody:
+		v.acceptGuardian(e, h, b)
 	}
 }
 
