@@ -118,7 +118,7 @@ func TestGuardianBodiesValidate(t *testing.T) {
 	}
 	rb := []*RecoveryBody{
 		{Op: "steal", Request: HashBytes(nil)},
-		{Op: RecoveryStart, Owner: owner.ID(), Recipient: "age1x"},                           // no set
+		{Op: RecoveryStart, Owner: owner.ID(), Recipient: "age1x"},                            // no set
 		{Op: RecoveryStart, Owner: owner.ID(), Set: HashBytes(nil), Recipient: "ssh-ed25519"}, // not age
 		{Op: RecoveryStart, Owner: owner.ID(), Set: HashBytes(nil), Recipient: "age1x", Delay: MaxRecoveryDelay + 1},
 		{Op: RecoveryRefuse},
