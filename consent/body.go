@@ -388,6 +388,8 @@ func decodeBody(k Kind, b []byte) (any, error) {
 		return decodeRepairRevoke(b)
 	case KindRetire:
 		return decodeRetire(b)
+	case KindGuardianSet, KindRecovery, KindRecoveryApproval:
+		return decodeGuardianBody(k, b)
 	case KindEquivocation:
 		var v EquivocationProof
 		if err := Unmarshal(b, &v); err != nil {

@@ -39,9 +39,12 @@ var kindNames = map[Kind]string{
 	KindServe:        "serve",
 	KindLink:         "link",
 
-	KindRepairGrant:  "repair-grant",  // repair.go
-	KindRepairRevoke: "repair-revoke", // repair.go
-	KindRetire:       "retire",        // retire.go
+	KindRepairGrant:      "repair-grant",  // repair.go
+	KindRepairRevoke:     "repair-revoke", // repair.go
+	KindRetire:           "retire",        // retire.go
+	KindGuardianSet:      "guardian-set",  // guardian.go
+	KindRecovery:         "recovery",
+	KindRecoveryApproval: "recovery-approval",
 }
 
 func (k Kind) String() string {

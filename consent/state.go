@@ -55,7 +55,7 @@ import (
 // StateVersion is the version of the view state's layout. A state of
 // another version is ignored (and rebuilt). Version 2 was one CBOR value,
 // decoded whole at every open.
-const StateVersion = 3
+const StateVersion = 4 // 4: the guardian and recovery entries (Recovery)
 
 // Errors of reading a state back. A Ledger treats any of them as "no
 // state", and rebuilds the view from the entries.
@@ -157,6 +157,9 @@ type coreState struct {
 	// state whose table went missing is not restored.
 	Revocations bool
 	Nonces      bool
+	// Recovery holds the encodings of the guardian and recovery entries
+	// (guardian.go), in acceptance order.
+	Recovery [][]byte
 }
 
 // coreFeed is a feed: its length, the time of its head entry and how many
@@ -509,6 +512,7 @@ func (v *View) core() *coreState {
 	cs.GrantsBy, cs.GrantsTo = countList(v.grantsBy), countList(v.grantsTo)
 	cs.Revocations = v.hasRevs || len(v.revokedBy) > 0
 	cs.Nonces = v.hasNonces || len(v.nonces) > 0
+	cs.Recovery = v.recoveryState()
 	return cs
 }
 
@@ -607,7 +611,7 @@ func (v *View) restoreCore(cs *coreState) error {
 		v.grantsTo[v.intern(c.ID)] = int(c.N)
 	}
 	v.hasRevs, v.hasNonces = cs.Revocations, cs.Nonces
-	return nil
+	return v.restoreRecovery(cs.Recovery)
 }
 
 // chunkKey is the key of chunk i of id's feed in tables "h" and "a" (and,

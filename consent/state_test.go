@@ -74,6 +74,8 @@ func (l *randLedger) otherKinds() {
 			by = l.signerOf(b.Owner) // mostly the owner the entry names
 		}
 		l.add(by, KindReview, &ReviewBody{Access: bg, Outcome: pick(l, []string{ReviewOK, ReviewDispute}), Note: []byte("note")})
+	case 5:
+		l.guardianKinds(o) // guardian_test.go
 	}
 	if l.rrng.IntN(3) == 0 {
 		l.repair()
@@ -240,6 +242,7 @@ func sameAnswers(t *testing.T, l *randLedger, want, got *View) {
 		eq("disclosures", Disclosures(got, o.ID(), time.Time{}), Disclosures(want, o.ID(), time.Time{}))
 	}
 	eq("proofs", len(got.Proofs()), len(want.Proofs()))
+	sameRecoveryAnswers(t, ids, want, got) // guardian_test.go
 	eq("credentials", got.Credentials(), want.Credentials())
 	for _, c := range want.Credentials() {
 		eq("credential revoked", got.CredentialRevoked(c.ID), want.CredentialRevoked(c.ID))

@@ -131,6 +131,8 @@ type View struct {
 	links    map[ID]*LinkBody  // sub-feed -> its link
 	serving  map[ID]*ServeBody // author -> its latest serve entry
 	grantors map[ID][]ID       // grantee -> the owners granting it, each once
+
+	rec *recoveryIndex // guardians and recoveries (guardian.go), made on first use
 }
 
 // MaxPendingPerAuthor bounds the entries of one author a view holds while
@@ -365,6 +367,8 @@ func (v *View) accept(f *feed, e *Entry, h Hash) {
 		v.acceptServe(e, b)
 	case *RepairGrantBody: // repair.go: the repairer reads the owner's feed
 		v.noteGrantor(f.author, b.Repairer)
+	case *GuardianSetBody, *RecoveryBody, *RecoveryApprovalBody:
+		v.acceptGuardian(e, h, b)
 	}
 }
 

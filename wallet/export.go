@@ -38,13 +38,10 @@ func (w *Wallet) ExportKey(out io.Writer, passphrase string) error {
 	if passphrase == "" {
 		return fmt.Errorf("the export passphrase is empty: %w", ErrInvalid)
 	}
-	id, err := w.Identity()
+	plain, err := w.exportPlain()
 	if err != nil {
 		return err
 	}
-	var sj secretJSON
-	_ = json.Unmarshal(encodeIdentity(id), &sj)
-	plain, _ := json.Marshal(exportJSON{Format: exportFormat, Card: w.card.String(), secretJSON: sj})
 	r, err := age.NewScryptRecipient(passphrase)
 	if err != nil {
 		return err
@@ -97,21 +94,44 @@ func ImportKey(cfg Config, data []byte, passphrase string) (*Wallet, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: damaged or truncated (%w)", ErrBadExport, ErrInvalid)
 	}
+	card, id, err := parseExportPlain(plain)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadExport, err)
+	}
+	return create(cfg, card, id)
+}
+
+// exportPlain is the plaintext of a key export: the identity (secrets and
+// card). Guardian recovery protects the same bytes (guardian.go).
+func (w *Wallet) exportPlain() ([]byte, error) {
+	id, err := w.Identity()
+	if err != nil {
+		return nil, err
+	}
+	var sj secretJSON
+	_ = json.Unmarshal(encodeIdentity(id), &sj)
+	plain, _ := json.Marshal(exportJSON{Format: exportFormat, Card: w.card.String(), secretJSON: sj})
+	return plain, nil
+}
+
+// parseExportPlain reads exportPlain's bytes back, checking that the
+// secrets belong to the card.
+func parseExportPlain(plain []byte) (consent.Card, *Identity, error) {
 	var ej exportJSON
 	if err := json.Unmarshal(plain, &ej); err != nil || ej.Format != exportFormat {
-		return nil, fmt.Errorf("%w: not a medwallet key export (%w)", ErrBadExport, ErrInvalid)
+		return consent.Card{}, nil, fmt.Errorf("not a medwallet key export (%w)", ErrInvalid)
 	}
 	card, err := consent.ParseCard(ej.Card)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrBadExport, err)
+		return consent.Card{}, nil, err
 	}
 	sec, _ := json.Marshal(ej.secretJSON)
 	id, err := decodeIdentity(sec)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrBadExport, err)
+		return consent.Card{}, nil, err
 	}
 	if err := id.matches(card); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrBadExport, err)
+		return consent.Card{}, nil, err
 	}
-	return create(cfg, card, id)
+	return card, id, nil
 }

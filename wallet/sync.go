@@ -117,6 +117,8 @@ type SyncResult struct {
 	Records  int `json:"records"`
 	Restored int `json:"restored"`
 	Grants   int `json:"grants"`
+	// Backup is what became of the backup of local state (backup.go).
+	Backup BackupResult `json:"backup"`
 }
 
 // Sync rebuilds the wallet from the network: it pulls the ledger, fetches
@@ -125,7 +127,8 @@ type SyncResult struct {
 // the wallet's feed back. The peers it asks are those of the network file
 // and the wallet's serving peers located through them (dialServing).
 // After 'key import' on a new machine this brings back every record,
-// grant and log entry.
+// grant and log entry, and the backup of local state (backup.go) the
+// contacts and role keys.
 func (w *Wallet) Sync(ctx context.Context) (SyncResult, error) {
 	release := w.holdLedger() // its steps share one open ledger
 	defer func() { release() }()
@@ -195,6 +198,9 @@ func (w *Wallet) Sync(ctx context.Context) (SyncResult, error) {
 			return res, err
 		}
 		res.Restored++
+	}
+	if res.Backup, err = w.syncBackup(ctx, c); err != nil {
+		return res, err
 	}
 	if err := w.Publish(ctx, c); err != nil {
 		return res, err

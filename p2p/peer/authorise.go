@@ -28,7 +28,9 @@ var errNotAuthorised = ledgersync.ErrNotAuthorised
 // owners whose entries name its author (a patient reads the feed of a
 // clinician it granted, with its break-glass entries); and anyone for a
 // public feed (identity role issuer or peer, a known peer's home feed, this
-// peer's own). Named parties see the subject's whole home feed, other grants
+// peer's own); a recovery requester's feed, by the owner it names and that
+// owner's guardians, and a guardian's feed, by the requesters it approved
+// (consent.View.RecoveryMayRead). Named parties see the subject's whole home feed, other grants
 // included: a known leak (docs/network.md).
 //
 // Writes (MayWrite): entries of feeds whose subject this peer serves,
@@ -36,8 +38,8 @@ var errNotAuthorised = ledgersync.ErrNotAuthorised
 // sub-feed's parent, a known or serving peer, a party the subject names);
 // sub-feeds only of the subject's peers; the feeds of parties a served
 // subject's entries name; known peers' home feeds; issuers' public feeds
-// from their author or a known peer. The rest is refused with an error
-// wrapping errNotAuthorised.
+// from their author or a known peer; a recovery start naming a served
+// owner. The rest is refused with an error wrapping errNotAuthorised.
 type authoriser struct {
 	self   consent.ID
 	ledger *consent.Ledger
@@ -110,7 +112,7 @@ func (a *authoriser) mayRead(v *consent.View, r, author consent.ID) bool {
 	if sub {
 		return false // access sub-feeds: the subject and its peers only
 	}
-	return a.public(v, author) || v.Names(author, r) || v.Names(r, author)
+	return a.public(v, author) || v.Names(author, r) || v.Names(r, author) || v.RecoveryMayRead(r, author)
 }
 
 // MayWrite accepts e from remote, or refuses it with an error wrapping
@@ -174,6 +176,8 @@ func (a *authoriser) mayWrite(v *consent.View, r consent.ID, e *consent.Entry) b
 	switch b, _ := e.DecodedBody(); b := b.(type) {
 	case *consent.BreakGlassBody:
 		return a.Serves(v, b.Owner)
+	case *consent.RecoveryBody:
+		return b.Op == consent.RecoveryStart && a.Serves(v, b.Owner) // a recovery of a served owner
 	case *consent.EquivocationProof:
 		return a.Serves(v, b.Author()) // a proof against a served subject
 	case *consent.CredentialBody:
