@@ -81,6 +81,7 @@ func TestDecideTable(t *testing.T) {
 	}
 	_ = gMal
 	cases = append(cases, roleCases(t, w, alice)...)
+	cases = append(cases, deviceCases(t, w, alice)...)
 	seen := map[Reason]bool{}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

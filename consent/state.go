@@ -54,8 +54,8 @@ import (
 
 // StateVersion is the version of the view state's layout. A state of
 // another version is ignored (and rebuilt). Version 2 was one CBOR value,
-// decoded whole at every open.
-const StateVersion = 3
+// decoded whole at every open. Version 4 added devices (device.go).
+const StateVersion = 4
 
 // Errors of reading a state back. A Ledger treats any of them as "no
 // state", and rebuilds the view from the entries.
@@ -157,6 +157,9 @@ type coreState struct {
 	// state whose table went missing is not restored.
 	Revocations bool
 	Nonces      bool
+	// Devices and their revocations (version 4 on; device.go).
+	Devices    []stateDevice
+	DeviceRevs []stateDeviceRev
 }
 
 // coreFeed is a feed: its length, the time of its head entry and how many
@@ -191,6 +194,7 @@ type storedGrant struct {
 	Seq    uint64
 	Time   int64
 	Body   Grant
+	Device ID // the device that signed it (version 4 on)
 }
 
 type stateProof struct {
@@ -365,7 +369,7 @@ func hashBytes(hs []Hash) []byte {
 }
 
 func storedGrantOf(g *GrantInfo) storedGrant {
-	return storedGrant{ID: g.ID, Author: g.Author, Seq: g.Seq, Time: g.Time, Body: g.Grant}
+	return storedGrant{ID: g.ID, Author: g.Author, Seq: g.Seq, Time: g.Time, Body: g.Grant, Device: g.Device}
 }
 
 func revokerList(m revokerSet) []ID {
@@ -507,6 +511,7 @@ func (v *View) core() *coreState {
 	}
 	slices.SortFunc(cs.Grantors, func(a, b stateGrantors) int { return strings.Compare(string(a.Grantee), string(b.Grantee)) })
 	cs.GrantsBy, cs.GrantsTo = countList(v.grantsBy), countList(v.grantsTo)
+	cs.Devices, cs.DeviceRevs = v.deviceState()
 	cs.Revocations = v.hasRevs || len(v.revokedBy) > 0
 	cs.Nonces = v.hasNonces || len(v.nonces) > 0
 	return cs
@@ -607,6 +612,7 @@ func (v *View) restoreCore(cs *coreState) error {
 		v.grantsTo[v.intern(c.ID)] = int(c.N)
 	}
 	v.hasRevs, v.hasNonces = cs.Revocations, cs.Nonces
+	v.restoreDevices(cs.Devices, cs.DeviceRevs)
 	return nil
 }
 
