@@ -93,6 +93,9 @@ type AccessBody struct {
 	// Repeats, on a denial only, makes the entry a summary of repeated
 	// denials the decider did not log one by one (see Repeats).
 	Repeats *Repeats `cbor:"11,keyasint,omitempty" json:"repeats,omitempty"`
+	// The heads of the owner's device feeds the decider held (device.go),
+	// sorted by device: absent when the owner has no device.
+	DeviceHeads []DeviceHead `cbor:"12,keyasint,omitempty" json:"device_heads,omitempty"`
 }
 
 // Repeats is carried by an access entry that summarises a run of repeated
@@ -336,6 +339,9 @@ func decodeBody(k Kind, b []byte) (any, error) {
 		if r := v.Repeats; r != nil && (v.Allow || r.Count == 0 || r.First > r.Last || r.Of.IsZero()) {
 			return nil, malformed("access body: repeats only on a denial, with a count, times in order and the entry repeated")
 		}
+		if err := checkDeviceHeads(v.DeviceHeads); err != nil {
+			return nil, err
+		}
 		return &v, nil
 	case KindCredential:
 		var v CredentialBody
@@ -390,6 +396,8 @@ func decodeBody(k Kind, b []byte) (any, error) {
 		return decodeRetire(b)
 	case KindGuardianSet, KindRecovery, KindRecoveryApproval:
 		return decodeGuardianBody(k, b)
+	case KindDevice, KindDeviceRevoke:
+		return decodeDeviceBody(k, b)
 	case KindEquivocation:
 		var v EquivocationProof
 		if err := Unmarshal(b, &v); err != nil {

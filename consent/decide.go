@@ -31,6 +31,7 @@ const (
 	ReasonCredentialExpired Reason = "credential-expired" // no matching credential is within its validity period
 	ReasonNoBreakGlass      Reason = "no-break-glass"     // an emergency grant, but no valid break-glass entry named
 	ReasonTimeBox           Reason = "time-box"           // an emergency grant, past its time box
+	ReasonDeviceRevoked     Reason = "device-revoked"     // the owner revoked the device that signed the grant, or that asks
 )
 
 var reasonSet = map[Reason]struct{}{
@@ -38,7 +39,7 @@ var reasonSet = map[Reason]struct{}{
 	ReasonRevoked: {}, ReasonNotYetValid: {}, ReasonExpired: {}, ReasonScope: {},
 	ReasonPurpose: {}, ReasonBadSignature: {}, ReasonEquivocating: {}, ReasonReplay: {},
 	ReasonEmergency: {}, ReasonNoCredential: {}, ReasonCredentialRevoked: {}, ReasonCredentialExpired: {},
-	ReasonNoBreakGlass: {}, ReasonTimeBox: {},
+	ReasonNoBreakGlass: {}, ReasonTimeBox: {}, ReasonDeviceRevoked: {},
 	ReasonRepair: {}, ReasonNoRepairGrant: {}, // repair.go
 }
 
@@ -77,11 +78,15 @@ func deny(r Reason) Decision { return Decision{Reason: r} }
 //  4. the requested scope and purpose parse (scope, purpose);
 //  5. a request by the owner itself is allowed (owner): patients read
 //     their own records through the same peers, logged like any access;
+//     so is one by a device the owner enrolled (device.go), unless the
+//     owner revoked it (device-revoked);
 //  6. among the owner's grants: some name the requester, or a role the
 //     requester holds a credential for from the grant's issuer (else
 //     no-credential if the record is granted to a role, wrong-grantee if
 //     it was granted to someone else, or no-grant); some of those cover
-//     the record (record); some of those are not revoked (revoked); for
+//     the record (record); some of those are not revoked (revoked);
+//     some were signed by the owner, or by a device of the owner within
+//     its cut that did not equivocate (device-revoked, equivocating-author); for
 //     role grants, the requester has a matching credential its issuer has
 //     not revoked (credential-revoked) and that is valid at now
 //     (credential-expired); some are valid at now (not-yet-valid, or
@@ -125,6 +130,10 @@ type facts interface {
 	firstBreakGlassOf(requester ID, grant Hash) *BreakGlassInfo
 	// repairGrantsOf returns owner's repair grants (repair.go).
 	repairGrantsOf(owner ID) []*RepairGrantInfo
+	// deviceOwner returns the owner that enrolled device (device.go).
+	deviceOwner(device ID) (ID, bool)
+	// deviceCut returns the cut of the owner's revocation of device.
+	deviceCut(device ID) (uint64, bool)
 }
 
 // decide is Decide without the signature check (benchmarked on its own).
@@ -148,6 +157,13 @@ func decide(v facts, r *Request, now time.Time) Decision {
 		return deny(ReasonPurpose)
 	}
 	if r.Requester == r.Owner {
+		return Decision{Allow: true, Reason: ReasonOwner}
+	}
+	if o, ok := v.deviceOwner(r.Requester); ok && o == r.Owner {
+		// One of the owner's devices: the owner itself, until revoked.
+		if _, revoked := v.deviceCut(r.Requester); revoked {
+			return deny(ReasonDeviceRevoked)
+		}
 		return Decision{Allow: true, Reason: ReasonOwner}
 	}
 	ix := v.grantIndex()
@@ -225,7 +241,20 @@ func decide(v facts, r *Request, now time.Time) Decision {
 	if len(cands) == 0 {
 		return denied(ReasonRevoked, first)
 	}
+	// Grants a device signed count within its cut only (device.go).
+	var dropped Reason
 	next := stage(func(g *GrantInfo) bool {
+		ok, why := deviceGrantCounts(v, g)
+		if !ok && dropped == "" {
+			dropped = why
+		}
+		return ok
+	})
+	if len(next) == 0 {
+		return denied(dropped, cands[0])
+	}
+	cands = next
+	next = stage(func(g *GrantInfo) bool {
 		if !g.IsRole() {
 			return true
 		}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -31,12 +32,14 @@ type randLedger struct {
 	creds    map[ID][]Hash
 	bgs      []Hash
 	emGrants []Hash
-	requests []*Request // requests logged in access entries
 
 	// Repairs (repair.go) draw from a random stream of their own, so that
 	// they leave the rest of the generated ledgers as they were.
-	rrng    *rand.Rand
-	repairs map[ID][]Hash // owner -> its repair grants
+	rrng     *rand.Rand
+	repairs  map[ID][]Hash       // owner -> its repair grants
+	requests []*Request          // requests logged in access entries
+	devices  map[ID][]*KeySigner // owner -> the devices it enrolled
+	ndev     int
 }
 
 var randRoles = []string{"physician", "emergency-physician"}
@@ -48,7 +51,8 @@ var randPurposes = []string{"TREAT", "ETREAT", "HPAYMT", "BTG"}
 func newRandLedger(tb testing.TB, seed uint64) *randLedger {
 	l := &randLedger{tb: tb, rng: rand.New(rand.NewPCG(seed, 12)), at: t0.Add(-48 * time.Hour),
 		roleIDs: map[ID][]ID{}, view: NewView(), ref: newRefView(), feeds: refFeeds{},
-		grants: map[ID][]Hash{}, creds: map[ID][]Hash{}, rrng: rand.New(rand.NewPCG(seed, 13)), repairs: map[ID][]Hash{}}
+		grants: map[ID][]Hash{}, creds: map[ID][]Hash{}, devices: map[ID][]*KeySigner{},
+		rrng: rand.New(rand.NewPCG(seed, 13)), repairs: map[ID][]Hash{}}
 	for _, n := range []string{"alice", "carol"} {
 		l.owners = append(l.owners, testSigner(tb, n))
 	}
@@ -144,7 +148,7 @@ func (l *randLedger) grant() {
 			g.Purpose, g.TimeBox = pick(l, []string{"BTG", "ETREAT"}), int64(1+l.rng.IntN(12*3600))
 		}
 	}
-	h := l.add(o, KindGrant, &g).Hash()
+	h := l.add(l.orDevice(o), KindGrant, &g).Hash()
 	l.grants[o.ID()] = append(l.grants[o.ID()], h)
 	if g.IsEmergency() {
 		l.emGrants = append(l.emGrants, h)
@@ -161,7 +165,7 @@ func (l *randLedger) revoke() {
 	if l.rng.IntN(6) == 0 {
 		by = pick(l, l.owners) // perhaps not the grant's author
 	}
-	l.add(by, KindRevoke, &RevokeBody{Grant: pick(l, gs)})
+	l.add(l.orDevice(by), KindRevoke, &RevokeBody{Grant: pick(l, gs)})
 }
 
 func (l *randLedger) credential() {
@@ -196,6 +200,9 @@ func (l *randLedger) breakGlass() {
 // request signs a random request at about time at.
 func (l *randLedger) request(at time.Time) *Request {
 	p := pick(l, append(slices.Clone(l.people), l.owners[0]))
+	if l.rng.IntN(6) == 0 {
+		p = l.orDevice(pick(l, l.owners)) // an owner's device
+	}
 	r := Request{Owner: pick(l, l.owners).ID(), Record: pick(l, []string{"rec-1", "rec-2", "rec-3"}),
 		Scope: pick(l, append(slices.Clone(randScopes), "patient/Nope.rs")), Purpose: pick(l, append(slices.Clone(randPurposes), "NOPE")),
 		Time: at.Add(time.Duration(l.rng.IntN(400)-200) * time.Second).Unix(), Nonce: []byte(fmt.Sprintf("nonce-%020d", l.rng.Uint64()))}
@@ -227,7 +234,11 @@ func (l *randLedger) request(at time.Time) *Request {
 }
 
 func (l *randLedger) signerOf(id ID) *KeySigner {
-	for _, s := range append(append(slices.Clone(l.people), l.owners...), l.issuers...) {
+	all := append(append(slices.Clone(l.people), l.owners...), l.issuers...)
+	for _, ds := range l.devices {
+		all = append(all, ds...)
+	}
+	for _, s := range all {
 		if s.ID() == id {
 			return s
 		}
@@ -254,6 +265,12 @@ func (l *randLedger) access() {
 		h := l.randHead(body.Issuer)
 		body.IssuerHead = &h
 	}
+	for _, dev := range l.devices[r.Owner] {
+		if h := l.randHead(dev.ID()); h.Seq > 0 {
+			body.DeviceHeads = append(body.DeviceHeads, DeviceHead{Device: dev.ID(), Head: h})
+		}
+	}
+	slices.SortFunc(body.DeviceHeads, func(a, b DeviceHead) int { return strings.Compare(string(a.Device), string(b.Device)) })
 	decider := l.peer
 	if l.rng.IntN(5) == 0 {
 		decider = l.signerOf(r.Owner) // the owner's own box decides
@@ -268,6 +285,9 @@ func (l *randLedger) access() {
 // the proof.
 func (l *randLedger) equivocate() {
 	s := pick(l, append(slices.Clone(l.people), l.issuers...))
+	if l.rng.IntN(4) == 0 {
+		s = l.orDevice(pick(l, l.owners))
+	}
 	f := l.feeds[s.ID()]
 	if len(f) == 0 {
 		return
@@ -307,6 +327,8 @@ func (l *randLedger) step() {
 		l.revokeCredential()
 	case n < 60:
 		l.breakGlass()
+	case n < 64:
+		l.device()
 	case n < 98:
 		l.access()
 	default:
@@ -351,6 +373,45 @@ func (l *randLedger) repair() {
 		b.Records = []string{[]string{"rec-1", "rec-2"}[rp(2)]}
 	}
 	l.repairs[o.ID()] = append(l.repairs[o.ID()], add(o, KindRepairGrant, &b).Hash())
+}
+
+// orDevice returns o or, often, one of the devices o enrolled.
+func (l *randLedger) orDevice(o *KeySigner) *KeySigner {
+	if ds := l.devices[o.ID()]; len(ds) > 0 && l.rng.IntN(2) == 0 {
+		return pick(l, ds)
+	}
+	return o
+}
+
+// device enrols a device for an owner (at most two each), or has an owner
+// revoke one of its devices (or another owner's) at a cut around its head.
+func (l *randLedger) device() {
+	o := pick(l, l.owners)
+	ds := l.devices[o.ID()]
+	if len(ds) < 2 && l.rng.IntN(2) == 0 {
+		l.ndev++
+		dev := testSigner(l.tb, fmt.Sprint("device ", l.ndev))
+		b, err := NewDeviceBody(o, dev.ID(), testDeviceAge, []byte("label"))
+		if err != nil {
+			l.tb.Fatal(err)
+		}
+		l.add(dev, KindDevice, b)
+		l.devices[o.ID()] = append(ds, dev)
+		return
+	}
+	var all []*KeySigner
+	for _, ds := range l.devices {
+		all = append(all, ds...)
+	}
+	if len(all) == 0 {
+		return
+	}
+	dev := pick(l, all)
+	cut := l.head(dev.ID()).Seq
+	if cut > 0 && l.rng.IntN(2) == 0 {
+		cut -= uint64(l.rng.IntN(int(cut)))
+	}
+	l.add(o, KindDeviceRevoke, &DeviceRevokeBody{Device: dev.ID(), Cut: cut})
 }
 
 // TestDecideMatchesReference checks the indexed policy against the

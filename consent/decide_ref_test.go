@@ -32,6 +32,25 @@ type refView struct {
 
 	repairs       map[ID][]*RepairGrantInfo // owner -> repair grants, in feed order
 	repairRevoked map[Hash]map[ID]bool      // repair grant -> who revoked it
+	devices       map[ID]ID                 // device -> owner
+	revs          []refDeviceRev
+}
+
+type refDeviceRev struct {
+	by, device ID
+	cut        uint64
+}
+
+// cut is the smallest cut of the owner's revocations of device.
+func (v *refView) cut(device ID) (uint64, bool) {
+	var cut uint64
+	found := false
+	for _, r := range v.revs {
+		if r.device == device && r.by == v.devices[device] && (!found || r.cut < cut) {
+			cut, found = r.cut, true
+		}
+	}
+	return cut, found
 }
 
 func newRefView() *refView {
@@ -41,6 +60,7 @@ func newRefView() *refView {
 		nonces: map[nonceKey]struct{}{}, proofs: map[ID]bool{}, credsBySubject: map[ID][]*CredentialInfo{},
 		breakGlass: map[Hash]*BreakGlassInfo{}, firstBG: map[requesterGrant]*BreakGlassInfo{},
 		repairs: map[ID][]*RepairGrantInfo{}, repairRevoked: map[Hash]map[ID]bool{},
+		devices: map[ID]ID{},
 	}
 }
 
@@ -84,25 +104,28 @@ func (v *refView) accept(e *Entry) {
 	switch b := body.(type) {
 	case *Grant:
 		gi := &GrantInfo{ID: h, Author: e.Author, Seq: e.Seq, Time: e.Time, Grant: *b}
+		if o, ok := v.devices[e.Author]; ok {
+			gi.Author, gi.Device = o, e.Author
+		}
 		for _, s := range b.Scopes {
 			if sc, err := ParseScope(s); err == nil {
 				gi.parsed = append(gi.parsed, sc)
 			}
 		}
 		v.grants[h] = gi
-		v.byOwnerTo[ownerGrantee{e.Author, b.Grantee}]++
+		v.byOwnerTo[ownerGrantee{gi.Author, b.Grantee}]++
 		recs := b.Records
 		if b.All {
 			recs = []string{""}
 		}
 		for _, r := range recs {
-			k := grantKey{e.Author, b.Grantee, r}
+			k := grantKey{gi.Author, b.Grantee, r}
 			s := v.byKey[k]
 			i := sort.Search(len(s), func(i int) bool { return string(s[i].ID[:]) >= string(gi.ID[:]) })
 			v.byKey[k] = slices.Insert(s, i, gi)
-			v.byOwnerRec[ownerRecord{e.Author, r}]++
+			v.byOwnerRec[ownerRecord{gi.Author, r}]++
 			if b.IsRole() {
-				v.roleOwnerRec[ownerRecord{e.Author, r}]++
+				v.roleOwnerRec[ownerRecord{gi.Author, r}]++
 			}
 		}
 	case *RevokeBody:
@@ -111,7 +134,17 @@ func (v *refView) accept(e *Entry) {
 			m = map[ID]bool{}
 			v.revokedBy[b.Grant] = m
 		}
-		m[e.Author] = true
+		by := e.Author
+		if o, ok := v.devices[e.Author]; ok {
+			by = o
+		}
+		m[by] = true
+	case *DeviceBody:
+		if e.Seq == 1 && b.Device == e.Author {
+			v.devices[e.Author] = b.Owner
+		}
+	case *DeviceRevokeBody:
+		v.revs = append(v.revs, refDeviceRev{by: e.Author, device: b.Device, cut: b.Cut})
 	case *EquivocationProof:
 		v.proofs[b.Author()] = true
 	case *RepairGrantBody:
@@ -163,6 +196,12 @@ func decideRefPolicy(v *refView, r *Request, now time.Time) Decision {
 		return deny(ReasonPurpose)
 	}
 	if r.Requester == r.Owner {
+		return Decision{Allow: true, Reason: ReasonOwner}
+	}
+	if o, ok := v.devices[r.Requester]; ok && o == r.Owner {
+		if _, revoked := v.cut(r.Requester); revoked {
+			return deny(ReasonDeviceRevoked)
+		}
 		return Decision{Allow: true, Reason: ReasonOwner}
 	}
 	// Candidates: grants to the requester, and role grants to a role the
@@ -247,6 +286,26 @@ func decideRefPolicy(v *refView, r *Request, now time.Time) Decision {
 	next := stage(func(g *GrantInfo) bool { return !v.revokedBy[g.ID][g.Author] })
 	if len(next) == 0 {
 		return denied(ReasonRevoked, cands[0])
+	}
+	cands = next
+	var dropped Reason
+	next = stage(func(g *GrantInfo) bool {
+		if g.Device == "" {
+			return true
+		}
+		why := Reason("")
+		if v.Equivocating(g.Device) {
+			why = ReasonEquivocating
+		} else if cut, ok := v.cut(g.Device); ok && g.Seq > cut {
+			why = ReasonDeviceRevoked
+		}
+		if why != "" && dropped == "" {
+			dropped = why
+		}
+		return why == ""
+	})
+	if len(next) == 0 {
+		return denied(dropped, cands[0])
 	}
 	cands = next
 	next = stage(func(g *GrantInfo) bool {
@@ -431,6 +490,11 @@ func refDecideAsOf(feeds refFeeds, e *Entry, req *Request) (Decision, error) {
 	}
 	if ab.IssuerHead != nil {
 		if err := prefix("issuer", ab.Issuer, *ab.IssuerHead); err != nil {
+			return Decision{}, err
+		}
+	}
+	for _, d := range ab.DeviceHeads {
+		if err := prefix("device", d.Device, d.Head); err != nil {
 			return Decision{}, err
 		}
 	}

@@ -86,6 +86,7 @@ func TestDecideTable(t *testing.T) {
 		decideCase{"repair", newRequest(t, erin, alice.ID(), "rec-1", RepairScope, PurposeRepair, t0), ReasonRepair, gRep, Hash{}, 0},
 		decideCase{"no-repair-grant", newRequest(t, bob, alice.ID(), "rec-1", RepairScope, PurposeRepair, t0), ReasonNoRepairGrant, Hash{}, Hash{}, 0})
 	cases = append(cases, roleCases(t, w, alice)...)
+	cases = append(cases, deviceCases(t, w, alice)...)
 	seen := map[Reason]bool{}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -21,7 +21,8 @@
 //	3 prev    bytes  32: SHA-256 of the author's entry seq-1; zeros for seq 1
 //	4 time    uint   Unix seconds; never earlier than prev's time
 //	5 kind    uint   1 identity, 2 anchor, 3 grant, 4 revoke, 5 access, 6 equivocation,
-//	                 7 credential, 8 break-glass, 9 review, 10 serve, 12 link, 15 retire
+//	                 7 credential, 8 break-glass, 9 review, 10 serve, 12 link, 15 retire,
+//	                 19 device, 20 device-revoke
 //	6 body    bytes  the canonical CBOR encoding of the kind's body
 //	7 sig     bytes  64: Ed25519 signature
 //
@@ -57,7 +58,10 @@
 //	                                break-glass entry), 7 credential issuer and 8 head of its feed
 //	                                (a decision on a role grant: both or neither), 9 hash of the
 //	                                credential relied on (an allow by a role grant), 10 end of the
-//	                                time box, Unix seconds (present exactly on an emergency allow)
+//	                                time box, Unix seconds (present exactly on an emergency allow),
+//	                                11 repeats, 12 heads {1 device, 2 head} of the owner's device
+//	                                feeds the decider held (sorted by device, at most MaxDevices;
+//	                                absent when the owner has none)
 //	equivocation  EquivocationProof 1, 2: two entry encodings in bytewise order, same author
 //	                                and seq, both validly signed
 //	credential    CredentialBody    1 subject ID, 2 role (2 to 48 of [a-z0-9-], starting with a
@@ -75,6 +79,13 @@
 //	retire        RetireBody        1 record ID, 2 SHA-256 of the retired encrypted manifest,
 //	                                3 its share IDs (sorted, unique, at most 256), 4 removed=true
 //	                                (the whole record is gone; absent: only the listed shares)
+//	device        DeviceBody        seq 1 of a device feed: 1 owner ID, 2 the device's ID (the
+//	                                author), 3 the device's age recipient, 4 label (age ciphertext
+//	                                to the owner, at most 1024 bytes; optional), 5 the owner's
+//	                                signature over "medwallet device v1\n" || 2 || "\n" || 3 ||
+//	                                "\n" || 4; the device's grants and revocations count as the owner's
+//	device-revoke DeviceRevokeBody  1 device ID, 2 cut: the seq of the device's last entry that
+//	                                still counts (only the device's owner can revoke it)
 //
 // A request is a map: 1 requester, 2 owner, 3 record ID, 4 scope, 5 purpose,
 // 6 time (Unix seconds), 7 nonce (16 to 64 bytes), 8 signature by the

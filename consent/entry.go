@@ -24,6 +24,8 @@ const (
 	KindReview       Kind = 9  // ReviewBody: the owner reviews an emergency access
 	KindServe        Kind = 10 // ServeBody: the author's serving peers
 	KindLink         Kind = 12 // LinkBody: opens a sub-feed of a parent about a subject
+	KindDevice       Kind = 19 // DeviceBody: opens a device feed the owner enrolled (device.go)
+	KindDeviceRevoke Kind = 20 // DeviceRevokeBody: the owner withdraws a device
 )
 
 var kindNames = map[Kind]string{
@@ -45,6 +47,8 @@ var kindNames = map[Kind]string{
 	KindGuardianSet:      "guardian-set",  // guardian.go
 	KindRecovery:         "recovery",
 	KindRecoveryApproval: "recovery-approval",
+	KindDevice:           "device",
+	KindDeviceRevoke:     "device-revoke",
 }
 
 func (k Kind) String() string {

@@ -30,6 +30,24 @@ type grantEvent struct {
 	seq    uint64
 	g      *GrantInfo
 	revoke bool
+	// A revocation of a grant the audit had not walked yet when it walked
+	// the revocation (another feed's: a device's, device.go) names it by
+	// id, for by (the identity the revoker acts for); g is nil until it
+	// is resolved (grantOf).
+	id Hash
+	by ID
+}
+
+// grantOf returns the grant of ev, resolving a revocation walked before
+// its grant: nil when there is no such grant of the revoker's owner.
+func (x *auditIndex) grantOf(ev grantEvent) *GrantInfo {
+	if ev.g != nil {
+		return ev.g
+	}
+	if g, ok := x.full.grantMap()[ev.id]; ok && g.Author == ev.by {
+		return g
+	}
+	return nil
 }
 
 func emptyAuditIndex(full *View) *auditIndex {
@@ -73,8 +91,13 @@ func (x *auditIndex) note(e *Entry, h Hash, body any, req *Request) {
 		if !ok {
 			return
 		}
-		if g, ok := full.grantMap()[rb.Grant]; ok && g.Author == a {
+		by := full.actsFor(a)
+		if g, ok := full.grantMap()[rb.Grant]; ok && g.Author == by {
 			x.events[a] = append(x.events[a], grantEvent{seq: e.Seq, g: g, revoke: true})
+		} else if _, cred := full.creds[rb.Grant]; !ok && !cred {
+			// A grant in another feed (a device's, or the owner's
+			// revoked by a device), not walked yet.
+			x.events[a] = append(x.events[a], grantEvent{seq: e.Seq, revoke: true, id: rb.Grant, by: by})
 		}
 		if c, ok := full.creds[rb.Grant]; ok && c.Issuer == a {
 			k := authorHash{a, rb.Grant}
@@ -162,12 +185,18 @@ func accessLimits(full *View, e *Entry, ab *AccessBody, req *Request) (limits, e
 			return nil, err
 		}
 	}
+	for _, d := range ab.DeviceHeads {
+		if err := prefix("device", d.Device, d.Head); err != nil {
+			return nil, err
+		}
+	}
 	return lim, nil
 }
 
 // grantCursor replays one owner's grants and revocations into a
 // grantIndex, forward only.
 type grantCursor struct {
+	x      *auditIndex
 	owner  ID
 	events []grantEvent
 	next   int // events[:next] are applied
@@ -176,7 +205,7 @@ type grantCursor struct {
 }
 
 func (x *auditIndex) cursor(owner ID) *grantCursor {
-	return &grantCursor{owner: owner, events: x.events[owner], gx: newGrantIndex(), revs: map[Hash]bool{}}
+	return &grantCursor{x: x, owner: owner, events: x.events[owner], gx: newGrantIndex(), revs: map[Hash]bool{}}
 }
 
 // advance applies the owner's events up to seq; seq never decreases.
@@ -184,12 +213,14 @@ func (c *grantCursor) advance(seq uint64) {
 	for c.next < len(c.events) && c.events[c.next].seq <= seq {
 		ev := c.events[c.next]
 		c.next++
+		g := c.x.grantOf(ev)
 		switch {
+		case g == nil:
 		case !ev.revoke:
-			c.gx.add(ev.g, !c.revs[ev.g.ID])
-		case !c.revs[ev.g.ID]:
-			c.revs[ev.g.ID] = true
-			c.gx.revoke(ev.g)
+			c.gx.add(g, !c.revs[g.ID])
+		case !c.revs[g.ID]:
+			c.revs[g.ID] = true
+			c.gx.revoke(g)
 		}
 	}
 }
@@ -200,6 +231,8 @@ type asOf struct {
 	x   *auditIndex
 	lim limits
 	gc  *grantCursor
+
+	merged *grantIndex // the cursor's, or with the owner's device grants (device_audit.go)
 }
 
 func (a *asOf) NonceSeen(requester ID, nonce []byte) bool {
@@ -222,7 +255,12 @@ func (a *asOf) Equivocating(author ID) bool {
 	return false
 }
 
-func (a *asOf) grantIndex() *grantIndex { return a.gc.gx }
+func (a *asOf) grantIndex() *grantIndex {
+	if a.merged == nil {
+		a.merged = a.withDevices()
+	}
+	return a.merged
+}
 
 func (a *asOf) credentialsOf(id ID) []*CredentialInfo {
 	all := a.x.full.credsBySubject[id]

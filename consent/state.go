@@ -54,8 +54,9 @@ import (
 
 // StateVersion is the version of the view state's layout. A state of
 // another version is ignored (and rebuilt). Version 2 was one CBOR value,
-// decoded whole at every open.
-const StateVersion = 4 // 4: the guardian and recovery entries (Recovery)
+// decoded whole at every open. Version 4 added the guardian and recovery
+// entries (Recovery, guardian.go); version 5 devices (device.go).
+const StateVersion = 5
 
 // Errors of reading a state back. A Ledger treats any of them as "no
 // state", and rebuilds the view from the entries.
@@ -160,6 +161,9 @@ type coreState struct {
 	// Recovery holds the encodings of the guardian and recovery entries
 	// (guardian.go), in acceptance order.
 	Recovery [][]byte
+	// Devices and their revocations (version 5 on; device.go).
+	Devices    []stateDevice
+	DeviceRevs []stateDeviceRev
 }
 
 // coreFeed is a feed: its length, the time of its head entry and how many
@@ -194,6 +198,7 @@ type storedGrant struct {
 	Seq    uint64
 	Time   int64
 	Body   Grant
+	Device ID // the device that signed it (version 5 on)
 }
 
 type stateProof struct {
@@ -368,7 +373,7 @@ func hashBytes(hs []Hash) []byte {
 }
 
 func storedGrantOf(g *GrantInfo) storedGrant {
-	return storedGrant{ID: g.ID, Author: g.Author, Seq: g.Seq, Time: g.Time, Body: g.Grant}
+	return storedGrant{ID: g.ID, Author: g.Author, Seq: g.Seq, Time: g.Time, Body: g.Grant, Device: g.Device}
 }
 
 func revokerList(m revokerSet) []ID {
@@ -510,6 +515,7 @@ func (v *View) core() *coreState {
 	}
 	slices.SortFunc(cs.Grantors, func(a, b stateGrantors) int { return strings.Compare(string(a.Grantee), string(b.Grantee)) })
 	cs.GrantsBy, cs.GrantsTo = countList(v.grantsBy), countList(v.grantsTo)
+	cs.Devices, cs.DeviceRevs = v.deviceState()
 	cs.Revocations = v.hasRevs || len(v.revokedBy) > 0
 	cs.Nonces = v.hasNonces || len(v.nonces) > 0
 	cs.Recovery = v.recoveryState()
@@ -611,6 +617,7 @@ func (v *View) restoreCore(cs *coreState) error {
 		v.grantsTo[v.intern(c.ID)] = int(c.N)
 	}
 	v.hasRevs, v.hasNonces = cs.Revocations, cs.Nonces
+	v.restoreDevices(cs.Devices, cs.DeviceRevs)
 	return v.restoreRecovery(cs.Recovery)
 }
 

@@ -102,6 +102,9 @@ func (v *View) decodeGrant(k, b []byte, scopes map[string]Scope) (*GrantInfo, er
 		return nil, ErrStateCorrupt
 	}
 	gi := &GrantInfo{ID: sg.ID, Author: v.intern(sg.Author), Seq: sg.Seq, Time: sg.Time, Grant: sg.Body}
+	if sg.Device != "" {
+		gi.Device = v.intern(sg.Device)
+	}
 	gi.Grantee = v.intern(gi.Grantee)
 	for _, s := range gi.Scopes {
 		sc, ok := scopes[s]
@@ -148,7 +151,10 @@ func (v *View) grantsFromEntries() ([]*GrantInfo, map[Hash]revokerSet) {
 			}
 			switch b := body.(type) {
 			case *Grant:
-				gi := &GrantInfo{ID: f.hashes[e.Seq-1], Author: f.author, Seq: e.Seq, Time: e.Time, Grant: *b}
+				gi := &GrantInfo{ID: f.hashes[e.Seq-1], Author: v.actsFor(f.author), Seq: e.Seq, Time: e.Time, Grant: *b}
+				if gi.Author != f.author {
+					gi.Device = f.author
+				}
 				gi.Grantee = v.intern(b.Grantee)
 				for _, s := range b.Scopes {
 					if sc, err := ParseScope(s); err == nil {
@@ -157,8 +163,8 @@ func (v *View) grantsFromEntries() ([]*GrantInfo, map[Hash]revokerSet) {
 				}
 				gs = append(gs, gi)
 			case *RevokeBody:
-				if !revs[b.Grant].has(f.author) {
-					revs[b.Grant] = append(revs[b.Grant], f.author)
+				if by := v.actsFor(f.author); !revs[b.Grant].has(by) {
+					revs[b.Grant] = append(revs[b.Grant], by)
 				}
 			}
 			return nil
@@ -225,7 +231,7 @@ func (v *View) decodeGrantShared(k, b []byte) (*GrantInfo, error) {
 	if err := stateDec.Unmarshal(b, &sg); err != nil || !bytes.Equal(sg.ID[:], k) || sg.Author == "" {
 		return nil, ErrStateCorrupt
 	}
-	gi := &GrantInfo{ID: sg.ID, Author: sg.Author, Seq: sg.Seq, Time: sg.Time, Grant: sg.Body}
+	gi := &GrantInfo{ID: sg.ID, Author: sg.Author, Seq: sg.Seq, Time: sg.Time, Grant: sg.Body, Device: sg.Device}
 	for _, s := range gi.Scopes {
 		if sc, err := ParseScope(s); err == nil {
 			gi.parsed = append(gi.parsed, sc)

@@ -16,6 +16,10 @@ type GrantInfo struct {
 	Author ID     `json:"author"`
 	Seq    uint64 `json:"seq"`
 	Time   int64  `json:"time"`
+	// Device is the device that signed the grant on the owner's behalf
+	// (device.go); Seq is then its seq in the device's feed. Empty for a
+	// grant of the owner's own feed.
+	Device ID `json:"device,omitempty"`
 	Grant
 
 	parsed []Scope
@@ -133,6 +137,9 @@ type View struct {
 	grantors map[ID][]ID       // grantee -> the owners granting it, each once
 
 	rec *recoveryIndex // guardians and recoveries (guardian.go), made on first use
+	// Devices (device.go), made on first use.
+	devices    map[ID]*DeviceInfo        // device feed -> its device entry
+	deviceRevs map[ID][]deviceRevocation // device -> the device-revoke entries naming it
 }
 
 // MaxPendingPerAuthor bounds the entries of one author a view holds while
@@ -324,7 +331,11 @@ func (v *View) accept(f *feed, e *Entry, h Hash) {
 		v.anchors[ownerRecord{f.author, b.Record}] = b
 	case *Grant:
 		v.loadGrants()
-		gi := &GrantInfo{ID: h, Author: f.author, Seq: e.Seq, Time: e.Time, Grant: *b}
+		owner := v.actsFor(f.author)
+		gi := &GrantInfo{ID: h, Author: owner, Seq: e.Seq, Time: e.Time, Grant: *b}
+		if owner != f.author {
+			gi.Device = f.author
+		}
 		gi.Grantee = v.intern(b.Grantee)
 		for _, s := range b.Scopes {
 			if sc, err := ParseScope(s); err == nil {
@@ -332,9 +343,9 @@ func (v *View) accept(f *feed, e *Entry, h Hash) {
 			}
 		}
 		v.grants[h] = gi
-		v.gx.add(gi, !v.revokedBy[h].has(e.Author))
-		v.noteGrantor(f.author, gi.Grantee)
-		v.grantsBy[f.author]++
+		v.gx.add(gi, !v.revokedBy[h].has(owner))
+		v.noteGrantor(owner, gi.Grantee)
+		v.grantsBy[owner]++
 		v.grantsTo[gi.Grantee]++
 		if v.dirty != nil {
 			v.dirty.grants = append(v.dirty.grants, gi)
@@ -345,11 +356,12 @@ func (v *View) accept(f *feed, e *Entry, h Hash) {
 			v.dirty.revs[b.Grant] = struct{}{}
 		}
 		m := v.revokedBy[b.Grant]
-		if g, ok := v.grants[b.Grant]; ok && g.Author == e.Author && !m.has(e.Author) {
+		by := v.actsFor(f.author) // a device revokes for its owner
+		if g, ok := v.grants[b.Grant]; ok && g.Author == by && !m.has(by) {
 			v.gx.revoke(g)
 		}
-		if !m.has(f.author) {
-			v.revokedBy[b.Grant] = append(m, f.author)
+		if !m.has(by) {
+			v.revokedBy[b.Grant] = append(m, by)
 		}
 	case *EquivocationProof:
 		v.addProof(b)
@@ -369,6 +381,10 @@ func (v *View) accept(f *feed, e *Entry, h Hash) {
 		v.noteGrantor(f.author, b.Repairer)
 	case *GuardianSetBody, *RecoveryBody, *RecoveryApprovalBody:
 		v.acceptGuardian(e, h, b)
+	case *DeviceBody:
+		v.acceptDevice(e, b)
+	case *DeviceRevokeBody:
+		v.acceptDeviceRevoke(e, b)
 	}
 }
 

@@ -251,12 +251,14 @@ func (w *Wallet) DecideAccess(ctx context.Context, req *consent.Request) (consen
 	now := w.Now()
 	var d consent.Decision
 	var head consent.Head
+	var devs []consent.DeviceHead
 	l.View(func(v *consent.View) {
 		d = consent.Decide(v, req, now)
 		head = v.Head(req.Owner)
+		devs = consent.DeviceHeads(v, req.Owner)
 	})
 	if _, err := l.Append(s, now, consent.KindAccess, &consent.AccessBody{
-		Request: req.Encode(), Allow: d.Allow, Reason: d.Reason, Grant: d.Grant, OwnerHead: head,
+		Request: req.Encode(), Allow: d.Allow, Reason: d.Reason, Grant: d.Grant, OwnerHead: head, DeviceHeads: devs,
 	}); err != nil {
 		return d, fmt.Errorf("logging the decision: %w", err)
 	}

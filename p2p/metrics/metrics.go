@@ -152,7 +152,7 @@ var getReasons = map[string]bool{
 	string(consent.ReasonScope): true, string(consent.ReasonPurpose): true, string(consent.ReasonBadSignature): true,
 	string(consent.ReasonEquivocating): true, string(consent.ReasonReplay): true, string(consent.ReasonNoCredential): true,
 	string(consent.ReasonCredentialRevoked): true, string(consent.ReasonCredentialExpired): true,
-	string(consent.ReasonNoBreakGlass): true, string(consent.ReasonTimeBox): true,
+	string(consent.ReasonNoBreakGlass): true, string(consent.ReasonTimeBox): true, string(consent.ReasonDeviceRevoked): true,
 	// response codes of refusals before a decision (p2p/shares)
 	"rate-limited": true, "busy": true, "not-found": true, "bad-request": true, "internal": true,
 }

@@ -76,7 +76,21 @@ func subject(v *consent.View, author consent.ID) (subj, parent consent.ID, sub b
 	if p, s, ok := v.SubFeedOf(author); ok {
 		return s, p, true
 	}
+	if o, ok := v.DeviceOwner(author); ok {
+		return o, "", false // a device's feed is its owner's (consent/device.go)
+	}
 	return author, "", false
+}
+
+// actsFor reports whether r is s, or a device s enrolled and has not
+// revoked: such a device reads and hands over what s may.
+func actsFor(v *consent.View, r, s consent.ID) bool {
+	if r == s {
+		return true
+	}
+	o, ok := v.DeviceOwner(r)
+	_, revoked := v.DeviceCut(r)
+	return ok && o == s && !revoked
 }
 
 func (a *authoriser) public(v *consent.View, author consent.ID) bool {
@@ -101,7 +115,7 @@ func (a *authoriser) MayRead(remote lpeer.ID, author consent.ID) bool {
 
 func (a *authoriser) mayRead(v *consent.View, r, author consent.ID) bool {
 	s, parent, sub := subject(v, author)
-	if r == s || sub && r == parent {
+	if actsFor(v, r, s) || sub && r == parent {
 		return true
 	}
 	for _, p := range v.ServingPeers(s) {
@@ -112,7 +126,7 @@ func (a *authoriser) mayRead(v *consent.View, r, author consent.ID) bool {
 	if sub {
 		return false // access sub-feeds: the subject and its peers only
 	}
-	return a.public(v, author) || v.Names(author, r) || v.Names(r, author) || v.RecoveryMayRead(r, author)
+	return a.public(v, author) || v.Names(s, r) || v.Names(r, author) || v.RecoveryMayRead(r, author)
 }
 
 // MayWrite accepts e from remote, or refuses it with an error wrapping
@@ -142,6 +156,14 @@ func (a *authoriser) mayWrite(v *consent.View, r consent.ID, e *consent.Entry) b
 		}
 		link = b.(*consent.LinkBody)
 		s, parent, sub = link.Subject, link.Parent, true
+	}
+	if e.Kind == consent.KindDevice && e.Seq == 1 {
+		// A device feed's first entry names its owner.
+		b, err := e.DecodedBody()
+		if err != nil {
+			return false
+		}
+		s = b.(*consent.DeviceBody).Owner
 	}
 	if !sub && !a.known[author] && e.Kind == consent.KindAccess && e.Seq > 1 && v.Head(author).Seq == 0 {
 		// An access entry of a sub-feed whose link has not arrived yet
@@ -206,7 +228,7 @@ func (a *authoriser) isPeerOf(v *consent.View, p, s consent.ID) bool {
 // about subject s: the author, the subject, a sub-feed's parent, a known
 // peer, a serving peer of s, or a party s's entries name.
 func (a *authoriser) party(v *consent.View, r, author, s, parent consent.ID, sub bool) bool {
-	if r == author || r == s || sub && r == parent || a.isPeerOf(v, r, s) {
+	if r == author || actsFor(v, r, s) || sub && r == parent || a.isPeerOf(v, r, s) {
 		return true
 	}
 	return v.Names(s, r)

@@ -338,6 +338,7 @@ func (s *Service) decide(ar *consent.Request) ([]*consent.Entry, consent.Hash, c
 			h := v.Head(d.Issuer)
 			body.IssuerHead = &h
 		}
+		body.DeviceHeads = consent.DeviceHeads(v, ar.Owner)
 	})
 	if !d.Allow {
 		if of, ok := s.countRepeat(keyOf(ar, d.Reason), now, &body); ok {
