@@ -243,6 +243,8 @@ func inputHint(e *wallet.InputError) string {
 			return "check --scope, or name a sensitive category with --allow-sensitive"
 		}
 		return "write scopes like --scope patient/Observation.rs or --scope 'patient/Observation.rs?category=laboratory'"
+	case wallet.FieldWholeRecord:
+		return "grant --scope patient/" + e.Value + ".rs to release the document whole, or pass --whole-record"
 	case wallet.FieldPurpose:
 		return "use an HL7 v3 PurposeOfUse code, e.g. --purpose TREAT"
 	case wallet.FieldRecords:
