@@ -162,3 +162,16 @@ func isLoopback(host string) bool {
 
 // JWKSURL is where an issuer publishes its keys: ISS/.well-known/jwks.json.
 func JWKSURL(iss string) string { return NormalizeISS(iss) + "/.well-known/jwks.json" }
+
+// FindKid returns the trusted issuers' key whose kid is kid, whatever the
+// issuer (a kid is a key's thumbprint, so it names one key).
+func (t Trust) FindKid(kid string) (Issuer, *ecdsa.PublicKey, bool) {
+	for _, is := range t {
+		for _, k := range is.Keys {
+			if k.Kid == kid {
+				return is, k.Pub, true
+			}
+		}
+	}
+	return Issuer{}, nil, false
+}

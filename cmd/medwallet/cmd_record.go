@@ -65,6 +65,8 @@ type recordJSON struct {
 	CDA           *vault.CDAInfo   `json:"cda,omitempty"`
 	DICOM         *vault.DICOMInfo `json:"dicom,omitempty"`
 	PDF           *vault.PDFInfo   `json:"pdf,omitempty"`
+	// Provenance: a record imported from a SMART Health Card (verified or not).
+	Provenance *vault.Provenance `json:"provenance,omitempty"`
 }
 
 func newRecordJSON(r wallet.RecordInfo) recordJSON {
@@ -76,14 +78,15 @@ func newRecordJSON(r wallet.RecordInfo) recordJSON {
 	return recordJSON{
 		ID: r.ID, Label: md.Label, Format: md.Format, MediaType: md.MediaType, Size: md.Size,
 		Created: r.Created, K: r.K, N: r.N, ManifestHash: r.ManifestHash.String(), ResourceTypes: types,
-		FHIR: md.FHIR, CDA: md.CDA, DICOM: md.DICOM, PDF: md.PDF,
+		FHIR: md.FHIR, CDA: md.CDA, DICOM: md.DICOM, PDF: md.PDF, Provenance: md.Provenance,
 	}
 }
 
 // recordAddOptions are the flags of record add.
 type recordAddOptions struct {
-	label string
-	k, n  int
+	label      string
+	k, n       int
+	unverified bool
 }
 
 func newRecordAddCommand(g *globalOptions) *cobra.Command {
@@ -94,16 +97,27 @@ func newRecordAddCommand(g *globalOptions) *cobra.Command {
 		Long: `Encrypt FILE (or stdin with "-") to a fresh record key, cut it into n
 shares of which any k rebuild it, store the shares and save the manifest.
 The format is detected from the content: FHIR R4 JSON (Bundle or resource),
-C-CDA XML, DICOM, PDF, else binary. The record ID is printed on stdout.`,
+C-CDA XML, DICOM, PDF, else binary. The record ID is printed on stdout.
+
+A SMART Health Card (a .smart-health-card file, numeric shc:/ QR payloads
+one per line, or a bare JWS) is verified against your trusted issuers
+('medwallet issuer'), and its FHIR Bundle is stored as a FHIR record that
+keeps the card's provenance (issuer, key, verified or not); a card that
+fails (untrusted issuer, bad signature, expired, not a health card) is
+refused with the reason unless --unverified, which stores it marked
+unverified. A file with several cards stores one record each (--json then
+prints an array).`,
 		Example: `  medwallet record add visit.json --label "2026 check-up"
   medwallet record add scan.dcm --k 4 --n 6
-  cat summary.xml | medwallet record add - --json`,
+  cat summary.xml | medwallet record add - --json
+  medwallet record add vaccination.smart-health-card`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return runRecordAdd(cmd.Context(), o, g, args) },
 	}
 	cmd.Flags().StringVar(&o.label, "label", "", "a label for the record (kept encrypted)")
 	cmd.Flags().IntVar(&o.k, "k", vault.DefaultK, "shares needed to rebuild the record")
 	cmd.Flags().IntVar(&o.n, "n", vault.DefaultN, "shares made")
+	cmd.Flags().BoolVar(&o.unverified, "unverified", false, "store a SMART Health Card that fails verification, marked unverified")
 	return cmd
 }
 
@@ -133,6 +147,18 @@ func runRecordAdd(ctx context.Context, o recordAddOptions, g *globalOptions, arg
 			return fmt.Errorf("%q is not a regular file: %w", file, wallet.ErrInvalid)
 		}
 		in, size = f, st.Size()
+	}
+	in, card, err := wallet.SniffCard(in)
+	if err != nil {
+		return err
+	}
+	if card {
+		return addCards(ctx, g, w, in, wallet.SHCImportOptions{Unverified: o.unverified,
+			AddRecordOptions: wallet.AddRecordOptions{RecordOptions: wallet.RecordOptions{Local: g.localShares},
+				Label: o.label, K: o.k, N: o.n}}, false)
+	}
+	if o.unverified {
+		return usageError{errors.New("--unverified is for SMART Health Cards, and this is not one")}
 	}
 	bar := g.progress("adding", size)
 	info, err := w.AddRecord(ctx, in, wallet.AddRecordOptions{
@@ -196,6 +222,13 @@ func runRecordLs(ctx context.Context, _ recordLsOptions, g *globalOptions) error
 
 // recordContent summarises what a record holds, for the human table.
 func recordContent(r recordJSON) string {
+	if p := r.Provenance; p != nil {
+		return recordKind(r) + " " + provenanceText(p)
+	}
+	return recordKind(r)
+}
+
+func recordKind(r recordJSON) string {
 	switch {
 	case r.FHIR != nil:
 		return strings.Join(r.ResourceTypes, ",")
@@ -298,6 +331,9 @@ func runRecordGet(ctx context.Context, o recordGetOptions, g *globalOptions, arg
 			return fmt.Errorf("%q: %w", o.out, wallet.ErrExists)
 		}
 		return err
+	}
+	if p := info.Metadata.Provenance; p != nil && p.Status != vault.ProvenanceVerified {
+		g.note("medwallet: note: record %s came from a SMART Health Card that did not verify: %s", info.ID[:12], p.Problem)
 	}
 	if o.ciphertext {
 		g.note("medwallet: wrote the age ciphertext of record %s to %s (%s); 'medwallet record key %s' gives its key",

@@ -147,9 +147,12 @@ func hintFor(err error) string {
 		ae *wallet.AuditError
 		re *wallet.RecordError
 		kp *vault.ParamsError
+		ce *wallet.CardError
 		ue usageError
 	)
 	switch {
+	case errors.As(err, &ce):
+		return cardHint(ce)
 	case errors.As(err, &ue) || isCobraUsage(err):
 		return usageHint
 	case errors.As(err, &kp):
@@ -163,6 +166,9 @@ func hintFor(err error) string {
 	case errors.As(err, &ex):
 		if ex.Kind == wallet.KindWallet {
 			return "choose another directory with --home or $MEDWALLET_HOME"
+		}
+		if ex.Kind == wallet.KindIssuer {
+			return fmt.Sprintf("remove it first with 'medwallet issuer rm %s', or choose another name", quoteArg(ex.Ref))
 		}
 		if ex.Kind == wallet.KindContact {
 			return fmt.Sprintf("remove it first with 'medwallet contact rm %s', or choose another name", quoteArg(ex.Ref))
@@ -332,6 +338,8 @@ func listHint(k wallet.Kind) string {
 		return "list credentials with 'medwallet credential ls'"
 	case wallet.KindEmergencyAccess:
 		return "list emergency accesses with 'medwallet audit verify' or 'medwallet emergency ls'"
+	case wallet.KindIssuer:
+		return "list trusted issuers with 'medwallet issuer ls'"
 	}
 	return ""
 }

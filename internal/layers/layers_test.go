@@ -22,7 +22,7 @@ var rules = []rule{
 	{"consent/...", []string{"consent/...", "internal/...", "vault"}},
 	{"fhirscope/...", []string{"fhirscope/...", "consent", "internal/..."}},
 	{"p2p/...", []string{"p2p/...", "consent/...", "vault/...", "internal/..."}},
-	{"wallet/...", []string{"wallet/...", "p2p/...", "consent/...", "vault/...", "fhirscope/...", "internal/..."}},
+	{"wallet/...", []string{"wallet/...", "p2p/...", "consent/...", "vault/...", "fhirscope/...", "smarthealth/...", "internal/..."}},
 	{"tui/...", []string{"tui/...", "wallet/...", "consent/...", "vault/...", "fhirscope/...", "internal/..."}},
 }
 
