@@ -165,7 +165,7 @@ func TestRefusals(t *testing.T) {
 	iss := "https://issuer.test"
 	signer := newSigner(t)
 	other := newSigner(t)
-	trust := smarthealth.Trust{{Name: "test", ISS: iss, Keys: []smarthealth.Key{signer.key(t)}}}
+	trust := smarthealth.Trust{{Name: "test", ISS: iss, Keys: []smarthealth.IssuerKey{signer.key(t)}}}
 	bundle := `{"resourceType":"Bundle","type":"collection","entry":[{"fullUrl":"resource:0","resource":{"resourceType":"Patient","name":[{"family":"Test"}]}}]}`
 	cases := []struct {
 		name string
@@ -335,7 +335,7 @@ func newSigner(t *testing.T) *signer {
 	return &signer{priv}
 }
 
-func (s *signer) key(t *testing.T) smarthealth.Key {
+func (s *signer) key(t *testing.T) smarthealth.IssuerKey {
 	t.Helper()
 	raw, err := s.priv.PublicKey.Bytes()
 	if err != nil {

@@ -32,8 +32,8 @@ type JWK struct {
 	Y   string `json:"y"`
 }
 
-// Key is one verified issuer key: an ES256 P-256 public key and its kid.
-type Key struct {
+// IssuerKey is one verified issuer key: an ES256 P-256 public key and its kid.
+type IssuerKey struct {
 	Kid string
 	JWK JWK
 	Pub *ecdsa.PublicKey
@@ -43,7 +43,7 @@ type Key struct {
 // EC, crv P-256, use sig or absent, alg ES256 or absent) whose kid is the
 // key's RFC 7638 thumbprint, as the SMART Health Cards spec requires.
 // Other keys are skipped and counted. At least one key must be usable.
-func ParseJWKS(data []byte) (keys []Key, skipped int, err error) {
+func ParseJWKS(data []byte) (keys []IssuerKey, skipped int, err error) {
 	if len(data) > MaxJWKS {
 		return nil, 0, fmt.Errorf("%w: the JWKS is larger than %d bytes", ErrBadJWKS, MaxJWKS)
 	}
@@ -76,23 +76,23 @@ func ParseJWKS(data []byte) (keys []Key, skipped int, err error) {
 var ErrBadJWKS = errors.New("not a usable issuer key set")
 
 // ParseJWK checks one key and decodes its point.
-func ParseJWK(j JWK) (Key, error) {
+func ParseJWK(j JWK) (IssuerKey, error) {
 	if j.Kty != "EC" || j.Crv != "P-256" || (j.Use != "" && j.Use != "sig") || (j.Alg != "" && j.Alg != "ES256") {
-		return Key{}, fmt.Errorf("%w: not an ES256 P-256 signing key", ErrBadJWKS)
+		return IssuerKey{}, fmt.Errorf("%w: not an ES256 P-256 signing key", ErrBadJWKS)
 	}
 	x, errX := b64.DecodeString(j.X)
 	y, errY := b64.DecodeString(j.Y)
 	if errX != nil || errY != nil || len(x) != 32 || len(y) != 32 {
-		return Key{}, fmt.Errorf("%w: bad coordinates", ErrBadJWKS)
+		return IssuerKey{}, fmt.Errorf("%w: bad coordinates", ErrBadJWKS)
 	}
 	pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), append(append([]byte{4}, x...), y...))
 	if err != nil {
-		return Key{}, fmt.Errorf("%w: the point is not on P-256", ErrBadJWKS)
+		return IssuerKey{}, fmt.Errorf("%w: the point is not on P-256", ErrBadJWKS)
 	}
 	if j.Kid != Thumbprint(j) {
-		return Key{}, fmt.Errorf("%w: the kid is not the key's thumbprint", ErrBadJWKS)
+		return IssuerKey{}, fmt.Errorf("%w: the kid is not the key's thumbprint", ErrBadJWKS)
 	}
-	return Key{Kid: j.Kid, JWK: JWK{Kty: j.Kty, Kid: j.Kid, Use: j.Use, Alg: j.Alg, Crv: j.Crv, X: j.X, Y: j.Y}, Pub: pub}, nil
+	return IssuerKey{Kid: j.Kid, JWK: JWK{Kty: j.Kty, Kid: j.Kid, Use: j.Use, Alg: j.Alg, Crv: j.Crv, X: j.X, Y: j.Y}, Pub: pub}, nil
 }
 
 // Thumbprint is the RFC 7638 JWK thumbprint of an EC key: base64url of the
@@ -112,7 +112,7 @@ func quote(s string) string {
 type Issuer struct {
 	Name string
 	ISS  string
-	Keys []Key
+	Keys []IssuerKey
 }
 
 // Trust is a set of trusted issuers; it implements KeyFinder.
