@@ -57,17 +57,19 @@ type Metadata struct {
 
 // Provenance describes the signed source a record was imported from.
 type Provenance struct {
-	// Source is "smart-health-card" (Via says how it arrived: "file", "qr",
-	// "jws", or "smart-health-link").
+	// Source is "smart-health-card" or "smart-health-link" (a FHIR file
+	// from a link); Via says how it arrived: "file", "qr", "jws", or
+	// "smart-health-link".
 	Source string `cbor:"source" json:"source"`
 	Via    string `cbor:"via,omitempty" json:"via,omitempty"`
-	// Issuer is the card's iss (the issuer's URL), IssuerName the local
-	// name of the trusted issuer whose key verified it, Kid that key.
+	// Issuer is the card's iss (the issuer's URL; for a link's FHIR file,
+	// the link server's origin), IssuerName the local name of the trusted
+	// issuer whose key verified it, Kid that key.
 	Issuer     string `cbor:"issuer" json:"issuer"`
 	IssuerName string `cbor:"issuer_name,omitempty" json:"issuer_name,omitempty"`
 	Kid        string `cbor:"kid" json:"kid"`
-	// Status is "verified" or "unverified"; Problem says why a card was
-	// stored unverified (imported with --unverified).
+	// Status is "verified", "unverified" or "unsigned"; Problem says why a
+	// card was stored unverified (imported with --unverified).
 	Status  string `cbor:"status" json:"status"`
 	Problem string `cbor:"problem,omitempty" json:"problem,omitempty"`
 	// IssuedAt and Expires are the card's nbf and exp (Unix seconds; 0 when absent).
@@ -75,10 +77,13 @@ type Provenance struct {
 	Expires  int64 `cbor:"expires,omitempty" json:"expires,omitempty"`
 }
 
-// Provenance statuses.
+// Provenance statuses. A FHIR file from a SMART Health Link carries no
+// signature of its own: it is "unsigned" (the link's key only shows it
+// came from whoever made the link).
 const (
 	ProvenanceVerified   = "verified"
 	ProvenanceUnverified = "unverified"
+	ProvenanceUnsigned   = "unsigned"
 )
 
 // ResourceTypes returns the FHIR resource types found in the record, sorted,

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"time"
 
 	"github.com/medwallet/medwallet/smarthealth"
 	"github.com/medwallet/medwallet/vault"
@@ -85,6 +86,26 @@ func (w *Wallet) ImportSHC(ctx context.Context, r io.Reader, opts SHCImportOptio
 }
 
 func (w *Wallet) importCards(ctx context.Context, data []byte, opts SHCImportOptions) ([]SHCResult, error) {
+	trust, _, err := w.readTrust()
+	if err != nil {
+		return nil, err
+	}
+	cards, err := prepareCards(data, trust, w.Now(), opts)
+	if err != nil {
+		return nil, err
+	}
+	return w.storeCards(ctx, cards, opts.AddRecordOptions)
+}
+
+// preparedCard is a card read and checked, ready to store.
+type preparedCard struct {
+	bundle []byte
+	prov   vault.Provenance
+}
+
+// prepareCards reads and verifies every card in data; without
+// opts.Unverified the first card that fails is the error.
+func prepareCards(data []byte, trust smarthealth.Trust, now time.Time, opts SHCImportOptions) ([]preparedCard, error) {
 	via := opts.Via
 	if via == "" {
 		via = smarthealth.DetectCard(data)
@@ -93,13 +114,7 @@ func (w *Wallet) importCards(ctx context.Context, data []byte, opts SHCImportOpt
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	trust, _, err := w.readTrust()
-	if err != nil {
-		return nil, err
-	}
-	now := w.Now()
-	cards := make([]*smarthealth.Card, len(jwss))
-	provs := make([]vault.Provenance, len(jwss))
+	out := make([]preparedCard, len(jwss))
 	for i, jws := range jwss {
 		c, err := smarthealth.ParseJWS(jws)
 		if err != nil {
@@ -130,20 +145,25 @@ func (w *Wallet) importCards(ctx context.Context, data []byte, opts SHCImportOpt
 			}
 			p.Status, p.Problem = vault.ProvenanceUnverified, problemText(verr)
 		}
-		cards[i], provs[i] = c, p
+		out[i] = preparedCard{bundle: c.Bundle, prov: p}
 	}
+	return out, nil
+}
+
+// storeCards stores each prepared card's Bundle as a record.
+func (w *Wallet) storeCards(ctx context.Context, cards []preparedCard, opts AddRecordOptions) ([]SHCResult, error) {
 	var out []SHCResult
 	for i, c := range cards {
-		add := opts.AddRecordOptions
-		add.Provenance = &provs[i]
+		add := opts
+		add.Provenance = &cards[i].prov
 		if add.Label == "" {
-			add.Label = cardLabel(provs[i])
+			add.Label = cardLabel(c.prov)
 		}
-		info, err := w.AddRecord(ctx, bytes.NewReader(c.Bundle), add)
+		info, err := w.AddRecord(ctx, bytes.NewReader(c.bundle), add)
 		if err != nil {
 			return out, fmt.Errorf("storing card %d of %d: %w", i+1, len(cards), err)
 		}
-		out = append(out, SHCResult{Record: info, Provenance: provs[i]})
+		out = append(out, SHCResult{Record: info, Provenance: c.prov})
 	}
 	return out, nil
 }

@@ -19,6 +19,7 @@ type importOptions struct {
 	// SMART Health Cards and Links (cmd_import_shc.go)
 	shc, shl   string
 	passcode   string
+	recipient  string
 	unverified bool
 	label      string
 }
@@ -101,8 +102,8 @@ func runImport(ctx context.Context, o importOptions, g *globalOptions, args []st
 		}
 		return runImportSHL(ctx, o, g)
 	}
-	if o.unverified || o.label != "" || o.passcode != "" {
-		return usageError{fmt.Errorf("--unverified, --label and --passcode go with --shc or --shl")}
+	if o.unverified || o.label != "" || o.passcode != "" || o.recipient != "" {
+		return usageError{fmt.Errorf("--unverified, --label, --passcode and --recipient go with --shc or --shl")}
 	}
 	switch {
 	case o.emergency && (grant != "" || o.from != ""):

@@ -18,7 +18,10 @@ import (
 // provenanceText says where a record came from, for humans:
 // "[card verified: spec-example]" or "[card UNVERIFIED: the issuer is not trusted]".
 func provenanceText(p *vault.Provenance) string {
-	if p.Status == vault.ProvenanceVerified {
+	switch p.Status {
+	case vault.ProvenanceUnsigned:
+		return "[from a SMART Health Link at " + p.Issuer + ", unsigned]"
+	case vault.ProvenanceVerified:
 		return "[card verified: " + who(p.IssuerName, p.Issuer) + "]"
 	}
 	return "[card UNVERIFIED: " + p.Problem + "]"
@@ -49,10 +52,14 @@ func reportCards(g *globalOptions, res []wallet.SHCResult) []recordJSON {
 	out := make([]recordJSON, 0, len(res))
 	for _, r := range res {
 		p := r.Provenance
-		if p.Status == vault.ProvenanceVerified {
+		switch p.Status {
+		case vault.ProvenanceUnsigned:
+			g.note("medwallet: added a FHIR file of the SMART Health Link at %s as record %s (%s); it carries no signature of its own",
+				p.Issuer, r.Record.ID, units.Size(r.Record.Metadata.Size))
+		case vault.ProvenanceVerified:
 			g.note("medwallet: added SMART Health Card from %s (%s) as FHIR record %s (%s), signature verified",
 				who(p.IssuerName, p.Issuer), p.Issuer, r.Record.ID, units.Size(r.Record.Metadata.Size))
-		} else {
+		default:
 			g.note("medwallet: warning: added SMART Health Card claiming to be from %s as FHIR record %s, UNVERIFIED: %s",
 				p.Issuer, r.Record.ID, p.Problem)
 		}

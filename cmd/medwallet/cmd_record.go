@@ -332,7 +332,7 @@ func runRecordGet(ctx context.Context, o recordGetOptions, g *globalOptions, arg
 		}
 		return err
 	}
-	if p := info.Metadata.Provenance; p != nil && p.Status != vault.ProvenanceVerified {
+	if p := info.Metadata.Provenance; p != nil && p.Status == vault.ProvenanceUnverified {
 		g.note("medwallet: note: record %s came from a SMART Health Card that did not verify: %s", info.ID[:12], p.Problem)
 	}
 	if o.ciphertext {

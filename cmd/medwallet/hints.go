@@ -148,11 +148,14 @@ func hintFor(err error) string {
 		re *wallet.RecordError
 		kp *vault.ParamsError
 		ce *wallet.CardError
+		lr *wallet.LinkRefusedError
 		ue usageError
 	)
 	switch {
 	case errors.As(err, &ce):
 		return cardHint(ce)
+	case errors.As(err, &lr):
+		return shlHint(lr)
 	case errors.As(err, &ue) || isCobraUsage(err):
 		return usageHint
 	case errors.As(err, &kp):
@@ -249,6 +252,11 @@ func inputHint(e *wallet.InputError) string {
 			return "check --scope, or name a sensitive category with --allow-sensitive"
 		}
 		return "write scopes like --scope patient/Observation.rs or --scope 'patient/Observation.rs?category=laboratory'"
+	case wallet.FieldPasscode:
+		if e.Problem == wallet.Conflict {
+			return "drop --passcode"
+		}
+		return "pass --passcode CODE: whoever sent the link gives the passcode apart from it"
 	case wallet.FieldWholeRecord:
 		return "grant --scope patient/" + e.Value + ".rs to release the document whole, or pass --whole-record"
 	case wallet.FieldPurpose:
