@@ -283,6 +283,12 @@ func postManifest(ctx context.Context, client *http.Client, manifestURL, recipie
 	case resp.StatusCode != http.StatusOK:
 		return manifest{}, &NetworkError{Op: "fetching the link's manifest", Err: fmt.Errorf("the server answered %s", resp.Status)}
 	}
+	return parseManifest(data)
+}
+
+// parseManifest reads a manifest response: at most MaxSHLManifest bytes
+// and MaxSHLFiles files, each with exactly one of embedded and location.
+func parseManifest(data []byte) (manifest, error) {
 	if len(data) > MaxSHLManifest {
 		return manifest{}, fmt.Errorf("the link's manifest is larger than %d bytes: %w", MaxSHLManifest, ErrInvalid)
 	}
