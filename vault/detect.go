@@ -6,6 +6,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"io"
+	"regexp"
 	"sort"
 	"strings"
 	"unicode/utf8"
@@ -18,6 +19,11 @@ const (
 	FormatDICOM  = "dicom"
 	FormatPDF    = "pdf"
 	FormatBinary = "binary"
+	// FormatSHC is a SMART Health Card as it arrives (a .smart-health-card
+	// file, a numeric shc:/ QR payload or a bare JWS). The wallet verifies
+	// and stores the Bundle inside as FHIR instead; a card stored as is
+	// (sealed directly) keeps this format.
+	FormatSHC = "smart-health-card"
 )
 
 // Detection limits. The format is decided on the first SniffSize bytes.
@@ -43,7 +49,41 @@ type Metadata struct {
 	CDA       *CDAInfo   `cbor:"cda,omitempty" json:"cda,omitempty"`
 	DICOM     *DICOMInfo `cbor:"dicom,omitempty" json:"dicom,omitempty"`
 	PDF       *PDFInfo   `cbor:"pdf,omitempty" json:"pdf,omitempty"`
+	// Provenance is set by the wallet, not detected: where the record came
+	// from when it was imported from a signed source (a SMART Health Card).
+	Provenance *Provenance `cbor:"provenance,omitempty" json:"provenance,omitempty"`
 }
+
+// Provenance describes the signed source a record was imported from.
+type Provenance struct {
+	// Source is "smart-health-card" or "smart-health-link" (a FHIR file
+	// from a link); Via says how it arrived: "file", "qr", "jws", or
+	// "smart-health-link".
+	Source string `cbor:"source" json:"source"`
+	Via    string `cbor:"via,omitempty" json:"via,omitempty"`
+	// Issuer is the card's iss (the issuer's URL; for a link's FHIR file,
+	// the link server's origin), IssuerName the local name of the trusted
+	// issuer whose key verified it, Kid that key.
+	Issuer     string `cbor:"issuer" json:"issuer"`
+	IssuerName string `cbor:"issuer_name,omitempty" json:"issuer_name,omitempty"`
+	Kid        string `cbor:"kid" json:"kid"`
+	// Status is "verified", "unverified" or "unsigned"; Problem says why a
+	// card was stored unverified (imported with --unverified).
+	Status  string `cbor:"status" json:"status"`
+	Problem string `cbor:"problem,omitempty" json:"problem,omitempty"`
+	// IssuedAt and Expires are the card's nbf and exp (Unix seconds; 0 when absent).
+	IssuedAt int64 `cbor:"issued_at,omitempty" json:"issued_at,omitempty"`
+	Expires  int64 `cbor:"expires,omitempty" json:"expires,omitempty"`
+}
+
+// Provenance statuses. A FHIR file from a SMART Health Link carries no
+// signature of its own: it is "unsigned" (the link's key only shows it
+// came from whoever made the link).
+const (
+	ProvenanceVerified   = "verified"
+	ProvenanceUnverified = "unverified"
+	ProvenanceUnsigned   = "unsigned"
+)
 
 // ResourceTypes returns the FHIR resource types found in the record, sorted,
 // or nil for a non-FHIR record.
@@ -186,6 +226,10 @@ func (d *detector) finish() Metadata {
 	if d.isJSON {
 		d.jw.Close()
 		res := <-d.jdone
+		if res.info == nil && isSHC(d.prefix) {
+			m.Format, m.MediaType = FormatSHC, MediaTypeSHC
+			return m
+		}
 		if res.info != nil {
 			m.Format, m.MediaType, m.FHIR = FormatFHIR, "application/fhir+json", res.info
 			if !res.complete {
@@ -207,8 +251,52 @@ func (d *detector) finish() Metadata {
 		if info := sniffCDA(p); info != nil {
 			m.Format, m.MediaType, m.CDA = FormatCCDA, "application/xml", info
 		}
+	case isSHC(p):
+		m.Format, m.MediaType = FormatSHC, MediaTypeSHC
 	}
 	return m
+}
+
+// MediaTypeSHC is the media type of a SMART Health Card file.
+const MediaTypeSHC = "application/smart-health-card"
+
+// shcJWS is a compact JWS whose header is JSON ("eyJ" is base64url of
+// `{"`): the whole first line, or a long prefix of one.
+var shcJWS = regexp.MustCompile(`^eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$`)
+
+// isSHC reports whether the prefix looks like a SMART Health Card: a JSON
+// object that opens with "verifiableCredential", a numeric "shc:/" QR
+// payload, or a bare compact JWS. The wallet's smarthealth package decides
+// (and verifies); this only keeps such input from being called binary.
+func isSHC(p []byte) bool {
+	p = bytes.TrimLeft(bytes.TrimPrefix(p, []byte(bom)), " \t\r\n")
+	switch {
+	case len(p) > 0 && p[0] == '{':
+		return bytes.Contains(p[:min(len(p), 256)], []byte(`"verifiableCredential"`))
+	case bytes.HasPrefix(p, []byte("shc:/")):
+		d := p[len("shc:/"):]
+		return len(d) > 0 && d[0] >= '0' && d[0] <= '9'
+	case bytes.HasPrefix(p, []byte("eyJ")):
+		line, _, complete := bytes.Cut(p, []byte("\n"))
+		line = bytes.TrimRight(line, " \t\r")
+		if complete || len(p) < SniffSize {
+			return shcJWS.Match(line)
+		}
+		return len(bytes.Trim(line, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.")) == 0 && bytes.Count(line, []byte(".")) >= 1
+	}
+	return false
+}
+
+// IsSmartHealthCard reports whether a record's first bytes (up to
+// SniffSize) look like a SMART Health Card, as Detect would decide.
+func IsSmartHealthCard(prefix []byte) bool { return isSHC(prefix) && !looksFHIR(prefix) }
+
+// looksFHIR reports whether a JSON prefix declares a FHIR resourceType
+// before any verifiableCredential: a Bundle that quotes the word is FHIR.
+func looksFHIR(p []byte) bool {
+	i := bytes.Index(p, []byte(`"resourceType"`))
+	j := bytes.Index(p, []byte(`"verifiableCredential"`))
+	return i >= 0 && (j < 0 || i < j)
 }
 
 const bom = "\xef\xbb\xbf"
@@ -500,6 +588,10 @@ func (m Metadata) sanitized() Metadata {
 	}
 	if p := m.PDF; p != nil {
 		p.Version = clean(p.Version)
+	}
+	if p := m.Provenance; p != nil {
+		p.Source, p.Via, p.Issuer, p.IssuerName = clean(p.Source), clean(p.Via), clean(p.Issuer), clean(p.IssuerName)
+		p.Kid, p.Status, p.Problem = clean(p.Kid), clean(p.Status), clean(p.Problem)
 	}
 	return m
 }

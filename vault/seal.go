@@ -26,6 +26,8 @@ type SealOptions struct {
 	Owner ed25519.PublicKey
 	// Label is a user-supplied label kept in the encrypted manifest.
 	Label string
+	// Provenance, if set, is kept in the metadata (Metadata.Provenance).
+	Provenance *Provenance
 	// Progress, if set, receives the number of plaintext bytes read.
 	Progress Progress
 	// Now, if set, replaces time.Now for the manifest's creation time.
@@ -108,7 +110,12 @@ func Seal(ctx context.Context, r io.Reader, store ShareSink, opts SealOptions) (
 	if err == nil {
 		err = werr
 	}
-	meta := det.finish().sanitized()
+	meta := det.finish()
+	if opts.Provenance != nil {
+		p := *opts.Provenance
+		meta.Provenance = &p
+	}
+	meta = meta.sanitized()
 	if err != nil {
 		cleanupShares(ids, store)
 		return nil, err

@@ -52,6 +52,10 @@ type GrantOptions struct {
 	// an emergency (break-glass) grant: each clinician's access ends
 	// TimeBox after its first break-glass entry.
 	TimeBox time.Duration
+	// WholeRecord releases C-CDA, PDF, DICOM and other documents the
+	// wallet cannot filter whole even when no scope names their document
+	// type (minimum.go).
+	WholeRecord bool
 }
 
 // Grant statuses.
@@ -90,6 +94,9 @@ type GrantInfo struct {
 	// minimum-necessary copies made for it and the records left out.
 	Derived  []DerivedRecord
 	Excluded []ExcludedRecord
+	// Whole lists, for a grant just made, the records it releases whole
+	// although the wallet cannot filter them.
+	Whole []WholeRecord
 }
 
 // MinGrantPrefix is the shortest grant ID prefix accepted on the command line.
@@ -157,11 +164,12 @@ func (w *Wallet) grantLocal(ctx context.Context, opts GrantOptions) (_ GrantInfo
 	}
 	// Minimum necessary: grant only what the scopes and the named
 	// sensitive categories allow, deriving filtered copies where needed.
-	infos, derived, excluded, whole, err := w.minimumNecessary(ctx, infos, scopes, opts.AllowSensitive, who)
+	mn, err := w.minimumNecessary(ctx, infos, scopes, opts.AllowSensitive, who, opts.WholeRecord, !opts.All)
 	if err != nil {
 		return GrantInfo{}, nil, nil, err
 	}
-	if opts.All && !whole {
+	infos = mn.out
+	if opts.All && !mn.whole {
 		// Some records had to be filtered or left out, so "all records"
 		// (which would also cover records added later, unfiltered) becomes
 		// the explicit list.
@@ -210,7 +218,7 @@ func (w *Wallet) grantLocal(ctx context.Context, opts GrantOptions) (_ GrantInfo
 		gi, _ := v.Grant(e.Hash())
 		out = w.grantInfo(v, gi, now)
 	})
-	out.Derived, out.Excluded = derived, excluded
+	out.Derived, out.Excluded, out.Whole = mn.derived, mn.excluded, mn.released
 	return out, recipient, infos, nil
 }
 

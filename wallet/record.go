@@ -82,6 +82,8 @@ type AddRecordOptions struct {
 	// K and N are the erasure-coding parameters; both zero means the
 	// defaults (any 3 of 5 shares rebuild the record).
 	K, N int
+	// Provenance, for a record imported from a signed source (shc.go).
+	Provenance *vault.Provenance
 }
 
 func (w *Wallet) recordsPath() string { return filepath.Join(w.cfg.Home, recordsDir) }
@@ -140,11 +142,12 @@ func (w *Wallet) AddRecord(ctx context.Context, r io.Reader, opts AddRecordOptio
 	}
 	progress := &onceProgress{p: opts.Progress}
 	m, err := vault.Seal(ctx, r, store, vault.SealOptions{
-		Params:   vault.Params{K: k, N: n},
-		Owner:    id.Signing.Public().(ed25519.PublicKey),
-		Label:    opts.Label,
-		Progress: progress,
-		Now:      w.cfg.now,
+		Params:     vault.Params{K: k, N: n},
+		Owner:      id.Signing.Public().(ed25519.PublicKey),
+		Label:      opts.Label,
+		Provenance: opts.Provenance,
+		Progress:   progress,
+		Now:        w.cfg.now,
 	})
 	// Peers that refuse to store for us (policy, quota, full disk) are
 	// passed over for spare peers; with none to spare, a seekable record
@@ -157,7 +160,7 @@ func (w *Wallet) AddRecord(ctx context.Context, r io.Reader, opts AddRecordOptio
 		progress.restart()
 		m, err = vault.Seal(ctx, src, store, vault.SealOptions{
 			Params: vault.Params{K: k, N: n}, Owner: id.Signing.Public().(ed25519.PublicKey),
-			Label: opts.Label, Progress: progress, Now: w.cfg.now,
+			Label: opts.Label, Provenance: opts.Provenance, Progress: progress, Now: w.cfg.now,
 		})
 	}
 	if err != nil {

@@ -255,11 +255,13 @@ func (w *Wallet) rotateRecord(ctx context.Context, c *client.Client, rid string)
 	}()
 	created := old.Created
 	m, err := vault.Seal(ctx, pr, store, vault.SealOptions{
-		Params:   vault.Params{K: k, N: n, StripeSize: int(old.StripeSize)},
-		Owner:    id.Signing.Public().(ed25519.PublicKey),
-		Label:    old.Metadata.Label,
-		Now:      func() time.Time { return created },
-		RecordID: old.RecordID,
+		Params: vault.Params{K: k, N: n, StripeSize: int(old.StripeSize)},
+		Owner:  id.Signing.Public().(ed25519.PublicKey),
+		Label:  old.Metadata.Label,
+		// A verified card stays verified: the plaintext is the same.
+		Provenance: old.Metadata.Provenance,
+		Now:        func() time.Time { return created },
+		RecordID:   old.RecordID,
 	})
 	pr.CloseWithError(errors.New("rotation stopped"))
 	oerr := <-openErr

@@ -25,6 +25,7 @@ type grantOptions struct {
 	allow   []string
 	role    string
 	issuer  string
+	whole   bool
 }
 
 func newGrantCommand(g *globalOptions) *cobra.Command {
@@ -57,6 +58,14 @@ psychotherapy, hiv, genetic, reproductive, restricted) are kept out unless
 what it left out. An --all grant that needed any of this becomes a grant of
 the explicit list.
 
+C-CDA, PDF, DICOM and other documents cannot be filtered: they go whole or
+not at all. A grant releases one only when a scope names its document type
+(patient/DocumentReference.rs, or patient/ImagingStudy.rs for DICOM) or
+every type (patient/*.rs), or with --whole-record; otherwise a document
+named with --record refuses the grant with an explanation, and one reached
+through --all is left out. The command (and --json, "released_whole") says
+what it releases whole.
+
 A role grant (--role and --issuer instead of --to) reaches anyone holding a
 valid credential for the role from that issuer ("any physician credentialed
 by Mercy Hospital"); the keys are wrapped to the issuer's role key, which
@@ -65,6 +74,7 @@ issuer, validity and revocation) before releasing anything. For emergency
 access, see 'medwallet emergency enable'.`,
 		Example: `  medwallet grant --to "Dr Bob" --record 3fa1 --scope patient/Observation.rs --purpose TREAT --expires 30d
   medwallet grant --to Insurer --all --scope 'patient/Claim.rs' --purpose HPAYMT --expires 2026-12-31
+  medwallet grant --to Insurer --record 7b02 --scope patient/DocumentReference.rs --purpose HPAYMT
   medwallet grant --role physician --issuer Mercy --all --scope 'patient/*.rs' --purpose TREAT
   medwallet grant show 9c2e41d0
   medwallet grant show 9c2e41d0 --format fhir`,
@@ -81,6 +91,7 @@ access, see 'medwallet emergency enable'.`,
 	f.StringArrayVar(&opts.allow, "allow-sensitive", nil, "sensitive category the grant may carry: substance-use, psychotherapy, hiv, genetic, reproductive, restricted (repeatable)")
 	f.StringVar(&opts.role, "role", "", "instead of --to: a credential role such as physician")
 	f.StringVar(&opts.issuer, "issuer", "", "with --role: the credential issuer (contact name or ID)")
+	f.BoolVar(&opts.whole, "whole-record", false, "release C-CDA, PDF, DICOM and other documents whole even when no scope names their type")
 	cmd.MarkFlagsMutuallyExclusive("to", "role")
 	cmd.MarkFlagsRequiredTogether("role", "issuer")
 	cmd.MarkFlagRequired("scope")
@@ -117,6 +128,17 @@ type grantJSON struct {
 	// Derived and Excluded appear when the grant was just made.
 	Derived  []derivedJSON  `json:"derived,omitempty"`
 	Excluded []excludedJSON `json:"excluded,omitempty"`
+	// ReleasedWhole lists, when the grant was just made, the documents it
+	// releases whole although the wallet cannot filter them.
+	ReleasedWhole []wholeJSON `json:"released_whole,omitempty"`
+}
+
+// wholeJSON reports a record a new grant releases whole.
+type wholeJSON struct {
+	Record       string `json:"record"`
+	Format       string `json:"format"`
+	DocumentType string `json:"document_type,omitempty"`
+	Why          string `json:"why"` // scope, whole-record or unfilterable
 }
 
 // derivedJSON reports a minimum-necessary copy made for a grant.
@@ -174,7 +196,7 @@ func runGrant(ctx context.Context, opts grantOptions, g *globalOptions) error {
 	}
 	gi, err := w.Grant(ctx, wallet.GrantOptions{To: opts.to, Records: opts.records, All: opts.all,
 		Scopes: opts.scopes, Purpose: opts.purpose, Expires: opts.expires, AllowSensitive: opts.allow,
-		Role: opts.role, Issuer: opts.issuer})
+		Role: opts.role, Issuer: opts.issuer, WholeRecord: opts.whole})
 	if err != nil {
 		return err
 	}
@@ -190,6 +212,9 @@ func reportGrant(g *globalOptions, gi wallet.GrantInfo) error {
 			g.note("medwallet: excluded a %s resource for its sensitive categories: %s", e.Type, strings.Join(e.Categories, ", "))
 		}
 	}
+	for _, r := range gi.Whole {
+		g.note("medwallet: record %s (%s) is released whole: %s", r.Record[:12], r.Format, wholeWhy(r))
+	}
 	for _, e := range gi.Excluded {
 		g.note("medwallet: record %s is left out of the grant: %s%s", e.Record[:12], e.Reason, catsText(e.Categories))
 	}
@@ -203,10 +228,24 @@ func reportGrant(g *globalOptions, gi wallet.GrantInfo) error {
 		}
 		j.Derived = append(j.Derived, dj)
 	}
+	for _, r := range gi.Whole {
+		j.ReleasedWhole = append(j.ReleasedWhole, wholeJSON{Record: r.Record, Format: r.Format, DocumentType: r.DocumentType, Why: r.Why})
+	}
 	for _, e := range gi.Excluded {
 		j.Excluded = append(j.Excluded, excludedJSON{Record: e.Record, Categories: e.Categories, Reason: e.Reason})
 	}
 	return g.emit(j, func(out io.Writer) { fmt.Fprintln(out, gi.ID) })
+}
+
+// wholeWhy says why a record is released whole.
+func wholeWhy(r wallet.WholeRecord) string {
+	switch r.Why {
+	case wallet.WholeByScope:
+		return "a scope names " + r.DocumentType + " or every type"
+	case wallet.WholeByFlag:
+		return "--whole-record"
+	}
+	return "it is not a FHIR document the wallet can filter"
 }
 
 // granteeText names whom a grant reaches.

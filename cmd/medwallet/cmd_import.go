@@ -16,12 +16,18 @@ type importOptions struct {
 	emergency bool
 	patient   string
 	reason    string
+	// SMART Health Cards and Links (cmd_import_shc.go)
+	shc, shl   string
+	passcode   string
+	recipient  string
+	unverified bool
+	label      string
 }
 
 func newImportCommand(g *globalOptions) *cobra.Command {
 	var o importOptions
 	cmd := &cobra.Command{
-		Use:   "import GRANT_ID | --from CONTACT | --emergency --patient ID --reason TEXT",
+		Use:   "import GRANT_ID | --from CONTACT | --emergency --patient ID --reason TEXT | --shc FILE | --shl LINK",
 		Short: "Fetch, verify and decrypt the records of a grant made to you",
 		Long: `Fetch the records a grant covers: for each record, the manifest copy the
 patient encrypted to you (its signature and key are checked against the
@@ -39,10 +45,21 @@ the patient's emergency policy trusts declares the emergency on the ledger
 records the policy covers. Every peer checks the policy, your credential
 (issuer, validity, revocation) and the time box, and logs its decision on
 the ledger before it releases a share; the patient sees the access at once
-and reviews it afterwards.`,
+and reviews it afterwards.
+
+With --shc FILE ("-" for stdin), import SMART Health Cards as records
+(like 'medwallet record add', see there). With --shl LINK (a shlink:/ URI,
+a viewer URL ending in #shlink:/..., or a file holding one), open a SMART
+Health Link: fetch its manifest over HTTPS (POST with --recipient and, for
+a P link, --passcode; GET for a U link), decrypt each file with the link's
+key, and store the FHIR and SMART Health Card files as records (cards
+verified as above; other files are skipped and said so). An expired link is
+refused.`,
 		Example: `  medwallet import 3f2a9c1b --out ./alice
   medwallet import --from Alice --out ./alice --json
-  medwallet import --emergency --patient 12D3KooW... --reason "unconscious after a car crash" --out ./er`,
+  medwallet import --emergency --patient 12D3KooW... --reason "unconscious after a car crash" --out ./er
+  medwallet import --shc vaccination.smart-health-card
+  medwallet import --shl 'shlink:/eyJ1cmwiOi...' --passcode 1234`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return runImport(cmd.Context(), o, g, args) },
 	}
@@ -51,6 +68,10 @@ and reviews it afterwards.`,
 	cmd.Flags().BoolVar(&o.emergency, "emergency", false, "break-glass: import under the patient's emergency policy")
 	cmd.Flags().StringVar(&o.patient, "patient", "", "with --emergency: the patient's ID or contact name")
 	cmd.Flags().StringVar(&o.reason, "reason", "", "with --emergency: why (encrypted to the patient, logged on the ledger)")
+	cmd.Flags().StringVar(&o.shc, "shc", "", `import SMART Health Cards from FILE ("-": stdin)`)
+	cmd.Flags().BoolVar(&o.unverified, "unverified", false, "with --shc or --shl: store cards that fail verification, marked unverified")
+	cmd.Flags().StringVar(&o.label, "label", "", "with --shc or --shl: a label for the records")
+	addSHLImportFlags(cmd, &o)
 	return cmd
 }
 
@@ -71,6 +92,18 @@ func runImport(ctx context.Context, o importOptions, g *globalOptions, args []st
 	grant := ""
 	if len(args) == 1 {
 		grant = args[0]
+	}
+	if o.shc != "" || o.shl != "" {
+		if grant != "" || o.from != "" || o.emergency || (o.shc != "" && o.shl != "") {
+			return usageError{fmt.Errorf("--shc and --shl import on their own: no GRANT_ID, --from, --emergency, or both")}
+		}
+		if o.shc != "" {
+			return runImportSHC(ctx, o, g)
+		}
+		return runImportSHL(ctx, o, g)
+	}
+	if o.unverified || o.label != "" || o.passcode != "" || o.recipient != "" {
+		return usageError{fmt.Errorf("--unverified, --label, --passcode and --recipient go with --shc or --shl")}
 	}
 	switch {
 	case o.emergency && (grant != "" || o.from != ""):

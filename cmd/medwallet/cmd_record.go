@@ -39,12 +39,13 @@ A record is named by its ID or any unique prefix of at least 4 characters.`,
   medwallet record ls
   medwallet record get 3fa1 --out labs.json
   medwallet record verify 3fa1
-  medwallet record rm 3fa1`,
+  medwallet record rm 3fa1
+  medwallet record get 3fa1 --ciphertext --out labs.age && medwallet record key 3fa1 > labs.key && age -d -i labs.key labs.age`,
 		Args: cobra.NoArgs,
 	}
 	cmd.PersistentFlags().BoolVar(&g.localShares, "local", false, "keep shares in HOME/shares even when a network is configured")
 	cmd.AddCommand(newRecordAddCommand(g), newRecordLsCommand(g), newRecordGetCommand(g),
-		newRecordVerifyCommand(g), newRecordRmCommand(g),
+		newRecordVerifyCommand(g), newRecordRmCommand(g), newRecordKeyCommand(g),
 		newRecordShowCommand(g), newRecordTrendCommand(g))
 	return cmd
 }
@@ -65,6 +66,8 @@ type recordJSON struct {
 	CDA           *vault.CDAInfo   `json:"cda,omitempty"`
 	DICOM         *vault.DICOMInfo `json:"dicom,omitempty"`
 	PDF           *vault.PDFInfo   `json:"pdf,omitempty"`
+	// Provenance: a record imported from a SMART Health Card (verified or not).
+	Provenance *vault.Provenance `json:"provenance,omitempty"`
 }
 
 func newRecordJSON(r wallet.RecordInfo) recordJSON {
@@ -76,14 +79,15 @@ func newRecordJSON(r wallet.RecordInfo) recordJSON {
 	return recordJSON{
 		ID: r.ID, Label: md.Label, Format: md.Format, MediaType: md.MediaType, Size: md.Size,
 		Created: r.Created, K: r.K, N: r.N, ManifestHash: r.ManifestHash.String(), ResourceTypes: types,
-		FHIR: md.FHIR, CDA: md.CDA, DICOM: md.DICOM, PDF: md.PDF,
+		FHIR: md.FHIR, CDA: md.CDA, DICOM: md.DICOM, PDF: md.PDF, Provenance: md.Provenance,
 	}
 }
 
 // recordAddOptions are the flags of record add.
 type recordAddOptions struct {
-	label string
-	k, n  int
+	label      string
+	k, n       int
+	unverified bool
 }
 
 func newRecordAddCommand(g *globalOptions) *cobra.Command {
@@ -94,16 +98,27 @@ func newRecordAddCommand(g *globalOptions) *cobra.Command {
 		Long: `Encrypt FILE (or stdin with "-") to a fresh record key, cut it into n
 shares of which any k rebuild it, store the shares and save the manifest.
 The format is detected from the content: FHIR R4 JSON (Bundle or resource),
-C-CDA XML, DICOM, PDF, else binary. The record ID is printed on stdout.`,
+C-CDA XML, DICOM, PDF, else binary. The record ID is printed on stdout.
+
+A SMART Health Card (a .smart-health-card file, numeric shc:/ QR payloads
+one per line, or a bare JWS) is verified against your trusted issuers
+('medwallet issuer'), and its FHIR Bundle is stored as a FHIR record that
+keeps the card's provenance (issuer, key, verified or not); a card that
+fails (untrusted issuer, bad signature, expired, not a health card) is
+refused with the reason unless --unverified, which stores it marked
+unverified. A file with several cards stores one record each (--json then
+prints an array).`,
 		Example: `  medwallet record add visit.json --label "2026 check-up"
   medwallet record add scan.dcm --k 4 --n 6
-  cat summary.xml | medwallet record add - --json`,
+  cat summary.xml | medwallet record add - --json
+  medwallet record add vaccination.smart-health-card`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return runRecordAdd(cmd.Context(), o, g, args) },
 	}
 	cmd.Flags().StringVar(&o.label, "label", "", "a label for the record (kept encrypted)")
 	cmd.Flags().IntVar(&o.k, "k", vault.DefaultK, "shares needed to rebuild the record")
 	cmd.Flags().IntVar(&o.n, "n", vault.DefaultN, "shares made")
+	cmd.Flags().BoolVar(&o.unverified, "unverified", false, "store a SMART Health Card that fails verification, marked unverified")
 	return cmd
 }
 
@@ -133,6 +148,18 @@ func runRecordAdd(ctx context.Context, o recordAddOptions, g *globalOptions, arg
 			return fmt.Errorf("%q is not a regular file: %w", file, wallet.ErrInvalid)
 		}
 		in, size = f, st.Size()
+	}
+	in, card, err := wallet.SniffCard(in)
+	if err != nil {
+		return err
+	}
+	if card {
+		return addCards(ctx, g, w, in, wallet.SHCImportOptions{Unverified: o.unverified,
+			AddRecordOptions: wallet.AddRecordOptions{RecordOptions: wallet.RecordOptions{Local: g.localShares},
+				Label: o.label, K: o.k, N: o.n}}, false)
+	}
+	if o.unverified {
+		return usageError{errors.New("--unverified is for SMART Health Cards, and this is not one")}
 	}
 	bar := g.progress("adding", size)
 	info, err := w.AddRecord(ctx, in, wallet.AddRecordOptions{
@@ -196,6 +223,13 @@ func runRecordLs(ctx context.Context, _ recordLsOptions, g *globalOptions) error
 
 // recordContent summarises what a record holds, for the human table.
 func recordContent(r recordJSON) string {
+	if p := r.Provenance; p != nil {
+		return recordKind(r) + " " + provenanceText(p)
+	}
+	return recordKind(r)
+}
+
+func recordKind(r recordJSON) string {
 	switch {
 	case r.FHIR != nil:
 		return strings.Join(r.ResourceTypes, ",")
@@ -209,7 +243,10 @@ func recordContent(r recordJSON) string {
 	return ""
 }
 
-type recordGetOptions struct{ out string }
+type recordGetOptions struct {
+	out        string
+	ciphertext bool
+}
 
 func newRecordGetCommand(g *globalOptions) *cobra.Command {
 	var o recordGetOptions
@@ -219,36 +256,47 @@ func newRecordGetCommand(g *globalOptions) *cobra.Command {
 		Long: `Rebuild the record from any k good shares, checking every block against the
 signed manifest, and write the plaintext to FILE (created 0600, never
 overwritten, complete or not at all) or to stdout with "-" (the default,
-refused when stdout is a terminal).`,
+refused when stdout is a terminal).
+
+--ciphertext writes the record's age ciphertext instead, rebuilt and
+checked the same way but not decrypted: with the key from 'medwallet record
+key', the stock age CLI opens it ('age -d -i KEYFILE FILE').`,
 		Example: `  medwallet record get 3fa1 --out visit.json
-  medwallet record get 3fa1c0de > visit.json`,
+  medwallet record get 3fa1c0de > visit.json
+  medwallet record get 3fa1 --ciphertext --out visit.json.age`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return runRecordGet(cmd.Context(), o, g, args) },
 	}
 	cmd.Flags().StringVar(&o.out, "out", "-", `file to create, or "-" for stdout`)
+	cmd.Flags().BoolVar(&o.ciphertext, "ciphertext", false, "write the age ciphertext, not the plaintext")
 	return cmd
 }
 
 // recordGetJSON is the --json shape of record get --out FILE.
 type recordGetJSON struct {
-	ID   string `json:"id"`
-	File string `json:"file"`
-	Size int64  `json:"size"`
+	ID         string `json:"id"`
+	File       string `json:"file"`
+	Size       int64  `json:"size"`
+	Ciphertext bool   `json:"ciphertext,omitempty"`
 }
 
-// runRecordGet writes the record args[0] to --out.
+// runRecordGet writes the record args[0] (or its ciphertext) to --out.
 func runRecordGet(ctx context.Context, o recordGetOptions, g *globalOptions, args []string) error {
 	ref := args[0]
 	w, err := g.openWallet()
 	if err != nil {
 		return err
 	}
+	get, what := w.GetRecord, "a medical record"
+	if o.ciphertext {
+		get, what = w.GetCiphertext, "a record's ciphertext"
+	}
 	if o.out == "-" {
 		if g.json {
 			return usageError{errors.New("--json needs --out FILE: stdout would mix the record and the JSON")}
 		}
 		if f, ok := g.stdout.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-			return withHint(fmt.Errorf("refusing to write a medical record to the terminal: %w", wallet.ErrInvalid),
+			return withHint(fmt.Errorf("refusing to write %s to the terminal: %w", what, wallet.ErrInvalid),
 				"pass --out FILE or redirect stdout")
 		}
 		info, err := w.Record(ctx, ref)
@@ -256,7 +304,7 @@ func runRecordGet(ctx context.Context, o recordGetOptions, g *globalOptions, arg
 			return err
 		}
 		bar := g.progress("getting", info.Metadata.Size)
-		_, err = w.GetRecord(ctx, info.ID, g.stdout, wallet.RecordOptions{Progress: bar.progress(), Local: g.localShares})
+		_, err = get(ctx, info.ID, g.stdout, wallet.RecordOptions{Progress: bar.progress(), Local: g.localShares})
 		bar.done()
 		return err
 	}
@@ -273,7 +321,7 @@ func runRecordGet(ctx context.Context, o recordGetOptions, g *globalOptions, arg
 	}
 	defer f.Abort()
 	bar := g.progress("getting", info.Metadata.Size)
-	_, err = w.GetRecord(ctx, info.ID, f, wallet.RecordOptions{Progress: bar.progress(), Local: g.localShares})
+	_, err = get(ctx, info.ID, f, wallet.RecordOptions{Progress: bar.progress(), Local: g.localShares})
 	bar.done()
 	if err != nil {
 		return err
@@ -285,8 +333,98 @@ func runRecordGet(ctx context.Context, o recordGetOptions, g *globalOptions, arg
 		}
 		return err
 	}
+	if p := info.Metadata.Provenance; p != nil && p.Status == vault.ProvenanceUnverified {
+		g.note("medwallet: note: record %s came from a SMART Health Card that did not verify: %s", info.ID[:12], p.Problem)
+	}
+	if o.ciphertext {
+		g.note("medwallet: wrote the age ciphertext of record %s to %s (%s); 'medwallet record key %s' gives its key",
+			info.ID, o.out, units.Size(info.CipherSize), info.ID[:8])
+		return g.emit(recordGetJSON{ID: info.ID, File: o.out, Size: info.CipherSize, Ciphertext: true}, func(out io.Writer) { fmt.Fprintln(out, o.out) })
+	}
 	g.note("medwallet: wrote record %s to %s (%s); it is not encrypted", info.ID, o.out, units.Size(info.Metadata.Size))
 	return g.emit(recordGetJSON{ID: info.ID, File: o.out, Size: info.Metadata.Size}, func(out io.Writer) { fmt.Fprintln(out, o.out) })
+}
+
+// recordKeyOptions are the flags of record key.
+type recordKeyOptions struct{ out string }
+
+func newRecordKeyCommand(g *globalOptions) *cobra.Command {
+	var o recordKeyOptions
+	cmd := &cobra.Command{
+		Use:   "key ID [--out FILE|-]",
+		Short: "Print a record's age identity (its secret key), for the stock age CLI",
+		Long: `Print the record's own age identity (AGE-SECRET-KEY-1...), the key its
+ciphertext is encrypted to, to FILE (created 0600, never overwritten) or
+to stdout with "-" (the default, refused when stdout is a terminal). With
+'medwallet record get --ciphertext', the stock age CLI then opens the
+record without medwallet: 'age -d -i KEYFILE FILE'.
+
+The key opens this record only, but it opens it for anyone who holds it
+and the ciphertext (or k shares): the command warns on stderr. Rotating
+the record ('medwallet revoke --rotate') gives it a new key.`,
+		Example: `  medwallet record key 3fa1 --out visit.key
+  medwallet record get 3fa1 --ciphertext --out visit.age && age -d -i visit.key visit.age > visit.json`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error { return runRecordKey(cmd.Context(), o, g, args) },
+	}
+	cmd.Flags().StringVar(&o.out, "out", "-", `file to create, or "-" for stdout`)
+	return cmd
+}
+
+// recordKeyJSON is the --json shape of record key --out FILE.
+type recordKeyJSON struct {
+	ID   string `json:"id"`
+	File string `json:"file"`
+}
+
+// runRecordKey writes the age identity of the record args[0] to --out.
+func runRecordKey(ctx context.Context, o recordKeyOptions, g *globalOptions, args []string) error {
+	w, err := g.openWallet()
+	if err != nil {
+		return err
+	}
+	if o.out == "-" {
+		if g.json {
+			return usageError{errors.New("--json needs --out FILE: stdout would mix the key and the JSON")}
+		}
+		if f, ok := g.stdout.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+			return withHint(fmt.Errorf("refusing to write a secret key to the terminal: %w", wallet.ErrInvalid),
+				"pass --out FILE or redirect stdout")
+		}
+	} else if _, err := os.Lstat(o.out); err == nil {
+		return withHint(fmt.Errorf("%q: %w", o.out, wallet.ErrExists), "choose a new file name; record key never overwrites")
+	}
+	info, err := w.Record(ctx, args[0])
+	if err != nil {
+		return err
+	}
+	key, err := w.RecordKey(ctx, info.ID)
+	if err != nil {
+		return err
+	}
+	// The warning shows under --json too: it is about a secret, not a result.
+	fmt.Fprintf(g.stderr, "medwallet: warning: this is the secret key of record %s: anyone holding it and the record's ciphertext or shares can read the record; keep it private and delete it after use\n",
+		info.ID[:12])
+	line := []byte(key.String() + "\n")
+	if o.out == "-" {
+		_, err := g.stdout.Write(line)
+		return err
+	}
+	f, err := fsutil.CreateNew(o.out, 0o600)
+	if err != nil {
+		return err
+	}
+	defer f.Abort()
+	if _, err := f.Write(line); err != nil {
+		return err
+	}
+	if err := f.Commit(); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("%q: %w", o.out, wallet.ErrExists)
+		}
+		return err
+	}
+	return g.emit(recordKeyJSON{ID: info.ID, File: o.out}, func(out io.Writer) { fmt.Fprintln(out, o.out) })
 }
 
 // recordVerifyOptions are the flags of record verify.

@@ -147,9 +147,15 @@ func hintFor(err error) string {
 		ae *wallet.AuditError
 		re *wallet.RecordError
 		kp *vault.ParamsError
+		ce *wallet.CardError
+		lr *wallet.LinkRefusedError
 		ue usageError
 	)
 	switch {
+	case errors.As(err, &ce):
+		return cardHint(ce)
+	case errors.As(err, &lr):
+		return shlHint(lr)
 	case errors.As(err, &ue) || isCobraUsage(err):
 		return usageHint
 	case errors.As(err, &kp):
@@ -163,6 +169,9 @@ func hintFor(err error) string {
 	case errors.As(err, &ex):
 		if ex.Kind == wallet.KindWallet {
 			return "choose another directory with --home or $MEDWALLET_HOME"
+		}
+		if ex.Kind == wallet.KindIssuer {
+			return fmt.Sprintf("remove it first with 'medwallet issuer rm %s', or choose another name", quoteArg(ex.Ref))
 		}
 		if ex.Kind == wallet.KindContact {
 			return fmt.Sprintf("remove it first with 'medwallet contact rm %s', or choose another name", quoteArg(ex.Ref))
@@ -243,6 +252,13 @@ func inputHint(e *wallet.InputError) string {
 			return "check --scope, or name a sensitive category with --allow-sensitive"
 		}
 		return "write scopes like --scope patient/Observation.rs or --scope 'patient/Observation.rs?category=laboratory'"
+	case wallet.FieldPasscode:
+		if e.Problem == wallet.Conflict {
+			return "drop --passcode"
+		}
+		return "pass --passcode CODE: whoever sent the link gives the passcode apart from it"
+	case wallet.FieldWholeRecord:
+		return "grant --scope patient/" + e.Value + ".rs to release the document whole, or pass --whole-record"
 	case wallet.FieldPurpose:
 		return "use an HL7 v3 PurposeOfUse code, e.g. --purpose TREAT"
 	case wallet.FieldRecords:
@@ -334,6 +350,8 @@ func listHint(k wallet.Kind) string {
 		return "list credentials with 'medwallet credential ls'"
 	case wallet.KindEmergencyAccess:
 		return "list emergency accesses with 'medwallet audit verify' or 'medwallet emergency ls'"
+	case wallet.KindIssuer:
+		return "list trusted issuers with 'medwallet issuer ls'"
 	}
 	return ""
 }

@@ -79,6 +79,7 @@ docs/cli.md (0 ok, 1 error, 2 usage, 3 not found, 4 denied, 5 verification faile
 		newImportCommand(g),
 		newInboxCommand(g),
 		newInitCommand(g),
+		newIssuerCommand(g),
 		newKeyCommand(g),
 		newLedgerCommand(g),
 		newLogCommand(g),

@@ -24,7 +24,7 @@ var rules = []rule{
 	{"smarthealth/...", []string{"smarthealth/...", "internal/..."}},
 	{"recordview/...", []string{"recordview/...", "vault", "fhirscope", "consent", "internal/..."}},
 	{"p2p/...", []string{"p2p/...", "consent/...", "vault/...", "internal/..."}},
-	{"wallet/...", []string{"wallet/...", "p2p/...", "consent/...", "vault/...", "fhirscope/...", "recordview/...", "internal/..."}},
+	{"wallet/...", []string{"wallet/...", "p2p/...", "consent/...", "vault/...", "fhirscope/...", "recordview/...", "smarthealth/...", "internal/..."}},
 	{"tui/...", []string{"tui/...", "wallet/...", "consent/...", "vault/...", "fhirscope/...", "recordview/...", "internal/..."}},
 }
 
