@@ -382,6 +382,8 @@ func decodeBody(k Kind, b []byte) (any, error) {
 			return nil, err
 		}
 		return &v, nil
+	case KindShl, KindShlAccess:
+		return decodeShlBody(k, b)
 	case KindEquivocation:
 		var v EquivocationProof
 		if err := Unmarshal(b, &v); err != nil {

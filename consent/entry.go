@@ -24,6 +24,7 @@ const (
 	KindReview       Kind = 9  // ReviewBody: the owner reviews an emergency access
 	KindServe        Kind = 10 // ServeBody: the author's serving peers
 	KindLink         Kind = 12 // LinkBody: opens a sub-feed of a parent about a subject
+	// KindShl (22) and KindShlAccess (23): SMART Health Links, shl.go.
 )
 
 var kindNames = map[Kind]string{
@@ -38,6 +39,8 @@ var kindNames = map[Kind]string{
 	KindReview:       "review",
 	KindServe:        "serve",
 	KindLink:         "link",
+	KindShl:          "shl",
+	KindShlAccess:    "shl-access",
 }
 
 func (k Kind) String() string {
