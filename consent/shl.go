@@ -45,7 +45,7 @@ const (
 	MaxShlFiles     = 16       // records (one file each) behind one link
 	MaxShlAttempts  = 100      // wrong passcodes a link may allow
 	MaxShlRecipient = 4096     // bytes of the recipient's age ciphertext
-	MaxShlFileSize  = 64 << 20 // bytes of one encrypted file (its JWE text)
+	MaxShlFileSize  = 16 << 20 // bytes of one encrypted file (its JWE text)
 	shlLinkIDBytes  = 32
 )
 

@@ -41,6 +41,7 @@ type peerOptions struct {
 	witness      bool
 	witnessN     int
 	reach        peerReachOptions
+	shl          peerSHLOptions // --shl-* (cmd_share_peer.go)
 }
 
 // peerReachOptions are the flags of reachability across NATs
@@ -110,6 +111,7 @@ on the same --data keeps its identity and everything it stored.`,
 	f.DurationVar(&o.reach.wait, "relay-wait", 15*time.Second, "with relays: how long to wait for a relay reservation before printing the addresses (0: do not wait); the address file is rewritten when they change")
 	addStorageFlags(cmd, &o.storage)
 	addPeerOps(cmd, &o.ops)
+	addPeerSHLFlags(cmd, &o.shl)
 	cmd.AddCommand(newPeerUsageCommand(g))
 	return cmd
 }
@@ -150,6 +152,10 @@ func runPeer(ctx context.Context, o peerOptions, g *globalOptions) error {
 	if err != nil {
 		return err
 	}
+	shl, err := o.shl.config()
+	if err != nil {
+		return err
+	}
 	if o.data == "" {
 		o.data = filepath.Join(g.home, "peer")
 	}
@@ -169,7 +175,7 @@ func runPeer(ctx context.Context, o peerOptions, g *globalOptions) error {
 		MaxClockSkew: o.clockSkew, GapBytes: o.gapMiB << 20,
 		Budget: ledgersync.HourlyBudget(o.budget[0], o.budget[1]<<20),
 		Limits: limits, Known: known, Storage: storage,
-		NoWitness: !o.witness, WitnessMaxLogs: o.witnessN, Reach: reach,
+		NoWitness: !o.witness, WitnessMaxLogs: o.witnessN, Reach: reach, SHL: shl,
 	})
 	if err != nil {
 		return err

@@ -22,8 +22,8 @@ var rules = []rule{
 	{"consent/...", []string{"consent/...", "internal/...", "vault"}},
 	{"fhirscope/...", []string{"fhirscope/...", "consent", "internal/..."}},
 	{"smarthealth/...", []string{"smarthealth/...", "internal/..."}},
-	{"p2p/...", []string{"p2p/...", "consent/...", "vault/...", "internal/..."}},
-	{"wallet/...", []string{"wallet/...", "p2p/...", "consent/...", "vault/...", "fhirscope/...", "internal/..."}},
+	{"p2p/...", []string{"p2p/...", "consent/...", "vault/...", "smarthealth", "internal/..."}},
+	{"wallet/...", []string{"wallet/...", "p2p/...", "consent/...", "vault/...", "fhirscope/...", "smarthealth", "internal/..."}},
 	{"tui/...", []string{"tui/...", "wallet/...", "consent/...", "vault/...", "fhirscope/...", "internal/..."}},
 }
 
