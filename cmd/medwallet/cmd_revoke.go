@@ -66,6 +66,9 @@ func runRevoke(ctx context.Context, opts revokeOptions, g *globalOptions, args [
 	if err != nil {
 		return err
 	}
+	if isLink, _ := w.FindLink(ref); isLink && !rotate {
+		return runRevokeLink(ctx, g, w, ref) // a SMART Health Link (cmd_share.go)
+	}
 	gi, err := w.Revoke(ctx, ref)
 	if err != nil && !(rotate && errors.Is(err, wallet.ErrExists)) {
 		return err

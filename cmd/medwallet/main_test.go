@@ -53,6 +53,8 @@ func TestScripts(t *testing.T) {
 			"corruptshare": cmdCorruptShare,
 			"nogrep":       cmdNoGrep,
 			"mkrelays":     cmdMkRelays,
+			"shlcert":      cmdSHLCert,   // cmd_share_test.go
+			"shlclient":    cmdSHLClient, // cmd_share_test.go
 		},
 	})
 }
