@@ -185,7 +185,7 @@ func (w *Wallet) ListAccesses(ctx context.Context, opts AccessLogOptions) (Acces
 	}
 	slices.Reverse(page.Accesses)
 	if !opts.Suspicious {
-		l.View(func(v *consent.View) { page = w.withLinkAccesses(v, page, opts.Limit) })
+		l.View(func(v *consent.View) { page = w.withLinkAccesses(v, page, opts.Limit, book) }) // share_log.go
 	}
 	if page.More && len(page.Accesses) > 0 {
 		page.Since = page.Accesses[0].Time

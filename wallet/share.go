@@ -150,6 +150,7 @@ func (w *Wallet) Share(ctx context.Context, opts ShareOptions) (SharedLink, erro
 	if base == "" {
 		return SharedLink{}, &NetworkError{Op: OpShare, Err: fmt.Errorf("no peer took the link's files: %w", errors.Join(errs...))}
 	}
+	w.markLinks()
 	link.URL = base + "/shl/" + body.Link
 	if out.Link, err = link.Encode(); err != nil {
 		return SharedLink{}, &InputError{Field: FieldLabel, Problem: Rejected, Err: err,

@@ -7,6 +7,8 @@ package wallet
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"filippo.io/age"
 
 	"github.com/medwallet/medwallet/consent"
+	"github.com/medwallet/medwallet/internal/fsutil"
 )
 
 // KindLink is a SMART Health Link this wallet shared; FieldLink names one.
@@ -67,6 +70,11 @@ func (w *Wallet) Links(ctx context.Context) ([]LinkInfo, error) {
 	}
 	defer l.Close()
 	var out []LinkInfo
+	defer func() {
+		if len(out) > 0 {
+			w.markLinks()
+		}
+	}()
 	l.View(func(v *consent.View) {
 		count := map[consent.Hash][2]int{}
 		for _, a := range consent.ShlAccesses(v, w.ID(), time.Time{}) {
@@ -192,17 +200,20 @@ func (w *Wallet) LinkAccesses(ctx context.Context) ([]LinkAccess, error) {
 	}
 	defer l.Close()
 	var out []LinkAccess
-	l.View(func(v *consent.View) { out = w.linkAccessesIn(v, time.Time{}) })
+	book := w.contactBook()
+	l.View(func(v *consent.View) { out = w.linkAccessesIn(v, time.Time{}, book) })
+	if len(out) > 0 {
+		w.markLinks()
+	}
 	return out, nil
 }
 
-func (w *Wallet) linkAccessesIn(v *consent.View, since time.Time) []LinkAccess {
+func (w *Wallet) linkAccessesIn(v *consent.View, since time.Time, book *contactBook) []LinkAccess {
 	var me age.Identity
 	if id, err := w.Identity(); err == nil {
 		me = id.Age
 	}
 	check := w.accessCheck()
-	book := w.contactBook()
 	var out []LinkAccess
 	for _, a := range consent.ShlAccesses(v, w.ID(), since) {
 		if check.Decider != nil && !check.Decider(a.Decider) {
@@ -224,9 +235,15 @@ func (w *Wallet) linkAccessesIn(v *consent.View, since time.Time) []LinkAccess {
 }
 
 // withLinkAccesses merges the link accesses into an access log page
-// (ListAccesses), by time, keeping the newest limit (0: all).
-func (w *Wallet) withLinkAccesses(v *consent.View, page AccessPage, limit int) AccessPage {
-	las := w.linkAccessesIn(v, time.Time{})
+// (ListAccesses), by time, keeping the newest limit (0: all). Reading
+// them reads every entry of the peers' sub-feeds about this wallet, so the
+// log does it only in a wallet that shared links (markLinks): the log's
+// cost stays that of its page for everyone else.
+func (w *Wallet) withLinkAccesses(v *consent.View, page AccessPage, limit int, book *contactBook) AccessPage {
+	if !w.sharedLinks() {
+		return page
+	}
+	las := w.linkAccessesIn(v, time.Time{}, book)
 	if len(las) == 0 {
 		return page
 	}
@@ -248,7 +265,11 @@ func (w *Wallet) withLinkAccesses(v *consent.View, page AccessPage, limit int) A
 // the recipient, with purpose PATRQT (the patient shared it).
 func (w *Wallet) linkDisclosures(v *consent.View, since time.Time) []Disclosure {
 	var out []Disclosure
-	for _, la := range w.linkAccessesIn(v, since) {
+	las := w.linkAccessesIn(v, since, w.contactBook())
+	if len(las) > 0 {
+		w.markLinks()
+	}
+	for _, la := range las {
 		if !la.Allow {
 			continue
 		}
@@ -264,4 +285,24 @@ func (w *Wallet) linkDisclosures(v *consent.View, since time.Time) []Disclosure 
 		}
 	}
 	return out
+}
+
+// linksMarker is the file whose presence says that this wallet shared
+// SMART Health Links: Share writes it, and so does any listing that finds
+// links or link requests (share --list, audit disclosures), so that a
+// wallet restored on another device lists link requests in its log once
+// one of those ran.
+const linksMarker = "shl-links"
+
+func (w *Wallet) markLinks() {
+	p := filepath.Join(w.Home(), linksMarker)
+	if _, err := os.Stat(p); err == nil {
+		return
+	}
+	_ = fsutil.WriteFileAtomic(p, []byte("this wallet shared SMART Health Links\n"), 0o600)
+}
+
+func (w *Wallet) sharedLinks() bool {
+	_, err := os.Stat(filepath.Join(w.Home(), linksMarker))
+	return err == nil
 }
