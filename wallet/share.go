@@ -33,6 +33,7 @@ const (
 	FieldPasscode Field = "passcode" // a link's passcode
 	FieldLabel    Field = "label"    // a link's label
 	FieldAttempts Field = "attempts" // wrong passcodes a link takes
+	FieldShare    Field = "share"    // what a link holds: its records and their size
 )
 
 // DefaultShareAttempts is how many wrong passcodes a link takes by default.
@@ -86,9 +87,11 @@ func ParseShareExpiry(s string, now time.Time) (time.Time, error) {
 // (medwallet peer --shl-listen).
 func (w *Wallet) Share(ctx context.Context, opts ShareOptions) (SharedLink, error) {
 	defer w.holdLedger()()
+	if _, _, err := w.checkShare(opts); err != nil {
+		return SharedLink{}, err
+	}
 	if !w.HasNetwork() {
-		return SharedLink{}, &InputError{Field: FieldRecords, Problem: Rejected,
-			Reason: "a SMART Health Link is served by your network's peers: this wallet has no network file"}
+		return SharedLink{}, fmt.Errorf("a SMART Health Link is served by your network's peers: %w", ErrNoNetwork)
 	}
 	body, link, files, err := w.prepareShare(ctx, opts)
 	if err != nil {
@@ -194,31 +197,33 @@ type shareFiles struct {
 
 // prepareShare checks the options, reads and encrypts every record and
 // returns the shl entry's body, the link (without its URL) and the files.
-func (w *Wallet) prepareShare(ctx context.Context, opts ShareOptions) (*consent.ShlBody, smarthealth.Link, shareFiles, error) {
-	var files shareFiles
+// checkShare checks a share's options before anything is read or
+// dialled, and returns the records' full IDs (sorted, unique) and the
+// wrong passcodes the link takes.
+func (w *Wallet) checkShare(opts ShareOptions) ([]string, int, error) {
 	if len(opts.Records) == 0 {
-		return nil, smarthealth.Link{}, files, &InputError{Field: FieldRecords, Problem: Missing, Reason: "name at least one record to share"}
+		return nil, 0, &InputError{Field: FieldShare, Problem: Missing, Reason: "name at least one record to share"}
 	}
 	var ids []string
 	for _, ref := range opts.Records {
 		id, err := w.resolveRecord(ref)
 		if err != nil {
-			return nil, smarthealth.Link{}, files, err
+			return nil, 0, err
 		}
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
 	if len(ids) > consent.MaxShlFiles {
-		return nil, smarthealth.Link{}, files, &InputError{Field: FieldRecords, Problem: Rejected,
+		return nil, 0, &InputError{Field: FieldShare, Problem: Rejected,
 			Reason: fmt.Sprintf("a link holds at most %d records", consent.MaxShlFiles)}
 	}
 	if opts.Passcode == "" && opts.Attempts != 0 {
-		return nil, smarthealth.Link{}, files, &InputError{Field: FieldAttempts, Problem: Conflict, With: FieldPasscode,
+		return nil, 0, &InputError{Field: FieldAttempts, Problem: Conflict, With: FieldPasscode,
 			Reason: "a limit of wrong passcodes needs a passcode"}
 	}
 	if opts.Passcode != "" && (len(opts.Passcode) < 4 || len(opts.Passcode) > 128) {
-		return nil, smarthealth.Link{}, files, &InputError{Field: FieldPasscode, Problem: Rejected,
+		return nil, 0, &InputError{Field: FieldPasscode, Problem: Rejected,
 			Reason: "a passcode has 4 to 128 characters"}
 	}
 	attempts := opts.Attempts
@@ -226,8 +231,21 @@ func (w *Wallet) prepareShare(ctx context.Context, opts ShareOptions) (*consent.
 		attempts = DefaultShareAttempts
 	}
 	if attempts < 0 || attempts > consent.MaxShlAttempts {
-		return nil, smarthealth.Link{}, files, &InputError{Field: FieldAttempts, Problem: Rejected, Value: fmt.Sprint(opts.Attempts),
+		return nil, 0, &InputError{Field: FieldAttempts, Problem: Rejected, Value: fmt.Sprint(opts.Attempts),
 			Reason: fmt.Sprintf("allow 1 to %d wrong passcodes", consent.MaxShlAttempts)}
+	}
+	if err := (smarthealth.Link{URL: "https://placeholder.invalid/x", Label: opts.Label}).Validate(); err != nil {
+		return nil, 0, &InputError{Field: FieldLabel, Problem: Rejected, Value: opts.Label,
+			Reason: strings.TrimPrefix(err.Error(), "invalid SMART Health Link: ")}
+	}
+	return ids, attempts, nil
+}
+
+func (w *Wallet) prepareShare(ctx context.Context, opts ShareOptions) (*consent.ShlBody, smarthealth.Link, shareFiles, error) {
+	var files shareFiles
+	ids, attempts, err := w.checkShare(opts)
+	if err != nil {
+		return nil, smarthealth.Link{}, files, err
 	}
 	key, err := smarthealth.NewKey()
 	if err != nil {
@@ -246,8 +264,7 @@ func (w *Wallet) prepareShare(ctx context.Context, opts ShareOptions) (*consent.
 		body.Expires, link.Exp = opts.Expires.Unix(), opts.Expires.UTC().Truncate(time.Second)
 	}
 	if err := link.Validate(); err != nil {
-		return nil, smarthealth.Link{}, files, &InputError{Field: FieldLabel, Problem: Rejected, Value: opts.Label, Err: err,
-			Reason: fmt.Sprintf("label: %v", err)}
+		return nil, smarthealth.Link{}, files, fmt.Errorf("the link: %w", err)
 	}
 	for _, id := range ids {
 		var plain bytes.Buffer
@@ -264,7 +281,7 @@ func (w *Wallet) prepareShare(ctx context.Context, opts ShareOptions) (*consent.
 			return nil, smarthealth.Link{}, files, err
 		}
 		if len(jwe) > consent.MaxShlFileSize {
-			return nil, smarthealth.Link{}, files, &InputError{Field: FieldRecords, Problem: Rejected, Value: id,
+			return nil, smarthealth.Link{}, files, &InputError{Field: FieldShare, Problem: Rejected, Value: id,
 				Reason: fmt.Sprintf("record %s is %d bytes once encrypted; a link's file holds at most %d MiB", id, len(jwe), consent.MaxShlFileSize>>20)}
 		}
 		files.jwe = append(files.jwe, []byte(jwe))

@@ -187,6 +187,8 @@ func hintFor(err error) string {
 		return "are the peers running? check with 'medwallet peers'"
 	case errors.Is(err, ledgersync.ErrNotAuthorised):
 		return "peers keep and share a patient's ledger only with the patient, the parties its entries name and the peers that serve it: check that the network file lists your own peers with 'medwallet peers'"
+	case errors.Is(err, wallet.ErrNoSHLPeer):
+		return "a peer of your network must serve links over HTTPS: its operator starts it with 'medwallet peer --shl-listen ADDR --shl-cert F --shl-key F'"
 	case errors.As(err, &ne):
 		if ne.Op == wallet.OpStoreShares {
 			if h := storageRefusalHint(ne); h != "" {
@@ -294,6 +296,14 @@ func inputHint(e *wallet.InputError) string {
 		}
 	case wallet.FieldOutcome:
 		return "pass --ok or --dispute"
+	case wallet.FieldPasscode, wallet.FieldAttempts:
+		return "pass --passcode with 4 to 128 characters, and --attempts 1 to 100 only with it"
+	case wallet.FieldLabel:
+		return "keep --label to 80 characters, without control characters"
+	case wallet.FieldShare:
+		return "a link holds at most 16 records, each at most 16 MiB once encrypted: share fewer or smaller records, in several links"
+	case wallet.FieldLink:
+		return "list your links with 'medwallet share --list'"
 	}
 	return ""
 }
