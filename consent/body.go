@@ -398,6 +398,8 @@ func decodeBody(k Kind, b []byte) (any, error) {
 		return decodeGuardianBody(k, b)
 	case KindDevice, KindDeviceRevoke:
 		return decodeDeviceBody(k, b)
+	case KindShl, KindShlAccess:
+		return decodeShlBody(k, b)
 	case KindEquivocation:
 		var v EquivocationProof
 		if err := Unmarshal(b, &v); err != nil {

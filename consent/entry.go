@@ -26,6 +26,7 @@ const (
 	KindLink         Kind = 12 // LinkBody: opens a sub-feed of a parent about a subject
 	KindDevice       Kind = 19 // DeviceBody: opens a device feed the owner enrolled (device.go)
 	KindDeviceRevoke Kind = 20 // DeviceRevokeBody: the owner withdraws a device
+	// KindShl (22) and KindShlAccess (23): SMART Health Links, shl.go.
 )
 
 var kindNames = map[Kind]string{
@@ -49,6 +50,8 @@ var kindNames = map[Kind]string{
 	KindRecoveryApproval: "recovery-approval",
 	KindDevice:           "device",
 	KindDeviceRevoke:     "device-revoke",
+	KindShl:              "shl",
+	KindShlAccess:        "shl-access",
 }
 
 func (k Kind) String() string {

@@ -22,6 +22,9 @@ func richLedger(t *testing.T, seed uint64, steps int) *randLedger {
 		if i%8 == 0 {
 			l.otherKinds()
 		}
+		if i%8 == 4 {
+			l.shlKinds() // shl_test.go
+		}
 	}
 	return l
 }

@@ -47,6 +47,10 @@ type AccessInfo struct {
 	// Allows are never summarised.
 	Repeats     int
 	First, Last time.Time
+	// Link is set on a decision on a SMART Health Link's manifest request
+	// (share_log.go): Record is then the link ID, RequesterName "SHL: "
+	// and the recipient's own description.
+	Link *LinkAccess
 }
 
 // Emergency reports whether the access was made under an emergency
@@ -180,6 +184,9 @@ func (w *Wallet) ListAccesses(ctx context.Context, opts AccessLogOptions) (Acces
 		return AccessPage{}, fmt.Errorf("access log: %w", err)
 	}
 	slices.Reverse(page.Accesses)
+	if !opts.Suspicious {
+		l.View(func(v *consent.View) { page = w.withLinkAccesses(v, page, opts.Limit, book) }) // share_log.go
+	}
 	if page.More && len(page.Accesses) > 0 {
 		page.Since = page.Accesses[0].Time
 	}

@@ -5,12 +5,14 @@ package wallet
 // would decide (NewRequest, DecideAccess).
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/medwallet/medwallet/consent"
@@ -165,7 +167,11 @@ func (w *Wallet) Disclosures(ctx context.Context, since time.Time) ([]Disclosure
 	}
 	defer l.Close()
 	var ds []consent.Disclosure
-	l.View(func(v *consent.View) { ds = consent.DisclosuresWith(v, w.ID(), since, w.accessCheck()) })
+	var links []Disclosure
+	l.View(func(v *consent.View) {
+		ds = consent.DisclosuresWith(v, w.ID(), since, w.accessCheck())
+		links = w.linkDisclosures(v, since) // share_log.go
+	})
 	out := make([]Disclosure, 0, len(ds))
 	open := map[string]int{} // group key -> index in out
 	for _, d := range ds {
@@ -187,6 +193,10 @@ func (w *Wallet) Disclosures(ctx context.Context, since time.Time) ([]Disclosure
 		if out[i].Decisions > 1 {
 			out[i].Description += fmt.Sprintf(" (%d shares, each released by a peer's logged decision)", out[i].Decisions)
 		}
+	}
+	if len(links) > 0 {
+		out = append(out, links...)
+		slices.SortStableFunc(out, func(a, b Disclosure) int { return cmp.Compare(a.Time, b.Time) })
 	}
 	return out, nil
 }

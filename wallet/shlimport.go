@@ -30,8 +30,8 @@ const (
 	MaxSHLRecipient = 128
 )
 
-// FieldPasscode marks a link that needs a passcode none was given for.
-const FieldPasscode Field = "passcode"
+// FieldPasscode (share.go) also marks a link that needs a passcode none
+// was given for.
 
 // LinkRefusedError reports a link server's refusal: a wrong passcode
 // (Remaining attempts left, -1 when the server did not say) or a link it

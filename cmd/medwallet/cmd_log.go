@@ -90,6 +90,9 @@ type accessJSON struct {
 	Repeats int        `json:"repeats"`
 	First   *time.Time `json:"first,omitempty"`
 	Last    *time.Time `json:"last,omitempty"`
+	// A SMART Health Link's manifest request: the link's shl entry; record
+	// is then the link ID and requester_name "SHL: " and the recipient.
+	Link string `json:"link,omitempty"`
 }
 
 func newAccessJSON(a wallet.AccessInfo) accessJSON {
@@ -110,6 +113,9 @@ func newAccessJSON(a wallet.AccessInfo) accessJSON {
 		j.Suspicious, j.SuspiciousReason = true, string(a.Suspicion)
 	}
 	j.Repeats = max(1, a.Repeats)
+	if a.Link != nil {
+		j.Link = a.Link.Link.String()
+	}
 	if !a.First.IsZero() {
 		first, last := a.First, a.Last
 		j.First, j.Last = &first, &last

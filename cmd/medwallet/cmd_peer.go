@@ -42,6 +42,7 @@ type peerOptions struct {
 	witness      bool
 	witnessN     int
 	reach        peerReachOptions
+	shl          peerSHLOptions // --shl-* (cmd_share_peer.go)
 }
 
 // peerReachOptions are the flags of reachability across NATs
@@ -112,6 +113,7 @@ on the same --data keeps its identity and everything it stored.`,
 	addStorageFlags(cmd, &o.storage)
 	addGCFlags(cmd, &o.gc)
 	addPeerOps(cmd, &o.ops)
+	addPeerSHLFlags(cmd, &o.shl)
 	cmd.AddCommand(newPeerUsageCommand(g))
 	return cmd
 }
@@ -156,6 +158,10 @@ func runPeer(ctx context.Context, o peerOptions, g *globalOptions) error {
 	if err != nil {
 		return err
 	}
+	shl, err := o.shl.config()
+	if err != nil {
+		return err
+	}
 	if o.data == "" {
 		o.data = filepath.Join(g.home, "peer")
 	}
@@ -175,7 +181,7 @@ func runPeer(ctx context.Context, o peerOptions, g *globalOptions) error {
 		MaxClockSkew: o.clockSkew, GapBytes: o.gapMiB << 20,
 		Budget: ledgersync.HourlyBudget(o.budget[0], o.budget[1]<<20),
 		Limits: limits, Known: known, Storage: storage,
-		NoWitness: !o.witness, WitnessMaxLogs: o.witnessN, Reach: reach, GC: gc,
+		NoWitness: !o.witness, WitnessMaxLogs: o.witnessN, Reach: reach, GC: gc, SHL: shl,
 	})
 	if err != nil {
 		return err

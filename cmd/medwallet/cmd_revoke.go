@@ -19,7 +19,7 @@ type revokeOptions struct {
 func newRevokeCommand(g *globalOptions) *cobra.Command {
 	var opts revokeOptions
 	cmd := &cobra.Command{
-		Use:   "revoke GRANT_ID",
+		Use:   "revoke GRANT_ID|LINK",
 		Short: "Revoke one of your grants",
 		Long: `Sign the revocation of a grant you made (ID or unique prefix of at least 8
 hex digits). Peers stop serving under it as soon as they receive the
@@ -31,7 +31,11 @@ and the old shares are removed from the peers, so that the key material the
 grantee saved opens nothing new. The other grantees' active grants on those
 records are re-issued with the new keys (and the old ones revoked); the
 revoked grantee gets nothing new. --rotate on a grant already revoked only
-rotates, so a rotation that failed part way can be run again.`,
+rotates, so a rotation that failed part way can be run again.
+
+Given a SMART Health Link you shared (its ID from 'medwallet share --list',
+or a prefix of 8 or more characters), revoke closes the link: every peer
+refuses it once it has the revocation.`,
 		Example: "  medwallet revoke 9c2e41d0\n  medwallet revoke 9c2e41d0 --rotate\n  medwallet revoke 9c2e41d0 --json",
 		Args:    cobra.ExactArgs(1),
 		RunE:    func(cmd *cobra.Command, args []string) error { return runRevoke(cmd.Context(), opts, g, args) },
@@ -65,6 +69,9 @@ func runRevoke(ctx context.Context, opts revokeOptions, g *globalOptions, args [
 	w, err := g.openWallet()
 	if err != nil {
 		return err
+	}
+	if isLink, _ := w.FindLink(ref); isLink && !rotate {
+		return runRevokeLink(ctx, g, w, ref) // a SMART Health Link (cmd_share.go)
 	}
 	gi, err := w.Revoke(ctx, ref)
 	if err != nil && !(rotate && errors.Is(err, wallet.ErrExists)) {

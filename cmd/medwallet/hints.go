@@ -196,6 +196,8 @@ func hintFor(err error) string {
 		return "are the peers running? check with 'medwallet peers'"
 	case errors.Is(err, ledgersync.ErrNotAuthorised):
 		return "peers keep and share a patient's ledger only with the patient, the parties its entries name and the peers that serve it: check that the network file lists your own peers with 'medwallet peers'"
+	case errors.Is(err, wallet.ErrNoSHLPeer):
+		return "a peer of your network must serve links over HTTPS: its operator starts it with 'medwallet peer --shl-listen ADDR --shl-cert F --shl-key F'"
 	case errors.As(err, &ne):
 		if ne.Op == wallet.OpStoreShares {
 			if h := storageRefusalHint(ne); h != "" {
@@ -253,8 +255,11 @@ func inputHint(e *wallet.InputError) string {
 		}
 		return "write scopes like --scope patient/Observation.rs or --scope 'patient/Observation.rs?category=laboratory'"
 	case wallet.FieldPasscode:
-		if e.Problem == wallet.Conflict {
+		switch e.Problem {
+		case wallet.Conflict: // import --shl of a link without P
 			return "drop --passcode"
+		case wallet.Rejected: // share --shl
+			return "pass --passcode with 4 to 128 characters, and --attempts 1 to 100 only with it"
 		}
 		return "pass --passcode CODE: whoever sent the link gives the passcode apart from it"
 	case wallet.FieldWholeRecord:
@@ -312,6 +317,14 @@ func inputHint(e *wallet.InputError) string {
 		}
 	case wallet.FieldOutcome:
 		return "pass --ok or --dispute"
+	case wallet.FieldAttempts:
+		return "pass --passcode with 4 to 128 characters, and --attempts 1 to 100 only with it"
+	case wallet.FieldLabel:
+		return "keep --label to 80 characters, without control characters"
+	case wallet.FieldShare:
+		return "a link holds at most 16 records, each at most 16 MiB once encrypted: share fewer or smaller records, in several links"
+	case wallet.FieldLink:
+		return "list your links with 'medwallet share --list'"
 	}
 	return ""
 }

@@ -55,6 +55,8 @@ func TestScripts(t *testing.T) {
 			"mkrelays":     cmdMkRelays,
 			"killedadd":    cmdKilledAdd, // gc_script_test.go
 			"waitgc":       cmdWaitGC,
+			"shlcert":      cmdSHLCert,   // cmd_share_test.go
+			"shlclient":    cmdSHLClient, // cmd_share_test.go
 		},
 	})
 }

@@ -90,6 +90,7 @@ docs/cli.md (0 ok, 1 error, 2 usage, 3 not found, 4 denied, 5 verification faile
 		newRecoverCommand(g),
 		newReviewCommand(g),
 		newRevokeCommand(g),
+		newShareCommand(g),
 		newSyncCommand(g),
 		newTUICommand(g),
 		newVersionCommand(g),

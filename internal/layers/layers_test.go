@@ -23,7 +23,7 @@ var rules = []rule{
 	{"fhirscope/...", []string{"fhirscope/...", "consent", "internal/..."}},
 	{"smarthealth/...", []string{"smarthealth/...", "internal/..."}},
 	{"recordview/...", []string{"recordview/...", "vault", "fhirscope", "consent", "internal/..."}},
-	{"p2p/...", []string{"p2p/...", "consent/...", "vault/...", "internal/..."}},
+	{"p2p/...", []string{"p2p/...", "consent/...", "vault/...", "smarthealth", "internal/..."}},
 	{"wallet/...", []string{"wallet/...", "p2p/...", "consent/...", "vault/...", "fhirscope/...", "recordview/...", "smarthealth/...", "internal/..."}},
 	{"tui/...", []string{"tui/...", "wallet/...", "consent/...", "vault/...", "fhirscope/...", "recordview/...", "internal/..."}},
 }

@@ -38,6 +38,7 @@ import (
 	"github.com/medwallet/medwallet/p2p/node"
 	"github.com/medwallet/medwallet/p2p/serving"
 	"github.com/medwallet/medwallet/p2p/shares"
+	"github.com/medwallet/medwallet/p2p/shlserve"
 	"github.com/medwallet/medwallet/p2p/store"
 	"github.com/medwallet/medwallet/p2p/store/boltstore"
 	"github.com/medwallet/medwallet/p2p/witness"
@@ -111,6 +112,8 @@ type Config struct {
 	Metrics *metrics.Metrics
 	// GC is the lease length, grace period and collection interval (gc.go).
 	GC GCConfig
+	// SHL, if not nil, serves SMART Health Links over HTTPS (p2p/shlserve).
+	SHL *shlserve.Config
 }
 
 // Peer is a running peer.
@@ -126,6 +129,7 @@ type Peer struct {
 	serve      *serving.Service
 	shares     *shares.Service
 	manifests  *manifests.Service
+	shl        *shlserve.Service
 	witness    *witness.Service
 	witnessDB  *witness.BoltStore
 	dht        *dht.IpfsDHT
@@ -276,6 +280,12 @@ func Start(ctx context.Context, cfg Config) (_ *Peer, err error) {
 		}))
 	p.manifests = manifests.NewService(p.Host, p.Store, log)
 	p.startGC(sctx, cfg.GC, cfg.DataDir)
+	if cfg.SHL != nil {
+		if p.shl, err = shlserve.Start(*cfg.SHL, shlserve.Deps{Host: p.Host, Ledger: p.Ledger, Signer: signer,
+			DataDir: cfg.DataDir, Allowed: limits.Allowed, Ready: p.ready.Load, Publish: p.publishOwn, Logger: log}); err != nil {
+			return nil, err
+		}
+	}
 	if err := p.startWitness(cfg); err != nil {
 		return nil, err
 	}
@@ -455,6 +465,25 @@ func (p *Peer) maintain(ctx context.Context, boot, known []lpeer.AddrInfo) {
 // ID is the peer's ID.
 func (p *Peer) ID() consent.ID { return p.signer.ID() }
 
+// SHLURL is the base URL of the peer's SMART Health Links endpoint, or ""
+// when it serves none.
+func (p *Peer) SHLURL() string {
+	if p.shl == nil {
+		return ""
+	}
+	return p.shl.URL()
+}
+
+// publishOwn queues an entry this peer appended for gossip.
+func (p *Peer) publishOwn(e *consent.Entry) {
+	p.metrics.Entry("own", e.Kind)
+	select {
+	case p.outbox <- e:
+	default:
+		p.log.Warn("gossip queue full; sync will carry the access entry")
+	}
+}
+
 // Served is the set of patients enrolled on this peer (with their
 // rendezvous secrets). The peer also serves the patients whose shares or
 // manifests it holds and whose serve entry names it: see Serves.
@@ -510,6 +539,9 @@ func (p *Peer) Close() error {
 			p.manifests.Close()
 		}
 		p.gc.close()
+		if p.shl != nil {
+			errs = append(errs, p.shl.Close())
+		}
 		if p.witness != nil {
 			p.witness.Close()
 		}
