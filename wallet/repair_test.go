@@ -7,10 +7,12 @@ import (
 	"os"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/medwallet/medwallet/consent"
+	"github.com/medwallet/medwallet/p2p/devnet"
 	"github.com/medwallet/medwallet/vault"
 )
 
@@ -81,5 +83,49 @@ func TestPlacementOrder(t *testing.T) {
 	got := placementOrder(ids, serving, used)
 	if want := []peer.ID{ids[3], ids[0], ids[4]}; !slices.Equal(got, want) {
 		t.Fatalf("order = %v, want serving peers first, used ones left out: %v", got, want)
+	}
+}
+
+// One repair cycle in process (for the race detector; the process tests
+// are cmd/medwallet/testdata/repair_*.txtar): a share lost from its
+// holder's store is rebuilt on another peer, and the record reads back.
+func TestRepairInProcess(t *testing.T) {
+	ctx, dn := newDevnet(t, devnet.Options{Peers: 5, SyncInterval: time.Second})
+	alice := rotateWallet(t, dn.NetworkPath(), "Alice", "patient")
+	rep := rotateWallet(t, dn.NetworkPath(), "Repairer", "peer")
+	plain := bytes.Repeat([]byte("MW-MARKER-inproc "), 40_000)
+	info, err := alice.AddRecord(ctx, bytes.NewReader(plain), AddRecordOptions{K: 2, N: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.GrantRepair(ctx, RepairGrantOptions{Repairer: string(rep.ID())}); err != nil {
+		t.Fatal(err)
+	}
+	lost := info.Shares[1]
+	for _, p := range dn.Peers {
+		if ok, _ := p.Store.Has(ctx, lost); ok {
+			if err := p.Store.Delete(ctx, lost); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	report, err := rep.Repair(ctx, RepairOptions{})
+	if err != nil {
+		t.Fatalf("%v: %+v", err, report)
+	}
+	if len(report.Records) != 1 {
+		t.Fatalf("report: %+v", report)
+	}
+	r := report.Records[0]
+	if r.HealthyBefore != 2 || r.Rebuilt != 1 || r.HealthyAfter != 3 || r.Shares[1].Placed == "" || r.BytesFetched == 0 {
+		t.Fatalf("record report: %+v", r)
+	}
+	var out bytes.Buffer
+	if _, err := alice.GetRecord(ctx, info.ID, &out, RecordOptions{}); err != nil || !bytes.Equal(out.Bytes(), plain) {
+		t.Fatalf("get after the repair: %v", err)
+	}
+	audits, err := alice.AuditRecords(ctx, nil, 4)
+	if err != nil || audits[0].Healthy != 3 {
+		t.Fatalf("owner's audit: %+v %v", audits, err)
 	}
 }
