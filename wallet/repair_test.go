@@ -18,7 +18,7 @@ import (
 
 func TestCapAddress(t *testing.T) {
 	a, b := newRecordWallet(t).ID(), newRecordWallet(t).ID()
-	if CapAddress(a) != CapAddress(a) || CapAddress(a) == CapAddress(b) || CapAddress(a) == a {
+	if again := CapAddress(a); again != CapAddress(a) || again == CapAddress(b) || again == a {
 		t.Fatal("capability addresses are not per repairer, stable and pseudonymous")
 	}
 	if _, err := consent.ParseID(string(CapAddress(a))); err != nil {
