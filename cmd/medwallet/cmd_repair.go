@@ -173,15 +173,24 @@ func runRepairAudit(ctx context.Context, opts repairAuditOptions, g *globalOptio
 	if ras == nil {
 		ras = []wallet.RecordAudit{}
 	}
-	if eerr := g.emit(ras, func(out io.Writer) {
-		for _, ra := range ras {
-			fmt.Fprintf(out, "record %s: %d of %d shares healthy (%d needed)\n", ra.Record, ra.Healthy, ra.N, ra.K)
-			printShareAudits(out, ra.Shares)
+	if err != nil && len(ras) > 0 {
+		// Under --json the report, not an error object: the exit code says it failed.
+		if !g.json {
+			printRecordAudits(g.stdout, ras)
 		}
-	}); eerr != nil {
-		return eerr
+		return resultError{result: ras, error: err}
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	return g.emit(ras, func(out io.Writer) { printRecordAudits(out, ras) })
+}
+
+func printRecordAudits(out io.Writer, ras []wallet.RecordAudit) {
+	for _, ra := range ras {
+		fmt.Fprintf(out, "record %s: %d of %d shares healthy (%d needed)\n", ra.Record, ra.Healthy, ra.N, ra.K)
+		printShareAudits(out, ra.Shares)
+	}
 }
 
 func printShareAudits(out io.Writer, sas []wallet.ShareAudit) {
@@ -254,11 +263,21 @@ func runRepairRun(ctx context.Context, opts repairRunOptions, g *globalOptions) 
 	}
 	for {
 		rep, err := w.Repair(ctx, wallet.RepairOptions{Threshold: opts.threshold, AuditBlocks: opts.blocks})
+		if opts.interval <= 0 && errors.Is(err, wallet.ErrRepairIncomplete) {
+			// Under --json the report, not an error object: the exit code says it failed.
+			if !g.json {
+				printRepairReport(g.stdout, rep)
+			}
+			return resultError{result: rep, error: err}
+		}
+		if opts.interval <= 0 && err != nil {
+			return err
+		}
 		if eerr := g.emit(rep, func(out io.Writer) { printRepairReport(out, rep) }); eerr != nil {
 			return eerr
 		}
 		if opts.interval <= 0 {
-			return err
+			return nil
 		}
 		if err != nil && !errors.Is(err, wallet.ErrRepairIncomplete) {
 			g.note("medwallet: repair cycle failed: %v", err)
