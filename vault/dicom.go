@@ -20,10 +20,10 @@ import (
 // the 128-byte preamble (with or without "DICM" or a file meta group),
 // and the deflated transfer syntax (which the library reads as plain
 // explicit little-endian), so that every DICOM file reaches it as a
-// Part 10 stream. Reads stop after a given group: pixel data are skipped,
-// never kept. The library logs (package log) the elements it fails to
-// read: detection stops at group 0008 so that a file longer than the
-// sniffed prefix does not make it fail.
+// Part 10 stream. Reads stop after a given group (0008 for detection,
+// 0028 for a summary): pixel data are never read. The library gets whole
+// elements only (wholeElements checks every declared length first), as
+// it allocates a length before reading it and logs what it cannot read.
 
 // ErrNotDICOM reports data that is not a DICOM file.
 var ErrNotDICOM = errors.New("not a DICOM file")
@@ -81,15 +81,19 @@ func (h *DICOMHeader) Value(t tag.Tag) string {
 }
 
 // ReadDICOM reads the header of a DICOM file from r with the library, up
-// to the last element of group lastGroup (the next element is read, so a
-// summary sees the pixel data skipped over in a whole file), after at
-// most limit bytes of data set (counted after inflating a
-// deflated one). It understands Part 10 files (preamble, "DICM", file
+// to the last element of group lastGroup, after at most limit bytes of
+// data set (counted after inflating a deflated one; never more than
+// MaxDICOMHeader). It understands Part 10 files (preamble, "DICM", file
 // meta group) in every transfer syntax the library knows (implicit and
 // explicit VR little-endian, explicit VR big-endian) plus deflated ones,
 // and data sets without the preamble. It returns an error wrapping
 // ErrNotDICOM when r is none of those. A file cut short gives what was
 // read, with Partial set.
+//
+// The library is handed whole elements only (wholeElements): it allocates
+// an element's declared length before reading it, and logs the elements
+// it fails to read, so a length past the end of the data (a cut file, or
+// a forged one) must never reach it.
 func ReadDICOM(r io.Reader, limit int64, lastGroup uint16) (*DICOMHeader, error) {
 	br := bufio.NewReaderSize(r, 4096)
 	head, _ := br.Peek(132)
@@ -117,29 +121,32 @@ func ReadDICOM(r io.Reader, limit int64, lastGroup uint16) (*DICOMHeader, error)
 	if err != nil {
 		return nil, err
 	}
-	p, err := dicom.NewParser(io.LimitReader(stream, limit+int64(len(pre))), limit+int64(len(pre)), nil,
+	buf, err := io.ReadAll(io.LimitReader(stream, min(limit+int64(len(pre)), MaxDICOMHeader)))
+	if err != nil && len(buf) == 0 {
+		return nil, fmt.Errorf("%w: %v", ErrNotDICOM, err)
+	}
+	cut, complete := wholeElements(buf, lastGroup)
+	p, err := dicom.NewParser(bytes.NewReader(buf[:cut]), int64(cut), nil,
 		dicom.SkipPixelData(), dicom.AllowMissingMetaElementGroupLength())
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrNotDICOM, err)
 	}
-	h := &DICOMHeader{}
+	h := &DICOMHeader{Partial: !complete}
 	meta := p.GetMetadata()
 	h.Elements = append(h.Elements, meta.Elements...)
 	h.TransferSyntax = h.Value(tag.TransferSyntaxUID)
 	if h.TransferSyntax == "" {
 		h.TransferSyntax = dicomImplicitLE
 	}
-	read := 0
 	for len(h.Elements) < maxDICOMElements {
 		e, err := p.Next()
 		if err != nil {
-			h.Partial = !errors.Is(err, io.EOF) || read == 0
+			h.Partial = h.Partial || !errors.Is(err, io.EOF) && !errors.Is(err, dicom.ErrorEndOfDICOM)
 			break
 		}
 		if e.Tag.Group > lastGroup {
 			break
 		}
-		read++
 		h.Elements = append(h.Elements, e)
 	}
 	if bare {
@@ -149,6 +156,170 @@ func ReadDICOM(r io.Reader, limit int64, lastGroup uint16) (*DICOMHeader, error)
 		}
 	}
 	return h, nil
+}
+
+// MaxDICOMHeader bounds the bytes of a DICOM file ReadDICOM keeps in
+// memory: the header up to group 0028 fits many times over.
+const MaxDICOMHeader = 16 << 20
+
+// maxDICOMDepth bounds the nesting of sequences wholeElements follows.
+const maxDICOMDepth = 16
+
+// Element tags of sequence items and their delimiters.
+const (
+	dicomItem       = 0xFFFEE000
+	dicomItemEnd    = 0xFFFEE00D
+	dicomSeqEnd     = 0xFFFEE0DD
+	undefinedLength = 0xFFFFFFFF
+)
+
+// dicomSyntax is how a data set's elements are encoded.
+type dicomSyntax struct {
+	bo       binary.ByteOrder
+	implicit bool
+}
+
+// wholeElements walks a Part 10 file in b (preamble, "DICM", file meta
+// group, data set) and returns the length of its prefix made of whole
+// top-level elements of groups up to lastGroup, each nested element's
+// length checked too, and whether the walk ended at the end of b or at a
+// later group (not at a length past the end of b or a malformed element).
+func wholeElements(b []byte, lastGroup uint16) (int, bool) {
+	if len(b) < 132 {
+		return len(b), false
+	}
+	off := 132
+	meta := dicomSyntax{binary.LittleEndian, false}
+	data := meta
+	for off < len(b) {
+		if off+2 <= len(b) && binary.LittleEndian.Uint16(b[off:]) == 0x0002 {
+			end, ok := dicomElement(b, off, len(b), meta, 0)
+			if !ok {
+				return off, false
+			}
+			if binary.LittleEndian.Uint16(b[off+2:]) == 0x0010 {
+				data = syntaxOf(string(bytes.TrimRight(b[off+8:end], " \x00")))
+			}
+			off = end
+			continue
+		}
+		break
+	}
+	for off < len(b) {
+		if off+4 > len(b) {
+			return off, false
+		}
+		if data.bo.Uint16(b[off:]) > lastGroup {
+			return off, true
+		}
+		end, ok := dicomElement(b, off, len(b), data, 0)
+		if !ok {
+			return off, false
+		}
+		off = end
+	}
+	return off, true
+}
+
+func syntaxOf(ts string) dicomSyntax {
+	switch ts {
+	case dicomImplicitLE:
+		return dicomSyntax{binary.LittleEndian, true}
+	case "1.2.840.10008.1.2.2":
+		return dicomSyntax{binary.BigEndian, false}
+	}
+	return dicomSyntax{binary.LittleEndian, false}
+}
+
+// dicomElement checks the element at off (before end) and returns where
+// the next one starts.
+func dicomElement(b []byte, off, end int, sx dicomSyntax, depth int) (int, bool) {
+	if depth > maxDICOMDepth || off+8 > end {
+		return 0, false
+	}
+	g, e := sx.bo.Uint16(b[off:]), sx.bo.Uint16(b[off+2:])
+	t := uint32(g)<<16 | uint32(e)
+	var vr string
+	var vl uint32
+	hdr := 8
+	switch {
+	case g == 0xFFFE || sx.implicit:
+		vl = sx.bo.Uint32(b[off+4:])
+		if info, err := tag.Find(tag.Tag{Group: g, Element: e}); err == nil {
+			vr = info.VR
+		}
+	default:
+		vr = string(b[off+4 : off+6])
+		switch vr {
+		case "OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV":
+			if off+12 > end {
+				return 0, false
+			}
+			vl, hdr = sx.bo.Uint32(b[off+8:]), 12
+		default:
+			vl = uint32(sx.bo.Uint16(b[off+6:]))
+		}
+	}
+	body := off + hdr
+	if t == dicomItemEnd || t == dicomSeqEnd {
+		return body, vl == 0
+	}
+	if vl != undefinedLength {
+		if uint64(vl) > uint64(end-body) {
+			return 0, false
+		}
+		next := body + int(vl)
+		if vr == "SQ" || t == dicomItem {
+			// The nested elements must fit too: the library reads them.
+			if !dicomItems(b, body, next, sx, depth+1, t == dicomItem) {
+				return 0, false
+			}
+		}
+		return next, true
+	}
+	// Undefined length: a sequence (or an item, or encapsulated data)
+	// closed by its delimiter.
+	return dicomUntil(b, body, end, sx, depth+1, t == dicomItem)
+}
+
+// dicomItems checks [off, end): the items of a sequence, or with inItem
+// the elements of one item.
+func dicomItems(b []byte, off, end int, sx dicomSyntax, depth int, inItem bool) bool {
+	for off < end {
+		next, ok := dicomElement(b, off, end, sx, depth)
+		if !ok {
+			return false
+		}
+		if !inItem && sx.bo.Uint16(b[off:]) != 0xFFFE {
+			return false // a sequence holds items only
+		}
+		off = next
+	}
+	return true
+}
+
+// dicomUntil walks from off to the delimiter of an undefined-length item
+// (inItem) or sequence, and returns what follows it.
+func dicomUntil(b []byte, off, end int, sx dicomSyntax, depth int, inItem bool) (int, bool) {
+	want := uint32(dicomSeqEnd)
+	if inItem {
+		want = dicomItemEnd
+	}
+	for off+8 <= end {
+		t := uint32(sx.bo.Uint16(b[off:]))<<16 | uint32(sx.bo.Uint16(b[off+2:]))
+		if g := sx.bo.Uint16(b[off:]); g == 0xFFFE {
+			t = uint32(g)<<16 | uint32(sx.bo.Uint16(b[off+2:]))
+		}
+		next, ok := dicomElement(b, off, end, sx, depth)
+		if !ok {
+			return 0, false
+		}
+		if t == want {
+			return next, true
+		}
+		off = next
+	}
+	return 0, false
 }
 
 // isVR says whether b is two upper-case letters (an explicit VR).
