@@ -94,7 +94,13 @@ func (h *DICOMHeader) Value(t tag.Tag) string {
 // an element's declared length before reading it, and logs the elements
 // it fails to read, so a length past the end of the data (a cut file, or
 // a forged one) must never reach it.
-func ReadDICOM(r io.Reader, limit int64, lastGroup uint16) (*DICOMHeader, error) {
+func ReadDICOM(r io.Reader, limit int64, lastGroup uint16) (h *DICOMHeader, err error) {
+	defer func() {
+		// A malformed file must not take the wallet down with it.
+		if p := recover(); p != nil {
+			h, err = nil, fmt.Errorf("%w: the DICOM reader failed", ErrNotDICOM)
+		}
+	}()
 	br := bufio.NewReaderSize(r, 4096)
 	head, _ := br.Peek(132)
 	var pre []byte
@@ -131,7 +137,7 @@ func ReadDICOM(r io.Reader, limit int64, lastGroup uint16) (*DICOMHeader, error)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrNotDICOM, err)
 	}
-	h := &DICOMHeader{Partial: !complete}
+	h = &DICOMHeader{Partial: !complete}
 	meta := p.GetMetadata()
 	h.Elements = append(h.Elements, meta.Elements...)
 	h.TransferSyntax = h.Value(tag.TransferSyntaxUID)
@@ -188,22 +194,14 @@ func wholeElements(b []byte, lastGroup uint16) (int, bool) {
 	if len(b) < 132 {
 		return len(b), false
 	}
-	off := 132
-	meta := dicomSyntax{binary.LittleEndian, false}
-	data := meta
-	for off < len(b) {
-		if off+2 <= len(b) && binary.LittleEndian.Uint16(b[off:]) == 0x0002 {
-			end, ok := dicomElement(b, off, len(b), meta, 0)
-			if !ok {
-				return off, false
-			}
-			if binary.LittleEndian.Uint16(b[off+2:]) == 0x0010 {
-				data = syntaxOf(string(bytes.TrimRight(b[off+8:end], " \x00")))
-			}
-			off = end
-			continue
-		}
-		break
+	off, ts, haveTS, ok := walkMeta(b)
+	if !ok {
+		return off, false
+	}
+	data := dicomSyntax{binary.LittleEndian, true} // the library's default
+	if haveTS {
+		bo, implicit, _ := uid.ParseTransferSyntaxUID(ts) // on error, explicit big-endian, as the library
+		data = dicomSyntax{bo, implicit}
 	}
 	for off < len(b) {
 		if off+4 > len(b) {
@@ -221,14 +219,50 @@ func wholeElements(b []byte, lastGroup uint16) (int, bool) {
 	return off, true
 }
 
-func syntaxOf(ts string) dicomSyntax {
-	switch ts {
-	case dicomImplicitLE:
-		return dicomSyntax{binary.LittleEndian, true}
-	case "1.2.840.10008.1.2.2":
-		return dicomSyntax{binary.BigEndian, false}
+// walkMeta walks the file meta group of a Part 10 file in b as the
+// library reads it (the length its first element gives, else every group
+// 0002 element) and returns where the data set starts and the transfer
+// syntax, if named; ok is false at an element that does not fit.
+func walkMeta(b []byte) (off int, ts string, haveTS, ok bool) {
+	off = 132
+	meta := dicomSyntax{binary.LittleEndian, false}
+	metaEnd := -1
+	if off+12 <= len(b) && binary.LittleEndian.Uint32(b[off:]) == 0x00000002 && string(b[off+4:off+6]) == "UL" &&
+		binary.LittleEndian.Uint16(b[off+6:]) == 4 {
+		metaEnd = off + 12 + int(binary.LittleEndian.Uint32(b[off+8:]))
+		if metaEnd > len(b) || metaEnd < off {
+			return off, "", false, false
+		}
+		off += 12
 	}
-	return dicomSyntax{binary.LittleEndian, false}
+	for off < len(b) {
+		if metaEnd >= 0 && off >= metaEnd || metaEnd < 0 && (off+2 > len(b) || binary.LittleEndian.Uint16(b[off:]) != 0x0002) {
+			break
+		}
+		end, ok := dicomElement(b, off, len(b), meta, 0)
+		if !ok || metaEnd >= 0 && end > metaEnd {
+			return off, "", false, false
+		}
+		if binary.LittleEndian.Uint32(b[off:]) == 0x00100002 && string(b[off+4:off+6]) != "UI" {
+			return off, "", false, false // the library would panic on it
+		}
+		if !haveTS && binary.LittleEndian.Uint32(b[off:]) == 0x00100002 {
+			ts, haveTS = dicomString(b[off+8:end]), true
+		}
+		off = end
+	}
+	return off, ts, haveTS, true
+}
+
+// dicomString is a string value as the library reads it: trimmed of
+// spaces and NULs (unless all spaces), its first value.
+func dicomString(v []byte) string {
+	str := string(v)
+	if strings.TrimSpace(str) != "" {
+		str = strings.Trim(str, " \x00")
+	}
+	first, _, _ := strings.Cut(str, "\\")
+	return first
 }
 
 // dicomElement checks the element at off (before end) and returns where
@@ -261,11 +295,14 @@ func dicomElement(b []byte, off, end int, sx dicomSyntax, depth int) (int, bool)
 		}
 	}
 	body := off + hdr
+	if t == 0x00080005 && vr != "CS" {
+		return 0, false // the library would panic on a specific character set that is not text
+	}
 	if t == dicomItemEnd || t == dicomSeqEnd {
 		return body, vl == 0
 	}
 	if vl != undefinedLength {
-		if uint64(vl) > uint64(end-body) {
+		if uint64(vl) > uint64(end-body) || vl%valueSize(vr) != 0 {
 			return 0, false
 		}
 		next := body + int(vl)
@@ -280,6 +317,20 @@ func dicomElement(b []byte, off, end int, sx dicomSyntax, depth int) (int, bool)
 	// Undefined length: a sequence (or an item, or encapsulated data)
 	// closed by its delimiter.
 	return dicomUntil(b, body, end, sx, depth+1, t == dicomItem)
+}
+
+// valueSize is the size of one value of a binary VR (1 for the others):
+// an element's length must be a multiple of it.
+func valueSize(vr string) uint32 {
+	switch vr {
+	case "US", "SS", "OW":
+		return 2
+	case "UL", "SL", "FL", "AT", "OL", "OF":
+		return 4
+	case "FD", "OD", "SV", "UV", "OV":
+		return 8
+	}
+	return 1
 }
 
 // dicomItems checks [off, end): the items of a sequence, or with inItem
@@ -370,13 +421,7 @@ func inflateIfDeflated(r io.Reader) (io.Reader, error) {
 	if _, err := io.ReadFull(br, header); err != nil {
 		return io.MultiReader(bytes.NewReader(header), br), nil
 	}
-	p, err := dicom.NewParser(bytes.NewReader(header), int64(len(header)), nil)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrNotDICOM, err)
-	}
-	meta := p.GetMetadata()
-	ts := (&DICOMHeader{Elements: meta.Elements}).Value(tag.TransferSyntaxUID)
-	if ts != dicomDeflated {
+	if _, ts, _, ok := walkMeta(header); !ok || ts != dicomDeflated {
 		return io.MultiReader(bytes.NewReader(header), br), nil
 	}
 	return io.MultiReader(bytes.NewReader(header), flate.NewReader(br)), nil

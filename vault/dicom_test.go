@@ -19,7 +19,7 @@ import (
 )
 
 // sharedDICOM returns the DICOM files of the shared data.
-func sharedDICOM(t *testing.T) map[string][]byte {
+func sharedDICOM(t testing.TB) map[string][]byte {
 	t.Helper()
 	files, err := filepath.Glob(filepath.Join(testutil.SharedData(t), "dicom", "*.dcm"))
 	if err != nil || len(files) == 0 {
@@ -245,4 +245,28 @@ func TestReadDICOMForgedLength(t *testing.T) {
 	if logged.Len() > 0 {
 		t.Errorf("the library logged:\n%s", logged.String())
 	}
+}
+
+// FuzzReadDICOM: any input reads without a panic, a log line or a large
+// allocation, through detection and a summary's read.
+func FuzzReadDICOM(f *testing.F) {
+	for _, b := range sharedDICOM(f) {
+		f.Add(b[:min(len(b), 2048)])
+		f.Add(b[128:min(len(b), 1024)])
+	}
+	f.Add([]byte("DICM"))
+	var logged bytes.Buffer
+	log.SetOutput(&logged)
+	f.Cleanup(func() { log.SetOutput(os.Stderr) })
+	f.Fuzz(func(t *testing.T, data []byte) {
+		logged.Reset()
+		h, err := vault.ReadDICOM(bytes.NewReader(data), 1<<20, vault.DICOMSummaryGroup)
+		if err == nil {
+			_ = h.Value(tag.Modality)
+		}
+		_, _ = vault.Detect(bytes.NewReader(data))
+		if logged.Len() > 0 {
+			t.Fatalf("the library logged: %s", logged.String())
+		}
+	})
 }
