@@ -32,6 +32,7 @@ type recordsModel struct {
 	focus   int
 	running *addRun
 	bar     progress.Model
+	sum     *summaryModel // the summary being read, nil when closed
 }
 
 // addRun is an add in progress: the wallet's progress callback counts
@@ -70,9 +71,12 @@ func (m *recordsModel) load() tea.Cmd {
 	})
 }
 
-func (m *recordsModel) capturing() bool { return m.adding }
+func (m *recordsModel) capturing() bool { return m.adding || m.sum != nil }
 
-var keyAddFile = key.NewBinding(key.WithKeys("a"), key.WithHelp("a", "add"))
+var (
+	keyAddFile = key.NewBinding(key.WithKeys("a"), key.WithHelp("a", "add"))
+	keyRead    = key.NewBinding(key.WithKeys(keyEnter.Keys()...), key.WithHelp("enter", "read"))
+)
 
 func (m *recordsModel) keys() []key.Binding {
 	switch {
@@ -82,8 +86,10 @@ func (m *recordsModel) keys() []key.Binding {
 		return []key.Binding{keyTab, keySubmit, keyCancel}
 	case m.detail:
 		return []key.Binding{keyBack}
+	case m.sum != nil:
+		return m.sum.keys()
 	}
-	return []key.Binding{keyUp, keyEnter, keyAddFile, keyReload}
+	return []key.Binding{keyUp, keyRead, keyAddFile, keyReload}
 }
 
 func (m *recordsModel) update(msg tea.Msg) (screen, tea.Cmd) {
@@ -101,6 +107,12 @@ func (m *recordsModel) update(msg tea.Msg) (screen, tea.Cmd) {
 		m.running = nil
 		d := msg.done
 		return m, func() tea.Msg { return d }
+	case summaryMsg, trendMsg:
+		if m.sum == nil {
+			return m, nil
+		}
+		cmd, _, _ := m.sum.update(msg)
+		return m, cmd
 	case tea.KeyMsg:
 		return m.key(msg)
 	}
@@ -139,9 +151,21 @@ func (m *recordsModel) key(msg tea.KeyMsg) (screen, tea.Cmd) {
 			m.detail = false
 		}
 		return m, nil
+	case m.sum != nil:
+		cmd, back, info := m.sum.update(msg)
+		if back {
+			m.sum.drop()
+			m.sum = nil
+		}
+		m.detail = info
+		return m, cmd
 	}
 	switch {
-	case key.Matches(msg, keyEnter):
+	case key.Matches(msg, keyRead) && len(m.recs) > 0:
+		var cmd tea.Cmd
+		m.sum, cmd = openSummary(m.c, m.recs[m.cur])
+		return m, cmd
+	case key.Matches(msg, keyInfo):
 		m.detail = len(m.recs) > 0
 	case key.Matches(msg, keyAddFile):
 		m.adding, m.focus = true, 0
@@ -211,6 +235,8 @@ func (m *recordsModel) view() string {
 		return "No records yet. Press a to add a file."
 	case m.detail:
 		return m.detailView(m.recs[m.cur])
+	case m.sum != nil:
+		return m.sum.view()
 	}
 	fmt.Fprintf(&b, "  %-12s  %-10s  %-7s  %9s  %-6s  %s\n", "ID", "CREATED", "FORMAT", "SIZE", "SHARES", "LABEL")
 	from, to := window(m.cur, len(m.recs), c.bodyHeight()-1)
@@ -235,6 +261,6 @@ func (m *recordsModel) detailView(r wallet.RecordInfo) string {
 	fmt.Fprintf(&b, "shares:     any %d of %d rebuild it\n", r.K, r.N)
 	fmt.Fprintf(&b, "resources:  %s\n", orDash(types))
 	fmt.Fprintf(&b, "manifest:   %s\n", r.ManifestHash.String())
-	b.WriteString("\n" + m.c.st.dim.Render("Contents stay encrypted; use 'medwallet record get' to open the record."))
+	b.WriteString("\n" + m.c.st.dim.Render("Contents stay encrypted; enter reads a summary, decrypted in memory only."))
 	return b.String()
 }

@@ -160,7 +160,8 @@ func TestViews(t *testing.T) {
 		keys []tea.KeyMsg
 	}{
 		{"records", nil},
-		{"record_detail", []tea.KeyMsg{keyMsgDown, keyMsgEnter}},
+		{"record_detail", []tea.KeyMsg{keyMsgDown, runes("i")}},
+		{"record_summary_loading", []tea.KeyMsg{keyMsgDown, keyMsgEnter}},
 		{"record_add", []tea.KeyMsg{runes("a"), runes("/tmp/visit.json")}},
 		{"people", []tea.KeyMsg{runes("2")}},
 		{"people_add", []tea.KeyMsg{runes("2"), runes("a"), runes("Carol")}},

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"compress/flate"
 	"encoding/binary"
+	"log"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -17,7 +19,7 @@ import (
 )
 
 // sharedDICOM returns the DICOM files of the shared data.
-func sharedDICOM(t *testing.T) map[string][]byte {
+func sharedDICOM(t testing.TB) map[string][]byte {
 	t.Helper()
 	files, err := filepath.Glob(filepath.Join(testutil.SharedData(t), "dicom", "*.dcm"))
 	if err != nil || len(files) == 0 {
@@ -190,4 +192,81 @@ func TestReadDICOMBounded(t *testing.T) {
 			t.Errorf("%q read as DICOM", junk)
 		}
 	}
+}
+
+// TestReadDICOMForgedLength: an element that declares 4 GiB in a small
+// file is never handed to the library (which would allocate it), nor is
+// a file cut in the middle of an element (which would make it log).
+func TestReadDICOMForgedLength(t *testing.T) {
+	var logged bytes.Buffer
+	log.SetOutput(&logged)
+	t.Cleanup(func() { log.SetOutput(os.Stderr) })
+	ts := "1.2.840.10008.1.2\x00"
+	el := []byte{0x02, 0, 0x10, 0, 'U', 'I', byte(len(ts)), 0}
+	el = append(el, ts...)
+	b := append(make([]byte, 128), "DICM"...)
+	b = append(b, 0x02, 0, 0, 0, 'U', 'L', 4, 0)
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(el)))
+	b = append(b, el...)
+	b = append(b, 0x08, 0, 0x60, 0, 2, 0, 0, 0, 'C', 'T') // (0008,0060) CT
+	nested := append([]byte{}, b...)
+	b = append(b, 0x08, 0, 0x70, 0)
+	b = binary.LittleEndian.AppendUint32(b, 0xFFFFFFF0)
+	b = append(b, bytes.Repeat([]byte("x"), 1000)...)
+	// The same length inside a sequence item of a defined length.
+	item := []byte{0x10, 0, 0x10, 0}
+	item = binary.LittleEndian.AppendUint32(item, 0xFFFFFFF0)
+	seq := []byte{0xFE, 0xFF, 0x00, 0xE0}
+	seq = binary.LittleEndian.AppendUint32(seq, uint32(len(item)))
+	seq = append(seq, item...)
+	nested = append(nested, 0x08, 0, 0x15, 0x11) // (0008,1115) Referenced Series Sequence
+	nested = binary.LittleEndian.AppendUint32(nested, uint32(len(seq)))
+	nested = append(nested, seq...)
+	for name, data := range map[string][]byte{"top level": b, "in a sequence": nested} {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		md := detectBytes(t, data)
+		h, err := vault.ReadDICOM(bytes.NewReader(data), 1<<20, vault.DICOMSummaryGroup)
+		runtime.ReadMemStats(&after)
+		if err != nil || !h.Partial || h.Value(tag.Modality) != "CT" || md.DICOM.Modality != "CT" {
+			t.Errorf("%s: %v, partial %v, modality %q / %q", name, err, h != nil && h.Partial, h.Value(tag.Modality), md.DICOM.Modality)
+		}
+		if grew := after.TotalAlloc - before.TotalAlloc; grew > 64<<20 {
+			t.Errorf("%s: reading 1 KiB allocated %d MiB", name, grew>>20)
+		}
+	}
+	for name, data := range sharedDICOM(t) {
+		for _, n := range []int{300, 700, 2000, len(data) / 2} {
+			_, _ = vault.ReadDICOM(bytes.NewReader(data[:n]), 1<<20, vault.DICOMSummaryGroup)
+			_ = detectBytes(t, data[:n])
+		}
+		_ = name
+	}
+	if logged.Len() > 0 {
+		t.Errorf("the library logged:\n%s", logged.String())
+	}
+}
+
+// FuzzReadDICOM: any input reads without a panic, a log line or a large
+// allocation, through detection and a summary's read.
+func FuzzReadDICOM(f *testing.F) {
+	for _, b := range sharedDICOM(f) {
+		f.Add(b[:min(len(b), 2048)])
+		f.Add(b[128:min(len(b), 1024)])
+	}
+	f.Add([]byte("DICM"))
+	var logged bytes.Buffer
+	log.SetOutput(&logged)
+	f.Cleanup(func() { log.SetOutput(os.Stderr) })
+	f.Fuzz(func(t *testing.T, data []byte) {
+		logged.Reset()
+		h, err := vault.ReadDICOM(bytes.NewReader(data), 1<<20, vault.DICOMSummaryGroup)
+		if err == nil {
+			_ = h.Value(tag.Modality)
+		}
+		_, _ = vault.Detect(bytes.NewReader(data))
+		if logged.Len() > 0 {
+			t.Fatalf("the library logged: %s", logged.String())
+		}
+	})
 }
