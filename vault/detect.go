@@ -288,15 +288,11 @@ func isSHC(p []byte) bool {
 }
 
 // IsSmartHealthCard reports whether a record's first bytes (up to
-// SniffSize) look like a SMART Health Card, as Detect would decide.
-func IsSmartHealthCard(prefix []byte) bool { return isSHC(prefix) && !looksFHIR(prefix) }
-
-// looksFHIR reports whether a JSON prefix declares a FHIR resourceType
-// before any verifiableCredential: a Bundle that quotes the word is FHIR.
-func looksFHIR(p []byte) bool {
-	i := bytes.Index(p, []byte(`"resourceType"`))
-	j := bytes.Index(p, []byte(`"verifiableCredential"`))
-	return i >= 0 && (j < 0 || i < j)
+// SniffSize) look like a SMART Health Card: whether Detect, given them,
+// says FormatSHC.
+func IsSmartHealthCard(prefix []byte) bool {
+	md, _ := Detect(bytes.NewReader(prefix[:min(len(prefix), SniffSize)]))
+	return md.Format == FormatSHC
 }
 
 const bom = "\xef\xbb\xbf"
