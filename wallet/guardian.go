@@ -483,6 +483,17 @@ func (w *Wallet) RecoveryRequests(ctx context.Context) ([]RecoveryRequestInfo, e
 	if err := w.catchUp(ctx); err != nil {
 		return nil, err
 	}
+	return w.recoveryRequests(false)
+}
+
+// ActiveRecoveries lists, from the local ledger only, the recovery
+// requests still waiting or open among those RecoveryRequests lists: what
+// inbox and log point out.
+func (w *Wallet) ActiveRecoveries() ([]RecoveryRequestInfo, error) {
+	return w.recoveryRequests(true)
+}
+
+func (w *Wallet) recoveryRequests(active bool) ([]RecoveryRequestInfo, error) {
 	l, _, err := w.openLedger(false)
 	if err != nil {
 		return nil, err
@@ -492,12 +503,12 @@ func (w *Wallet) RecoveryRequests(ctx context.Context) ([]RecoveryRequestInfo, e
 	out := []RecoveryRequestInfo{}
 	l.View(func(v *consent.View) {
 		for _, r := range v.AllRecoveries() {
-			if r.Owner == w.ID() {
-				out = append(out, w.recoveryInfo(v, r, now))
+			if s, ok := v.GuardianSet(r.Owner); r.Owner != w.ID() && !(ok && s.Guards(w.ID())) {
 				continue
 			}
-			if s, ok := v.GuardianSet(r.Owner); ok && s.Guards(w.ID()) {
-				out = append(out, w.recoveryInfo(v, r, now))
+			ri := w.recoveryInfo(v, r, now)
+			if !active || ri.Status == RecoveryWaiting || ri.Status == RecoveryOpen {
+				out = append(out, ri)
 			}
 		}
 	})

@@ -169,3 +169,22 @@ approval. Nobody but the new machine can read the piece.`,
 		},
 	}
 }
+
+// noteRecoveries points out, on stderr, the recovery requests still
+// waiting or open of the wallet's identity and of those it guards (inbox
+// and log call it after their listing).
+func noteRecoveries(g *globalOptions, w *wallet.Wallet) {
+	rs, err := w.ActiveRecoveries()
+	if err != nil {
+		return
+	}
+	for _, r := range rs {
+		if r.Owner == w.ID() {
+			g.note("medwallet: recovery of your identity started by new key %s on %s (%s, code %s): if it is not you, 'medwallet recover --refuse %s'",
+				r.Requester.Short(), r.Started.Format("2006-01-02 15:04"), r.Status, r.Code, r.Code)
+			continue
+		}
+		g.note("medwallet: recovery of %s started by new key %s on %s (%s, code %s): check with them, then 'medwallet guardian approve CODE'",
+			who(r.OwnerName, r.Owner.Short()), r.Requester.Short(), r.Started.Format("2006-01-02 15:04"), r.Status, r.Code)
+	}
+}
