@@ -53,12 +53,12 @@ rss_of() { awk -F': ' '/Maximum resident set size/ { printf "%.0f", $2/1024 }' "
 wall_of() { awk -F': ' '/Elapsed \(wall clock\)/ { n=split($2, a, ":"); s=0; for (i=1; i<=n; i++) s=s*60+a[i]; printf "%.1f", s }' "$out/$1.time"; }
 
 echo "starting 3 peers..." >&2
-"$mw" peer --data "$out/p1" --listen /ip4/127.0.0.1/tcp/0 --mdns=false --dht=false --addr-file "$out/p1.addr" 2> "$out/p1.log" &
+"$mw" peer --data "$out/p1" --listen /ip4/127.0.0.1/tcp/0 --mdns=false --dht=false --addr-file "$out/p1.addr" > /dev/null 2> "$out/p1.log" &
 pids+=($!)
 for _ in $(seq 300); do [ -s "$out/p1.addr" ] && break; sleep 0.1; done
 for i in 2 3; do
   "$mw" peer --data "$out/p$i" --listen /ip4/127.0.0.1/tcp/0 --mdns=false --dht=false --addr-file "$out/p$i.addr" \
-    --bootstrap "$(head -1 "$out/p1.addr")" 2> "$out/p$i.log" &
+    --bootstrap "$(head -1 "$out/p1.addr")" > /dev/null 2> "$out/p$i.log" &
   pids+=($!)
 done
 for i in 2 3; do for _ in $(seq 300); do [ -s "$out/p$i.addr" ] && break; sleep 0.1; done; done
