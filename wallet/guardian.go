@@ -17,6 +17,7 @@ package wallet
 // outside a guardian's or the new machine's memory.
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -24,7 +25,10 @@ import (
 	"encoding/base32"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -35,6 +39,7 @@ import (
 	"golang.org/x/crypto/chacha20poly1305"
 
 	"github.com/medwallet/medwallet/consent"
+	"github.com/medwallet/medwallet/internal/fsutil"
 	"github.com/medwallet/medwallet/p2p/client"
 )
 
@@ -52,6 +57,37 @@ const (
 	KindGuardianSet Kind = "guardian set"
 	KindRecovery    Kind = "recovery request"
 )
+
+// guardianBlobFile is HOME/guardian-blob: the current sealed identity.
+const guardianBlobFile = "guardian-blob"
+
+// refreshGuardianBlob puts the current sealed identity on the reachable
+// peers when one of them holds another (a peer that was down during a
+// rotation still holds the old one, which the old pieces open).
+func (w *Wallet) refreshGuardianBlob(ctx context.Context, c *client.Client) error {
+	env, err := os.ReadFile(filepath.Join(w.cfg.Home, guardianBlobFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	copies, err := c.ListManifestsFor(ctx, w.ID(), blobRecord(w.ID()), w.ID())
+	if err != nil {
+		return &NetworkError{Op: OpPull, Err: err}
+	}
+	stale := len(copies) == 0
+	for _, cp := range copies {
+		stale = stale || !bytes.Equal(cp.Envelope, env)
+	}
+	if !stale {
+		return nil
+	}
+	if _, err := c.PutManifest(ctx, blobRecord(w.ID()), w.ID(), env, len(c.Reachable())); err != nil {
+		return &NetworkError{Op: OpPublish, Err: err}
+	}
+	return nil
+}
 
 // recoveryGroup is the group whose scalar field the secret is shared in.
 var recoveryGroup = group.Ristretto255
@@ -81,8 +117,9 @@ type GuardianSetInfo struct {
 	Time      time.Time      `json:"time"`
 	// Replaced is the set this one replaced (rotation), if any.
 	Replaced string `json:"replaced,omitempty"`
-	// Peers is how many peers hold the sealed identity.
-	Peers int `json:"peers,omitempty"`
+	// Peers is how many peers took the sealed identity, of Configured.
+	Peers      int `json:"peers,omitempty"`
+	Configured int `json:"configured,omitempty"`
 }
 
 // recoveryBlob is what the owner signs and stores on its peers: the
@@ -373,6 +410,12 @@ func (w *Wallet) SetGuardians(ctx context.Context, o GuardianOptions, rotate boo
 	defer c.Close()
 	if out.Peers, err = c.PutManifest(ctx, blobRecord(w.ID()), w.ID(), env, len(c.Reachable())); err != nil {
 		return out, &NetworkError{Op: OpPublish, Err: err}
+	}
+	out.Configured = c.Configured()
+	// Kept here too (it is sealed), so that a sync hands it to a peer
+	// that was down and still holds the one before (refreshGuardianBlob).
+	if err := fsutil.WriteFileAtomic(filepath.Join(w.cfg.Home, guardianBlobFile), env, 0o600); err != nil {
+		return out, err
 	}
 	if _, err := w.appendEntry(consent.KindGuardianSet, body, nil); err != nil {
 		return out, err

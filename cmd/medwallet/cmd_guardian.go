@@ -73,6 +73,9 @@ func runGuardianSetup(ctx context.Context, opts guardianOptions, g *globalOption
 	if err != nil {
 		return err
 	}
+	if res.Peers < res.Configured {
+		g.note("medwallet: %d of %d peers took the sealed identity; 'medwallet sync' hands it to the others when they are back", res.Peers, res.Configured)
+	}
 	if res.Replaced != "" {
 		g.note("medwallet: guardian set %s replaced: its pieces open nothing any more", res.Replaced[:12])
 	}
