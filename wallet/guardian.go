@@ -586,9 +586,10 @@ var ErrRecoveryClosed = fmt.Errorf("the recovery request is closed to approvals:
 // request named by code: it pulls the ledger, checks that the request
 // asks the owner's current guardian set, that this wallet is one of its
 // guardians, that the waiting period is over and that the owner did not
-// refuse; then it decrypts its piece, encrypts it to the request's
-// recipient and publishes the approval.
-func (w *Wallet) ApproveRecovery(ctx context.Context, code string) (RecoveryRequestInfo, error) {
+// refuse; then it asks confirm (when not nil) with the request's details,
+// and only if confirm returns nil decrypts its piece, encrypts it to the
+// request's recipient and publishes the approval.
+func (w *Wallet) ApproveRecovery(ctx context.Context, code string, confirm func(RecoveryRequestInfo) error) (RecoveryRequestInfo, error) {
 	defer w.holdLedger()()
 	var out RecoveryRequestInfo
 	if err := w.catchUp(ctx); err != nil {
@@ -629,6 +630,11 @@ func (w *Wallet) ApproveRecovery(ctx context.Context, code string) (RecoveryRequ
 		return out, fmt.Errorf("%w: its waiting period ends %s; approve after that", ErrRecoveryClosed, out.Ready.Format(time.RFC3339))
 	case out.Status != RecoveryOpen:
 		return out, fmt.Errorf("%w: it is %s", ErrRecoveryClosed, out.Status)
+	}
+	if confirm != nil {
+		if err := confirm(out); err != nil {
+			return out, err
+		}
 	}
 	gp, _ := set.Piece(w.ID())
 	pp, err := decryptWith(gp.Piece, id.Age, 4096)

@@ -73,7 +73,7 @@ func TestGuardianDelayRefuseRotate(t *testing.T) {
 	}
 	approve := func(g *Wallet, code string, want error) {
 		t.Helper()
-		if _, err := g.ApproveRecovery(ctx, code); !errors.Is(err, want) && !(want == nil && err == nil) {
+		if _, err := g.ApproveRecovery(ctx, code, nil); !errors.Is(err, want) && !(want == nil && err == nil) {
 			t.Fatalf("%s approves: %v, want %v", g.Card().Name, err, want)
 		}
 	}
