@@ -21,8 +21,10 @@
 //	3 prev    bytes  32: SHA-256 of the author's entry seq-1; zeros for seq 1
 //	4 time    uint   Unix seconds; never earlier than prev's time
 //	5 kind    uint   1 identity, 2 anchor, 3 grant, 4 revoke, 5 access, 6 equivocation,
-//	                 7 credential, 8 break-glass, 9 review, 10 serve, 12 link, 15 retire,
-//	                 19 device, 20 device-revoke
+//	                 7 credential, 8 break-glass, 9 review, 10 serve, 12 link,
+//	                 13 repair-grant, 14 repair-revoke, 15 retire, 16 guardian-set,
+//	                 17 recovery, 18 recovery-approval, 19 device, 20 device-revoke,
+//	                 22 shl, 23 shl-access
 //	6 body    bytes  the canonical CBOR encoding of the kind's body
 //	7 sig     bytes  64: Ed25519 signature
 //
@@ -86,6 +88,13 @@
 //	                                "\n" || 4; the device's grants and revocations count as the owner's
 //	device-revoke DeviceRevokeBody  1 device ID, 2 cut: the seq of the device's last entry that
 //	                                still counts (only the device's owner can revoke it)
+//	guardian-set  GuardianSetBody   1 set ID, 2 threshold, 3 guardians ({1 ID, 2 Shamir index, 3 piece:
+//	                                age ciphertext to the guardian}, sorted by ID), 4 Feldman commitments,
+//	                                5 hash of the sealed identity; the owner's latest counts
+//	recovery      RecoveryBody      1 op (start, refuse, complete); a start: 2 owner, 3 set ID, 4 age
+//	                                recipient, 5 waiting period (s); a refuse or complete: 6 the start's hash
+//	recovery-approval RecoveryApprovalBody 1 the start's hash, 2 set ID, 3 piece (age ciphertext to
+//	                                the start's recipient)
 //
 // A request is a map: 1 requester, 2 owner, 3 record ID, 4 scope, 5 purpose,
 // 6 time (Unix seconds), 7 nonce (16 to 64 bytes), 8 signature by the

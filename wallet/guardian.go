@@ -17,6 +17,7 @@ package wallet
 // outside a guardian's or the new machine's memory.
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -24,7 +25,10 @@ import (
 	"encoding/base32"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -35,6 +39,7 @@ import (
 	"golang.org/x/crypto/chacha20poly1305"
 
 	"github.com/medwallet/medwallet/consent"
+	"github.com/medwallet/medwallet/internal/fsutil"
 	"github.com/medwallet/medwallet/p2p/client"
 )
 
@@ -52,6 +57,37 @@ const (
 	KindGuardianSet Kind = "guardian set"
 	KindRecovery    Kind = "recovery request"
 )
+
+// guardianBlobFile is HOME/guardian-blob: the current sealed identity.
+const guardianBlobFile = "guardian-blob"
+
+// refreshGuardianBlob puts the current sealed identity on the reachable
+// peers when one of them holds another (a peer that was down during a
+// rotation still holds the old one, which the old pieces open).
+func (w *Wallet) refreshGuardianBlob(ctx context.Context, c *client.Client) error {
+	env, err := os.ReadFile(filepath.Join(w.cfg.Home, guardianBlobFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	copies, err := c.ListManifestsFor(ctx, w.ID(), blobRecord(w.ID()), w.ID())
+	if err != nil {
+		return &NetworkError{Op: OpPull, Err: err}
+	}
+	stale := len(copies) == 0
+	for _, cp := range copies {
+		stale = stale || !bytes.Equal(cp.Envelope, env)
+	}
+	if !stale {
+		return nil
+	}
+	if _, err := c.PutManifest(ctx, blobRecord(w.ID()), w.ID(), env, len(c.Reachable())); err != nil {
+		return &NetworkError{Op: OpPublish, Err: err}
+	}
+	return nil
+}
 
 // recoveryGroup is the group whose scalar field the secret is shared in.
 var recoveryGroup = group.Ristretto255
@@ -81,8 +117,9 @@ type GuardianSetInfo struct {
 	Time      time.Time      `json:"time"`
 	// Replaced is the set this one replaced (rotation), if any.
 	Replaced string `json:"replaced,omitempty"`
-	// Peers is how many peers hold the sealed identity.
-	Peers int `json:"peers,omitempty"`
+	// Peers is how many peers took the sealed identity, of Configured.
+	Peers      int `json:"peers,omitempty"`
+	Configured int `json:"configured,omitempty"`
 }
 
 // recoveryBlob is what the owner signs and stores on its peers: the
@@ -374,6 +411,12 @@ func (w *Wallet) SetGuardians(ctx context.Context, o GuardianOptions, rotate boo
 	if out.Peers, err = c.PutManifest(ctx, blobRecord(w.ID()), w.ID(), env, len(c.Reachable())); err != nil {
 		return out, &NetworkError{Op: OpPublish, Err: err}
 	}
+	out.Configured = c.Configured()
+	// Kept here too (it is sealed), so that a sync hands it to a peer
+	// that was down and still holds the one before (refreshGuardianBlob).
+	if err := fsutil.WriteFileAtomic(filepath.Join(w.cfg.Home, guardianBlobFile), env, 0o600); err != nil {
+		return out, err
+	}
 	if _, err := w.appendEntry(consent.KindGuardianSet, body, nil); err != nil {
 		return out, err
 	}
@@ -483,6 +526,17 @@ func (w *Wallet) RecoveryRequests(ctx context.Context) ([]RecoveryRequestInfo, e
 	if err := w.catchUp(ctx); err != nil {
 		return nil, err
 	}
+	return w.recoveryRequests(false)
+}
+
+// ActiveRecoveries lists, from the local ledger only, the recovery
+// requests still waiting or open among those RecoveryRequests lists: what
+// inbox and log point out.
+func (w *Wallet) ActiveRecoveries() ([]RecoveryRequestInfo, error) {
+	return w.recoveryRequests(true)
+}
+
+func (w *Wallet) recoveryRequests(active bool) ([]RecoveryRequestInfo, error) {
 	l, _, err := w.openLedger(false)
 	if err != nil {
 		return nil, err
@@ -492,12 +546,12 @@ func (w *Wallet) RecoveryRequests(ctx context.Context) ([]RecoveryRequestInfo, e
 	out := []RecoveryRequestInfo{}
 	l.View(func(v *consent.View) {
 		for _, r := range v.AllRecoveries() {
-			if r.Owner == w.ID() {
-				out = append(out, w.recoveryInfo(v, r, now))
+			if s, ok := v.GuardianSet(r.Owner); r.Owner != w.ID() && !(ok && s.Guards(w.ID())) {
 				continue
 			}
-			if s, ok := v.GuardianSet(r.Owner); ok && s.Guards(w.ID()) {
-				out = append(out, w.recoveryInfo(v, r, now))
+			ri := w.recoveryInfo(v, r, now)
+			if !active || ri.Status == RecoveryWaiting || ri.Status == RecoveryOpen {
+				out = append(out, ri)
 			}
 		}
 	})
@@ -532,9 +586,10 @@ var ErrRecoveryClosed = fmt.Errorf("the recovery request is closed to approvals:
 // request named by code: it pulls the ledger, checks that the request
 // asks the owner's current guardian set, that this wallet is one of its
 // guardians, that the waiting period is over and that the owner did not
-// refuse; then it decrypts its piece, encrypts it to the request's
-// recipient and publishes the approval.
-func (w *Wallet) ApproveRecovery(ctx context.Context, code string) (RecoveryRequestInfo, error) {
+// refuse; then it asks confirm (when not nil) with the request's details,
+// and only if confirm returns nil decrypts its piece, encrypts it to the
+// request's recipient and publishes the approval.
+func (w *Wallet) ApproveRecovery(ctx context.Context, code string, confirm func(RecoveryRequestInfo) error) (RecoveryRequestInfo, error) {
 	defer w.holdLedger()()
 	var out RecoveryRequestInfo
 	if err := w.catchUp(ctx); err != nil {
@@ -575,6 +630,11 @@ func (w *Wallet) ApproveRecovery(ctx context.Context, code string) (RecoveryRequ
 		return out, fmt.Errorf("%w: its waiting period ends %s; approve after that", ErrRecoveryClosed, out.Ready.Format(time.RFC3339))
 	case out.Status != RecoveryOpen:
 		return out, fmt.Errorf("%w: it is %s", ErrRecoveryClosed, out.Status)
+	}
+	if confirm != nil {
+		if err := confirm(out); err != nil {
+			return out, err
+		}
 	}
 	gp, _ := set.Piece(w.ID())
 	pp, err := decryptWith(gp.Piece, id.Age, 4096)

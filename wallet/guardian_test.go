@@ -73,7 +73,7 @@ func TestGuardianDelayRefuseRotate(t *testing.T) {
 	}
 	approve := func(g *Wallet, code string, want error) {
 		t.Helper()
-		if _, err := g.ApproveRecovery(ctx, code); !errors.Is(err, want) && !(want == nil && err == nil) {
+		if _, err := g.ApproveRecovery(ctx, code, nil); !errors.Is(err, want) && !(want == nil && err == nil) {
 			t.Fatalf("%s approves: %v, want %v", g.Card().Name, err, want)
 		}
 	}
@@ -124,6 +124,15 @@ func TestGuardianDelayRefuseRotate(t *testing.T) {
 	for _, g := range []*Wallet{bob, carol, dan} {
 		oldShares = append(oldShares, openPiece(t, g, old))
 	}
+	c0, err := alice.Dial(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldCopies, err := c0.ListManifestsFor(ctx, alice.ID(), blobRecord(alice.ID()), alice.ID())
+	c0.Close()
+	if err != nil || len(oldCopies) == 0 {
+		t.Fatalf("no sealed identity before the rotation: %v", err)
+	}
 	staleCfg := newMachine(t, net, 0)
 	stale := start(staleCfg, 0) // asks the old set
 	approve(bob, stale.Code, nil)
@@ -156,6 +165,31 @@ func TestGuardianDelayRefuseRotate(t *testing.T) {
 		if _, err := b.unseal(oldSecret); !errors.Is(err, ErrVerify) {
 			t.Fatalf("the old secret opens the new sealed identity: %v", err)
 		}
+	}
+	// A peer that missed the rotation (here: the old copy put back on one
+	// peer) gets the new one at the owner's next sync.
+	c1, err := alice.Dial(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c1.PutManifest(ctx, blobRecord(alice.ID()), alice.ID(), oldCopies[0].Envelope, 1); err != nil {
+		t.Fatal(err)
+	}
+	c1.Close()
+	if _, err := alice.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c2, err := alice.Dial(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := c2.ListManifestsFor(ctx, alice.ID(), blobRecord(alice.ID()), alice.ID())
+	c2.Close()
+	if err != nil || len(after) != 1 {
+		t.Fatalf("after a sync the peers hold %d different sealed identities (%v), want 1", len(after), err)
+	}
+	if b, _ := openBlobHeader(after[0].Envelope, alice.ID()); b == nil || b.Set == old.Set {
+		t.Fatal("the old sealed identity survived the sync")
 	}
 	// The request of the old set: no more approvals, no recovery.
 	approve(carol, stale.Code, ErrRecoveryClosed)

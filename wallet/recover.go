@@ -179,6 +179,9 @@ func StartRecovery(ctx context.Context, cfg Config, o RecoverOptions) (RecoveryR
 		return out, err
 	}
 	if _, err := c.Push(ctx, []*consent.Entry{e}); err != nil {
+		// No peer holds the request: nothing is pending, start again.
+		_ = os.Remove(filepath.Join(cfg.Home, recoveryFile))
+		_ = ks.Remove(recoverySecretPfx + string(signer.ID()))
 		return out, &NetworkError{Op: OpPublish, Err: err}
 	}
 	return pr.info(blob.Threshold, 0), nil

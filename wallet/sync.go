@@ -202,6 +202,9 @@ func (w *Wallet) Sync(ctx context.Context) (SyncResult, error) {
 	if res.Backup, err = w.syncBackup(ctx, c); err != nil {
 		return res, err
 	}
+	if err := w.refreshGuardianBlob(ctx, c); err != nil { // guardian.go
+		return res, err
+	}
 	if err := w.Publish(ctx, c); err != nil {
 		return res, err
 	}

@@ -1,12 +1,16 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/medwallet/medwallet/wallet"
 )
@@ -72,6 +76,9 @@ func runGuardianSetup(ctx context.Context, opts guardianOptions, g *globalOption
 	res, err := w.SetGuardians(ctx, wallet.GuardianOptions{Threshold: opts.threshold, Guardians: opts.guardians}, rotate)
 	if err != nil {
 		return err
+	}
+	if res.Peers < res.Configured {
+		g.note("medwallet: %d of %d peers took the sealed identity; 'medwallet sync' hands it to the others when they are back", res.Peers, res.Configured)
 	}
 	if res.Replaced != "" {
 		g.note("medwallet: guardian set %s replaced: its pieces open nothing any more", res.Replaced[:12])
@@ -143,7 +150,8 @@ func printRecovery(out io.Writer, r wallet.RecoveryRequestInfo) {
 }
 
 func newGuardianApproveCommand(g *globalOptions) *cobra.Command {
-	return &cobra.Command{
+	var yes bool
+	cmd := &cobra.Command{
 		Use:   "approve CODE",
 		Short: "Hand your piece to a recovery request, after checking with its owner",
 		Long: `Approve the recovery request whose code the owner read to you (check with
@@ -151,7 +159,10 @@ them out of band: a call, in person). Your wallet pulls the ledger, checks
 that you guard that identity, that the request asks the current guardian
 set, that its waiting period is over and that the owner did not refuse it;
 then it encrypts your piece to the new machine's key and publishes the
-approval. Nobody but the new machine can read the piece.`,
+approval. Nobody but the new machine can read the piece.
+
+On a terminal it shows who and what, and asks before approving (--yes
+does not ask; without a terminal, or with --json, it does not ask).`,
 		Example: "  medwallet guardian approve K7Q2-MX4D-3PZA-9TTE",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -159,7 +170,11 @@ approval. Nobody but the new machine can read the piece.`,
 			if err != nil {
 				return err
 			}
-			r, err := w.ApproveRecovery(cmd.Context(), strings.TrimSpace(args[0]))
+			var confirm func(wallet.RecoveryRequestInfo) error
+			if !yes && !g.json {
+				confirm = func(r wallet.RecoveryRequestInfo) error { return confirmApproval(g, r) }
+			}
+			r, err := w.ApproveRecovery(cmd.Context(), strings.TrimSpace(args[0]), confirm)
 			if err != nil {
 				return err
 			}
@@ -167,5 +182,46 @@ approval. Nobody but the new machine can read the piece.`,
 				r.Started.Format("2006-01-02 15:04"), r.Requester.Short())
 			return g.emit(r, func(out io.Writer) { printRecovery(out, r) })
 		},
+	}
+	cmd.Flags().BoolVar(&yes, "yes", false, "approve without asking")
+	return cmd
+}
+
+// errNotApproved reports an approval the guardian declined at the prompt.
+var errNotApproved = fmt.Errorf("not approved: %w", wallet.ErrDenied)
+
+// confirmApproval shows a request and asks, on the terminal, whether to
+// approve it; without a terminal it does not ask.
+func confirmApproval(g *globalOptions, r wallet.RecoveryRequestInfo) error {
+	f, ok := g.stdin.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return nil
+	}
+	fmt.Fprintf(g.stderr, "Recovery of %s (%s)\n  started %s by new key %s\n  %d of %d approvals so far\n",
+		who(r.OwnerName, r.Owner.Short()), r.Owner, r.Started.Format(time.RFC3339), r.Requester.Short(), r.Approvals, r.Threshold)
+	fmt.Fprint(g.stderr, "Did they confirm it is them, out of band? Approve [y/N]: ")
+	line, _ := bufio.NewReader(f).ReadString('\n')
+	if a := strings.ToLower(strings.TrimSpace(line)); a != "y" && a != "yes" {
+		return errNotApproved
+	}
+	return nil
+}
+
+// noteRecoveries points out, on stderr, the recovery requests still
+// waiting or open of the wallet's identity and of those it guards (inbox
+// and log call it after their listing).
+func noteRecoveries(g *globalOptions, w *wallet.Wallet) {
+	rs, err := w.ActiveRecoveries()
+	if err != nil {
+		return
+	}
+	for _, r := range rs {
+		if r.Owner == w.ID() {
+			g.note("medwallet: recovery of your identity started by new key %s on %s (%s, code %s): if it is not you, 'medwallet recover --refuse %s'",
+				r.Requester.Short(), r.Started.Format("2006-01-02 15:04"), r.Status, r.Code, r.Code)
+			continue
+		}
+		g.note("medwallet: recovery of %s started by new key %s on %s (%s, code %s): check with them, then 'medwallet guardian approve CODE'",
+			who(r.OwnerName, r.Owner.Short()), r.Requester.Short(), r.Started.Format("2006-01-02 15:04"), r.Status, r.Code)
 	}
 }

@@ -32,5 +32,6 @@ func runInbox(ctx context.Context, _ inboxOptions, g *globalOptions) error {
 	if err != nil {
 		return err
 	}
+	noteRecoveries(g, w) // cmd_guardian.go
 	return emitGrants(g, gs, "medwallet: no grants made to you yet")
 }

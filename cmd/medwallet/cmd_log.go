@@ -213,6 +213,9 @@ func runLog(ctx context.Context, o logOptions, g *globalOptions) error {
 		if err != nil {
 			return err
 		}
+		if first {
+			noteRecoveries(g, w) // cmd_guardian.go
+		}
 		as := page.Accesses
 		if first && o.watch && limit > 0 && len(as) > limit {
 			for _, a := range as[:len(as)-limit] {
