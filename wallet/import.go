@@ -358,6 +358,7 @@ func (w *Wallet) grantedManifest(ctx context.Context, c *client.Client, owner co
 	if err != nil {
 		return nil, err
 	}
+	copies = w.deviceCopies(ctx, c, owner, record, role, copies)
 	var lastErr error = fmt.Errorf("record %s: no peer holds its manifest for you: %w", record, ErrNotFound)
 	for _, cp := range copies {
 		if cp.Recipient != op.recipient {
