@@ -355,3 +355,12 @@ func (v *View) restoreDevices(ds []stateDevice, rs []stateDeviceRev) {
 		v.deviceRevs[dev] = append(v.deviceRevs[dev], deviceRevocation{author: v.intern(r.Author), seq: r.Seq, cut: r.Cut})
 	}
 }
+
+// Feed is the feed that holds the grant's entry: the device's that signed
+// it, or the owner's.
+func (g *GrantInfo) Feed() ID {
+	if g.Device != "" {
+		return g.Device
+	}
+	return g.Author
+}

@@ -197,7 +197,7 @@ func (w *Wallet) grantKeys(g *consent.GrantInfo) ([]consent.WrappedKey, error) {
 	}
 	defer l.Close()
 	var e *consent.Entry
-	l.View(func(v *consent.View) { e, err = v.EntryAt(g.Author, g.Seq) })
+	l.View(func(v *consent.View) { e, err = v.EntryAt(g.Feed(), g.Seq) })
 	if err != nil {
 		return nil, fmt.Errorf("reading grant %s: %w", g.ID.String()[:12], err)
 	}
