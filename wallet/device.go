@@ -588,12 +588,10 @@ func (w *Wallet) RevokeDevice(ctx context.Context, ref string) (DeviceInfo, erro
 	if err != nil {
 		return DeviceInfo{}, err
 	}
+	// A device whose feed never reached us gets cut 0: nothing it signs
+	// counts.
 	var cut uint64
 	l.View(func(v *consent.View) { cut = v.Head(d.ID).Seq })
-	if cut == 0 && !d.OnLedger {
-		// A device whose feed never reached us: nothing it signs counts.
-		cut = 0
-	}
 	_, err = l.Append(s, w.Now(), consent.KindDeviceRevoke, &consent.DeviceRevokeBody{Device: d.ID, Cut: cut})
 	l.Close()
 	if err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -30,6 +31,15 @@ CODE' on the new device, within 10 minutes. The code works once.`,
 	}
 	cmd.AddCommand(newDeviceAddCommand(g), newDeviceJoinCommand(g), newDeviceLsCommand(g), newDeviceRevokeCommand(g))
 	return cmd
+}
+
+// primaryHint words what to do when a paired device tries what only the
+// primary does.
+func primaryHint(err error) error {
+	if errors.Is(err, wallet.ErrPrimaryOnly) {
+		return withHint(err, "run it on the primary device (the one made by 'medwallet init')")
+	}
+	return err
 }
 
 // deviceJSON is one device in --json output.

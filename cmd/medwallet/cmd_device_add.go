@@ -65,7 +65,7 @@ func runDeviceAdd(ctx context.Context, o deviceAddOptions, g *globalOptions) err
 	}
 	off, err := w.OfferDevice(ctx, wallet.OfferOptions{Label: o.label, Listen: o.listen, TTL: o.ttl})
 	if err != nil {
-		return err
+		return primaryHint(err)
 	}
 	defer off.Close()
 	code := off.Code()

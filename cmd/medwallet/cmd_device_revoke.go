@@ -35,7 +35,7 @@ func runDeviceRevoke(ctx context.Context, _ deviceRevokeOptions, g *globalOption
 	}
 	d, err := w.RevokeDevice(ctx, args[0])
 	if err != nil {
-		return err
+		return primaryHint(err)
 	}
 	g.note("medwallet: peers refuse %q from now on; what it already holds cannot be recalled", d.Label)
 	return g.emit(newDeviceJSON(d), func(out io.Writer) { fmt.Fprintf(out, "revoked %s %s\n", d.Label, d.ID) })
