@@ -167,10 +167,21 @@ func (v *View) acceptDevice(e *Entry, b *DeviceBody) {
 	if e.Seq != 1 || b.Device != e.Author {
 		return
 	}
+	v.addDevice(&DeviceInfo{DeviceBody: *b, Time: e.Time})
+}
+
+// addDevice records a device and indexes it by owner.
+func (v *View) addDevice(d *DeviceInfo) {
 	if v.devices == nil {
 		v.devices = make(map[ID]*DeviceInfo)
+		v.devicesBy = make(map[ID][]ID)
 	}
-	v.devices[e.Author] = &DeviceInfo{DeviceBody: *b, Time: e.Time}
+	dev, owner := v.intern(d.Device), v.intern(d.Owner)
+	if _, ok := v.devices[dev]; !ok {
+		i, _ := slices.BinarySearch(v.devicesBy[owner], dev)
+		v.devicesBy[owner] = slices.Insert(v.devicesBy[owner], i, dev)
+	}
+	v.devices[dev] = d
 }
 
 // acceptDeviceRevoke records a device-revoke entry; whether it counts
@@ -210,12 +221,9 @@ func (v *View) DeviceOwner(device ID) (ID, bool) {
 // Devices returns the devices owner enrolled that the view holds, by ID.
 func (v *View) Devices(owner ID) []*DeviceInfo {
 	var out []*DeviceInfo
-	for _, d := range v.devices {
-		if d.Owner == owner {
-			out = append(out, d)
-		}
+	for _, d := range v.devicesBy[owner] {
+		out = append(out, v.devices[d])
 	}
-	slices.SortFunc(out, func(a, b *DeviceInfo) int { return cmp.Compare(a.Device, b.Device) })
 	return out
 }
 
@@ -341,11 +349,8 @@ func (v *View) deviceState() ([]stateDevice, []stateDeviceRev) {
 // restoreDevices fills the view's devices from a saved state.
 func (v *View) restoreDevices(ds []stateDevice, rs []stateDeviceRev) {
 	for i := range ds {
-		if v.devices == nil {
-			v.devices = make(map[ID]*DeviceInfo, len(ds))
-		}
 		d := &ds[i]
-		v.devices[v.intern(d.Body.Device)] = &DeviceInfo{DeviceBody: d.Body, Time: d.Time}
+		v.addDevice(&DeviceInfo{DeviceBody: d.Body, Time: d.Time})
 	}
 	for _, r := range rs {
 		if v.deviceRevs == nil {
@@ -354,4 +359,13 @@ func (v *View) restoreDevices(ds []stateDevice, rs []stateDeviceRev) {
 		dev := v.intern(r.Device)
 		v.deviceRevs[dev] = append(v.deviceRevs[dev], deviceRevocation{author: v.intern(r.Author), seq: r.Seq, cut: r.Cut})
 	}
+}
+
+// Feed is the feed that holds the grant's entry: the device's that signed
+// it, or the owner's.
+func (g *GrantInfo) Feed() ID {
+	if g.Device != "" {
+		return g.Device
+	}
+	return g.Author
 }

@@ -313,3 +313,34 @@ func deviceCases(t *testing.T, w *world, alice *KeySigner) []decideCase {
 		{"revoked device reads", newRequest(t, phone, alice.ID(), "rec-1", lab, "TREAT", t0), ReasonDeviceRevoked, Hash{}, Hash{}, 0},
 	}
 }
+
+// A decider that names no device head cannot rely on a device's grant:
+// the audit re-decides without it, and an allow is a violation. Naming a
+// head that is not in the device's feed is one too.
+func TestDeviceAuditNeedsHeads(t *testing.T) {
+	w := newDeviceWorld(t)
+	w.grant(w.phone, obs(w.bob.ID(), "rec-1"))
+	r := newRequest(t, w.bob, w.alice.ID(), "rec-1", "patient/Observation.rs", "TREAT", t0)
+	d := Decide(w.view, r, t0)
+	if !d.Allow {
+		t.Fatalf("decision %+v", d)
+	}
+	w.add(w.dave, t0, KindAccess, &AccessBody{Request: r.Encode(), Allow: true, Reason: d.Reason, Grant: d.Grant,
+		OwnerHead: w.view.Head(w.alice.ID())})
+	if rep := AuditLedger(w.entries); rep.OK() || kinds(rep) != "violation:no-grant" {
+		t.Fatalf("allow without device heads: %s", kinds(rep))
+	}
+	w2 := newDeviceWorld(t)
+	w2.grant(w2.phone, obs(w2.bob.ID(), "rec-1"))
+	r2 := newRequest(t, w2.bob, w2.alice.ID(), "rec-1", "patient/Observation.rs", "TREAT", t0)
+	d2 := Decide(w2.view, r2, t0)
+	heads := DeviceHeads(w2.view, w2.alice.ID())
+	for i := range heads {
+		heads[i].Head.Hash[0] ^= 1
+	}
+	w2.add(w2.dave, t0, KindAccess, &AccessBody{Request: r2.Encode(), Allow: true, Reason: d2.Reason, Grant: d2.Grant,
+		OwnerHead: w2.view.Head(w2.alice.ID()), DeviceHeads: heads})
+	if rep := AuditLedger(w2.entries); rep.OK() || kinds(rep) != "violation:" {
+		t.Fatalf("allow naming a device head not in its feed: %s", kinds(rep))
+	}
+}

@@ -139,6 +139,7 @@ type View struct {
 	rec *recoveryIndex // guardians and recoveries (guardian.go), made on first use
 	// Devices (device.go), made on first use.
 	devices    map[ID]*DeviceInfo        // device feed -> its device entry
+	devicesBy  map[ID][]ID               // owner -> its devices, sorted
 	deviceRevs map[ID][]deviceRevocation // device -> the device-revoke entries naming it
 }
 

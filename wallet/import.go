@@ -197,7 +197,7 @@ func (w *Wallet) grantKeys(g *consent.GrantInfo) ([]consent.WrappedKey, error) {
 	}
 	defer l.Close()
 	var e *consent.Entry
-	l.View(func(v *consent.View) { e, err = v.EntryAt(g.Author, g.Seq) })
+	l.View(func(v *consent.View) { e, err = v.EntryAt(g.Feed(), g.Seq) })
 	if err != nil {
 		return nil, fmt.Errorf("reading grant %s: %w", g.ID.String()[:12], err)
 	}
@@ -358,6 +358,7 @@ func (w *Wallet) grantedManifest(ctx context.Context, c *client.Client, owner co
 	if err != nil {
 		return nil, err
 	}
+	copies = w.deviceCopies(ctx, c, owner, record, role, copies)
 	var lastErr error = fmt.Errorf("record %s: no peer holds its manifest for you: %w", record, ErrNotFound)
 	for _, cp := range copies {
 		if cp.Recipient != op.recipient {

@@ -163,8 +163,18 @@ func (w *Wallet) openLedgerStore(forWriting bool) (*ledgerRef, consent.Signer, *
 	ref := &ledgerRef{Ledger: l, close: h.release}
 	if forWriting {
 		var head consent.Head
-		l.View(func(v *consent.View) { head = v.Head(w.ID()) })
-		if head.Seq == 0 {
+		l.View(func(v *consent.View) { head = v.Head(w.FeedID()) })
+		if head.Seq == 0 && w.device != "" {
+			// A paired device's feed opens with its device entry.
+			if err := w.appendDeviceEntry(l, signer); err != nil {
+				h.refs--
+				if h.refs == 0 {
+					h.l, h.st = nil, nil
+					l.Close()
+				}
+				return nil, nil, nil, err
+			}
+		} else if head.Seq == 0 {
 			// The first entry is a function of the card alone (its time is
 			// the card's creation time and Ed25519 is deterministic), so a
 			// wallet restored from a key backup writes the very same entry

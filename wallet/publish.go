@@ -37,7 +37,7 @@ func (w *Wallet) publishGrant(ctx context.Context, grantee consent.ID, recipient
 		if err != nil {
 			return err
 		}
-		env, err := m.Encrypt(id.Signing, recipient)
+		env, err := w.sealManifest(m, id, recipient)
 		if err != nil {
 			return err
 		}
@@ -136,7 +136,7 @@ func (w *Wallet) publish(ctx context.Context, c *client.Client, fresh int) error
 		return err
 	}
 	var n uint64
-	l.View(func(v *consent.View) { n = v.Head(w.ID()).Seq })
+	l.View(func(v *consent.View) { n = v.Head(w.FeedID()).Seq })
 	if n == 0 {
 		l.Close()
 		return nil
@@ -157,7 +157,7 @@ func (w *Wallet) publish(ctx context.Context, c *client.Client, fresh int) error
 	var tail []*consent.Entry
 	if fresh > 0 && uint64(fresh) < n {
 		l.View(func(v *consent.View) {
-			err = v.FeedFrom(w.ID(), n-uint64(fresh)+1, func(e *consent.Entry) error {
+			err = v.FeedFrom(w.FeedID(), n-uint64(fresh)+1, func(e *consent.Entry) error {
 				tail = append(tail, e)
 				return nil
 			})
@@ -167,9 +167,9 @@ func (w *Wallet) publish(ctx context.Context, c *client.Client, fresh int) error
 			return err
 		}
 	}
-	err = pushFeed(ctx, c.Host(), targets, l.Ledger, w.ID(), tail, publishGrace)
+	err = pushFeed(ctx, c.Host(), targets, l.Ledger, w.FeedID(), tail, publishGrace)
 	var hashes []consent.Hash
-	l.View(func(v *consent.View) { hashes = feedHashes(v, w.ID()) })
+	l.View(func(v *consent.View) { hashes = feedHashes(v, w.FeedID()) })
 	l.Close()
 	if err != nil {
 		return &NetworkError{Op: OpPublish, Err: err}

@@ -92,6 +92,9 @@ func (w *Wallet) recordsPath() string { return filepath.Join(w.cfg.Home, records
 // erasure-codes it into the share store, and saves the signed manifest
 // encrypted to the wallet's own age key. Nothing is saved if it fails.
 func (w *Wallet) AddRecord(ctx context.Context, r io.Reader, opts AddRecordOptions) (RecordInfo, error) {
+	if err := w.primaryOnly("add a record"); err != nil {
+		return RecordInfo{}, err
+	}
 	defer w.holdLedger()() // its steps share one open ledger
 	k, n := opts.K, opts.N
 	if k == 0 && n == 0 {
@@ -261,7 +264,7 @@ func (w *Wallet) loadManifest(rid string) (*vault.Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, err := vault.DecryptManifest(enc, id.Signing.Public().(ed25519.PublicKey), id.Age)
+	m, err := vault.DecryptManifest(enc, w.ownerKey(id), id.Age)
 	if err != nil {
 		return nil, fmt.Errorf("record %s: manifest: %w: %w", rid, ErrVerify, err)
 	}

@@ -5,7 +5,6 @@ package wallet
 
 import (
 	"context"
-	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"os"
@@ -153,7 +152,7 @@ func (w *Wallet) Sync(ctx context.Context) (SyncResult, error) {
 	if err != nil {
 		return res, err
 	}
-	copies, err := c.ListManifests(ctx, w.ID(), "")
+	copies, err := c.ListManifestsFor(ctx, w.ID(), "", w.ownCopiesRecipient())
 	if err != nil {
 		return res, err
 	}
@@ -176,7 +175,7 @@ func (w *Wallet) Sync(ctx context.Context) (SyncResult, error) {
 	if err := os.MkdirAll(w.recordsPath(), 0o700); err != nil {
 		return res, err
 	}
-	pub := id.Signing.Public().(ed25519.PublicKey)
+	pub := w.ownerKey(id)
 	for _, cp := range copies {
 		if cp.Recipient != w.ID() {
 			continue

@@ -71,12 +71,18 @@ type state struct {
 	Version        int    `json:"version"`
 	Card           string `json:"card"`
 	KeyringBackend string `json:"keyring_backend"`
+	// Device is set on a paired device (device.go): its own ID, whose key
+	// signs for the identity of Card.
+	Device consent.ID `json:"device,omitempty"`
 }
 
 // Identity is the secret half of a wallet.
 type Identity struct {
 	Signing ed25519.PrivateKey
 	Age     *age.X25519Identity
+	// DeviceAge is a paired device's own age identity (device.go); nil on
+	// the primary.
+	DeviceAge *age.X25519Identity
 }
 
 // Wallet is an opened wallet. Secrets are read from the keyring only when a
@@ -108,6 +114,7 @@ type Wallet struct {
 	cfg     Config
 	card    consent.Card
 	backend string
+	device  consent.ID // a paired device's own ID (device.go)
 
 	mu  sync.Mutex
 	ks  keystore.Keystore
@@ -197,7 +204,7 @@ func Open(cfg Config) (*Wallet, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", stateFile, err)
 	}
-	return &Wallet{cfg: cfg, card: card, backend: st.KeyringBackend}, nil
+	return &Wallet{cfg: cfg, card: card, backend: st.KeyringBackend, device: st.Device}, nil
 }
 
 // Home is the wallet's directory.
@@ -268,7 +275,7 @@ func (w *Wallet) Identity() (*Identity, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := id.matches(w.card); err != nil {
+	if err := w.matchesIdentity(id); err != nil {
 		return nil, err
 	}
 	w.sec = id
@@ -280,14 +287,19 @@ type secretJSON struct {
 	Version     int    `json:"version"`
 	Ed25519Seed string `json:"ed25519_seed"`
 	AgeIdentity string `json:"age_identity"`
+	DeviceAge   string `json:"device_age,omitempty"`
 }
 
 func encodeIdentity(id *Identity) []byte {
-	b, _ := json.Marshal(secretJSON{
+	s := secretJSON{
 		Version:     1,
 		Ed25519Seed: base64.StdEncoding.EncodeToString(id.Signing.Seed()),
 		AgeIdentity: id.Age.String(),
-	})
+	}
+	if id.DeviceAge != nil {
+		s.DeviceAge = id.DeviceAge.String()
+	}
+	b, _ := json.Marshal(s)
 	return b
 }
 
@@ -304,7 +316,13 @@ func decodeIdentity(b []byte) (*Identity, error) {
 	if err != nil {
 		return nil, fmt.Errorf("the keyring item for this wallet is damaged: %w", ErrInvalid)
 	}
-	return &Identity{Signing: ed25519.NewKeyFromSeed(seed), Age: a}, nil
+	id := &Identity{Signing: ed25519.NewKeyFromSeed(seed), Age: a}
+	if s.DeviceAge != "" {
+		if id.DeviceAge, err = age.ParseX25519Identity(s.DeviceAge); err != nil {
+			return nil, fmt.Errorf("the keyring item for this wallet is damaged: %w", ErrInvalid)
+		}
+	}
+	return id, nil
 }
 
 // matches checks that the secrets belong to card.

@@ -71,6 +71,7 @@ docs/cli.md (0 ok, 1 error, 2 usage, 3 not found, 4 denied, 5 verification faile
 		newContactCommand(g),
 		newCredentialCommand(g),
 		newDemoCommand(g),
+		newDeviceCommand(g),
 		newDevnetCommand(g),
 		newEmergencyCommand(g),
 		newGrantCommand(g),

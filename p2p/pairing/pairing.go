@@ -197,15 +197,30 @@ func (o *Offer) Close() { o.h.RemoveStreamHandler(ID) }
 // when the code expires first (ErrOfferEnded), too many wrong codes were
 // tried, the joiner failed after the code was spent, or ctx ends.
 func (o *Offer) Wait(ctx context.Context) (Joiner, error) {
-	t := time.NewTimer(time.Until(o.expires))
+	t := time.NewTimer(o.expires.Sub(o.now()))
 	defer t.Stop()
 	select {
 	case r := <-o.result:
 		return r.j, r.err
 	case <-t.C:
 		o.mu.Lock()
+		busy := o.busy
 		o.spent = true
 		o.mu.Unlock()
+		if busy {
+			// A device proved the code just in time: let it finish.
+			select {
+			case r := <-o.result:
+				return r.j, r.err
+			case <-ctx.Done():
+				return Joiner{}, ctx.Err()
+			}
+		}
+		select {
+		case r := <-o.result:
+			return r.j, r.err
+		default:
+		}
 		return Joiner{}, fmt.Errorf("%w: the code expired", ErrOfferEnded)
 	case <-ctx.Done():
 		return Joiner{}, ctx.Err()

@@ -126,6 +126,9 @@ func (a *authoriser) mayRead(v *consent.View, r, author consent.ID) bool {
 	if sub {
 		return false // access sub-feeds: the subject and its peers only
 	}
+	if o, ok := v.DeviceOwner(r); ok && actsFor(v, r, o) {
+		r = o // a device reads the feeds its owner's entries name
+	}
 	return a.public(v, author) || v.Names(s, r) || v.Names(r, author) || v.RecoveryMayRead(r, author)
 }
 
