@@ -21,7 +21,8 @@
 //	3 prev    bytes  32: SHA-256 of the author's entry seq-1; zeros for seq 1
 //	4 time    uint   Unix seconds; never earlier than prev's time
 //	5 kind    uint   1 identity, 2 anchor, 3 grant, 4 revoke, 5 access, 6 equivocation,
-//	                 7 credential, 8 break-glass, 9 review, 10 serve, 12 link
+//	                 7 credential, 8 break-glass, 9 review, 10 serve, 12 link,
+//	                 22 shl, 23 shl-access (shl.go)
 //	6 body    bytes  the canonical CBOR encoding of the kind's body
 //	7 sig     bytes  64: Ed25519 signature
 //
