@@ -257,8 +257,9 @@ type auditor struct {
 
 	found map[authorSeq][]Finding // access findings, by access entry
 	jobs  []auditJob
-	shl   shlAudit // link requests (shl_audit.go)
 	err   error // the view's store failed
+
+	shl shlAudit // link requests (shl_audit.go)
 
 	// release, if not nil, gives back the memory the reads of the view's
 	// store took.
