@@ -268,7 +268,8 @@ func (s *Service) manifest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	lk, ok, err := s.store.get(id)
-	if err != nil || !ok {
+	if err != nil || !ok || lk.Dead == 0 && !lk.complete() {
+		// (A link whose files are still arriving is not served yet.)
 		refuse(w, http.StatusNotFound, "no such link")
 		return
 	}
@@ -296,8 +297,8 @@ func (s *Service) manifest(w http.ResponseWriter, r *http.Request) {
 		refuse(w, http.StatusNotFound, "the link is not active")
 		return
 	}
-	if !lk.complete() {
-		refuse(w, http.StatusNotFound, "the link's files are not all here")
+	if lk.Dead != 0 {
+		refuse(w, http.StatusNotFound, "the link is not active")
 		return
 	}
 	files := make([]manifestFile, len(lk.Types))
