@@ -259,6 +259,8 @@ type auditor struct {
 	jobs  []auditJob
 	err   error // the view's store failed
 
+	shl shlAudit // link requests (shl_audit.go)
+
 	// release, if not nil, gives back the memory the reads of the view's
 	// store took.
 	release memoryReleaser
@@ -360,6 +362,9 @@ func (a *auditor) walk(e *Entry, h Hash, body any, pre *accessPre) {
 	switch e.Kind {
 	case KindRevoke:
 		a.rep.Revocations++
+		a.shl.noteRevoke(e, body)
+	case KindShlAccess:
+		a.shl.noteAccess(e, body)
 	case KindAccess:
 		if pre == nil {
 			ab, _ := body.(*AccessBody)
@@ -442,6 +447,7 @@ func (a *auditor) finish() *AuditReport {
 	}
 	rep.Grants = len(full.grantMap())
 	a.decideAll()
+	a.shl.check(full, a.found)
 	// Access findings in the order of a walk over the feeds, by author
 	// then seq.
 	at := make([]authorSeq, 0, len(a.found))

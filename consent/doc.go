@@ -24,7 +24,7 @@
 //	                 7 credential, 8 break-glass, 9 review, 10 serve, 12 link,
 //	                 13 repair-grant, 14 repair-revoke, 15 retire, 16 guardian-set,
 //	                 17 recovery, 18 recovery-approval, 19 device, 20 device-revoke,
-//	                 22 shl, 23 shl-access
+//	                 22 shl, 23 shl-access (shl.go)
 //	6 body    bytes  the canonical CBOR encoding of the kind's body
 //	7 sig     bytes  64: Ed25519 signature
 //

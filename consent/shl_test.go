@@ -151,3 +151,53 @@ func (l *randLedger) shlKinds() {
 	l.add(sf, KindShlAccess, &ShlAccessBody{Owner: o.ID(), Link: link, Recipient: []byte("ct"), Allow: d.Allow,
 		Reason: d.Reason, OwnerHead: l.head(o.ID()), Failures: d.Failures})
 }
+
+// The audit re-checks every allowed link request against the ledger as of
+// the owner's head it names.
+func TestAuditShl(t *testing.T) {
+	w := newWorld(t)
+	alice, peer := testSigner(t, "alice"), testSigner(t, "peer")
+	w.add(alice, t0.Add(-2*time.Hour), KindIdentity, &IdentityBody{AgeRecipient: "age1x", Role: "patient"})
+	link := w.add(alice, t0.Add(-2*time.Hour), KindShl, &ShlBody{Link: testLinkID, Records: []string{"r1"}, Files: []uint64{9},
+		Flags: "P", Attempts: 2, Expires: t0.Add(time.Hour).Unix()}).Hash()
+	before := w.view.Head(alice.ID())
+	w.add(alice, t0.Add(-time.Hour), KindRevoke, &RevokeBody{Grant: link})
+	after := w.view.Head(alice.ID())
+	sub, err := NewSubFeed(peer, alice.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.add(sub, t0, KindLink, sub.Link())
+	log := func(at time.Time, allow bool, head Head, failures uint32) {
+		r := ReasonGranted
+		if !allow {
+			r = ReasonRevoked
+		}
+		w.add(sub, at, KindShlAccess, &ShlAccessBody{Owner: alice.ID(), Link: link, Recipient: []byte("ct"), Allow: allow, Reason: r,
+			OwnerHead: head, Failures: failures})
+	}
+	log(t0, true, before, 0)                      // fine: the decider did not hold the revocation
+	log(t0, false, after, 0)                      // a denial: nothing to check
+	log(t0, true, after, 0)                       // violation: revoked as of its head
+	log(t0.Add(time.Hour), true, before, 0)       // violation: expired
+	log(t0.Add(time.Hour), true, before, 2)       // violation: expired, and locked
+	log(t0.Add(time.Hour), true, Head{Seq: 2}, 0) // violation: a head not in the feed
+
+	rep := AuditLedger(w.entries)
+	var got []string
+	for _, f := range rep.Findings {
+		if f.Kind == FindingViolation {
+			got = append(got, f.Detail)
+		}
+	}
+	want := []string{
+		"link request allowed after the owner's revocation of the link, which the decider held",
+		"link request allowed after the link expired",
+		"link request allowed after the link expired",
+		"link request allowed after the link's last allowed wrong passcode",
+		"link request allowed naming an owner's feed head that is not in the owner's feed",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("violations:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

@@ -110,8 +110,12 @@ func (w *Wallet) linkInfo(v *consent.View, s *consent.ShlLink, n [2]int) LinkInf
 
 // FindLink reports whether ref names one of this wallet's links: its shl
 // entry's hash, its link ID, or a unique prefix of either of at least 8
-// characters.
+// characters. It reads the wallet's feed only in a wallet that shared
+// links (markLinks), so that revoking a grant costs what it did.
 func (w *Wallet) FindLink(ref string) (bool, error) {
+	if !w.sharedLinks() {
+		return false, nil
+	}
 	l, _, err := w.openLedger(false)
 	if err != nil {
 		return false, err

@@ -48,7 +48,8 @@
 // 200 with {"files": [{"contentType", "location"} or {"contentType",
 // "embedded"}]}; 401 with {"remainingAttempts": n} for a missing or wrong
 // passcode (the last one allowed kills the link); 404 for an unknown,
-// revoked, expired or dead link; 400 for a malformed request; 413 for a
+// revoked, expired or dead link (and, undecided, for a link whose files
+// have not all arrived); 400 for a malformed request; 413 for a
 // body over 4 KiB; 429 with Retry-After when the client's address asks
 // too often. A location is valid for LocationLife and names one file of
 // one granted request; the file is refused once the link is revoked or

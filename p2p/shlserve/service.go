@@ -268,7 +268,8 @@ func (s *Service) manifest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	lk, ok, err := s.store.get(id)
-	if err != nil || !ok {
+	if err != nil || !ok || lk.Dead == 0 && !lk.complete() {
+		// (A link whose files are still arriving is not served yet.)
 		refuse(w, http.StatusNotFound, "no such link")
 		return
 	}
@@ -296,8 +297,8 @@ func (s *Service) manifest(w http.ResponseWriter, r *http.Request) {
 		refuse(w, http.StatusNotFound, "the link is not active")
 		return
 	}
-	if !lk.complete() {
-		refuse(w, http.StatusNotFound, "the link's files are not all here")
+	if lk.Dead != 0 {
+		refuse(w, http.StatusNotFound, "the link is not active")
 		return
 	}
 	files := make([]manifestFile, len(lk.Types))
@@ -350,24 +351,33 @@ func (s *Service) decide(id string, owner consent.ID, entry consent.Hash, recipi
 		return consent.ShlDecision{}, err
 	}
 	var d consent.ShlDecision
-	var body consent.ShlAccessBody
-	var ageRecipient string
-	s.deps.Ledger.View(func(v *consent.View) {
-		if h := v.Head(feed.ID()); now.Unix() < h.Time {
-			now = time.Unix(h.Time, 0)
+	var e *consent.Entry
+	// Decided and appended at a time no earlier than the sub-feed's head:
+	// the shares service appends to the same sub-feed, so an append that
+	// lost that race (its time now behind the head) is decided again.
+	for attempt := 0; ; attempt++ {
+		var body consent.ShlAccessBody
+		var ageRecipient string
+		s.deps.Ledger.View(func(v *consent.View) {
+			if h := v.Head(feed.ID()); now.Unix() < h.Time {
+				now = time.Unix(h.Time, 0)
+			}
+			d = consent.DecideShl(v, entry, owner, now, passOK, lk.Failures)
+			body = consent.ShlAccessBody{Owner: owner, Link: entry, Allow: d.Allow, Reason: d.Reason, OwnerHead: v.Head(owner), Failures: d.Failures}
+			if ib, ok := v.Identity(owner); ok {
+				ageRecipient = ib.AgeRecipient
+			}
+		})
+		if body.Recipient, err = encryptTo(recipient, ageRecipient); err != nil {
+			return consent.ShlDecision{}, err
 		}
-		d = consent.DecideShl(v, entry, owner, now, passOK, lk.Failures)
-		body = consent.ShlAccessBody{Owner: owner, Link: entry, Allow: d.Allow, Reason: d.Reason, OwnerHead: v.Head(owner), Failures: d.Failures}
-		if ib, ok := v.Identity(owner); ok {
-			ageRecipient = ib.AgeRecipient
+		if e, err = s.deps.Ledger.Append(feed, now, consent.KindShlAccess, &body); err == nil {
+			break
 		}
-	})
-	if body.Recipient, err = encryptTo(recipient, ageRecipient); err != nil {
-		return consent.ShlDecision{}, err
-	}
-	e, err := s.deps.Ledger.Append(feed, now, consent.KindShlAccess, &body)
-	if err != nil {
-		return consent.ShlDecision{}, fmt.Errorf("logging the access: %w", err)
+		if attempt == 1 {
+			return consent.ShlDecision{}, fmt.Errorf("logging the access: %w", err)
+		}
+		now = s.now()
 	}
 	if d.Failures != lk.Failures {
 		if err := s.store.setFailures(id, d.Failures); err != nil {

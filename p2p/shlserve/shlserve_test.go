@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -33,9 +34,18 @@ type fixture struct {
 	ownAge *age.X25519Identity
 	svc    *Service
 	hc     *http.Client
-	now    time.Time
+	clock  atomic.Int64 // Unix s: the service's clock
 	ready  atomic.Bool
+	mu     sync.Mutex
 	logged []*consent.Entry
+}
+
+func (f *fixture) now() time.Time { return time.Unix(f.clock.Load(), 0) }
+
+func (f *fixture) published() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.logged)
 }
 
 func signer(t *testing.T) *consent.KeySigner {
@@ -57,7 +67,8 @@ func newFixture(t *testing.T, lim Limits) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{t: t, ledger: l, owner: signer(t), now: time.Unix(1767225600, 0)}
+	f := &fixture{t: t, ledger: l, owner: signer(t)}
+	f.clock.Store(1767225600)
 	f.ready.Store(true)
 	if f.ownAge, err = age.GenerateX25519Identity(); err != nil {
 		t.Fatal(err)
@@ -74,8 +85,8 @@ func newFixture(t *testing.T, lim Limits) *fixture {
 	roots := x509.NewCertPool()
 	roots.AddCert(cert)
 	f.svc, err = Start(Config{Listen: "127.0.0.1:0", TLS: &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: k}}}, Limits: &lim},
-		Deps{Ledger: l, Signer: signer(t), DataDir: t.TempDir(), Ready: f.ready.Load, Now: func() time.Time { return f.now },
-			Publish: func(e *consent.Entry) { f.logged = append(f.logged, e) }})
+		Deps{Ledger: l, Signer: signer(t), DataDir: t.TempDir(), Ready: f.ready.Load, Now: f.now,
+			Publish: func(e *consent.Entry) { f.mu.Lock(); f.logged = append(f.logged, e); f.mu.Unlock() }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +97,7 @@ func newFixture(t *testing.T, lim Limits) *fixture {
 
 func (f *fixture) append(s consent.Signer, k consent.Kind, body any) *consent.Entry {
 	f.t.Helper()
-	e, err := f.ledger.Append(s, f.now.Add(-time.Hour), k, body)
+	e, err := f.ledger.Append(s, f.now().Add(-time.Hour), k, body)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -227,8 +238,8 @@ func TestManifestRequests(t *testing.T) {
 	if !slices.Contains(recipients, "Dr Who") {
 		t.Fatalf("recipients %q", recipients)
 	}
-	if len(f.logged) != len(as)+1 { // and the sub-feed's link
-		t.Fatalf("published %d entries for %d accesses", len(f.logged), len(as))
+	if n := f.published(); n != len(as)+1 { // and the sub-feed's link
+		t.Fatalf("published %d entries for %d accesses", n, len(as))
 	}
 
 	// The sweep drops a dead link's files.
@@ -253,11 +264,11 @@ func TestRevokedAndExpired(t *testing.T) {
 		t.Fatalf("upload to a revoked link: %+v", r)
 	}
 
-	id2, _, _ := f.share("", 0, f.now.Add(time.Minute).Unix())
+	id2, _, _ := f.share("", 0, f.now().Add(time.Minute).Unix())
 	if code, _ := f.post(id2, `{"recipient":"x"}`); code != http.StatusOK {
 		t.Fatalf("before expiry: %d", code)
 	}
-	f.now = f.now.Add(time.Minute)
+	f.clock.Add(60)
 	if code, _ := f.post(id2, `{"recipient":"x"}`); code != http.StatusNotFound {
 		t.Fatalf("after expiry: %d", code)
 	}
