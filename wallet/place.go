@@ -9,6 +9,8 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/medwallet/medwallet/consent"
 	"github.com/medwallet/medwallet/p2p/client"
 )
@@ -22,6 +24,13 @@ const placementFile = "placement.json"
 type placement struct {
 	Version int                     `json:"version"`
 	Records map[string][]consent.ID `json:"records"`
+	// Leftover are, per record, the peers that held its shares or
+	// copies when it was re-placed (rotated) or removed and could not be
+	// reached then: they still hold what the wallet retired, so they stay
+	// in the serving set (and keep following the wallet's feed, where
+	// they learn of the retire entry) until the wallet pushes its feed to
+	// them.
+	Leftover map[string][]consent.ID `json:"leftover,omitempty"`
 }
 
 var placementMu sync.Mutex // serialises placement.json in one process
@@ -36,6 +45,9 @@ func (w *Wallet) readPlacement() (*placement, error) {
 	if p.Records == nil {
 		p.Records = map[string][]consent.ID{}
 	}
+	if p.Leftover == nil {
+		p.Leftover = map[string][]consent.ID{}
+	}
 	return p, nil
 }
 
@@ -43,10 +55,11 @@ func (w *Wallet) writePlacement(p *placement) error { return w.writeHomeJSON(pla
 
 // updatePlacement records what a client placed (client.Placed): a record
 // whose shares it placed (added or rotated) is held by exactly those
-// peers and its manifest's; a record of which it placed only manifest
-// copies (for grantees) gains those peers. The file is written only if
-// something changed.
-func (w *Wallet) updatePlacement(placed map[string]client.Placement) error {
+// peers and its manifest's, and the peers that held it before and are not
+// reachable now are its leftover holders; a record of which it placed
+// only manifest copies (for grantees) gains those peers. The file is
+// written only if something changed.
+func (w *Wallet) updatePlacement(placed map[string]client.Placement, reachable []peer.ID) error {
 	if len(placed) == 0 {
 		return nil
 	}
@@ -71,6 +84,9 @@ func (w *Wallet) updatePlacement(placed map[string]client.Placement) error {
 		}
 		slices.Sort(ids)
 		ids = slices.Compact(ids)
+		if len(pl.Shares) > 0 {
+			changed = p.leave(rid, append(slices.Clone(p.Records[rid]), p.Leftover[rid]...), append(ids, peerIDs(reachable)...)) || changed
+		}
 		if len(ids) > 0 && !slices.Equal(p.Records[rid], ids) {
 			p.Records[rid] = ids
 			changed = true
@@ -82,8 +98,9 @@ func (w *Wallet) updatePlacement(placed map[string]client.Placement) error {
 	return w.writePlacement(p)
 }
 
-// forgetPlacement drops a removed record's placement.
-func (w *Wallet) forgetPlacement(rid string) error {
+// forgetPlacement drops a removed record's placement; the peers that held
+// it and are not reachable now stay as its leftover holders.
+func (w *Wallet) forgetPlacement(rid string, reachable []peer.ID) error {
 	placementMu.Lock()
 	defer placementMu.Unlock()
 	p, err := w.readPlacement()
@@ -93,8 +110,60 @@ func (w *Wallet) forgetPlacement(rid string) error {
 	if _, ok := p.Records[rid]; !ok {
 		return nil
 	}
+	p.leave(rid, append(slices.Clone(p.Records[rid]), p.Leftover[rid]...), peerIDs(reachable))
 	delete(p.Records, rid)
 	return w.writePlacement(p)
+}
+
+// leave sets rid's leftover holders to the peers of held that are not in
+// now, and reports whether that changed them.
+func (p *placement) leave(rid string, held, now []consent.ID) bool {
+	var left []consent.ID
+	for _, q := range held {
+		if !slices.Contains(now, q) {
+			left = append(left, q)
+		}
+	}
+	slices.Sort(left)
+	left = slices.Compact(left)
+	if slices.Equal(left, p.Leftover[rid]) {
+		return false
+	}
+	if len(left) == 0 {
+		delete(p.Leftover, rid)
+	} else {
+		p.Leftover[rid] = left
+	}
+	return true
+}
+
+// dropLeftovers forgets the leftover holders that were pushed the
+// wallet's feed (with its retire entries): they remove what they hold by
+// themselves now, and leave the serving set with the next serve entry.
+func (w *Wallet) dropLeftovers(pushed []peer.ID) error {
+	placementMu.Lock()
+	defer placementMu.Unlock()
+	p, err := w.readPlacement()
+	if err != nil || len(p.Leftover) == 0 {
+		return err
+	}
+	ids := peerIDs(pushed)
+	changed := false
+	for rid, left := range p.Leftover {
+		changed = p.leave(rid, left, ids) || changed
+	}
+	if !changed {
+		return nil
+	}
+	return w.writePlacement(p)
+}
+
+func peerIDs(ps []peer.ID) []consent.ID {
+	out := make([]consent.ID, 0, len(ps))
+	for _, q := range ps {
+		out = append(out, consent.ID(q.String()))
+	}
+	return out
 }
 
 // servingSet is the wallet's serving set: every peer that holds a share
@@ -113,6 +182,9 @@ func (w *Wallet) servingSet(named []consent.ID) ([]consent.ID, error) {
 	}
 	var out []consent.ID
 	for _, ps := range p.Records {
+		out = append(out, ps...)
+	}
+	for _, ps := range p.Leftover {
 		out = append(out, ps...)
 	}
 	if len(out) == 0 {
