@@ -5,6 +5,8 @@ package wallet
 // set (its serve entry, see serve.go) is the union of these peers.
 
 import (
+	"context"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -13,6 +15,8 @@ import (
 
 	"github.com/medwallet/medwallet/consent"
 	"github.com/medwallet/medwallet/p2p/client"
+	"github.com/medwallet/medwallet/p2p/netfile"
+	"github.com/medwallet/medwallet/vault"
 )
 
 // placementFile is HOME/placement.json.
@@ -204,4 +208,76 @@ func (w *Wallet) servingSet(named []consent.ID) ([]consent.ID, error) {
 		out = out[:consent.MaxServePeers]
 	}
 	return out, nil
+}
+
+// Happy placement (servers of happiness): an add succeeds only when its
+// shares landed on at least a "happy" number of distinct peers, by
+// default k+1 (DefaultHappy), so that the record survives the loss of any
+// one peer; fewer, and the add fails with a *HappyError and removes what
+// it placed. The client places each share of a record on a distinct peer
+// and spreads them over the failure domains the network file names
+// (p2p/client, SetDomains).
+
+// DefaultHappy is the happy number of an add that asks none: k+1.
+func DefaultHappy(k int) int { return k + 1 }
+
+// HappyError reports an add whose shares could not land on enough
+// distinct peers. It is client.ErrNoPeers.
+type HappyError struct {
+	Happy  int // distinct peers asked for
+	Placed int // distinct peers that took a share (or could: those that answered)
+	K, N   int
+}
+
+func (e *HappyError) Error() string {
+	return fmt.Sprintf("%v: the record's shares could land on %d distinct peers, and it needs %d (--happy)", client.ErrNoPeers, e.Placed, e.Happy)
+}
+
+func (e *HappyError) Unwrap() error { return client.ErrNoPeers }
+
+// happyWanted is the happy number of an add with opts' Happy (0: the
+// default), checked against n: more than n distinct peers cannot hold n
+// shares.
+func happyWanted(happy, k, n int) (int, error) {
+	if happy == 0 {
+		return DefaultHappy(k), nil
+	}
+	if happy < 1 || happy > n {
+		return 0, &InputError{Field: FieldShares, Problem: Rejected,
+			Err: fmt.Errorf("--happy %d: want 1 to n=%d (distinct peers holding the record's %d shares)", happy, n, n)}
+	}
+	return happy, nil
+}
+
+// happyBefore fails an add before anything is stored when fewer peers
+// answer than happy.
+func happyBefore(c *client.Client, happy, k, n int) error {
+	if happy <= k+1 {
+		return nil // adaptN's PeersError says it
+	}
+	if up := len(c.Reachable()); up < happy {
+		return &HappyError{Happy: happy, Placed: up, K: k, N: n}
+	}
+	return nil
+}
+
+// happyAfter checks where an add's shares landed: on fewer than happy
+// distinct peers, it removes them and fails.
+func happyAfter(ctx context.Context, c *client.Client, m *vault.Manifest, store vault.ShareStore, happy int) error {
+	placed := len(c.Placed()[m.RecordID.String()].Shares)
+	if placed >= happy {
+		return nil
+	}
+	err := error(&HappyError{Happy: happy, Placed: placed, K: m.K, N: m.N})
+	if derr := vault.DeleteShares(context.WithoutCancel(ctx), m, store); derr != nil {
+		err = fmt.Errorf("%w (and removing the shares placed failed: %w)", err, derr)
+	}
+	return err
+}
+
+// domainsOf returns the failure domains of the network file's peers (the
+// file was checked when read).
+func domainsOf(n netfile.Network) map[peer.ID]netfile.Domain {
+	d, _ := n.PeerDomains()
+	return d
 }

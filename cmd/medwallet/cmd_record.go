@@ -83,6 +83,7 @@ func newRecordJSON(r wallet.RecordInfo) recordJSON {
 type recordAddOptions struct {
 	label string
 	k, n  int
+	happy int
 }
 
 func newRecordAddCommand(g *globalOptions) *cobra.Command {
@@ -103,6 +104,7 @@ C-CDA XML, DICOM, PDF, else binary. The record ID is printed on stdout.`,
 	cmd.Flags().StringVar(&o.label, "label", "", "a label for the record (kept encrypted)")
 	cmd.Flags().IntVar(&o.k, "k", vault.DefaultK, "shares needed to rebuild the record")
 	cmd.Flags().IntVar(&o.n, "n", vault.DefaultN, "shares made")
+	cmd.Flags().IntVar(&o.happy, "happy", 0, "distinct peers the shares must land on, or the add fails and removes them (0: k+1)")
 	return cmd
 }
 
@@ -136,7 +138,7 @@ func runRecordAdd(ctx context.Context, o recordAddOptions, g *globalOptions, arg
 	bar := g.progress("adding", size)
 	info, err := w.AddRecord(ctx, in, wallet.AddRecordOptions{
 		RecordOptions: wallet.RecordOptions{Progress: bar.progress(), Local: g.localShares},
-		Label:         o.label, K: o.k, N: o.n,
+		Label:         o.label, K: o.k, N: o.n, Happy: o.happy,
 	})
 	bar.done()
 	if err != nil {
