@@ -35,6 +35,10 @@ type GCConfig struct {
 	Lease, Grace, Interval time.Duration
 	// Off turns collection off (leases are still kept and renewed).
 	Off bool
+	// Authorise, if set, lets parties other than the owner renew a
+	// record's leases (p2p/leases WithAuthorise): the hook for repairers
+	// holding a repair grant. Nil: only the owner renews.
+	Authorise leases.Authorise
 }
 
 func (c GCConfig) policy() store.Policy {
@@ -78,7 +82,11 @@ func (p *Peer) startGC(ctx context.Context, cfg GCConfig, dir string) {
 	if c.every <= 0 {
 		c.every = store.DefaultGCInterval
 	}
-	c.leases = leases.NewService(p.Host, p.Store, p.log)
+	var opts []leases.Option
+	if cfg.Authorise != nil {
+		opts = append(opts, leases.WithAuthorise(cfg.Authorise))
+	}
+	c.leases = leases.NewService(p.Host, p.Store, p.log, opts...)
 	p.gc = c
 	if cfg.Off {
 		return
