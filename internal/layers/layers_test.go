@@ -21,6 +21,7 @@ var rules = []rule{
 	{"vault/...", []string{"vault/...", "internal/...", "consent"}},
 	{"consent/...", []string{"consent/...", "internal/...", "vault"}},
 	{"fhirscope/...", []string{"fhirscope/...", "consent", "internal/..."}},
+	{"smarthealth/...", []string{"smarthealth/...", "internal/..."}},
 	{"p2p/...", []string{"p2p/...", "consent/...", "vault/...", "internal/..."}},
 	{"wallet/...", []string{"wallet/...", "p2p/...", "consent/...", "vault/...", "fhirscope/...", "internal/..."}},
 	{"tui/...", []string{"tui/...", "wallet/...", "consent/...", "vault/...", "fhirscope/...", "internal/..."}},
