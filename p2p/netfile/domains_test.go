@@ -41,3 +41,19 @@ func TestDomains(t *testing.T) {
 		}
 	}
 }
+
+func TestAgentDomain(t *testing.T) {
+	a := AgentWithDomain("medwallet-peer", Domain{Site: "clinic-a", Operator: "acme"})
+	if a != "medwallet-peer site=clinic-a operator=acme" {
+		t.Fatalf("agent %q", a)
+	}
+	if d := AgentDomain(a); d != (Domain{Site: "clinic-a", Operator: "acme"}) {
+		t.Fatalf("domain %+v", d)
+	}
+	if d := AgentDomain("medwallet-peer site=bad/name operator="); d != (Domain{}) {
+		t.Fatalf("read invalid names: %+v", d)
+	}
+	if ValidDomainName("a b") == nil || ValidDomainName("") == nil || ValidDomainName(strings.Repeat("x", MaxDomainName+1)) == nil {
+		t.Fatal("accepted a bad name")
+	}
+}

@@ -111,6 +111,8 @@ type Config struct {
 	Metrics *metrics.Metrics
 	// GC is the lease length, grace period and collection interval (gc.go).
 	GC GCConfig
+	// Domain is the site and operator the peer announces (gc.go).
+	Domain netfile.Domain
 }
 
 // Peer is a running peer.
@@ -196,7 +198,7 @@ func Start(ctx context.Context, cfg Config) (_ *Peer, err error) {
 		listen = node.DefaultListen
 	}
 	if p.Host, err = node.New(key, node.Options{
-		Listen: listen, UserAgent: "medwallet-peer",
+		Listen: listen, UserAgent: netfile.AgentWithDomain("medwallet-peer", cfg.Domain),
 		Limits: cfg.Limits, Known: append(append(append([]lpeer.AddrInfo(nil), boot...), known...), cfg.Reach.Relays...), Logger: log,
 		Reach: cfg.Reach, Metrics: p.metrics.Registerer(),
 	}); err != nil {
