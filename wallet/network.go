@@ -58,6 +58,7 @@ func (w *Wallet) dial(ctx context.Context, o client.DialOptions) (*client.Client
 	if err != nil {
 		return nil, err
 	}
+	c.SetDomains(domainsOf(n)) // place.go
 	if err := c.Require(1); err != nil {
 		c.Close()
 		return nil, &PeersError{Answered: len(c.Reachable()), Configured: c.Configured(), Needed: 1}

@@ -174,6 +174,9 @@ func (w *Wallet) publish(ctx context.Context, c *client.Client, fresh int) error
 	if err != nil {
 		return &NetworkError{Op: OpPublish, Err: err}
 	}
+	if err := w.dropLeftovers(targets); err != nil { // place.go
+		return err
+	}
 	w.witnessFeed(ctx, c, hashes)
 	return nil
 }

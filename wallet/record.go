@@ -84,6 +84,9 @@ type AddRecordOptions struct {
 	K, N int
 	// Provenance, for a record imported from a signed source (shc.go).
 	Provenance *vault.Provenance
+	// Happy is the number of distinct peers the shares must land on for
+	// the add to succeed on a network (0: k+1; place.go).
+	Happy int
 }
 
 func (w *Wallet) recordsPath() string { return filepath.Join(w.cfg.Home, recordsDir) }
@@ -133,9 +136,16 @@ func (w *Wallet) AddRecord(ctx context.Context, r io.Reader, opts AddRecordOptio
 	if err != nil {
 		return RecordInfo{}, err
 	}
+	happy := 0
 	if c != nil {
 		defer c.Close()
 		store = netShareStore{store}
+		if happy, err = happyWanted(opts.Happy, k, n); err != nil { // place.go
+			return RecordInfo{}, err
+		}
+		if err := happyBefore(c, happy, k, n); err != nil {
+			return RecordInfo{}, err
+		}
 		if n, err = adaptN(c, k, n); err != nil {
 			return RecordInfo{}, err
 		}
@@ -155,7 +165,7 @@ func (w *Wallet) AddRecord(ctx context.Context, r io.Reader, opts AddRecordOptio
 	// Peers that refuse to store for us (policy, quota, full disk) are
 	// passed over for spare peers; with none to spare, a seekable record
 	// is sealed again into one share fewer, down to k+1.
-	for c != nil && err != nil && n > k+1 && seeker != nil && refusedByPeers(err) && ctx.Err() == nil {
+	for c != nil && err != nil && n > max(k+1, happy) && seeker != nil && refusedByPeers(err) && ctx.Err() == nil {
 		if _, serr := seeker.Seek(start, io.SeekStart); serr != nil {
 			break
 		}
@@ -168,6 +178,11 @@ func (w *Wallet) AddRecord(ctx context.Context, r io.Reader, opts AddRecordOptio
 	}
 	if err != nil {
 		return RecordInfo{}, sealErr(err)
+	}
+	if c != nil {
+		if err := happyAfter(ctx, c, m, store, happy); err != nil {
+			return RecordInfo{}, err
+		}
 	}
 	enc, err := m.Encrypt(id.Signing, id.Age.Recipient())
 	if err == nil {

@@ -41,7 +41,7 @@ func (w *Wallet) serveOn(ctx context.Context, c *client.Client) error {
 
 // serveSet is serveOn; it reports whether it appended a serve entry.
 func (w *Wallet) serveSet(ctx context.Context, c *client.Client) (bool, error) {
-	if err := w.updatePlacement(c.Placed()); err != nil {
+	if err := w.updatePlacement(c.Placed(), c.Reachable()); err != nil {
 		return false, fmt.Errorf("recording where records are placed: %w", err)
 	}
 	if set, err := w.servingSet(nil); err != nil || len(set) == 0 {
@@ -99,7 +99,11 @@ func leave(ctx context.Context, c *client.Client, set []consent.ID) {
 // it is: the feed must stay somewhere, and a serve entry names at least
 // one peer.
 func (w *Wallet) unplace(ctx context.Context, c *client.Client, rid string) error {
-	if err := w.forgetPlacement(rid); err != nil {
+	var reachable []peer.ID
+	if c != nil {
+		reachable = c.Reachable()
+	}
+	if err := w.forgetPlacement(rid, reachable); err != nil {
 		return fmt.Errorf("recording where records are placed: %w", err)
 	}
 	if c == nil {

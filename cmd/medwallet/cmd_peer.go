@@ -162,6 +162,10 @@ func runPeer(ctx context.Context, o peerOptions, g *globalOptions) error {
 	if err != nil {
 		return err
 	}
+	domain, err := o.gc.domain()
+	if err != nil {
+		return err
+	}
 	if o.data == "" {
 		o.data = filepath.Join(g.home, "peer")
 	}
@@ -181,7 +185,7 @@ func runPeer(ctx context.Context, o peerOptions, g *globalOptions) error {
 		MaxClockSkew: o.clockSkew, GapBytes: o.gapMiB << 20,
 		Budget: ledgersync.HourlyBudget(o.budget[0], o.budget[1]<<20),
 		Limits: limits, Known: known, Storage: storage,
-		NoWitness: !o.witness, WitnessMaxLogs: o.witnessN, Reach: reach, GC: gc, SHL: shl,
+		NoWitness: !o.witness, WitnessMaxLogs: o.witnessN, Reach: reach, GC: gc, SHL: shl, Domain: domain,
 	})
 	if err != nil {
 		return err

@@ -88,6 +88,7 @@ type recordAddOptions struct {
 	label      string
 	k, n       int
 	unverified bool
+	happy      int
 }
 
 func newRecordAddCommand(g *globalOptions) *cobra.Command {
@@ -119,6 +120,7 @@ prints an array).`,
 	cmd.Flags().IntVar(&o.k, "k", vault.DefaultK, "shares needed to rebuild the record")
 	cmd.Flags().IntVar(&o.n, "n", vault.DefaultN, "shares made")
 	cmd.Flags().BoolVar(&o.unverified, "unverified", false, "store a SMART Health Card that fails verification, marked unverified")
+	cmd.Flags().IntVar(&o.happy, "happy", 0, "distinct peers the shares must land on, or the add fails and removes them (0: k+1)")
 	return cmd
 }
 
@@ -164,7 +166,7 @@ func runRecordAdd(ctx context.Context, o recordAddOptions, g *globalOptions, arg
 	bar := g.progress("adding", size)
 	info, err := w.AddRecord(ctx, in, wallet.AddRecordOptions{
 		RecordOptions: wallet.RecordOptions{Progress: bar.progress(), Local: g.localShares},
-		Label:         o.label, K: o.k, N: o.n,
+		Label:         o.label, K: o.k, N: o.n, Happy: o.happy,
 	})
 	bar.done()
 	if err != nil {

@@ -74,8 +74,11 @@ func reword(err error) (string, bool) {
 		pe *wallet.PeersError
 		ne *wallet.NetworkError
 		in *wallet.InputError
+		hp *wallet.HappyError
 	)
 	switch {
+	case errors.As(err, &hp):
+		return replaceIn(err, hp, fmt.Sprintf("only %d distinct peers could take the record's shares and --happy asks for %d, so the record was not added", hp.Placed, hp.Happy)), true
 	case errors.As(err, &in) && in.Field == wallet.FieldCard && errors.Is(err, consent.ErrBadCard):
 		return replaceIn(err, in, "this is not a valid identity card: it is incomplete, damaged or altered"), true
 	case errors.As(err, &pe):
@@ -150,12 +153,15 @@ func hintFor(err error) string {
 		ce *wallet.CardError
 		lr *wallet.LinkRefusedError
 		ue usageError
+		hp *wallet.HappyError
 	)
 	switch {
 	case errors.As(err, &ce):
 		return cardHint(ce)
 	case errors.As(err, &lr):
 		return shlHint(lr)
+	case errors.As(err, &hp):
+		return "start more peers or add them to the network file, or lower --happy"
 	case errors.As(err, &ue) || isCobraUsage(err):
 		return usageHint
 	case errors.As(err, &kp):

@@ -62,6 +62,7 @@ type Client struct {
 	placedMu  sync.Mutex
 	placed    map[vault.ShareID]placedShare // shares this client stored and did not delete
 	manifests map[string]map[peer.ID]bool   // record -> peers that took a manifest copy
+	domains   map[peer.ID]netfile.Domain    // failure domains (domains.go)
 }
 
 // placedShare is where a share went.
@@ -324,13 +325,11 @@ func (s *shareSink) next(record string) (peer.ID, bool) {
 		used = map[peer.ID]bool{}
 		s.used[record] = used
 	}
-	for _, p := range s.c.rank(record) {
-		if !used[p] {
-			used[p] = true
-			return p, true
-		}
+	p, ok := s.c.spread(s.c.rank(record), used) // domains.go
+	if ok {
+		used[p] = true
 	}
-	return "", false
+	return p, ok
 }
 
 // Put streams r to one peer. Peers that refuse it before it starts are

@@ -8,7 +8,8 @@
 //	{
 //	  "version": 1,
 //	  "peers": ["/ip4/127.0.0.1/tcp/4001/p2p/12D3KooW...", ...],
-//	  "relays": ["/ip4/203.0.113.7/tcp/4001/p2p/12D3KooW...", ...]
+//	  "relays": ["/ip4/203.0.113.7/tcp/4001/p2p/12D3KooW...", ...],
+//	  "domains": {"12D3KooW...": {"site": "clinic-a", "operator": "acme"}, ...}
 //	}
 //
 // Every peer is a full multiaddr ending in /p2p/ID; several addresses of
@@ -17,8 +18,12 @@
 // be absent, are the peers of the network that run the circuit relay
 // service: full multiaddrs, never themselves relay addresses. A peer
 // reading the file as its known peers' (medwallet peer --known-peers)
-// reserves a slot on them when it is not publicly reachable. A file with
-// another version, or any address without a peer ID, is refused.
+// reserves a slot on them when it is not publicly reachable. "domains",
+// which may be absent, names the failure domains of peers by peer ID: the
+// site a peer runs at and the operator that runs it (each at most 64
+// characters); a wallet spreads a record's shares over them (Domain). A
+// file with another version, any address without a peer ID, or a domain
+// keyed by something other than a peer ID is refused.
 package netfile
 
 import (
@@ -44,6 +49,34 @@ type Network struct {
 	Peers   []string `json:"peers"`
 	// Relays are the peers offering the circuit relay service.
 	Relays []string `json:"relays,omitempty"`
+	// Domains are the peers' failure domains, by peer ID.
+	Domains map[string]Domain `json:"domains,omitempty"`
+}
+
+// Domain is a peer's failure domain: where it runs and who runs it.
+// Empty fields are unknown: such a peer shares that domain with no other.
+type Domain struct {
+	Site     string `json:"site,omitempty"`
+	Operator string `json:"operator,omitempty"`
+}
+
+// MaxDomainName bounds a site or operator name.
+const MaxDomainName = 64
+
+// PeerDomains returns the domains of n by peer ID.
+func (n Network) PeerDomains() (map[peer.ID]Domain, error) {
+	out := make(map[peer.ID]Domain, len(n.Domains))
+	for k, d := range n.Domains {
+		id, err := peer.Decode(k)
+		if err != nil {
+			return nil, fmt.Errorf("domains: %q is not a peer ID", k)
+		}
+		if len(d.Site) > MaxDomainName || len(d.Operator) > MaxDomainName {
+			return nil, fmt.Errorf("domains: peer %s: a site or operator name is longer than %d characters", k, MaxDomainName)
+		}
+		out[id] = d
+	}
+	return out, nil
 }
 
 // Read reads and checks a network file. A missing file is an error
@@ -62,6 +95,9 @@ func Read(path string) (Network, error) {
 	}
 	if _, err := ParseRelays(n.Relays); err != nil {
 		return Network{}, fmt.Errorf("%s: relays: %w", path, err)
+	}
+	if _, err := n.PeerDomains(); err != nil {
+		return Network{}, fmt.Errorf("%s: %w", path, err)
 	}
 	return n, nil
 }

@@ -15,6 +15,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -35,6 +36,10 @@ type GCConfig struct {
 	Lease, Grace, Interval time.Duration
 	// Off turns collection off (leases are still kept and renewed).
 	Off bool
+	// Authorise, if set, lets parties other than the owner renew a
+	// record's leases (p2p/leases WithAuthorise): the hook for repairers
+	// holding a repair grant. Nil: only the owner renews.
+	Authorise leases.Authorise
 }
 
 func (c GCConfig) policy() store.Policy {
@@ -78,7 +83,11 @@ func (p *Peer) startGC(ctx context.Context, cfg GCConfig, dir string) {
 	if c.every <= 0 {
 		c.every = store.DefaultGCInterval
 	}
-	c.leases = leases.NewService(p.Host, p.Store, p.log)
+	var opts []leases.Option
+	if cfg.Authorise != nil {
+		opts = append(opts, leases.WithAuthorise(cfg.Authorise))
+	}
+	c.leases = leases.NewService(p.Host, p.Store, p.log, opts...)
 	p.gc = c
 	if cfg.Off {
 		return
@@ -142,20 +151,26 @@ func (c *collector) pass(ctx context.Context, dryRun bool) (store.GCReport, erro
 }
 
 // referee answers from the peer's ledger view what collection needs of
-// one record. An owner's feed counts as known once it is on this peer
-// and the peer has caught up with the ledger since it started.
+// one record. An owner's feed counts as known once it is on this peer,
+// the owner's latest serve entry names this peer (so the wallet pushes
+// its entries here, and fellow peers let it sync them) and the peer has
+// caught up with the ledger since it started: a holder the owner does not
+// name may miss the anchors of records it holds, so it only lets leases
+// expire.
 func (c *collector) referee() store.Referee {
-	return refereeOf(c.p.Ledger, c.p.ready.Load(), c.retires, &c.mu, c.p.log)
+	return refereeOf(c.p.Ledger, c.p.ID(), c.p.ready.Load(), c.retires, &c.mu, c.p.log)
 }
 
-// refereeOf answers from l; retires caches the owners' retire entries
-// read so far (guarded by mu).
-func refereeOf(l *consent.Ledger, ready bool, retires map[consent.ID]*retired, mu *sync.Mutex, log *slog.Logger) store.Referee {
+// refereeOf answers from l for the peer self; retires caches the owners'
+// retire entries read so far (guarded by mu).
+func refereeOf(l *consent.Ledger, self consent.ID, ready bool, retires map[consent.ID]*retired, mu *sync.Mutex, log *slog.Logger) store.Referee {
 	return func(owner consent.ID, record string) store.Record {
 		var r store.Record
 		var head consent.Head
+		named := false
 		l.View(func(v *consent.View) {
 			head = v.Head(owner)
+			named = slices.Contains(v.ServingPeers(owner), self)
 			if a, ok := v.Anchor(owner, record); ok {
 				r.Anchor = a.Manifest
 			}
@@ -168,7 +183,7 @@ func refereeOf(l *consent.Ledger, ready bool, retires map[consent.ID]*retired, m
 		if head.Seq == 0 {
 			return r
 		}
-		r.Known = ready
+		r.Known = ready && named
 		r.Active = time.Unix(head.Time, 0)
 		mu.Lock()
 		if rt := retires[owner]; rt != nil {

@@ -114,6 +114,8 @@ type Config struct {
 	GC GCConfig
 	// SHL, if not nil, serves SMART Health Links over HTTPS (p2p/shlserve).
 	SHL *shlserve.Config
+	// Domain is the site and operator the peer announces (gc.go).
+	Domain netfile.Domain
 }
 
 // Peer is a running peer.
@@ -200,7 +202,7 @@ func Start(ctx context.Context, cfg Config) (_ *Peer, err error) {
 		listen = node.DefaultListen
 	}
 	if p.Host, err = node.New(key, node.Options{
-		Listen: listen, UserAgent: "medwallet-peer",
+		Listen: listen, UserAgent: netfile.AgentWithDomain("medwallet-peer", cfg.Domain),
 		Limits: cfg.Limits, Known: append(append(append([]lpeer.AddrInfo(nil), boot...), known...), cfg.Reach.Relays...), Logger: log,
 		Reach: cfg.Reach, Metrics: p.metrics.Registerer(),
 	}); err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/medwallet/medwallet/consent"
 	ledgerstore "github.com/medwallet/medwallet/consent/boltstore"
+	"github.com/medwallet/medwallet/p2p/node"
 	"github.com/medwallet/medwallet/p2p/store"
 	"github.com/medwallet/medwallet/p2p/store/boltstore"
 )
@@ -59,8 +60,29 @@ func LeaseUsage(ctx context.Context, dir string) (rep store.GCReport, source str
 	} else if l, err = consent.OpenLedger(consent.NewMemStore()); err != nil {
 		return rep, "", err
 	}
+	self, err := selfID(dir)
+	if err != nil {
+		return rep, "", err
+	}
 	var mu sync.Mutex
-	ref := refereeOf(l, true, map[consent.ID]*retired{}, &mu, slog.New(slog.DiscardHandler))
+	ref := refereeOf(l, self, true, map[consent.ID]*retired{}, &mu, slog.New(slog.DiscardHandler))
 	rep, err = st.Collect(ctx, p, ref, true)
 	return rep, "database", err
+}
+
+// selfID is the ID of the peer whose key is in dir ("" if it has none).
+func selfID(dir string) (consent.ID, error) {
+	path := filepath.Join(dir, KeyFile)
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	key, err := node.LoadOrCreateKey(path)
+	if err != nil {
+		return "", err
+	}
+	s, err := consent.NewKeySigner(key)
+	if err != nil {
+		return "", err
+	}
+	return s.ID(), nil
 }

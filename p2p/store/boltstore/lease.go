@@ -320,14 +320,24 @@ func (s *Store) Collect(ctx context.Context, p store.Policy, ref store.Referee, 
 		return rep, nil
 	}
 	// Leases with nothing left to cover go, unless renewed since.
+	var drop []string
+	for k := range leases {
+		if !held[k] {
+			drop = append(drop, k)
+		}
+	}
+	if len(drop) == 0 {
+		return rep, nil
+	}
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketLeases)
-		for k, l := range leases {
-			if held[k] {
-				continue
-			}
+		covered, err := shareRecords(tx)
+		if err != nil {
+			return err
+		}
+		for _, k := range drop {
 			cur, ok, err := getLease(b, []byte(k))
-			if err != nil || !ok || cur.Renewed != l.Renewed || s.covers(tx, []byte(k)) {
+			if err != nil || !ok || cur.Renewed != leases[k].Renewed || covered[k] || hasCopies(tx, []byte(k)) {
 				continue
 			}
 			if err := b.Delete([]byte(k)); err != nil {
@@ -339,28 +349,26 @@ func (s *Store) Collect(ctx context.Context, p store.Policy, ref store.Referee, 
 	return rep, err
 }
 
-// covers reports whether anything is held under a lease key: a manifest
-// copy (a prefix scan), or a share (a scan of the shares; only for leases
-// being dropped, which are few).
-func (s *Store) covers(tx *bolt.Tx, k []byte) bool {
-	prefix := append(slices.Clone(k), 0)
-	if c, _ := tx.Bucket(bucketManifest).Cursor().Seek(prefix); c != nil && bytes.HasPrefix(c, prefix) {
-		return true
-	}
-	owner, record := splitLeaseKey(k)
-	found := false
-	_ = tx.Bucket(bucketShares).ForEach(func(_, v []byte) error {
+// shareRecords returns the lease keys of the records shares are held of.
+func shareRecords(tx *bolt.Tx) (map[string]bool, error) {
+	out := map[string]bool{}
+	err := tx.Bucket(bucketShares).ForEach(func(_, v []byte) error {
 		var m store.ShareMeta
-		if consent.Unmarshal(v, &m) == nil && m.Owner == owner && m.Record == record {
-			found = true
-			return errStop
+		if err := consent.Unmarshal(v, &m); err != nil {
+			return err
 		}
+		out[string(leaseKey(m.Owner, m.Record))] = true
 		return nil
 	})
-	return found
+	return out, err
 }
 
-var errStop = fmt.Errorf("stop")
+// hasCopies reports whether a manifest copy is held under a lease key.
+func hasCopies(tx *bolt.Tx, k []byte) bool {
+	prefix := append(slices.Clone(k), 0)
+	c, _ := tx.Bucket(bucketManifest).Cursor().Seek(prefix)
+	return c != nil && bytes.HasPrefix(c, prefix)
+}
 
 // collect removes one item unless its lease was renewed since the pass
 // read it (then the item may be in use: a later pass decides again).
