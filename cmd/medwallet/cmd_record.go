@@ -158,7 +158,7 @@ func runRecordAdd(ctx context.Context, o recordAddOptions, g *globalOptions, arg
 	if card {
 		return addCards(ctx, g, w, in, wallet.SHCImportOptions{Unverified: o.unverified,
 			AddRecordOptions: wallet.AddRecordOptions{RecordOptions: wallet.RecordOptions{Local: g.localShares},
-				Label: o.label, K: o.k, N: o.n}}, false)
+				Label: o.label, K: o.k, N: o.n, Happy: o.happy}}, false)
 	}
 	if o.unverified {
 		return usageError{errors.New("--unverified is for SMART Health Cards, and this is not one")}
