@@ -81,12 +81,6 @@ type BackupResult struct {
 	Pushed bool `json:"pushed"`
 }
 
-// backupRecord is the manifest-store record ID of owner's backup.
-func backupRecord(owner consent.ID) string {
-	h := sha256.Sum256([]byte("medwallet backup\n" + string(owner)))
-	return hex.EncodeToString(h[:16])
-}
-
 // localBackup gathers the wallet's backed-up state.
 func (w *Wallet) localBackup() (*backupJSON, error) {
 	b := &backupJSON{Format: backupFormat, Owner: w.ID(), Files: map[string][]byte{}, Keyring: map[string][]byte{}}
@@ -153,7 +147,7 @@ func backupHash(b *backupJSON) (string, []byte) {
 // fetchBackup returns the newest backup of the wallet on the peers that
 // verifies and opens, or nil.
 func (w *Wallet) fetchBackup(ctx context.Context, c *client.Client, id *Identity) (*backupJSON, error) {
-	copies, err := c.ListManifestsFor(ctx, w.ID(), backupRecord(w.ID()), w.ID())
+	copies, err := c.ListManifestsFor(ctx, w.ID(), consent.BackupRecord(w.ID()), w.ID())
 	if err != nil {
 		return nil, &NetworkError{Op: OpPull, Err: err}
 	}
@@ -295,7 +289,7 @@ func (w *Wallet) syncBackup(ctx context.Context, c *client.Client) (BackupResult
 		if len(env) > maxBackup {
 			return res, fmt.Errorf("the backup of the local state is over %d bytes: %w", maxBackup, ErrInvalid)
 		}
-		if _, err := c.PutManifest(ctx, backupRecord(w.ID()), w.ID(), env, len(c.Reachable())); err != nil {
+		if _, err := c.PutManifest(ctx, consent.BackupRecord(w.ID()), w.ID(), env, len(c.Reachable())); err != nil {
 			return res, &NetworkError{Op: OpPublish, Err: err}
 		}
 		res.Pushed = true

@@ -23,7 +23,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base32"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -72,7 +71,7 @@ func (w *Wallet) refreshGuardianBlob(ctx context.Context, c *client.Client) erro
 	if err != nil {
 		return err
 	}
-	copies, err := c.ListManifestsFor(ctx, w.ID(), blobRecord(w.ID()), w.ID())
+	copies, err := c.ListManifestsFor(ctx, w.ID(), consent.SealedIdentityRecord(w.ID()), w.ID())
 	if err != nil {
 		return &NetworkError{Op: OpPull, Err: err}
 	}
@@ -83,7 +82,7 @@ func (w *Wallet) refreshGuardianBlob(ctx context.Context, c *client.Client) erro
 	if !stale {
 		return nil
 	}
-	if _, err := c.PutManifest(ctx, blobRecord(w.ID()), w.ID(), env, len(c.Reachable())); err != nil {
+	if _, err := c.PutManifest(ctx, consent.SealedIdentityRecord(w.ID()), w.ID(), env, len(c.Reachable())); err != nil {
 		return &NetworkError{Op: OpPublish, Err: err}
 	}
 	return nil
@@ -152,13 +151,6 @@ type guardianPiece struct {
 	Set    consent.Hash `json:"set"`
 	Index  uint64       `json:"index"`
 	Value  []byte       `json:"value"`
-}
-
-// blobRecord is the manifest-store record ID under which owner's sealed
-// identity is kept: one per owner, so that a rotation replaces it.
-func blobRecord(owner consent.ID) string {
-	h := sha256.Sum256([]byte("medwallet recovery blob\n" + string(owner)))
-	return hex.EncodeToString(h[:16])
 }
 
 // recoveryKey derives the sealing key from the shared secret.
@@ -408,7 +400,7 @@ func (w *Wallet) SetGuardians(ctx context.Context, o GuardianOptions, rotate boo
 		return out, err
 	}
 	defer c.Close()
-	if out.Peers, err = c.PutManifest(ctx, blobRecord(w.ID()), w.ID(), env, len(c.Reachable())); err != nil {
+	if out.Peers, err = c.PutManifest(ctx, consent.SealedIdentityRecord(w.ID()), w.ID(), env, len(c.Reachable())); err != nil {
 		return out, &NetworkError{Op: OpPublish, Err: err}
 	}
 	out.Configured = c.Configured()

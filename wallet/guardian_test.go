@@ -128,7 +128,7 @@ func TestGuardianDelayRefuseRotate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	oldCopies, err := c0.ListManifestsFor(ctx, alice.ID(), blobRecord(alice.ID()), alice.ID())
+	oldCopies, err := c0.ListManifestsFor(ctx, alice.ID(), consent.SealedIdentityRecord(alice.ID()), alice.ID())
 	c0.Close()
 	if err != nil || len(oldCopies) == 0 {
 		t.Fatalf("no sealed identity before the rotation: %v", err)
@@ -149,7 +149,7 @@ func TestGuardianDelayRefuseRotate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	copies, err := c.ListManifestsFor(ctx, alice.ID(), blobRecord(alice.ID()), alice.ID())
+	copies, err := c.ListManifestsFor(ctx, alice.ID(), consent.SealedIdentityRecord(alice.ID()), alice.ID())
 	c.Close()
 	if err != nil || len(copies) == 0 {
 		t.Fatalf("no sealed identity on the peers: %v", err)
@@ -172,7 +172,7 @@ func TestGuardianDelayRefuseRotate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c1.PutManifest(ctx, blobRecord(alice.ID()), alice.ID(), oldCopies[0].Envelope, 1); err != nil {
+	if _, err := c1.PutManifest(ctx, consent.SealedIdentityRecord(alice.ID()), alice.ID(), oldCopies[0].Envelope, 1); err != nil {
 		t.Fatal(err)
 	}
 	c1.Close()
@@ -183,7 +183,7 @@ func TestGuardianDelayRefuseRotate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	after, err := c2.ListManifestsFor(ctx, alice.ID(), blobRecord(alice.ID()), alice.ID())
+	after, err := c2.ListManifestsFor(ctx, alice.ID(), consent.SealedIdentityRecord(alice.ID()), alice.ID())
 	c2.Close()
 	if err != nil || len(after) != 1 {
 		t.Fatalf("after a sync the peers hold %d different sealed identities (%v), want 1", len(after), err)

@@ -95,7 +95,7 @@ func recoveryKeystore(cfg Config, backend string) (keystore.Keystore, string, er
 // latestBlob fetches owner's sealed identity from the peers and returns
 // the newest one that verifies.
 func latestBlob(ctx context.Context, c *client.Client, owner consent.ID) (*recoveryBlob, error) {
-	copies, err := c.ListManifestsFor(ctx, owner, blobRecord(owner), owner)
+	copies, err := c.ListManifestsFor(ctx, owner, consent.SealedIdentityRecord(owner), owner)
 	if err != nil {
 		return nil, &NetworkError{Op: OpPull, Err: err}
 	}

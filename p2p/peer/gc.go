@@ -183,7 +183,9 @@ func refereeOf(l *consent.Ledger, self consent.ID, ready bool, retires map[conse
 		if head.Seq == 0 {
 			return r
 		}
-		r.Known = ready && named
+		// The owner's backup and sealed identity are named by no anchor
+		// (consent.IsOwnerBlob): never orphans, only their leases expire.
+		r.Known = ready && named && !consent.IsOwnerBlob(owner, record)
 		r.Active = time.Unix(head.Time, 0)
 		mu.Lock()
 		if rt := retires[owner]; rt != nil {
