@@ -190,24 +190,9 @@ func Renew(ctx context.Context, h host.Host, p peer.ID, owner consent.ID, record
 }
 
 func renew(ctx context.Context, h host.Host, p peer.ID, owner consent.ID, records []Record) (int, error) {
-	st, err := h.NewStream(network.WithAllowLimitedConn(ctx, "medwallet leases: small request"), p, ID)
-	if err != nil {
-		return 0, err
-	}
-	defer st.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = st.SetDeadline(dl)
-	} else {
-		_ = st.SetDeadline(time.Now().Add(timeout))
-	}
-	if err := wire.Write(st, request{Owner: owner, Records: records}); err != nil {
-		st.Reset()
-		return 0, err
-	}
-	_ = st.CloseWrite()
 	var resp response
-	if err := wire.Read(st, bufio.NewReader(st), 4096, &resp); err != nil {
-		st.Reset()
+	if err := wire.Exchange(ctx, h, p, ID, "medwallet leases: small request", wire.Budget{Total: timeout},
+		4096, request{Owner: owner, Records: records}, &resp); err != nil {
 		return 0, err
 	}
 	if resp.OK {

@@ -230,28 +230,10 @@ func (s *Service) serve(remote consent.ID, req request, release *func()) respons
 }
 
 func call(ctx context.Context, h host.Host, p peer.ID, req request) (response, error) {
-	st, err := h.NewStream(network.WithAllowLimitedConn(ctx, "medwallet manifests: control traffic"), p, ID)
-	if err != nil {
-		return response{}, err
-	}
-	b := clientBudget
-	if d, ok := ctx.Deadline(); ok {
-		if left := max(time.Until(d), time.Nanosecond); left < b.Total {
-			b.Total = left
-		}
-	}
-	t := wire.NewTransfer(st, b)
-	if err := wire.Write(t, req); err != nil {
-		st.Reset()
-		return response{}, err
-	}
-	_ = st.CloseWrite()
 	var resp response
-	if err := wire.Read(st, bufio.NewReader(t), maxResponse, &resp); err != nil {
-		st.Reset()
+	if err := wire.Exchange(ctx, h, p, ID, "medwallet manifests: control traffic", clientBudget, maxResponse, req, &resp); err != nil {
 		return response{}, err
 	}
-	st.Close()
 	return resp, answerError(p, resp)
 }
 

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -166,28 +165,10 @@ func (s *Service) serveUpload(owner consent.ID, req request) response {
 var errOwner = errors.New("owner")
 
 func call(ctx context.Context, h host.Host, p peer.ID, req request) (response, error) {
-	st, err := h.NewStream(network.WithAllowLimitedConn(ctx, "medwallet shl: upload"), p, ID)
-	if err != nil {
-		return response{}, err
-	}
-	b := uploadBudget
-	if d, ok := ctx.Deadline(); ok {
-		if left := max(time.Until(d), time.Nanosecond); left < b.Total {
-			b.Total = left
-		}
-	}
-	t := wire.NewTransfer(st, b)
-	if err := wire.Write(t, req); err != nil {
-		st.Reset()
-		return response{}, err
-	}
-	_ = st.CloseWrite()
 	var resp response
-	if err := wire.Read(st, bufio.NewReader(t), 64<<10, &resp); err != nil {
-		st.Reset()
+	if err := wire.Exchange(ctx, h, p, ID, "medwallet shl: upload", uploadBudget, 64<<10, req, &resp); err != nil {
 		return response{}, err
 	}
-	st.Close()
 	return resp, answerError(p, resp)
 }
 
