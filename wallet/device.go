@@ -557,19 +557,28 @@ func createDevice(cfg Config, payload []byte, priv ed25519.PrivateKey, devID con
 // (or a prefix of at least 8 characters) or its label: after catching up
 // with the network, it appends a device-revoke entry whose cut is the
 // device's head as the ledger holds it, and publishes it. Every peer then
-// refuses the device's later grants and its requests. Only the primary
-// revokes, and not itself.
-func (w *Wallet) RevokeDevice(ctx context.Context, ref string) (DeviceInfo, error) {
+// refuses the device's later grants and its requests. Then it re-keys
+// (device_rekey.go): every record moves to a new record key and the
+// grants that still stand are re-issued under the new keys, so the record
+// keys the device saw open nothing any more. Only the primary revokes,
+// and not itself.
+//
+// A device already revoked is not revoked again: RevokeDevice re-keys
+// once more, which is how a re-keying cut short is finished. On an error
+// after the revoke entry, the returned DeviceInfo is revoked and the
+// DeviceRekey says what was re-keyed.
+func (w *Wallet) RevokeDevice(ctx context.Context, ref string) (DeviceInfo, DeviceRekey, error) {
+	var rk DeviceRekey
 	if err := w.primaryOnly("revoke a device"); err != nil {
-		return DeviceInfo{}, err
+		return DeviceInfo{}, rk, err
 	}
 	defer w.holdLedger()()
 	if err := w.catchUp(ctx); err != nil {
-		return DeviceInfo{}, err
+		return DeviceInfo{}, rk, err
 	}
 	ds, err := w.Devices(ctx)
 	if err != nil {
-		return DeviceInfo{}, err
+		return DeviceInfo{}, rk, err
 	}
 	var match []DeviceInfo
 	for _, d := range ds {
@@ -579,31 +588,36 @@ func (w *Wallet) RevokeDevice(ctx context.Context, ref string) (DeviceInfo, erro
 	}
 	switch {
 	case len(match) == 0:
-		return DeviceInfo{}, &NotFoundError{Kind: KindDevice, Ref: ref}
+		return DeviceInfo{}, rk, &NotFoundError{Kind: KindDevice, Ref: ref}
 	case len(match) > 1:
-		return DeviceInfo{}, &AmbiguousError{Kind: KindDevice, Ref: ref, Matches: len(match)}
+		return DeviceInfo{}, rk, &AmbiguousError{Kind: KindDevice, Ref: ref, Matches: len(match)}
 	}
 	d := match[0]
-	l, s, err := w.openLedger(true)
-	if err != nil {
-		return DeviceInfo{}, err
+	if !d.Revoked {
+		l, s, err := w.openLedger(true)
+		if err != nil {
+			return DeviceInfo{}, rk, err
+		}
+		// A device whose feed never reached us gets cut 0: nothing it
+		// signs counts.
+		var cut uint64
+		l.View(func(v *consent.View) { cut = v.Head(d.ID).Seq })
+		_, err = l.Append(s, w.Now(), consent.KindDeviceRevoke, &consent.DeviceRevokeBody{Device: d.ID, Cut: cut})
+		l.Close()
+		if err != nil {
+			return DeviceInfo{}, rk, err
+		}
+		d.Revoked, d.Cut = true, cut
 	}
-	// A device whose feed never reached us gets cut 0: nothing it signs
-	// counts.
-	var cut uint64
-	l.View(func(v *consent.View) { cut = v.Head(d.ID).Seq })
-	_, err = l.Append(s, w.Now(), consent.KindDeviceRevoke, &consent.DeviceRevokeBody{Device: d.ID, Cut: cut})
-	l.Close()
-	if err != nil {
-		return DeviceInfo{}, err
-	}
-	d.Revoked, d.Cut = true, cut
 	if w.HasNetwork() {
 		if err := w.publishFeed(ctx); err != nil {
-			return d, fmt.Errorf("the device is revoked here but not yet on the network: %w", err)
+			return d, rk, fmt.Errorf("the device is revoked here but not yet on the network: %w", err)
 		}
 	}
-	return d, nil
+	if rk, err = w.rekeyAfterDevice(ctx); err != nil {
+		return d, rk, fmt.Errorf("the device is revoked, but re-keying stopped (run device revoke again to finish it): %w", err)
+	}
+	return d, rk, nil
 }
 
 // PublishDevice publishes this paired device's feed (its device entry

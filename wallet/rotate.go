@@ -90,37 +90,51 @@ func (w *Wallet) Rotate(ctx context.Context, grantRef string) (RotateResult, err
 		}
 	}
 	for _, og := range others {
-		opts := GrantOptions{To: string(og.Grantee), All: og.All, Scopes: og.Scopes, Purpose: og.Purpose.Code}
-		if og.Role != "" {
-			// A role grant is re-issued to the role (its key is the
-			// issuer's current role key), with its time box.
-			opts.To, opts.Role, opts.Issuer, opts.TimeBox = "", og.Role, string(og.Issuer), og.TimeBox
+		rg, ok, err := w.reissueGrant(ctx, og)
+		if ok {
+			res.Replaced = append(res.Replaced, rg)
 		}
-		if !og.Expires.IsZero() {
-			opts.Expires = og.Expires.UTC().Format(time.RFC3339)
-		}
-		if !og.All {
-			for _, r := range og.Records {
-				if _, err := os.Stat(w.manifestPath(r)); err == nil {
-					opts.Records = append(opts.Records, r)
-				}
-			}
-			if len(opts.Records) == 0 {
-				continue
-			}
-		}
-		ng, err := w.Grant(ctx, opts)
 		if err != nil {
-			return res, fmt.Errorf("re-issuing grant %s to %s under the new keys: %w", og.ID.String()[:12], granteeLabel(og), err)
+			return res, err
 		}
-		og2, err := w.Revoke(ctx, og.ID.String())
-		if err != nil {
-			res.Replaced = append(res.Replaced, ReplacedGrant{Old: og, New: ng})
-			return res, fmt.Errorf("grant %s was re-issued as %s, but revoking the old one failed: %w", og.ID.String()[:12], ng.ID.String()[:12], err)
-		}
-		res.Replaced = append(res.Replaced, ReplacedGrant{Old: og2, New: ng})
 	}
 	return res, nil
+}
+
+// reissueGrant re-issues og, a grant of this wallet, under the records'
+// current keys (same grantee, records still held, scopes, purpose and
+// expiry) and revokes og. ok reports a grant re-issued (rg.New is set);
+// rg.Old is og as revoked, or as it was if revoking it failed. A grant of
+// records this wallet no longer holds is left alone (ok false, no error).
+func (w *Wallet) reissueGrant(ctx context.Context, og GrantInfo) (rg ReplacedGrant, ok bool, err error) {
+	opts := GrantOptions{To: string(og.Grantee), All: og.All, Scopes: og.Scopes, Purpose: og.Purpose.Code}
+	if og.Role != "" {
+		// A role grant is re-issued to the role (its key is the
+		// issuer's current role key), with its time box.
+		opts.To, opts.Role, opts.Issuer, opts.TimeBox = "", og.Role, string(og.Issuer), og.TimeBox
+	}
+	if !og.Expires.IsZero() {
+		opts.Expires = og.Expires.UTC().Format(time.RFC3339)
+	}
+	if !og.All {
+		for _, r := range og.Records {
+			if _, err := os.Stat(w.manifestPath(r)); err == nil {
+				opts.Records = append(opts.Records, r)
+			}
+		}
+		if len(opts.Records) == 0 {
+			return rg, false, nil
+		}
+	}
+	ng, err := w.Grant(ctx, opts)
+	if err != nil {
+		return rg, false, fmt.Errorf("re-issuing grant %s to %s under the new keys: %w", og.ID.String()[:12], granteeLabel(og), err)
+	}
+	og2, err := w.Revoke(ctx, og.ID.String())
+	if err != nil {
+		return ReplacedGrant{Old: og, New: ng}, true, fmt.Errorf("grant %s was re-issued as %s, but revoking the old one failed: %w", og.ID.String()[:12], ng.ID.String()[:12], err)
+	}
+	return ReplacedGrant{Old: og2, New: ng}, true, nil
 }
 
 // holdContacts reads the contact book once and serves it from memory to

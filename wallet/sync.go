@@ -190,10 +190,14 @@ func (w *Wallet) Sync(ctx context.Context) (SyncResult, error) {
 		}
 		res.Records++
 		path := w.manifestPath(cp.Record)
-		if _, err := os.Stat(path); err == nil {
+		local, err := os.ReadFile(path)
+		if err == nil && consent.Hash(vault.ManifestHash(local)) == want {
 			continue
 		}
-		if err := fsutil.WriteFileNew(path, cp.Envelope, 0o600); err != nil {
+		// Missing, or re-keyed since (a paired device after the primary
+		// revoked another device: device_rekey.go): the anchored copy
+		// replaces it, and counts as restored.
+		if err := fsutil.WriteFileAtomic(path, cp.Envelope, 0o600); err != nil {
 			return res, err
 		}
 		res.Restored++
