@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"io"
+	"slices"
 	"testing"
 	"time"
 
@@ -199,9 +200,17 @@ func TestWitnessesOutsideTheServingSet(t *testing.T) {
 	if len(sc.Cosigners) != 3 {
 		t.Fatalf("%d cosigners", len(sc.Cosigners))
 	}
+	// The wallet ranks by what it placed (placement.json): a put it gave
+	// up on may still land on a slow peer, which then holds a share the
+	// wallet does not know of, so the property is checked against the
+	// placement, and the holders found above only bound its size.
+	placed, err := w.servingSet(nil)
+	if err != nil || len(placed) == 0 {
+		t.Fatalf("placement: %v, %d peers", err, len(placed))
+	}
 	for _, cs := range sc.Cosigners {
-		if serving[string(cs.Witness)] {
-			t.Errorf("witness %s holds the record's shares or manifest", cs.Witness.Short())
+		if slices.Contains(placed, cs.Witness) {
+			t.Errorf("witness %s is in the wallet's serving set %v (holders found: %v)", cs.Witness.Short(), placed, serving)
 		}
 	}
 }
