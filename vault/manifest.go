@@ -325,16 +325,8 @@ func fromWire(w wireManifest) (*Manifest, error) {
 	}
 	copy(m.RecordID[:], w.ID)
 	copy(m.CipherRoot[:], w.Root)
-	for i, s := range w.Shares {
-		if len(s.ID) != HashSize || len(s.Hashes)%HashSize != 0 {
-			return nil, bad(fmt.Sprintf("share %d: hash sizes", i))
-		}
-		ref := ShareRef{BlockHashes: make([]Hash, len(s.Hashes)/HashSize)}
-		copy(ref.ID[:], s.ID)
-		for j := range ref.BlockHashes {
-			copy(ref.BlockHashes[j][:], s.Hashes[j*HashSize:])
-		}
-		m.Shares[i] = ref
+	if err := shareRefs(m.Shares, w.Shares, bad); err != nil {
+		return nil, err
 	}
 	if err := m.validate(); err != nil {
 		return nil, err
@@ -384,6 +376,23 @@ func (m *Manifest) validateLayout() error {
 	}
 	if m.computeCipherRoot() != m.CipherRoot {
 		return bad("ciphertext root does not match the block hashes")
+	}
+	return nil
+}
+
+// shareRefs decodes the wire form of a record's shares (of a manifest or a
+// repair capability) into refs, which has their length.
+func shareRefs(refs []ShareRef, shares []wireShare, bad func(string) error) error {
+	for i, s := range shares {
+		if len(s.ID) != HashSize || len(s.Hashes)%HashSize != 0 {
+			return bad(fmt.Sprintf("share %d: hash sizes", i))
+		}
+		ref := ShareRef{BlockHashes: make([]Hash, len(s.Hashes)/HashSize)}
+		copy(ref.ID[:], s.ID)
+		for j := range ref.BlockHashes {
+			copy(ref.BlockHashes[j][:], s.Hashes[j*HashSize:])
+		}
+		refs[i] = ref
 	}
 	return nil
 }

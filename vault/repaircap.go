@@ -231,16 +231,8 @@ func ParseRepairCap(env []byte, owner ed25519.PublicKey) (*RepairCap, error) {
 	}
 	copy(c.RecordID[:], w.ID)
 	copy(c.CipherRoot[:], w.Root)
-	for i, s := range w.Shares {
-		if len(s.ID) != HashSize || len(s.Hashes)%HashSize != 0 {
-			return nil, bad(fmt.Sprintf("share %d: hash sizes", i))
-		}
-		ref := ShareRef{BlockHashes: make([]Hash, len(s.Hashes)/HashSize)}
-		copy(ref.ID[:], s.ID)
-		for j := range ref.BlockHashes {
-			copy(ref.BlockHashes[j][:], s.Hashes[j*HashSize:])
-		}
-		c.Shares[i] = ref
+	if err := shareRefs(c.Shares, w.Shares, bad); err != nil {
+		return nil, err
 	}
 	if err := c.validate(); err != nil {
 		return nil, err
