@@ -702,11 +702,14 @@ const (
 
 // PutManifest stores a manifest copy on up to replicas peers, the record's
 // first in rendezvous order that take it (a peer that refuses or fails is
-// replaced by the next), and succeeds if at least one took it.
+// replaced by the next), and succeeds if at least one took it. Peers this
+// client put a share of the record on come first, so that the record's
+// serving set stays as small as its shares make it and the peers outside
+// it remain free to witness the owner's feed.
 func (c *Client) PutManifest(ctx context.Context, record string, recipient consent.ID, envelope []byte, replicas int) (int, error) {
 	n := 0
 	var errs []error
-	for _, p := range c.rank("manifest\x00" + record) {
+	for _, p := range c.shareHoldersFirst(record, c.rank("manifest\x00"+record)) {
 		if n >= replicas || ctx.Err() != nil {
 			break
 		}
@@ -721,6 +724,31 @@ func (c *Client) PutManifest(ctx context.Context, record string, recipient conse
 		return 0, fmt.Errorf("no peer stored the manifest: %w", errors.Join(errs...))
 	}
 	return n, nil
+}
+
+// shareHoldersFirst moves the peers in ranked that this client put a
+// share of record on before the others, keeping the order within each.
+func (c *Client) shareHoldersFirst(record string, ranked []peer.ID) []peer.ID {
+	c.placedMu.Lock()
+	holds := map[peer.ID]bool{}
+	for _, ps := range c.placed {
+		if ps.record == record {
+			holds[ps.peer] = true
+		}
+	}
+	c.placedMu.Unlock()
+	out := make([]peer.ID, 0, len(ranked))
+	for _, p := range ranked {
+		if holds[p] {
+			out = append(out, p)
+		}
+	}
+	for _, p := range ranked {
+		if !holds[p] {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func (c *Client) notePlaced(id vault.ShareID, record string, p peer.ID) {
