@@ -39,8 +39,8 @@ var errNotAuthorised = ledgersync.ErrNotAuthorised
 // sub-feed's parent, a known or serving peer, a party the subject names);
 // sub-feeds only of the subject's peers; the feeds of parties a served
 // subject's entries name; known peers' home feeds; issuers' public feeds
-// from their author or a known peer; a recovery start naming a served
-// owner, within the cap on strangers' recovery requests (admitRecovery).
+// from their author or a known peer; a break-glass entry naming a served
+// owner by a party it names; a recovery start naming a served owner, within the cap on strangers' recovery requests (admitRecovery).
 // The rest is refused with an error wrapping errNotAuthorised.
 type authoriser struct {
 	self   consent.ID
@@ -285,7 +285,12 @@ func (a *authoriser) mayWrite(v *consent.View, r consent.ID, e *consent.Entry) b
 	from := r == author || a.known[r]
 	switch b, _ := e.DecodedBody(); b := b.(type) {
 	case *consent.BreakGlassBody:
-		return a.Serves(v, b.Owner)
+		// Only a holder of a credential for a role the owner granted can
+		// use one (consent.Decide), and the owner's entries name it
+		// already (Grantors, above): a stranger's break-glass entries are
+		// not kept, or any key could make this peer keep feeds of them
+		// about a served patient without bound.
+		return a.Serves(v, b.Owner) && v.Names(b.Owner, author)
 	case *consent.RecoveryBody:
 		return b.Op == consent.RecoveryStart && a.Serves(v, b.Owner) // a recovery of a served owner
 	case *consent.EquivocationProof:
