@@ -40,8 +40,9 @@ var errNotAuthorised = ledgersync.ErrNotAuthorised
 // sub-feeds only of the subject's peers; the feeds of parties a served
 // subject's entries name; known peers' home feeds; issuers' public feeds
 // from their author or a known peer; a break-glass entry naming a served
-// owner by a party it names; a recovery start naming a served owner, within the cap on strangers' recovery requests (admitRecovery).
-// The rest is refused with an error wrapping errNotAuthorised.
+// owner by a party it names; a recovery start naming a served owner,
+// within the cap on strangers' recovery requests (admitRecovery). The
+// rest is refused with an error wrapping errNotAuthorised.
 type authoriser struct {
 	self   consent.ID
 	ledger *consent.Ledger
