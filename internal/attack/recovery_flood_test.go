@@ -149,10 +149,11 @@ func TestRecoveryFlood(t *testing.T) {
 		s.host.Close()
 	}
 	// Refused outright, whatever the cap: a start asking another set, and
-	// one dated two hours back.
+	// one dated so far back that it would count for less than
+	// peer.RecoveryMinHold.
 	for what, mk := range map[string]func(*stranger) *consent.Entry{
 		"another set": func(s *stranger) *consent.Entry { return start(s, time.Now(), consent.HashBytes([]byte("old set"))) },
-		"backdated":   func(s *stranger) *consent.Entry { return start(s, time.Now().Add(-2*time.Hour), setID) },
+		"backdated":   func(s *stranger) *consent.Entry { return start(s, time.Now().Add(-20*time.Hour), setID) },
 	} {
 		s, err := newStranger(n)
 		if err != nil {

@@ -65,11 +65,12 @@ const (
 	// RecoveryGrace is how long after its waiting period a start stays
 	// pending, if not refused or completed.
 	RecoveryGrace = 24 * time.Hour
-	// RecoveryFresh is how old a start may be when it reaches a peer from
-	// anyone but a fellow peer (a known peer, a serving peer of the
-	// owner): a backdated start would count against the cap for no time
-	// at all, and its author could make another at once.
-	RecoveryFresh = time.Hour
+	// RecoveryMinHold is how long a start that reaches a peer from anyone
+	// but a fellow peer (a known peer, a serving peer of the owner) must
+	// still be pending: one whose waiting period plus RecoveryGrace ends
+	// sooner (a backdated one) is refused, or its author could make one
+	// that counts against the cap for no time at all, and another at once.
+	RecoveryMinHold = 12 * time.Hour
 )
 
 func newAuthoriser(self consent.ID, l *consent.Ledger, served *serving.Set, holds func(consent.ID) bool,
@@ -177,8 +178,8 @@ func (a *authoriser) MayWrite(remote lpeer.ID, e *consent.Entry) error {
 // which mayWrite accepted from r: a recovery start naming an owner, by an
 // author that is not a known party of the owner, is refused when it asks
 // a guardian set other than the owner's current one (it could never be
-// approved), when it is older than RecoveryFresh and comes from anyone
-// but a fellow peer, and, with ErrRecoveryCap, when its author has a
+// approved), when it would be pending for less than RecoveryMinHold and
+// comes from anyone but a fellow peer, and, with ErrRecoveryCap, when its author has a
 // pending start for that owner already or MaxPendingRecoveries others are
 // pending. A start this peer holds already passes (a repeated push, a
 // sync). The answer depends only on the view and the clock, so peers
@@ -203,8 +204,9 @@ func (a *authoriser) admitRecovery(v *consent.View, r consent.ID, e *consent.Ent
 		if set, ok := v.GuardianSet(b.Owner); !ok || set.Set != b.Set {
 			return fmt.Errorf("%w: the recovery request does not ask the identity's current guardian set", errNotAuthorised)
 		}
-		if e.Time < now.Add(-RecoveryFresh).Unix() {
-			return fmt.Errorf("%w: the recovery request is dated more than %v ago", errNotAuthorised, RecoveryFresh)
+		if e.Time+b.Delay+int64(RecoveryGrace/time.Second) < now.Add(RecoveryMinHold).Unix() {
+			return fmt.Errorf("%w: the recovery request is dated too far back (its waiting period ended more than %v ago)",
+				errNotAuthorised, RecoveryGrace-RecoveryMinHold)
 		}
 	}
 	pending := v.PendingRecoveries(b.Owner, now.Unix(), int64(RecoveryGrace/time.Second),

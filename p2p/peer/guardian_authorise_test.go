@@ -59,8 +59,8 @@ func TestAuthoriseRecovery(t *testing.T) {
 // refused with ErrRecoveryCap (the code recovery-cap on a push). A start
 // this peer holds passes again; the owner's known parties (its guardians,
 // its devices, itself) are not counted nor capped; a start asking another
-// guardian set, or backdated past RecoveryFresh by anyone but a fellow
-// peer, is refused. A slot frees when the owner refuses a start, when one
+// guardian set, or backdated so far that it would be pending for less
+// than RecoveryMinHold, by anyone but a fellow peer, is refused. A slot frees when the owner refuses a start, when one
 // completes, and RecoveryGrace after a start's waiting period.
 func TestRecoveryCap(t *testing.T) {
 	w := newAuthWorld(t)
@@ -129,7 +129,7 @@ func TestRecoveryCap(t *testing.T) {
 	try("the owner's guardian", "U", start("U", now, 0, set.Set), ok)
 	try("the owner itself", "S", start("S", now, 0, set.Set), ok)
 	try("a start asking another set", "C1", start("C1", now, 0, consent.HashBytes([]byte("old set"))), refused)
-	try("a start dated two hours ago", "C2", start("C2", now.Add(-2*hour), 0, set.Set), refused)
+	try("a start whose waiting period ended 13 hours ago", "C2", start("C2", now.Add(-14*hour), hour, set.Set), refused)
 
 	// The owner refuses one within its waiting period: a slot frees, for
 	// one stranger.
@@ -147,10 +147,13 @@ func TestRecoveryCap(t *testing.T) {
 	try("a stranger once two lapsed", "B3", start("B3", now, 0, set.Set), ok)
 	try("one more", "B4", start("B4", now, 0, set.Set), ok)
 	try("and past the cap again", "B5", start("B5", now, 0, set.Set), capped)
-	// A fellow peer hands over an older start (a peer catching up): it is
-	// not held to RecoveryFresh, only to the cap.
+	// A start dated two hours back with an hour's waiting period (a new
+	// machine whose clock is behind) still counts for 23 hours: kept.
 	now = now.Add(hour + time.Second)
-	old := start("B5", now.Add(-3*hour), 0, set.Set)
-	try("an old start from the requester", "B5", old, refused)
+	try("a start two hours back, from the requester", "B5", start("B5", now.Add(-2*hour), hour, set.Set), ok)
+	// A fellow peer hands over an older start (a peer catching up): it is
+	// not held to RecoveryMinHold, only to the cap.
+	old := start("B6", now.Add(-20*hour), 0, set.Set)
+	try("an old start from the requester", "B6", old, refused)
 	try("the same from a known peer", "K", old, ok)
 }
