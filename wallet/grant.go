@@ -545,7 +545,8 @@ func (w *Wallet) GrantFHIR(ctx context.Context, ref string) ([]byte, error) {
 	l.View(func(v *consent.View) {
 		var g *consent.GrantInfo
 		if g, err = findGrant(v, ref); err == nil {
-			out, err = consent.GrantFHIR(g, v.Revoked(g.ID), w.Now(), w.NameOf(g.Grantee))
+			// A void grant (grant_status.go) is in force nowhere: inactive.
+			out, err = consent.GrantFHIR(g, v.Revoked(g.ID) || voidReason(v, g) != "", w.Now(), w.NameOf(g.Grantee))
 		}
 	})
 	return out, err
