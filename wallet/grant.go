@@ -81,6 +81,9 @@ type GrantInfo struct {
 	NotBefore   time.Time
 	Expires     time.Time // zero: no expiry
 	Status      string
+	// VoidReason says why a void grant (Status GrantVoid) counts for no
+	// peer: VoidDeviceRevoked or VoidEquivocating.
+	VoidReason  string
 	WrappedKeys int
 	// Role grants: the role and its credential issuer; TimeBox > 0 marks
 	// an emergency (break-glass) grant.
@@ -367,7 +370,7 @@ func (w *Wallet) grantInfoWith(v *consent.View, g *consent.GrantInfo, now time.T
 	if g.Expires != 0 {
 		gi.Expires = consent.TimeOf(g.Expires)
 	}
-	gi.Status = status(v.Revoked(g.ID), g.NotBefore, g.Expires, now)
+	gi.Status, gi.VoidReason = grantStatus(v, g, now) // grant_status.go
 	return gi
 }
 
@@ -542,7 +545,8 @@ func (w *Wallet) GrantFHIR(ctx context.Context, ref string) ([]byte, error) {
 	l.View(func(v *consent.View) {
 		var g *consent.GrantInfo
 		if g, err = findGrant(v, ref); err == nil {
-			out, err = consent.GrantFHIR(g, v.Revoked(g.ID), w.Now(), w.NameOf(g.Grantee))
+			// A void grant (grant_status.go) is in force nowhere: inactive.
+			out, err = consent.GrantFHIR(g, v.Revoked(g.ID) || voidReason(v, g) != "", w.Now(), w.NameOf(g.Grantee))
 		}
 	})
 	return out, err
