@@ -20,6 +20,12 @@ type DeviceRekey struct {
 	Records []RotatedRecord
 	// Replaced are the grants that stood, re-issued under the new keys.
 	Replaced []ReplacedGrant
+	// AgeKeyRotated is set when this run gave the patient a new age
+	// identity (agekey.go); AgeRecipient is the current one after it.
+	AgeKeyRotated bool
+	AgeRecipient  string
+	// Delivery says where the current age identity was stored.
+	Delivery AgeKeyDelivery
 }
 
 // rekeyAfterDevice moves every record this wallet holds to a new record
