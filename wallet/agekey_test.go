@@ -6,12 +6,16 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"io"
+	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"filippo.io/age"
 
 	"github.com/medwallet/medwallet/consent"
+	"github.com/medwallet/medwallet/p2p/client"
+	"github.com/medwallet/medwallet/p2p/devnet"
 )
 
 // Rotating the age key: the keyring holds the new identity as current and
@@ -238,5 +242,85 @@ func TestOpenAgeKeyCopy(t *testing.T) {
 		if _, ok := alice.openAgeKey(c.env, c.to, c.owner, c.opener, held, c.want); ok {
 			t.Errorf("%s: the copy opened", name)
 		}
+	}
+}
+
+// A guardian recovery of an identity that rotated its age key after its
+// guardians were set (so the sealed identity holds the old age key) reads
+// every record after sync: the sealed identity holds the signing key, which
+// opens the escrowed copy of the current age key. The guardians' pieces
+// are not reissued.
+func TestGuardianRecoveryAfterAgeKeyRotation(t *testing.T) {
+	ctx, dn := newDevnet(t, devnet.Options{Peers: 3, SyncInterval: time.Second})
+	net := dn.NetworkPath()
+	alice := guardianWallet(t, net, "Alice", 0)
+	bob := guardianWallet(t, net, "Bob", 0)
+	carol := guardianWallet(t, net, "Carol", 0)
+	for _, g := range []*Wallet{bob, carol} {
+		if _, err := alice.AddContact(g.Card().Name, g.Card().String()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const body = `{"resourceType":"Observation","id":"g","status":"final","code":{"text":"MW-MARKER-rot15g"}}`
+	rec, err := alice.AddRecord(ctx, strings.NewReader(body), AddRecordOptions{K: 2, N: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.SetGuardians(ctx, GuardianOptions{Threshold: 2, Guardians: []string{"Bob", "Carol"}}, false); err != nil {
+		t.Fatal(err)
+	}
+	// What device revoke does after its revoke entry.
+	old, _ := alice.Identity()
+	oldAge := old.Age
+	func() {
+		defer alice.holdLedger()()
+		if _, err := alice.rotateAgeKey(testID(t)); err != nil {
+			t.Fatal(err)
+		}
+		if err := alice.withClient(ctx, func(c *client.Client) error { _, err := alice.deliverAgeKey(ctx, c); return err }); err != nil {
+			t.Fatal(err)
+		}
+		if err := alice.publishFeed(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := alice.rekeyAfterDevice(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	enc, err := os.ReadFile(alice.manifestPath(rec.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := age.Decrypt(bytes.NewReader(enc), oldAge); err == nil {
+		t.Fatal("the re-keyed manifest opens with the old age key")
+	}
+
+	cfg := newMachine(t, net, 0)
+	req, err := StartRecovery(ctx, cfg, RecoverOptions{Owner: string(alice.ID())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range []*Wallet{bob, carol} {
+		if _, err := g.ApproveRecovery(ctx, req.Code, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w, p, err := FinishRecovery(ctx, cfg)
+	if err != nil || !p.Done {
+		t.Fatalf("recovery: %+v, %v", p, err)
+	}
+	res, err := w.Sync(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.AgeKey {
+		t.Fatal("sync after the recovery did not install the current age key")
+	}
+	var out bytes.Buffer
+	if _, err := w.GetRecord(ctx, rec.ID, &out, RecordOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != body {
+		t.Fatal("the recovered wallet reads another record")
 	}
 }
