@@ -283,7 +283,7 @@ func TestGuardianRecoveryAfterAgeKeyRotation(t *testing.T) {
 		if err := alice.publishFeed(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := alice.rekeyAfterDevice(ctx); err != nil {
+		if _, err := alice.rekeyAfterDevice(ctx, nil); err != nil {
 			t.Fatal(err)
 		}
 	}()

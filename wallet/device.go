@@ -593,13 +593,20 @@ func (w *Wallet) RevokeDevice(ctx context.Context, ref string) (DeviceInfo, Devi
 		return DeviceInfo{}, rk, err
 	}
 	defer w.holdLedger()()
-	if err := w.catchUp(ctx); err != nil {
-		return DeviceInfo{}, rk, err
-	}
+	// One connection to the network for every step.
+	var c *client.Client
 	if w.HasNetwork() {
+		var err error
+		if c, err = w.Dial(ctx); err != nil {
+			return DeviceInfo{}, rk, err
+		}
+		defer c.Close()
+		if _, err := w.pull(ctx, c); err != nil { // catch up
+			return DeviceInfo{}, rk, err
+		}
 		// A restore of an older key export takes the current age key
 		// before it rotates to a new one (agekey.go).
-		if err := w.withClient(ctx, func(c *client.Client) error { _, err := w.pickUpAgeKey(ctx, c); return err }); err != nil {
+		if _, err := w.pickUpAgeKey(ctx, c); err != nil {
 			return DeviceInfo{}, rk, err
 		}
 	}
@@ -646,30 +653,25 @@ func (w *Wallet) RevokeDevice(ctx context.Context, ref string) (DeviceInfo, Devi
 	if rk.AgeRecipient, err = w.CurrentAgeRecipient(); err != nil {
 		return d, rk, err
 	}
-	if w.HasNetwork() {
+	if c != nil {
 		// The new age identity goes to the devices still standing and in
 		// escrow before the age-key entry is on the network.
-		err := w.withClient(ctx, func(c *client.Client) error {
-			var err error
-			rk.Delivery, err = w.deliverAgeKey(ctx, c)
-			return err
-		})
-		if err != nil {
+		if rk.Delivery, err = w.deliverAgeKey(ctx, c); err != nil {
 			return d, rk, fmt.Errorf("the device is revoked here, but delivering the new age key stopped (run device revoke again to finish it): %w", err)
 		}
-		if err := w.publishFeed(ctx); err != nil {
+		if err := w.Publish(ctx, c); err != nil {
 			return d, rk, fmt.Errorf("the device is revoked here but not yet on the network: %w", err)
 		}
 	}
 	ak := rk
-	rk, err = w.rekeyAfterDevice(ctx)
+	rk, err = w.rekeyAfterDevice(ctx, c)
 	rk.AgeKeyRotated, rk.AgeRecipient, rk.Delivery = ak.AgeKeyRotated, ak.AgeRecipient, ak.Delivery
 	if err != nil {
 		return d, rk, fmt.Errorf("the device is revoked, but re-keying stopped (run device revoke again to finish it): %w", err)
 	}
-	if w.HasNetwork() {
+	if c != nil {
 		// The backup of local state, sealed to the new age key.
-		if err := w.withClient(ctx, func(c *client.Client) error { _, err := w.syncBackup(ctx, c); return err }); err != nil {
+		if _, err := w.syncBackup(ctx, c); err != nil {
 			return d, rk, fmt.Errorf("the device is revoked and the records re-keyed, but sealing the backup to the new age key stopped (run device revoke again to finish it): %w", err)
 		}
 	}

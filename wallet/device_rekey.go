@@ -34,16 +34,16 @@ type DeviceRekey struct {
 // that still stands and wraps a record key (reissueGrant), so that the
 // record keys a revoked device saw open nothing any more. Grants the
 // revoked device signed after its cut are not the identity's and are not
-// re-issued. The caller holds the ledger.
-func (w *Wallet) rekeyAfterDevice(ctx context.Context) (DeviceRekey, error) {
+// re-issued. The caller holds the ledger; c is its connection to the
+// network (nil: none, or dial one).
+func (w *Wallet) rekeyAfterDevice(ctx context.Context, c *client.Client) (DeviceRekey, error) {
 	var res DeviceRekey
 	defer w.holdContacts()()
 	have, err := w.recordIDs()
 	if err != nil {
 		return res, err
 	}
-	var c *client.Client
-	if w.HasNetwork() {
+	if c == nil && w.HasNetwork() {
 		if c, err = w.Dial(ctx); err != nil {
 			return res, err
 		}
