@@ -176,10 +176,11 @@ func (w *Wallet) rotateAgeKey(device consent.ID) (rotated bool, err error) {
 		if err != nil {
 			return false, err
 		}
-		if err := w.storeIdentity(id.withCurrent(a)); err != nil {
+		next := id.withCurrent(a)
+		if err := w.storeIdentity(next); err != nil {
 			return false, err
 		}
-		id = w.sec
+		id = next
 	}
 	body := &consent.AgeKeyBody{AgeRecipient: id.Age.Recipient().String(), Reason: consent.AgeKeyDeviceRevoke, Device: device}
 	if _, err := l.Append(s, w.Now(), consent.KindAgeKey, body); err != nil {
