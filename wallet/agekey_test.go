@@ -87,6 +87,11 @@ func TestRotateAgeKeyKeyring(t *testing.T) {
 	if err := again.storeIdentity(id1.withCurrent(a)); err != nil {
 		t.Fatal(err)
 	}
+	// Sync's pick-up leaves a keyring that is ahead alone (it needs no
+	// network to know).
+	if got, err := again.pickUpAgeKey(ctx, nil); err != nil || got {
+		t.Fatalf("pick-up with the keyring ahead = %v, %v", got, err)
+	}
 	if rotated, err := again.rotateAgeKey(testID(t)); err != nil || !rotated {
 		t.Fatalf("finishing a rotation = %v, %v", rotated, err)
 	}
