@@ -274,6 +274,11 @@ func TestGuardianRecoveryAfterAgeKeyRotation(t *testing.T) {
 	if _, err := alice.SetGuardians(ctx, GuardianOptions{Threshold: 2, Guardians: []string{"Bob", "Carol"}}, false); err != nil {
 		t.Fatal(err)
 	}
+	// The backup of local state (the contacts) goes to the peers, sealed
+	// to the age key of today.
+	if res, err := alice.Sync(ctx); err != nil || !res.Backup.Pushed {
+		t.Fatalf("first sync: %+v, %v", res, err)
+	}
 	// What device revoke does after its revoke entry.
 	old, _ := alice.Identity()
 	oldAge := old.Age
@@ -289,6 +294,32 @@ func TestGuardianRecoveryAfterAgeKeyRotation(t *testing.T) {
 			t.Fatal(err)
 		}
 		if _, err := alice.rekeyAfterDevice(ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+		// The backup is sealed again, though its content did not change.
+		if err := alice.withClient(ctx, func(c *client.Client) error {
+			res, err := alice.syncBackup(ctx, c)
+			if err == nil && !res.Pushed {
+				t.Error("the backup sealed to the old age key was not sealed again")
+			}
+			if err != nil {
+				return err
+			}
+			copies, err := c.ListManifestsFor(ctx, alice.ID(), consent.BackupRecord(alice.ID()), alice.ID())
+			if err != nil || len(copies) == 0 {
+				t.Fatalf("backup copies: %d, %v", len(copies), err)
+			}
+			for _, cp := range copies {
+				var sb sealedBackup
+				if err := json.Unmarshal(cp.Envelope, &sb); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := age.Decrypt(bytes.NewReader(sb.Sealed), oldAge); err == nil {
+					t.Error("a backup copy on the peers still opens with the old age key")
+				}
+			}
+			return nil
+		}); err != nil {
 			t.Fatal(err)
 		}
 	}()
@@ -320,6 +351,12 @@ func TestGuardianRecoveryAfterAgeKeyRotation(t *testing.T) {
 	}
 	if !res.AgeKey {
 		t.Fatal("sync after the recovery did not install the current age key")
+	}
+	if res.Backup.Restored == 0 {
+		t.Fatal("sync after the recovery restored nothing from the backup")
+	}
+	if _, err := w.Resolve("Bob"); err != nil {
+		t.Fatalf("the recovered wallet's contacts: %v", err)
 	}
 	var out bytes.Buffer
 	if _, err := w.GetRecord(ctx, rec.ID, &out, RecordOptions{}); err != nil {
