@@ -254,7 +254,8 @@ func TestOpenAgeKeyCopy(t *testing.T) {
 // guardians were set (so the sealed identity holds the old age key) reads
 // every record after sync: the sealed identity holds the signing key, which
 // opens the escrowed copy of the current age key. The guardians' pieces
-// are not reissued.
+// are not reissued. The backup of local state is sealed again to the new
+// key on rotating, and the recovered wallet gets its contacts back.
 func TestGuardianRecoveryAfterAgeKeyRotation(t *testing.T) {
 	ctx, dn := newDevnet(t, devnet.Options{Peers: 3, SyncInterval: time.Second})
 	net := dn.NetworkPath()
