@@ -655,12 +655,15 @@ func (w *Wallet) RevokeDevice(ctx context.Context, ref string) (DeviceInfo, Devi
 	}
 	if c != nil {
 		// The new age identity goes to the devices still standing and in
-		// escrow before the age-key entry is on the network.
-		if rk.Delivery, err = w.deliverAgeKey(ctx, c); err != nil {
-			return d, rk, fmt.Errorf("the device is revoked here, but delivering the new age key stopped (run device revoke again to finish it): %w", err)
-		}
+		// escrow before the age-key entry is on the network; the
+		// revocation is published even if that failed (it matters more).
+		var derr error
+		rk.Delivery, derr = w.deliverAgeKey(ctx, c)
 		if err := w.Publish(ctx, c); err != nil {
 			return d, rk, fmt.Errorf("the device is revoked here but not yet on the network: %w", err)
+		}
+		if derr != nil {
+			return d, rk, fmt.Errorf("the device is revoked, but delivering the new age key to your other devices stopped (run device revoke again to finish it): %w", derr)
 		}
 	}
 	ak := rk
