@@ -300,11 +300,7 @@ func (w *Wallet) resolveGrantee(to string) (consent.ID, *age.X25519Recipient, er
 		if lerr != nil {
 			return "", nil, lerr
 		}
-		l.View(func(v *consent.View) {
-			if b, ok := v.Identity(pid); ok {
-				recipient = b.AgeRecipient
-			}
-		})
+		l.View(func(v *consent.View) { recipient = v.AgeRecipient(pid) }) // the newest age-key entry's, else the identity entry's
 		l.Close()
 		if recipient == "" {
 			return "", nil, &NotFoundError{Kind: KindIdentity, Ref: pid.Short()}
@@ -314,6 +310,11 @@ func (w *Wallet) resolveGrantee(to string) (consent.ID, *age.X25519Recipient, er
 	}
 	if id == w.ID() {
 		return "", nil, fmt.Errorf("a grant to yourself: %w", ErrInvalid)
+	}
+	// A grantee that rotated its age key since its card (agekey.go).
+	if l, _, err := w.openLedger(false); err == nil {
+		l.View(func(v *consent.View) { recipient = recipientOf(v, id, recipient) })
+		l.Close()
 	}
 	r, err := age.ParseX25519Recipient(recipient)
 	if err != nil {
