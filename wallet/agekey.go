@@ -20,10 +20,10 @@ import (
 	"crypto/ed25519"
 	"crypto/hkdf"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 
 	"filippo.io/age"
 
@@ -196,8 +196,8 @@ func (w *Wallet) rotateAgeKey(device consent.ID) (rotated bool, err error) {
 //   - for each device still standing, encrypted to the age recipient its
 //     device entry carries (consent.DeviceBody.AgeRecipient), addressed
 //     to the device's ID;
-//   - for the signing key, encrypted to the escrow recipient derived from
-//     the identity's Ed25519 seed (escrowIdentity), addressed to the
+//   - for the signing key, encrypted to the escrow passphrase derived from
+//     the identity's Ed25519 seed (escrowPassphrase), addressed to the
 //     identity's own ID: a restore of an older key export (which holds
 //     the seed and an older age identity) gets the current one on sync.
 //
@@ -210,7 +210,7 @@ func (w *Wallet) rotateAgeKey(device consent.ID) (rotated bool, err error) {
 const (
 	ageKeyFormat = "medwallet-age-key-v1"
 	ageKeySigCtx = "medwallet age key v1\n"
-	// escrowInfo is the HKDF-SHA256 info of the escrow identity.
+	// escrowInfo is the HKDF-SHA256 info of the escrow passphrase.
 	escrowInfo = "medwallet age-key escrow v1"
 	// maxAgeKeyBlob bounds a copy read from a peer.
 	maxAgeKeyBlob = 64 << 10
@@ -235,15 +235,48 @@ func ageKeySigned(to consent.ID, sealed []byte) []byte {
 	return append([]byte(ageKeySigCtx+string(to)+"\n"), sealed...)
 }
 
-// escrowIdentity is the age X25519 identity derived from an Ed25519 seed:
-// HKDF-SHA256(secret = seed, salt = none, info = escrowInfo), 32 bytes,
-// as an age secret key. Only the holder of the signing key derives it.
-func escrowIdentity(seed []byte) (*age.X25519Identity, error) {
+// escrowPassphrase is the passphrase of the escrowed copy, derived from
+// an Ed25519 seed: base64url (no padding) of HKDF-SHA256(secret = seed,
+// salt = none, info = escrowInfo, 32 bytes). Only the holder of the
+// signing key derives it. The copy is an age scrypt (passphrase) file, so
+// every step is age's own or the standard library's; its 256 bits need
+// no stretching, hence the low work factor.
+func escrowPassphrase(seed []byte) (string, error) {
 	k, err := hkdf.Key(sha256.New, seed, nil, escrowInfo, 32)
+	if err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(k), nil
+}
+
+// escrowLogN is the scrypt work factor of the escrowed copy.
+const escrowLogN = 10
+
+// escrowRecipient and escrowIdentity seal and open the escrowed copy.
+func escrowRecipient(seed []byte) (age.Recipient, error) {
+	pass, err := escrowPassphrase(seed)
 	if err != nil {
 		return nil, err
 	}
-	return age.ParseX25519Identity(bech32Upper("age-secret-key-", k))
+	r, err := age.NewScryptRecipient(pass)
+	if err != nil {
+		return nil, err
+	}
+	r.SetWorkFactor(escrowLogN)
+	return r, nil
+}
+
+func escrowIdentity(seed []byte) (age.Identity, error) {
+	pass, err := escrowPassphrase(seed)
+	if err != nil {
+		return nil, err
+	}
+	id, err := age.NewScryptIdentity(pass)
+	if err != nil {
+		return nil, err
+	}
+	id.SetMaxWorkFactor(escrowLogN)
+	return id, nil
 }
 
 // sealAgeKey makes the copy of id's age identities for to, encrypted to
@@ -317,11 +350,11 @@ func (w *Wallet) deliverAgeKey(ctx context.Context, c *client.Client) (AgeKeyDel
 		}
 		out.Devices = append(out.Devices, t.to)
 	}
-	esc, err := escrowIdentity(id.Signing.Seed())
+	esc, err := escrowRecipient(id.Signing.Seed())
 	if err != nil {
 		return out, err
 	}
-	env, err := w.sealAgeKey(id, w.ID(), esc.Recipient())
+	env, err := w.sealAgeKey(id, w.ID(), esc)
 	if err != nil {
 		return out, err
 	}
@@ -420,58 +453,6 @@ func (w *Wallet) openAgeKey(env []byte, to consent.ID, owner ed25519.PublicKey, 
 		}
 	}
 	return next, true
-}
-
-// bech32Upper encodes data (8-bit bytes) as BIP 173 bech32 with the
-// lower-case hrp, upper-cased: the form of an age secret key. age checks
-// the checksum when it parses the result (escrowIdentity).
-func bech32Upper(hrp string, data []byte) string {
-	const charset = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
-	var values []byte
-	acc, bits := uint32(0), uint(0)
-	for _, b := range data {
-		acc = acc<<8 | uint32(b)
-		bits += 8
-		for bits >= 5 {
-			bits -= 5
-			values = append(values, byte(acc>>bits)&31)
-		}
-	}
-	if bits > 0 {
-		values = append(values, byte(acc<<(5-bits))&31)
-	}
-	polymod := func(vs []byte) uint32 {
-		gen := [5]uint32{0x3b6a57b2, 0x26508e6d, 0x1ea119fa, 0x3d4233dd, 0x2a1462b3}
-		chk := uint32(1)
-		for _, v := range vs {
-			top := chk >> 25
-			chk = (chk&0x1ffffff)<<5 ^ uint32(v)
-			for i := range 5 {
-				if top>>i&1 == 1 {
-					chk ^= gen[i]
-				}
-			}
-		}
-		return chk
-	}
-	var exp []byte
-	for _, c := range []byte(hrp) {
-		exp = append(exp, c>>5)
-	}
-	exp = append(exp, 0)
-	for _, c := range []byte(hrp) {
-		exp = append(exp, c&31)
-	}
-	mod := polymod(append(append(exp, values...), 0, 0, 0, 0, 0, 0)) ^ 1
-	var sb strings.Builder
-	sb.WriteString(hrp + "1")
-	for _, v := range values {
-		sb.WriteByte(charset[v])
-	}
-	for p := range 6 {
-		sb.WriteByte(charset[mod>>(5*(5-p))&31])
-	}
-	return strings.ToUpper(sb.String())
 }
 
 // withClient dials the network and runs f with the client.
