@@ -4,6 +4,20 @@
 # session with an unlocked gnome-keyring, so that the Secret Service keyring
 # backend is exercised for real next to keyctl, pass and the file backend.
 # Extra arguments go to go test (for example -run TestScripts).
+#
+# Where the time goes (2 cores): cmd/medwallet's testscripts, which run the
+# race-built test binary as `medwallet` hundreds of times, and
+# internal/attack, which runs peer processes under attack. In the
+# testscripts two things differ from a plain -race build
+# (cmd/medwallet/main_test.go, peerbin_test.go):
+#   - each command runs with GORACE=atexit_sleep_ms=0: a race-built process
+#     no longer sleeps a second before it exits 0; the detector stays on;
+#   - the long-running `medwallet peer` processes a script starts are built
+#     without -race (every other command is the race-built binary). The
+#     same peer code runs under -race in-process in p2p/peer and the other
+#     p2p packages, wallet, wallet/demo (six peers in one process) and
+#     cmd/medwallet's TestPeerMetricsFromConfig.
+#     MEDWALLET_SCRIPT_PEER_RACE=1 builds the script peers with -race too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

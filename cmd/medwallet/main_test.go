@@ -28,12 +28,16 @@ func TestMain(m *testing.M) {
 		os.Exit(run(os.Args[1:]))
 	}
 	testscript.Main(m, map[string]func(){
-		"medwallet": func() { os.Exit(run(os.Args[1:])) },
+		"medwallet": func() {
+			execPeer(os.Args[1:]) // peerbin_test.go
+			os.Exit(run(os.Args[1:]))
+		},
 	})
 }
 
 func TestScripts(t *testing.T) {
 	data := testutil.SharedData(t)
+	peerBin := buildPeerBinary(t)
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata",
 		RequireExplicitExec: true,
@@ -44,6 +48,7 @@ func TestScripts(t *testing.T) {
 			env.Setenv("MEDWALLET_PASSPHRASE", "keyring pass")
 			env.Setenv("SHARED_DATA", data)
 			env.Setenv("GORACE", raceOptions(os.Getenv("GORACE")))
+			env.Setenv(peerBinEnv, peerBin)
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
