@@ -246,18 +246,30 @@ type KeyFinder interface {
 type Verification struct {
 	// IssuerName is the local name of the trusted issuer whose key signed.
 	IssuerName string
+	// Revocation is the card's revocation status (RevocationNone, ...
+	// Checked, ...Stale or ...Missing), when keys hold revocation lists.
+	Revocation string
 }
 
 // Verify checks the card at time now: the signature (ES256 over the JWS
 // signing input, by the key kid of the issuer iss), the credential type,
 // and nbf and exp. The signature is checked first, so a forged card is
-// reported as forged even when it also expired. Errors are *VerifyError.
+// reported as forged even when it also expired, and a revoked card as
+// revoked. When keys also hold revocation lists (RevocationLists, as
+// Trust does), the card is checked against the list of its key. Errors
+// are *VerifyError.
 func (c *Card) Verify(keys KeyFinder, now time.Time) (Verification, error) {
 	name, err := c.CheckSignature(keys)
 	if err != nil {
 		return Verification{}, err
 	}
-	return Verification{IssuerName: name}, c.CheckClaims(now)
+	v := Verification{IssuerName: name}
+	if lists, ok := keys.(RevocationLists); ok {
+		if v.Revocation, err = c.CheckRevocation(lists); err != nil {
+			return v, err
+		}
+	}
+	return v, c.CheckClaims(now)
 }
 
 // CheckSignature checks only the signature, and returns the local name of

@@ -30,6 +30,9 @@ type JWK struct {
 	Crv string `json:"crv"`
 	X   string `json:"x"`
 	Y   string `json:"y"`
+	// CrlVersion, when above 0, says the issuer may revoke cards signed
+	// by this key, in the list at CRLURL whose ctr is this number.
+	CrlVersion int `json:"crlVersion,omitempty"`
 }
 
 // IssuerKey is one verified issuer key: an ES256 P-256 public key and its kid.
@@ -92,7 +95,11 @@ func ParseJWK(j JWK) (IssuerKey, error) {
 	if j.Kid != Thumbprint(j) {
 		return IssuerKey{}, fmt.Errorf("%w: the kid is not the key's thumbprint", ErrBadJWKS)
 	}
-	return IssuerKey{Kid: j.Kid, JWK: JWK{Kty: j.Kty, Kid: j.Kid, Use: j.Use, Alg: j.Alg, Crv: j.Crv, X: j.X, Y: j.Y}, Pub: pub}, nil
+	if j.CrlVersion < 0 {
+		return IssuerKey{}, fmt.Errorf("%w: a negative crlVersion", ErrBadJWKS)
+	}
+	return IssuerKey{Kid: j.Kid, JWK: JWK{Kty: j.Kty, Kid: j.Kid, Use: j.Use, Alg: j.Alg, Crv: j.Crv, X: j.X, Y: j.Y,
+		CrlVersion: j.CrlVersion}, Pub: pub}, nil
 }
 
 // Thumbprint is the RFC 7638 JWK thumbprint of an EC key: base64url of the
@@ -108,11 +115,13 @@ func quote(s string) string {
 	return string(b)
 }
 
-// Issuer is a trusted issuer: its local name, its iss URL and its keys.
+// Issuer is a trusted issuer: its local name, its iss URL, its keys and
+// the card revocation lists held for them, by kid.
 type Issuer struct {
 	Name string
 	ISS  string
 	Keys []IssuerKey
+	CRLs map[string]*CRL
 }
 
 // Trust is a set of trusted issuers; it implements KeyFinder.
@@ -134,6 +143,25 @@ func (t Trust) FindKey(iss, kid string) (string, *ecdsa.PublicKey, error) {
 		return is.Name, nil, ErrUnknownKey
 	}
 	return "", nil, ErrUnknownIssuer
+}
+
+// RevocationList implements RevocationLists: the list held for key kid of
+// the issuer iss, and the key's crlVersion.
+func (t Trust) RevocationList(iss, kid string) (*CRL, int) {
+	want := NormalizeISS(iss)
+	for _, is := range t {
+		if NormalizeISS(is.ISS) != want {
+			continue
+		}
+		version := 0
+		for _, k := range is.Keys {
+			if k.Kid == kid {
+				version = k.JWK.CrlVersion
+			}
+		}
+		return is.CRLs[kid], version
+	}
+	return nil, 0
 }
 
 // NormalizeISS drops a trailing slash: the spec forbids one, some issuers

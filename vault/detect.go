@@ -74,6 +74,10 @@ type Provenance struct {
 	// IssuedAt and Expires are the card's nbf and exp (Unix seconds; 0 when absent).
 	IssuedAt int64 `cbor:"issued_at,omitempty" json:"issued_at,omitempty"`
 	Expires  int64 `cbor:"expires,omitempty" json:"expires,omitempty"`
+	// Revocation is what the issuer's card revocation list said at
+	// import (smarthealth.RevocationChecked, ...Stale or ...Missing);
+	// empty when the issuer revokes no card of the signing key.
+	Revocation string `cbor:"revocation,omitempty" json:"revocation,omitempty"`
 }
 
 // Provenance statuses. A FHIR file from a SMART Health Link carries no

@@ -4,6 +4,7 @@ package wallet
 // (AddIssuer, Issuers, RemoveIssuer, issuerTrust).
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -43,7 +45,27 @@ type IssuerInfo struct {
 	// Skipped counts keys of the JWKS that cannot sign cards (another
 	// algorithm, or a kid that is not the key's thumbprint).
 	Skipped int
+	// Lists describes the card revocation lists of the keys that have
+	// one (a crlVersion in the JWKS) or for which one is held.
+	Lists []IssuerListInfo
 }
+
+// IssuerListInfo is the card revocation list of one issuer key.
+type IssuerListInfo struct {
+	Kid string
+	// KeyVersion is the key's crlVersion: the ctr of the issuer's newest
+	// list (0: the JWKS names none).
+	KeyVersion int
+	// Ctr is the ctr of the list held, 0 when none is; RIDs how many
+	// revocation identifiers it names.
+	Ctr, RIDs int
+	Source    string
+	Updated   time.Time
+}
+
+// Stale reports whether the list held is older than the key's crlVersion
+// says, or missing.
+func (l IssuerListInfo) Stale() bool { return l.Ctr < l.KeyVersion }
 
 type issuerFile struct {
 	Name   string          `json:"name"`
@@ -51,6 +73,16 @@ type issuerFile struct {
 	Source string          `json:"source"`
 	Added  time.Time       `json:"added"`
 	Keys   json.RawMessage `json:"keys"`
+	// CRLs are the card revocation lists held, by kid.
+	CRLs map[string]crlFile `json:"crls,omitempty"`
+}
+
+// crlFile is one revocation list held: where it came from, when, and the
+// list as the issuer published it.
+type crlFile struct {
+	Source  string          `json:"source"`
+	Updated time.Time       `json:"updated"`
+	List    json.RawMessage `json:"list"`
 }
 
 var issuerNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
@@ -156,9 +188,21 @@ func (w *Wallet) AddIssuer(ctx context.Context, opts AddIssuerOptions) (IssuerIn
 		}
 		return IssuerInfo{}, err
 	}
+	if online := strings.HasPrefix(src, "https://") || strings.HasPrefix(src, "http://"); online &&
+		slices.ContainsFunc(keys, func(k smarthealth.IssuerKey) bool { return k.JWK.CrlVersion > 0 }) {
+		// Online, the revocation lists come with the keys; a list that
+		// cannot be fetched is reported as missing (IssuerListInfo.Stale)
+		// and `issuer crl` fetches it later.
+		if info, err := w.UpdateIssuerCRL(ctx, opts.Name, "", opts.Client); err == nil {
+			return info, nil
+		}
+	}
 	info := IssuerInfo{Name: f.Name, ISS: iss, Source: src, Added: f.Added, Skipped: skipped}
 	for _, k := range keys {
 		info.Kids = append(info.Kids, k.Kid)
+		if k.JWK.CrlVersion > 0 {
+			info.Lists = append(info.Lists, IssuerListInfo{Kid: k.Kid, KeyVersion: k.JWK.CrlVersion})
+		}
 	}
 	return info, nil
 }
@@ -172,6 +216,12 @@ func cmpOr(a, b string) string {
 
 // fetchJWKS gets an issuer's JWKS over HTTPS, bounded in size and time.
 func fetchJWKS(ctx context.Context, client *http.Client, url string) ([]byte, error) {
+	return fetchBounded(ctx, client, url, "the issuer's keys", smarthealth.MaxJWKS)
+}
+
+// fetchBounded gets a JSON document over HTTPS, bounded in size (limit)
+// and time; what names it in errors.
+func fetchBounded(ctx context.Context, client *http.Client, url, what string, limit int64) ([]byte, error) {
 	if client == nil {
 		client = &http.Client{Timeout: 30 * time.Second}
 	}
@@ -182,13 +232,20 @@ func fetchJWKS(ctx context.Context, client *http.Client, url string) ([]byte, er
 	req.Header.Set("Accept", "application/json")
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, &NetworkError{Op: "fetching the issuer's keys", Err: err}
+		return nil, &NetworkError{Op: "fetching " + what, Err: err}
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, &NetworkError{Op: "fetching the issuer's keys", Err: fmt.Errorf("%s answered %s", url, resp.Status)}
+		return nil, &NetworkError{Op: "fetching " + what, Err: fmt.Errorf("%s answered %s", url, resp.Status)}
 	}
-	return io.ReadAll(io.LimitReader(resp.Body, smarthealth.MaxJWKS+1))
+	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return nil, &NetworkError{Op: "fetching " + what, Err: err}
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("%s: %s is larger than %d bytes: %w", url, what, limit, ErrInvalid)
+	}
+	return data, nil
 }
 
 // loadIssuers reads the trust directory. A file that does not parse is
@@ -225,11 +282,27 @@ func (w *Wallet) readTrust() (smarthealth.Trust, []IssuerInfo, error) {
 		if err != nil {
 			return nil, nil, fmt.Errorf("trusted issuer file %s: %w: %w", path, ErrInvalid, err)
 		}
-		trust = append(trust, smarthealth.Issuer{Name: f.Name, ISS: f.ISS, Keys: keys})
+		is := smarthealth.Issuer{Name: f.Name, ISS: f.ISS, Keys: keys}
 		info := IssuerInfo{Name: f.Name, ISS: f.ISS, Source: f.Source, Added: f.Added, Skipped: skipped}
 		for _, k := range keys {
 			info.Kids = append(info.Kids, k.Kid)
+			l := IssuerListInfo{Kid: k.Kid, KeyVersion: k.JWK.CrlVersion}
+			if cf, ok := f.CRLs[k.Kid]; ok {
+				c, err := smarthealth.ParseCRL(cf.List)
+				if err != nil || c.Kid != k.Kid {
+					return nil, nil, fmt.Errorf("trusted issuer file %s: the list of key %s: %w: %w", path, k.Kid, ErrInvalid, cmpErr(err, smarthealth.ErrBadCRL))
+				}
+				if is.CRLs == nil {
+					is.CRLs = map[string]*smarthealth.CRL{}
+				}
+				is.CRLs[k.Kid] = c
+				l.Ctr, l.RIDs, l.Source, l.Updated = c.Ctr, c.Len(), cf.Source, cf.Updated
+			}
+			if l.KeyVersion > 0 || l.Ctr > 0 {
+				info.Lists = append(info.Lists, l)
+			}
 		}
+		trust = append(trust, is)
 		infos = append(infos, info)
 	}
 	sort.Slice(infos, func(i, j int) bool { return infos[i].Name < infos[j].Name })
@@ -256,4 +329,148 @@ func (w *Wallet) RemoveIssuer(ctx context.Context, name string) (IssuerInfo, err
 		}
 	}
 	return IssuerInfo{}, &NotFoundError{Kind: KindIssuer, Ref: name}
+}
+
+func cmpErr(err, fallback error) error {
+	if err != nil {
+		return err
+	}
+	return fallback
+}
+
+// UpdateIssuerCRL brings the card revocation lists of a trusted issuer up
+// to date. With no source, the list of every key with a crlVersion is
+// fetched from ISS/.well-known/crl/KID.json (ISS: the URL the keys were
+// fetched from, else the issuer's iss); a source is one list, a file
+// or an https URL, whose kid must name a key of the issuer. A list older
+// (lower ctr) than the one held is refused: an issuer's lists only grow,
+// and an older one could un-revoke a card.
+func (w *Wallet) UpdateIssuerCRL(ctx context.Context, name, source string, client *http.Client) (IssuerInfo, error) {
+	path, f, err := w.readIssuerFile(name)
+	if err != nil {
+		return IssuerInfo{}, err
+	}
+	keys, _, err := smarthealth.ParseJWKS(f.Keys)
+	if err != nil {
+		return IssuerInfo{}, fmt.Errorf("trusted issuer file %s: %w: %w", path, ErrInvalid, err)
+	}
+	type fetched struct {
+		src  string
+		data []byte
+	}
+	var lists []fetched
+	switch {
+	case source == "":
+		// Lists are fetched from where the keys were: the issuer's URL
+		// the keys came from, else its iss.
+		base := f.ISS
+		if strings.HasPrefix(f.Source, "https://") || strings.HasPrefix(f.Source, "http://") {
+			base = strings.TrimSuffix(f.Source, "/.well-known/jwks.json")
+		}
+		for _, k := range keys {
+			if k.JWK.CrlVersion == 0 {
+				continue
+			}
+			u := smarthealth.CRLURL(base, k.Kid)
+			data, err := fetchBounded(ctx, client, u, "the issuer's revocation list", smarthealth.MaxCRL)
+			if err != nil {
+				return IssuerInfo{}, err
+			}
+			lists = append(lists, fetched{u, data})
+		}
+		if len(lists) == 0 {
+			return IssuerInfo{}, fmt.Errorf("issuer %q: no key has a crlVersion, so it publishes no revocation list; name a list file or URL: %w", f.Name, ErrInvalid)
+		}
+	case strings.HasPrefix(source, "https://") || strings.HasPrefix(source, "http://"):
+		if err := smarthealth.CheckISS(source); err != nil {
+			return IssuerInfo{}, fmt.Errorf("%q: %w: %w", source, ErrInvalid, err)
+		}
+		data, err := fetchBounded(ctx, client, source, "the issuer's revocation list", smarthealth.MaxCRL)
+		if err != nil {
+			return IssuerInfo{}, err
+		}
+		lists = append(lists, fetched{source, data})
+	default:
+		data, err := readBounded(source, smarthealth.MaxCRL)
+		if err != nil {
+			return IssuerInfo{}, err
+		}
+		lists = append(lists, fetched{source, data})
+	}
+	if f.CRLs == nil {
+		f.CRLs = map[string]crlFile{}
+	}
+	now := w.Now().UTC().Truncate(time.Second)
+	for _, l := range lists {
+		c, err := smarthealth.ParseCRL(l.data)
+		if err != nil {
+			return IssuerInfo{}, fmt.Errorf("%q: %w: %w", l.src, ErrInvalid, err)
+		}
+		if !slices.ContainsFunc(keys, func(k smarthealth.IssuerKey) bool { return k.Kid == c.Kid }) {
+			return IssuerInfo{}, fmt.Errorf("%q: the list is for key %s, which issuer %q does not have: %w", l.src, c.Kid, f.Name, ErrInvalid)
+		}
+		if old, ok := f.CRLs[c.Kid]; ok {
+			if held, err := smarthealth.ParseCRL(old.List); err == nil && held.Ctr > c.Ctr {
+				return IssuerInfo{}, fmt.Errorf("%q: list %d of key %s is older than list %d held: %w", l.src, c.Ctr, c.Kid, held.Ctr, ErrInvalid)
+			}
+		}
+		f.CRLs[c.Kid] = crlFile{Source: l.src, Updated: now, List: json.RawMessage(bytes.TrimSpace(l.data))}
+	}
+	out, err := json.MarshalIndent(f, "", "  ")
+	if err != nil {
+		return IssuerInfo{}, err
+	}
+	if err := fsutil.WriteFileAtomic(path, append(out, '\n'), 0o600); err != nil {
+		return IssuerInfo{}, err
+	}
+	infos, err := w.loadIssuers()
+	if err != nil {
+		return IssuerInfo{}, err
+	}
+	for _, i := range infos {
+		if i.Name == f.Name {
+			return i, nil
+		}
+	}
+	return IssuerInfo{}, &NotFoundError{Kind: KindIssuer, Ref: name}
+}
+
+// readIssuerFile reads the trust file of the issuer named name.
+func (w *Wallet) readIssuerFile(name string) (string, *issuerFile, error) {
+	if !issuerNameRE.MatchString(name) {
+		return "", nil, &NotFoundError{Kind: KindIssuer, Ref: name}
+	}
+	path := filepath.Join(w.issuersPath(), strings.ToLower(name)+".json")
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil, &NotFoundError{Kind: KindIssuer, Ref: name}
+	}
+	if err != nil {
+		return "", nil, err
+	}
+	var f issuerFile
+	if err := json.Unmarshal(data, &f); err != nil {
+		return "", nil, fmt.Errorf("trusted issuer file %s: %w: %w", path, ErrInvalid, err)
+	}
+	return path, &f, nil
+}
+
+// readBounded reads a local file of at most limit bytes.
+func readBounded(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%q: %w", path, ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("%q is larger than %d bytes: %w", path, limit, ErrInvalid)
+	}
+	return data, nil
 }

@@ -32,6 +32,7 @@ func (w *Wallet) publishGrant(ctx context.Context, grantee consent.ID, recipient
 		return err
 	}
 	defer c.Close()
+	w.preferPlacement(c, infos)
 	for _, info := range infos {
 		m, err := w.manifest(info.ID)
 		if err != nil {
@@ -46,6 +47,27 @@ func (w *Wallet) publishGrant(ctx context.Context, grantee consent.ID, recipient
 		}
 	}
 	return w.Publish(ctx, c)
+}
+
+// preferPlacement tells c which peers hold each record already
+// (placement.json), so that a grantee's manifest copies join them rather
+// than widen the wallet's serving set.
+func (w *Wallet) preferPlacement(c *client.Client, infos []RecordInfo) {
+	placementMu.Lock()
+	p, err := w.readPlacement()
+	placementMu.Unlock()
+	if err != nil {
+		return
+	}
+	for _, info := range infos {
+		var ps []peer.ID
+		for _, id := range p.Records[info.ID] {
+			if pid, err := peer.Decode(string(id)); err == nil {
+				ps = append(ps, pid)
+			}
+		}
+		c.PreferHolders(info.ID, ps)
+	}
 }
 
 // publishFeed dials the network and pushes the wallet's feed.

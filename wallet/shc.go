@@ -139,6 +139,9 @@ func prepareCards(data []byte, trust smarthealth.Trust, now time.Time, opts SHCI
 		}
 		v, verr := c.Verify(trust, now)
 		p.IssuerName = v.IssuerName
+		if v.Revocation != smarthealth.RevocationNone {
+			p.Revocation = v.Revocation
+		}
 		if verr != nil {
 			if !opts.Unverified {
 				return nil, &CardError{Index: i + 1, Of: len(jwss), Err: verr}

@@ -22,9 +22,23 @@ func provenanceText(p *vault.Provenance) string {
 	case vault.ProvenanceUnsigned:
 		return "[from a SMART Health Link at " + p.Issuer + ", unsigned]"
 	case vault.ProvenanceVerified:
-		return "[card verified: " + who(p.IssuerName, p.Issuer) + "]"
+		return "[card verified: " + who(p.IssuerName, p.Issuer) + revocationText(p.Revocation) + "]"
 	}
 	return "[card UNVERIFIED: " + p.Problem + "]"
+}
+
+// revocationText qualifies "card verified" by what the issuer's
+// revocation list said at import.
+func revocationText(status string) string {
+	switch status {
+	case smarthealth.RevocationChecked:
+		return ", not revoked"
+	case smarthealth.RevocationStale:
+		return ", revocation list out of date"
+	case smarthealth.RevocationMissing:
+		return ", revocation not checked"
+	}
+	return ""
 }
 
 // addCards imports the SMART Health Cards read from in and reports them:
@@ -59,6 +73,11 @@ func reportCards(g *globalOptions, res []wallet.SHCResult) []recordJSON {
 		case vault.ProvenanceVerified:
 			g.note("medwallet: added SMART Health Card from %s (%s) as FHIR record %s (%s), signature verified",
 				who(p.IssuerName, p.Issuer), p.Issuer, r.Record.ID, units.Size(r.Record.Metadata.Size))
+			switch p.Revocation {
+			case smarthealth.RevocationMissing, smarthealth.RevocationStale:
+				g.note("medwallet: warning: the issuer may revoke cards of this key, and the wallet holds no current revocation list for it: the card was not checked against the newest; fetch it with 'medwallet issuer crl %s'",
+					quoteArg(who(p.IssuerName, p.Issuer)))
+			}
 		default:
 			g.note("medwallet: warning: added SMART Health Card claiming to be from %s as FHIR record %s, UNVERIFIED: %s",
 				p.Issuer, r.Record.ID, p.Problem)
@@ -100,6 +119,8 @@ func cardHint(e *wallet.CardError) string {
 		return "the issuer may have new keys: fetch them again ('medwallet issuer rm NAME', then 'medwallet issuer add'); " + anyway
 	case errors.Is(e, smarthealth.ErrSignature):
 		return "the card was changed after it was signed, or forged; " + anyway
+	case errors.Is(e, smarthealth.ErrRevoked):
+		return "the issuer withdrew this card (issued by mistake, or replaced): ask the issuer for a current one; " + anyway
 	}
 	return anyway
 }

@@ -62,6 +62,7 @@ type Client struct {
 	placedMu  sync.Mutex
 	placed    map[vault.ShareID]placedShare // shares this client stored and did not delete
 	manifests map[string]map[peer.ID]bool   // record -> peers that took a manifest copy
+	holders   map[string][]peer.ID          // record -> peers known to hold it (PreferHolders)
 	domains   map[peer.ID]netfile.Domain    // failure domains (domains.go)
 }
 
@@ -726,8 +727,21 @@ func (c *Client) PutManifest(ctx context.Context, record string, recipient conse
 	return n, nil
 }
 
+// PreferHolders tells the client which peers already hold record (its
+// shares or manifest copies, as the caller's placement says), so that
+// PutManifest puts later copies (a grantee's) there first.
+func (c *Client) PreferHolders(record string, peers []peer.ID) {
+	c.placedMu.Lock()
+	defer c.placedMu.Unlock()
+	if c.holders == nil {
+		c.holders = map[string][]peer.ID{}
+	}
+	c.holders[record] = append([]peer.ID(nil), peers...)
+}
+
 // shareHoldersFirst moves the peers in ranked that this client put a
-// share of record on before the others, keeping the order within each.
+// share of record on, or that PreferHolders named for it, before the
+// others, keeping the order within each.
 func (c *Client) shareHoldersFirst(record string, ranked []peer.ID) []peer.ID {
 	c.placedMu.Lock()
 	holds := map[peer.ID]bool{}
@@ -735,6 +749,9 @@ func (c *Client) shareHoldersFirst(record string, ranked []peer.ID) []peer.ID {
 		if ps.record == record {
 			holds[ps.peer] = true
 		}
+	}
+	for _, p := range c.holders[record] {
+		holds[p] = true
 	}
 	c.placedMu.Unlock()
 	out := make([]peer.ID, 0, len(ranked))
