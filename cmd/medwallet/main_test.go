@@ -28,12 +28,16 @@ func TestMain(m *testing.M) {
 		os.Exit(run(os.Args[1:]))
 	}
 	testscript.Main(m, map[string]func(){
-		"medwallet": func() { os.Exit(run(os.Args[1:])) },
+		"medwallet": func() {
+			execPeer(os.Args[1:]) // peerbin_test.go
+			os.Exit(run(os.Args[1:]))
+		},
 	})
 }
 
 func TestScripts(t *testing.T) {
 	data := testutil.SharedData(t)
+	peerBin := buildPeerBinary(t)
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata",
 		RequireExplicitExec: true,
@@ -43,6 +47,8 @@ func TestScripts(t *testing.T) {
 			env.Setenv("MEDWALLET_KEYRING_BACKEND", "file")
 			env.Setenv("MEDWALLET_PASSPHRASE", "keyring pass")
 			env.Setenv("SHARED_DATA", data)
+			env.Setenv("GORACE", raceOptions(os.Getenv("GORACE")))
+			env.Setenv(peerBinEnv, peerBin)
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
@@ -59,6 +65,22 @@ func TestScripts(t *testing.T) {
 			"shlclient":    cmdSHLClient, // cmd_share_test.go
 		},
 	})
+}
+
+// raceOptions are the race detector's options for the medwallet processes
+// a script starts (under -race they are the race-built test binary): the
+// caller's GORACE, with atexit_sleep_ms=0 unless it sets that itself. By
+// default a race-built process that exits 0 with goroutines still running
+// sleeps a second first, so that they may still report a race; a script
+// runs hundreds of commands one after another, and that second each was
+// over a third of this package's time under -race. The detector itself stays
+// on: a race while a command runs is reported as before; only the grace
+// second after the command has finished is gone.
+func raceOptions(gorace string) string {
+	if strings.Contains(gorace, "atexit_sleep_ms") {
+		return gorace
+	}
+	return strings.TrimSpace(gorace + " atexit_sleep_ms=0")
 }
 
 // cmdExits runs a program and checks its exit code: exits CODE PROG ARGS...

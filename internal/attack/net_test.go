@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -455,6 +456,7 @@ func (n *testnet) mustRun(ctx context.Context, u *user, args ...string) string {
 
 func (n *testnet) newUser(ctx context.Context, name, role string) *user {
 	u := &user{name: name, home: filepath.Join(n.dir, strings.ReplaceAll(strings.ToLower(name), " ", "-"))}
+	cheapKeyringKDF(n.t, u.home)
 	n.mustRun(ctx, u, "init", "--name", name, "--role", role)
 	var who struct {
 		ID string `json:"id"`
@@ -464,6 +466,32 @@ func (n *testnet) newUser(ctx context.Context, name, role string) *user {
 	}
 	u.id = consent.ID(who.ID)
 	return u
+}
+
+// cheapKeyringKDF gives the file keyring a new user's init will create
+// the scrypt cost cmd/medwallet's testscripts use (log2 N = 10), by writing
+// its parameter file first: a keyring keeps the cost it was made with
+// (wallet/keystore), and at the default cost (16) every command that opens
+// the keyring spent about half a second of CPU on scrypt alone. The suite
+// attacks peers, not keyrings; wallet/keystore tests the default cost.
+func cheapKeyringKDF(t testing.TB, home string) {
+	t.Helper()
+	dir := filepath.Join(home, "keyring")
+	salt := make([]byte, 16)
+	if _, err := rand.Read(salt); err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(map[string]any{"version": 1, "alg": "scrypt", "log_n": 10, "r": 8, "p": 1,
+		"salt": base64.StdEncoding.EncodeToString(salt)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "medwallet-kdf.json"), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func newGrantee(t testing.TB) *grantee {
