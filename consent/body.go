@@ -400,6 +400,8 @@ func decodeBody(k Kind, b []byte) (any, error) {
 		return decodeDeviceBody(k, b)
 	case KindShl, KindShlAccess:
 		return decodeShlBody(k, b)
+	case KindAgeKey:
+		return decodeAgeKey(b)
 	case KindEquivocation:
 		var v EquivocationProof
 		if err := Unmarshal(b, &v); err != nil {

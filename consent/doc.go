@@ -24,7 +24,7 @@
 //	                 7 credential, 8 break-glass, 9 review, 10 serve, 12 link,
 //	                 13 repair-grant, 14 repair-revoke, 15 retire, 16 guardian-set,
 //	                 17 recovery, 18 recovery-approval, 19 device, 20 device-revoke,
-//	                 22 shl, 23 shl-access (shl.go)
+//	                 22 shl, 23 shl-access (shl.go), 24 age-key (agekey.go)
 //	6 body    bytes  the canonical CBOR encoding of the kind's body
 //	7 sig     bytes  64: Ed25519 signature
 //
@@ -95,6 +95,9 @@
 //	                                recipient, 5 waiting period (s); a refuse or complete: 6 the start's hash
 //	recovery-approval RecoveryApprovalBody 1 the start's hash, 2 set ID, 3 piece (age ciphertext to
 //	                                the start's recipient)
+//	age-key       AgeKeyBody        1 the identity's new age recipient (X25519), 2 reason, 3 the
+//	                                device revoked (optional); in the identity's own feed, the
+//	                                newest counts (a device's own count for no one)
 //
 // A request is a map: 1 requester, 2 owner, 3 record ID, 4 scope, 5 purpose,
 // 6 time (Unix seconds), 7 nonce (16 to 64 bytes), 8 signature by the

@@ -27,6 +27,7 @@ const (
 	KindDevice       Kind = 19 // DeviceBody: opens a device feed the owner enrolled (device.go)
 	KindDeviceRevoke Kind = 20 // DeviceRevokeBody: the owner withdraws a device
 	// KindShl (22) and KindShlAccess (23): SMART Health Links, shl.go.
+	// KindAgeKey (24): the identity's new age recipient, agekey.go.
 )
 
 var kindNames = map[Kind]string{
@@ -52,6 +53,7 @@ var kindNames = map[Kind]string{
 	KindDeviceRevoke:     "device-revoke",
 	KindShl:              "shl",
 	KindShlAccess:        "shl-access",
+	KindAgeKey:           "age-key", // agekey.go
 }
 
 func (k Kind) String() string {

@@ -381,6 +381,24 @@ func (v *View) Recoveries(owner ID) []*RecoveryInfo {
 	return out
 }
 
+// PendingRecoveries returns the recovery requests naming owner that are
+// pending at now (Unix seconds), oldest first: asking the owner's current
+// guardian set, neither refused nor completed, and less than grace
+// seconds past their waiting period; only those whose requester counts
+// (nil: all). Peers cap them (p2p/peer, docs/network.md "Recovery
+// requests from strangers").
+func (v *View) PendingRecoveries(owner ID, now, grace int64, counts func(ID) bool) []*RecoveryInfo {
+	set, ok := v.GuardianSet(owner)
+	var out []*RecoveryInfo
+	for _, r := range v.Recoveries(owner) {
+		if ok && r.Set == set.Set && r.Refused == 0 && r.Completed == 0 && now < r.Ready()+grace &&
+			(counts == nil || counts(r.Requester)) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 // AllRecoveries returns every recovery request the view holds, oldest
 // first.
 func (v *View) AllRecoveries() []*RecoveryInfo {

@@ -228,3 +228,59 @@ func TestRecoveryView(t *testing.T) {
 		t.Fatalf("g3 guards %v", got)
 	}
 }
+
+// TestPendingRecoveries: a start is pending while it asks the owner's
+// current set, is neither refused nor completed, and is within its waiting
+// period plus the grace; counts filters requesters.
+func TestPendingRecoveries(t *testing.T) {
+	owner, a, b, c := testSigner(t, "owner"), testSigner(t, "a"), testSigner(t, "b"), testSigner(t, "c")
+	v := NewView()
+	heads := map[ID]Head{}
+	add := func(s Signer, k Kind, body any) *Entry {
+		t.Helper()
+		e, err := NewEntry(s, heads[s.ID()], t0, k, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := v.Ingest(e); err != nil {
+			t.Fatal(err)
+		}
+		heads[s.ID()] = e.Head()
+		return e
+	}
+	pending := func(now int64, counts func(ID) bool) []ID {
+		var out []ID
+		for _, r := range v.PendingRecoveries(owner.ID(), now, 100, counts) {
+			out = append(out, r.Requester)
+		}
+		return out
+	}
+	start := func(s *KeySigner, set Hash, delay int64) *Entry {
+		return add(s, KindRecovery, &RecoveryBody{Op: RecoveryStart, Owner: owner.ID(), Set: set, Recipient: "age1x", Delay: delay})
+	}
+	set := &GuardianSetBody{Set: HashBytes([]byte("set")), Threshold: 1, Blob: HashBytes([]byte("blob")),
+		Guardians: []GuardianPiece{{Guardian: c.ID(), Index: 1, Piece: []byte("p")}}, Commitments: [][]byte{make([]byte, 32)}}
+	now := t0.Unix()
+	start(a, set.Set, 0)
+	if got := pending(now, nil); len(got) != 0 {
+		t.Fatalf("pending %v without a guardian set", got)
+	}
+	add(owner, KindGuardianSet, set)
+	sa := start(a, set.Set, 50)
+	sb := start(b, set.Set, 0)
+	start(c, HashBytes([]byte("other")), 0)
+	if got := pending(now, nil); !slices.Equal(got, []ID{a.ID(), a.ID(), b.ID()}) {
+		t.Fatalf("pending %v, want a's two and b's", got)
+	}
+	if got := pending(now, func(id ID) bool { return id != a.ID() }); !slices.Equal(got, []ID{b.ID()}) {
+		t.Fatalf("pending, a not counted: %v", got)
+	}
+	if got := pending(now+100, nil); !slices.Equal(got, []ID{a.ID()}) {
+		t.Fatalf("pending at the grace's end %v, want a's with a waiting period", got)
+	}
+	add(owner, KindRecovery, &RecoveryBody{Op: RecoveryRefuse, Request: sa.Hash()})
+	add(owner, KindRecovery, &RecoveryBody{Op: RecoveryComplete, Request: sb.Hash()})
+	if got := pending(now, nil); !slices.Equal(got, []ID{a.ID()}) {
+		t.Fatalf("pending after a refusal and a completion %v, want a's first", got)
+	}
+}

@@ -55,8 +55,9 @@ import (
 // StateVersion is the version of the view state's layout. A state of
 // another version is ignored (and rebuilt). Version 2 was one CBOR value,
 // decoded whole at every open. Version 4 added the guardian and recovery
-// entries (Recovery, guardian.go); version 5 devices (device.go).
-const StateVersion = 5
+// entries (Recovery, guardian.go); version 5 devices (device.go); version
+// 6 the identities' newest age-key entries (AgeKeys, agekey.go).
+const StateVersion = 6
 
 // Errors of reading a state back. A Ledger treats any of them as "no
 // state", and rebuilds the view from the entries.
@@ -164,6 +165,9 @@ type coreState struct {
 	// Devices and their revocations (version 5 on; device.go).
 	Devices    []stateDevice
 	DeviceRevs []stateDeviceRev
+	// AgeKeys are the newest age-key entry of each author (version 6 on;
+	// agekey.go).
+	AgeKeys []stateAgeKey
 }
 
 // coreFeed is a feed: its length, the time of its head entry and how many
@@ -516,6 +520,7 @@ func (v *View) core() *coreState {
 	slices.SortFunc(cs.Grantors, func(a, b stateGrantors) int { return strings.Compare(string(a.Grantee), string(b.Grantee)) })
 	cs.GrantsBy, cs.GrantsTo = countList(v.grantsBy), countList(v.grantsTo)
 	cs.Devices, cs.DeviceRevs = v.deviceState()
+	cs.AgeKeys = v.ageKeyState()
 	cs.Revocations = v.hasRevs || len(v.revokedBy) > 0
 	cs.Nonces = v.hasNonces || len(v.nonces) > 0
 	cs.Recovery = v.recoveryState()
@@ -618,6 +623,9 @@ func (v *View) restoreCore(cs *coreState) error {
 	}
 	v.hasRevs, v.hasNonces = cs.Revocations, cs.Nonces
 	v.restoreDevices(cs.Devices, cs.DeviceRevs)
+	if err := v.restoreAgeKeys(cs.AgeKeys); err != nil {
+		return fmt.Errorf("%w: age key: %v", ErrStateCorrupt, err)
+	}
 	return v.restoreRecovery(cs.Recovery)
 }
 

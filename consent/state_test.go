@@ -25,6 +25,9 @@ func richLedger(t *testing.T, seed uint64, steps int) *randLedger {
 		if i%8 == 4 {
 			l.shlKinds() // shl_test.go
 		}
+		if i%16 == 10 {
+			l.ageKeyKinds() // agekey_test.go
+		}
 	}
 	return l
 }
@@ -219,6 +222,10 @@ func sameAnswers(t *testing.T, l *randLedger, want, got *View) {
 		gi, gok := got.Identity(id)
 		wi, wok := want.Identity(id)
 		eq("identity "+id.Short(), fmt.Sprint(gok, gi), fmt.Sprint(wok, wi))
+		gk, gok := got.AgeKey(id)
+		wk, wok := want.AgeKey(id)
+		eq("age key "+id.Short(), fmt.Sprint(gok, gk), fmt.Sprint(wok, wk))
+		eq("age recipient "+id.Short(), got.AgeRecipient(id), want.AgeRecipient(id))
 		for _, rec := range []string{"rec-1", "rec-2", "fork"} {
 			ga, gok := got.Anchor(id, rec)
 			wa, wok := want.Anchor(id, rec)

@@ -141,6 +141,7 @@ type View struct {
 	devices    map[ID]*DeviceInfo        // device feed -> its device entry
 	devicesBy  map[ID][]ID               // owner -> its devices, sorted
 	deviceRevs map[ID][]deviceRevocation // device -> the device-revoke entries naming it
+	ageKeys    map[ID]*AgeKeyInfo        // identity -> its newest age-key entry (agekey.go)
 }
 
 // MaxPendingPerAuthor bounds the entries of one author a view holds while
@@ -386,6 +387,8 @@ func (v *View) accept(f *feed, e *Entry, h Hash) {
 		v.acceptDevice(e, b)
 	case *DeviceRevokeBody:
 		v.acceptDeviceRevoke(e, b)
+	case *AgeKeyBody:
+		v.acceptAgeKey(e, b)
 	}
 }
 

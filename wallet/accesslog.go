@@ -113,7 +113,7 @@ func (w *Wallet) ListAccesses(ctx context.Context, opts AccessLogOptions) (Acces
 	check := w.accessCheck()
 	var me age.Identity
 	if id, err := w.Identity(); err == nil {
-		me = id.Age
+		me = id.Opener()
 	}
 	book := w.contactBook()
 	opened := map[consent.Hash]string{}

@@ -58,6 +58,10 @@ type backupJSON struct {
 	// Files are home files by name, Keyring keyring items by key.
 	Files   map[string][]byte `json:"files"`
 	Keyring map[string][]byte `json:"keyring"`
+
+	// stale is set on a backup fetched from the peers when a copy there
+	// is sealed to a retired age key (agekey.go): it is sealed again.
+	stale bool
 }
 
 // sealedBackup is the stored envelope.
@@ -160,13 +164,17 @@ func (w *Wallet) fetchBackup(ctx context.Context, c *client.Client, id *Identity
 			continue
 		}
 		plain, err := decryptWith(sb.Sealed, id.Age, maxBackup)
-		if err != nil {
-			continue
+		old := err != nil
+		if old {
+			if plain, err = decryptWith(sb.Sealed, id.Opener(), maxBackup); err != nil {
+				continue
+			}
 		}
 		var b backupJSON
 		if json.Unmarshal(plain, &b) != nil || b.Format != backupFormat || b.Owner != w.ID() {
 			continue
 		}
+		b.stale = old
 		found = append(found, &b)
 	}
 	if len(found) == 0 {
@@ -176,12 +184,15 @@ func (w *Wallet) fetchBackup(ctx context.Context, c *client.Client, id *Identity
 	// most peers hold, the first listed on a tie.
 	count := map[string]int{}
 	best, bestN := found[0], 0
+	stale := false
 	for _, b := range found {
 		h, _ := backupHash(b)
 		if count[h]++; count[h] > bestN {
 			best, bestN = b, count[h]
 		}
+		stale = stale || b.stale
 	}
+	best.stale = stale
 	return best, nil
 }
 
@@ -280,7 +291,7 @@ func (w *Wallet) syncBackup(ctx context.Context, c *client.Client) (BackupResult
 		return res, err
 	}
 	h, plain := backupHash(local)
-	if h != remoteHash {
+	if h != remoteHash || remote != nil && remote.stale {
 		sealed, err := encryptTo(plain, id.Age.Recipient())
 		if err != nil {
 			return res, err

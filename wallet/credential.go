@@ -181,7 +181,7 @@ func (w *Wallet) IssueCredential(ctx context.Context, o CredentialOptions) (Cred
 	var out CredentialInfo
 	if err := w.appendAndPublish(ctx, consent.KindCredential, body, func(v *consent.View, e *consent.Entry) {
 		c, _ := v.Credential(e.Hash())
-		out = w.credentialInfo(v, c, id.Age, now)
+		out = w.credentialInfo(v, c, id.Opener(), now)
 	}); err != nil {
 		return out, fmt.Errorf("credential %s: %w", out.ID.String()[:12], err)
 	}
@@ -304,7 +304,7 @@ func (w *Wallet) Credentials(ctx context.Context) ([]CredentialInfo, error) {
 	l.View(func(v *consent.View) {
 		for _, c := range v.Credentials() {
 			if c.Issuer == w.ID() || c.Subject == w.ID() {
-				out = append(out, w.credentialInfo(v, c, id.Age, now))
+				out = append(out, w.credentialInfo(v, c, id.Opener(), now))
 			}
 		}
 	})
@@ -350,7 +350,7 @@ func (w *Wallet) RevokeCredential(ctx context.Context, ref string) (CredentialIn
 	}
 	var out CredentialInfo
 	err = w.appendAndPublish(ctx, consent.KindRevoke, &consent.RevokeBody{Grant: c.ID}, func(v *consent.View, _ *consent.Entry) {
-		out = w.credentialInfo(v, c, id.Age, w.Now())
+		out = w.credentialInfo(v, c, id.Opener(), w.Now())
 	})
 	if err != nil {
 		return out, fmt.Errorf("the revocation of credential %s: %w", c.ID.String()[:12], err)

@@ -40,7 +40,8 @@ import (
 //
 // The primary adds a device (OfferDevice: a one-time code, p2p/pairing);
 // the new device joins with the code (JoinDevice); the primary revokes a
-// device (RevokeDevice). Records are added, and devices added and revoked,
+// device (RevokeDevice), which gives the patient a new age identity
+// (agekey.go). Records are added, and devices added and revoked,
 // on the primary; grants and revocations of grants, and reading records,
 // on any device.
 
@@ -87,7 +88,7 @@ func (w *Wallet) matchesIdentity(id *Identity) error {
 	if err != nil || got != w.device {
 		return fmt.Errorf("the signing key is not this device's: %w", ErrVerify)
 	}
-	if id.Age.Recipient().String() != w.card.AgeRecipient {
+	if !id.holds(w.card.AgeRecipient) {
 		return fmt.Errorf("the age key does not belong to this identity card: %w", ErrVerify)
 	}
 	return nil
@@ -116,7 +117,7 @@ func (w *Wallet) sealManifest(m *vault.Manifest, id *Identity, recipient age.Rec
 	if err != nil {
 		return nil, err
 	}
-	r, err := age.Decrypt(bytes.NewReader(enc), id.Age)
+	r, err := age.Decrypt(bytes.NewReader(enc), id.Opener())
 	if err != nil {
 		return nil, fmt.Errorf("record %s: manifest: %w: %w", m.RecordID, ErrVerify, err)
 	}
@@ -225,7 +226,7 @@ func (w *Wallet) Devices(ctx context.Context) ([]DeviceInfo, error) {
 	var out []DeviceInfo
 	l.View(func(v *consent.View) {
 		for _, d := range v.Devices(w.ID()) {
-			di := DeviceInfo{ID: d.Device, Label: openLabel(d.Label, id.Age), Added: time.Unix(d.Time, 0).UTC(),
+			di := DeviceInfo{ID: d.Device, Label: openLabel(d.Label, id.Opener()), Added: time.Unix(d.Time, 0).UTC(),
 				This: d.Device == w.device, OnLedger: true}
 			di.Cut, di.Revoked = v.DeviceCut(d.Device)
 			out = append(out, di)
@@ -273,13 +274,16 @@ func checkLabel(label string) error {
 // pairPayload is what the primary sends a new device, encrypted to the
 // device's own age recipient.
 type pairPayload struct {
-	Version     int              `json:"version"`
-	Card        string           `json:"card"`
-	AgeIdentity string           `json:"age_identity"`
-	Label       string           `json:"label"`
-	Added       int64            `json:"added"`
-	Entry       []byte           `json:"entry"` // the device entry's body, canonical CBOR
-	Network     *netfile.Network `json:"network,omitempty"`
+	Version     int    `json:"version"`
+	Card        string `json:"card"`
+	AgeIdentity string `json:"age_identity"`
+	// RetiredAge are the patient's retired age identities, newest first
+	// (agekey.go): a device paired after a rotation reads older items too.
+	RetiredAge []string         `json:"retired_age,omitempty"`
+	Label      string           `json:"label"`
+	Added      int64            `json:"added"`
+	Entry      []byte           `json:"entry"` // the device entry's body, canonical CBOR
+	Network    *netfile.Network `json:"network,omitempty"`
 }
 
 // DeviceOffer is a pairing code the primary serves until a device joins
@@ -376,8 +380,12 @@ func (w *Wallet) OfferDevice(ctx context.Context, o OfferOptions) (*DeviceOffer,
 		if err != nil {
 			return nil, err
 		}
-		p, err := json.Marshal(pairPayload{Version: deviceVersion, Card: w.card.String(), AgeIdentity: id.Age.String(),
-			Label: label, Added: w.Now().Unix(), Entry: entry, Network: net})
+		pp := pairPayload{Version: deviceVersion, Card: w.card.String(), AgeIdentity: id.Age.String(),
+			Label: label, Added: w.Now().Unix(), Entry: entry, Network: net}
+		for _, r := range id.Retired {
+			pp.RetiredAge = append(pp.RetiredAge, r.String())
+		}
+		p, err := json.Marshal(pp)
 		if err != nil {
 			return nil, err
 		}
@@ -512,7 +520,18 @@ func createDevice(cfg Config, payload []byte, priv ed25519.PrivateKey, devID con
 		return nil, nil, fmt.Errorf("the identity card the primary sent: %w", err)
 	}
 	ageID, err := age.ParseX25519Identity(p.AgeIdentity)
-	if err != nil || ageID.Recipient().String() != card.AgeRecipient {
+	if err != nil {
+		return nil, nil, fmt.Errorf("the age key the primary sent is not the card's: %w", ErrVerify)
+	}
+	id := &Identity{Signing: priv, Age: ageID, DeviceAge: devAge}
+	for _, r := range p.RetiredAge {
+		a, err := age.ParseX25519Identity(r)
+		if err != nil {
+			return nil, nil, fmt.Errorf("the age keys the primary sent: %w", ErrVerify)
+		}
+		id.Retired = append(id.Retired, a)
+	}
+	if !id.holds(card.AgeRecipient) {
 		return nil, nil, fmt.Errorf("the age key the primary sent is not the card's: %w", ErrVerify)
 	}
 	var body consent.DeviceBody
@@ -520,7 +539,6 @@ func createDevice(cfg Config, payload []byte, priv ed25519.PrivateKey, devID con
 		body.Owner != card.ID || body.Device != devID || body.AgeRecipient != devAge.Recipient().String() {
 		return nil, nil, fmt.Errorf("the device entry the primary sent is not for this device: %w", ErrVerify)
 	}
-	id := &Identity{Signing: priv, Age: ageID, DeviceAge: devAge}
 	w, err := create(cfg, card, id)
 	if err != nil {
 		return nil, nil, err
@@ -556,8 +574,10 @@ func createDevice(cfg Config, payload []byte, priv ed25519.PrivateKey, devID con
 // RevokeDevice withdraws one of the identity's devices, named by its ID
 // (or a prefix of at least 8 characters) or its label: after catching up
 // with the network, it appends a device-revoke entry whose cut is the
-// device's head as the ledger holds it, and publishes it. Every peer then
-// refuses the device's later grants and its requests. Then it re-keys
+// device's head as the ledger holds it, gives the patient a new age
+// identity (the keyring first, then an age-key entry naming its
+// recipient; agekey.go), and publishes both. Every peer then refuses the
+// device's later grants and its requests. Then it re-keys
 // (device_rekey.go): every record moves to a new record key and the
 // grants that still stand are re-issued under the new keys, so the record
 // keys the device saw open nothing any more. Only the primary revokes,
@@ -573,8 +593,22 @@ func (w *Wallet) RevokeDevice(ctx context.Context, ref string) (DeviceInfo, Devi
 		return DeviceInfo{}, rk, err
 	}
 	defer w.holdLedger()()
-	if err := w.catchUp(ctx); err != nil {
-		return DeviceInfo{}, rk, err
+	// One connection to the network for every step.
+	var c *client.Client
+	if w.HasNetwork() {
+		var err error
+		if c, err = w.Dial(ctx); err != nil {
+			return DeviceInfo{}, rk, err
+		}
+		defer c.Close()
+		if _, err := w.pull(ctx, c); err != nil { // catch up
+			return DeviceInfo{}, rk, err
+		}
+		// A restore of an older key export takes the current age key
+		// before it rotates to a new one (agekey.go).
+		if _, err := w.pickUpAgeKey(ctx, c); err != nil {
+			return DeviceInfo{}, rk, err
+		}
 	}
 	ds, err := w.Devices(ctx)
 	if err != nil {
@@ -609,13 +643,40 @@ func (w *Wallet) RevokeDevice(ctx context.Context, ref string) (DeviceInfo, Devi
 		}
 		d.Revoked, d.Cut = true, cut
 	}
-	if w.HasNetwork() {
-		if err := w.publishFeed(ctx); err != nil {
+	// The device held the patient's age identity: a new one, before
+	// anything is sealed again (agekey.go).
+	rotated, err := w.rotateAgeKey(d.ID)
+	if err != nil {
+		return d, rk, fmt.Errorf("the device is revoked, but rotating the age key stopped (run device revoke again to finish it): %w", err)
+	}
+	rk.AgeKeyRotated = rotated
+	if rk.AgeRecipient, err = w.CurrentAgeRecipient(); err != nil {
+		return d, rk, err
+	}
+	if c != nil {
+		// The new age identity goes to the devices still standing and in
+		// escrow before the age-key entry is on the network; the
+		// revocation is published even if that failed (it matters more).
+		var derr error
+		rk.Delivery, derr = w.deliverAgeKey(ctx, c)
+		if err := w.Publish(ctx, c); err != nil {
 			return d, rk, fmt.Errorf("the device is revoked here but not yet on the network: %w", err)
 		}
+		if derr != nil {
+			return d, rk, fmt.Errorf("the device is revoked, but delivering the new age key to your other devices stopped (run device revoke again to finish it): %w", derr)
+		}
 	}
-	if rk, err = w.rekeyAfterDevice(ctx); err != nil {
+	ak := rk
+	rk, err = w.rekeyAfterDevice(ctx, c)
+	rk.AgeKeyRotated, rk.AgeRecipient, rk.Delivery = ak.AgeKeyRotated, ak.AgeRecipient, ak.Delivery
+	if err != nil {
 		return d, rk, fmt.Errorf("the device is revoked, but re-keying stopped (run device revoke again to finish it): %w", err)
+	}
+	if c != nil {
+		// The backup of local state, sealed to the new age key.
+		if _, err := w.syncBackup(ctx, c); err != nil {
+			return d, rk, fmt.Errorf("the device is revoked and the records re-keyed, but sealing the backup to the new age key stopped (run device revoke again to finish it): %w", err)
+		}
 	}
 	return d, rk, nil
 }

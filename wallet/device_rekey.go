@@ -20,6 +20,12 @@ type DeviceRekey struct {
 	Records []RotatedRecord
 	// Replaced are the grants that stood, re-issued under the new keys.
 	Replaced []ReplacedGrant
+	// AgeKeyRotated is set when this run gave the patient a new age
+	// identity (agekey.go); AgeRecipient is the current one after it.
+	AgeKeyRotated bool
+	AgeRecipient  string
+	// Delivery says where the current age identity was stored.
+	Delivery AgeKeyDelivery
 }
 
 // rekeyAfterDevice moves every record this wallet holds to a new record
@@ -28,16 +34,16 @@ type DeviceRekey struct {
 // that still stands and wraps a record key (reissueGrant), so that the
 // record keys a revoked device saw open nothing any more. Grants the
 // revoked device signed after its cut are not the identity's and are not
-// re-issued. The caller holds the ledger.
-func (w *Wallet) rekeyAfterDevice(ctx context.Context) (DeviceRekey, error) {
+// re-issued. The caller holds the ledger; c is its connection to the
+// network (nil: none, or dial one).
+func (w *Wallet) rekeyAfterDevice(ctx context.Context, c *client.Client) (DeviceRekey, error) {
 	var res DeviceRekey
 	defer w.holdContacts()()
 	have, err := w.recordIDs()
 	if err != nil {
 		return res, err
 	}
-	var c *client.Client
-	if w.HasNetwork() {
+	if c == nil && w.HasNetwork() {
 		if c, err = w.Dial(ctx); err != nil {
 			return res, err
 		}

@@ -140,6 +140,7 @@ func (w *Wallet) importEmergency(ctx context.Context, c *client.Client, o Import
 		roleKey   *age.X25519Identity
 		policies  int
 		recipient string
+		rotated   string
 	)
 	now := w.Now().Unix()
 	l.View(func(v *consent.View) {
@@ -149,7 +150,7 @@ func (w *Wallet) importEmergency(ctx context.Context, c *client.Client, o Import
 				continue
 			}
 			policies++
-			if k, _ := w.heldRoleKey(v, cand, id.Age); k != nil {
+			if k, _ := w.heldRoleKey(v, cand, id.Opener()); k != nil {
 				g, roleKey = cand, k
 				break
 			}
@@ -157,6 +158,7 @@ func (w *Wallet) importEmergency(ctx context.Context, c *client.Client, o Import
 		if b, ok := v.Identity(patient); ok {
 			recipient = b.AgeRecipient
 		}
+		rotated = recipientOf(v, patient, "") // agekey.go
 	})
 	l.Close()
 	switch {
@@ -167,6 +169,9 @@ func (w *Wallet) importEmergency(ctx context.Context, c *client.Client, o Import
 	}
 	if c, err := w.Resolve(string(patient)); err == nil {
 		recipient = c.Card.AgeRecipient
+	}
+	if rotated != "" {
+		recipient = rotated // the patient's current age key, newer than any card
 	}
 	pr, err := age.ParseX25519Recipient(recipient)
 	if err != nil {
@@ -225,12 +230,12 @@ func (w *Wallet) emergencyAccessesIn(v *consent.View, eas []consent.EmergencyAcc
 	for _, ea := range eas {
 		x := EmergencyAccess{EmergencyAccess: ea, RequesterName: w.NameOf(ea.Requester)}
 		if b, ok := v.BreakGlass(ea.BreakGlass); ok {
-			if p, err := decryptWith(b.Reason, id.Age, consent.MaxReasonSize); err == nil {
+			if p, err := decryptWith(b.Reason, id.Opener(), consent.MaxReasonSize); err == nil {
 				x.Reason = string(p)
 			}
 		}
 		if r, ok := v.Review(ea.BreakGlass); ok && len(r.Note) > 0 {
-			if p, err := decryptWith(r.Note, id.Age, consent.MaxReasonSize); err == nil {
+			if p, err := decryptWith(r.Note, id.Opener(), consent.MaxReasonSize); err == nil {
 				x.Note = string(p)
 			}
 		}

@@ -81,6 +81,9 @@ type GrantInfo struct {
 	NotBefore   time.Time
 	Expires     time.Time // zero: no expiry
 	Status      string
+	// VoidReason says why a void grant (Status GrantVoid) counts for no
+	// peer: VoidDeviceRevoked or VoidEquivocating.
+	VoidReason  string
 	WrappedKeys int
 	// Role grants: the role and its credential issuer; TimeBox > 0 marks
 	// an emergency (break-glass) grant.
@@ -297,11 +300,7 @@ func (w *Wallet) resolveGrantee(to string) (consent.ID, *age.X25519Recipient, er
 		if lerr != nil {
 			return "", nil, lerr
 		}
-		l.View(func(v *consent.View) {
-			if b, ok := v.Identity(pid); ok {
-				recipient = b.AgeRecipient
-			}
-		})
+		l.View(func(v *consent.View) { recipient = v.AgeRecipient(pid) }) // the newest age-key entry's, else the identity entry's
 		l.Close()
 		if recipient == "" {
 			return "", nil, &NotFoundError{Kind: KindIdentity, Ref: pid.Short()}
@@ -311,6 +310,11 @@ func (w *Wallet) resolveGrantee(to string) (consent.ID, *age.X25519Recipient, er
 	}
 	if id == w.ID() {
 		return "", nil, fmt.Errorf("a grant to yourself: %w", ErrInvalid)
+	}
+	// A grantee that rotated its age key since its card (agekey.go).
+	if l, _, err := w.openLedger(false); err == nil {
+		l.View(func(v *consent.View) { recipient = recipientOf(v, id, recipient) })
+		l.Close()
 	}
 	r, err := age.ParseX25519Recipient(recipient)
 	if err != nil {
@@ -367,7 +371,7 @@ func (w *Wallet) grantInfoWith(v *consent.View, g *consent.GrantInfo, now time.T
 	if g.Expires != 0 {
 		gi.Expires = consent.TimeOf(g.Expires)
 	}
-	gi.Status = status(v.Revoked(g.ID), g.NotBefore, g.Expires, now)
+	gi.Status, gi.VoidReason = grantStatus(v, g, now) // grant_status.go
 	return gi
 }
 
@@ -542,7 +546,8 @@ func (w *Wallet) GrantFHIR(ctx context.Context, ref string) ([]byte, error) {
 	l.View(func(v *consent.View) {
 		var g *consent.GrantInfo
 		if g, err = findGrant(v, ref); err == nil {
-			out, err = consent.GrantFHIR(g, v.Revoked(g.ID), w.Now(), w.NameOf(g.Grantee))
+			// A void grant (grant_status.go) is in force nowhere: inactive.
+			out, err = consent.GrantFHIR(g, v.Revoked(g.ID) || voidReason(v, g) != "", w.Now(), w.NameOf(g.Grantee))
 		}
 	})
 	return out, err

@@ -629,7 +629,7 @@ func (w *Wallet) ApproveRecovery(ctx context.Context, code string, confirm func(
 		}
 	}
 	gp, _ := set.Piece(w.ID())
-	pp, err := decryptWith(gp.Piece, id.Age, 4096)
+	pp, err := decryptWith(gp.Piece, id.Opener(), 4096)
 	if err != nil {
 		return out, fmt.Errorf("your piece does not open with your key: %w", ErrVerify)
 	}

@@ -96,7 +96,7 @@ func (w *Wallet) Import(ctx context.Context, o ImportOptions) ([]ImportedRecord,
 	if err != nil {
 		return nil, err
 	}
-	grants, err := w.importGrants(o, id.Age)
+	grants, err := w.importGrants(o, id.Opener())
 	if err != nil {
 		return nil, err
 	}

@@ -279,7 +279,7 @@ func (w *Wallet) loadManifest(rid string) (*vault.Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, err := vault.DecryptManifest(enc, w.ownerKey(id), id.Age)
+	m, err := vault.DecryptManifest(enc, w.ownerKey(id), id.Opener())
 	if err != nil {
 		return nil, fmt.Errorf("record %s: manifest: %w: %w", rid, ErrVerify, err)
 	}

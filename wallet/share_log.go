@@ -215,7 +215,7 @@ func (w *Wallet) LinkAccesses(ctx context.Context) ([]LinkAccess, error) {
 func (w *Wallet) linkAccessesIn(v *consent.View, since time.Time, book *contactBook) []LinkAccess {
 	var me age.Identity
 	if id, err := w.Identity(); err == nil {
-		me = id.Age
+		me = id.Opener()
 	}
 	check := w.accessCheck()
 	var out []LinkAccess

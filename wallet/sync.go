@@ -118,6 +118,9 @@ type SyncResult struct {
 	Grants   int `json:"grants"`
 	// Backup is what became of the backup of local state (backup.go).
 	Backup BackupResult `json:"backup"`
+	// AgeKey is set when sync installed the patient's current age
+	// identity, rotated since (agekey.go).
+	AgeKey bool `json:"age_key,omitempty"`
 }
 
 // Sync rebuilds the wallet from the network: it pulls the ledger, fetches
@@ -147,6 +150,11 @@ func (w *Wallet) Sync(ctx context.Context) (SyncResult, error) {
 		// the next steps open it again, with less in memory.
 		release()
 		release = w.holdLedger()
+	}
+	// A rotated age key (agekey.go): the ledger names a recipient this
+	// wallet does not hold as current; the copy for it is on the peers.
+	if res.AgeKey, err = w.pickUpAgeKey(ctx, c); err != nil {
+		return res, err
 	}
 	id, err := w.Identity()
 	if err != nil {
@@ -184,7 +192,7 @@ func (w *Wallet) Sync(ctx context.Context) (SyncResult, error) {
 		if !anchored || consent.Hash(vault.ManifestHash(cp.Envelope)) != want {
 			continue // stale, removed or foreign: the ledger decides what is current
 		}
-		m, err := vault.DecryptManifest(cp.Envelope, pub, id.Age)
+		m, err := vault.DecryptManifest(cp.Envelope, pub, id.Opener())
 		if err != nil || m.RecordID.String() != cp.Record {
 			continue
 		}

@@ -79,7 +79,13 @@ type state struct {
 // Identity is the secret half of a wallet.
 type Identity struct {
 	Signing ed25519.PrivateKey
+	// Age is the patient's current age identity: what the wallet decrypts
+	// with first and seals its own items to. Retired are the older ones,
+	// newest first, kept to decrypt what was encrypted to them and never
+	// encrypted to (agekey.go); the card's is the last of them once the
+	// identity rotated.
 	Age     *age.X25519Identity
+	Retired []*age.X25519Identity
 	// DeviceAge is a paired device's own age identity (device.go); nil on
 	// the primary.
 	DeviceAge *age.X25519Identity
@@ -288,6 +294,9 @@ type secretJSON struct {
 	Ed25519Seed string `json:"ed25519_seed"`
 	AgeIdentity string `json:"age_identity"`
 	DeviceAge   string `json:"device_age,omitempty"`
+	// RetiredAge are the retired age identities, newest first
+	// (agekey.go).
+	RetiredAge []string `json:"retired_age,omitempty"`
 }
 
 func encodeIdentity(id *Identity) []byte {
@@ -298,6 +307,9 @@ func encodeIdentity(id *Identity) []byte {
 	}
 	if id.DeviceAge != nil {
 		s.DeviceAge = id.DeviceAge.String()
+	}
+	for _, r := range id.Retired {
+		s.RetiredAge = append(s.RetiredAge, r.String())
 	}
 	b, _ := json.Marshal(s)
 	return b
@@ -322,6 +334,13 @@ func decodeIdentity(b []byte) (*Identity, error) {
 			return nil, fmt.Errorf("the keyring item for this wallet is damaged: %w", ErrInvalid)
 		}
 	}
+	for _, r := range s.RetiredAge {
+		a, err := age.ParseX25519Identity(r)
+		if err != nil {
+			return nil, fmt.Errorf("the keyring item for this wallet is damaged: %w", ErrInvalid)
+		}
+		id.Retired = append(id.Retired, a)
+	}
 	return id, nil
 }
 
@@ -331,7 +350,7 @@ func (id *Identity) matches(card consent.Card) error {
 	if err != nil || got != card.ID {
 		return fmt.Errorf("the signing key does not belong to this identity card: %w", ErrVerify)
 	}
-	if id.Age.Recipient().String() != card.AgeRecipient {
+	if !id.holds(card.AgeRecipient) {
 		return fmt.Errorf("the age key does not belong to this identity card: %w", ErrVerify)
 	}
 	return nil

@@ -104,8 +104,9 @@ access, see 'medwallet emergency enable'.`,
 // grantJSON is the --json shape of a grant (grant, grant show, grants, revoke).
 type grantJSON struct {
 	ID             string     `json:"id"`
-	Direction      string     `json:"direction"` // given or received
-	Status         string     `json:"status"`    // active, revoked, expired, not-yet-valid
+	Direction      string     `json:"direction"`             // given or received
+	Status         string     `json:"status"`                // active, revoked, expired, not-yet-valid, void
+	VoidReason     string     `json:"void_reason,omitempty"` // void: device-revoked or equivocating-author
 	Author         string     `json:"author"`
 	AuthorName     string     `json:"author_name"`
 	Grantee        string     `json:"grantee"`
@@ -164,7 +165,7 @@ type excludedJSON struct {
 
 func newGrantJSON(gi wallet.GrantInfo) grantJSON {
 	j := grantJSON{
-		ID: gi.ID.String(), Direction: "received", Status: gi.Status, Author: string(gi.Author), AuthorName: gi.AuthorName,
+		ID: gi.ID.String(), Direction: "received", Status: gi.Status, VoidReason: gi.VoidReason, Author: string(gi.Author), AuthorName: gi.AuthorName,
 		Grantee: string(gi.Grantee), GranteeName: gi.GranteeName, AllRecords: gi.All, Records: gi.Records,
 		Scopes: gi.Scopes, Purpose: gi.Purpose.Code, PurposeDisplay: gi.Purpose.Display,
 		Created: gi.Created, NotBefore: gi.NotBefore, WrappedKeys: gi.WrappedKeys,
@@ -368,7 +369,7 @@ func runGrantShow(ctx context.Context, opts grantShowOptions, g *globalOptions, 
 			expires = j.Expires.Format(time.RFC3339)
 		}
 		fmt.Fprintf(out, "grant:      %s\n", j.ID)
-		fmt.Fprintf(out, "status:     %s\n", j.Status)
+		fmt.Fprintf(out, "status:     %s\n", statusText(j))
 		fmt.Fprintf(out, "from:       %s (%s)\n", who(j.AuthorName, "-"), j.Author)
 		fmt.Fprintf(out, "to:         %s (%s)\n", who(j.GranteeName, "-"), j.Grantee)
 		fmt.Fprintf(out, "records:    %s\n", records)

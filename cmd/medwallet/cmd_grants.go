@@ -29,7 +29,9 @@ func newGrantsCommand(g *globalOptions) *cobra.Command {
 		Short: "List the grants you made and the grants made to you",
 		Long: `Pull the network's ledger (unless --offline), then list every grant that
 you made (direction "given") or that names you as grantee ("received"),
-oldest first, with its status: active, revoked, expired or not-yet-valid.
+oldest first, with its status: active, revoked, expired, not-yet-valid, or
+void with the reason: a grant one of your devices signed after you revoked
+it, which every peer refuses ("void (device revoked)").
 
 The newest 100 grants are listed (oldest of them first); --limit N lists
 the newest N, --all every one.`,
@@ -95,9 +97,23 @@ func emitGrants(g *globalOptions, gs []wallet.GrantInfo, empty string) error {
 			if j.Expires != nil {
 				expires = j.Expires.Format("2006-01-02T15:04Z07:00")
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.ID[:12], j.Direction, j.Status, with, j.Purpose,
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.ID[:12], j.Direction, statusText(j), with, j.Purpose,
 				strings.Join(j.Scopes, ","), records, expires)
 		}
 		tw.Flush()
 	})
+}
+
+// statusText is a grant's status as the tables print it: a void grant
+// with its reason.
+func statusText(j grantJSON) string {
+	switch j.VoidReason {
+	case "":
+		return j.Status
+	case wallet.VoidDeviceRevoked:
+		return j.Status + " (device revoked)"
+	case wallet.VoidEquivocating:
+		return j.Status + " (device equivocated)"
+	}
+	return j.Status + " (" + j.VoidReason + ")"
 }

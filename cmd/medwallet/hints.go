@@ -124,6 +124,9 @@ func networkLine(e *wallet.NetworkError) string {
 		}
 		return "a peer failed while storing the record's shares, so the record was not added"
 	case wallet.OpPublish:
+		if errors.Is(e, ledgersync.ErrRecoveryCap) {
+			return "no peer took the recovery request: the identity has as many pending recovery requests from new keys as its peers keep, or this key has one already"
+		}
 		if errors.Is(e, ledgersync.ErrNotAuthorised) {
 			return "no peer took the update to your ledger: they refused it (not authorised)"
 		}
@@ -200,6 +203,8 @@ func hintFor(err error) string {
 			return "check the peers with 'medwallet peers' and start the ones that are down, or lower --k"
 		}
 		return "are the peers running? check with 'medwallet peers'"
+	case errors.Is(err, ledgersync.ErrRecoveryCap):
+		return "the patient can refuse the requests it did not start ('medwallet recover --refuse CODE' on its device; its guardians see them with 'medwallet guardian requests'); otherwise try again once they lapse, a day after their waiting period"
 	case errors.Is(err, ledgersync.ErrNotAuthorised):
 		return "peers keep and share a patient's ledger only with the patient, the parties its entries name and the peers that serve it: check that the network file lists your own peers with 'medwallet peers'"
 	case errors.Is(err, wallet.ErrNoSHLPeer):

@@ -319,8 +319,8 @@ func (in *Ingest) mayWrite(remote peer.ID, op string, e *consent.Entry) error {
 }
 
 // RefusedError is a peer's typed refusal of a ledger request: Code is one
-// of the refusal codes (CodeNotAuthorised). It wraps ErrNotAuthorised for
-// that code.
+// of the refusal codes (CodeNotAuthorised, CodeRecoveryCap). It wraps
+// ErrNotAuthorised, or ErrRecoveryCap, for that code.
 type RefusedError struct {
 	Peer   peer.ID
 	Code   string
@@ -337,8 +337,11 @@ func (e *RefusedError) Error() string {
 
 // Unwrap returns the sentinel error of the refusal code.
 func (e *RefusedError) Unwrap() error {
-	if e.Code == CodeNotAuthorised {
+	switch e.Code {
+	case CodeNotAuthorised:
 		return ErrNotAuthorised
+	case CodeRecoveryCap:
+		return ErrRecoveryCap
 	}
 	return nil
 }

@@ -135,7 +135,8 @@
 // read none gets {1: [], 3: "not-authorised"}; a fetch of a feed it may
 // not read gets {1: [], 2: "not-authorised"}; an entry MayWrite refuses,
 // received by push, sync or gossip, is not stored and not gossiped, and a
-// push acks it 5 (refused) with code "not-authorised". Clients turn the
+// push acks it 5 (refused) with code "not-authorised" ("recovery-cap" when
+// the refusal wraps ErrRecoveryCap). Clients turn the
 // code into a *RefusedError wrapping ErrNotAuthorised. Refusals are counted
 // (Stats.NotAuthorised) and logged at info at most once a minute per
 // remote, naming a feed by a short hash of its author only.

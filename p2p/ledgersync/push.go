@@ -249,6 +249,8 @@ func (s *PushService) pushBatch(remote peer.ID, encs [][]byte) []Ack {
 	for i, b := range encs {
 		acks[i].Hash = consent.HashBytes(b)
 		switch err := errs[i]; {
+		case errors.Is(err, ErrRecoveryCap):
+			acks[i].Status, acks[i].Code, acks[i].Reason = AckRefused, CodeRecoveryCap, clip(err.Error())
 		case errors.Is(err, ErrNotAuthorised):
 			acks[i].Status, acks[i].Code, acks[i].Reason = AckRefused, CodeNotAuthorised, clip(err.Error())
 		case err != nil:

@@ -28,6 +28,17 @@ var ErrNotAuthorised = errors.New("not authorised")
 // of a feed it may not read, a pushed entry this peer does not store.
 const CodeNotAuthorised = "not-authorised"
 
+// CodeRecoveryCap is the refusal code of a recovery request the peer does
+// not keep because the identity it names has as many pending requests
+// from new keys as a peer keeps (p2p/peer: docs/network.md "Recovery
+// requests from strangers").
+const CodeRecoveryCap = "recovery-cap"
+
+// ErrRecoveryCap is what an Authoriser's refusal of a recovery request
+// over the cap wraps, and what a client's error wraps when a peer refused
+// an entry with code CodeRecoveryCap. It wraps ErrNotAuthorised.
+var ErrRecoveryCap = fmt.Errorf("%w: the identity has too many pending recovery requests", ErrNotAuthorised)
+
 // Authoriser says who may read and who may write which feeds. It is
 // called for every heads page, fetch and received entry, so it must be
 // cheap; it must not call back into the services.

@@ -2,6 +2,7 @@ package peer
 
 import (
 	"fmt"
+	"time"
 
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
 
@@ -38,19 +39,43 @@ var errNotAuthorised = ledgersync.ErrNotAuthorised
 // sub-feed's parent, a known or serving peer, a party the subject names);
 // sub-feeds only of the subject's peers; the feeds of parties a served
 // subject's entries name; known peers' home feeds; issuers' public feeds
-// from their author or a known peer; a recovery start naming a served
-// owner. The rest is refused with an error wrapping errNotAuthorised.
+// from their author or a known peer; a break-glass entry naming a served
+// owner by a party it names; a recovery start naming a served owner,
+// within the cap on strangers' recovery requests (admitRecovery). The
+// rest is refused with an error wrapping errNotAuthorised.
 type authoriser struct {
 	self   consent.ID
 	ledger *consent.Ledger
 	served *serving.Set
 	holds  func(consent.ID) bool
 	known  map[consent.ID]bool
+	now    func() time.Time
 }
+
+// Recovery requests from strangers (docs/network.md "Recovery requests
+// from strangers"). A recovery start is signed by a fresh key, so anyone
+// can write one naming a served owner; these bound what they make a peer
+// keep.
+const (
+	// MaxPendingRecoveries is how many pending recovery starts naming one
+	// owner, by authors that are not its known parties (the owner, its
+	// devices, the guardians of its current set), a peer keeps; each such
+	// author has at most one pending start per owner.
+	MaxPendingRecoveries = 4
+	// RecoveryGrace is how long after its waiting period a start stays
+	// pending, if not refused or completed.
+	RecoveryGrace = 24 * time.Hour
+	// RecoveryMinHold is how long a start that reaches a peer from anyone
+	// but a fellow peer (a known peer, a serving peer of the owner) must
+	// still be pending: one whose waiting period plus RecoveryGrace ends
+	// sooner (a backdated one) is refused, or its author could make one
+	// that counts against the cap for no time at all, and another at once.
+	RecoveryMinHold = 12 * time.Hour
+)
 
 func newAuthoriser(self consent.ID, l *consent.Ledger, served *serving.Set, holds func(consent.ID) bool,
 	known []lpeer.ID) *authoriser {
-	a := &authoriser{self: self, ledger: l, served: served, holds: holds, known: make(map[consent.ID]bool)}
+	a := &authoriser{self: self, ledger: l, served: served, holds: holds, known: make(map[consent.ID]bool), now: time.Now}
 	for _, k := range known {
 		a.known[consent.ID(k.String())] = true
 	}
@@ -137,11 +162,74 @@ func (a *authoriser) mayRead(v *consent.View, r, author consent.ID) bool {
 func (a *authoriser) MayWrite(remote lpeer.ID, e *consent.Entry) error {
 	r := consent.ID(remote.String())
 	var ok bool
-	a.ledger.View(func(v *consent.View) { ok = a.mayWrite(v, r, e) })
-	if ok {
+	var err error
+	a.ledger.View(func(v *consent.View) {
+		if ok = a.mayWrite(v, r, e); ok {
+			err = a.admitRecovery(v, r, e)
+		}
+	})
+	if !ok {
+		return fmt.Errorf("%w: this peer keeps only the feeds of the patients it serves and of the parties they name", errNotAuthorised)
+	}
+	return err
+}
+
+// admitRecovery applies the limits on strangers' recovery requests to e,
+// which mayWrite accepted from r: a recovery start naming an owner, by an
+// author that is not a known party of the owner, is refused when it asks
+// a guardian set other than the owner's current one (it could never be
+// approved), when it would be pending for less than RecoveryMinHold and
+// comes from anyone but a fellow peer, and, with ErrRecoveryCap, when its author has a
+// pending start for that owner already or MaxPendingRecoveries others are
+// pending. A start this peer holds already passes (a repeated push, a
+// sync). The answer depends only on the view and the clock, so peers
+// with the same ledger agree.
+func (a *authoriser) admitRecovery(v *consent.View, r consent.ID, e *consent.Entry) error {
+	if e.Kind != consent.KindRecovery {
 		return nil
 	}
-	return fmt.Errorf("%w: this peer keeps only the feeds of the patients it serves and of the parties they name", errNotAuthorised)
+	body, err := e.DecodedBody()
+	if err != nil {
+		return fmt.Errorf("%w: %w", errNotAuthorised, err)
+	}
+	b, ok := body.(*consent.RecoveryBody)
+	if !ok || b.Op != consent.RecoveryStart || a.knownParty(v, b.Owner, e.Author) {
+		return nil
+	}
+	if _, held := v.Recovery(e.Hash()); held {
+		return nil
+	}
+	now := a.now()
+	if !a.isPeerOf(v, r, b.Owner) {
+		if set, ok := v.GuardianSet(b.Owner); !ok || set.Set != b.Set {
+			return fmt.Errorf("%w: the recovery request does not ask the identity's current guardian set", errNotAuthorised)
+		}
+		if e.Time+b.Delay+int64(RecoveryGrace/time.Second) < now.Add(RecoveryMinHold).Unix() {
+			return fmt.Errorf("%w: the recovery request is dated too far back (its waiting period ended more than %v ago)",
+				errNotAuthorised, RecoveryGrace-RecoveryMinHold)
+		}
+	}
+	pending := v.PendingRecoveries(b.Owner, now.Unix(), int64(RecoveryGrace/time.Second),
+		func(id consent.ID) bool { return !a.knownParty(v, b.Owner, id) })
+	for _, p := range pending {
+		if p.Requester == e.Author {
+			return fmt.Errorf("%w: this key has a pending recovery request of the identity already", ledgersync.ErrRecoveryCap)
+		}
+	}
+	if len(pending) >= MaxPendingRecoveries {
+		return fmt.Errorf("%w: %d are pending, the most a peer keeps from new keys", ledgersync.ErrRecoveryCap, len(pending))
+	}
+	return nil
+}
+
+// knownParty reports whether id is owner, an unrevoked device of owner, or
+// a guardian of owner's current set.
+func (a *authoriser) knownParty(v *consent.View, owner, id consent.ID) bool {
+	if actsFor(v, id, owner) {
+		return true
+	}
+	set, ok := v.GuardianSet(owner)
+	return ok && set.Guards(id)
 }
 
 func (a *authoriser) mayWrite(v *consent.View, r consent.ID, e *consent.Entry) bool {
@@ -200,7 +288,12 @@ func (a *authoriser) mayWrite(v *consent.View, r consent.ID, e *consent.Entry) b
 	from := r == author || a.known[r]
 	switch b, _ := e.DecodedBody(); b := b.(type) {
 	case *consent.BreakGlassBody:
-		return a.Serves(v, b.Owner)
+		// Only a holder of a credential for a role the owner granted can
+		// use one (consent.Decide), and the owner's entries name it
+		// already (Grantors, above): a stranger's break-glass entries are
+		// not kept, or any key could make this peer keep feeds of them
+		// about a served patient without bound.
+		return a.Serves(v, b.Owner) && v.Names(b.Owner, author)
 	case *consent.RecoveryBody:
 		return b.Op == consent.RecoveryStart && a.Serves(v, b.Owner) // a recovery of a served owner
 	case *consent.EquivocationProof:

@@ -167,6 +167,7 @@ func TestAuthoriserWrites(t *testing.T) {
 	accessKS, accessKT := access("K:S", "S"), access("K:T", "T")
 	bgT := w.next("C", consent.KindBreakGlass, &consent.BreakGlassBody{Owner: w.id("T"), Grant: consent.Hash{2}, Reason: []byte("x")})
 	bgS := w.next("C", consent.KindBreakGlass, &consent.BreakGlassBody{Owner: w.id("S"), Grant: consent.Hash{2}, Reason: []byte("x")})
+	bgX := w.next("X", consent.KindBreakGlass, &consent.BreakGlassBody{Owner: w.id("S"), Grant: consent.Hash{2}, Reason: []byte("x")})
 	x, _ := consent.NewSubFeed(w.ids["X"], w.id("S"))
 	linkXS, err := consent.NewEntry(x, consent.Head{}, w.now, consent.KindLink, x.Link())
 	if err != nil {
@@ -193,7 +194,9 @@ func TestAuthoriserWrites(t *testing.T) {
 		{"a known peer's access about a served patient", "K", accessKS, true},
 		{"a known peer's access about a patient not served", "K", accessKT, false},
 		{"break-glass about a served patient", "C", bgS, true},
-		{"break-glass about a patient not served", "C", bgT, true}, // C's feed: S names C
+		{"break-glass about a patient not served", "C", bgT, true},           // C's feed: S names C
+		{"a stranger's break-glass about a served patient", "X", bgX, false}, // no credential S's grants name
+		{"a stranger's break-glass relayed by a known peer", "K", bgX, false},
 	} {
 		err := w.a.MayWrite(pid(t, w.id(c.remote)), c.e)
 		if (err == nil) != c.want || err != nil && !errors.Is(err, errNotAuthorised) {

@@ -30,6 +30,7 @@ func TestOwnerBlobsAreNeverOrphans(t *testing.T) {
 		{"0123456789abcdef0123456789abcdef", store.Orphan},
 		{consent.BackupRecord(owner), store.Expired},
 		{consent.SealedIdentityRecord(owner), store.Expired},
+		{consent.AgeKeyRecord(owner), store.Expired},
 	} {
 		r := ref(owner, tc.record)
 		st := store.Classify(pol, store.Item{Owner: owner, Record: tc.record, Created: created},

@@ -364,9 +364,7 @@ func (s *Service) decide(id string, owner consent.ID, entry consent.Hash, recipi
 			}
 			d = consent.DecideShl(v, entry, owner, now, passOK, lk.Failures)
 			body = consent.ShlAccessBody{Owner: owner, Link: entry, Allow: d.Allow, Reason: d.Reason, OwnerHead: v.Head(owner), Failures: d.Failures}
-			if ib, ok := v.Identity(owner); ok {
-				ageRecipient = ib.AgeRecipient
-			}
+			ageRecipient = v.AgeRecipient(owner) // the newest age-key entry's, else the identity entry's
 		})
 		if body.Recipient, err = encryptTo(recipient, ageRecipient); err != nil {
 			return consent.ShlDecision{}, err
