@@ -125,17 +125,7 @@ func TestNeedToKnow(t *testing.T) {
 func (n *testnet) outsider() *peerProc {
 	t := n.t
 	t.Helper()
-	p := &peerProc{name: "p6", dir: filepath.Join(n.dir, "p6"), port: freePorts(t, 1)[0]}
-	p.logf = p.dir + ".log"
-	priv := newKey(t)
-	if err := os.MkdirAll(p.dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(p.dir, "peer.key"), priv.Seed(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	p.id = peerID(t, priv)
-	p.addr = fmt.Sprintf("/ip4/127.0.0.1/tcp/%d/p2p/%s", p.port, p.id)
+	p := n.newPeerProc("p6", freePorts(t, 1)[0], nil)
 	n.start(p)
 	t.Cleanup(p.kill)
 	n.waitUp(p)

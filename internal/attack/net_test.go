@@ -172,19 +172,7 @@ func newNetwork(t testing.TB, o netOptions) *testnet {
 	n.netFile = filepath.Join(n.dir, "network.json")
 	ports := freePorts(t, numPeers)
 	for i := range numPeers {
-		p := &peerProc{name: fmt.Sprintf("p%d", i+1), dir: filepath.Join(n.dir, fmt.Sprintf("p%d", i+1)), port: ports[i],
-			extra: o.peerArgs}
-		p.logf = p.dir + ".log"
-		priv := newKey(t)
-		if err := os.MkdirAll(p.dir, 0o700); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(p.dir, "peer.key"), priv.Seed(), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		p.id = peerID(t, priv)
-		p.addr = fmt.Sprintf("/ip4/127.0.0.1/tcp/%d/p2p/%s", p.port, p.id)
-		n.peers = append(n.peers, p)
+		n.peers = append(n.peers, n.newPeerProc(fmt.Sprintf("p%d", i+1), ports[i], o.peerArgs))
 	}
 	t.Cleanup(n.killAll)
 	var nf netfile.Network
@@ -237,6 +225,25 @@ func newNetwork(t testing.TB, o netOptions) *testnet {
 func (n *testnet) grant(ctx context.Context, to string) string {
 	return strings.TrimSpace(n.mustRun(ctx, n.alice, "grant", "--to", to, "--record", n.record,
 		"--scope", scopeAll, "--purpose", purpose))
+}
+
+// newPeerProc makes a peer process's directory and key (not started):
+// name is also its directory under n.dir, port its TCP port on loopback.
+func (n *testnet) newPeerProc(name string, port int, extra []string) *peerProc {
+	t := n.t
+	t.Helper()
+	p := &peerProc{name: name, dir: filepath.Join(n.dir, name), port: port, extra: extra}
+	p.logf = p.dir + ".log"
+	priv := newKey(t)
+	if err := os.MkdirAll(p.dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(p.dir, "peer.key"), priv.Seed(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p.id = peerID(t, priv)
+	p.addr = fmt.Sprintf("/ip4/127.0.0.1/tcp/%d/p2p/%s", p.port, p.id)
+	return p
 }
 
 func freePorts(t testing.TB, k int) []int {

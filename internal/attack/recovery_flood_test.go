@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -41,18 +40,7 @@ func TestRecoveryFlood(t *testing.T) {
 	n.netFile = filepath.Join(n.dir, "network.json")
 	ports := freePorts(t, 2)
 	for i := range 2 {
-		p := &peerProc{name: fmt.Sprintf("p%d", i+1), dir: filepath.Join(n.dir, fmt.Sprintf("p%d", i+1)), port: ports[i]}
-		p.logf = p.dir + ".log"
-		priv := newKey(t)
-		if err := os.MkdirAll(p.dir, 0o700); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(p.dir, "peer.key"), priv.Seed(), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		p.id = peerID(t, priv)
-		p.addr = fmt.Sprintf("/ip4/127.0.0.1/tcp/%d/p2p/%s", p.port, p.id)
-		n.peers = append(n.peers, p)
+		n.peers = append(n.peers, n.newPeerProc(fmt.Sprintf("p%d", i+1), ports[i], nil))
 	}
 	t.Cleanup(n.killAll)
 	if err := netfile.Write(n.netFile, netfile.Network{Peers: []string{n.peers[0].addr, n.peers[1].addr}}); err != nil {
