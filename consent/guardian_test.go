@@ -142,21 +142,8 @@ func TestGuardianBodiesValidate(t *testing.T) {
 func TestRecoveryView(t *testing.T) {
 	owner, g1, g2, g3, newMachine, stranger := testSigner(t, "owner"), testSigner(t, "g1"), testSigner(t, "g2"), testSigner(t, "g3"), testSigner(t, "new machine"), testSigner(t, "stranger")
 	v := NewView()
-	heads := map[ID]Head{}
 	at := t0
-	add := func(s Signer, k Kind, body any) *Entry {
-		t.Helper()
-		at = at.Add(time.Minute)
-		e, err := NewEntry(s, heads[s.ID()], at, k, body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := v.Ingest(e); err != nil {
-			t.Fatal(err)
-		}
-		heads[s.ID()] = e.Head()
-		return e
-	}
+	add := feedWriter(t, v, func() time.Time { at = at.Add(time.Minute); return at })
 	set := func(id string, gs ...*KeySigner) *GuardianSetBody {
 		b := &GuardianSetBody{Set: HashBytes([]byte(id)), Threshold: 2, Blob: HashBytes([]byte("blob"))}
 		var ids []ID
@@ -235,19 +222,7 @@ func TestRecoveryView(t *testing.T) {
 func TestPendingRecoveries(t *testing.T) {
 	owner, a, b, c := testSigner(t, "owner"), testSigner(t, "a"), testSigner(t, "b"), testSigner(t, "c")
 	v := NewView()
-	heads := map[ID]Head{}
-	add := func(s Signer, k Kind, body any) *Entry {
-		t.Helper()
-		e, err := NewEntry(s, heads[s.ID()], t0, k, body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := v.Ingest(e); err != nil {
-			t.Fatal(err)
-		}
-		heads[s.ID()] = e.Head()
-		return e
-	}
+	add := feedWriter(t, v, func() time.Time { return t0 })
 	pending := func(now int64, counts func(ID) bool) []ID {
 		var out []ID
 		for _, r := range v.PendingRecoveries(owner.ID(), now, 100, counts) {
@@ -282,5 +257,23 @@ func TestPendingRecoveries(t *testing.T) {
 	add(owner, KindRecovery, &RecoveryBody{Op: RecoveryComplete, Request: sb.Hash()})
 	if got := pending(now, nil); !slices.Equal(got, []ID{a.ID()}) {
 		t.Fatalf("pending after a refusal and a completion %v, want a's first", got)
+	}
+}
+
+// feedWriter returns a function that signs an entry as s, after s's last
+// one, at the time at gives, and ingests it into v.
+func feedWriter(t *testing.T, v *View, at func() time.Time) func(s Signer, k Kind, body any) *Entry {
+	heads := map[ID]Head{}
+	return func(s Signer, k Kind, body any) *Entry {
+		t.Helper()
+		e, err := NewEntry(s, heads[s.ID()], at(), k, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := v.Ingest(e); err != nil {
+			t.Fatal(err)
+		}
+		heads[s.ID()] = e.Head()
+		return e
 	}
 }
